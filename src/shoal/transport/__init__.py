@@ -1,0 +1,31 @@
+"""Transports: how the bytes of messages travel between ranks.
+
+``ENDPOINTS`` maps a transport name to the endpoint class that implements it;
+third-party packages add theirs under the ``shoal.transports`` entry-point
+group.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from shoal.transport.base import Endpoint
+from shoal.transport.shm import ShmEndpoint
+
+ENDPOINTS: dict[str, type[Endpoint]] = {"shm": ShmEndpoint}
+
+
+def endpoint_class(name: str) -> type[Endpoint]:
+    """The endpoint class registered under ``name`` (built in or a plugin)."""
+    if name not in ENDPOINTS:
+        for entry in entry_points(group="shoal.transports"):
+            if entry.name == name:
+                ENDPOINTS[name] = entry.load()
+                break
+        else:
+            known = ", ".join(sorted(ENDPOINTS))
+            raise LookupError(f"no transport named {name!r}; known: {known}")
+    return ENDPOINTS[name]
+
+
+__all__ = ["ENDPOINTS", "Endpoint", "ShmEndpoint", "endpoint_class"]

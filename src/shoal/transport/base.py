@@ -1,0 +1,49 @@
+"""What the message-passing engine needs from a transport.
+
+An :class:`Endpoint` is one rank's connection to every other rank of a job, as
+a set of byte streams, one per direction per peer.  The engine frames messages
+itself (see :mod:`shoal.wire.header`), so a transport only moves bytes, says how
+many are waiting, and lets the rank sleep until something happens.  Writes and
+reads never block: the engine keeps the progress of every stream, which is what
+lets two ranks that send each other large messages at once both get through.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class Endpoint(ABC):
+    rank: int
+    size: int
+
+    @abstractmethod
+    def write(self, dst: int, src: memoryview | bytes) -> int:
+        """Copy a prefix of ``src`` towards ``dst`` without blocking; return its length."""
+
+    @abstractmethod
+    def readable(self, src: int) -> int:
+        """How many bytes from ``src`` can be read now."""
+
+    @abstractmethod
+    def read_into(self, src: int, dest: memoryview, n: int) -> None:
+        """Move exactly ``n`` readable bytes from ``src`` into ``dest``."""
+
+    @abstractmethod
+    def read_bytes(self, src: int, n: int) -> bytes:
+        """Take exactly ``n`` readable bytes from ``src``."""
+
+    @abstractmethod
+    def set_sleeping(self, flag: bool) -> None:
+        """Announce that this rank is about to sleep (peers must wake it) or is awake."""
+
+    @abstractmethod
+    def sleep(self, timeout: float) -> None:
+        """Block until a peer makes progress for this rank or ``timeout`` passes."""
+
+    def set_status(self, text: str) -> None:  # noqa: B027 - optional hook
+        """Publish the call this rank is blocked in, for ``shoal run --timeout``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the transport's resources."""

@@ -1,0 +1,359 @@
+"""Shared-memory transport between the ranks of one host.
+
+The launcher creates one anonymous shared-memory file per job (``memfd`` on
+Linux, an unlinked file elsewhere) and one *doorbell* pipe per rank, and hands
+the file descriptors to every rank.  Nothing has a name in ``/dev/shm``, so a
+job killed with SIGKILL leaves no segment behind: the kernel frees the memory
+when the last descriptor closes.
+
+Segment layout (all integers little-endian, unsigned 64-bit, offsets in bytes)::
+
+    0      header      magic b"SHOALSH1", size, ring_bytes, status_off, sleep_off, rings_off
+    status_off         one 256-byte slot per rank: u64 since_ns, u64 text_len, text (utf-8)
+                       -- the call a rank is blocked in, read by the launcher on --timeout
+    sleep_off          one 64-byte line per rank: u64 sleeping flag (1 = wake me via doorbell)
+    rings_off          one ring per ordered pair (src, dst), src != dst, in row-major order:
+                         +0    u64 head  (bytes consumed, written by the receiver)
+                         +64   u64 tail  (bytes produced, written by the sender)
+                         +128  ring_bytes of data
+
+Each ring is single-producer single-consumer.  The sender copies bytes in at
+``tail % ring_bytes`` and then publishes the new tail; the receiver copies out
+and publishes the new head.  Head and tail sit on separate cache lines so the
+two sides do not fight over one.  Publishing after copying is enough on x86-64
+(stores are not reordered with other stores); on weakly ordered CPUs the
+registry picks another transport (see :func:`supported`).
+
+A rank waits by spinning briefly and then sleeping on its doorbell: it sets its
+sleeping flag, looks once more, and blocks in ``select`` on the pipe.  Whoever
+makes progress for it (writes to one of its rings, or frees space in a ring it
+writes to) and sees the flag writes a byte to the doorbell.  The flag store and
+the ring load can pass each other in the CPU's store buffer, so a sleep always
+has a short timeout: a lost wake-up costs milliseconds, never a hang.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import platform
+import select
+import struct
+import tempfile
+import time
+
+from shoal.errors import ConfigurationError
+from shoal.transport.base import Endpoint
+
+MAGIC = b"SHOALSH1"
+_HEADER = struct.Struct("<8s5Q")
+_SLOT_BYTES = 256
+_LINE = 64
+_RING_CONTROL = 128
+_DEFAULT_BUDGET = 256 * 1024 * 1024  # bytes of rings for the whole job, at most
+_MAX_RING = 4 * 1024 * 1024
+_MIN_RING = 64 * 1024
+
+
+def supported() -> bool:
+    """Whether the lock-free rings are safe on this CPU (needs ordered stores)."""
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def default_ring_bytes(size: int) -> int:
+    """Ring size per ordered pair: large for small jobs, shrinking as pairs multiply."""
+    pairs = max(1, size * (size - 1))
+    ring = _DEFAULT_BUDGET // pairs
+    ring = max(_MIN_RING, min(_MAX_RING, ring))
+    return ring - ring % 4096
+
+
+class Layout:
+    """Offsets inside a job's segment; the same arithmetic on both sides."""
+
+    __slots__ = ("size", "ring_bytes", "status_off", "sleep_off", "rings_off", "total")
+
+    def __init__(self, size: int, ring_bytes: int) -> None:
+        self.size = size
+        self.ring_bytes = ring_bytes
+        self.status_off = 4096
+        self.sleep_off = self.status_off + size * _SLOT_BYTES
+        self.rings_off = _round_up(self.sleep_off + size * _LINE, 4096)
+        self.total = self.rings_off + size * (size - 1) * (_RING_CONTROL + ring_bytes)
+
+    def ring_offset(self, src: int, dst: int) -> int:
+        """Where the ring carrying src -> dst starts (its control block)."""
+        index = src * (self.size - 1) + (dst if dst < src else dst - 1)
+        return self.rings_off + index * (_RING_CONTROL + self.ring_bytes)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return (value + multiple - 1) // multiple * multiple
+
+
+def _anonymous_file(total: int) -> int:
+    """A file descriptor for shared memory that has no name anywhere."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("shoal-job", 0)
+    else:  # pragma: no cover - macOS and other POSIX systems
+        directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, path = tempfile.mkstemp(prefix="shoal-", dir=directory)
+        os.unlink(path)
+    os.ftruncate(fd, total)
+    return fd
+
+
+class ShmJob:
+    """The launcher's side of one job's shared memory and doorbells."""
+
+    def __init__(self, size: int, ring_bytes: int, fd: int,
+                 doorbells: list[tuple[int, int]]) -> None:
+        self.size = size
+        self.layout = Layout(size, ring_bytes)
+        self._fd = fd
+        self._doorbells = doorbells
+        self._map = mmap.mmap(fd, self.layout.total)
+        _HEADER.pack_into(self._map, 0, MAGIC, size, ring_bytes, self.layout.status_off,
+                          self.layout.sleep_off, self.layout.rings_off)
+        self._rank_fds_open = True
+
+    @classmethod
+    def create(cls, size: int, ring_bytes: int | None = None) -> ShmJob:
+        if size < 1:
+            raise ConfigurationError(f"a job needs at least one rank, not {size}")
+        ring = ring_bytes or int(os.environ.get("SHOAL_SHM_RING_BYTES", "0")) \
+            or default_ring_bytes(size)
+        if ring < 4096 or ring % 64:
+            raise ConfigurationError(
+                f"SHOAL_SHM_RING_BYTES must be a multiple of 64 and at least 4096, not {ring}")
+        fd = _anonymous_file(Layout(size, ring).total)
+        doorbells = []
+        for _ in range(size):
+            read_end, write_end = os.pipe()
+            os.set_blocking(read_end, False)
+            os.set_blocking(write_end, False)
+            doorbells.append((read_end, write_end))
+        return cls(size, ring, fd, doorbells)
+
+    def rank_env(self, rank: int) -> dict[str, str]:
+        """Environment variables that tell a rank where its shared memory is."""
+        return {
+            "SHOAL_SHM_FD": str(self._fd),
+            "SHOAL_DOORBELL_READ": str(self._doorbells[rank][0]),
+            "SHOAL_DOORBELL_WRITE": ",".join(str(w) for _, w in self._doorbells),
+        }
+
+    def rank_fds(self, rank: int) -> tuple[int, ...]:
+        """Descriptors a rank must inherit (``subprocess`` ``pass_fds``)."""
+        return (self._fd, self._doorbells[rank][0], *(w for _, w in self._doorbells))
+
+    def close_rank_fds(self) -> None:
+        """Close the launcher's copies once every rank has been started.
+
+        The mapping stays, so :meth:`blocked_calls` keeps working.
+        """
+        if not self._rank_fds_open:
+            return
+        self._rank_fds_open = False
+        os.close(self._fd)
+        for read_end, write_end in self._doorbells:
+            os.close(read_end)
+            os.close(write_end)
+
+    def blocked_calls(self) -> dict[int, tuple[str, float]]:
+        """Which rank is blocked in which shoal call, and for how long (seconds)."""
+        now = time.monotonic_ns()
+        found: dict[int, tuple[str, float]] = {}
+        for rank in range(self.size):
+            text, since = read_status(self._map, self.layout, rank)
+            if text:
+                found[rank] = (text, max(0.0, (now - since) / 1e9))
+        return found
+
+    def close(self) -> None:
+        self.close_rank_fds()
+        self._map.close()
+
+
+def read_status(buf: mmap.mmap | memoryview, layout: Layout, rank: int) -> tuple[str, int]:
+    off = layout.status_off + rank * _SLOT_BYTES
+    since, length = struct.unpack_from("<QQ", buf, off)
+    if not length:
+        return "", 0
+    length = min(length, _SLOT_BYTES - 16)
+    return bytes(buf[off + 16:off + 16 + length]).decode("utf-8", "replace"), since
+
+
+class Ring:
+    """One direction of one pair: a single-producer single-consumer byte ring."""
+
+    __slots__ = ("ctl", "data", "cap", "pos")
+
+    def __init__(self, view: memoryview, offset: int, cap: int) -> None:
+        # ctl[0] is the head (consumer's count), ctl[8] the tail (producer's count).
+        self.ctl = view[offset:offset + _RING_CONTROL].cast("Q")
+        self.data = view[offset + _RING_CONTROL:offset + _RING_CONTROL + cap]
+        self.cap = cap
+        # The count this side owns, cached: only this side ever writes it.
+        self.pos = 0
+
+
+class ShmEndpoint(Endpoint):
+    """A rank's side of the job's segment: its rings, its doorbell and its peers'."""
+
+    def __init__(self, rank: int, size: int, fd: int, doorbell_read: int,
+                 doorbell_writes: list[int]) -> None:
+        self.rank = rank
+        self.size = size
+        self._map = mmap.mmap(fd, 0)
+        os.close(fd)
+        magic, msize, ring_bytes, *_ = _HEADER.unpack_from(self._map, 0)
+        if magic != MAGIC or msize != size:
+            raise ConfigurationError(
+                "the shared-memory segment does not belong to this job "
+                f"(magic {magic!r}, {msize} ranks, expected {size}); start ranks with `shoal run`")
+        self.layout = Layout(size, ring_bytes)
+        view = memoryview(self._map)
+        self._view = view
+        self.outgoing: list[Ring | None] = [None] * size
+        self.incoming: list[Ring | None] = [None] * size
+        for peer in range(size):
+            if peer != rank:
+                self.outgoing[peer] = Ring(view, self.layout.ring_offset(rank, peer), ring_bytes)
+                self.incoming[peer] = Ring(view, self.layout.ring_offset(peer, rank), ring_bytes)
+        self._sleep = view[self.layout.sleep_off:self.layout.sleep_off + size * _LINE].cast("Q")
+        self._sleep_stride = _LINE // 8
+        self._doorbell_read = doorbell_read
+        self._doorbell_writes = doorbell_writes
+        self._status_off = self.layout.status_off + rank * _SLOT_BYTES
+        self._has_status = False
+
+    @classmethod
+    def from_environment(cls, rank: int, size: int) -> ShmEndpoint:
+        try:
+            fd = int(os.environ["SHOAL_SHM_FD"])
+            doorbell_read = int(os.environ["SHOAL_DOORBELL_READ"])
+            writes = [int(w) for w in os.environ["SHOAL_DOORBELL_WRITE"].split(",")]
+        except (KeyError, ValueError) as exc:
+            raise ConfigurationError(
+                f"rank {rank} of {size} has no shared memory ({exc}); start the job with "
+                "`shoal run -n N program.py`") from exc
+        return cls(rank, size, fd, doorbell_read, writes)
+
+    # -- the byte rings -------------------------------------------------------
+
+    def write(self, dst: int, src: memoryview | bytes) -> int:
+        """Copy as much of ``src`` as fits into the ring to ``dst``; return the count."""
+        ring = self.outgoing[dst]
+        assert ring is not None
+        tail = ring.pos
+        cap = ring.cap
+        n = cap - (tail - ring.ctl[0])
+        if n <= 0:
+            return 0
+        if len(src) < n:
+            n = len(src)
+        start = tail % cap
+        first = cap - start
+        data = ring.data
+        if n <= first:
+            data[start:start + n] = src[:n] if n != len(src) else src
+        else:
+            data[start:] = src[:first]
+            data[:n - first] = src[first:n]
+        tail += n
+        ring.pos = tail
+        ring.ctl[8] = tail
+        if self._sleep[dst * self._sleep_stride]:
+            self.ring_doorbell(dst)
+        return n
+
+    def readable(self, src: int) -> int:
+        """Bytes waiting in the ring from ``src``."""
+        ring = self.incoming[src]
+        assert ring is not None
+        return ring.ctl[8] - ring.pos
+
+    def read_into(self, src: int, dest: memoryview, n: int) -> None:
+        """Move exactly ``n`` waiting bytes from ``src``'s ring into ``dest``."""
+        ring = self.incoming[src]
+        assert ring is not None
+        head = ring.pos
+        cap = ring.cap
+        start = head % cap
+        first = cap - start
+        data = ring.data
+        if n <= first:
+            dest[:n] = data[start:start + n]
+        else:
+            dest[:first] = data[start:]
+            dest[first:n] = data[:n - first]
+        self._consumed(src, ring, head + n)
+
+    def read_bytes(self, src: int, n: int) -> bytes:
+        """Take exactly ``n`` waiting bytes from ``src``'s ring as a new bytes object."""
+        ring = self.incoming[src]
+        assert ring is not None
+        head = ring.pos
+        cap = ring.cap
+        start = head % cap
+        if start + n <= cap:
+            out = ring.data[start:start + n].tobytes()
+        else:
+            out = ring.data[start:].tobytes() + ring.data[:n - (cap - start)].tobytes()
+        self._consumed(src, ring, head + n)
+        return out
+
+    def _consumed(self, src: int, ring: Ring, head: int) -> None:
+        ring.pos = head
+        ring.ctl[0] = head
+        # The sender may be asleep waiting for space.
+        if self._sleep[src * self._sleep_stride]:
+            self.ring_doorbell(src)
+
+    # -- sleeping and waking ---------------------------------------------------
+
+    def ring_doorbell(self, peer: int) -> None:
+        try:
+            os.write(self._doorbell_writes[peer], b"\x01")
+        except (BlockingIOError, BrokenPipeError):
+            # A full pipe already holds a wake-up; a closed one belongs to a
+            # rank that is gone, which the launcher reports.
+            pass
+
+    def set_sleeping(self, flag: bool) -> None:
+        self._sleep[self.rank * self._sleep_stride] = 1 if flag else 0
+
+    def sleep(self, timeout: float) -> None:
+        """Block until a doorbell rings or ``timeout`` seconds pass."""
+        fd = self._doorbell_read
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if ready:
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    # -- what the launcher can see --------------------------------------------
+
+    def set_status(self, text: str) -> None:
+        """Publish the call this rank is blocked in (empty: not blocked)."""
+        if not text:
+            if self._has_status:
+                struct.pack_into("<QQ", self._map, self._status_off, 0, 0)
+                self._has_status = False
+            return
+        raw = text.encode("utf-8")[:_SLOT_BYTES - 16]
+        self._map[self._status_off + 16:self._status_off + 16 + len(raw)] = raw
+        struct.pack_into("<QQ", self._map, self._status_off, time.monotonic_ns(), len(raw))
+        self._has_status = True
+
+    def close(self) -> None:
+        for ring in (*self.outgoing, *self.incoming):
+            if ring is not None:
+                ring.ctl.release()
+                ring.data.release()
+        self._sleep.release()
+        self._view.release()
+        self._map.close()

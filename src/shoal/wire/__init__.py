@@ -1,0 +1,1 @@
+"""The wire: how values become bytes (codecs) and how messages are framed (header)."""

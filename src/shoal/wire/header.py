@@ -1,0 +1,69 @@
+"""The frame of one message between two ranks, byte by byte.
+
+Every message on a rank-to-rank stream is a 48-byte header followed by a body::
+
+    offset size  field
+    0      1     kind      1 = DATA, 2 = ACK (a synchronous send was matched)
+    1      1     flags     bit 0 PICKLED (body is pickle protocol 5 + out-of-band buffers)
+                           bit 1 SYNC    (the sender waits for an ACK: ssend/issend)
+    2      2     nparts    number of body parts (1 for raw bytes or an in-band pickle)
+    4      4     reserved  zero
+    8      8     tag       signed 64-bit; klyng string subjects are hashed into it
+    16     8     context   signed 64-bit communicator context (even: point to point,
+                           odd: the same communicator's collectives)
+    24     8     seq       the sender's message number; an ACK carries the number it answers
+    32     8     stamp     the sender's CLOCK_MONOTONIC in ns at send time; a wildcard
+                           receive takes the earliest stamp among the matching messages
+    40     8     length    body length in bytes
+
+All fields little-endian.  With ``nparts > 1`` the body starts with ``nparts``
+little-endian u64 part lengths, then the parts, each padded with zeros to a
+multiple of 8 bytes so numpy arrays decoded in place stay aligned.  The
+source rank is not in the header: each stream connects exactly one pair.
+"""
+
+from __future__ import annotations
+
+import struct
+
+HEADER = struct.Struct("<BBHIqqQQQ")
+HEADER_SIZE = HEADER.size
+assert HEADER_SIZE == 48
+
+DATA = 1
+ACK = 2
+
+PICKLED = 0x01
+SYNC = 0x02
+
+ALIGN = 8
+
+
+def padded(length: int) -> int:
+    """``length`` rounded up to the part alignment."""
+    return (length + ALIGN - 1) & ~(ALIGN - 1)
+
+
+def part_table(lengths: list[int]) -> bytes:
+    """The body prefix that lists the lengths of several parts."""
+    return struct.pack(f"<{len(lengths)}Q", *lengths)
+
+
+def body_length(lengths: list[int]) -> int:
+    """Bytes a body of these parts takes on the stream, table and padding included."""
+    if len(lengths) == 1:
+        return lengths[0]
+    return 8 * len(lengths) + sum(padded(n) for n in lengths)
+
+
+def split_parts(body: memoryview, nparts: int) -> list[memoryview]:
+    """Views on the parts of a received body (no copies)."""
+    if nparts == 1:
+        return [body]
+    lengths = struct.unpack_from(f"<{nparts}Q", body, 0)
+    parts = []
+    offset = 8 * nparts
+    for n in lengths:
+        parts.append(body[offset:offset + n])
+        offset += padded(n)
+    return parts
