@@ -105,6 +105,44 @@ IN_PLACE: Final = _Sentinel("IN_PLACE", -1)
 BOTTOM: Final = _Sentinel("BOTTOM", 0)
 BUFFER_AUTOMATIC: Final = _Sentinel("BUFFER_AUTOMATIC", 0)
 
+
+class Errhandler:
+    """``MPI.Errhandler``: only the predefined handlers exist in shoal.
+
+    shoal always reports errors by raising :class:`Exception`, which is what
+    mpi4py does under ``ERRORS_RETURN`` (its default); the handler a program
+    sets is remembered and handed back, nothing more.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str = "ERRHANDLER_NULL") -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<MPI.Errhandler {self._name}>"
+
+    def __bool__(self) -> bool:
+        return self._name != "ERRHANDLER_NULL"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Errhandler) and other._name == self._name
+
+    def __hash__(self) -> int:
+        return hash(self._name)
+
+    def __reduce__(self) -> str:
+        return self._name
+
+    def Free(self) -> None:
+        """Predefined handlers cannot be freed; like MPICH, this is a no-op."""
+
+
+ERRHANDLER_NULL: Final = Errhandler("ERRHANDLER_NULL")
+ERRORS_RETURN: Final = Errhandler("ERRORS_RETURN")
+ERRORS_ARE_FATAL: Final = Errhandler("ERRORS_ARE_FATAL")
+ERRORS_ABORT: Final = Errhandler("ERRORS_ABORT")
+
 # -- error classes (MPICH's numbers) -----------------------------------------
 
 SUCCESS: Final = 0
@@ -310,6 +348,7 @@ __all__ = [
     "MAX_INFO_KEY", "MAX_INFO_VAL", "MAX_LIBRARY_VERSION_STRING", "BSEND_OVERHEAD",
     "VERSION", "SUBVERSION",
     "IN_PLACE", "BOTTOM", "BUFFER_AUTOMATIC",
+    "Errhandler", "ERRHANDLER_NULL", "ERRORS_RETURN", "ERRORS_ARE_FATAL", "ERRORS_ABORT",
     "SUCCESS", "ERR_BUFFER", "ERR_COUNT", "ERR_TYPE", "ERR_TAG", "ERR_COMM", "ERR_RANK",
     "ERR_ROOT", "ERR_GROUP", "ERR_OP", "ERR_TOPOLOGY", "ERR_DIMS", "ERR_ARG", "ERR_UNKNOWN",
     "ERR_TRUNCATE", "ERR_OTHER", "ERR_INTERN", "ERR_IN_STATUS", "ERR_PENDING",
