@@ -1,0 +1,67 @@
+"""shoal: run your Python code across every machine you have.
+
+The facade.  Message passing, klyng style::
+
+    import shoal
+
+    def main():
+        if shoal.rank() == 0:
+            shoal.send("hello", to=1, tag="greeting")
+        elif shoal.rank() == 1:
+            print(shoal.recv(source=0, tag="greeting"))
+
+    shoal.init(main)
+
+or mpi4py style: ``from shoal import MPI``.  Start ranks with
+``shoal run -n 4 program.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shoal._version import __version__
+from shoal.errors import (
+    CommunicationError,
+    ConfigurationError,
+    LaunchError,
+    PeerLostError,
+    SerializationError,
+    ShoalError,
+    TransportError,
+)
+from shoal.spmd.klyng import ANY_SOURCE, ANY_TAG, end, init, rank, recv, send, size
+
+if TYPE_CHECKING:
+    from shoal import MPI
+
+
+def __getattr__(name: str) -> Any:
+    # Importing MPI decides between shoal's runtime and a real MPI, so it is
+    # done only when a program asks for it.
+    if name == "MPI":
+        import importlib
+
+        return importlib.import_module("shoal.MPI")
+    raise AttributeError(f"module 'shoal' has no attribute {name!r}")
+
+
+__all__ = [
+    "ANY_SOURCE",
+    "ANY_TAG",
+    "MPI",
+    "CommunicationError",
+    "ConfigurationError",
+    "LaunchError",
+    "PeerLostError",
+    "SerializationError",
+    "ShoalError",
+    "TransportError",
+    "__version__",
+    "end",
+    "init",
+    "rank",
+    "recv",
+    "send",
+    "size",
+]
