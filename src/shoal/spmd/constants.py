@@ -335,6 +335,24 @@ class Exception(CommunicationError, builtins.RuntimeError):
         return NotImplemented if code is None else self._code >= code
 
 
+# Where mpi4py raises a builtin error (ValueError for a bad count, TypeError for
+# something that is not a buffer, BufferError for a read-only receive buffer),
+# shoal raises these: an MPI.Exception with the right error class that is also
+# that builtin, so ``except ValueError`` and ``except MPI.Exception`` both work.
+
+
+class ValueErrorException(Exception, builtins.ValueError):
+    """``MPI.Exception`` that is also a :class:`ValueError`."""
+
+
+class TypeErrorException(Exception, builtins.TypeError):
+    """``MPI.Exception`` that is also a :class:`TypeError`."""
+
+
+class BufferErrorException(Exception, builtins.BufferError):
+    """``MPI.Exception`` that is also a :class:`BufferError`."""
+
+
 __all__ = [
     "ANY_SOURCE", "ANY_TAG", "PROC_NULL", "ROOT", "UNDEFINED",
     "TAG_UB", "IO", "WTIME_IS_GLOBAL", "UNIVERSE_SIZE", "LASTUSEDCODE", "APPNUM",
