@@ -1,0 +1,134 @@
+"""``shoal run -n N [options] (prog.py | -m module) [args]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+from shoal.cli import CliParser, command, usage_error
+
+PROG = "shoal run"
+# Options that take a value; the first word after the options that is not one
+# of these (or their value) is the program, and everything after it is its own.
+_VALUE_OPTIONS = frozenset({"-n", "--np", "--timeout", "--env"})
+_MODULE_OPTIONS = frozenset({"-m", "--module"})
+
+
+def _ranks(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of ranks, 1 or more, not {text!r} "
+            "(e.g. shoal run -n 4 prog.py)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds greater than 0, not {text!r}")
+    return value
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or "\0" in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    return key, value
+
+
+def _parser() -> CliParser:
+    parser = CliParser(
+        prog=PROG,
+        usage="shoal run [-h] [-n N] [options] (prog.py | -m module) [args ...]",
+        description="Start N ranks of a Python program on this machine. They talk "
+                    "MPI-style over shared memory; stdin goes to rank 0.",
+        epilog="Everything after the program (or -m module) is passed to it unchanged. "
+               "The exit status is 0 when every rank exits 0, else the first failing "
+               "rank's; 124 after --timeout.",
+    )
+    parser.add_argument("-n", "--np", dest="nprocs", type=_ranks, default=1, metavar="N",
+                        help="how many ranks to start (default: 1)")
+    parser.add_argument("-m", "--module", metavar="MODULE",
+                        help="run a module as `python -m MODULE` would")
+    parser.add_argument("--tag-output", action="store_true",
+                        help="start every output line with [rank]")
+    parser.add_argument("--timeout", type=_seconds, metavar="S",
+                        help="stop the job after S seconds, say where each rank was "
+                             "blocked, and exit with 124")
+    parser.add_argument("--mpi", action="store_true",
+                        help="run under a real `mpiexec` from PATH instead (needs mpi4py)")
+    parser.add_argument("--env", type=_assignment, action="append", default=[],
+                        metavar="KEY=VAL", help="set an environment variable in every "
+                                                "rank (repeatable)")
+    return parser
+
+
+def split_argv(argv: Sequence[str]) -> tuple[list[str], str | None, str | None, list[str]]:
+    """Split into (shoal's options, program, module, the program's arguments)."""
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, has_value, value = word.partition("=")
+        if word == "--":
+            rest = words[i + 1:]
+            return words[:i], (rest[0] if rest else None), None, rest[1:]
+        if word in _MODULE_OPTIONS:
+            if i + 1 >= len(words):
+                usage_error(PROG, "-m needs a module name, e.g. shoal run -n 4 -m package.module")
+            return words[:i], None, words[i + 1], words[i + 2:]
+        if name == "--module" and has_value:
+            return words[:i], None, value, words[i + 1:]
+        if word.startswith("-m") and not word.startswith("--"):  # -mpackage.module
+            return words[:i], None, word[2:], words[i + 1:]
+        if word in _VALUE_OPTIONS:
+            i += 2
+        elif word.startswith("-") and word != "-":
+            i += 1  # a flag, --opt=value, -n4, or a mistake argparse will name
+        else:
+            return words[:i], word, None, words[i + 1:]
+    return words, None, None, []
+
+
+def _check_program(program: str) -> None:
+    if os.path.isdir(program):
+        if not os.path.isfile(os.path.join(program, "__main__.py")):
+            usage_error(PROG, f"{program!r} is a folder without a __main__.py; "
+                              "give the path of a Python file")
+    elif not os.path.isfile(program):
+        usage_error(PROG, f"no such program: {program!r} (give the path of a Python file, "
+                          "or -m module)")
+
+
+@command("run", "start N ranks of a program on this machine")
+def main(argv: list[str]) -> int:
+    options_argv, program, module, args = split_argv(argv)
+    parsed = _parser().parse_args(options_argv)
+    if program is None and module is None:
+        usage_error(PROG, "name the program to run, e.g. shoal run -n 4 prog.py "
+                          "(or -m module)")
+    if module is not None and not module:
+        usage_error(PROG, "-m needs a module name, e.g. shoal run -n 4 -m package.module")
+    if program is not None:
+        _check_program(program)
+
+    # Imported here so that `shoal --help` stays quick.
+    from shoal.launch.local import LaunchOptions, run_job
+
+    options = LaunchOptions(nprocs=parsed.nprocs, program=program, module=module,
+                            args=tuple(args), tag_output=parsed.tag_output,
+                            timeout=parsed.timeout, env=dict(parsed.env))
+    if parsed.mpi:
+        from shoal.launch.mpi import run_with_mpiexec
+
+        return run_with_mpiexec(options)
+    return run_job(options).status

@@ -1,0 +1,224 @@
+"""Start one rank: ``python -m shoal.launch.bootstrap -- prog.py [args]`` (or ``-- -m module``).
+
+The launcher starts every rank through this module so that it can
+
+* die with its launcher (``PR_SET_PDEATHSIG``), even when the launcher is SIGKILLed;
+* dump its Python stack on SIGUSR1 (``faulthandler``), for ``--timeout`` reports;
+* send an uncaught exception to the launcher as text, without the frames of this
+  module and of :mod:`runpy`, so the launcher can label it with the rank.
+
+The program itself sees what ``python prog.py`` (or ``python -m module``) would
+give it: the same ``sys.argv``, ``sys.path[0]``, ``__file__`` and ``__name__``.
+Nothing here is required: a program started with plain ``python`` runs as one
+rank without it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import importlib.util
+import os
+import runpy
+import signal
+import sys
+import traceback
+import types
+from collections.abc import Sequence
+
+from shoal.launch import control
+
+_PR_SET_PDEATHSIG = 1
+USAGE_EXIT = 2
+# Frames from these files are the bootstrap's, not the program's.
+_OWN_FILES = frozenset({os.path.abspath(__file__), getattr(runpy, "__file__", ""),
+                        "<frozen runpy>"})
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the launcher dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    # The launcher may have died before prctl took effect: then nobody is left
+    # to send the signal, and this rank would run on as an orphan.
+    expected = os.environ.get("SHOAL_LAUNCHER_PID")
+    if expected and expected.isdigit() and os.getppid() != int(expected):
+        os._exit(137)
+
+
+def _program_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """Skip the leading frames of the bootstrap and runpy."""
+    while tb is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
+        tb = tb.tb_next
+    return tb
+
+
+def format_exception(exc: BaseException) -> str:
+    exc = exc.with_traceback(_program_frames(exc.__traceback__))
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _usage_error(message: str) -> int:
+    if control.available():
+        control.report(control.USAGE, message=message)
+    else:
+        print(f"shoal run: error: {message}", file=sys.stderr)
+    return USAGE_EXIT
+
+
+def _run_file(path: str) -> None:
+    """Run a script as ``__main__`` the way ``python path`` does.
+
+    Not ``runpy.run_path``: that rewrites ``sys.argv[0]`` to the path it was
+    given, and ``python prog.py`` keeps argv[0] as typed while ``__file__`` is
+    absolute.  Directories and zip files (which run their ``__main__.py``) do
+    go through runpy.
+    """
+    full = os.path.abspath(path)
+    if os.path.isdir(full) or (not full.endswith(".py") and _is_zip(full)):
+        runpy.run_path(full, run_name="__main__")
+        return
+    with open(full, "rb") as handle:  # bytes: compile() honours a coding cookie
+        source = handle.read()
+    code = compile(source, full, "exec", dont_inherit=True)
+    module = types.ModuleType("__main__")
+    module.__dict__.update(__file__=full, __cached__=None, __package__=None,
+                           __spec__=None, __loader__=None, __builtins__=__builtins__)
+    # Replace the bootstrap as __main__ so pickle, multiprocessing and friends
+    # find the program's globals there.
+    sys.modules["__main__"] = module
+    exec(code, module.__dict__)
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def _prepare(argv: Sequence[str]) -> tuple[str, str, list[str]] | int:
+    """Parse ``[--] (prog.py | -m module) args``: (kind, target, args) or an exit code."""
+    args = list(argv)
+    if args and args[0] == "--":
+        args.pop(0)
+    if not args:
+        return _usage_error("the bootstrap needs a program: -- prog.py [args] or -- -m module")
+    if args[0] == "-m":
+        if len(args) < 2:
+            return _usage_error("-m needs a module name")
+        return "module", args[1], args[2:]
+    return "file", args[0], args[1:]
+
+
+def _check_module(name: str) -> str | None:
+    """Why ``python -m name`` would fail before running anything, or None."""
+    try:
+        spec = importlib.util.find_spec(name)
+        # A package runs its __main__ submodule.
+        is_package = spec is not None and spec.submodule_search_locations is not None
+        if is_package and importlib.util.find_spec(f"{name}.__main__") is None:
+            return f"{name!r} is a package without a __main__ module, so -m cannot run it"
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if name == missing or name.startswith(missing + "."):
+            return (f"no module named {missing!r} "
+                    "(check the name, the current folder and PYTHONPATH)")
+        return None  # the package's own import failed: a program error, reported as one
+    except ValueError as exc:
+        return f"cannot run module {name!r}: {exc}"
+    except Exception:
+        return None  # likewise: runpy will raise it again, with a traceback
+    if spec is None:
+        return f"no module named {name!r} (check the name, the current folder and PYTHONPATH)"
+    return None
+
+
+def check(argv: Sequence[str]) -> int:
+    """``--check -m module``: 0 if ``python -m module`` would start, else a usage error."""
+    prepared = _prepare(argv)
+    if isinstance(prepared, int):
+        return prepared
+    kind, target, _ = prepared
+    if kind == "module":
+        problem = _check_module(target)
+    else:
+        problem = None if os.path.exists(target) else f"no such program: {target!r}"
+    return _usage_error(problem) if problem else 0
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the program in this process and return its exit status."""
+    prepared = _prepare(argv)
+    if isinstance(prepared, int):
+        return prepared
+    kind, target, args = prepared
+    if kind == "module":
+        # `python -m shoal.launch.bootstrap` already put the current folder
+        # first on sys.path, exactly as `python -m module` does.
+        problem = _check_module(target)
+        if problem:
+            return _usage_error(problem)
+        sys.argv = [target, *args]  # run_module replaces argv[0] with the file's path
+    else:
+        if not os.path.exists(target):
+            return _usage_error(f"no such program: {target!r}")
+        sys.argv = [target, *args]
+        if not sys.flags.safe_path:
+            folder = os.path.dirname(os.path.realpath(target))
+            if sys.path and sys.path[0] == os.getcwd():
+                sys.path[0] = folder
+            else:
+                sys.path.insert(0, folder)
+    try:
+        if kind == "module":
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            _run_file(target)
+    except SystemExit:
+        raise  # the interpreter turns it into the exit status, as usual
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as exc:
+        text = format_exception(exc)
+        if control.available():
+            control.report(control.ERROR, rank=_rank(), traceback=text,
+                           exception=f"{type(exc).__name__}: {exc}")
+        else:
+            sys.stderr.write(text)
+        return 1
+    return 0
+
+
+def _rank() -> int | None:
+    value = os.environ.get("SHOAL_RANK", "")
+    return int(value) if value.isdigit() else None
+
+
+def _hide_control_fd() -> None:
+    """Programs the rank starts with exec must not inherit the control pipe."""
+    value = os.environ.get(control.ENV_VAR, "")
+    if value.isdigit():
+        try:
+            os.set_inheritable(int(value), False)
+        except OSError:
+            pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--check"]:
+        return check(args[1:])
+    die_with_parent()
+    _hide_control_fd()
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

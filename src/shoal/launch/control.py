@@ -1,0 +1,144 @@
+"""The control channel: one pipe per rank, rank -> launcher, one JSON object a line.
+
+A rank tells its launcher things that are not program output: its uncaught
+exception (``"error"``), an ``MPI.COMM_WORLD.Abort(code)`` (``"abort"``), a
+usage mistake found before the program started (``"usage"``).  Anything
+else is allowed: the launcher ignores events it does not know, so new kinds
+can be added without touching old launchers.
+
+Rank side: :func:`report`.  Launcher side: :func:`open_channel` and
+:class:`ControlReader`.  The channel is optional: without ``SHOAL_CONTROL_FD``
+(a program started by plain ``python``) :func:`report` does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_VAR = "SHOAL_CONTROL_FD"
+
+# Events the launcher acts on.  The names are part of the protocol.
+ERROR = "error"
+ABORT = "abort"
+USAGE = "usage"
+
+_lock = threading.Lock()
+# None: not looked up yet; -1: no usable channel in this process.
+_fd: int | None = None
+
+
+def _channel_fd() -> int:
+    """The control fd of this process, or -1, looked up once."""
+    global _fd
+    if _fd is None:
+        _fd = _usable_fd(os.environ.get(ENV_VAR, ""))
+    return _fd
+
+
+def _usable_fd(text: str) -> int:
+    try:
+        fd = int(text)
+    except ValueError:
+        return -1
+    try:
+        # The variable is inherited by anything a rank starts, but the fd is not
+        # (it is close-on-exec): only write where a pipe really is, so a stray
+        # SHOAL_CONTROL_FD in a grandchild never scribbles on an unrelated file.
+        return fd if stat.S_ISFIFO(os.fstat(fd).st_mode) else -1
+    except OSError:
+        return -1
+
+
+def available() -> bool:
+    """Whether this process can talk to a launcher."""
+    return _channel_fd() >= 0
+
+
+def report(event: str, **fields: Any) -> None:
+    """Send one event to the launcher; a no-op when not started by ``shoal run``.
+
+    ``fields`` must be JSON-serialisable (anything else is sent as its ``repr``).
+    Never raises: a launcher that is gone cannot be told anything anyway.
+    """
+    fd = _channel_fd()
+    if fd < 0:
+        return
+    line = json.dumps({"event": event, **fields}, default=repr).encode("utf-8") + b"\n"
+    # One writer at a time, so that lines from two threads never interleave
+    # (a write larger than PIPE_BUF is not atomic).
+    with _lock:
+        view = memoryview(line)
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError:
+            pass
+
+
+def _forget() -> None:
+    """Drop the cached fd (tests, and a process that closed the channel)."""
+    global _fd
+    _fd = None
+
+
+# -- launcher side -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControlEvent:
+    """One event from one rank."""
+
+    rank: int
+    event: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def open_channel() -> tuple[int, int]:
+    """A new pipe: (read end for the launcher, write end to pass to the rank).
+
+    The read end is non-blocking because the launcher multiplexes it with the
+    rank's output; the write end stays blocking for :func:`report`.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    return read_end, write_end
+
+
+class ControlReader:
+    """Splits one rank's control bytes into events; tolerates garbage lines."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[ControlEvent]:
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        events = []
+        for raw in lines:
+            event = self._parse(raw)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def finish(self) -> list[ControlEvent]:
+        """Whatever is left at end of file (a last line without its newline)."""
+        raw, self._pending = self._pending, b""
+        event = self._parse(raw) if raw.strip() else None
+        return [event] if event is not None else []
+
+    def _parse(self, raw: bytes) -> ControlEvent | None:
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
+            return None
+        name = obj.pop("event")
+        return ControlEvent(self.rank, name, obj)
