@@ -1,0 +1,289 @@
+"""Collective operations of an intra-communicator, object and buffer flavours.
+
+Every collective runs on the communicator's collective context (its odd
+neighbour), tagged with a per-communicator sequence number, so collectives
+never match point-to-point traffic or each other.  The algorithms have
+logarithmic depth where it matters:
+
+* barrier: dissemination (ceil(log2 n) rounds);
+* bcast/Bcast: binomial tree; an object is pickled once at the root and its
+  parts are forwarded unchanged by inner nodes;
+* reduce/Reduce: binomial tree (ordered by rank, so non-commutative operators
+  are right; with a non-zero root a non-commutative reduction goes to rank 0
+  and then to the root);
+* allreduce/Allreduce: recursive doubling for small or non-commutative data on
+  power-of-two sizes, ring reduce-scatter + allgather for large commutative
+  buffers, reduce + bcast otherwise;
+* scan/exscan: recursive doubling;
+* gather/scatter and their v-variants: binomial for objects, direct for buffers;
+  alltoall: pairwise exchange.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shoal.spmd import constants as C
+from shoal.spmd import world
+from shoal.spmd.comm import Comm
+from shoal.spmd.datatypes import parse_buffer
+from shoal.spmd.ops import SUM, Op
+from shoal.wire.codec import PICKLE
+from shoal.wire.header import PICKLED, split_parts
+
+_RING_THRESHOLD = 64 * 1024  # bytes: above this a commutative Allreduce uses the ring
+
+
+def _reducer(op: Any) -> Callable[[Any, Any], Any]:
+    """A two-argument function for the object API (an Op or any callable)."""
+    return op if callable(op) else op.__call__
+
+
+def _private_copy(parts: list[Any]) -> Any:
+    """Decode a value from its own encoding, with buffers copied (mpi4py gives copies)."""
+    return PICKLE.loads([memoryview(parts[0])] + [memoryview(bytearray(p)) for p in parts[1:]])
+
+
+def _top_bit(n: int) -> int:
+    """The smallest power of two that is >= n."""
+    mask = 1
+    while mask < n:
+        mask <<= 1
+    return mask
+
+
+def _commutes(op: Any) -> bool:
+    if isinstance(op, Op):
+        return bool(op.Is_commutative())
+    return False
+
+
+class ObjectCollectives(Comm):
+    """The object collectives, Barrier and Bcast; :class:`shoal.spmd.bufcoll.Intracomm` adds the rest."""
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _tag(self) -> int:
+        self._coll_seq += 1
+        return self._coll_seq & 0x3FFFFFFF
+
+    def _csend(self, parts: list[Any], dest: int, tag: int, flags: int = 0) -> Any:
+        return self._start_send(parts, dest, tag, flags, self._cctx)
+
+    def _cwait(self, outgoing: Any, what: str) -> None:
+        if not outgoing.done:
+            world.engine().wait_until(lambda: outgoing.done, lambda: what)
+
+    def _crecv_message(self, source: int, tag: int, what: str, buffer: Any = None) -> Any:
+        receive = self._post(source, tag, self._cctx, buffer)
+        if not receive.done:
+            world.engine().wait_until(lambda: receive.done,
+                                      lambda: f"{what} (waiting for rank {source})")
+        if receive.error is not None:
+            raise receive.error
+        return receive.message
+
+    def _crecv_obj(self, source: int, tag: int, what: str) -> Any:
+        return self._decode(self._crecv_message(source, tag, what))
+
+    def _csend_obj(self, obj: Any, dest: int, tag: int, what: str) -> None:
+        self._cwait(self._csend(self._encode(obj, dest), dest, tag, PICKLED), what)
+
+    def _check_root(self, root: int) -> None:
+        self._engine_free_check()
+        if not 0 <= root < self._size:
+            raise C.Exception(C.ERR_ROOT, f"invalid root {root} for a communicator of size "
+                                          f"{self._size}")
+
+    # -- barrier -------------------------------------------------------------------
+
+    def Barrier(self) -> None:
+        self._engine_free_check()
+        n, r = self._size, self._rank
+        tag = self._tag()
+        step = 1
+        while step < n:
+            out = self._csend([b""], (r + step) % n, tag)
+            self._crecv_message((r - step) % n, tag, "Barrier")
+            self._cwait(out, "Barrier")
+            step <<= 1
+
+    barrier = Barrier
+
+    # -- object collectives -----------------------------------------------------------
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        self._check_root(root)
+        n, r = self._size, self._rank
+        tag = self._tag()
+        if n == 1:
+            return _private_copy(PICKLE.dumps(obj))
+        relative = (r - root) % n
+        if relative == 0:
+            parts = self._encode(obj, -1)
+            mask = _top_bit(n)
+        else:
+            mask = relative & -relative
+            message = self._crecv_message((relative - mask + root) % n, tag, "bcast")
+            parts = split_parts(memoryview(message.body), message.nparts)
+        mask >>= 1
+        sends = []
+        while mask > 0:
+            if relative + mask < n:
+                sends.append(self._csend(parts, (relative + mask + root) % n, tag, PICKLED))
+            mask >>= 1
+        for out in sends:
+            self._cwait(out, "bcast")
+        if relative == 0:
+            return _private_copy(parts)
+        return PICKLE.loads(parts)
+
+    def reduce(self, sendobj: Any, op: Any = SUM, root: int = 0) -> Any:
+        self._check_root(root)
+        tag = self._tag()
+        combine = _reducer(op)
+        if root != 0 and not _commutes(op):
+            value = self._reduce_tree(sendobj, combine, 0, tag)
+            if self._rank == 0:
+                self._csend_obj(value, root, tag, "reduce")
+            if self._rank == root:
+                return self._crecv_obj(0, tag, "reduce")
+            return None
+        value = self._reduce_tree(sendobj, combine, root, tag)
+        return value if self._rank == root else None
+
+    def _reduce_tree(self, value: Any, combine: Callable[[Any, Any], Any], root: int,
+                     tag: int) -> Any:
+        n, r = self._size, self._rank
+        relative = (r - root) % n
+        mask = 1
+        while mask < n:
+            if relative & mask:
+                self._csend_obj(value, (relative - mask + root) % n, tag, "reduce")
+                return None
+            if relative + mask < n:
+                other = self._crecv_obj((relative + mask + root) % n, tag, "reduce")
+                value = combine(value, other)
+            mask <<= 1
+        return value
+
+    def allreduce(self, sendobj: Any, op: Any = SUM) -> Any:
+        value = self.reduce(sendobj, op, 0)
+        return self.bcast(value, 0)
+
+    def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None:
+        self._check_root(root)
+        n, r = self._size, self._rank
+        tag = self._tag()
+        relative = (r - root) % n
+        collected = {r: sendobj}
+        mask = 1
+        while mask < n:
+            if relative & mask:
+                self._csend_obj(collected, (relative - mask + root) % n, tag, "gather")
+                return None
+            if relative + mask < n:
+                collected.update(self._crecv_obj((relative + mask + root) % n, tag, "gather"))
+            mask <<= 1
+        return [collected[i] for i in range(n)]
+
+    def scatter(self, sendobj: Sequence[Any] | None, root: int = 0) -> Any:
+        self._check_root(root)
+        n, r = self._size, self._rank
+        tag = self._tag()
+        relative = (r - root) % n
+        if relative == 0:
+            if sendobj is None or len(sendobj) != n:
+                got = "None" if sendobj is None else f"{len(sendobj)} items"
+                raise C.Exception(C.ERR_COUNT, f"scatter at the root needs a sequence of "
+                                               f"{n} items, got {got}")
+            mine = {i: sendobj[(i + root) % n] for i in range(n)}  # by relative rank
+            mask = _top_bit(n)
+        else:
+            mask = relative & -relative
+            mine = self._crecv_obj((relative - mask + root) % n, tag, "scatter")
+        mask >>= 1
+        while mask > 0:
+            if relative + mask < n:
+                part = {k: v for k, v in mine.items() if k >= relative + mask}
+                for k in part:
+                    del mine[k]
+                self._csend_obj(part, (relative + mask + root) % n, tag, "scatter")
+            mask >>= 1
+        return mine[relative]
+
+    def allgather(self, sendobj: Any) -> list[Any]:
+        return self.bcast(self.gather(sendobj, 0), 0)  # type: ignore[no-any-return]
+
+    def alltoall(self, sendobj: Sequence[Any]) -> list[Any]:
+        self._engine_free_check()
+        n, r = self._size, self._rank
+        if sendobj is None or len(sendobj) != n:
+            raise C.Exception(C.ERR_COUNT, f"alltoall needs a sequence of {n} items")
+        tag = self._tag()
+        result: list[Any] = [None] * n
+        result[r] = _private_copy(PICKLE.dumps(sendobj[r]))
+        for step in range(1, n):
+            dest, source = (r + step) % n, (r - step) % n
+            out = self._csend(self._encode(sendobj[dest], dest), dest, tag, PICKLED)
+            result[source] = self._crecv_obj(source, tag, "alltoall")
+            self._cwait(out, "alltoall")
+        return result
+
+    def scan(self, sendobj: Any, op: Any = SUM) -> Any:
+        return self._scan(sendobj, op, exclusive=False)
+
+    def exscan(self, sendobj: Any, op: Any = SUM) -> Any:
+        return self._scan(sendobj, op, exclusive=True)
+
+    def _scan(self, value: Any, op: Any, exclusive: bool) -> Any:
+        self._engine_free_check()
+        n, r = self._size, self._rank
+        tag = self._tag()
+        combine = _reducer(op)
+        partial = value  # reduction of the ranks in the block seen so far
+        result = None if exclusive else value
+        have = not exclusive
+        mask = 1
+        while mask < n:
+            partner = r ^ mask
+            if partner < n:
+                out = self._csend(self._encode(partial, partner), partner, tag, PICKLED)
+                other = self._crecv_obj(partner, tag, "scan")
+                self._cwait(out, "scan")
+                if partner < r:
+                    result = combine(other, result) if have else other
+                    have = True
+                    partial = combine(other, partial)
+                else:
+                    partial = combine(partial, other)
+            mask <<= 1
+        return result
+
+    # -- buffer collectives ------------------------------------------------------------
+
+    def Bcast(self, buf: Any, root: int = 0) -> None:
+        self._check_root(root)
+        n, r = self._size, self._rank
+        if n == 1:
+            return
+        tag = self._tag()
+        relative = (r - root) % n
+        view = parse_buffer(buf, readonly=relative == 0).view
+        if relative:
+            mask = relative & -relative
+            self._crecv_message((relative - mask + root) % n, tag, "Bcast", view)
+        else:
+            mask = _top_bit(n)
+        mask >>= 1
+        sends = []
+        while mask > 0:
+            if relative + mask < n:
+                sends.append(self._csend([view], (relative + mask + root) % n, tag))
+            mask >>= 1
+        for out in sends:
+            self._cwait(out, "Bcast")
+
+
+__all__ = ["ObjectCollectives"]

@@ -1,0 +1,482 @@
+"""Communicators: point-to-point messages and communicator management.
+
+A communicator is an ordered tuple of world ranks plus a *context*: an even
+number that tags its point-to-point messages (its collectives use the odd
+number after it), so traffic on different communicators never mixes.  New
+communicators get their context from :func:`shoal.spmd.world.derive_context`,
+which every member computes alike without exchanging a message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from shoal.errors import SerializationError
+from shoal.spmd import constants as C
+from shoal.spmd import world
+from shoal.spmd.datatypes import parse_buffer
+from shoal.spmd.engine import Engine
+from shoal.spmd.group import Group
+from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message, PostedReceive
+from shoal.spmd.request import Message as MatchedMessage
+from shoal.spmd.request import Request, Status, _fill
+from shoal.wire.codec import PICKLE
+from shoal.wire.header import PICKLED, SYNC, split_parts
+
+PROC_NULL = C.PROC_NULL
+UNDEFINED = C.UNDEFINED
+TAG_UPPER_BOUND = 2**31 - 1
+
+
+def _error(error_class: int, text: str) -> C.Exception:
+    return C.Exception(error_class, text)
+
+
+class Comm:
+    """mpi4py's ``Comm``: point-to-point operations and management."""
+
+    _tag_bound = TAG_UPPER_BOUND
+
+    def __init__(self, ranks: tuple[int, ...] = (), ctx: int = -2, name: str = "") -> None:
+        self._ranks = ranks
+        self._index = {w: i for i, w in enumerate(ranks)}
+        self._rank = self._index.get(world.world_rank(), UNDEFINED)
+        self._size = len(ranks)
+        self._ctx = ctx
+        self._cctx = ctx + 1
+        self._serial = 0  # communicators derived from this one so far
+        self._coll_seq = 0  # collectives started on this one so far
+        self._name = name
+        self._freed = not ranks
+        self._errhandler: Any = None
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _engine(self) -> Engine:
+        if self._freed:
+            raise _error(C.ERR_COMM, "invalid communicator (COMM_NULL or freed)")
+        return world.engine()
+
+    def _world_rank(self, rank: int, what: str) -> int:
+        if 0 <= rank < self._size:
+            return self._ranks[rank]
+        raise _error(C.ERR_RANK, f"invalid {what} rank {rank} for a communicator of size "
+                                 f"{self._size}")
+
+    def _comm_rank(self, world_rank: int) -> int:
+        return self._index.get(world_rank, world_rank)
+
+    def _source(self, source: int) -> int:
+        if source == ANY_SOURCE:
+            return ANY_SOURCE
+        return self._world_rank(source, "source")
+
+    def _check_send_tag(self, tag: int) -> None:
+        if not 0 <= tag <= self._tag_bound:
+            raise _error(C.ERR_TAG, f"invalid tag {tag}: tags are 0..{self._tag_bound}")
+
+    def _check_recv_tag(self, tag: int) -> None:
+        if tag != ANY_TAG and not 0 <= tag <= self._tag_bound:
+            raise _error(C.ERR_TAG, f"invalid tag {tag}: tags are 0..{self._tag_bound} "
+                                    "or ANY_TAG")
+
+    def _encode(self, obj: Any, dest: int) -> list[Any]:
+        try:
+            return PICKLE.dumps(obj)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"rank {self._rank} cannot send to rank {dest}: {exc}") from exc.__cause__
+
+    def _decode(self, message: Message) -> Any:
+        body = memoryview(message.body) if message.body is not None else memoryview(b"")
+        if message.flags & PICKLED:
+            return PICKLE.loads(split_parts(body, message.nparts))
+        return PICKLE.loads([body])
+
+    def _copy_into(self, buf: Any, message: Message) -> None:
+        spec = parse_buffer(buf, readonly=False)
+        view = spec.view
+        length = message.length
+        if length > view.nbytes:
+            raise _error(C.ERR_TRUNCATE, f"message truncated: {length} bytes arrived for a "
+                                         f"{view.nbytes}-byte buffer")
+        view[:length] = memoryview(message.body)[:length]
+
+    def _describe(self, call: str, peer: int, tag: int) -> Callable[[], str]:
+        def text() -> str:
+            who = "ANY_SOURCE" if peer == ANY_SOURCE else str(peer)
+            label = "ANY_TAG" if tag == ANY_TAG else str(tag)
+            return f"{call}(source/dest={who}, tag={label}) on {self.Get_name() or 'a comm'}"
+        return text
+
+    # -- the low-level verbs every method is made of --------------------------
+
+    def _start_send(self, parts: list[Any], dest: int, tag: int, flags: int, ctx: int
+                    ) -> Any:
+        return self._engine().send(self._world_rank(dest, "destination"), ctx, tag, parts, flags)
+
+    def _send_parts(self, parts: list[Any], dest: int, tag: int, flags: int, ctx: int,
+                    call: str) -> None:
+        outgoing = self._start_send(parts, dest, tag, flags, ctx)
+        if not outgoing.done:
+            world.engine().wait_until(lambda: outgoing.done, self._describe(call, dest, tag))
+
+    def _post(self, source: int, tag: int, ctx: int, buffer: memoryview | None = None
+              ) -> PostedReceive:
+        receive = PostedReceive(ctx, self._source(source), tag, buffer)
+        self._engine().post(receive)
+        return receive
+
+    def _wait_receive(self, receive: PostedReceive, call: str, source: int, tag: int) -> Message:
+        if not receive.done:
+            world.engine().wait_until(lambda: receive.done, self._describe(call, source, tag))
+        if receive.error is not None:
+            raise receive.error
+        assert receive.message is not None
+        return receive.message
+
+    # -- object API: point to point -------------------------------------------
+
+    def send(self, obj: Any, dest: int, tag: int = 0) -> None:
+        if dest == PROC_NULL:
+            return
+        self._check_send_tag(tag)
+        self._send_parts(self._encode(obj, dest), dest, tag, PICKLED, self._ctx, "send")
+
+    bsend = send
+
+    def ssend(self, obj: Any, dest: int, tag: int = 0) -> None:
+        if dest == PROC_NULL:
+            return
+        self._check_send_tag(tag)
+        self._send_parts(self._encode(obj, dest), dest, tag, PICKLED | SYNC, self._ctx, "ssend")
+
+    def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        return self._isend(obj, dest, tag, PICKLED, "isend")
+
+    ibsend = isend
+
+    def issend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        return self._isend(obj, dest, tag, PICKLED | SYNC, "issend")
+
+    def _isend(self, obj: Any, dest: int, tag: int, flags: int, call: str) -> Request:
+        if dest == PROC_NULL:
+            return Request()
+        self._check_send_tag(tag)
+        outgoing = self._start_send(self._encode(obj, dest), dest, tag, flags, self._ctx)
+        return Request(lambda: outgoing.done, None, self._describe(call, dest, tag))
+
+    def recv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG,
+             status: Status | None = None) -> Any:
+        if source == PROC_NULL:
+            _fill(status, PROC_NULL, ANY_TAG, 0)
+            return None
+        self._check_recv_tag(tag)
+        receive = self._post(source, tag, self._ctx)
+        message = self._wait_receive(receive, "recv", source, tag)
+        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        return self._decode(message)
+
+    def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
+        if source == PROC_NULL:
+            request = Request(finish=lambda s: _fill(s, PROC_NULL, ANY_TAG, 0))
+            request._completed = False
+            request._done = lambda: True
+            return request
+        self._check_recv_tag(tag)
+        receive = self._post(source, tag, self._ctx)
+
+        def finish(status: Status | None) -> Any:
+            if receive.cancelled:
+                if status is not None:
+                    status.cancelled = True
+                return None
+            if receive.error is not None:
+                raise receive.error
+            message = receive.message
+            assert message is not None
+            _fill(status, self._comm_rank(message.source), message.tag, message.length)
+            return self._decode(message)
+
+        return Request(lambda: receive.done, finish, self._describe("irecv", source, tag),
+                       lambda: world.engine().cancel(receive))
+
+    def sendrecv(self, sendobj: Any, dest: int, sendtag: int = 0, recvbuf: Any = None,
+                 source: int = ANY_SOURCE, recvtag: int = ANY_TAG,
+                 status: Status | None = None) -> Any:
+        request = self.irecv(None, source, recvtag)
+        self.isend(sendobj, dest, sendtag).wait()
+        return request.wait(status)
+
+    def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG,
+              status: Status | None = None) -> bool:
+        if source == PROC_NULL:
+            _fill(status, PROC_NULL, ANY_TAG, 0)
+            return True
+        message = self._probe(source, tag, take=False, block=True)
+        assert message is not None
+        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        return True
+
+    def iprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG,
+               status: Status | None = None) -> bool:
+        if source == PROC_NULL:
+            _fill(status, PROC_NULL, ANY_TAG, 0)
+            return True
+        message = self._probe(source, tag, take=False, block=False)
+        if message is None:
+            return False
+        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        return True
+
+    def mprobe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG,
+               status: Status | None = None) -> MatchedMessage:
+        if source == PROC_NULL:
+            _fill(status, PROC_NULL, ANY_TAG, 0)
+            return MatchedMessage(no_proc=True)
+        message = self._probe(source, tag, take=True, block=True)
+        assert message is not None
+        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        return MatchedMessage(self, message)
+
+    def improbe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG,
+                status: Status | None = None) -> MatchedMessage | None:
+        if source == PROC_NULL:
+            _fill(status, PROC_NULL, ANY_TAG, 0)
+            return MatchedMessage(no_proc=True)
+        message = self._probe(source, tag, take=True, block=False)
+        if message is None:
+            return None
+        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        return MatchedMessage(self, message)
+
+    Probe = probe
+    Iprobe = iprobe
+    Mprobe = mprobe
+    Improbe = improbe
+
+    def _probe(self, source: int, tag: int, take: bool, block: bool) -> Message | None:
+        self._check_recv_tag(tag)
+        engine = self._engine()
+        world_source = self._source(source)
+        found: list[Message | None] = [None]
+
+        def look() -> bool:
+            found[0] = engine.probe(self._ctx, world_source, tag, take)
+            return found[0] is not None
+
+        if not look() and block:
+            engine.wait_until(look, self._describe("probe", source, tag))
+        return found[0]
+
+    # -- buffer API: point to point ----------------------------------------------
+
+    def Send(self, buf: Any, dest: int, tag: int = 0) -> None:
+        if dest == PROC_NULL:
+            return
+        self._check_send_tag(tag)
+        self._send_parts([parse_buffer(buf, readonly=True).view], dest, tag, 0, self._ctx,
+                         "Send")
+
+    Bsend = Send
+    Rsend = Send
+
+    def Ssend(self, buf: Any, dest: int, tag: int = 0) -> None:
+        if dest == PROC_NULL:
+            return
+        self._check_send_tag(tag)
+        self._send_parts([parse_buffer(buf, readonly=True).view], dest, tag, SYNC, self._ctx,
+                         "Ssend")
+
+    def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request:
+        return self._Isend(buf, dest, tag, 0, "Isend")
+
+    Ibsend = Isend
+    Irsend = Isend
+
+    def Issend(self, buf: Any, dest: int, tag: int = 0) -> Request:
+        return self._Isend(buf, dest, tag, SYNC, "Issend")
+
+    def _Isend(self, buf: Any, dest: int, tag: int, flags: int, call: str) -> Request:
+        if dest == PROC_NULL:
+            return Request()
+        self._check_send_tag(tag)
+        view = parse_buffer(buf, readonly=True).view
+        outgoing = self._start_send([view], dest, tag, flags, self._ctx)
+        return Request(lambda: outgoing.done, None, self._describe(call, dest, tag))
+
+    def Recv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
+             status: Status | None = None) -> None:
+        if source == PROC_NULL:
+            _fill(status, PROC_NULL, ANY_TAG, 0)
+            return
+        self._check_recv_tag(tag)
+        view = parse_buffer(buf, readonly=False).view
+        receive = self._post(source, tag, self._ctx, view)
+        message = self._wait_receive(receive, "Recv", source, tag)
+        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+
+    def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
+        if source == PROC_NULL:
+            request = Request(finish=lambda s: _fill(s, PROC_NULL, ANY_TAG, 0))
+            request._completed = False
+            request._done = lambda: True
+            return request
+        self._check_recv_tag(tag)
+        view = parse_buffer(buf, readonly=False).view
+        receive = self._post(source, tag, self._ctx, view)
+
+        def finish(status: Status | None) -> None:
+            if receive.cancelled:
+                if status is not None:
+                    status.cancelled = True
+                return
+            if receive.error is not None:
+                raise receive.error
+            message = receive.message
+            assert message is not None
+            _fill(status, self._comm_rank(message.source), message.tag, message.length)
+
+        return Request(lambda: receive.done, finish, self._describe("Irecv", source, tag),
+                       lambda: world.engine().cancel(receive))
+
+    def Sendrecv(self, sendbuf: Any, dest: int, sendtag: int = 0, recvbuf: Any = None,
+                 source: int = ANY_SOURCE, recvtag: int = ANY_TAG,
+                 status: Status | None = None) -> None:
+        request = self.Irecv(recvbuf, source, recvtag)
+        self.Isend(sendbuf, dest, sendtag).Wait()
+        request.Wait(status)
+
+    def Sendrecv_replace(self, buf: Any, dest: int, sendtag: int = 0, source: int = ANY_SOURCE,
+                         recvtag: int = ANY_TAG, status: Status | None = None) -> None:
+        copy = bytes(parse_buffer(buf, readonly=True).view)
+        request = self.Irecv(buf, source, recvtag)
+        self.Isend(copy, dest, sendtag).Wait()
+        request.Wait(status)
+
+    # -- management ------------------------------------------------------------------
+
+    def Get_rank(self) -> int:
+        self._engine_free_check()
+        return self._rank
+
+    def Get_size(self) -> int:
+        self._engine_free_check()
+        return self._size
+
+    @property
+    def rank(self) -> int:
+        return self.Get_rank()
+
+    @property
+    def size(self) -> int:
+        return self.Get_size()
+
+    def _engine_free_check(self) -> None:
+        if self._freed:
+            raise _error(C.ERR_COMM, "invalid communicator (COMM_NULL or freed)")
+
+    def Get_group(self) -> Group:
+        self._engine_free_check()
+        return Group(self._ranks, world.world_rank())
+
+    @property
+    def group(self) -> Group:
+        return self.Get_group()
+
+    def Compare(self, comm: Comm) -> int:
+        if self is comm or (self._ctx == comm._ctx and self._ranks == comm._ranks):
+            return C.IDENT
+        if self._ranks == comm._ranks:
+            return C.CONGRUENT
+        if sorted(self._ranks) == sorted(comm._ranks):
+            return C.SIMILAR
+        return C.UNEQUAL
+
+    def _next_context(self, salt: int = 0) -> int:
+        self._serial += 1
+        return world.derive_context(self._ctx, self._serial, salt)
+
+    def Dup(self, info: Any = None) -> Comm:
+        self._engine_free_check()
+        return type(self)(self._ranks, self._next_context(), "")
+
+    Clone = Dup
+    Dup_with_info = Dup
+
+    def Free(self) -> None:
+        if self._freed:
+            raise _error(C.ERR_COMM, "this communicator is already freed (or COMM_NULL)")
+        if self._ctx in (0, 2):
+            raise _error(C.ERR_COMM, "COMM_WORLD and COMM_SELF cannot be freed")
+        self._freed = True
+
+    def free(self) -> None:
+        if not self._freed and self._ctx not in (0, 2):
+            self._freed = True
+
+    def __bool__(self) -> bool:
+        return not self._freed
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Comm):
+            return NotImplemented
+        return (self._freed and other._freed) or (
+            self._ctx == other._ctx and self._ranks == other._ranks and
+            not self._freed and not other._freed)
+
+    def __hash__(self) -> int:
+        return hash((self._ctx, self._ranks))
+
+    def Get_name(self) -> str:
+        return self._name
+
+    def Set_name(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def Is_inter(self) -> bool:
+        return False
+
+    def Is_intra(self) -> bool:
+        return True
+
+    @property
+    def is_inter(self) -> bool:
+        return False
+
+    @property
+    def is_intra(self) -> bool:
+        return True
+
+    def Get_topology(self) -> int:
+        return UNDEFINED
+
+    def Get_errhandler(self) -> Any:
+        return self._errhandler if self._errhandler is not None else C.ERRORS_RETURN
+
+    def Set_errhandler(self, errhandler: Any) -> None:
+        # Errors always raise MPI.Exception, as mpi4py does with ERRORS_RETURN.
+        self._errhandler = errhandler
+
+    def Get_attr(self, keyval: int) -> Any:
+        if keyval == C.TAG_UB:
+            return TAG_UPPER_BOUND
+        return None
+
+    def Abort(self, errorcode: int = 0) -> None:
+        from shoal.launch.control import report
+
+        report("abort", code=int(errorcode), rank=world.world_rank(),
+               message=f"MPI_Abort({errorcode}) called on rank {world.world_rank()}")
+        os._exit(int(errorcode) & 0xFF or 1 if errorcode else 0)
+
+
+def processor_name() -> str:
+    return socket.gethostname()

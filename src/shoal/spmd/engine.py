@@ -1,0 +1,385 @@
+"""The progress engine: moves message bytes between a rank and its peers.
+
+One engine per process.  Sends are framed (see :mod:`shoal.wire.header`) and
+written into the transport's streams; when a stream is full the rest waits in
+a per-destination queue that every later call pushes further.  Incoming
+streams are parsed incrementally; a complete message is handed to the
+:class:`~shoal.spmd.matching.Matcher`.  A message whose header matches a
+posted buffer receive is streamed straight into the user's buffer, with no
+intermediate copy.
+
+Every blocking call waits in :meth:`Engine.wait_until`, which keeps making
+progress on *all* streams (so two ranks that send each other large messages at
+once both finish) and spins briefly before sleeping on the transport.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from shoal.errors import CommunicationError
+from shoal.spmd.matching import Matcher, Message, PostedReceive
+from shoal.transport.base import Endpoint
+from shoal.wire.header import (
+    ACK,
+    DATA,
+    HEADER,
+    HEADER_SIZE,
+    PICKLED,
+    SYNC,
+    body_length,
+    padded,
+    part_table,
+)
+
+# Messages up to this size are written with one copy into the stream when
+# they fit, and read with one copy out of it.
+_SMALL = 16 * 1024
+_ZEROS = bytes(8)
+_NO_CHUNKS: list[memoryview] = []
+_SLEEP_SECONDS = 0.02  # a lost wake-up costs at most this
+
+
+class OutgoingSend:
+    """A send in flight: the chunks still to write and whether it is complete."""
+
+    __slots__ = ("dst", "chunks", "index", "offset", "done", "sync", "seq")
+
+    def __init__(self, dst: int, chunks: list[memoryview], sync: bool, seq: int) -> None:
+        self.dst = dst
+        self.chunks = chunks
+        self.index = 0
+        self.offset = 0
+        self.done = False
+        self.sync = sync
+        self.seq = seq
+
+
+class _Reading:
+    """A message whose body is still arriving."""
+
+    __slots__ = ("message", "target", "got", "receive", "discard")
+
+    def __init__(self, message: Message, target: memoryview, receive: PostedReceive | None,
+                 discard: bool) -> None:
+        self.message = message
+        self.target = target
+        self.got = 0
+        self.receive = receive
+        self.discard = discard
+
+
+def _spin_seconds(size: int) -> float:
+    configured = os.environ.get("SHOAL_SPIN_US")
+    if configured:
+        return max(0.0, float(configured)) / 1e6
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # More ranks than cores: a spinning rank steals the core its peer needs.
+    return 0.0005 if size <= (cores or 1) else 0.00002
+
+
+class Engine:
+    def __init__(self, rank: int, size: int, endpoint: Endpoint | None) -> None:
+        self.rank = rank
+        self.size = size
+        self.endpoint = endpoint
+        self.matcher = Matcher()
+        self._peers = [p for p in range(size) if p != rank]
+        self._queues: list[deque[OutgoingSend]] = [deque() for _ in range(size)]
+        self._busy: set[int] = set()  # destinations with queued sends
+        self._reading: list[_Reading | None] = [None] * size
+        self._awaiting_ack: dict[int, OutgoingSend] = {}
+        self._seq = 0
+        self._spin = _spin_seconds(size)
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, dst: int, ctx: int, tag: int, parts: list[Any], flags: int = 0) -> OutgoingSend:
+        """Start sending ``parts`` (bytes-like, ``nbytes`` each) as one message."""
+        self._seq += 1
+        seq = self._seq
+        sync = bool(flags & SYNC)
+        if len(parts) == 1 and dst != self.rank and not self._queues[dst]:
+            # The common case, kept short: one small part, nothing queued before it.
+            part = parts[0]
+            length = len(part) if type(part) is bytes else memoryview(part).nbytes
+            if length <= _SMALL:
+                frame = HEADER.pack(DATA, flags, 1, 0, tag, ctx, seq, time.monotonic_ns(),
+                                    length) + part
+                written = self.endpoint.write(dst, frame)  # type: ignore[union-attr]
+                if written == len(frame):
+                    outgoing = OutgoingSend(dst, _NO_CHUNKS, sync, seq)
+                    if sync:
+                        self._awaiting_ack[seq] = outgoing
+                    else:
+                        outgoing.done = True
+                    return outgoing
+                # The stream is nearly full: queue the rest of this frame.
+                return self._enqueue(OutgoingSend(dst, [memoryview(frame)[written:]], sync, seq))
+        views = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
+        lengths = [v.nbytes for v in views]
+        length = body_length(lengths)
+        header = HEADER.pack(DATA, flags, len(views), 0, tag, ctx, seq, time.monotonic_ns(),
+                             length)
+        if dst == self.rank:
+            return self._send_to_self(header, views, lengths, sync, seq)
+        return self._enqueue(OutgoingSend(dst, self._chunks(header, views, lengths, length),
+                                          sync, seq))
+
+    def _enqueue(self, outgoing: OutgoingSend) -> OutgoingSend:
+        if outgoing.sync:
+            self._awaiting_ack[outgoing.seq] = outgoing
+        self._queues[outgoing.dst].append(outgoing)
+        self._busy.add(outgoing.dst)
+        self._pump(outgoing.dst)
+        return outgoing
+
+    @staticmethod
+    def _chunks(header: bytes, views: list[memoryview], lengths: list[int],
+                length: int) -> list[memoryview]:
+        chunks = [memoryview(header)]
+        if len(views) > 1:
+            chunks.append(memoryview(part_table(lengths)))
+            for view, n in zip(views, lengths):
+                chunks.append(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
+                if padded(n) != n:
+                    chunks.append(memoryview(_ZEROS)[:padded(n) - n])
+        elif length:
+            view = views[0]
+            chunks.append(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
+        return chunks
+
+    def _send_to_self(self, header: bytes, views: list[memoryview], lengths: list[int],
+                      sync: bool, seq: int) -> OutgoingSend:
+        _, flags, nparts, _, tag, ctx, _, stamp, length = HEADER.unpack(header)
+        if nparts == 1:
+            body: Any = bytes(views[0].cast("B") if views[0].ndim != 1 else views[0])
+        else:
+            assembled = bytearray(part_table(lengths))
+            for view, n in zip(views, lengths):
+                assembled += view.cast("B") if view.format != "B" or view.ndim != 1 else view
+                assembled += bytes(padded(n) - n)
+            body = assembled
+        outgoing = OutgoingSend(self.rank, [], sync, seq)
+        if sync:
+            self._awaiting_ack[seq] = outgoing
+        else:
+            outgoing.done = True
+        message = Message(self.rank, tag, ctx, flags, nparts, seq, stamp, length, body)
+        receive = self.matcher.arrive(message)
+        if receive is not None:
+            self._complete(receive, message)
+        return outgoing
+
+    def _pump(self, dst: int) -> None:
+        """Write as much of ``dst``'s queue as its stream takes now."""
+        queue = self._queues[dst]
+        write = self.endpoint.write  # type: ignore[union-attr]
+        while queue:
+            outgoing = queue[0]
+            chunks = outgoing.chunks
+            while outgoing.index < len(chunks):
+                chunk = chunks[outgoing.index]
+                remaining = chunk[outgoing.offset:] if outgoing.offset else chunk
+                n = write(dst, remaining)
+                if n < len(remaining):
+                    outgoing.offset += n
+                    return
+                outgoing.index += 1
+                outgoing.offset = 0
+            queue.popleft()
+            outgoing.chunks = []
+            if not outgoing.sync:
+                outgoing.done = True
+        self._busy.discard(dst)
+
+    # -- receiving -------------------------------------------------------------
+
+    def post(self, receive: PostedReceive) -> None:
+        """Post a receive; it completes now if a matching message waits."""
+        self.progress()
+        message = self.matcher.post(receive)
+        if message is not None:
+            self._complete(receive, message)
+
+    def cancel(self, receive: PostedReceive) -> bool:
+        if self.matcher.cancel(receive):
+            receive.cancelled = True
+            receive.done = True
+            return True
+        return False
+
+    def probe(self, ctx: int, source: int, tag: int, take: bool) -> Message | None:
+        """The waiting message a receive would match now, removed if ``take``."""
+        self.progress()
+        if take:
+            message = self.matcher.take(ctx, source, tag)
+            if message is not None and message.flags & SYNC:
+                self._acknowledge(message)
+            return message
+        return self.matcher.find(ctx, source, tag)
+
+    def _complete(self, receive: PostedReceive, message: Message) -> None:
+        """Give a complete message to the receive it matched."""
+        receive.message = message
+        if message.flags & SYNC:
+            self._acknowledge(message)
+        buffer = receive.buffer
+        if buffer is not None and message.body is not None:
+            if message.length > buffer.nbytes:
+                receive.error = _truncated(message.length, buffer.nbytes)
+                buffer[:] = memoryview(message.body)[:buffer.nbytes]
+            else:
+                buffer[:message.length] = memoryview(message.body)[:message.length]
+            message.body = None
+        receive.done = True
+
+    def _acknowledge(self, message: Message) -> None:
+        if message.source == self.rank:
+            waiting = self._awaiting_ack.pop(message.seq, None)
+            if waiting is not None:
+                waiting.done = True
+            return
+        ack = HEADER.pack(ACK, 0, 0, 0, 0, 0, message.seq, 0, 0)
+        self._enqueue(OutgoingSend(message.source, [memoryview(ack)], False, 0))
+
+    def _read(self, src: int) -> bool:
+        """Take what has arrived from ``src``; True if a message or ack completed."""
+        endpoint = self.endpoint
+        assert endpoint is not None
+        progressed = False
+        while True:
+            reading = self._reading[src]
+            available = endpoint.readable(src)
+            if reading is None:
+                if available < HEADER_SIZE:
+                    return progressed
+                kind, flags, nparts, _, tag, ctx, seq, stamp, length = HEADER.unpack(
+                    endpoint.read_bytes(src, HEADER_SIZE))
+                available -= HEADER_SIZE
+                if kind == ACK:
+                    waiting = self._awaiting_ack.pop(seq, None)
+                    if waiting is not None:
+                        waiting.done = True
+                    progressed = True
+                    continue
+                if kind != DATA:
+                    raise CommunicationError(
+                        f"rank {self.rank} got a frame of unknown kind {kind} from rank {src}; "
+                        "are both ends the same shoal version?")
+                message = Message(src, tag, ctx, flags, nparts, seq, stamp, length)
+                if length <= available and length <= _SMALL:
+                    message.body = endpoint.read_bytes(src, length) if length else b""
+                    receive = self.matcher.arrive(message)
+                    if receive is not None:
+                        self._complete(receive, message)
+                    progressed = True
+                    continue
+                reading = self._start_body(message)
+                self._reading[src] = reading
+            if not available:
+                return progressed
+            n = min(available, reading.message.length - reading.got)
+            endpoint.read_into(src, reading.target[reading.got:], n)
+            reading.got += n
+            if reading.got < reading.message.length:
+                return progressed
+            self._reading[src] = None
+            self._finish_body(reading)
+            progressed = True
+
+    def _start_body(self, message: Message) -> _Reading:
+        """Choose where a large body goes: the matching receive's buffer, or a new one."""
+        receive = None
+        posted = self.matcher.posted.get(message.ctx)
+        if posted:
+            for index, candidate in enumerate(posted):
+                if candidate.matches(message):
+                    receive = posted.pop(index)
+                    break
+        if (receive is not None and receive.buffer is not None
+                and message.length <= receive.buffer.nbytes):
+            return _Reading(message, receive.buffer, receive, discard=False)
+        return _Reading(message, memoryview(bytearray(message.length)), receive, discard=False)
+
+    def _finish_body(self, reading: _Reading) -> None:
+        message = reading.message
+        receive = reading.receive
+        if receive is not None and reading.target is receive.buffer:
+            message.body = None
+            receive.message = message
+            if message.flags & SYNC:
+                self._acknowledge(message)
+            receive.done = True
+            return
+        message.body = reading.target.obj  # the bytearray itself
+        if receive is not None:
+            self._complete(receive, message)
+            return
+        late = self.matcher.arrive(message)
+        if late is not None:
+            self._complete(late, message)
+
+    # -- progress and waiting ---------------------------------------------------
+
+    def progress(self) -> None:
+        """Push queued sends and take in whatever has arrived, without blocking."""
+        if self.endpoint is None:
+            return
+        if self._busy:
+            for dst in tuple(self._busy):
+                self._pump(dst)
+        for src in self._peers:
+            self._read(src)
+
+    def wait_until(self, done: Callable[[], bool], describe: Callable[[], str]) -> None:
+        """Make progress until ``done()``; spin first, then sleep on the transport."""
+        if done():
+            return
+        endpoint = self.endpoint
+        if endpoint is None:
+            raise CommunicationError(
+                f"deadlock: rank {self.rank} of a 1-rank job would wait forever in "
+                f"{describe()}: no other rank exists to complete it")
+        progress = self.progress
+        deadline = time.perf_counter() + self._spin
+        while True:
+            progress()
+            if done():
+                return
+            if time.perf_counter() > deadline:
+                break
+        endpoint.set_status(describe())
+        try:
+            while True:
+                endpoint.set_sleeping(True)
+                progress()
+                if done():
+                    return
+                endpoint.sleep(_SLEEP_SECONDS)
+                endpoint.set_sleeping(False)
+                progress()
+                if done():
+                    return
+        finally:
+            endpoint.set_sleeping(False)
+            endpoint.set_status("")
+
+    def close(self) -> None:
+        """Finish queued sends, then release the transport."""
+        if self.endpoint is None:
+            return
+        self.wait_until(lambda: not self._busy, lambda: "Finalize (flushing sends)")
+        self.endpoint.close()
+        self.endpoint = None
+
+
+def _truncated(length: int, capacity: int) -> CommunicationError:
+    from shoal.spmd.constants import ERR_TRUNCATE, Exception as MPIException
+
+    return MPIException(ERR_TRUNCATE,
+                        f"message truncated: {length} bytes arrived for a {capacity}-byte buffer")

@@ -1,0 +1,86 @@
+"""This process's place in the job: its rank, the job's size and its engine.
+
+The engine is made on first use from the environment ``shoal run`` sets
+(``SHOAL_RANK``, ``SHOAL_SIZE`` and the shared-memory descriptors); a process
+started alone is rank 0 of a one-rank job.  It is closed at exit (or by
+``MPI.Finalize()``), after queued sends are flushed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+
+from shoal.errors import ConfigurationError
+from shoal.spmd.engine import Engine
+
+_engine: Engine | None = None
+_finalized = False
+
+
+def _read_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigurationError(f"{name}={value!r} is not a whole number") from None
+
+
+def world_rank() -> int:
+    return _read_int("SHOAL_RANK", 0)
+
+
+def world_size() -> int:
+    return _read_int("SHOAL_SIZE", 1)
+
+
+def engine() -> Engine:
+    """The process's engine, made on first use."""
+    global _engine
+    if _engine is None:
+        if _finalized:
+            from shoal.spmd.constants import ERR_OTHER, Exception as MPIException
+
+            raise MPIException(ERR_OTHER, "MPI was finalized: no more communication is allowed")
+        rank, size = world_rank(), world_size()
+        if not 0 <= rank < size:
+            raise ConfigurationError(f"SHOAL_RANK={rank} is outside a job of SHOAL_SIZE={size}")
+        endpoint = None
+        if size > 1:
+            from shoal.transport.shm import ShmEndpoint
+
+            endpoint = ShmEndpoint.from_environment(rank, size)
+        _engine = Engine(rank, size, endpoint)
+        atexit.register(finalize)
+    return _engine
+
+
+def is_initialized() -> bool:
+    return _engine is not None or _finalized
+
+
+def is_finalized() -> bool:
+    return _finalized
+
+
+def finalize() -> None:
+    """Flush queued sends and close the transport; later calls do nothing."""
+    global _engine, _finalized
+    if _engine is not None:
+        current, _engine = _engine, None
+        current.close()
+    _finalized = True
+
+
+def derive_context(parent: int, serial: int, salt: int = 0) -> int:
+    """The context of the ``serial``-th communicator made from ``parent``.
+
+    Every member of the parent makes the same calls in the same order, so each
+    computes the same number without talking; contexts are even (the odd
+    neighbour is the same communicator's collective context).
+    """
+    digest = hashlib.blake2b(f"{parent}:{serial}:{salt}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") >> 2) << 1
