@@ -7,6 +7,7 @@ order they come, and prints them sorted by rank.
 Run it:
 
     shoal run -n 4 examples/klyng_hello.py
+    mpiexec -n 4 python examples/klyng_hello.py   # the klyng calls then run on mpi4py
 
 Prints, for 4 ranks:
 

@@ -7,7 +7,7 @@ The published size is dx = 2e-9, that is 500,000,000 intervals (the default).
 Each rank takes one contiguous block of the intervals, sums it with a numpy
 kernel a chunk at a time (so memory stays small), and ``comm.reduce`` adds the
 partial sums on rank 0.  A pure-Python loop over 5e8 intervals would take
-minutes; the numpy kernel takes about 2 s of CPU on one core, and it is the
+minutes; the numpy kernel takes about 1.3 s of CPU on one core, and it is the
 same kernel whichever runtime (shoal or mpi4py on MPICH) runs it.
 
 Run it:

@@ -70,9 +70,10 @@ def test_hello_prints_every_rank_greeted_by_the_previous_one_in_order(backend: s
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("ranks", [1, 2, 4])
-def test_klyng_hello_rank_zero_hears_every_other_rank(ranks: int) -> None:
-    out = run_example("shoal", ranks, "klyng_hello.py")
+def test_klyng_hello_rank_zero_hears_every_other_rank(backend: str, ranks: int) -> None:
+    out = run_example(backend, ranks, "klyng_hello.py")
     heard = [line for line in out.splitlines() if line.startswith(f"rank 0 of {ranks} heard:")]
     if ranks == 1:
         assert "heard nobody" in out
