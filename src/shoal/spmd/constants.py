@@ -353,10 +353,12 @@ class BufferErrorException(Exception, builtins.BufferError):
     """``MPI.Exception`` that is also a :class:`BufferError`."""
 
 
+# mpi4py's names only (shoal.spmd.mpi star-imports this); TAG_UB_VALUE,
+# error_name and the *ErrorException classes are imported by name.
 __all__ = [
     "ANY_SOURCE", "ANY_TAG", "PROC_NULL", "ROOT", "UNDEFINED",
     "TAG_UB", "IO", "WTIME_IS_GLOBAL", "UNIVERSE_SIZE", "LASTUSEDCODE", "APPNUM",
-    "KEYVAL_INVALID", "TAG_UB_VALUE",
+    "KEYVAL_INVALID",
     "IDENT", "CONGRUENT", "SIMILAR", "UNEQUAL",
     "COMM_TYPE_SHARED", "COMM_TYPE_HW_GUIDED", "COMM_TYPE_HW_UNGUIDED",
     "COMM_TYPE_RESOURCE_GUIDED",

@@ -797,9 +797,11 @@ def _vector(flat: memoryview, no_buffer: bool, datatype: Datatype, extent: int,
                       blocks=nblocks)
 
 
+# Only the names mpi4py's MPI module has: ``shoal.spmd.mpi`` star-imports this.
+# parse_buffer, BufferSpec, as_numpy, to_datatype and struct_format are for
+# shoal's own layers and are imported by name.
 __all__ = [
-    "CATEGORIES", "Datatype", "BufferSpec", "parse_buffer", "as_numpy", "to_datatype",
-    "struct_format", "_typedict",
+    "Datatype", "_typedict",
     "DATATYPE_NULL", "PACKED", "BYTE", "AINT", "OFFSET", "COUNT", "CHAR", "WCHAR",
     "SIGNED_CHAR", "SHORT", "INT", "LONG", "LONG_LONG", "UNSIGNED_CHAR", "UNSIGNED_SHORT",
     "UNSIGNED", "UNSIGNED_LONG", "UNSIGNED_LONG_LONG", "FLOAT", "DOUBLE", "LONG_DOUBLE",

@@ -307,8 +307,10 @@ def _apply_without_numpy(info: _OpInfo, invec: memoryview, inoutvec: memoryview,
             b[k] = _wrap_integer(int(func(a[k], b[k])), fmt, bits)
 
 
+# Only mpi4py's names: shoal.spmd.mpi star-imports this; apply_buffers is
+# imported by name.
 __all__ = [
-    "Op", "apply_buffers", "UserFunction",
+    "Op",
     "OP_NULL", "MAX", "MIN", "SUM", "PROD", "LAND", "LOR", "LXOR", "BAND", "BOR", "BXOR",
     "MAXLOC", "MINLOC", "REPLACE", "NO_OP",
 ]
