@@ -1,0 +1,94 @@
+"""Fixtures for every test: nothing a test starts may outlive it.
+
+After each test, no process started during the test may still run, and no new
+``/dev/shm/shoal*`` file may be left.  The test process is made a *child
+subreaper* (Linux), so processes orphaned by a killed launcher are re-parented
+to it rather than to init and are still seen here.
+
+A test that must leave something behind on purpose can say so with
+``@pytest.mark.allow_leftover_processes``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+_PR_SET_CHILD_SUBREAPER = 36
+_GRACE = 3.0  # seconds for a test's processes to finish dying
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "allow_leftover_processes: skip the check that a test leaves no processes")
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _descendants() -> list[psutil.Process]:
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _reap_zombies(skip: set[int]) -> None:
+    """Collect our dead children (orphans re-parented to us included)."""
+    for proc in _descendants():
+        if proc.pid in skip:
+            continue
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(proc.pid, os.WNOHANG)
+        except (psutil.Error, ChildProcessError):
+            pass
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return f"pid {proc.pid}: {' '.join(proc.cmdline())[:200]}"
+    except psutil.Error:
+        return f"pid {proc.pid}"
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a process running or a shared-memory file behind."""
+    if request.node.get_closest_marker("allow_leftover_processes"):
+        yield
+        return
+    before = {p.pid for p in _descendants()}
+    shm_before = set(glob.glob("/dev/shm/shoal*"))
+    yield
+    deadline = time.monotonic() + _GRACE
+    while True:
+        _reap_zombies(before)
+        left = [p for p in _descendants() if p.pid not in before and _alive(p)]
+        shm_left = set(glob.glob("/dev/shm/shoal*")) - shm_before
+        if (not left and not shm_left) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for proc in left:  # clean up, so one leak does not fail the next tests too
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _reap_zombies(before)
+    problems = [f"process left running: {_describe(p)}" for p in left]
+    problems += [f"shared-memory file left: {path}" for path in sorted(shm_left)]
+    if problems:
+        pytest.fail("the test left things behind:\n  " + "\n  ".join(problems))

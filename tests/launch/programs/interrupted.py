@@ -1,0 +1,3 @@
+"""Raise KeyboardInterrupt, as a Ctrl-C inside the program would."""
+
+raise KeyboardInterrupt
