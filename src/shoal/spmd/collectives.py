@@ -261,6 +261,56 @@ class ObjectCollectives(Comm):
             mask <<= 1
         return result
 
+    # -- making communicators -------------------------------------------------------------
+
+    def Split(self, color: int = 0, key: int = 0) -> Comm:
+        """Partition by ``color``; order each part by ``key``, then by old rank."""
+        self._engine_free_check()
+        context = self._next_context()  # the same on every member: call before talking
+        table = self.allgather((color, key))
+        if color == C.UNDEFINED or color is None:
+            return type(self)()
+        if not isinstance(color, int) or color < 0:
+            raise C.Exception(C.ERR_ARG, f"Split: color must be a non-negative int or "
+                                         f"MPI.UNDEFINED, not {color!r}")
+        members = sorted((k, rank) for rank, (c, k) in enumerate(table) if c == color)
+        ranks = tuple(self._ranks[rank] for _, rank in members)
+        return type(self)(ranks, world.derive_context(context, 1, salt=color))
+
+    def Split_type(self, split_type: int, key: int = 0, info: Any = None) -> Comm:
+        """``COMM_TYPE_SHARED``: one communicator per host (shared-memory domain)."""
+        if split_type == C.UNDEFINED:
+            return self.Split(C.UNDEFINED, key)
+        import zlib
+
+        from shoal.spmd.comm import processor_name
+
+        host = zlib.crc32(processor_name().encode()) & 0x7FFFFFFF
+        return self.Split(host, key)
+
+    def Create(self, group: Any) -> Comm:
+        """A communicator of ``group``'s members (every member of this one calls it)."""
+        self._engine_free_check()
+        context = self._next_context()
+        ranks = tuple(group._ranks or ())
+        if not set(ranks) <= set(self._ranks):
+            raise C.Exception(C.ERR_GROUP, "Create: the group has processes outside this "
+                                           "communicator")
+        if world.world_rank() not in ranks:
+            return type(self)()
+        return type(self)(ranks, context)
+
+    def Create_group(self, group: Any, tag: int = 0) -> Comm:
+        """Like :meth:`Create`, called only by the group's members."""
+        ranks = tuple(group._ranks or ())
+        if world.world_rank() not in ranks:
+            return type(self)()
+        self._engine_free_check()
+        import zlib
+
+        salt = zlib.crc32(repr((ranks, tag)).encode())
+        return type(self)(ranks, world.derive_context(self._ctx, -1, salt=salt))
+
     # -- buffer collectives ------------------------------------------------------------
 
     def Bcast(self, buf: Any, root: int = 0) -> None:
