@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ANY_SOURCE = -1
+ANY_SOURCE = -2  # the same values as MPICH and mpi4py
 ANY_TAG = -1
 
 
