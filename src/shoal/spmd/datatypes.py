@@ -692,6 +692,9 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
     """
     if spec is C.IN_PLACE or spec is C.BOTTOM:
         return BufferSpec(memoryview(bytearray()), 0, BYTE, marker=spec)
+    if spec is None:  # only [None, ...] means "no buffer", as in mpi4py
+        raise TypeErrorException(C.ERR_BUFFER, "expecting a buffer or a list "
+                                 "[buf, count, datatype], got None")
     buf, count, displ, dtype = _unpack(spec, vector)
     if buf is C.BOTTOM:
         if dtype is None:
