@@ -10,9 +10,10 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from shoal.transport.base import Endpoint
+from shoal.transport.inproc import InprocEndpoint
 from shoal.transport.shm import ShmEndpoint
 
-ENDPOINTS: dict[str, type[Endpoint]] = {"shm": ShmEndpoint}
+ENDPOINTS: dict[str, type[Endpoint]] = {"shm": ShmEndpoint, "inproc": InprocEndpoint}
 
 
 def endpoint_class(name: str) -> type[Endpoint]:
@@ -28,4 +29,4 @@ def endpoint_class(name: str) -> type[Endpoint]:
     return ENDPOINTS[name]
 
 
-__all__ = ["ENDPOINTS", "Endpoint", "ShmEndpoint", "endpoint_class"]
+__all__ = ["ENDPOINTS", "Endpoint", "InprocEndpoint", "ShmEndpoint", "endpoint_class"]

@@ -1,0 +1,127 @@
+"""The progress engine over in-process streams: framing, partial writes, acks, no deadlock."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from shoal.spmd.engine import Engine
+from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, PostedReceive
+from shoal.transport.inproc import InprocHub
+from shoal.wire.codec import PICKLE
+from shoal.wire.header import PICKLED, SYNC, split_parts
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def engines(size: int, capacity: int) -> list[Engine]:
+    hub = InprocHub(size, capacity)
+    return [Engine(rank, size, hub.endpoint(rank)) for rank in range(size)]
+
+
+def drive(group: list[Engine], done, limit: int = 100_000) -> None:
+    for _ in range(limit):
+        if done():
+            return
+        for engine in group:
+            engine.progress()
+    raise AssertionError("no progress")
+
+
+def decode(receive: PostedReceive):
+    message = receive.message
+    return PICKLE.loads(split_parts(memoryview(message.body), message.nparts))
+
+
+def test_a_message_larger_than_the_stream_arrives_whole_in_pieces() -> None:
+    a, b = engines(2, capacity=100)
+    payload = bytes(range(256)) * 40
+    receive = PostedReceive(0, 0, 3)
+    b.post(receive)
+    outgoing = a.send(1, 0, 3, [payload])
+    drive([a, b], lambda: receive.done and outgoing.done)
+    assert receive.message.body == payload
+
+
+def test_a_buffer_receive_is_filled_in_place_and_truncation_is_an_error() -> None:
+    a, b = engines(2, capacity=64)
+    target = bytearray(1000)
+    receive = PostedReceive(0, 0, 0, memoryview(target))
+    b.post(receive)
+    a.send(1, 0, 0, [b"\x07" * 1000])
+    drive([a, b], lambda: receive.done)
+    assert target == b"\x07" * 1000 and receive.error is None
+    small = PostedReceive(0, 0, 0, memoryview(bytearray(10)))
+    b.post(small)
+    a.send(1, 0, 0, [b"\x01" * 11])
+    drive([a, b], lambda: small.done)
+    assert "truncated" in str(small.error)
+
+
+def test_out_of_band_buffers_travel_as_separate_aligned_parts() -> None:
+    np = pytest.importorskip("numpy")
+    a, b = engines(2, capacity=4096)
+    array = np.arange(10_001, dtype="f8")
+    parts = PICKLE.dumps({"x": array, "note": "hi"})
+    assert len(parts) == 2  # the array's memory was not copied into the pickle
+    receive = PostedReceive(0, ANY_SOURCE, ANY_TAG)
+    b.post(receive)
+    a.send(1, 0, 0, parts, PICKLED)
+    drive([a, b], lambda: receive.done)
+    value = decode(receive)
+    assert value["note"] == "hi" and (value["x"] == array).all()
+    assert value["x"].ctypes.data % 8 == 0
+
+
+def test_a_synchronous_send_completes_only_once_the_receiver_matched_it() -> None:
+    a, b = engines(2, capacity=1 << 16)
+    outgoing = a.send(1, 0, 0, [pickle.dumps("x")], PICKLED | SYNC)
+    for _ in range(50):
+        a.progress()
+        b.progress()
+    assert not outgoing.done
+    receive = PostedReceive(0, 0, 0)
+    b.post(receive)
+    drive([a, b], lambda: outgoing.done)
+    assert receive.done
+
+
+def test_two_ranks_sending_each_other_large_messages_both_finish() -> None:
+    a, b = engines(2, capacity=256)
+    big = b"z" * 100_000
+    out_a, out_b = a.send(1, 0, 1, [big]), b.send(0, 0, 1, [big])
+    in_a, in_b = PostedReceive(0, 1, 1), PostedReceive(0, 0, 1)
+    a.post(in_a)
+    b.post(in_b)
+    drive([a, b], lambda: out_a.done and out_b.done and in_a.done and in_b.done)
+    assert in_a.message.body == big and in_b.message.body == big
+
+
+def test_many_queued_sends_arrive_in_order() -> None:
+    a, b = engines(2, capacity=300)
+    for i in range(200):
+        a.send(1, 0, 4, [pickle.dumps(i)], PICKLED)
+    got = []
+    for _ in range(200):
+        receive = PostedReceive(0, 0, 4)
+        b.post(receive)
+        drive([a, b], lambda receive=receive: receive.done)
+        got.append(decode(receive))
+    assert got == list(range(200))
+
+
+def test_a_rank_can_send_to_itself() -> None:
+    (alone,) = [Engine(0, 1, None)]
+    alone.send(0, 0, 2, [pickle.dumps("me")], PICKLED)
+    receive = PostedReceive(0, 0, 2)
+    alone.post(receive)
+    assert receive.done and decode(receive) == "me"
+
+
+def test_waiting_alone_for_a_message_nobody_can_send_is_an_error_not_a_hang() -> None:
+    alone = Engine(0, 1, None)
+    receive = PostedReceive(0, 0, 0)
+    alone.post(receive)
+    with pytest.raises(Exception, match="deadlock"):
+        alone.wait_until(lambda: receive.done, lambda: "recv(source=0)")
