@@ -17,5 +17,5 @@ if use_real_mpi():
 
     sys.modules[__name__] = _real
 else:
-    from shoal.spmd.mpi import *  # noqa: F403
-    from shoal.spmd.mpi import __all__  # noqa: F401
+    from shoal.spmd.mpi import *
+    from shoal.spmd.mpi import __all__

@@ -121,6 +121,7 @@ class LocalJob:
     # -- starting ----------------------------------------------------------------
 
     def start(self) -> None:
+        _raise_fd_limit(self.options.nprocs)
         self._shm = ShmJob.create(self.options.nprocs)
         try:
             for rank in range(self.options.nprocs):
@@ -297,7 +298,7 @@ class LocalJob:
                 self.err.message(f"shoal: rank {entry.rank} was killed by {name}")
             else:
                 self.err.message(f"shoal: rank {entry.rank} exited with status {code}")
-            self._stop(f"rank {entry.rank} failed")
+            self._stop()
 
     def _on_event(self, event: control.ControlEvent) -> None:
         fields = event.fields
@@ -306,22 +307,21 @@ class LocalJob:
                 text = str(fields.get("traceback", "")).rstrip("\n")
                 self.err.message(f"shoal: rank {event.rank} failed:\n{text}")
                 # The failing rank is exiting by itself; give it until the SIGKILL.
-                self._stop(f"rank {event.rank} failed", spare=event.rank)
+                self._stop(spare=event.rank)
         elif event.event == control.ABORT:
             code = _as_int(fields.get("code"), 1)
             if self._decide(code, "abort"):
                 message = str(fields.get("message") or "")
                 self.err.message(f"shoal: rank {event.rank} called Abort({code})"
                                  + (f": {message}" if message else ""))
-                self._stop(f"rank {event.rank} aborted")
+                self._stop()
         elif event.event == control.USAGE and self._decide(2, "usage"):
             self.err.message(f"shoal run: error: {fields.get('message', 'bad usage')}")
-            self._stop("usage error")
+            self._stop()
         # Any other event is for a newer launcher: ignore it.
 
-    def _stop(self, why: str, spare: int | None = None) -> None:
+    def _stop(self, spare: int | None = None) -> None:
         """SIGTERM every running rank's group now (but ``spare``), SIGKILL later."""
-        del why  # kept in the signature for readability at the call sites
         for entry in self.ranks:
             if entry.running and entry.rank != spare:
                 _killpg(entry.proc.pid, signal.SIGTERM)
@@ -342,7 +342,7 @@ class LocalJob:
             if now >= self._stacks_at:
                 self._stacks_at = None
                 self._report_timeout()
-                self._stop("timeout")
+                self._stop()
             return
         if timeout is None or now - self._start_time < timeout:
             return
@@ -411,7 +411,7 @@ class LocalJob:
             self.err.message(f"shoal: got {_signal_name(signum)}, stopping all ranks")
         if self._signals_seen > 1:
             self._kill_at = time.monotonic()  # asked twice: no more patience
-        self._stop("signal")
+        self._stop()
 
     # -- the end -------------------------------------------------------------------
 
@@ -441,6 +441,22 @@ def run_job(options: LaunchOptions, stdout: BinaryIO | None = None,
     job = LocalJob(options, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
     job.start()
     return job.wait()
+
+
+def _raise_fd_limit(nprocs: int) -> None:
+    """Make room for the pipes of a big job: about 5 per rank here, N + 4 in each rank."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 6 * nprocs + 64
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError):
+            pass  # then spawning fails with a clear LaunchError instead
 
 
 def _without_bootstrap_frames(dump: bytes) -> bytes:

@@ -9,6 +9,7 @@ written anyway.  With ``tag`` every line starts with ``[rank] ``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import BinaryIO
 
@@ -33,6 +34,20 @@ class Sink:
             # The reader went away (`shoal run ... | head`) or the stream was
             # closed: drop further output instead of failing the whole job.
             self._broken = True
+            self._point_at_devnull()
+
+    def _point_at_devnull(self) -> None:
+        # Otherwise the interpreter's final flush of the same stream fails
+        # again and prints "Exception ignored ... BrokenPipeError" at exit.
+        try:
+            fd = self._stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+        except (OSError, ValueError):
+            return
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
 
     def message(self, text: str) -> None:
         """A line (or lines) of the launcher's own, e.g. ``shoal: rank 2 failed:``."""

@@ -27,7 +27,7 @@ _MPI_LAUNCHER_VARIABLES = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def use_real_mpi() -> bool:
     """True when this process should run on mpi4py rather than shoal's runtime."""
     choice = os.environ.get("SHOAL_BACKEND", "").strip().lower()

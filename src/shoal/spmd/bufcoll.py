@@ -29,7 +29,7 @@ def _blocks(counts: list[int], displs: list[int] | None, itemsize: int) -> list[
         for count in counts:
             displs.append(total)
             total += count
-    return [(d * itemsize, (d + c) * itemsize) for c, d in zip(counts, displs)]
+    return [(d * itemsize, (d + c) * itemsize) for c, d in zip(counts, displs, strict=True)]
 
 
 class Intracomm(ObjectCollectives):
@@ -55,6 +55,7 @@ class Intracomm(ObjectCollectives):
 
     def _vector(self, buf: Any, readonly: bool) -> tuple[Any, list[tuple[int, int]]]:
         spec = parse_buffer(buf, readonly=readonly, vector=True, blocks=self._size)
+        assert spec.counts is not None
         return spec, _blocks(list(spec.counts), list(spec.displs) if spec.displs is not None
                              else None, spec.datatype.Get_size())
 

@@ -60,7 +60,7 @@ def _commutes(op: Any) -> bool:
 
 
 class ObjectCollectives(Comm):
-    """The object collectives, Barrier and Bcast; :class:`shoal.spmd.bufcoll.Intracomm` adds the rest."""
+    """Object collectives, Barrier, Bcast, Split; :class:`.bufcoll.Intracomm` adds the rest."""
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class ObjectCollectives(Comm):
         return mine[relative]
 
     def allgather(self, sendobj: Any) -> list[Any]:
-        return self.bcast(self.gather(sendobj, 0), 0)  # type: ignore[no-any-return]
+        return self.bcast(self.gather(sendobj, 0), 0)
 
     def alltoall(self, sendobj: Sequence[Any]) -> list[Any]:
         self._engine_free_check()

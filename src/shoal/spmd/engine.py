@@ -29,7 +29,6 @@ from shoal.wire.header import (
     DATA,
     HEADER,
     HEADER_SIZE,
-    PICKLED,
     SYNC,
     body_length,
     padded,
@@ -144,7 +143,7 @@ class Engine:
         chunks = [memoryview(header)]
         if len(views) > 1:
             chunks.append(memoryview(part_table(lengths)))
-            for view, n in zip(views, lengths):
+            for view, n in zip(views, lengths, strict=True):
                 chunks.append(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
                 if padded(n) != n:
                     chunks.append(memoryview(_ZEROS)[:padded(n) - n])
@@ -160,7 +159,7 @@ class Engine:
             body: Any = bytes(views[0].cast("B") if views[0].ndim != 1 else views[0])
         else:
             assembled = bytearray(part_table(lengths))
-            for view, n in zip(views, lengths):
+            for view, n in zip(views, lengths, strict=True):
                 assembled += view.cast("B") if view.format != "B" or view.ndim != 1 else view
                 assembled += bytes(padded(n) - n)
             body = assembled
@@ -379,7 +378,8 @@ class Engine:
 
 
 def _truncated(length: int, capacity: int) -> CommunicationError:
-    from shoal.spmd.constants import ERR_TRUNCATE, Exception as MPIException
+    from shoal.spmd.constants import ERR_TRUNCATE
+    from shoal.spmd.constants import Exception as MPIException
 
     return MPIException(ERR_TRUNCATE,
                         f"message truncated: {length} bytes arrived for a {capacity}-byte buffer")

@@ -15,11 +15,11 @@ from typing import Any
 from shoal.spmd import world
 from shoal.spmd.bufcoll import Intracomm
 from shoal.spmd.comm import Comm
-from shoal.spmd.constants import *  # noqa: F403
+from shoal.spmd.constants import *
 from shoal.spmd.constants import THREAD_SERIALIZED
-from shoal.spmd.datatypes import *  # noqa: F403
-from shoal.spmd.group import *  # noqa: F403
-from shoal.spmd.ops import *  # noqa: F403
+from shoal.spmd.datatypes import *
+from shoal.spmd.group import *
+from shoal.spmd.ops import *
 from shoal.spmd.request import (
     MESSAGE_NO_PROC,
     MESSAGE_NULL,
@@ -119,7 +119,7 @@ def Compute_dims(nnodes: int, dims: Any) -> list[int]:
     sizes = [1] * len(free)
     for factor in sorted(factors, reverse=True):
         sizes[sizes.index(min(sizes))] *= factor
-    for index, value in zip(free, sorted(sizes, reverse=True)):
+    for index, value in zip(free, sorted(sizes, reverse=True), strict=True):
         fixed[index] = value
     return fixed
 

@@ -103,7 +103,8 @@ class Request:
         self._status = Status()
 
     def __bool__(self) -> bool:
-        return not self._completed or self._done is not None and not self._completed
+        # Like mpi4py: a request is false once it completed (it became REQUEST_NULL).
+        return not self._completed
 
     # -- core -----------------------------------------------------------------
 
@@ -311,7 +312,8 @@ class Message:
             return None
         message, self._message = self._message, None
         if message is None:
-            from shoal.spmd.constants import ERR_REQUEST, Exception as MPIException
+            from shoal.spmd.constants import ERR_REQUEST
+            from shoal.spmd.constants import Exception as MPIException
 
             raise MPIException(ERR_REQUEST, "this Message was already received")
         _fill(status, self._comm._comm_rank(message.source), message.tag, message.length)
@@ -330,7 +332,8 @@ class Message:
             return
         message, self._message = self._message, None
         if message is None:
-            from shoal.spmd.constants import ERR_REQUEST, Exception as MPIException
+            from shoal.spmd.constants import ERR_REQUEST
+            from shoal.spmd.constants import Exception as MPIException
 
             raise MPIException(ERR_REQUEST, "this Message was already received")
         self._comm._copy_into(buf, message)
@@ -343,12 +346,12 @@ class Message:
     @classmethod
     def probe(cls, comm: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
               status: Status | None = None) -> Message:
-        return comm.mprobe(source, tag, status)  # type: ignore[no-any-return]
+        return comm.mprobe(source, tag, status)
 
     @classmethod
     def iprobe(cls, comm: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
                status: Status | None = None) -> Message | None:
-        return comm.improbe(source, tag, status)  # type: ignore[no-any-return]
+        return comm.improbe(source, tag, status)
 
     Probe = probe
     Iprobe = iprobe

@@ -42,7 +42,8 @@ def engine() -> Engine:
     global _engine
     if _engine is None:
         if _finalized:
-            from shoal.spmd.constants import ERR_OTHER, Exception as MPIException
+            from shoal.spmd.constants import ERR_OTHER
+            from shoal.spmd.constants import Exception as MPIException
 
             raise MPIException(ERR_OTHER, "MPI was finalized: no more communication is allowed")
         rank, size = world_rank(), world_size()
