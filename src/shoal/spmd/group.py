@@ -183,10 +183,14 @@ class Group:
             except (TypeError, ValueError):
                 raise _error(C.ERR_ARG,
                              f"a range is (first, last, stride), got {entry!r}") from None
-            if stride == 0:
-                raise _error(C.ERR_ARG, f"range {entry!r}: the stride cannot be 0")
-            self._check_rank(first, "first rank of a range")
-            self._check_rank(last, "last rank of a range")
+            # MPICH's classes: a bad range is an invalid argument (ERR_ARG)
+            size = len(self._members())
+            if not (0 <= first < size and 0 <= last < size):
+                raise _error(C.ERR_ARG, f"range {entry!r} goes outside the group's ranks "
+                             f"0..{size - 1}")
+            if stride == 0 or (last - first) * stride < 0:
+                raise _error(C.ERR_ARG, f"range {entry!r} does not terminate: the stride "
+                             "must be nonzero and step from first towards last")
             out.extend(range(first, last + (1 if stride > 0 else -1), stride))
         return out
 
