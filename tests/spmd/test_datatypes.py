@@ -253,6 +253,8 @@ def test_datatypes_pickle_to_the_same_predefined_object() -> None:
     assert pickle.loads(pickle.dumps(D.DOUBLE)) is D.DOUBLE
     back = pickle.loads(pickle.dumps(D.INT.Create_contiguous(3).Commit()))
     assert back.size == 12 and back.committed
+    nested = pickle.loads(pickle.dumps(D.INT.Create_contiguous(3).Create_contiguous(2)))
+    assert nested.size == 24 and not nested.committed
 
 
 def test_typedict_and_fromcode_map_codes_as_mpi4py_does() -> None:

@@ -66,6 +66,10 @@ class _TypeInfo:
         """The predefined type this one is made of (itself when predefined)."""
         return self.base.leaf() if self.base is not None else self
 
+    def leaf_count(self) -> int:
+        """How many elements of :meth:`leaf` one element of this type holds."""
+        return self.repeat * self.base.leaf_count() if self.base is not None else 1
+
 
 _NULL_INFO = _TypeInfo("MPI_DATATYPE_NULL", 0, 0, "null", predefined=True,
                        pyname="DATATYPE_NULL")
@@ -110,7 +114,7 @@ class Datatype:
         if info.predefined:
             return (_predefined, (info.pyname,))
         assert info.base is not None
-        return (_rebuild_contiguous, (_predefined(info.leaf().pyname), info.repeat,
+        return (_rebuild_contiguous, (_predefined(info.leaf().pyname), info.leaf_count(),
                                       info.committed, info.name))
 
     def _checked(self) -> _TypeInfo:
