@@ -14,6 +14,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoal.errors import CommunicationError
 from shoal.spmd import constants as C
@@ -324,8 +326,8 @@ def test_the_spellings_of_a_whole_buffer_agree(spec_of) -> None:
 
 def test_count_and_displacement_select_part_of_the_buffer() -> None:
     a = np.arange(6.0)
-    for given in ([a, (2, 3), D.DOUBLE], [a, 2, 3, D.DOUBLE], [a, (2, 3)]):
-        spec = parse_buffer(given, readonly=True)
+    for written in ([a, (2, 3), D.DOUBLE], [a, 2, 3, D.DOUBLE], [a, (2, 3)]):
+        spec = parse_buffer(written, readonly=True)
         assert spec.count == 2
         assert np.frombuffer(spec.view).tolist() == [3.0, 4.0]
     assert parse_buffer([a, 2, "d"], readonly=True).nbytes == 16
@@ -488,3 +490,24 @@ def test_struct_formats_exist_for_the_basic_types_only() -> None:
     assert D.struct_format(D.CHAR) == "b"
     assert D.struct_format(D.LONG_DOUBLE) is None
     assert D.struct_format(D.DOUBLE_INT) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_count_and_displacement_always_select_the_matching_slice(data) -> None:
+    n = data.draw(st.integers(0, 40))
+    displ = data.draw(st.integers(0, n))
+    count = data.draw(st.integers(0, n - displ))
+    a = np.arange(n, dtype="i8")
+    spec = parse_buffer([a, (count, displ), D.INT64_T], readonly=True)
+    assert bytes(spec.view) == a[displ:displ + count].tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 50), st.integers(1, 9))
+def test_derived_vector_counts_cover_the_buffer_in_order(entries: int, blocks: int) -> None:
+    spec = parse_buffer(np.zeros(entries), readonly=True, vector=True, blocks=blocks)
+    assert spec.counts is not None and spec.displs is not None
+    assert sum(spec.counts) == entries and len(spec.counts) == blocks
+    assert max(spec.counts) - min(spec.counts) <= 1
+    assert list(spec.displs) == [sum(spec.counts[:i]) for i in range(blocks)]
