@@ -98,7 +98,8 @@ def program(argv: list[str]) -> None:
 def measure(quick: bool) -> Report:
     report = Report("Bandwidth of numpy arrays (2 ranks, median, MB/s)")
     args = ["--program", "--seconds", "0.1" if quick else "0.5"]
-    results = harness.run_program(report, 2, Path(__file__).resolve(), args, timeout=300)
+    results = harness.run_program(report, 2, Path(__file__).resolve(), args,
+                                   timeout=300, rounds=1 if quick else 3)
     report.raw = {backend: result for backend, result in results.items()}
     for api in ("buffer", "object"):
         for size in SIZES:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -180,22 +181,44 @@ def median(values: Iterable[float]) -> float | None:
 
 
 def run_program(report: Report, ranks: int, script: Path, args: Sequence[str],
-                timeout: float = 300.0,
+                timeout: float = 300.0, rounds: int = 1,
                 backends: Sequence[str] = BACKENDS) -> dict[str, dict | None]:
-    """Run ``script`` once under each backend; the JSON results, None where a run failed."""
-    results: dict[str, dict | None] = {}
-    for backend in backends:
-        run = launch(backend, ranks, script, args, timeout=timeout)
-        if not run.ok:
-            report.errors.append(run.failure(f"failed on {ranks} ranks"))
-            results[backend] = None
-            continue
-        try:
-            results[backend] = run.result()
-        except RuntimeError as exc:
-            report.errors.append(str(exc))
-            results[backend] = None
-    return results
+    """Run ``script`` ``rounds`` times under each backend, alternating between them.
+
+    Returns each backend's JSON result, every number in it the median over the
+    rounds (None where every run failed).  Alternating spreads a change in the
+    machine's load over both runtimes instead of landing on one.
+    """
+    collected: dict[str, list[dict]] = {backend: [] for backend in backends}
+    failed: set[str] = set()
+    for _ in range(rounds):
+        for backend in backends:
+            if backend in failed:
+                continue
+            run = launch(backend, ranks, script, args, timeout=timeout)
+            if not run.ok:
+                report.errors.append(run.failure(f"failed on {ranks} ranks"))
+                failed.add(backend)
+                continue
+            try:
+                collected[backend].append(run.result())
+            except RuntimeError as exc:
+                report.errors.append(str(exc))
+                failed.add(backend)
+    return {backend: merge_medians(results) if results else None
+            for backend, results in collected.items()}
+
+
+def merge_medians(results: Sequence[object]) -> Any:
+    """One result shaped like the given ones, each number the median of theirs."""
+    first = results[0]
+    if isinstance(first, dict):
+        return {key: merge_medians([r[key] for r in results
+                                    if isinstance(r, dict) and key in r])
+                for key in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return statistics.median(r for r in results if isinstance(r, (int, float)))
+    return first
 
 
 def pick(result: dict | None, *keys: str | int) -> float | None:
@@ -233,6 +256,13 @@ def format_value(value: float | None) -> str:
     return f"{value:.2e}"
 
 
+def format_ratio(ratio: float | None) -> str:
+    # Three decimals near 1, so that a ratio printed as 1.05 is never 'missed' against 1.05.
+    if ratio is None:
+        return "n/a"
+    return f"{ratio:.3f}" if ratio < 10 else f"{ratio:.1f}"
+
+
 def table(rows: Sequence[Row]) -> str:
     """The rows as a Markdown table."""
     lines = ["| benchmark | case | metric | shoal | MPICH | shoal / MPICH | target | |",
@@ -245,7 +275,7 @@ def table(rows: Sequence[Row]) -> str:
             mark = f"{mark} {row.note}".strip()
         lines.append(
             f"| {row.benchmark} | {row.case} | {row.metric} | {format_value(row.shoal)} | "
-            f"{format_value(row.mpich)} | {'n/a' if ratio is None else f'{ratio:.2f}'} | "
+            f"{format_value(row.mpich)} | {format_ratio(ratio)} | "
             f"{row.target or '-'} | {mark} |")
     return "\n".join(lines)
 

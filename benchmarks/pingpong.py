@@ -102,7 +102,8 @@ def program(argv: list[str]) -> None:
 def measure(quick: bool) -> Report:
     report = Report("Ping-pong latency (2 ranks, median one-way, us)")
     args = ["--program", "--seconds", "0.05" if quick else "0.25"]
-    results = harness.run_program(report, 2, Path(__file__).resolve(), args, timeout=300)
+    results = harness.run_program(report, 2, Path(__file__).resolve(), args,
+                                   timeout=300, rounds=1 if quick else 3)
     report.raw = {backend: result for backend, result in results.items()}
     for api in ("buffer", "object"):
         for size in SIZES:

@@ -134,8 +134,9 @@ def markdown(info: dict[str, str], reports: list[Report], quick: bool, seconds: 
               f"{met} met, {len(missed)} missed, {unknown} not measured "
               f"(of {len(targeted)} figures with a target).", ""]
     if missed:
-        lines += ["Missed: " + "; ".join(f"{r.case} ({r.metric}) {r.ratio:.2f} vs {r.target}"
-                                         for r in missed if r.ratio is not None), ""]
+        lines += ["Missed: " + "; ".join(
+            f"{r.case} ({r.metric}) {harness.format_ratio(r.ratio)} vs {r.target}"
+            for r in missed), ""]
 
     for report in reports:
         lines += [f"## {report.name}", "", harness.table(report.rows), ""]
@@ -154,6 +155,7 @@ def plots(reports: dict[str, Report], out: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     written: list[str] = []
     styles = {harness.SHOAL: "-", harness.MPICH: "--"}
@@ -237,7 +239,12 @@ def plots(reports: dict[str, Report], out: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(8, 0.28 * len(targeted) + 1.5))
         labels = [f"{row.case} ({row.metric})" for row in targeted]
         colours = ["tab:green" if row.verdict() == "met" else "tab:red" for row in targeted]
-        ax.barh(range(len(targeted)), [row.ratio for row in targeted], color=colours)
+        # Bars grow from parity (1) towards the ratio, so both directions read at a glance.
+        ratios = [float(row.ratio or 1.0) for row in targeted]
+        ax.barh(range(len(targeted)), [r - 1.0 for r in ratios], left=1.0, color=colours)
+        ax.axvline(1.0, color="grey", linewidth=1)
+        bounds = [float(row.target.split()[1]) for row in targeted]
+        ax.set_xlim(min([*ratios, *bounds, 1.0]) / 1.3, max([*ratios, *bounds, 1.0]) * 1.3)
         for i, row in enumerate(targeted):
             bound = float(row.target.split()[1])
             ax.plot([bound, bound], [i - 0.4, i + 0.4], "k-", linewidth=2)
@@ -245,6 +252,10 @@ def plots(reports: dict[str, Report], out: Path) -> list[str]:
         ax.invert_yaxis()
         ax.set(xscale="log", xlabel="shoal / MPICH (black: target; green met, red missed)",
                title="Ratios with a target")
+        ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+                 if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(True, axis="x", which="both", alpha=0.3)
         save(fig, "ratios.png")
     return written
