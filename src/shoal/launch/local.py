@@ -308,6 +308,11 @@ class LocalJob:
                 self.err.message(f"shoal: rank {event.rank} failed:\n{text}")
                 # The failing rank is exiting by itself; give it until the SIGKILL.
                 self._stop(spare=event.rank)
+            else:
+                # One line, not N tracebacks, when several ranks fail alike.
+                summary = str(fields.get("exception", "an exception")).splitlines()
+                self.err.message(f"shoal: rank {event.rank} also failed: "
+                                 f"{summary[0] if summary else 'an exception'}")
         elif event.event == control.ABORT:
             code = _as_int(fields.get("code"), 1)
             if self._decide(code, "abort"):
