@@ -51,13 +51,13 @@ class Intracomm(ObjectCollectives):
             raise C.Exception(C.ERR_COUNT, f"{what}: a buffer of {spec.count} elements does "
                                            f"not split evenly over {n} ranks")
         count = spec.count // n
-        return count * spec.datatype.Get_size(), count
+        return count * spec.datatype.extent, count
 
     def _vector(self, buf: Any, readonly: bool) -> tuple[Any, list[tuple[int, int]]]:
         spec = parse_buffer(buf, readonly=readonly, vector=True, blocks=self._size)
         assert spec.counts is not None
         return spec, _blocks(list(spec.counts), list(spec.displs) if spec.displs is not None
-                             else None, spec.datatype.Get_size())
+                             else None, spec.datatype.extent)
 
     # -- reductions -------------------------------------------------------------
 
@@ -121,7 +121,7 @@ class Intracomm(ObjectCollectives):
         n = self._size
         if n == 1:
             return
-        itemsize = spec.datatype.Get_size()
+        itemsize = spec.datatype.extent
         if _commutes(op) and view.nbytes >= _RING_BYTES and spec.count >= n:
             self._ring_allreduce(view, spec.count, itemsize, spec.datatype, op)
         elif n & (n - 1) == 0:
@@ -190,7 +190,7 @@ class Intracomm(ObjectCollectives):
         self._engine_free_check()
         spec = parse_buffer(recvbuf if _in_place(sendbuf) else sendbuf,
                             readonly=not _in_place(sendbuf))
-        itemsize = spec.datatype.Get_size()
+        itemsize = spec.datatype.extent
         if recvcounts is None:
             recvcounts = self.allgather(parse_buffer(recvbuf, readonly=False).count)
         blocks = _blocks(list(recvcounts), None, itemsize)

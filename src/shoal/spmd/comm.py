@@ -70,6 +70,8 @@ class Comm:
         return self._index.get(world_rank, world_rank)
 
     def _source(self, source: int) -> int:
+        if 0 <= source < self._size:
+            return self._ranks[source]
         if source == ANY_SOURCE:
             return ANY_SOURCE
         return self._world_rank(source, "source")
@@ -91,10 +93,10 @@ class Comm:
                 f"rank {self._rank} cannot send to rank {dest}: {exc}") from exc.__cause__
 
     def _decode(self, message: Message) -> Any:
-        body = memoryview(message.body) if message.body is not None else memoryview(b"")
-        if message.flags & PICKLED:
-            return PICKLE.loads(split_parts(body, message.nparts))
-        return PICKLE.loads([body])
+        body = message.body if message.body is not None else b""
+        if message.nparts == 1:
+            return PICKLE.loads((body,))
+        return PICKLE.loads(split_parts(memoryview(body), message.nparts))
 
     def _copy_into(self, buf: Any, message: Message) -> None:
         spec = parse_buffer(buf, readonly=False)
@@ -141,10 +143,17 @@ class Comm:
     # -- object API: point to point -------------------------------------------
 
     def send(self, obj: Any, dest: int, tag: int = 0) -> None:
-        if dest == PROC_NULL:
-            return
-        self._check_send_tag(tag)
-        self._send_parts(self._encode(obj, dest), dest, tag, PICKLED, self._ctx, "send")
+        # The hot path of the object API, written out flat on purpose.
+        if not (0 <= dest < self._size and 0 <= tag <= self._tag_bound):
+            if dest == PROC_NULL:
+                return
+            self._check_send_tag(tag)
+            self._world_rank(dest, "destination")
+        engine = self._engine()
+        outgoing = engine.send(self._ranks[dest], self._ctx, tag, self._encode(obj, dest),
+                               PICKLED)
+        if not outgoing.done:
+            engine.wait_until(lambda: outgoing.done, self._describe("send", dest, tag))
 
     bsend = send
 
@@ -174,10 +183,17 @@ class Comm:
         if source == PROC_NULL:
             _fill(status, PROC_NULL, ANY_TAG, 0)
             return None
-        self._check_recv_tag(tag)
-        receive = self._post(source, tag, self._ctx)
-        message = self._wait_receive(receive, "recv", source, tag)
-        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        if tag != ANY_TAG and not 0 <= tag <= self._tag_bound:
+            self._check_recv_tag(tag)
+        engine = self._engine()
+        world_source = self._source(source)
+        message = engine.try_receive(self._ctx, world_source, tag)
+        if message is None:
+            receive = PostedReceive(self._ctx, world_source, tag)
+            engine.post(receive)
+            message = self._wait_receive(receive, "recv", source, tag)
+        if status is not None:
+            _fill(status, self._comm_rank(message.source), message.tag, message.length)
         return self._decode(message)
 
     def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:

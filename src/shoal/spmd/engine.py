@@ -40,6 +40,8 @@ from shoal.wire.header import (
 _SMALL = 16 * 1024
 _ZEROS = bytes(8)
 _NO_CHUNKS: list[memoryview] = []
+_LENGTH_OFFSET = 40  # where the body length sits in the header
+_unpack_header = HEADER.unpack_from
 _SLEEP_SECONDS = 0.02  # a lost wake-up costs at most this
 
 
@@ -56,6 +58,11 @@ class OutgoingSend:
         self.done = False
         self.sync = sync
         self.seq = seq
+
+
+# What a completed standard send returns: nothing about it is ever needed again.
+_SENT = OutgoingSend(-1, [], False, 0)
+_SENT.done = True
 
 
 class _Reading:
@@ -111,11 +118,10 @@ class Engine:
                                     length) + part
                 written = self.endpoint.write(dst, frame)  # type: ignore[union-attr]
                 if written == len(frame):
+                    if not sync:
+                        return _SENT
                     outgoing = OutgoingSend(dst, _NO_CHUNKS, sync, seq)
-                    if sync:
-                        self._awaiting_ack[seq] = outgoing
-                    else:
-                        outgoing.done = True
+                    self._awaiting_ack[seq] = outgoing
                     return outgoing
                 # The stream is nearly full: queue the rest of this frame.
                 return self._enqueue(OutgoingSend(dst, [memoryview(frame)[written:]], sync, seq))
@@ -205,6 +211,28 @@ class Engine:
         if message is not None:
             self._complete(receive, message)
 
+    def try_receive(self, ctx: int, source: int, tag: int) -> Message | None:
+        """The message a receive would get right now, matched; None if it must wait.
+
+        The fast path of a blocking receive: no receive object is posted when
+        the message is already here.  Earlier posted receives on the same
+        context come first, so with any of those the caller must post.
+        """
+        if self.endpoint is not None:
+            if source >= 0:
+                if source != self.rank and self._reading[source] is None:
+                    self._read(source)
+            else:
+                for peer in self._peers:
+                    self._read(peer)
+        matcher = self.matcher
+        if matcher.posted.get(ctx):
+            return None
+        message = matcher.take(ctx, source, tag)
+        if message is not None and message.flags & SYNC:
+            self._acknowledge(message)
+        return message
+
     def cancel(self, receive: PostedReceive) -> bool:
         if self.matcher.cancel(receive):
             receive.cancelled = True
@@ -253,6 +281,12 @@ class Engine:
         progressed = False
         while True:
             reading = self._reading[src]
+            if reading is None:
+                frame = endpoint.take_frame(src, HEADER_SIZE, _LENGTH_OFFSET, _SMALL)
+                if frame is not None:
+                    self._arrived_frame(src, frame)
+                    progressed = True
+                    continue
             available = endpoint.readable(src)
             if reading is None:
                 if available < HEADER_SIZE:
@@ -290,6 +324,24 @@ class Engine:
             self._reading[src] = None
             self._finish_body(reading)
             progressed = True
+
+    def _arrived_frame(self, src: int, frame: bytes) -> None:
+        """A whole small frame (header and body) from ``src``."""
+        kind, flags, nparts, _, tag, ctx, seq, stamp, length = _unpack_header(frame)
+        if kind == ACK:
+            waiting = self._awaiting_ack.pop(seq, None)
+            if waiting is not None:
+                waiting.done = True
+            return
+        if kind != DATA:
+            raise CommunicationError(
+                f"rank {self.rank} got a frame of unknown kind {kind} from rank {src}; "
+                "are both ends the same shoal version?")
+        message = Message(src, tag, ctx, flags, nparts, seq, stamp, length,
+                          memoryview(frame)[HEADER_SIZE:])
+        receive = self.matcher.arrive(message)
+        if receive is not None:
+            self._complete(receive, message)
 
     def _start_body(self, message: Message) -> _Reading:
         """Choose where a large body goes: the matching receive's buffer, or a new one."""

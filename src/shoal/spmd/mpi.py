@@ -125,4 +125,4 @@ def Compute_dims(nnodes: int, dims: Any) -> list[int]:
 
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in (
-    "annotations", "socket", "time", "world", "Any")]
+    "annotations", "socket", "time", "world", "Any")] + ["_typedict"]

@@ -33,6 +33,16 @@ class Endpoint(ABC):
     def read_bytes(self, src: int, n: int) -> bytes:
         """Take exactly ``n`` readable bytes from ``src``."""
 
+    def take_frame(self, src: int, header_size: int, length_offset: int,
+                   limit: int) -> bytes | None:
+        """Take a whole small frame (header and body) from ``src`` in one step, if one waits.
+
+        The body length is the u64 at ``length_offset`` in the header; frames
+        with a body over ``limit`` are left for the general path, as is
+        anything this transport cannot do cheaply.  The default does nothing.
+        """
+        return None
+
     @abstractmethod
     def set_sleeping(self, flag: bool) -> None:
         """Announce that this rank is about to sleep (peers must wake it) or is awake."""

@@ -47,6 +47,7 @@ from shoal.transport.base import Endpoint
 
 MAGIC = b"SHOALSH1"
 _HEADER = struct.Struct("<8s5Q")
+_U64 = struct.Struct("<Q")
 _SLOT_BYTES = 256
 _LINE = 64
 _RING_CONTROL = 128
@@ -303,6 +304,30 @@ class ShmEndpoint(Endpoint):
             out = ring.data[start:].tobytes() + ring.data[:n - (cap - start)].tobytes()
         self._consumed(src, ring, head + n)
         return out
+
+    def take_frame(self, src: int, header_size: int, length_offset: int,
+                   limit: int) -> bytes | None:
+        ring = self.incoming[src]
+        assert ring is not None
+        head = ring.pos
+        available = ring.ctl[8] - head
+        if available < header_size:
+            return None
+        cap = ring.cap
+        start = head % cap
+        if start + header_size > cap:
+            return None  # the header wraps: rare, the general path copes
+        data = ring.data
+        length = _U64.unpack_from(data, start + length_offset)[0]
+        total = header_size + length
+        if length > limit or total > available:
+            return None
+        if start + total <= cap:
+            frame = data[start:start + total].tobytes()
+        else:
+            frame = data[start:].tobytes() + data[:total - (cap - start)].tobytes()
+        self._consumed(src, ring, head + total)
+        return frame
 
     def _consumed(self, src: int, ring: Ring, head: int) -> None:
         ring.pos = head
