@@ -89,8 +89,8 @@ class Comm:
         try:
             return PICKLE.dumps(obj)
         except SerializationError as exc:
-            raise SerializationError(
-                f"rank {self._rank} cannot send to rank {dest}: {exc}") from exc.__cause__
+            raise SerializationError(f"rank {self._rank} cannot send to rank {dest}: {exc}"
+                                     ) from None
 
     def _decode(self, message: Message) -> Any:
         body = message.body if message.body is not None else b""

@@ -79,13 +79,16 @@ class _Reading:
         self.discard = discard
 
 
+_yield = getattr(os, "sched_yield", lambda: None)
+
+
 def _spin_seconds(size: int) -> float:
     configured = os.environ.get("SHOAL_SPIN_US")
     if configured:
         return max(0.0, float(configured)) / 1e6
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # More ranks than cores: a spinning rank steals the core its peer needs.
-    return 0.0005 if size <= (cores or 1) else 0.00002
+    return 0.002 if size <= (cores or 1) else 0.00005
 
 
 class Engine:
@@ -398,12 +401,18 @@ class Engine:
                 f"{describe()}: no other rank exists to complete it")
         progress = self.progress
         deadline = time.perf_counter() + self._spin
+        spins = 0
         while True:
             progress()
             if done():
                 return
-            if time.perf_counter() > deadline:
-                break
+            spins += 1
+            if not spins & 31:
+                if time.perf_counter() > deadline:
+                    break
+                # Let a peer that shares this core run: on a loaded or
+                # oversubscribed machine it is the one we are waiting for.
+                _yield()
         endpoint.set_status(describe())
         try:
             while True:

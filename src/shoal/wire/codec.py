@@ -37,9 +37,10 @@ class Pickle:
             else:
                 head = self.dumps_function(obj, protocol)
         except Exception as exc:  # pickling raises many types
+            kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
             raise SerializationError(
-                f"cannot pickle {type(obj).__module__}.{type(obj).__qualname__}: {exc}; "
-                "send only picklable values (or set MPI.pickle to cloudpickle)") from exc
+                f"a {kind} value cannot be pickled ({exc}); send only picklable values, "
+                "or set MPI.pickle to cloudpickle for lambdas and closures") from None
         if not buffers:
             return [head]
         parts: list[Any] = [head]
@@ -56,7 +57,9 @@ class Pickle:
                 return self.loads_function(parts[0])
             return self.loads_function(parts[0], buffers=parts[1:])
         except Exception as exc:
-            raise SerializationError(f"cannot unpickle a received message: {exc}") from exc
+            raise SerializationError(
+                f"a received message cannot be unpickled ({type(exc).__name__}: {exc}); "
+                "is the class it holds importable on this rank?") from None
 
 
 PICKLE = Pickle()
