@@ -132,6 +132,16 @@ class Comm:
         self._engine().post(receive)
         return receive
 
+    def _peeker(self, receive: PostedReceive) -> Callable[[Status], None]:
+        """Fills a status from a completed receive without completing the request."""
+        def peek(status: Status) -> None:
+            message = receive.message
+            if receive.cancelled or message is None:
+                _fill(status, ANY_SOURCE, ANY_TAG, 0, cancelled=receive.cancelled)
+            else:
+                _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        return peek
+
     def _wait_receive(self, receive: PostedReceive, call: str, source: int, tag: int) -> Message:
         if not receive.done:
             world.engine().wait_until(lambda: receive.done, self._describe(call, source, tag))
@@ -198,10 +208,7 @@ class Comm:
 
     def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         if source == PROC_NULL:
-            request = Request(finish=lambda s: _fill(s, PROC_NULL, ANY_TAG, 0))
-            request._completed = False
-            request._done = lambda: True
-            return request
+            return Request(lambda: True, lambda s: _fill(s, PROC_NULL, ANY_TAG, 0))
         self._check_recv_tag(tag)
         receive = self._post(source, tag, self._ctx)
 
@@ -218,7 +225,7 @@ class Comm:
             return self._decode(message)
 
         return Request(lambda: receive.done, finish, self._describe("irecv", source, tag),
-                       lambda: world.engine().cancel(receive))
+                       lambda: world.engine().cancel(receive), self._peeker(receive))
 
     def sendrecv(self, sendobj: Any, dest: int, sendtag: int = 0, recvbuf: Any = None,
                  source: int = ANY_SOURCE, recvtag: int = ANY_TAG,
@@ -337,10 +344,7 @@ class Comm:
 
     def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         if source == PROC_NULL:
-            request = Request(finish=lambda s: _fill(s, PROC_NULL, ANY_TAG, 0))
-            request._completed = False
-            request._done = lambda: True
-            return request
+            return Request(lambda: True, lambda s: _fill(s, PROC_NULL, ANY_TAG, 0))
         self._check_recv_tag(tag)
         view = parse_buffer(buf, readonly=False).view
         receive = self._post(source, tag, self._ctx, view)
@@ -357,7 +361,7 @@ class Comm:
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
 
         return Request(lambda: receive.done, finish, self._describe("Irecv", source, tag),
-                       lambda: world.engine().cancel(receive))
+                       lambda: world.engine().cancel(receive), self._peeker(receive))
 
     def Sendrecv(self, sendbuf: Any, dest: int, sendtag: int = 0, recvbuf: Any = None,
                  source: int = ANY_SOURCE, recvtag: int = ANY_TAG,

@@ -93,18 +93,26 @@ class Request:
     def __init__(self, done: Callable[[], bool] | None = None,
                  finish: Callable[[Status | None], Any] | None = None,
                  describe: Callable[[], str] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> None:
+                 cancel: Callable[[], bool] | None = None,
+                 peek: Callable[[Status], None] | None = None) -> None:
         self._done = done
+        self._peek = peek
         self._finish = finish
         self._describe = describe or (lambda: "Wait")
         self._cancel = cancel
         self._completed = done is None
-        self._result: Any = None
         self._status = Status()
 
     def __bool__(self) -> bool:
         # Like mpi4py: a request is false once it completed (it became REQUEST_NULL).
         return not self._completed
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return self is other or (self._completed and other._completed)
+
+    __hash__ = object.__hash__
 
     # -- core -----------------------------------------------------------------
 
@@ -112,14 +120,16 @@ class Request:
         return self._completed or self._done is None or self._done()
 
     def _complete(self, status: Status | None) -> Any:
-        if not self._completed:
-            self._completed = True
-            if self._finish is not None:
-                self._result = self._finish(self._status)
+        """Finish the request once; later calls see a null request (empty status)."""
+        if self._completed:
+            if status is not None:
+                _fill(status, ANY_SOURCE, ANY_TAG, 0)
+            return None
+        self._completed = True
+        result = self._finish(self._status) if self._finish is not None else None
         if status is not None:
             _fill(status, self._status.source, self._status.tag, self._status.count,
                   self._status.cancelled)
-        result, self._result = self._result, None
         return result
 
     def _block(self) -> None:
@@ -148,8 +158,11 @@ class Request:
             world.engine().progress()
         ready = self._ready()
         if ready and status is not None:
-            _fill(status, self._status.source, self._status.tag, self._status.count,
-                  self._status.cancelled)
+            if not self._completed and self._peek is not None:
+                self._peek(status)
+            else:
+                _fill(status, self._status.source, self._status.tag, self._status.count,
+                      self._status.cancelled)
         return ready
 
     def Cancel(self) -> None:
@@ -305,6 +318,13 @@ class Message:
     def __bool__(self) -> bool:
         return self._message is not None or self._no_proc
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self is other or (not self and not other)
+
+    __hash__ = object.__hash__
+
     def recv(self, status: Status | None = None) -> Any:
         if self._no_proc:
             _fill(status, PROC_NULL, ANY_TAG, 0)
@@ -320,10 +340,14 @@ class Message:
         return self._comm._decode(message)
 
     def irecv(self) -> Request:
-        value = self.recv()
-        request = Request(finish=None)
-        request._result = value
-        return request
+        status = Status()
+        value = self.recv(status)
+
+        def finish(into: Status) -> Any:
+            _fill(into, status.source, status.tag, status.count)
+            return value
+
+        return Request(lambda: True, finish)
 
     def Recv(self, buf: Any, status: Status | None = None) -> None:
         if self._no_proc:
@@ -340,8 +364,10 @@ class Message:
         _fill(status, self._comm._comm_rank(message.source), message.tag, message.length)
 
     def Irecv(self, buf: Any) -> Request:
-        self.Recv(buf)
-        return Request()
+        status = Status()
+        self.Recv(buf, status)
+        return Request(lambda: True, lambda into: _fill(into, status.source, status.tag,
+                                                        status.count))
 
     @classmethod
     def probe(cls, comm: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
