@@ -343,7 +343,7 @@ class Message:
         status = Status()
         value = self.recv(status)
 
-        def finish(into: Status) -> Any:
+        def finish(into: Status | None) -> Any:
             _fill(into, status.source, status.tag, status.count)
             return value
 

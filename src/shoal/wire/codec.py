@@ -51,7 +51,7 @@ class Pickle:
                 return [self.dumps_function(obj, protocol)]
         return parts
 
-    def loads(self, parts: Sequence[memoryview]) -> Any:
+    def loads(self, parts: Sequence[Any]) -> Any:
         try:
             if len(parts) == 1:
                 return self.loads_function(parts[0])
