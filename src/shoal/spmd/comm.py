@@ -17,7 +17,7 @@ from typing import Any
 from shoal.errors import SerializationError
 from shoal.spmd import constants as C
 from shoal.spmd import world
-from shoal.spmd.datatypes import parse_buffer
+from shoal.spmd.datatypes import buffer_view, parse_buffer
 from shoal.spmd.engine import Engine
 from shoal.spmd.group import Group
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message, PostedReceive
@@ -301,8 +301,7 @@ class Comm:
         if dest == PROC_NULL:
             return
         self._check_send_tag(tag)
-        self._send_parts([parse_buffer(buf, readonly=True).view], dest, tag, 0, self._ctx,
-                         "Send")
+        self._send_parts([buffer_view(buf, readonly=True)], dest, tag, 0, self._ctx, "Send")
 
     Bsend = Send
     Rsend = Send
@@ -311,7 +310,7 @@ class Comm:
         if dest == PROC_NULL:
             return
         self._check_send_tag(tag)
-        self._send_parts([parse_buffer(buf, readonly=True).view], dest, tag, SYNC, self._ctx,
+        self._send_parts([buffer_view(buf, readonly=True)], dest, tag, SYNC, self._ctx,
                          "Ssend")
 
     def Isend(self, buf: Any, dest: int, tag: int = 0) -> Request:
@@ -327,7 +326,7 @@ class Comm:
         if dest == PROC_NULL:
             return Request()
         self._check_send_tag(tag)
-        view = parse_buffer(buf, readonly=True).view
+        view = buffer_view(buf, readonly=True)
         outgoing = self._start_send([view], dest, tag, flags, self._ctx)
         return Request(lambda: outgoing.done, None, self._describe(call, dest, tag))
 
@@ -336,17 +335,30 @@ class Comm:
         if source == PROC_NULL:
             _fill(status, PROC_NULL, ANY_TAG, 0)
             return
-        self._check_recv_tag(tag)
-        view = parse_buffer(buf, readonly=False).view
-        receive = self._post(source, tag, self._ctx, view)
-        message = self._wait_receive(receive, "Recv", source, tag)
-        _fill(status, self._comm_rank(message.source), message.tag, message.length)
+        if tag != ANY_TAG and not 0 <= tag <= self._tag_bound:
+            self._check_recv_tag(tag)
+        view = buffer_view(buf, readonly=False)
+        engine = self._engine()
+        world_source = self._source(source)
+        message = engine.try_receive(self._ctx, world_source, tag)
+        if message is None:
+            receive = PostedReceive(self._ctx, world_source, tag, view)
+            engine.post(receive)
+            message = self._wait_receive(receive, "Recv", source, tag)
+        else:
+            length = message.length
+            if length > view.nbytes:
+                raise _error(C.ERR_TRUNCATE, f"message truncated: {length} bytes arrived "
+                                             f"for a {view.nbytes}-byte buffer")
+            view[:length] = message.body
+        if status is not None:
+            _fill(status, self._comm_rank(message.source), message.tag, message.length)
 
     def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         if source == PROC_NULL:
             return Request(lambda: True, lambda s: _fill(s, PROC_NULL, ANY_TAG, 0))
         self._check_recv_tag(tag)
-        view = parse_buffer(buf, readonly=False).view
+        view = buffer_view(buf, readonly=False)
         receive = self._post(source, tag, self._ctx, view)
 
         def finish(status: Status | None) -> None:

@@ -683,6 +683,25 @@ def _usable(datatype: Datatype) -> int:
     return info.extent
 
 
+def buffer_view(spec: Any, *, readonly: bool) -> memoryview:
+    """The bytes of a point-to-point buffer spec as a flat 'B' view.
+
+    Point-to-point messages need only the bytes, so the common case (a plain
+    contiguous buffer, not a list spec) skips the full parse; everything else,
+    errors included, goes through :func:`parse_buffer`.
+    """
+    kind = type(spec)
+    if kind is not list and kind is not tuple and spec is not None:
+        try:
+            mv = memoryview(spec)
+        except TypeError:
+            pass
+        else:
+            if mv.c_contiguous and (readonly or not mv.readonly):
+                return mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")
+    return parse_buffer(spec, readonly=readonly).view
+
+
 def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
                  blocks: int | None = None) -> BufferSpec:
     """Read an mpi4py buffer specification.

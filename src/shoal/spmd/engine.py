@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import CommunicationError
-from shoal.spmd.matching import Matcher, Message, PostedReceive
+from shoal.spmd.matching import ANY_TAG, Matcher, Message, PostedReceive
 from shoal.transport.base import Endpoint
 from shoal.wire.header import (
     ACK,
@@ -221,16 +221,33 @@ class Engine:
         the message is already here.  Earlier posted receives on the same
         context come first, so with any of those the caller must post.
         """
-        if self.endpoint is not None:
+        matcher = self.matcher
+        if matcher.posted.get(ctx):
+            return None
+        endpoint = self.endpoint
+        if endpoint is not None:
             if source >= 0:
                 if source != self.rank and self._reading[source] is None:
+                    if not matcher.unexpected.get(ctx):
+                        # Nothing waits on this context: the next frame from the
+                        # source is the answer if it matches.
+                        frame = endpoint.take_frame(source, HEADER_SIZE, _LENGTH_OFFSET,
+                                                    _SMALL)
+                        if frame is None:
+                            return None
+                        kind, flags, nparts, _, mtag, mctx, seq, stamp, length = \
+                            _unpack_header(frame)
+                        if kind == DATA and mctx == ctx and (tag == ANY_TAG or tag == mtag):
+                            message = Message(source, mtag, ctx, flags, nparts, seq, stamp,
+                                              length, memoryview(frame)[HEADER_SIZE:])
+                            if flags & SYNC:
+                                self._acknowledge(message)
+                            return message
+                        self._arrived_frame(source, frame)
                     self._read(source)
             else:
                 for peer in self._peers:
                     self._read(peer)
-        matcher = self.matcher
-        if matcher.posted.get(ctx):
-            return None
         message = matcher.take(ctx, source, tag)
         if message is not None and message.flags & SYNC:
             self._acknowledge(message)
