@@ -33,6 +33,7 @@ from typing import IO, BinaryIO
 
 from shoal.errors import ConfigurationError, LaunchError
 from shoal.launch import control
+from shoal.launch.bytecode import ensure_compiled
 from shoal.launch.output import LineStream, Sink
 from shoal.transport.shm import ShmJob
 
@@ -122,6 +123,7 @@ class LocalJob:
 
     def start(self) -> None:
         _raise_fd_limit(self.options.nprocs)
+        ensure_compiled()
         self._shm = ShmJob.create(self.options.nprocs)
         try:
             for rank in range(self.options.nprocs):

@@ -7,8 +7,6 @@ group.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from shoal.transport.base import Endpoint
 from shoal.transport.inproc import InprocEndpoint
 from shoal.transport.shm import ShmEndpoint
@@ -19,6 +17,9 @@ ENDPOINTS: dict[str, type[Endpoint]] = {"shm": ShmEndpoint, "inproc": InprocEndp
 def endpoint_class(name: str) -> type[Endpoint]:
     """The endpoint class registered under ``name`` (built in or a plugin)."""
     if name not in ENDPOINTS:
+        # Imported here: importlib.metadata costs ~10 ms that every rank would pay.
+        from importlib.metadata import entry_points
+
         for entry in entry_points(group="shoal.transports"):
             if entry.name == name:
                 ENDPOINTS[name] = entry.load()
