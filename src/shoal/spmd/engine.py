@@ -238,11 +238,11 @@ class Engine:
                         kind, flags, nparts, _, mtag, mctx, seq, stamp, length = \
                             _unpack_header(frame)
                         if kind == DATA and mctx == ctx and (tag == ANY_TAG or tag == mtag):
-                            message = Message(source, mtag, ctx, flags, nparts, seq, stamp,
-                                              length, memoryview(frame)[HEADER_SIZE:])
+                            direct = Message(source, mtag, ctx, flags, nparts, seq, stamp,
+                                             length, memoryview(frame)[HEADER_SIZE:])
                             if flags & SYNC:
-                                self._acknowledge(message)
-                            return message
+                                self._acknowledge(direct)
+                            return direct
                         self._arrived_frame(source, frame)
                     self._read(source)
             else:
