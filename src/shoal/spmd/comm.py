@@ -108,11 +108,7 @@ class Comm:
         view[:length] = memoryview(message.body)[:length]
 
     def _describe(self, call: str, peer: int, tag: int) -> Callable[[], str]:
-        def text() -> str:
-            who = "ANY_SOURCE" if peer == ANY_SOURCE else str(peer)
-            label = "ANY_TAG" if tag == ANY_TAG else str(tag)
-            return f"{call}(source/dest={who}, tag={label}) on {self.Get_name() or 'a comm'}"
-        return text
+        return lambda: _blocked_in(self, call, peer, tag)
 
     # -- the low-level verbs every method is made of --------------------------
 
@@ -157,6 +153,7 @@ class Comm:
         if not (0 <= dest < self._size and 0 <= tag <= self._tag_bound):
             if dest == PROC_NULL:
                 return
+            self._engine_free_check()
             self._check_send_tag(tag)
             self._world_rank(dest, "destination")
         engine = self._engine()
@@ -195,13 +192,8 @@ class Comm:
             return None
         if tag != ANY_TAG and not 0 <= tag <= self._tag_bound:
             self._check_recv_tag(tag)
-        engine = self._engine()
-        world_source = self._source(source)
-        message = engine.try_receive(self._ctx, world_source, tag)
-        if message is None:
-            receive = PostedReceive(self._ctx, world_source, tag)
-            engine.post(receive)
-            message = self._wait_receive(receive, "recv", source, tag)
+        message = self._engine().receive(self._ctx, self._source(source), tag, None,
+                                         _blocked_in, self, "recv", source, tag)
         if status is not None:
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
         return self._decode(message)
@@ -338,14 +330,9 @@ class Comm:
         if tag != ANY_TAG and not 0 <= tag <= self._tag_bound:
             self._check_recv_tag(tag)
         view = buffer_view(buf, readonly=False)
-        engine = self._engine()
-        world_source = self._source(source)
-        message = engine.try_receive(self._ctx, world_source, tag)
-        if message is None:
-            receive = PostedReceive(self._ctx, world_source, tag, view)
-            engine.post(receive)
-            message = self._wait_receive(receive, "Recv", source, tag)
-        else:
+        message = self._engine().receive(self._ctx, self._source(source), tag, view,
+                                         _blocked_in, self, "Recv", source, tag)
+        if message.body is not None:  # taken whole off the stream: copy it in place
             length = message.length
             if length > view.nbytes:
                 raise _error(C.ERR_TRUNCATE, f"message truncated: {length} bytes arrived "
@@ -508,6 +495,13 @@ class Comm:
         report("abort", code=int(errorcode), rank=world.world_rank(),
                message=f"MPI_Abort({errorcode}) called on rank {world.world_rank()}")
         os._exit(int(errorcode) & 0xFF or 1 if errorcode else 0)
+
+
+def _blocked_in(comm: Comm, call: str, peer: int, tag: int) -> str:
+    """What a rank waits for, as ``shoal run --timeout`` reports it."""
+    who = "ANY_SOURCE" if peer == ANY_SOURCE else str(peer)
+    label = "ANY_TAG" if tag == ANY_TAG else str(tag)
+    return f"{call}(source/dest={who}, tag={label}) on {comm.Get_name() or 'a communicator'}"
 
 
 def processor_name() -> str:

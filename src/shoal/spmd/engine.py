@@ -208,11 +208,16 @@ class Engine:
     # -- receiving -------------------------------------------------------------
 
     def post(self, receive: PostedReceive) -> None:
-        """Post a receive; it completes now if a matching message waits."""
-        self.progress()
+        """Post a receive; it completes now if a matching message waits.
+
+        Posting before reading lets a large message that is still in the stream
+        go straight into the receive's buffer.
+        """
         message = self.matcher.post(receive)
         if message is not None:
             self._complete(receive, message)
+        else:
+            self.progress()
 
     def try_receive(self, ctx: int, source: int, tag: int) -> Message | None:
         """The message a receive would get right now, matched; None if it must wait.
@@ -237,7 +242,7 @@ class Engine:
                             return None
                         kind, flags, nparts, _, mtag, mctx, seq, stamp, length = \
                             _unpack_header(frame)
-                        if kind == DATA and mctx == ctx and (tag == ANY_TAG or tag == mtag):
+                        if kind == DATA and mctx == ctx and tag in (ANY_TAG, mtag):
                             direct = Message(source, mtag, ctx, flags, nparts, seq, stamp,
                                              length, memoryview(frame)[HEADER_SIZE:])
                             if flags & SYNC:
@@ -252,6 +257,46 @@ class Engine:
         if message is not None and message.flags & SYNC:
             self._acknowledge(message)
         return message
+
+    def receive(self, ctx: int, source: int, tag: int, buffer: memoryview | None,
+                describe: Callable[..., str], *what: Any) -> Message:
+        """A blocking receive: the matched message (its body in ``buffer`` if it was given
+        and the body is ``None``).  ``describe(*what)`` says what is awaited, should
+        the rank have to sleep (it is formatted only then).
+
+        While spinning it polls only the awaited source's stream, which is much
+        cheaper than full progress; every few rounds it makes full progress so
+        no other stream stalls.  A large message, or no message within the spin
+        time, falls back to a posted receive.
+        """
+        message = self.try_receive(ctx, source, tag)
+        if message is not None:
+            return message
+        endpoint = self.endpoint
+        if endpoint is not None and not (0 <= source != self.rank
+                                         and endpoint.readable(source) >= HEADER_SIZE):
+            deadline = time.perf_counter() + self._spin
+            spins = 0
+            while True:
+                message = self.try_receive(ctx, source, tag)
+                if message is not None:
+                    return message
+                if source >= 0 and endpoint.readable(source) >= HEADER_SIZE:
+                    break  # a large frame: post so it streams into place
+                spins += 1
+                if not spins & 31:
+                    self.progress()
+                    if time.perf_counter() > deadline:
+                        break
+                    _yield()
+        receive = PostedReceive(ctx, source, tag, buffer)
+        self.post(receive)
+        if not receive.done:
+            self.wait_until(lambda: receive.done, lambda: describe(*what))
+        if receive.error is not None:
+            raise receive.error
+        assert receive.message is not None
+        return receive.message
 
     def cancel(self, receive: PostedReceive) -> bool:
         if self.matcher.cancel(receive):

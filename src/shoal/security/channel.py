@@ -1,0 +1,310 @@
+"""AEAD frames: the record layer of the secure channel (sans-I/O).
+
+After the handshake (:mod:`shoal.security.handshake`) each direction has its
+own 32-byte *traffic secret*.  :class:`SecureChannel` turns messages into
+frames and frames back into messages; it never touches a socket, so it is
+driven the same way by the blocking adapter, the asyncio adapter and tests.
+
+Key schedule (per direction)
+----------------------------
+From a traffic secret ``S`` (HKDF-Expand with SHA-256, labels are ASCII)::
+
+    key = HKDF-Expand(S, "shoal/1 key", 32)
+    iv  = HKDF-Expand(S, "shoal/1 iv", 12)
+
+After every ``rekey_bytes`` bytes (counted as payload + 32 per frame; default
+2**34, well inside AES-GCM's safety margin) both ends move to the next secret
+``S' = HKDF-Expand(S, "shoal/1 next secret", 32)``; no message announces it,
+since both ends count the same frames.  The two directions have unrelated
+secrets, so their nonces never meet.
+
+Frame, byte by byte
+-------------------
+All integers are unsigned big-endian::
+
+    offset size  field
+    0      4     length N: the number of bytes after this field (10 + C)
+    4      1     type: 0x10 DATA, 0x11 CLOSE
+    5      1     flags: bit 0 MORE (DATA only: the message continues in the
+                 next frame); every other bit 0
+    6      8     sequence number: 0 for the first frame in a direction, +1 each
+    14     C     AEAD ciphertext of the payload, then its 16-byte tag
+
+* AEAD: AES-256-GCM or ChaCha20-Poly1305, chosen in the handshake.
+* Nonce (12 bytes): ``iv XOR (4 zero bytes || sequence number)``.
+* Associated data: the 14 header bytes (offsets 0..13), so the length, type,
+  flags and sequence number are authenticated with the payload.
+* A payload holds at most the receiver's *max frame* bytes (announced in the
+  handshake; default 16 MiB); a larger message is split into DATA frames with
+  MORE set on all but the last.
+* CLOSE carries an empty payload; it is the only clean end of a session.
+
+The receiver keeps its own count of sequence numbers.  A frame whose number
+is not the next one (a replay, a reordering, a dropped frame), whose tag does
+not verify (altered bytes, a wrong key), whose length exceeds the limit, or an
+end of stream before CLOSE, raises an error and ends the session for good:
+every later call raises :class:`ChannelError`.  Plaintext is only ever
+returned from frames that authenticated, so anything decoded from it (pickle
+included) comes from the authenticated peer.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from shoal.security.errors import (
+    ChannelClosed,
+    ChannelError,
+    IntegrityError,
+    ProtocolError,
+    SecurityError,
+    TruncationError,
+)
+
+HEADER = struct.Struct(">IBBQ")  # length, type, flags, sequence number
+HEADER_SIZE = HEADER.size  # 14
+TAG_SIZE = 16
+OVERHEAD = HEADER_SIZE + TAG_SIZE
+FRAME_DATA = 0x10
+FRAME_CLOSE = 0x11
+FLAG_MORE = 0x01
+DEFAULT_MAX_FRAME = 16 << 20
+MIN_MAX_FRAME = 1 << 10
+MAX_MAX_FRAME = (1 << 32) - 1 - OVERHEAD
+DEFAULT_REKEY_BYTES = 1 << 34
+_SEQ_LIMIT = 1 << 64
+_HAS_ENCRYPT_INTO = hasattr(AESGCM, "encrypt_into") and hasattr(ChaCha20Poly1305, "encrypt_into")
+
+
+class Suite(enum.IntEnum):
+    """The AEAD of a session (a bit each, so a client can offer several)."""
+
+    AES_256_GCM = 0x01
+    CHACHA20_POLY1305 = 0x02
+
+
+def expand(secret: bytes, label: bytes, length: int) -> bytes:
+    """HKDF-Expand(SHA-256) of a 32-byte secret under ``"shoal/1 " + label``."""
+    return HKDFExpand(hashes.SHA256(), length, b"shoal/1 " + label).derive(secret)
+
+
+def check_max_frame(value: int) -> int:
+    if not MIN_MAX_FRAME <= value <= MAX_MAX_FRAME:
+        raise ValueError(f"max frame must be between {MIN_MAX_FRAME} and {MAX_MAX_FRAME} bytes")
+    return value
+
+
+class _Direction:
+    """One direction's key schedule: the AEAD, its iv and the sequence number."""
+
+    def __init__(self, suite: Suite, secret: bytes, rekey_bytes: int) -> None:
+        if len(secret) != 32:
+            raise ValueError("a traffic secret has 32 bytes")
+        self.suite = Suite(suite)
+        self.seq = 0
+        self._secret = secret
+        self._rekey_bytes = rekey_bytes
+        self._epoch_bytes = 0
+        self._install()
+
+    def _install(self) -> None:
+        key = expand(self._secret, b"key", 32)
+        self._iv = int.from_bytes(expand(self._secret, b"iv", 12), "big")
+        self.aead: AESGCM | ChaCha20Poly1305 = (
+            AESGCM(key) if self.suite is Suite.AES_256_GCM else ChaCha20Poly1305(key))
+
+    def nonce(self) -> bytes:
+        return (self._iv ^ self.seq).to_bytes(12, "big")
+
+    def advance(self, payload_size: int) -> None:
+        self.seq += 1
+        if self.seq >= _SEQ_LIMIT:  # 2**64 frames: unreachable, but never reuse a nonce
+            raise ChannelError("the sequence numbers of this session are used up")
+        self._epoch_bytes += payload_size + 32
+        if self._epoch_bytes >= self._rekey_bytes:
+            self._secret = expand(self._secret, b"next secret", 32)
+            self._epoch_bytes = 0
+            self._install()
+
+
+class SecureChannel:
+    """Seal messages into frames and open frames into messages, for one session.
+
+    ``send_secret``/``recv_secret`` come from the handshake (or from a job key,
+    see :mod:`shoal.security.jobkeys`).  ``max_frame`` is the largest payload
+    this end accepts; ``send_max_frame`` the largest the peer accepts.
+    ``max_message`` bounds a reassembled message (None: no bound).
+    """
+
+    def __init__(self, suite: Suite, send_secret: bytes, recv_secret: bytes, *,
+                 max_frame: int = DEFAULT_MAX_FRAME, send_max_frame: int | None = None,
+                 rekey_bytes: int = DEFAULT_REKEY_BYTES,
+                 max_message: int | None = None) -> None:
+        if rekey_bytes < 1:
+            raise ValueError("rekey_bytes must be positive")
+        self.max_frame = check_max_frame(max_frame)
+        self.send_max_frame = check_max_frame(send_max_frame or max_frame)
+        self.max_message = max_message
+        self._send = _Direction(suite, send_secret, rekey_bytes)
+        self._recv = _Direction(suite, recv_secret, rekey_bytes)
+        self._buffer = bytearray()
+        self._parts: list[bytes] = []
+        self._parts_size = 0
+        self._closed = False  # we sent CLOSE
+        self.peer_closed = False  # the peer sent CLOSE
+        self._failure: SecurityError | None = None
+
+    # -- sending ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _seal(self, kind: int, flags: int, payload: Any) -> bytearray:
+        size = len(payload)
+        header = HEADER.pack(HEADER_SIZE - 4 + size + TAG_SIZE, kind, flags, self._send.seq)
+        nonce = self._send.nonce()
+        if _HAS_ENCRYPT_INTO:  # one buffer, no copy of the ciphertext
+            frame = bytearray(HEADER_SIZE + size + TAG_SIZE)
+            frame[:HEADER_SIZE] = header
+            with memoryview(frame) as view:
+                self._send.aead.encrypt_into(nonce, payload, header, view[HEADER_SIZE:])
+        else:
+            frame = bytearray(header)
+            frame += self._send.aead.encrypt(nonce, bytes(payload), header)
+        self._send.advance(size)
+        return frame
+
+    def _check_can_send(self) -> None:
+        if self._failure is not None:
+            raise ChannelError(f"the session ended after an error: {self._failure}")
+        if self._closed:
+            raise ChannelError("the session is closed")
+
+    def iter_frames(self, message: Any) -> Iterator[bytearray]:
+        """The frames of one message (bytes-like), split at the peer's max frame.
+
+        Frames must be sent in the order produced and all of them, or the
+        peer sees a truncated message; a large message never sits in memory
+        twice.
+        """
+        self._check_can_send()
+        with memoryview(message) as whole, whole.cast("B") as view:
+            total, step = len(view), self.send_max_frame
+            if total <= step:
+                yield self._seal(FRAME_DATA, 0, view)
+                return
+            for start in range(0, total, step):
+                more = FLAG_MORE if start + step < total else 0
+                yield self._seal(FRAME_DATA, more, view[start:start + step])
+
+    def send(self, message: Any) -> bytes:
+        """The wire bytes of one message (one frame, or several for a large one)."""
+        return b"".join(self.iter_frames(message))
+
+    def close(self) -> bytes:
+        """The CLOSE frame; nothing may be sent after it."""
+        self._check_can_send()
+        frame = bytes(self._seal(FRAME_CLOSE, 0, b""))
+        self._closed = True
+        return frame
+
+    # -- receiving -------------------------------------------------------------
+
+    def _fail(self, exc: SecurityError) -> SecurityError:
+        self._failure = exc
+        self._buffer = bytearray()
+        self._parts = []
+        return exc
+
+    def _check_can_receive(self) -> None:
+        if self._failure is not None:
+            raise ChannelError(f"the session ended after an error: {self._failure}")
+        if self.peer_closed:
+            raise ChannelClosed("the peer closed the session")
+
+    def receive_data(self, data: Any) -> list[bytes]:
+        """Feed bytes from the peer; return the messages they complete (maybe none)."""
+        self._check_can_receive()
+        if data:
+            self._buffer += data
+        try:
+            return self._parse()
+        except SecurityError as exc:
+            raise self._fail(exc) from None
+
+    def receive_eof(self) -> None:
+        """The byte stream ended: fine after CLOSE, a :class:`TruncationError` before it."""
+        if self._failure is not None or self.peer_closed:
+            return
+        pending = len(self._buffer) + self._parts_size
+        raise self._fail(TruncationError(
+            "the connection ended without an authenticated close"
+            + (f" ({pending} bytes of an unfinished message lost)" if pending else "")))
+
+    def _parse(self) -> list[bytes]:
+        messages: list[bytes] = []
+        buffer, pos = self._buffer, 0
+        limit = self.max_frame + HEADER_SIZE - 4 + TAG_SIZE
+        while len(buffer) - pos >= HEADER_SIZE:
+            if self.peer_closed:
+                raise IntegrityError("bytes arrived after the peer's CLOSE frame")
+            length, kind, flags, seq = HEADER.unpack_from(buffer, pos)
+            if length > limit:
+                raise IntegrityError(f"a frame of {length} bytes exceeds this end's limit of "
+                                     f"{limit}; the session is over")
+            if length < HEADER_SIZE - 4 + TAG_SIZE:
+                raise IntegrityError(f"a frame of {length} bytes is too short to be sealed")
+            end = pos + 4 + length
+            if len(buffer) < end:
+                break
+            if seq != self._recv.seq:
+                raise IntegrityError(
+                    f"frame {seq} arrived where frame {self._recv.seq} was expected: "
+                    "a frame was replayed, reordered or dropped")
+            header = bytes(buffer[pos:pos + HEADER_SIZE])
+            with memoryview(buffer) as view:
+                sealed = view[pos + HEADER_SIZE:end]
+                try:
+                    payload = self._recv.aead.decrypt(self._recv.nonce(), sealed, header)
+                except InvalidTag:
+                    raise IntegrityError(
+                        f"frame {seq} failed authentication: it was altered or forged"
+                    ) from None
+                finally:
+                    sealed.release()
+            self._recv.advance(len(payload))
+            pos = end
+            self._accept(kind, flags, payload, messages)
+        if pos:
+            del buffer[:pos]
+        return messages
+
+    def _accept(self, kind: int, flags: int, payload: bytes, messages: list[bytes]) -> None:
+        if kind == FRAME_CLOSE and flags == 0 and not payload:
+            if self._parts:
+                raise ProtocolError("the peer closed the session in the middle of a message")
+            self.peer_closed = True
+            return
+        if kind != FRAME_DATA or flags & ~FLAG_MORE:
+            raise ProtocolError(f"unknown frame type {kind:#x} or flags {flags:#x}")
+        self._parts_size += len(payload)
+        if self.max_message is not None and self._parts_size > self.max_message:
+            raise ProtocolError(f"a message exceeds the limit of {self.max_message} bytes")
+        if flags & FLAG_MORE:
+            self._parts.append(payload)
+            return
+        if self._parts:
+            self._parts.append(payload)
+            payload = b"".join(self._parts)
+            self._parts = []
+        self._parts_size = 0
+        messages.append(payload)
