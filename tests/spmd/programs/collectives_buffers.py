@@ -109,7 +109,7 @@ buf = np.array([rank * 100 + dest for dest in range(size)], dtype=np.float64)
 world.Alltoall(MPI.IN_PLACE, [buf, MPI.DOUBLE])
 assert buf.tolist() == [src * 100.0 + rank for src in range(size)], buf
 
-# --- Allreduce: every op on the types it is defined for, and IN_PLACE ------------------------------
+# --- Allreduce: every op on the types it is defined for, and IN_PLACE ----------------------------
 ints = np.array([rank + 1, rank % 2, 1 << rank, 6, 0], dtype=np.intc)
 for op, want in [
     (MPI.SUM, [size * (size + 1) // 2, size // 2, (1 << size) - 1, 6 * size, 0]),
@@ -185,7 +185,7 @@ for root in range(size):
         assert out["index"].tolist() == [0, size - 1, 0], out
 
 
-# --- a user op on buffers: fn(inbuf, inoutbuf, datatype) updates inoutbuf ---------------------------
+# --- a user op on buffers: fn(inbuf, inoutbuf, datatype) updates inoutbuf ------------------------
 def absmax(inbuf, inoutbuf, datatype):
     a = np.frombuffer(inbuf, dtype=np.float64)
     b = np.frombuffer(inoutbuf, dtype=np.float64)
@@ -220,7 +220,7 @@ world.Exscan(MPI.IN_PLACE, inplace, op=MPI.SUM)
 if rank > 0:
     assert inplace.tolist() == [sum(range(1, rank + 1)), sum(range(rank))], inplace
 
-# --- Reduce_scatter_block (and IN_PLACE) -----------------------------------------------------------
+# --- Reduce_scatter_block (and IN_PLACE) ---------------------------------------------------------
 mine = np.arange(size * 2, dtype=np.float64) + rank
 out = np.zeros(2)
 world.Reduce_scatter_block(mine, out, op=MPI.SUM)

@@ -19,7 +19,7 @@ for root in range(size):
     obj = {"root": root, "data": list(range(root + 3))} if rank == root else "ignored"
     got = world.bcast(obj, root=root)
     assert got == {"root": root, "data": list(range(root + 3))}, (root, got)
-    assert world.bcast(None if rank != root else None, root=root) is None
+    assert world.bcast(None, root=root) is None
 
     # --- scatter: item i of the root's sequence goes to rank i --------------------------------
     items = [("item", root, i) for i in range(size)] if rank == root else None
@@ -124,7 +124,7 @@ assert larger.Is_commutative()
 assert world.allreduce((-1) ** rank * (rank + 1), op=larger) == (-1) ** (size - 1) * size
 larger.Free()
 
-# --- scan / exscan: inclusive and exclusive prefix reductions --------------------------------------
+# --- scan / exscan: inclusive and exclusive prefix reductions ------------------------------------
 assert world.scan(v) == sum(values[: rank + 1])
 assert world.scan(v, op=MPI.PROD) == int(np.prod(values[: rank + 1]))
 assert world.scan(v, op=MPI.MAX) == v
@@ -134,7 +134,7 @@ assert got == (None if rank == 0 else sum(values[:rank])), f"exscan at {rank}: {
 got = world.exscan(v, op=MPI.MAX)
 assert got == (None if rank == 0 else rank), got
 
-# --- collectives on COMM_SELF ------------------------------------------------------------------------
+# --- collectives on COMM_SELF --------------------------------------------------------------------
 self_comm = MPI.COMM_SELF
 assert self_comm.allreduce(("only", rank), op=MPI.MAX) == ("only", rank)
 assert self_comm.scatter([rank], root=0) == rank

@@ -73,7 +73,7 @@ for root in range(size):
         out[displs[rank]:displs[rank] + counts[rank]] = 42.0
         world.Gatherv(MPI.IN_PLACE, [out, counts, displs, MPI.DOUBLE], root=root)
         want = gathered(-1.0, counts, displs, total,
-                        lambda r, j: 42.0 if r == root else float(r))
+                        lambda r, j, root=root: 42.0 if r == root else float(r))
         assert out.tolist() == want, out
     else:
         world.Gatherv(np.full(counts[rank], float(rank)), None, root=root)
@@ -90,7 +90,7 @@ raw = bytearray(sum(zcounts))
 world.Allgatherv([bytearray([rank] * zcounts[rank]), MPI.BYTE], [raw, zcounts, MPI.BYTE])
 assert list(raw) == [r for r in range(size) for _ in range(r)], list(raw)
 
-# --- Alltoallv: rank i sends i + j + 1 elements to rank j ------------------------------------------
+# --- Alltoallv: rank i sends i + j + 1 elements to rank j ----------------------------------------
 def count(i, j):
     return i + j + 1
 

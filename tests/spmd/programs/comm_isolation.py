@@ -62,7 +62,8 @@ world.Barrier()
 # --- collectives do not disturb point-to-point traffic on the same communicator ----------------
 # Every rank sends one message to every other rank first, then all run collectives, and only
 # then receive with wildcards: they must get exactly those messages.
-sends = [world.isend(("p2p", rank, dest), dest=dest, tag=11) for dest in range(size) if dest != rank]
+sends = [world.isend(("p2p", rank, dest), dest=dest, tag=11)
+         for dest in range(size) if dest != rank]
 assert world.bcast("b" if rank == size - 1 else None, root=size - 1) == "b"
 assert world.allreduce(rank) == sum(range(size))
 assert world.gather(rank, root=0) == (list(range(size)) if rank == 0 else None)

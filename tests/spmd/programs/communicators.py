@@ -84,7 +84,7 @@ node.Free()
 nobody = world.Split_type(MPI.UNDEFINED)
 assert nobody == MPI.COMM_NULL
 
-# --- groups ----------------------------------------------------------------------------------------
+# --- groups --------------------------------------------------------------------------------------
 group = world.Get_group()
 assert isinstance(group, MPI.Group)
 assert group.Get_size() == size and group.size == size

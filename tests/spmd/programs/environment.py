@@ -43,7 +43,8 @@ assert len({MPI.IDENT, MPI.CONGRUENT, MPI.SIMILAR, MPI.UNEQUAL}) == 4
 # COMM_NULL is false, equal to itself and to nothing else; real communicators are true.
 assert not MPI.COMM_NULL, "COMM_NULL must be false"
 assert MPI.COMM_NULL == MPI.COMM_NULL
-assert MPI.COMM_NULL != world and world != MPI.COMM_NULL
+assert world != MPI.COMM_NULL
+assert MPI.COMM_NULL != world  # noqa: SIM300 (both directions on purpose)
 assert world and self_comm, "live communicators must be true"
 assert world == MPI.COMM_WORLD and world != self_comm
 

@@ -106,7 +106,7 @@ if rank == 1:
     while len(got) < 10:
         indices, objs = MPI.Request.waitsome(reqs)
         assert indices and len(indices) == len(objs), (indices, objs)
-        for index, obj in zip(indices, objs):
+        for index, obj in zip(indices, objs, strict=True):
             assert index not in got and obj == 40 + index, (index, obj)
             got[index] = obj
     assert sorted(got) == list(range(10))

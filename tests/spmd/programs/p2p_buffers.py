@@ -56,7 +56,7 @@ for i, (dtype, mpitype) in enumerate(TYPES):
         world.Recv([out, mpitype], source=0, tag=i)
         assert np.array_equal(out, data), (dtype, out)
 
-# --- displacements: [arr, (count, displ), TYPE] and [arr, count, displ, TYPE] ----------------------
+# --- displacements: [arr, (count, displ), TYPE] and [arr, count, displ, TYPE] --------------------
 if rank == 0:
     data = np.arange(10.0)
     world.Send([data, (3, 2), MPI.DOUBLE], dest=1, tag=20)  # elements 2, 3, 4
@@ -74,7 +74,7 @@ elif rank == 1:
     world.Recv([out, 32, MPI.BYTE], source=0, tag=22, status=status)
     assert out.tolist() == [0, 1, 0, 0] and status.Get_count(MPI.BYTE) == 16, out
 
-# --- bytes, bytearray and memoryview buffers ----------------------------------------------------------
+# --- bytes, bytearray and memoryview buffers -----------------------------------------------------
 if rank == 0:
     world.Send(b"immutable bytes can be sent", dest=1, tag=30)
     world.Send(bytearray(b"a bytearray"), dest=1, tag=31)
@@ -96,7 +96,7 @@ elif rank == 1:
     world.Recv([out, MPI.BYTE], source=0, tag=33)
     assert out.tobytes() == b"raw"
 
-# --- zero-length messages ------------------------------------------------------------------------------
+# --- zero-length messages ------------------------------------------------------------------------
 if rank == 0:
     world.Send(np.zeros(0), dest=1, tag=34)
     world.Send([np.zeros(4), 0, MPI.DOUBLE], dest=1, tag=35)
@@ -108,7 +108,7 @@ elif rank == 1:
     world.Recv(out, source=0, tag=35, status=status)
     assert status.Get_count(MPI.DOUBLE) == 0 and status.tag == 35
 
-# --- Isend/Irecv/Issend around the ring ----------------------------------------------------------------
+# --- Isend/Irecv/Issend around the ring ----------------------------------------------------------
 out = np.zeros(100, dtype=np.int64)
 recv_req = world.Irecv(out, source=left, tag=40)
 send_req = world.Isend(np.full(100, rank, dtype=np.int64), dest=right, tag=40)
@@ -133,7 +133,7 @@ while not request.Test():
     pass
 assert (out == 0.5 + left).all()
 
-# --- Sendrecv and Sendrecv_replace ---------------------------------------------------------------------
+# --- Sendrecv and Sendrecv_replace ---------------------------------------------------------------
 out = np.zeros(5, dtype=np.intc)
 status = MPI.Status()
 world.Sendrecv(np.full(5, rank, dtype=np.intc), dest=right, sendtag=50,
@@ -149,7 +149,7 @@ data = np.full(4, rank, dtype=np.int64)
 world.Sendrecv_replace([data, MPI.INT64_T], dest=left, source=right)
 assert (data == right).all(), data
 
-# --- Probe / Iprobe / Mprobe / Improbe with buffers: size the receive from the status ------------------
+# --- Probe / Iprobe / Mprobe / Improbe with buffers: size the receive from the status ------------
 if rank == 0:
     world.Send(np.arange(37, dtype=np.int32), dest=1, tag=60)
     world.Send(np.arange(11.0), dest=1, tag=61)
@@ -180,7 +180,7 @@ elif rank == 1:
     message.Irecv(out).Wait()
     assert out.tolist() == [0, 1, 2], out
 
-# --- buffers and objects between the same pair do not mix ------------------------------------------------
+# --- buffers and objects between the same pair do not mix ----------------------------------------
 if rank == 0:
     first = world.isend({"obj": 1}, dest=1, tag=70)
     world.Send(np.arange(3.0), dest=1, tag=71)

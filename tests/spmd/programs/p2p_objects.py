@@ -111,6 +111,8 @@ assert (status.source, status.tag) == (left, 40), (status.source, status.tag)
 got = world.sendrecv(rank, dest=left, sendtag=41 + rank, source=MPI.ANY_SOURCE,
                      recvtag=MPI.ANY_TAG, status=status)
 assert got == right and status.source == right and status.tag == 41 + right, (got, status.tag)
+# No one sends anything else until every wildcard receive above is done.
+world.Barrier()
 
 # --- probe / iprobe ----------------------------------------------------------------------
 if rank == 0:

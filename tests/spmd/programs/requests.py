@@ -62,7 +62,7 @@ if rank == 1:
     while len(got) < 4:
         indices, objs = MPI.Request.testsome(reqs)
         assert len(indices) == len(objs), (indices, objs)
-        for index, obj in zip(indices, objs):
+        for index, obj in zip(indices, objs, strict=True):
             assert index not in got and obj == 10 + index, (index, obj)
             got[index] = obj
     assert sorted(got) == [0, 1, 2, 3]

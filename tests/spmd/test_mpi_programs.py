@@ -1,0 +1,98 @@
+"""The conformance suite: the MPI programs in ``programs/`` pass under shoal and under mpi4py.
+
+Each program does many checks, written against mpi4py's real behaviour on MPICH, with plain
+asserts; it exits non-zero on the first failure and rank 0 prints ``<name> ok`` at its end.
+Every test runs under both backends (``backend`` is parametrized in conftest.py) and at a
+few sizes: the ``mpi`` runs show that the programs are right, the ``shoal`` runs that shoal
+behaves like mpi4py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+TIMEOUT = 150  # seconds per test; a run is killed after 90 (conftest.HARD_TIMEOUT)
+
+pytestmark = pytest.mark.timeout(TIMEOUT)
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_environment_reports_ranks_constants_clocks_and_finalizes(run_ok, backend, ranks):
+    run_ok(backend, ranks, "environment.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_point_to_point_objects_arrive_intact_with_the_right_status(run_ok, backend, ranks):
+    run_ok(backend, ranks, "p2p_objects.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_proc_null_completes_at_once_and_wildcards_report_the_real_sender(run_ok, backend,
+                                                                          ranks):
+    run_ok(backend, ranks, "proc_null_and_wildcards.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_messages_are_never_overtaken_and_nonblocking_ones_complete_in_any_order(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "ordering.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_requests_wait_test_cancel_and_report_their_status_as_in_mpi4py(run_ok, backend,
+                                                                        ranks):
+    run_ok(backend, ranks, "requests.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_point_to_point_buffers_take_every_buffer_spec_and_datatype(run_ok, backend, ranks):
+    run_ok(backend, ranks, "p2p_buffers.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 4])
+def test_object_collectives_give_mpi4py_results_at_every_root_with_every_op(run_ok, backend,
+                                                                            ranks):
+    run_ok(backend, ranks, "collectives_objects.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 4])
+def test_buffer_collectives_give_mpi4py_results_for_every_op_datatype_and_in_place(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "collectives_buffers.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 3, 4])
+def test_vector_collectives_honour_counts_displacements_and_in_place(run_ok, backend, ranks):
+    run_ok(backend, ranks, "collectives_vector.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_large_messages_cross_in_both_directions_without_deadlock_or_corruption(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "large_messages.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_communicators_and_groups_split_dup_create_and_compare_as_in_mpi(run_ok, backend,
+                                                                        ranks):
+    run_ok(backend, ranks, "communicators.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_traffic_on_different_communicators_never_mixes(run_ok, backend, ranks):
+    run_ok(backend, ranks, "comm_isolation.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_errors_raise_mpi_exception_with_the_right_error_class_and_never_hang(run_ok, backend,
+                                                                             ranks):
+    run_ok(backend, ranks, "errors.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_failing_assert_on_one_rank_fails_the_whole_run_instead_of_hanging(
+        run_program, backend, ranks):
+    result = run_program(backend, ranks, "assert_fails.py", check=False, timeout=60)
+    assert result.returncode != 0, f"a run with a failed assert exited 0\n{result.stdout}"
+    assert "deliberate failure on rank 1" in result.stderr, result.stderr[-4000:]
+    assert "should never get here" not in result.stdout, result.stdout
