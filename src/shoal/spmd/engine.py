@@ -23,16 +23,21 @@ from typing import Any
 
 from shoal.errors import CommunicationError
 from shoal.spmd.matching import ANY_TAG, Matcher, Message, PostedReceive
+from shoal.transport import cma
 from shoal.transport.base import Endpoint
 from shoal.wire.header import (
     ACK,
     DATA,
     HEADER,
     HEADER_SIZE,
+    RTS,
     SYNC,
     body_length,
     padded,
+    parse_rts,
     part_table,
+    rts_body,
+    split_parts,
 )
 
 # Messages up to this size are written with one copy into the stream when
@@ -48,9 +53,10 @@ _SLEEP_SECONDS = 0.02  # a lost wake-up costs at most this
 class OutgoingSend:
     """A send in flight: the chunks still to write and whether it is complete."""
 
-    __slots__ = ("dst", "chunks", "index", "offset", "done", "sync", "seq")
+    __slots__ = ("dst", "chunks", "index", "offset", "done", "sync", "seq", "hold")
 
     def __init__(self, dst: int, chunks: list[memoryview], sync: bool, seq: int) -> None:
+        self.hold: list[memoryview] | None = None  # buffers a receiver copies by rendezvous
         self.dst = dst
         self.chunks = chunks
         self.index = 0
@@ -68,10 +74,11 @@ _SENT.done = True
 class _Reading:
     """A message whose body is still arriving."""
 
-    __slots__ = ("message", "target", "got", "receive", "discard")
+    __slots__ = ("message", "target", "got", "receive", "discard", "kind")
 
     def __init__(self, message: Message, target: memoryview, receive: PostedReceive | None,
                  discard: bool) -> None:
+        self.kind = DATA
         self.message = message
         self.target = target
         self.got = 0
@@ -104,6 +111,9 @@ class Engine:
         self._awaiting_ack: dict[int, OutgoingSend] = {}
         self._seq = 0
         self._spin = _spin_seconds(size)
+        # Messages this large go by rendezvous: one copy, straight from the sender.
+        self._rendezvous = _rendezvous_bytes() if (
+            endpoint is not None and endpoint.same_host and _cma_usable()) else _NEVER
 
     # -- sending ---------------------------------------------------------------
 
@@ -131,12 +141,27 @@ class Engine:
         views = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
         lengths = [v.nbytes for v in views]
         length = body_length(lengths)
+        if length >= self._rendezvous and dst != self.rank and len(views) <= _MAX_PARTS:
+            return self._send_rendezvous(dst, ctx, tag, views, lengths, length, flags, seq)
         header = HEADER.pack(DATA, flags, len(views), 0, tag, ctx, seq, time.monotonic_ns(),
                              length)
         if dst == self.rank:
             return self._send_to_self(header, views, lengths, sync, seq)
         return self._enqueue(OutgoingSend(dst, self._chunks(header, views, lengths, length),
                                           sync, seq))
+
+    def _send_rendezvous(self, dst: int, ctx: int, tag: int, views: list[memoryview],
+                         lengths: list[int], length: int, flags: int,
+                         seq: int) -> OutgoingSend:
+        """Tell ``dst`` where the message is; it copies it out and acknowledges."""
+        flat = [v if v.format == "B" and v.ndim == 1 else v.cast("B") for v in views]
+        pieces = [(cma.address(v), n) for v, n in zip(flat, lengths, strict=True)]
+        body = rts_body(os.getpid(), length, pieces)
+        frame = HEADER.pack(RTS, flags, len(views), 0, tag, ctx, seq, time.monotonic_ns(),
+                            len(body)) + body
+        outgoing = OutgoingSend(dst, [memoryview(frame)], True, seq)
+        outgoing.hold = flat
+        return self._enqueue(outgoing)
 
     def _enqueue(self, outgoing: OutgoingSend) -> OutgoingSend:
         if outgoing.sync:
@@ -219,7 +244,8 @@ class Engine:
         else:
             self.progress()
 
-    def try_receive(self, ctx: int, source: int, tag: int) -> Message | None:
+    def try_receive(self, ctx: int, source: int, tag: int,
+                    buffer: memoryview | None = None) -> Message | None:
         """The message a receive would get right now, matched; None if it must wait.
 
         The fast path of a blocking receive: no receive object is posted when
@@ -254,8 +280,11 @@ class Engine:
                 for peer in self._peers:
                     self._read(peer)
         message = matcher.take(ctx, source, tag)
-        if message is not None and message.flags & SYNC:
-            self._acknowledge(message)
+        if message is not None:
+            if message.remote is not None:
+                self._pull(message, buffer)
+            elif message.flags & SYNC:
+                self._acknowledge(message)
         return message
 
     def receive(self, ctx: int, source: int, tag: int, buffer: memoryview | None,
@@ -269,7 +298,7 @@ class Engine:
         no other stream stalls.  A large message, or no message within the spin
         time, falls back to a posted receive.
         """
-        message = self.try_receive(ctx, source, tag)
+        message = self.try_receive(ctx, source, tag, buffer)
         if message is not None:
             return message
         endpoint = self.endpoint
@@ -278,7 +307,7 @@ class Engine:
             deadline = time.perf_counter() + self._spin
             spins = 0
             while True:
-                message = self.try_receive(ctx, source, tag)
+                message = self.try_receive(ctx, source, tag, buffer)
                 if message is not None:
                     return message
                 if source >= 0 and endpoint.readable(source) >= HEADER_SIZE:
@@ -310,17 +339,23 @@ class Engine:
         self.progress()
         if take:
             message = self.matcher.take(ctx, source, tag)
-            if message is not None and message.flags & SYNC:
-                self._acknowledge(message)
+            if message is not None:
+                if message.remote is not None:
+                    self._pull(message, None)
+                elif message.flags & SYNC:
+                    self._acknowledge(message)
             return message
         return self.matcher.find(ctx, source, tag)
 
     def _complete(self, receive: PostedReceive, message: Message) -> None:
         """Give a complete message to the receive it matched."""
         receive.message = message
-        if message.flags & SYNC:
-            self._acknowledge(message)
         buffer = receive.buffer
+        if message.remote is not None:
+            fits = buffer is not None and message.length <= buffer.nbytes
+            self._pull(message, buffer if fits else None)
+        elif message.flags & SYNC:
+            self._acknowledge(message)
         if buffer is not None and message.body is not None:
             if message.length > buffer.nbytes:
                 receive.error = _truncated(message.length, buffer.nbytes)
@@ -329,6 +364,31 @@ class Engine:
                 buffer[:message.length] = memoryview(message.body)[:message.length]
             message.body = None
         receive.done = True
+
+    def _pull(self, message: Message, buffer: memoryview | None) -> None:
+        """Copy a rendezvous message out of its sender (into ``buffer`` if given)."""
+        assert message.remote is not None
+        pid, pieces = message.remote
+        message.remote = None
+        length = message.length
+        if buffer is not None and message.nparts == 1 and length <= buffer.nbytes:
+            targets = [buffer[:length]]
+            message.body = None
+        else:
+            body = bytearray(length)
+            if message.nparts == 1:
+                targets = [memoryview(body)]
+            else:
+                lengths = [n for _, n in pieces]
+                body[:8 * len(lengths)] = part_table(lengths)
+                targets = split_parts(memoryview(body), message.nparts)
+            message.body = body
+        if not cma.read(pid, pieces, targets):
+            raise CommunicationError(
+                f"rank {self.rank} could not copy a {length}-byte message out of rank "
+                f"{message.source} (process_vm_readv was refused); run with SHOAL_CMA=0 to "
+                "send large messages through shared memory instead")
+        self._acknowledge(message)
 
     def _acknowledge(self, message: Message) -> None:
         if message.source == self.rank:
@@ -359,25 +419,17 @@ class Engine:
                 kind, flags, nparts, _, tag, ctx, seq, stamp, length = HEADER.unpack(
                     endpoint.read_bytes(src, HEADER_SIZE))
                 available -= HEADER_SIZE
-                if kind == ACK:
-                    waiting = self._awaiting_ack.pop(seq, None)
-                    if waiting is not None:
-                        waiting.done = True
-                    progressed = True
-                    continue
-                if kind != DATA:
-                    raise CommunicationError(
-                        f"rank {self.rank} got a frame of unknown kind {kind} from rank {src}; "
-                        "are both ends the same shoal version?")
-                message = Message(src, tag, ctx, flags, nparts, seq, stamp, length)
                 if length <= available and length <= _SMALL:
-                    message.body = endpoint.read_bytes(src, length) if length else b""
-                    receive = self.matcher.arrive(message)
-                    if receive is not None:
-                        self._complete(receive, message)
+                    body = endpoint.read_bytes(src, length) if length else b""
+                    self._frame(src, kind, flags, nparts, tag, ctx, seq, stamp, length, body)
                     progressed = True
                     continue
-                reading = self._start_body(message)
+                message = Message(src, tag, ctx, flags, nparts, seq, stamp, length)
+                if kind == DATA:
+                    reading = self._start_body(message)
+                else:  # a control frame whose body is still on its way
+                    reading = _Reading(message, memoryview(bytearray(length)), None, False)
+                    reading.kind = kind
                 self._reading[src] = reading
             if not available:
                 return progressed
@@ -393,17 +445,28 @@ class Engine:
     def _arrived_frame(self, src: int, frame: bytes) -> None:
         """A whole small frame (header and body) from ``src``."""
         kind, flags, nparts, _, tag, ctx, seq, stamp, length = _unpack_header(frame)
+        self._frame(src, kind, flags, nparts, tag, ctx, seq, stamp, length,
+                    memoryview(frame)[HEADER_SIZE:])
+
+    def _frame(self, src: int, kind: int, flags: int, nparts: int, tag: int, ctx: int,
+               seq: int, stamp: int, length: int, body: Any) -> None:
+        """A whole frame with a small body: an ack, a message, or a rendezvous offer."""
         if kind == ACK:
             waiting = self._awaiting_ack.pop(seq, None)
             if waiting is not None:
                 waiting.done = True
+                waiting.hold = None
             return
-        if kind != DATA:
+        if kind == DATA:
+            message = Message(src, tag, ctx, flags, nparts, seq, stamp, length, body)
+        elif kind == RTS:
+            pid, length, pieces = parse_rts(body, nparts)
+            message = Message(src, tag, ctx, flags, nparts, seq, stamp, length)
+            message.remote = (pid, pieces)
+        else:
             raise CommunicationError(
                 f"rank {self.rank} got a frame of unknown kind {kind} from rank {src}; "
                 "are both ends the same shoal version?")
-        message = Message(src, tag, ctx, flags, nparts, seq, stamp, length,
-                          memoryview(frame)[HEADER_SIZE:])
         receive = self.matcher.arrive(message)
         if receive is not None:
             self._complete(receive, message)
@@ -424,6 +487,11 @@ class Engine:
 
     def _finish_body(self, reading: _Reading) -> None:
         message = reading.message
+        if reading.kind != DATA:
+            self._frame(message.source, reading.kind, message.flags, message.nparts,
+                        message.tag, message.ctx, message.seq, message.stamp, message.length,
+                        bytes(reading.target))
+            return
         receive = reading.receive
         if receive is not None and reading.target is receive.buffer:
             message.body = None
@@ -498,6 +566,40 @@ class Engine:
         self.wait_until(lambda: not self._busy, lambda: "Finalize (flushing sends)")
         self.endpoint.close()
         self.endpoint = None
+
+
+_NEVER = 1 << 62
+_MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
+
+
+def _rendezvous_bytes() -> int:
+    return int(os.environ.get("SHOAL_RENDEZVOUS_BYTES", str(256 * 1024)))
+
+
+def _cma_usable() -> bool:
+    """Whether peers on this host may copy out of this process's memory."""
+    if not cma.available():
+        return False
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as handle:
+            scope = int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        scope = 0
+    if scope >= 2:
+        return False
+    if scope == 1:
+        # Yama lets only ancestors read us; allow the job's other ranks too.
+        import ctypes
+
+        pr_set_ptracer, any_process = 0x59616D61, ctypes.c_ulong(-1)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_ptracer, any_process, 0, 0, 0) != 0:
+            return False
+    probe = bytearray(b"shoal")
+    copy = bytearray(5)
+    # A sandbox (seccomp) may forbid the call outright: try it on ourselves.
+    return cma.read(os.getpid(), [(cma.address(memoryview(probe)), 5)], [memoryview(copy)]) \
+        and copy == probe
 
 
 def _truncated(length: int, capacity: int) -> CommunicationError:

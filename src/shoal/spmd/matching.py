@@ -24,7 +24,8 @@ ANY_TAG = -1
 class Message:
     """A message that has fully arrived (or, for a posted receive, its header)."""
 
-    __slots__ = ("source", "tag", "ctx", "flags", "nparts", "seq", "stamp", "body", "length")
+    __slots__ = ("source", "tag", "ctx", "flags", "nparts", "seq", "stamp", "body", "length",
+                 "remote")
 
     def __init__(self, source: int, tag: int, ctx: int, flags: int, nparts: int, seq: int,
                  stamp: int, length: int, body: Any = None) -> None:
@@ -37,6 +38,9 @@ class Message:
         self.stamp = stamp
         self.length = length
         self.body = body
+        # (pid, [(address, length), ...]) while the data is still in the sender's
+        # memory (a large message sent by rendezvous); None once it is here.
+        self.remote: tuple[int, list[tuple[int, int]]] | None = None
 
     def __repr__(self) -> str:
         return (f"Message(source={self.source}, tag={self.tag}, ctx={self.ctx}, "

@@ -16,6 +16,9 @@ from abc import ABC, abstractmethod
 class Endpoint(ABC):
     rank: int
     size: int
+    #: Every peer is a process on this host, so large messages may be copied
+    #: straight out of the sender's memory (see :mod:`shoal.transport.cma`).
+    same_host = False
 
     @abstractmethod
     def write(self, dst: int, src: memoryview | bytes) -> int:

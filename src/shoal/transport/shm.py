@@ -200,6 +200,7 @@ class Ring:
 
 
 class ShmEndpoint(Endpoint):
+    same_host = True
     """A rank's side of the job's segment: its rings, its doorbell and its peers'."""
 
     def __init__(self, rank: int, size: int, fd: int, doorbell_read: int,

@@ -3,7 +3,10 @@
 Every message on a rank-to-rank stream is a 48-byte header followed by a body::
 
     offset size  field
-    0      1     kind      1 = DATA, 2 = ACK (a synchronous send was matched)
+    0      1     kind      1 = DATA, 2 = ACK (a synchronous send was matched, or a
+                           rendezvous message was copied: the sender may reuse its buffers),
+                           3 = RTS (a large message by rendezvous: the body describes where
+                           the data is in the sender's memory, see below)
     1      1     flags     bit 0 PICKLED (body is pickle protocol 5 + out-of-band buffers)
                            bit 1 SYNC    (the sender waits for an ACK: ssend/issend)
     2      2     nparts    number of body parts (1 for raw bytes or an in-band pickle)
@@ -16,7 +19,11 @@ Every message on a rank-to-rank stream is a 48-byte header followed by a body::
                            receive takes the earliest stamp among the matching messages
     40     8     length    body length in bytes
 
-All fields little-endian.  With ``nparts > 1`` the body starts with ``nparts``
+All fields little-endian.  An RTS body is ``u64 pid, u64 message length`` and then
+``nparts`` pairs ``u64 address, u64 length``: the receiver copies the parts out
+of process ``pid`` with ``process_vm_readv`` (one copy) once the message is
+matched, lays them out as a DATA body would be, and answers with an ACK
+carrying ``seq``.  With ``nparts > 1`` the body starts with ``nparts``
 little-endian u64 part lengths, then the parts, each padded with zeros to a
 multiple of 8 bytes so numpy arrays decoded in place stay aligned.  The
 source rank is not in the header: each stream connects exactly one pair.
@@ -32,11 +39,28 @@ assert HEADER_SIZE == 48
 
 DATA = 1
 ACK = 2
+RTS = 3
 
 PICKLED = 0x01
 SYNC = 0x02
 
 ALIGN = 8
+
+
+RTS_HEAD = struct.Struct("<QQ")
+
+
+def rts_body(pid: int, length: int, pieces: list[tuple[int, int]]) -> bytes:
+    """The body of an RTS frame."""
+    flat = [value for piece in pieces for value in piece]
+    return RTS_HEAD.pack(pid, length) + struct.pack(f"<{len(flat)}Q", *flat)
+
+
+def parse_rts(body: bytes | memoryview, nparts: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """(pid, message length, [(address, length), ...]) from an RTS body."""
+    pid, length = RTS_HEAD.unpack_from(body, 0)
+    flat = struct.unpack_from(f"<{2 * nparts}Q", body, RTS_HEAD.size)
+    return pid, length, [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
 def padded(length: int) -> int:
