@@ -68,6 +68,7 @@ from shoal.security.errors import (
     SecurityError,
     TruncationError,
 )
+from shoal.security.records import ALERT, alert_error
 
 HEADER = struct.Struct(">IBBQ")  # length, type, flags, sequence number
 HEADER_SIZE = HEADER.size  # 14
@@ -142,12 +143,15 @@ class SecureChannel:
     see :mod:`shoal.security.jobkeys`).  ``max_frame`` is the largest payload
     this end accepts; ``send_max_frame`` the largest the peer accepts.
     ``max_message`` bounds a reassembled message (None: no bound).
+    ``alert_from_server`` lets the first thing received be a handshake ALERT
+    instead of a frame: a client sends its first messages right after its
+    FINISHED, and only then may learn that the server turned it away.
     """
 
     def __init__(self, suite: Suite, send_secret: bytes, recv_secret: bytes, *,
                  max_frame: int = DEFAULT_MAX_FRAME, send_max_frame: int | None = None,
                  rekey_bytes: int = DEFAULT_REKEY_BYTES,
-                 max_message: int | None = None) -> None:
+                 max_message: int | None = None, alert_from_server: bool = False) -> None:
         if rekey_bytes < 1:
             raise ValueError("rekey_bytes must be positive")
         self.max_frame = check_max_frame(max_frame)
@@ -161,6 +165,7 @@ class SecureChannel:
         self._closed = False  # we sent CLOSE
         self.peer_closed = False  # the peer sent CLOSE
         self._failure: SecurityError | None = None
+        self._alert_from_server = alert_from_server
 
     # -- sending ---------------------------------------------------------------
 
@@ -254,6 +259,8 @@ class SecureChannel:
         messages: list[bytes] = []
         buffer, pos = self._buffer, 0
         limit = self.max_frame + HEADER_SIZE - 4 + TAG_SIZE
+        if self._alert_from_server and self._recv.seq == 0 and self._alert(buffer):
+            return messages
         while len(buffer) - pos >= HEADER_SIZE:
             if self.peer_closed:
                 raise IntegrityError("bytes arrived after the peer's CLOSE frame")
@@ -284,9 +291,22 @@ class SecureChannel:
             self._recv.advance(len(payload))
             pos = end
             self._accept(kind, flags, payload, messages)
+        if self.peer_closed and len(buffer) > pos:
+            raise IntegrityError("bytes arrived after the peer's CLOSE frame")
         if pos:
             del buffer[:pos]
         return messages
+
+    def _alert(self, buffer: bytearray) -> bool:
+        """Raise the error of an ALERT at the start of the stream; True: wait for more."""
+        if len(buffer) < 5 or buffer[4] != ALERT:
+            return False
+        alert_size = 4 + 1 + 5
+        if buffer[:4] != (alert_size - 4).to_bytes(4, "big"):
+            raise IntegrityError("a malformed alert arrived instead of the first frame")
+        if len(buffer) < alert_size:
+            return True
+        raise alert_error(bytes(buffer[5:alert_size]), from_server=True)
 
     def _accept(self, kind: int, flags: int, payload: bytes, messages: list[bytes]) -> None:
         if kind == FRAME_CLOSE and flags == 0 and not payload:
