@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from security_helpers import C2S, PASSWORD, S2C, Relay, connect
+from security_helpers import C2S, PASSWORD, S2C, Relay, Tamper, connect
 
 from shoal.security import (
     ChannelClosed,
@@ -24,7 +26,7 @@ from shoal.security.channel import FLAG_MORE, HEADER, HEADER_SIZE, OVERHEAD
 MARKER = b"PLAINTEXT-MARKER-7f3a9c"
 
 
-def pair(suite: Suite = Suite.AES_256_GCM, **options: int) -> tuple[SecureChannel, SecureChannel]:
+def pair(suite: Suite = Suite.AES_256_GCM, **options: Any) -> tuple[SecureChannel, SecureChannel]:
     """Two channel ends with matching secrets, without a handshake."""
     a_to_b, b_to_a = os.urandom(32), os.urandom(32)
     return (SecureChannel(suite, a_to_b, b_to_a, **options),
@@ -227,14 +229,17 @@ def test_keys_roll_over_after_the_rekey_volume_and_both_ends_follow() -> None:
 # -- a man in the middle on a real session --------------------------------------
 
 
-def session(tamper) -> Relay:  # type: ignore[no-untyped-def]
+Action = Callable[[int, bytes, list[bytes]], list[bytes]]
+
+
+def session(tamper: Tamper) -> Relay:
     job = JobKey.generate()
     relay = connect(job.client_config(0, 1), job.server_config(1), tamper)
     assert relay.client.complete and relay.server.complete
     return relay
 
 
-def on_frame(direction: str, number: int, action):  # type: ignore[no-untyped-def]
+def on_frame(direction: str, number: int, action: Action) -> Tamper:
     """A tamper policy acting on data frame ``number`` (0-based) of one direction."""
     held: list[bytes] = []
 
@@ -275,7 +280,8 @@ def swap(offset: int, unit: bytes, held: list[bytes]) -> list[bytes]:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("direction", [C2S, S2C])
 @pytest.mark.parametrize("action", [flip, replay, drop, swap])
-def test_a_man_in_the_middle_who_touches_a_frame_ends_the_session(direction, action) -> None:  # type: ignore[no-untyped-def]
+def test_a_man_in_the_middle_who_touches_a_frame_ends_the_session(direction: str,
+                                                                  action: Action) -> None:
     relay = session(on_frame(direction, 1, action))
     sender, receiver = ((relay.client, relay.server) if direction == C2S
                         else (relay.server, relay.client))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from security_helpers import C2S, PASSWORD, connect
+from security_helpers import C2S, PASSWORD, Tamper, connect
 
 from shoal.security import (
     AuthorizedKeys,
@@ -40,7 +41,8 @@ def every_method_server() -> ServerHandshake:
         job_key=JOB.key), "fuzzer")
 
 
-def feed_all(feed, eof, pieces: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+def feed_all(feed: Callable[[bytes], object], eof: Callable[[], None],
+             pieces: list[bytes]) -> None:
     """Feed pieces until the first error; only SecurityError may come out."""
     try:
         for piece in pieces:
@@ -115,7 +117,7 @@ def test_the_hello_parser_raises_only_protocol_errors(body: bytes) -> None:
         pass
 
 
-def _mutation(unit: int, position: int, xor: int, direction: str):  # type: ignore[no-untyped-def]
+def _mutation(unit: int, position: int, xor: int, direction: str) -> Tamper:
     def tamper(d: str, index: int, data: bytes) -> list[bytes]:
         if (d, index) != (direction, unit):
             return [data]
