@@ -10,6 +10,13 @@ from shoal import MPI
 
 assert MPI.Is_initialized(), "MPI must be initialized as soon as it is imported"
 assert not MPI.Is_finalized(), "MPI must not be finalized before Finalize"
+try:
+    MPI.Init()
+except MPI.Exception:
+    pass  # MPI may be initialized once only (MPICH says ERR_OTHER)
+else:
+    raise AssertionError("MPI.Init() a second time must raise MPI.Exception")
+assert MPI.Is_initialized() and not MPI.Is_finalized()
 
 world = MPI.COMM_WORLD
 rank, size = world.Get_rank(), world.Get_size()

@@ -16,7 +16,7 @@ assert issubclass(MPI.Exception, RuntimeError), MPI.Exception.__mro__
 tag_ub = world.Get_attr(MPI.TAG_UB)
 
 CLASSES = {"ERR_TRUNCATE": MPI.ERR_TRUNCATE, "ERR_RANK": MPI.ERR_RANK, "ERR_TAG": MPI.ERR_TAG,
-           "ERR_ROOT": MPI.ERR_ROOT, "ERR_COMM": MPI.ERR_COMM}
+           "ERR_ROOT": MPI.ERR_ROOT, "ERR_COMM": MPI.ERR_COMM, "ERR_OP": MPI.ERR_OP}
 assert len(set(CLASSES.values())) == len(CLASSES) and MPI.SUCCESS not in CLASSES.values()
 
 
@@ -43,6 +43,7 @@ if size >= 2:
     if rank == 0:
         world.Send(np.arange(10.0), dest=1, tag=1)
         world.Send(np.arange(8, dtype=np.intc), dest=1, tag=2)
+        world.Send(np.arange(6.0), dest=1, tag=4)
         world.Send(np.arange(3.0), dest=1, tag=3)
     elif rank == 1:
         small = np.zeros(5)
@@ -50,6 +51,9 @@ if size >= 2:
                world.Recv, small, source=0, tag=1)
         request = world.Irecv([np.zeros(4, dtype=np.intc), MPI.INT], source=0, tag=2)
         expect(MPI.ERR_TRUNCATE, "Irecv of 8 ints into 4, seen at Wait", request.Wait)
+        message = world.Mprobe(source=0, tag=4)
+        expect(MPI.ERR_TRUNCATE, "Mprobe then Message.Recv of 6 doubles into 2",
+               message.Recv, np.zeros(2))
         # The truncated messages are gone; the next one arrives normally.
         out = np.zeros(3)
         world.Recv(out, source=0, tag=3)
@@ -100,6 +104,20 @@ expect(MPI.ERR_COMM, "COMM_NULL.Barrier", MPI.COMM_NULL.Barrier)
 freed = world.Dup()
 freed.Free()
 expect(MPI.ERR_COMM, "a freed communicator", freed.allreduce, 1)
+
+# Predefined handles cannot be freed.
+expect(MPI.ERR_COMM, "COMM_WORLD.Free", MPI.COMM_WORLD.Free)
+expect(MPI.ERR_COMM, "COMM_SELF.Free", MPI.COMM_SELF.Free)
+expect(MPI.ERR_OP, "SUM.Free", MPI.SUM.Free)
+assert MPI.COMM_WORLD.Get_size() == size and MPI.SUM != MPI.OP_NULL
+
+# A wrong-length sequence for alltoall is refused on every rank before anything is sent.
+try:
+    world.alltoall(list(range(size + 1)))
+except ValueError:
+    pass
+else:
+    raise AssertionError("alltoall of size + 1 items must raise ValueError")
 
 # --- errors on a duplicate are exceptions too (the error handler is inherited) -------------------
 dup = world.Dup()

@@ -33,6 +33,9 @@ elif rank == 1:
             assert isinstance(count, int) and count > 0, f"Get_count() of a pickle: {count}"
             assert status.Get_count(MPI.BYTE) == count
             assert status.Get_elements(MPI.BYTE) == count, status.Get_elements(MPI.BYTE)
+            assert status.count == count, (status.count, count)
+            assert status.Get_error() == MPI.SUCCESS and status.error == MPI.SUCCESS
+            assert not status.Is_cancelled() and not status.cancelled
         assert got == obj and type(got) is type(obj), f"tag {i}: sent {obj!r:.80} got {got!r:.80}"
 
 # Positional arguments, mpi4py's order: send(obj, dest, tag), recv(buf, source, tag, status).
