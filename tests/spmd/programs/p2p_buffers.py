@@ -125,6 +125,19 @@ while not MPI.Request.Testall(reqs):
     pass
 assert (out32 == left).all(), out32
 
+# Issend cannot complete before the receiver posts its receive (rank 1 posts it only after it
+# hears "go", which rank 0 sends after testing).
+if rank == 0:
+    request = world.Issend(np.arange(4.0), dest=1, tag=43)
+    assert not request.Test(), "an Issend completed before any matching receive was posted"
+    world.send("go", dest=1, tag=44)
+    request.Wait()
+elif rank == 1:
+    assert world.recv(source=0, tag=44) == "go"
+    out = np.zeros(4)
+    world.Recv(out, source=0, tag=43)
+    assert out.tolist() == [0, 1, 2, 3], out
+
 # Test() on a buffer request.
 out = np.zeros(3)
 request = world.Irecv(out, source=left, tag=42)

@@ -156,6 +156,15 @@ reqs = [
 got = world.recv(source=left, tag=200)
 MPI.Request.Waitall(reqs)
 assert got == ("mixed", left) and (buf == left).all(), (got, buf)
+assert all(isinstance(r, MPI.Request) for r in reqs), [type(r) for r in reqs]
+
+# waitall fills one status per request.
+reqs = [world.irecv(source=left, tag=210), world.irecv(source=left, tag=211)]
+sends = [world.isend("a", dest=right, tag=211), world.isend("b", dest=right, tag=210)]
+statuses = [MPI.Status(), MPI.Status()]
+assert MPI.Request.waitall(reqs, statuses) == ["b", "a"]
+assert [(s.source, s.tag) for s in statuses] == [(left, 210), (left, 211)]
+MPI.Request.waitall(sends)
 
 assert world.allreduce(1) == size
 if rank == 0:
