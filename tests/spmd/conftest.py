@@ -50,8 +50,13 @@ RunProgram = Callable[..., "subprocess.CompletedProcess[str]"]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Parametrize here so every test module gets both backends without repeating the list.
-    if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", BACKENDS)
+    if "backend" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return  # the test chose its own backends
+    metafunc.parametrize("backend", BACKENDS)
 
 
 def program_argv(backend: str, ranks: int, path: Path, *args: str) -> list[str]:
