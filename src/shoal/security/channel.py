@@ -82,6 +82,9 @@ MIN_MAX_FRAME = 1 << 10
 MAX_MAX_FRAME = (1 << 32) - 1 - OVERHEAD
 DEFAULT_REKEY_BYTES = 1 << 34
 _SEQ_LIMIT = 1 << 64
+_INTO_THRESHOLD = 1 << 16  # below it, encrypt() and a concatenation are faster
+_pack_header = HEADER.pack
+_unpack_header = HEADER.unpack_from
 _HAS_ENCRYPT_INTO = hasattr(AESGCM, "encrypt_into") and hasattr(ChaCha20Poly1305, "encrypt_into")
 
 
@@ -173,19 +176,20 @@ class SecureChannel:
     def closed(self) -> bool:
         return self._closed
 
-    def _seal(self, kind: int, flags: int, payload: Any) -> bytearray:
+    def _seal(self, kind: int, flags: int, payload: Any) -> bytes | bytearray:
         size = len(payload)
-        header = HEADER.pack(HEADER_SIZE - 4 + size + TAG_SIZE, kind, flags, self._send.seq)
-        nonce = self._send.nonce()
-        if _HAS_ENCRYPT_INTO:  # one buffer, no copy of the ciphertext
+        send = self._send
+        header = _pack_header(HEADER_SIZE - 4 + size + TAG_SIZE, kind, flags, send.seq)
+        nonce = send.nonce()
+        frame: bytes | bytearray
+        if size < _INTO_THRESHOLD or not _HAS_ENCRYPT_INTO:
+            frame = header + send.aead.encrypt(nonce, payload, header)
+        else:  # one buffer for header and ciphertext: no copy of a large frame
             frame = bytearray(HEADER_SIZE + size + TAG_SIZE)
             frame[:HEADER_SIZE] = header
             with memoryview(frame) as view:
-                self._send.aead.encrypt_into(nonce, payload, header, view[HEADER_SIZE:])
-        else:
-            frame = bytearray(header)
-            frame += self._send.aead.encrypt(nonce, bytes(payload), header)
-        self._send.advance(size)
+                send.aead.encrypt_into(nonce, payload, header, view[HEADER_SIZE:])
+        send.advance(size)
         return frame
 
     def _check_can_send(self) -> None:
@@ -194,7 +198,7 @@ class SecureChannel:
         if self._closed:
             raise ChannelError("the session is closed")
 
-    def iter_frames(self, message: Any) -> Iterator[bytearray]:
+    def iter_frames(self, message: Any) -> Iterator[bytes | bytearray]:
         """The frames of one message (bytes-like), split at the peer's max frame.
 
         Frames must be sent in the order produced and all of them, or the
@@ -211,8 +215,11 @@ class SecureChannel:
                 more = FLAG_MORE if start + step < total else 0
                 yield self._seal(FRAME_DATA, more, view[start:start + step])
 
-    def send(self, message: Any) -> bytes:
+    def send(self, message: Any) -> bytes | bytearray:
         """The wire bytes of one message (one frame, or several for a large one)."""
+        if type(message) is bytes and len(message) <= self.send_max_frame:
+            self._check_can_send()  # the common case, without a generator
+            return self._seal(FRAME_DATA, 0, message)
         return b"".join(self.iter_frames(message))
 
     def close(self) -> bytes:
@@ -239,10 +246,17 @@ class SecureChannel:
     def receive_data(self, data: Any) -> list[bytes]:
         """Feed bytes from the peer; return the messages they complete (maybe none)."""
         self._check_can_receive()
-        if data:
-            self._buffer += data
         try:
-            return self._parse()
+            if self._buffer:
+                self._buffer += data
+                messages, used = self._parse(self._buffer)
+                del self._buffer[:used]
+            else:  # parse straight from the caller's bytes; keep only an unfinished tail
+                with memoryview(data) as view, view.cast("B") as flat:
+                    messages, used = self._parse(flat)
+                    if used < len(flat):
+                        self._buffer = bytearray(flat[used:])
+            return messages
         except SecurityError as exc:
             raise self._fail(exc) from None
 
@@ -255,16 +269,17 @@ class SecureChannel:
             "the connection ended without an authenticated close"
             + (f" ({pending} bytes of an unfinished message lost)" if pending else "")))
 
-    def _parse(self) -> list[bytes]:
+    def _parse(self, buffer: bytearray | memoryview) -> tuple[list[bytes], int]:
+        """The messages completed by the whole frames in ``buffer``, and the bytes used."""
         messages: list[bytes] = []
-        buffer, pos = self._buffer, 0
+        pos, recv = 0, self._recv
         limit = self.max_frame + HEADER_SIZE - 4 + TAG_SIZE
-        if self._alert_from_server and self._recv.seq == 0 and self._alert(buffer):
-            return messages
+        if self._alert_from_server and recv.seq == 0 and self._alert(buffer):
+            return messages, 0
         while len(buffer) - pos >= HEADER_SIZE:
             if self.peer_closed:
                 raise IntegrityError("bytes arrived after the peer's CLOSE frame")
-            length, kind, flags, seq = HEADER.unpack_from(buffer, pos)
+            length, kind, flags, seq = _unpack_header(buffer, pos)
             if length > limit:
                 raise IntegrityError(f"a frame of {length} bytes exceeds this end's limit of "
                                      f"{limit}; the session is over")
@@ -273,31 +288,27 @@ class SecureChannel:
             end = pos + 4 + length
             if len(buffer) < end:
                 break
-            if seq != self._recv.seq:
+            if seq != recv.seq:
                 raise IntegrityError(
-                    f"frame {seq} arrived where frame {self._recv.seq} was expected: "
+                    f"frame {seq} arrived where frame {recv.seq} was expected: "
                     "a frame was replayed, reordered or dropped")
             header = bytes(buffer[pos:pos + HEADER_SIZE])
-            with memoryview(buffer) as view:
-                sealed = view[pos + HEADER_SIZE:end]
+            whole = buffer if type(buffer) is memoryview else memoryview(buffer)
+            with whole[pos + HEADER_SIZE:end] as sealed:  # released even when decrypt fails
                 try:
-                    payload = self._recv.aead.decrypt(self._recv.nonce(), sealed, header)
+                    payload = recv.aead.decrypt(recv.nonce(), sealed, header)
                 except InvalidTag:
                     raise IntegrityError(
                         f"frame {seq} failed authentication: it was altered or forged"
                     ) from None
-                finally:
-                    sealed.release()
-            self._recv.advance(len(payload))
+            recv.advance(len(payload))
             pos = end
             self._accept(kind, flags, payload, messages)
         if self.peer_closed and len(buffer) > pos:
             raise IntegrityError("bytes arrived after the peer's CLOSE frame")
-        if pos:
-            del buffer[:pos]
-        return messages
+        return messages, pos
 
-    def _alert(self, buffer: bytearray) -> bool:
+    def _alert(self, buffer: bytearray | memoryview) -> bool:
         """Raise the error of an ALERT at the start of the stream; True: wait for more."""
         if len(buffer) < 5 or buffer[4] != ALERT:
             return False
