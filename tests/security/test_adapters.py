@@ -221,6 +221,22 @@ def test_a_receive_timeout_keeps_the_session() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_closing_from_another_thread_wakes_a_blocked_receive() -> None:
+    left, right = socket.socketpair()
+    server = Background(lambda: open_secure(right, ServerConfig(password=PASSWORD)))
+    chan = open_secure(left, ClientConfig(password=PASSWORD))
+    peer = server.result()
+    waiting = Background(chan.recv)
+    time.sleep(0.2)
+    chan.close()
+    with pytest.raises(ChannelError, match="closed"):
+        waiting.result(timeout=10)
+    with pytest.raises(ChannelClosed):  # the peer got our CLOSE
+        peer.recv(timeout=10)
+    peer.close()
+
+
+@pytest.mark.timeout(60)
 def test_a_silent_client_makes_the_server_handshake_time_out() -> None:
     left, right = socket.socketpair()
     start = time.monotonic()

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from security_helpers import C2S, PASSWORD, Endpoint, Relay, connect
 
-from shoal.errors import ConfigurationError
+from shoal.errors import ConfigurationError, PeerLostError, ShoalError
 from shoal.security import (
     AuthenticationError,
     AuthorizedKeys,
@@ -16,6 +16,7 @@ from shoal.security import (
     ClientHandshake,
     HostKeyError,
     Identity,
+    IntegrityError,
     JobKey,
     KnownHosts,
     LoginRateLimiter,
@@ -26,6 +27,7 @@ from shoal.security import (
     ServerConfig,
     ServerHandshake,
     Suite,
+    TruncationError,
 )
 from shoal.security import records as rec
 
@@ -305,6 +307,19 @@ def test_configurations_that_cannot_work_are_refused_early(server_identity: Iden
         ClientHandshake(ClientConfig(password=""))
     with pytest.raises(ConfigurationError, match="32 bytes"):
         JobKey(b"short")
+    with pytest.raises(ConfigurationError, match="server_name"):
+        ClientHandshake(ClientConfig(identity=server_identity, host_keys=KnownHosts("kh")))
+    with pytest.raises(ConfigurationError, match="at most 1024 bytes"):
+        ClientHandshake(ClientConfig(password="a", name="x" * 2000))
+    with pytest.raises(ConfigurationError, match="max frame"):
+        ClientHandshake(ClientConfig(password="a", max_frame=10))
+
+
+@pytest.mark.timeout(30)
+def test_a_cut_stream_is_both_an_integrity_error_and_a_lost_peer() -> None:
+    assert issubclass(TruncationError, IntegrityError)
+    assert issubclass(TruncationError, PeerLostError)
+    assert issubclass(AuthenticationError, ShoalError)
 
 
 @pytest.mark.timeout(30)

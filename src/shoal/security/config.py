@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 
 from shoal.errors import ConfigurationError
 from shoal.security.channel import DEFAULT_MAX_FRAME, SecureChannel, Suite
-from shoal.security.keys import AuthorizedKeys, HostKeyVerifier, Identity, fingerprint
+from shoal.security.keys import (
+    AuthorizedKeys,
+    HostKeyVerifier,
+    Identity,
+    KnownHosts,
+    fingerprint,
+)
 from shoal.security.ratelimit import LoginRateLimiter
 
 ALL_SUITES = (Suite.AES_256_GCM, Suite.CHACHA20_POLY1305)
@@ -53,6 +59,9 @@ class ClientConfig:
         if chosen[0] is Method.KEY and self.host_keys is None:
             raise ConfigurationError("a key login needs host_keys (KnownHosts or PinnedHostKey) "
                                      "to check the server's key")
+        if isinstance(self.host_keys, KnownHosts) and not self.server_name:
+            raise ConfigurationError("known hosts are looked up by server_name: set it "
+                                     "(connect_secure sets it to host:port)")
         return chosen[0]
 
 

@@ -139,7 +139,12 @@ class _Handshake:
         if not suites:
             raise ConfigurationError("no cipher suite configured")
         self._suites = tuple(Suite(s) for s in suites)
-        self._max_frame = check_max_frame(max_frame)
+        try:
+            self._max_frame = check_max_frame(max_frame)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if len(name.encode("utf-8")) > rec.MAX_NAME:
+            raise ConfigurationError(f"a name may have at most {rec.MAX_NAME} bytes")
         self._name = name
         self._reader = rec.RecordReader()
         self._out = bytearray()

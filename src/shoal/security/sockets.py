@@ -7,8 +7,9 @@
         chan.send(b"hello")
         reply = chan.recv(timeout=10)
 
-One thread may send while another receives.  A failed frame closes the
-socket and raises; ``close()`` sends the authenticated CLOSE frame.
+One thread may send while another receives; the socket is put in blocking
+mode.  A failed frame closes the socket and raises; ``close()`` sends the
+authenticated CLOSE frame (and wakes a thread blocked in ``recv()``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def handshake_socket(sock: socket.socket, config: ClientConfig | ServerConfig, *
     except OSError as exc:
         hs.abort(f"the connection failed: {exc}")
         raise ProtocolError(f"the connection failed during the handshake: {exc}") from None
+    except BaseException:  # an interruption: still a failed login for the rate limiter
+        hs.abort("the handshake was interrupted")
+        raise
     finally:
         with contextlib.suppress(OSError):
             sock.settimeout(previous)
@@ -91,6 +95,7 @@ class SecureSocket:
 
     def __init__(self, sock: socket.socket, session: HandshakeResult, *,
                  max_message: int | None = None) -> None:
+        sock.settimeout(None)  # blocking: recv() has its own timeout, sends must not time out
         self.sock = sock
         self.session = session
         self._channel = session.channel(max_message=max_message)
@@ -146,16 +151,22 @@ class SecureSocket:
                     raise ChannelClosed("the peer closed the session")
                 if self._sock_closed:
                     raise ChannelError("the session is closed")
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not select.select([self.sock], [], [], left)[0]:
-                        raise TimeoutError("no message within the timeout")
                 try:
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                            raise TimeoutError("no message within the timeout")
                     data = self.sock.recv(RECV_SIZE)
-                except OSError as exc:
+                except TimeoutError:
+                    raise
+                except (OSError, ValueError) as exc:  # ValueError: closed by another thread
+                    if self._sock_closed:
+                        raise ChannelError("the session is closed") from None
                     self._shut()
                     raise TruncationError(f"the connection broke: {exc}") from None
                 if not data:
+                    if self._sock_closed:
+                        raise ChannelError("the session is closed")
                     self._guard(self._channel.receive_eof)
                     continue
                 self._inbox.extend(self._guard(self._channel.receive_data, data))
@@ -189,6 +200,8 @@ class SecureSocket:
     def _shut(self) -> None:
         if not self._sock_closed:
             self._sock_closed = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv()
             with contextlib.suppress(OSError):
                 self.sock.close()
 

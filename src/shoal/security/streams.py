@@ -8,7 +8,8 @@
     reply = await stream.recv()
     await stream.close()
 
-Sends are serialized by a lock, so the frames of two messages never mix.
+Sends are serialized by a lock, so the frames of two messages never mix;
+receives too.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class SecureStream:
         self._channel = session.channel(max_message=max_message)
         self._inbox: deque[bytes] = deque()
         self._send_lock = asyncio.Lock()
+        self._recv_lock = asyncio.Lock()
         self._closed = False
         if session.leftover:
             self._inbox.extend(self._guard(self._channel.receive_data, session.leftover))
@@ -128,6 +130,10 @@ class SecureStream:
 
     async def recv(self) -> bytes:
         """The next message; :class:`ChannelClosed` once the peer closed cleanly."""
+        async with self._recv_lock:
+            return await self._recv()
+
+    async def _recv(self) -> bytes:
         while not self._inbox:
             if self._channel.peer_closed:
                 raise ChannelClosed("the peer closed the session")
