@@ -331,3 +331,29 @@ def test_an_asyncio_stream_cut_without_close_is_truncation() -> None:
             assert stream.closed
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_silent_client_makes_the_asyncio_server_handshake_time_out() -> None:
+    async def main() -> None:
+        limiter = LoginRateLimiter(free_failures=0, clock=lambda: 0.0)
+        config = ServerConfig(password=PASSWORD, rate_limiter=limiter)
+        errors: asyncio.Queue[BaseException] = asyncio.Queue()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await open_secure_stream(reader, writer, config, timeout=0.3)
+            except ProtocolError as exc:
+                await errors.put(exc)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"\x00")  # one byte: the attempt has begun, and then nothing
+            error = await asyncio.wait_for(errors.get(), 10)
+            writer.close()
+        assert "did not finish within" in str(error)
+        assert limiter.retry_after("127.0.0.1") > 0  # the abandoned attempt counted
+
+    asyncio.run(main())

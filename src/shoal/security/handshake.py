@@ -32,19 +32,32 @@ Three login methods, chosen by the client and bound into the transcript:
 
 Transcript, signatures, MACs and keys
 -------------------------------------
-``H`` is SHA-256 and ``HKDF`` is HKDF-SHA256 (RFC 5869) with a 32-byte output;
-"bytes so far" are all handshake records of this session exactly as sent,
-in order.  Every signature and every MAC covers ``H`` of every handshake byte
-before it, its own record's header (length, type) and fields included::
+``H`` is SHA-256, ``HKDF`` is HKDF-SHA256 (RFC 5869) with a 32-byte output,
+``||`` is concatenation, and CH, SH, SF, CF are the four records exactly as
+sent (their 5-byte length-and-type header included).  ``SF[:5]`` is the
+header of SF; ``pub``/``sig`` are the fields of the record being built.  A
+str password is NFC-normalized and UTF-8 encoded::
 
-    th1  = H(CLIENT_HELLO || SERVER_HELLO)
-    sfk  = HKDF(ikm=secret, salt=th1, info="shoal/1 server finished")
-    cfk  = HKDF(ikm=secret, salt=th1, info="shoal/1 client finished")
-    signature = Ed25519("shoal/1 server signature\\0" (or client)  || H(bytes so far))
-    MAC       = HMAC-SHA256(sfk (or cfk), H(bytes so far))
-    th   = H(all four records)
+    secret = SPAKE2 key | X25519(client eph, server eph) | job key    (32 bytes)
+    th1 = H(CH || SH)
+    sfk = HKDF(ikm=secret, salt=th1, info="shoal/1 server finished")
+    cfk = HKDF(ikm=secret, salt=th1, info="shoal/1 client finished")
+
+    SF  = SF[:5] || [sig] || mac            (KEY: sig present)
+          sig = Ed25519-sign(server key,
+                             "shoal/1 server signature" 0x00 || H(CH || SH || SF[:5]))
+          mac = HMAC-SHA256(sfk, H(CH || SH || SF[:5] || [sig]))
+    CF  = CF[:5] || [pub || sig] || mac     (KEY: the client's public key and sig)
+          sig = Ed25519-sign(client key,
+                             "shoal/1 client signature" 0x00 || H(CH || SH || SF || CF[:5] || pub))
+          mac = HMAC-SHA256(cfk, H(CH || SH || SF || CF[:5] || [pub || sig]))
+
+    th  = H(CH || SH || SF || CF)           (also the session id)
     client-to-server traffic secret = HKDF(ikm=secret, salt=th, info="shoal/1 c2s")
     server-to-client traffic secret = HKDF(ikm=secret, salt=th, info="shoal/1 s2c")
+
+For example, in a PASSWORD login with empty names, CH and SH have 4+1+52+33 =
+90 bytes each and SF and CF 4+1+32 = 37 bytes each.
 
 Since the HELLOs hold the protocol version, method, suites, limits, both
 random nonces, both names and the key-exchange messages, changing any of them
@@ -57,7 +70,10 @@ recorded session cannot be replayed.
 
 Failures raise :class:`AuthenticationError` ("authentication failed", nothing
 about what was wrong; the server's log says more), :class:`ProtocolError` or
-:class:`HostKeyError`, after queueing an ALERT for the peer.  A server
+:class:`HostKeyError`, after queueing an ALERT for the peer.  A server that
+refuses a client at CLIENT_FINISHED (a key it does not authorize) sends an
+ALERT where the client expects its first frame; the client's channel turns it
+into the same :class:`AuthenticationError`.  A server
 counts every handshake that does not succeed as a failed login of the peer's
 address (:mod:`shoal.security.ratelimit`).
 """
