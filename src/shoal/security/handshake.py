@@ -125,7 +125,6 @@ SERVER_SIGNATURE = b"shoal/1 server signature\x00"
 CLIENT_SIGNATURE = b"shoal/1 client signature\x00"
 JOB_KEY_SIZE = 32
 _RECORD_HEADER = struct.Struct(">IB")
-ALL_SUITES = (Suite.AES_256_GCM, Suite.CHACHA20_POLY1305)
 
 
 def _password(value: str | bytes) -> bytes:
@@ -210,6 +209,9 @@ class _Handshake:
                 self._handle(kind, body, raw)
         except SecurityError as exc:
             raise self._failed(exc) from None
+        except Exception as exc:  # a bug or a failing host-key callback: still a failure
+            self._failed(ProtocolError(f"the handshake failed: {exc!r}"))
+            raise
         if self._done is not None:
             self._result = HandshakeResult(leftover=self._reader.leftover(), **self._done)
             self._succeeded(self._result)

@@ -285,7 +285,11 @@ class KnownHosts:
         if not self.path.exists():
             return []
         found: list[bytes] = []
-        for number, line in _lines(self.path):
+        try:
+            lines = list(_lines(self.path))
+        except OSError as exc:
+            raise HostKeyError(f"cannot read {self.path}: {exc.strerror}") from None
+        for number, line in lines:
             names, _, rest = line.partition(" ")
             if not any(fnmatch.fnmatchcase(host, pattern) for pattern in names.split(",")):
                 continue
@@ -315,6 +319,10 @@ class KnownHosts:
             raise HostKeyError(
                 f"host {host} is not in {self.path}; its key is {fingerprint(key)}: check it "
                 "and add the host, or allow trust on first use")
-        self.add(host, key)
+        try:
+            self.add(host, key)
+        except OSError as exc:
+            raise HostKeyError(
+                f"cannot record host {host} in {self.path}: {exc.strerror}") from None
         log.warning("permanently added host %s with key %s to %s", host, fingerprint(key),
                     self.path)
