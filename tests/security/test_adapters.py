@@ -20,6 +20,7 @@ from shoal.security import (
     ChannelError,
     ClientConfig,
     Identity,
+    IntegrityError,
     KnownHosts,
     LoginRateLimiter,
     ProtocolError,
@@ -202,6 +203,24 @@ def test_a_connection_cut_without_close_is_truncation_and_ends_the_session() -> 
     with pytest.raises(ChannelError):
         chan.recv(timeout=10)
     assert chan.closed
+
+
+@pytest.mark.timeout(60)
+def test_bytes_injected_into_the_socket_end_the_receivers_session() -> None:
+    left, right = socket.socketpair()
+    server = Background(lambda: open_secure(right, ServerConfig(password=PASSWORD)))
+    chan = open_secure(left, ClientConfig(password=PASSWORD))
+    peer = server.result()
+    chan.send(b"genuine")
+    forged = bytearray(chan._channel.send(b"forged"))  # a real frame, then altered
+    forged[-1] ^= 1
+    left.sendall(forged)
+    assert peer.recv(timeout=10) == b"genuine"
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        peer.recv(timeout=10)
+    assert peer.closed
+    with pytest.raises(TruncationError):  # the receiver hung up without a CLOSE
+        chan.recv(timeout=10)
 
 
 @pytest.mark.timeout(60)

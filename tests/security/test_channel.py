@@ -132,6 +132,17 @@ def test_a_replayed_frame_ends_the_session() -> None:
 
 
 @pytest.mark.timeout(30)
+def test_genuine_messages_before_a_bad_frame_travel_on_the_error() -> None:
+    sender, receiver = pair()
+    good = sender.send(b"first") + sender.send(b"second")
+    bad = bytearray(sender.send(b"third"))
+    bad[-1] ^= 1
+    with pytest.raises(IntegrityError) as info:
+        receiver.receive_data(good + bad)
+    assert info.value.messages == (b"first", b"second")
+
+
+@pytest.mark.timeout(30)
 def test_reordered_frames_end_the_session() -> None:
     sender, receiver = pair()
     first, second = sender.send(b"one"), sender.send(b"two")

@@ -244,20 +244,27 @@ class SecureChannel:
             raise ChannelClosed("the peer closed the session")
 
     def receive_data(self, data: Any) -> list[bytes]:
-        """Feed bytes from the peer; return the messages they complete (maybe none)."""
+        """Feed bytes from the peer; return the messages they complete (maybe none).
+
+        On a bad frame this raises; the messages that were complete before it
+        in the same bytes (genuine and in order) are in the error's
+        ``messages``, so an adapter can deliver them before the error.
+        """
         self._check_can_receive()
+        messages: list[bytes] = []
         try:
             if self._buffer:
                 self._buffer += data
-                messages, used = self._parse(self._buffer)
+                used = self._parse(self._buffer, messages)
                 del self._buffer[:used]
             else:  # parse straight from the caller's bytes; keep only an unfinished tail
                 with memoryview(data) as view, view.cast("B") as flat:
-                    messages, used = self._parse(flat)
+                    used = self._parse(flat, messages)
                     if used < len(flat):
                         self._buffer = bytearray(flat[used:])
             return messages
         except SecurityError as exc:
+            exc.messages = tuple(messages)
             raise self._fail(exc) from None
 
     def receive_eof(self) -> None:
@@ -269,13 +276,12 @@ class SecureChannel:
             "the connection ended without an authenticated close"
             + (f" ({pending} bytes of an unfinished message lost)" if pending else "")))
 
-    def _parse(self, buffer: bytearray | memoryview) -> tuple[list[bytes], int]:
-        """The messages completed by the whole frames in ``buffer``, and the bytes used."""
-        messages: list[bytes] = []
+    def _parse(self, buffer: bytearray | memoryview, messages: list[bytes]) -> int:
+        """Append the messages the whole frames in ``buffer`` complete; the bytes used."""
         pos, recv = 0, self._recv
         limit = self.max_frame + HEADER_SIZE - 4 + TAG_SIZE
         if self._alert_from_server and recv.seq == 0 and self._alert(buffer):
-            return messages, 0
+            return 0
         while len(buffer) - pos >= HEADER_SIZE:
             if self.peer_closed:
                 raise IntegrityError("bytes arrived after the peer's CLOSE frame")
@@ -306,7 +312,7 @@ class SecureChannel:
             self._accept(kind, flags, payload, messages)
         if self.peer_closed and len(buffer) > pos:
             raise IntegrityError("bytes arrived after the peer's CLOSE frame")
-        return messages, pos
+        return pos
 
     def _alert(self, buffer: bytearray | memoryview) -> bool:
         """Raise the error of an ALERT at the start of the stream; True: wait for more."""

@@ -24,7 +24,13 @@ AUTH_FAILED = "authentication failed"
 
 
 class SecurityError(ShoalError):
-    """Base class of the errors of :mod:`shoal.security`."""
+    """Base class of the errors of :mod:`shoal.security`.
+
+    ``messages``: when raised by ``SecureChannel.receive_data``, the messages
+    that authenticated, in order, before the bad frame in the same bytes.
+    """
+
+    messages: tuple[bytes, ...] = ()
 
 
 class AuthenticationError(SecurityError):

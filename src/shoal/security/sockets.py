@@ -103,8 +103,9 @@ class SecureSocket:
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self._sock_closed = False
+        self._deferred: SecurityError | None = None  # raised once the inbox is empty
         if session.leftover:
-            self._inbox.extend(self._guard(self._channel.receive_data, session.leftover))
+            self._take(session.leftover)
 
     @property
     def peer_name(self) -> str:
@@ -129,6 +130,17 @@ class SecureSocket:
             self._shut()
             raise
 
+    def _take(self, data: bytes) -> None:
+        """Feed received bytes; genuine messages before a bad frame are still delivered."""
+        try:
+            self._inbox.extend(self._channel.receive_data(data))
+        except SecurityError as exc:
+            self._shut()
+            if not exc.messages:
+                raise
+            self._inbox.extend(exc.messages)
+            self._deferred = exc
+
     def send(self, message: Any) -> None:
         """Send one message (any bytes-like object); large ones go as several frames."""
         with self._send_lock:
@@ -147,6 +159,9 @@ class SecureSocket:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._recv_lock:
             while not self._inbox:
+                if self._deferred is not None:
+                    exc, self._deferred = self._deferred, None
+                    raise exc
                 if self._channel.peer_closed:
                     raise ChannelClosed("the peer closed the session")
                 if self._sock_closed:
@@ -169,7 +184,7 @@ class SecureSocket:
                         raise ChannelError("the session is closed")
                     self._guard(self._channel.receive_eof)
                     continue
-                self._inbox.extend(self._guard(self._channel.receive_data, data))
+                self._take(data)
             return self._inbox.popleft()
 
     def __iter__(self) -> Iterator[bytes]:

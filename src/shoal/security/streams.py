@@ -93,8 +93,9 @@ class SecureStream:
         self._send_lock = asyncio.Lock()
         self._recv_lock = asyncio.Lock()
         self._closed = False
+        self._deferred: SecurityError | None = None  # raised once the inbox is empty
         if session.leftover:
-            self._inbox.extend(self._guard(self._channel.receive_data, session.leftover))
+            self._take(session.leftover)
 
     @property
     def peer_name(self) -> str:
@@ -114,6 +115,17 @@ class SecureStream:
         except SecurityError:
             self._shut()
             raise
+
+    def _take(self, data: bytes) -> None:
+        """Feed received bytes; genuine messages before a bad frame are still delivered."""
+        try:
+            self._inbox.extend(self._channel.receive_data(data))
+        except SecurityError as exc:
+            self._shut()
+            if not exc.messages:
+                raise
+            self._inbox.extend(exc.messages)
+            self._deferred = exc
 
     async def send(self, message: Any) -> None:
         """Send one message (any bytes-like object); large ones go as several frames."""
@@ -135,6 +147,9 @@ class SecureStream:
 
     async def _recv(self) -> bytes:
         while not self._inbox:
+            if self._deferred is not None:
+                exc, self._deferred = self._deferred, None
+                raise exc
             if self._channel.peer_closed:
                 raise ChannelClosed("the peer closed the session")
             if self._closed:
@@ -147,7 +162,7 @@ class SecureStream:
             if not data:
                 self._guard(self._channel.receive_eof)
                 continue
-            self._inbox.extend(self._guard(self._channel.receive_data, data))
+            self._take(data)
         return self._inbox.popleft()
 
     def __aiter__(self) -> SecureStream:
