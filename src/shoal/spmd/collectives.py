@@ -196,8 +196,8 @@ class ObjectCollectives(Comm):
         if relative == 0:
             if sendobj is None or len(sendobj) != n:
                 got = "None" if sendobj is None else f"{len(sendobj)} items"
-                raise C.Exception(C.ERR_COUNT, f"scatter at the root needs a sequence of "
-                                               f"{n} items, got {got}")
+                raise C.ValueErrorException(C.ERR_COUNT, f"scatter at the root needs a "
+                                                         f"sequence of {n} items, got {got}")
             mine = {i: sendobj[(i + root) % n] for i in range(n)}  # by relative rank
             mask = _top_bit(n)
         else:
@@ -220,7 +220,8 @@ class ObjectCollectives(Comm):
         self._engine_free_check()
         n, r = self._size, self._rank
         if sendobj is None or len(sendobj) != n:
-            raise C.Exception(C.ERR_COUNT, f"alltoall needs a sequence of {n} items")
+            got = "None" if sendobj is None else f"{len(sendobj)}"
+            raise C.ValueErrorException(C.ERR_COUNT, f"alltoall: expecting {n} items, got {got}")
         tag = self._tag()
         result: list[Any] = [None] * n
         result[r] = _private_copy(PICKLE.dumps(sendobj[r]))

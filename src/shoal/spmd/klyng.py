@@ -73,9 +73,19 @@ def size() -> int:
     return int(_world().Get_size())
 
 
+_pending: list[Any] = []
+
+
 def send(data: Any, to: int, tag: int | str = 0) -> None:
-    """Send ``data`` (any picklable value) to rank ``to`` under ``tag``."""
-    _world().send(data, to, _tag(tag))
+    """Send ``data`` (any picklable value) to rank ``to`` under ``tag``; returns at once.
+
+    As in klyng, sending never waits for the receiver (so a rank may send to
+    itself, or two ranks may send each other large values before receiving);
+    :func:`end` waits until everything sent was delivered.
+    """
+    _pending.append(_world().isend(data, to, _tag(tag)))
+    if len(_pending) > 64:
+        _pending[:] = [request for request in _pending if not request.Test()]
 
 
 def recv(source: int = ANY_SOURCE, tag: int | str = ANY_TAG) -> Any:
@@ -87,6 +97,9 @@ def end() -> None:
     """Finish this rank's part: wait until queued sends are delivered."""
     from shoal.spmd.backend import use_real_mpi
 
+    if _pending:
+        type(_pending[0]).Waitall(_pending)
+        _pending.clear()
     if not use_real_mpi():
         from shoal.spmd import world
 

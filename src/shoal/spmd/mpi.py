@@ -42,13 +42,17 @@ _start = time.perf_counter()
 
 
 def Init() -> None:
-    """Start the runtime now (it also starts on first use)."""
-    world.engine()
+    """Like mpi4py, which initialises MPI when ``MPI`` is imported: always too late."""
+    from shoal.spmd.constants import ERR_OTHER
+    from shoal.spmd.constants import Exception as MPIException
+
+    raise MPIException(ERR_OTHER, "MPI is already initialized (it starts when shoal.MPI "
+                                  "is imported, as with mpi4py); do not call MPI.Init()")
 
 
 def Init_thread(required: int = THREAD_SERIALIZED) -> int:
-    world.engine()
-    return min(required, THREAD_SERIALIZED)
+    Init()
+    return THREAD_SERIALIZED
 
 
 def Query_thread() -> int:
