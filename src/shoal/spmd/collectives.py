@@ -40,6 +40,10 @@ def _reducer(op: Any) -> Callable[[Any, Any], Any]:
     return op if callable(op) else op.__call__
 
 
+def _waiting_for(what: str, source: int) -> str:
+    return f"{what} (waiting for rank {source})"
+
+
 def _private_copy(parts: list[Any]) -> Any:
     """Decode a value from its own encoding, with buffers copied (mpi4py gives copies)."""
     return PICKLE.loads([memoryview(parts[0])] + [memoryview(bytearray(p)) for p in parts[1:]])
@@ -76,13 +80,16 @@ class ObjectCollectives(Comm):
             world.engine().wait_until(lambda: outgoing.done, lambda: what)
 
     def _crecv_message(self, source: int, tag: int, what: str, buffer: Any = None) -> Any:
-        receive = self._post(source, tag, self._cctx, buffer)
-        if not receive.done:
-            world.engine().wait_until(lambda: receive.done,
-                                      lambda: f"{what} (waiting for rank {source})")
-        if receive.error is not None:
-            raise receive.error
-        return receive.message
+        """Receive one collective message (into ``buffer``, a flat byte view, if given)."""
+        message = world.engine().receive(self._cctx, self._ranks[source], tag, buffer,
+                                         _waiting_for, what, source)
+        if buffer is not None and message.body is not None:  # taken whole off the stream
+            if message.length > buffer.nbytes:
+                raise C.Exception(C.ERR_TRUNCATE, f"{what}: {message.length} bytes arrived "
+                                                  f"for a {buffer.nbytes}-byte buffer")
+            buffer[:message.length] = message.body
+            message.body = None
+        return message
 
     def _crecv_obj(self, source: int, tag: int, what: str) -> Any:
         return self._decode(self._crecv_message(source, tag, what))

@@ -222,9 +222,18 @@ class Comm:
     def sendrecv(self, sendobj: Any, dest: int, sendtag: int = 0, recvbuf: Any = None,
                  source: int = ANY_SOURCE, recvtag: int = ANY_TAG,
                  status: Status | None = None) -> Any:
-        request = self.irecv(None, source, recvtag)
-        self.isend(sendobj, dest, sendtag).wait()
-        return request.wait(status)
+        # The send never waits for the receiver (a large one is collected by it
+        # later), so the receive can follow it.
+        outgoing = None
+        if dest != PROC_NULL:
+            self._check_send_tag(sendtag)
+            outgoing = self._start_send(self._encode(sendobj, dest), dest, sendtag, PICKLED,
+                                        self._ctx)
+        value = self.recv(None, source, recvtag, status)
+        if outgoing is not None and not outgoing.done:
+            world.engine().wait_until(lambda: outgoing.done,
+                                      self._describe("sendrecv", dest, sendtag))
+        return value
 
     def probe(self, source: int = ANY_SOURCE, tag: int = ANY_TAG,
               status: Status | None = None) -> bool:
@@ -365,9 +374,15 @@ class Comm:
     def Sendrecv(self, sendbuf: Any, dest: int, sendtag: int = 0, recvbuf: Any = None,
                  source: int = ANY_SOURCE, recvtag: int = ANY_TAG,
                  status: Status | None = None) -> None:
-        request = self.Irecv(recvbuf, source, recvtag)
-        self.Isend(sendbuf, dest, sendtag).Wait()
-        request.Wait(status)
+        outgoing = None
+        if dest != PROC_NULL:
+            self._check_send_tag(sendtag)
+            outgoing = self._start_send([buffer_view(sendbuf, readonly=True)], dest, sendtag, 0,
+                                        self._ctx)
+        self.Recv(recvbuf, source, recvtag, status)
+        if outgoing is not None and not outgoing.done:
+            world.engine().wait_until(lambda: outgoing.done,
+                                      self._describe("Sendrecv", dest, sendtag))
 
     def Sendrecv_replace(self, buf: Any, dest: int, sendtag: int = 0, source: int = ANY_SOURCE,
                          recvtag: int = ANY_TAG, status: Status | None = None) -> None:

@@ -477,14 +477,21 @@ def as_numpy(view: memoryview, datatype: Datatype) -> Any:
         import numpy as np
     except ImportError:
         raise C.Exception(C.ERR_OTHER, "numpy is needed for this: pip install numpy") from None
-    leaf = Datatype._wrap(datatype._checked().leaf())
-    return np.frombuffer(view, dtype=leaf.numpy_dtype)
+    info = datatype._checked()
+    dtype = _NUMPY_LEAF.get(info)
+    if dtype is None:
+        dtype = _NUMPY_LEAF[info] = Datatype._wrap(info.leaf()).numpy_dtype
+    return np.frombuffer(view, dtype=dtype)
+
+
+# The numpy element type of each datatype, found once: reductions ask per call.
+_NUMPY_LEAF: dict[Any, Any] = {}
 
 
 # -- buffer specifications -----------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class BufferSpec:
     """A parsed mpi4py buffer specification.
 
@@ -713,6 +720,18 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
     Alltoall); with vector specs it is needed to derive missing counts and
     checks the length of the given ones.
     """
+    kind = type(spec)
+    if kind is not list and kind is not tuple and not vector and (blocks or 1) == 1:
+        # The common case first: a plain contiguous buffer of a basic type.
+        try:
+            mv = memoryview(spec)
+        except TypeError:
+            pass
+        else:
+            datatype = _typedict.get(mv.format)
+            if datatype is not None and mv.c_contiguous and (readonly or not mv.readonly):
+                flat = mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")
+                return BufferSpec(flat, flat.nbytes // datatype.extent, datatype)
     if spec is C.IN_PLACE or spec is C.BOTTOM:
         return BufferSpec(memoryview(bytearray()), 0, BYTE, marker=spec)
     if spec is None:  # only [None, ...] means "no buffer", as in mpi4py

@@ -93,9 +93,16 @@ def _spin_seconds(size: int) -> float:
     configured = os.environ.get("SHOAL_SPIN_US")
     if configured:
         return max(0.0, float(configured)) / 1e6
+    # Spinning costs a core, sleeping costs a wake-up (tens of microseconds and
+    # a trip through the scheduler).  With more ranks than cores the spin
+    # yields on every round, so the rank we wait for gets the core.
+    return 0.002
+
+
+def _yield_every(size: int) -> int:
+    """Spin rounds between two ``sched_yield`` calls (a power of two, minus one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    # More ranks than cores: a spinning rank steals the core its peer needs.
-    return 0.002 if size <= (cores or 1) else 0.00005
+    return 31 if size <= (cores or 1) else 0
 
 
 class Engine:
@@ -111,6 +118,7 @@ class Engine:
         self._awaiting_ack: dict[int, OutgoingSend] = {}
         self._seq = 0
         self._spin = _spin_seconds(size)
+        self._yield_mask = _yield_every(size)
         # Messages this large go by rendezvous: one copy, straight from the sender.
         self._rendezvous = _rendezvous_bytes() if (
             endpoint is not None and endpoint.same_host and _cma_usable()) else _NEVER
@@ -313,7 +321,7 @@ class Engine:
                 if source >= 0 and endpoint.readable(source) >= HEADER_SIZE:
                     break  # a large frame: post so it streams into place
                 spins += 1
-                if not spins & 31:
+                if not spins & self._yield_mask:
                     self.progress()
                     if time.perf_counter() > deadline:
                         break
@@ -537,7 +545,7 @@ class Engine:
             if done():
                 return
             spins += 1
-            if not spins & 31:
+            if not spins & self._yield_mask:
                 if time.perf_counter() > deadline:
                     break
                 # Let a peer that shares this core run: on a loaded or
