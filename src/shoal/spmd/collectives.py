@@ -176,8 +176,25 @@ class ObjectCollectives(Comm):
         return value
 
     def allreduce(self, sendobj: Any, op: Any = SUM) -> Any:
-        value = self.reduce(sendobj, op, 0)
-        return self.bcast(value, 0)
+        n = self._size
+        if n & (n - 1):
+            return self.bcast(self.reduce(sendobj, op, 0), 0)
+        # Recursive doubling: log2(n) exchanges, the lower block always on the left,
+        # so every rank ends with the same, rank-ordered result.
+        self._engine_free_check()
+        combine = _reducer(op)
+        tag = self._tag()
+        r = self._rank
+        value = _private_copy(PICKLE.dumps(sendobj)) if n == 1 else sendobj
+        mask = 1
+        while mask < n:
+            partner = r ^ mask
+            out = self._csend(self._encode(value, partner), partner, tag, PICKLED)
+            other = self._crecv_obj(partner, tag, "allreduce")
+            self._cwait(out, "allreduce")
+            value = combine(other, value) if partner < r else combine(value, other)
+            mask <<= 1
+        return value
 
     def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None:
         self._check_root(root)
