@@ -121,7 +121,8 @@ class Engine:
         self._yield_mask = _yield_every(size)
         # Messages this large go by rendezvous: one copy, straight from the sender.
         self._rendezvous = _rendezvous_bytes() if (
-            endpoint is not None and endpoint.same_host and _cma_usable()) else _NEVER
+            endpoint is not None and any(map(endpoint.is_local, self._peers))
+            and _cma_usable()) else _NEVER
 
     # -- sending ---------------------------------------------------------------
 
@@ -149,7 +150,8 @@ class Engine:
         views = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
         lengths = [v.nbytes for v in views]
         length = body_length(lengths)
-        if length >= self._rendezvous and dst != self.rank and len(views) <= _MAX_PARTS:
+        if (length >= self._rendezvous and dst != self.rank and len(views) <= _MAX_PARTS
+                and self.endpoint.is_local(dst)):  # type: ignore[union-attr]
             return self._send_rendezvous(dst, ctx, tag, views, lengths, length, flags, seq)
         header = HEADER.pack(DATA, flags, len(views), 0, tag, ctx, seq, time.monotonic_ns(),
                              length)
@@ -581,7 +583,9 @@ _MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
 
 
 def _rendezvous_bytes() -> int:
-    return int(os.environ.get("SHOAL_RENDEZVOUS_BYTES", str(256 * 1024)))
+    # Measured here: below ~1 MiB two pipelined ring copies beat process_vm_readv,
+    # which pins every page it copies; above it one copy wins (2x at 16 MiB).
+    return int(os.environ.get("SHOAL_RENDEZVOUS_BYTES", str(1024 * 1024)))
 
 
 def _cma_usable() -> bool:

@@ -16,9 +16,10 @@ from abc import ABC, abstractmethod
 class Endpoint(ABC):
     rank: int
     size: int
-    #: Every peer is a process on this host, so large messages may be copied
-    #: straight out of the sender's memory (see :mod:`shoal.transport.cma`).
-    same_host = False
+    def is_local(self, peer: int) -> bool:
+        """Whether ``peer`` is a process on this host, so a large message may be copied
+        straight out of its memory (see :mod:`shoal.transport.cma`)."""
+        return False
 
     @abstractmethod
     def write(self, dst: int, src: memoryview | bytes) -> int:

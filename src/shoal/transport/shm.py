@@ -200,7 +200,6 @@ class Ring:
 
 
 class ShmEndpoint(Endpoint):
-    same_host = True
     """A rank's side of the job's segment: its rings, its doorbell and its peers'."""
 
     def __init__(self, rank: int, size: int, fd: int, doorbell_read: int,
@@ -241,6 +240,9 @@ class ShmEndpoint(Endpoint):
                 f"rank {rank} of {size} has no shared memory ({exc}); start the job with "
                 "`shoal run -n N program.py`") from exc
         return cls(rank, size, fd, doorbell_read, writes)
+
+    def is_local(self, peer: int) -> bool:
+        return True
 
     # -- the byte rings -------------------------------------------------------
 
