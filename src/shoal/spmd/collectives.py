@@ -97,6 +97,13 @@ class ObjectCollectives(Comm):
     def _csend_obj(self, obj: Any, dest: int, tag: int, what: str) -> None:
         self._cwait(self._csend(self._encode(obj, dest), dest, tag, PICKLED), what)
 
+    def _cxchg_obj(self, value: Any, partner: int, tag: int, what: str) -> Any:
+        """Send ``value`` to ``partner`` and receive its value, both at once."""
+        out = self._csend(self._encode(value, partner), partner, tag, PICKLED)
+        other = self._crecv_obj(partner, tag, what)
+        self._cwait(out, what)
+        return other
+
     def _check_root(self, root: int) -> None:
         self._engine_free_check()
         if not 0 <= root < self._size:
@@ -189,9 +196,7 @@ class ObjectCollectives(Comm):
         mask = 1
         while mask < n:
             partner = r ^ mask
-            out = self._csend(self._encode(value, partner), partner, tag, PICKLED)
-            other = self._crecv_obj(partner, tag, "allreduce")
-            self._cwait(out, "allreduce")
+            other = self._cxchg_obj(value, partner, tag, "allreduce")
             value = combine(other, value) if partner < r else combine(value, other)
             mask <<= 1
         return value
@@ -274,9 +279,7 @@ class ObjectCollectives(Comm):
         while mask < n:
             partner = r ^ mask
             if partner < n:
-                out = self._csend(self._encode(partial, partner), partner, tag, PICKLED)
-                other = self._crecv_obj(partner, tag, "scan")
-                self._cwait(out, "scan")
+                other = self._cxchg_obj(partial, partner, tag, "scan")
                 if partner < r:
                     result = combine(other, result) if have else other
                     have = True
