@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from netns import Network, unavailable  # noqa: E402
+from netns import Network, unavailable
 
 
 @pytest.fixture
