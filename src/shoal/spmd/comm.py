@@ -150,15 +150,19 @@ class Comm:
 
     def send(self, obj: Any, dest: int, tag: int = 0) -> None:
         # The hot path of the object API, written out flat on purpose.
-        if not (0 <= dest < self._size and 0 <= tag <= self._tag_bound):
-            if dest == PROC_NULL:
+        if self._freed or not (0 <= dest < self._size and 0 <= tag <= self._tag_bound):
+            if dest == PROC_NULL and not self._freed:
                 return
             self._engine_free_check()
             self._check_send_tag(tag)
             self._world_rank(dest, "destination")
-        engine = self._engine()
-        outgoing = engine.send(self._ranks[dest], self._ctx, tag, self._encode(obj, dest),
-                               PICKLED)
+        engine = world._engine or world.engine()
+        try:
+            parts = PICKLE.dumps(obj)
+        except SerializationError as exc:
+            raise SerializationError(f"rank {self._rank} cannot send to rank {dest}: {exc}"
+                                     ) from None
+        outgoing = engine.send(self._ranks[dest], self._ctx, tag, parts, PICKLED)
         if not outgoing.done:
             engine.wait_until(lambda: outgoing.done, self._describe("send", dest, tag))
 
@@ -192,8 +196,12 @@ class Comm:
             return None
         if tag != ANY_TAG and not 0 <= tag <= self._tag_bound:
             self._check_recv_tag(tag)
-        message = self._engine().receive(self._ctx, self._source(source), tag, None,
-                                         _blocked_in, self, "recv", source, tag)
+        if self._freed:
+            self._engine_free_check()
+        engine = world._engine or world.engine()
+        world_source = self._ranks[source] if 0 <= source < self._size else self._source(source)
+        message = engine.receive(self._ctx, world_source, tag, None, _blocked_in, self, "recv",
+                                 source, tag)
         if status is not None:
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
         return self._decode(message)
