@@ -1,0 +1,244 @@
+"""Bundles and the ranks of one job on a beacon.
+
+A **bundle** is a tar of the program's files, named by the SHA-256 of its
+bytes.  The beacon keeps each one it received (0600, in the cache folder), so a
+runner asks :meth:`BundleStore.has` first and sends the bytes only once.  For
+each job the bundle is unpacked into a fresh private temp folder (0700) that is
+removed when the job ends; tar members that would land outside it, links and
+device files are refused (``tarfile``'s ``data`` filter).
+
+A :class:`BeaconJob` starts its ranks as ``python -m shoal.launch.bootstrap
+-- prog.py args`` (so each one dies with the beacon, however it dies), each in
+its own session so it and whatever it starts are killed as one group.  Output
+is sent to the runner live, a line at a time (a partial line after
+:data:`FLUSH_AFTER` seconds), labelled with the rank and host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import os
+import re
+import shutil
+import signal
+import sys
+import tarfile
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+
+from shoal.node import protocol
+from shoal.node.config import write_private
+from shoal.node.protocol import BeaconError, Message
+
+KILL_AFTER = 1.0      # seconds between SIGTERM and SIGKILL
+FLUSH_AFTER = 0.1     # seconds a partial output line waits for its end
+READ_SIZE = 1 << 16
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+Send = Callable[[Message], Awaitable[None]]
+
+
+def check_hash(sha256: object) -> str:
+    if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
+        raise BeaconError("a bundle is named by 64 lowercase hex digits (SHA-256)",
+                          code="bundle")
+    return sha256
+
+
+class BundleStore:
+    """Bundles received, by SHA-256, in one folder."""
+
+    def __init__(self, folder: Path, max_size: int) -> None:
+        self.folder = folder
+        self.max_size = max_size
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.folder / f"{check_hash(sha256)}.tar"
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def store(self, sha256: str, data: bytes) -> None:
+        """Keep ``data`` if its SHA-256 is ``sha256`` (else BeaconError, nothing kept)."""
+        path = self.path(sha256)
+        if len(data) > self.max_size:
+            raise BeaconError(f"the bundle is {len(data)} bytes, more than this beacon's "
+                              f"limit of {self.max_size}", code="bundle")
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise BeaconError(f"the bundle's SHA-256 is {actual}, not {sha256}: refused",
+                              code="bundle")
+        write_private(path, data)
+
+    def unpack(self, sha256: str) -> Path:
+        """A new private folder holding the bundle's files (the caller removes it)."""
+        if not self.has(sha256):
+            raise BeaconError(f"this beacon has no bundle {sha256}; send it first",
+                              code="bundle")
+        folder = Path(tempfile.mkdtemp(prefix="shoal-job-"))
+        try:
+            with tarfile.open(self.path(sha256), "r:") as tar:
+                tar.extractall(folder, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise BeaconError(f"cannot unpack bundle {sha256}: {exc}", code="bundle") from None
+        return folder
+
+
+def make_bundle(root: str | os.PathLike[str], files: Sequence[str] | None = None
+                ) -> tuple[bytes, str]:
+    """A tar of ``files`` (paths relative to ``root``; default: all under root) and its SHA-256.
+
+    Members are sorted with fixed owners and times, so the same files give the
+    same hash and a beacon that has them is not sent them again.
+    """
+    base = Path(root)
+    names = sorted(files) if files is not None else sorted(
+        str(p.relative_to(base)) for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            data = (base / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o600, 0
+            tar.addfile(info, io.BytesIO(data))
+    data = buffer.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def shell_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class BeaconJob:
+    """The ranks of one job on this beacon, from start to cleanup."""
+
+    def __init__(self, job_id: str, workdir: Path, *, program: str | None, module: str | None,
+                 args: Sequence[str], ranks: Sequence[int], size: int,
+                 env: Mapping[str, str], host: str, runner: str, send: Send) -> None:
+        self.job_id = job_id
+        self.workdir = workdir
+        self.target = ["-m", module] if module else [str(program)]
+        self.args = list(args)
+        self.ranks = list(ranks)
+        self.size = size
+        self.env = dict(env)
+        self.host = host
+        self.runner = runner
+        self._send = send
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.statuses: dict[int, int] = {}
+        self._first_failure: int | None = None
+        self._stopping = False
+
+    def _rank_env(self, rank: int) -> dict[str, str]:
+        # The beacon's own SHOAL_* settings (its config folder, ...) are not the job's.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)
+        env.update(SHOAL_RANK=str(rank), SHOAL_SIZE=str(self.size), SHOAL_JOB_ID=self.job_id,
+                   SHOAL_HOST=self.host, SHOAL_LAUNCHER_PID=str(os.getpid()))
+        return env
+
+    async def start(self) -> list[int]:
+        try:
+            for rank in self.ranks:
+                self.procs[rank] = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "shoal.launch.bootstrap", "--", *self.target,
+                    *self.args, cwd=self.workdir, env=self._rank_env(rank),
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            self.kill_now()
+            raise BeaconError(f"could not start the ranks: {exc}", code="run") from None
+        return [p.pid for p in self.procs.values()]
+
+    async def run(self) -> int:
+        """Stream output until every rank ended; the job's status (see protocol)."""
+        try:
+            await asyncio.gather(*(self._watch(r, p) for r, p in self.procs.items()))
+        finally:
+            self.kill_now()
+            for proc in self.procs.values():
+                with contextlib.suppress(ProcessLookupError):
+                    await proc.wait()
+        status = self._first_failure or 0
+        await self._send({"type": "done", "job": self.job_id, "status": status,
+                          "statuses": {str(r): s for r, s in self.statuses.items()}})
+        return status
+
+    async def _watch(self, rank: int, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [asyncio.create_task(self._pump(rank, "stdout", proc.stdout)),
+                   asyncio.create_task(self._pump(rank, "stderr", proc.stderr))]
+        try:
+            returncode = await proc.wait()
+            # What the rank started dies with it: no process outlives the job, and
+            # the pipes it holds close, so the readers below finish.
+            _killpg(proc.pid, signal.SIGKILL)
+            await asyncio.gather(*readers)
+        finally:
+            for task in readers:
+                task.cancel()
+        status = shell_status(returncode)
+        self.statuses[rank] = status
+        await self._send({"type": "exit", "job": self.job_id, "rank": rank, "status": status})
+        if status != 0 and self._first_failure is None and not self._stopping:
+            self._first_failure = status
+            self.stop()  # as the local launcher does: one failed rank ends the job
+
+    async def _pump(self, rank: int, stream: str, reader: asyncio.StreamReader) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = await (asyncio.wait_for(reader.read(READ_SIZE), FLUSH_AFTER)
+                               if pending else reader.read(READ_SIZE))
+            except asyncio.TimeoutError:
+                chunk, cut = None, len(pending)  # a prompt or progress bar: send it anyway
+            else:
+                if not chunk:
+                    cut = len(pending)
+                else:
+                    pending += chunk
+                    cut = pending.rfind(b"\n") + 1 if len(pending) < READ_SIZE else len(pending)
+            if cut:
+                data, pending = pending[:cut], pending[cut:]
+                await self._send({"type": "output", "job": self.job_id, "rank": rank,
+                                  "host": self.host, "stream": stream,
+                                  "data": protocol.b64(data)})
+            if chunk == b"":
+                return
+
+    def stop(self) -> None:
+        """SIGTERM every rank's group now, SIGKILL what is left :data:`KILL_AFTER` later."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                _killpg(proc.pid, signal.SIGTERM)
+        asyncio.get_running_loop().call_later(KILL_AFTER, self.kill_now)
+
+    def kill_now(self) -> None:
+        for proc in self.procs.values():
+            _killpg(proc.pid, signal.SIGKILL)
+
+    def cleanup(self) -> None:
+        self.kill_now()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def describe(self) -> Message:
+        return {"job": self.job_id, "runner": self.runner, "ranks": self.ranks,
+                "size": self.size, "pids": {str(r): p.pid for r, p in self.procs.items()},
+                "running": [r for r, p in self.procs.items() if p.returncode is None]}
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
