@@ -189,8 +189,8 @@ class BeaconJob:
         status = shell_status(returncode)
         self.statuses[rank] = status
         await self._send({"type": "exit", "job": self.job_id, "rank": rank, "status": status})
-        if status != 0 and self._first_failure is None and not self._stopping:
-            self._first_failure = status
+        if status != 0 and self._first_failure is None:
+            self._first_failure = status  # a killed job reports its first rank's signal
             self.stop()  # as the local launcher does: one failed rank ends the job
 
     async def _pump(self, rank: int, stream: str, reader: asyncio.StreamReader) -> None:

@@ -1,0 +1,52 @@
+"""Fixtures for the beacon tests: a private config folder and a real beacon process.
+
+Every beacon listens on 127.0.0.1 on a free port, with its files under a temp
+folder (``SHOAL_CONFIG_DIR``), and is stopped with ``shoal beacon down``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from node_helpers import PASSWORD, Beacon, shoal
+
+if any(importlib.util.find_spec(m) is None for m in ("cryptography", "spake2", "platformdirs")):
+    collect_ignore_glob = ["test_*.py"]  # pip install 'shoal[beacon]' to run them
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "shoal"
+    monkeypatch.setenv("SHOAL_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def start_beacon(config_dir: Path) -> Iterator[Callable[..., Beacon]]:
+    """Start a beacon (password set unless told otherwise); stopped after the test."""
+    started: list[Beacon] = []
+
+    def start(*, password: str | None = PASSWORD, toml: str = "") -> Beacon:
+        if password is not None:
+            done = shoal("beacon", "password", "--stdin", stdin=password + "\n")
+            assert done.returncode == 0, done.stderr
+        if toml:
+            (config_dir / "beacon.toml").write_text(toml)
+        done = shoal("beacon", "up", "--host", "127.0.0.1", "--port", "0")
+        assert done.returncode == 0, done.stderr
+        pid, port = (int(w) for w in (config_dir / "state" / "beacon.pid").read_text().split())
+        beacon = Beacon(config_dir, port, pid)
+        started.append(beacon)
+        return beacon
+
+    yield start
+    if started:
+        shoal("beacon", "down")
+
+
+@pytest.fixture
+def beacon(start_beacon: Callable[..., Beacon]) -> Beacon:
+    return start_beacon()
