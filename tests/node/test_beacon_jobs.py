@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from node_helpers import PASSWORD, Beacon, alive, write_program
+from node_helpers import PASSWORD, Beacon, alive, wait_for, write_program
 
 from shoal.node.client import BeaconClient, BeaconError, Output, RankExit, make_bundle
 
@@ -36,15 +36,6 @@ time.sleep(120)
 def _client(beacon: Beacon, **kwargs: object) -> BeaconClient:
     return BeaconClient.connect("127.0.0.1", beacon.port, password=PASSWORD, name="tester",
                                 **kwargs)  # type: ignore[arg-type]
-
-
-def _wait_for(predicate: object, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_job_runs_the_chosen_ranks_and_streams_their_output_labelled_by_rank_and_host(
@@ -129,7 +120,7 @@ def test_kill_stops_every_rank_and_the_job_folder_is_removed(
                          env={"PID_DIR": str(tmp_path)})
         first = job.next_event(timeout=20)
         assert isinstance(first, Output) and first.data == b"sleeping\n"
-        assert _wait_for(lambda: all((tmp_path / f).exists() for f in ("0", "1", "cwd")), 10)
+        assert wait_for(lambda: all((tmp_path / f).exists() for f in ("0", "1", "cwd")), 10)
         job.kill()
         assert job.wait(timeout=20) == 128 + signal.SIGTERM
         assert client.status()["jobs"] == []
@@ -163,14 +154,14 @@ def test_a_runner_that_vanishes_has_its_ranks_killed_and_the_beacon_still_answer
     try:
         assert runner.stdout is not None
         assert runner.stdout.readline() == b"running\n"
-        assert _wait_for(lambda: all((tmp_path / f).exists() for f in [*"012", "cwd"]), 10)
+        assert wait_for(lambda: all((tmp_path / f).exists() for f in [*"012", "cwd"]), 10)
         pids = [int((tmp_path / r).read_text()) for r in "012"]
         assert all(alive(pid) for pid in pids)
     finally:
         runner.kill()  # SIGKILL: no goodbye, no kill request
         runner.wait()
-    assert _wait_for(lambda: not any(alive(pid) for pid in pids), 5)
+    assert wait_for(lambda: not any(alive(pid) for pid in pids), 5)
     with _client(beacon) as client:
-        assert _wait_for(lambda: client.status()["jobs"] == [], 5)
+        assert wait_for(lambda: client.status()["jobs"] == [], 5)
     assert alive(beacon.pid)
     assert os.path.exists(tmp_path / "cwd") and not Path((tmp_path / "cwd").read_text()).exists()
