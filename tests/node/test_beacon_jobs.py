@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from node_helpers import PASSWORD, Beacon, alive, wait_for, write_program
+from node_helpers import PASSWORD, Beacon, alive, shoal, wait_for, write_program
 
 from shoal.node.client import BeaconClient, BeaconError, Output, RankExit, make_bundle
 
@@ -165,3 +165,22 @@ def test_a_runner_that_vanishes_has_its_ranks_killed_and_the_beacon_still_answer
         assert wait_for(lambda: client.status()["jobs"] == [], 5)
     assert alive(beacon.pid)
     assert os.path.exists(tmp_path / "cwd") and not Path((tmp_path / "cwd").read_text()).exists()
+
+
+def test_status_shows_a_running_job_and_beacon_down_kills_its_ranks(
+        beacon: Beacon, tmp_path: Path) -> None:
+    write_program(tmp_path / "proj", "sleep.py", SLEEPER)
+    data, sha = make_bundle(tmp_path / "proj")
+    with _client(beacon) as client:
+        client.send_bundle(data, sha)
+        job = client.run(bundle=sha, program="sleep.py", ranks=[2, 3], size=4,
+                         env={"PID_DIR": str(tmp_path)}, job_id="job-42")
+        assert wait_for(lambda: all((tmp_path / f).exists() for f in ("2", "3")), 10)
+        status = shoal("beacon", "status")
+        assert "job job-42 of tester: ranks [2, 3] of 4, running [2, 3]" in status.stdout
+        assert "runner connected: tester from 127.0.0.1 (password)" in status.stdout
+        pids = [int((tmp_path / r).read_text()) for r in ("2", "3")]
+        assert shoal("beacon", "down").returncode == 0
+        assert wait_for(lambda: not any(alive(pid) for pid in pids), 5)
+        assert job.wait(timeout=10) == 128 + signal.SIGTERM  # the runner hears the end
+        assert wait_for(lambda: not alive(beacon.pid), 5)

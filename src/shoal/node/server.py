@@ -97,6 +97,11 @@ class BeaconServer:
         for session in list(self.sessions):
             if session.job is not None:
                 session.job.stop()
+        # Let each job end first, so its runner still hears the exits and "done".
+        for session in list(self.sessions):
+            if session.job_task is not None:
+                with contextlib.suppress(asyncio.TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(session.job_task), 5.0)
             await session.stream.close()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.TimeoutError, Exception):
