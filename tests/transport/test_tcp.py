@@ -1,0 +1,251 @@
+"""The encrypted TCP transport: pairs and meshes of endpoints in one process, driven by
+the engine from one thread per rank, over real sockets on 127.0.0.x."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shoal.errors import PeerLostError, TransportError
+from shoal.security import IntegrityError, JobKey
+from shoal.spmd.engine import Engine
+from shoal.transport.tcp import SEND_BOUND, TcpEndpoint, listen, loopback_mesh
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def in_threads(*jobs: Callable[[], Any], timeout: float = 20.0) -> list[Any]:
+    """Run each job in its own thread; their results, or the first error raised."""
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            results[index] = jobs[index]()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a rank hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def send(engine: Engine, dst: int, payload: bytes, tag: int = 0) -> None:
+    outgoing = engine.send(dst, 0, tag, [payload])
+    engine.wait_until(lambda: outgoing.done, lambda: "send")
+
+
+def recv(engine: Engine, src: int, tag: int = 0) -> bytes:
+    message = engine.receive(0, src, tag, None, lambda: "recv")
+    return bytes(message.body)
+
+
+@pytest.fixture
+def pair():
+    endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
+    engines = [Engine(rank, 2, endpoint) for rank, endpoint in enumerate(endpoints)]
+    yield engines
+    for engine in engines:
+        if engine.endpoint is not None:
+            engine.endpoint.close()
+
+
+def test_large_messages_cross_in_both_directions_at_once(pair) -> None:
+    a, b = pair
+    big = [bytes([r]) * (SEND_BOUND * 3 + 12345) for r in range(2)]
+
+    def rank(engine: Engine) -> bytes:
+        me, other = engine.rank, 1 - engine.rank
+        outgoing = engine.send(other, 0, 7, [big[me]])
+        got = recv(engine, other, 7)
+        engine.wait_until(lambda: outgoing.done, lambda: "send")
+        return got
+
+    got_a, got_b = in_threads(lambda: rank(a), lambda: rank(b))
+    assert got_a == big[1] and got_b == big[0]
+
+
+def test_many_small_messages_arrive_in_order(pair) -> None:
+    a, b = pair
+    count = 2000
+
+    def sender() -> None:
+        for i in range(count):
+            send(a, 1, i.to_bytes(4, "little") * (1 + i % 50))
+
+    def receiver() -> list[int]:
+        return [int.from_bytes(recv(b, 0)[:4], "little") for _ in range(count)]
+
+    _, order = in_threads(sender, receiver)
+    assert order == list(range(count))
+
+
+def test_a_ring_of_four_ranks_on_four_hosts_passes_a_token_around() -> None:
+    endpoints = loopback_mesh(4, hosts=[f"127.0.0.{i + 1}" for i in range(4)])
+    engines = [Engine(rank, 4, endpoint) for rank, endpoint in enumerate(endpoints)]
+    try:
+        def rank(engine: Engine) -> bytes:
+            me = engine.rank
+            if me == 0:
+                send(engine, 1, b"token:0")
+                return recv(engine, 3)
+            token = recv(engine, me - 1)
+            send(engine, (me + 1) % 4, token + b",%d" % me)
+            return token
+
+        results = in_threads(*(lambda e=e: rank(e) for e in engines))
+        assert results[0] == b"token:0,1,2,3"
+    finally:
+        for endpoint in endpoints:
+            endpoint.close()
+
+
+def test_a_full_send_queue_takes_nothing_until_the_peer_reads() -> None:
+    a, b = loopback_mesh(2)
+    try:
+        taken = 0
+        for _ in range(1000):
+            n = a.write(1, bytes(1 << 20))
+            if not n:
+                break
+            taken += n
+        assert a.write(1, b"x") == 0  # bounded: the engine must queue the rest
+        got = 0
+        while got < taken:
+            b.sleep(0.5)
+            n = b.readable(0)
+            b.read_bytes(0, n)
+            got += n
+            a.readable(1)  # any call on the link pushes queued ciphertext
+        assert got == taken
+        assert a.write(1, b"x") == 1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_peer_that_closes_ends_the_link_with_a_clear_error(pair) -> None:
+    a, b = pair
+    in_threads(lambda: send(a, 1, b"last words"), lambda: recv(b, 0))
+    b.endpoint.close()
+    b.endpoint = None
+    # A clean close is no error by itself (a rank may finish before the others);
+    # sending to the rank that left is.
+    for _ in range(100):
+        a.progress()
+        if a.endpoint.links[1].peer_closed:
+            break
+        a.endpoint.sleep(0.05)
+    with pytest.raises(PeerLostError, match=r"rank 1 on 127\.0\.0\.2 closed its link"):
+        in_threads(lambda: send(a, 1, b"anyone there?"))
+
+
+def test_a_peer_that_dies_without_closing_is_lost_not_awaited(pair) -> None:
+    a, b = pair
+    link = b.endpoint.links[0]
+    link.sock.shutdown(socket.SHUT_RDWR)  # as if the process died: no authenticated CLOSE
+    with pytest.raises(PeerLostError, match="without an authenticated close"):
+        in_threads(lambda: recv(a, 1))
+
+
+class TamperingProxy:
+    """Forwards one TCP connection both ways; ``flip`` alters one byte going forward
+    once ``after`` bytes have passed; ``captured`` keeps every forwarded byte."""
+
+    def __init__(self, target: tuple[str, int], flip: bool, after: int = 0) -> None:
+        self.listener = listen("127.0.0.1")
+        self.address = self.listener.getsockname()
+        self.target = target
+        self.flip = flip
+        self.after = after
+        self.captured = bytearray()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        client, _ = self.listener.accept()
+        server = socket.create_connection(self.target)
+        threading.Thread(target=self.pump, args=(server, client, False), daemon=True).start()
+        self.pump(client, server, self.flip)
+
+    def pump(self, src: socket.socket, dst: socket.socket, flip: bool) -> None:
+        passed = 0
+        while True:
+            try:
+                data = bytearray(src.recv(65536))
+            except OSError:
+                data = bytearray()
+            if not data:
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+                return
+            self.captured += data
+            if flip and passed <= self.after < passed + len(data):
+                data[self.after - passed] ^= 0x01
+                flip = False
+            passed += len(data)
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+
+def proxied_pair(flip: bool, after: int = 0) -> tuple[list[Engine], TamperingProxy]:
+    """Rank 0 reaches rank 1 through a proxy (the handshake and every frame pass it)."""
+    key = JobKey.generate()
+    listeners = [listen("127.0.0.1"), listen("127.0.0.1")]
+    proxy = TamperingProxy(listeners[1].getsockname(), flip, after)
+    for_rank0 = [listeners[0].getsockname(), proxy.address]
+    for_rank1 = [listeners[0].getsockname(), listeners[1].getsockname()]
+    endpoints = in_threads(lambda: TcpEndpoint(0, 2, key, listeners[0], for_rank0),
+                           lambda: TcpEndpoint(1, 2, key, listeners[1], for_rank1))
+    return [Engine(r, 2, e) for r, e in enumerate(endpoints)], proxy
+
+
+def test_a_flipped_byte_on_the_wire_fails_the_link_with_an_integrity_error() -> None:
+    handshake_bytes = 2000  # well past the handshake: flip a byte inside a data frame
+    (a, b), _ = proxied_pair(flip=True, after=handshake_bytes)
+    try:
+        with pytest.raises(TransportError, match="integrity") as caught:
+            in_threads(lambda: send(a, 1, b"\x00" * 100_000), lambda: recv(b, 0))
+        assert isinstance(caught.value.__cause__, IntegrityError)
+        assert "rank 0" in str(caught.value)
+    finally:
+        a.endpoint.close()
+        b.endpoint.close()
+
+
+def test_the_bytes_on_the_wire_never_contain_the_plaintext() -> None:
+    (a, b), proxy = proxied_pair(flip=False)
+    marker = b"SHOAL-SECRET-MARKER-" * 50
+    try:
+        in_threads(lambda: [send(a, 1, marker + bytes([i])) for i in range(20)],
+                   lambda: [recv(b, 0) for _ in range(20)])
+        big = marker * 5000
+        in_threads(lambda: send(a, 1, big), lambda: recv(b, 0))
+        assert len(proxy.captured) > len(big)
+        assert b"SHOAL-SECRET" not in proxy.captured
+    finally:
+        a.endpoint.close()
+        b.endpoint.close()
+
+
+def test_a_rank_with_the_wrong_job_key_cannot_join() -> None:
+    listeners = [listen("127.0.0.1"), listen("127.0.0.1")]
+    addresses = [s.getsockname() for s in listeners]
+    with pytest.raises(TransportError, match="could not authenticate its link to rank 1"):
+        in_threads(lambda: TcpEndpoint(0, 2, JobKey.generate(), listeners[0], addresses,
+                                       timeout=3),
+                   lambda: TcpEndpoint(1, 2, JobKey.generate(), listeners[1], addresses,
+                                       timeout=3))
