@@ -1,7 +1,8 @@
 """This process's place in the job: its rank, the job's size and its engine.
 
 The engine is made on first use from the environment ``shoal run`` sets
-(``SHOAL_RANK``, ``SHOAL_SIZE`` and the shared-memory descriptors); a process
+(``SHOAL_RANK``, ``SHOAL_SIZE`` and the shared-memory descriptors, or with
+``SHOAL_TRANSPORT=tcp|hybrid`` what :mod:`shoal.transport.rendezvous` lists); a process
 started alone is rank 0 of a one-rank job.  It is closed at exit (or by
 ``MPI.Finalize()``), after queued sends are flushed.
 """
@@ -14,6 +15,7 @@ import os
 
 from shoal.errors import ConfigurationError
 from shoal.spmd.engine import Engine
+from shoal.transport.base import Endpoint
 
 _engine: Engine | None = None
 _finalized = False
@@ -49,11 +51,17 @@ def engine() -> Engine:
         rank, size = world_rank(), world_size()
         if not 0 <= rank < size:
             raise ConfigurationError(f"SHOAL_RANK={rank} is outside a job of SHOAL_SIZE={size}")
-        endpoint = None
+        endpoint: Endpoint | None = None
         if size > 1:
-            from shoal.transport.shm import ShmEndpoint
+            transport = os.environ.get("SHOAL_TRANSPORT", "shm")
+            if transport == "shm":
+                from shoal.transport.shm import ShmEndpoint
 
-            endpoint = ShmEndpoint.from_environment(rank, size)
+                endpoint = ShmEndpoint.from_environment(rank, size)
+            else:  # tcp or hybrid: see shoal.transport.rendezvous for the environment
+                from shoal.transport.hybrid import endpoint_from_environment
+
+                endpoint = endpoint_from_environment(rank, size, transport)
         _engine = Engine(rank, size, endpoint)
         atexit.register(finalize)
     return _engine

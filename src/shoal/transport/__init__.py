@@ -12,10 +12,18 @@ from shoal.transport.inproc import InprocEndpoint
 from shoal.transport.shm import ShmEndpoint
 
 ENDPOINTS: dict[str, type[Endpoint]] = {"shm": ShmEndpoint, "inproc": InprocEndpoint}
+# Built in but imported on first use: they need the security layer (cryptography).
+_LAZY = {"tcp": ("shoal.transport.tcp", "TcpEndpoint"),
+         "hybrid": ("shoal.transport.hybrid", "HybridEndpoint")}
 
 
 def endpoint_class(name: str) -> type[Endpoint]:
     """The endpoint class registered under ``name`` (built in or a plugin)."""
+    if name not in ENDPOINTS and name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        ENDPOINTS[name] = getattr(importlib.import_module(module), attribute)
     if name not in ENDPOINTS:
         # Imported here: importlib.metadata costs ~10 ms that every rank would pay.
         from importlib.metadata import entry_points
