@@ -334,7 +334,7 @@ class TcpEndpoint(Endpoint):
         if isinstance(exc, TruncationError):
             error: TransportError = PeerLostError(
                 f"the connection to {link.where()} ended without an authenticated close "
-                f"(the rank died or the connection was cut): {exc}")
+                "(the rank died or the connection was cut)")
         else:
             error = TransportError(f"the link to {link.where()} failed its integrity check, "
                                    f"so it was closed: {exc}")
