@@ -11,7 +11,7 @@ from shoal.cli import CliParser, command, usage_error
 PROG = "shoal run"
 # Options that take a value; the first word after the options that is not one
 # of these (or their value) is the program, and everything after it is its own.
-_VALUE_OPTIONS = frozenset({"-n", "--np", "--timeout", "--env"})
+_VALUE_OPTIONS = frozenset({"-n", "--np", "--timeout", "--env", "--transport"})
 _MODULE_OPTIONS = frozenset({"-m", "--module"})
 
 
@@ -69,6 +69,9 @@ def _parser() -> CliParser:
     parser.add_argument("--env", type=_assignment, action="append", default=[],
                         metavar="KEY=VAL", help="set an environment variable in every "
                                                 "rank (repeatable)")
+    parser.add_argument("--transport", choices=("shm", "tcp"), default="shm",
+                        help="how ranks talk: shared memory (default), or encrypted TCP "
+                             "over 127.0.0.1 as between hosts (for testing)")
     return parser
 
 
@@ -126,7 +129,8 @@ def main(argv: list[str]) -> int:
 
     options = LaunchOptions(nprocs=parsed.nprocs, program=program, module=module,
                             args=tuple(args), tag_output=parsed.tag_output,
-                            timeout=parsed.timeout, env=dict(parsed.env))
+                            timeout=parsed.timeout, env=dict(parsed.env),
+                            transport=parsed.transport)
     if parsed.mpi:
         from shoal.launch.mpi import run_with_mpiexec
 

@@ -29,13 +29,17 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from shoal.errors import ConfigurationError, LaunchError
 from shoal.launch import control
 from shoal.launch.bytecode import ensure_compiled
 from shoal.launch.output import LineStream, Sink
 from shoal.transport.shm import ShmJob
+
+if TYPE_CHECKING:
+    from shoal.security import JobKey
+    from shoal.transport.rendezvous import RendezvousServer
 
 KILL_AFTER = 1.0          # seconds between SIGTERM and SIGKILL
 STACK_WAIT = 0.5          # seconds to collect faulthandler dumps on --timeout
@@ -56,6 +60,7 @@ class LaunchOptions:
     tag_output: bool = False
     timeout: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    transport: str = "shm"       # or "tcp": encrypted links over 127.0.0.1
 
     def __post_init__(self) -> None:
         if self.nprocs < 1:
@@ -111,6 +116,8 @@ class LocalJob:
         self.ranks: list[_Rank] = []
         self._selector = selectors.DefaultSelector()
         self._shm: ShmJob | None = None
+        self._rendezvous: RendezvousServer | None = None  # --transport tcp
+        self._job_key: JobKey | None = None
         self._verdict: tuple[int, str] | None = None   # (status, reason), first one wins
         self._kill_at: float | None = None            # when to SIGKILL what is left
         self._stacks_at: float | None = None          # when to print the --timeout report
@@ -125,6 +132,12 @@ class LocalJob:
         _raise_fd_limit(self.options.nprocs)
         ensure_compiled()
         self._shm = ShmJob.create(self.options.nprocs)
+        if self.options.transport == "tcp":
+            from shoal.security import JobKey
+            from shoal.transport.rendezvous import RendezvousServer
+
+            self._job_key = JobKey.generate(self.job_id)
+            self._rendezvous = RendezvousServer(self._job_key, self.options.nprocs).start()
         try:
             for rank in range(self.options.nprocs):
                 self.ranks.append(self._spawn(rank))
@@ -144,6 +157,9 @@ class LocalJob:
         env.update(self._shm.rank_env(rank))
         env.update(SHOAL_RANK=str(rank), SHOAL_SIZE=str(self.options.nprocs),
                    SHOAL_JOB_ID=self.job_id, SHOAL_LAUNCHER_PID=str(os.getpid()))
+        if self._rendezvous is not None:
+            env.update(SHOAL_TRANSPORT="tcp", SHOAL_RENDEZVOUS=self._rendezvous.address_text,
+                       SHOAL_TCP_HOST="127.0.0.1")
         return env
 
     def _spawn(self, rank: int) -> _Rank:
@@ -151,6 +167,10 @@ class LocalJob:
         read_end, write_end = control.open_channel()
         env = self._rank_env(rank)
         env[control.ENV_VAR] = str(write_end)
+        key_fds: tuple[int, ...] = ()
+        if self._job_key is not None:  # the key goes through a pipe, never the environment
+            key_fds = os.pipe()
+            env["SHOAL_JOB_KEY_FD"] = str(key_fds[0])
         argv = [sys.executable, "-m", "shoal.launch.bootstrap", "--",
                 *self.options.target_argv()]
         try:
@@ -159,12 +179,16 @@ class LocalJob:
             proc = subprocess.Popen(
                 argv, env=env, stdin=None if rank == 0 else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                pass_fds=(write_end, *self._shm.rank_fds(rank)))
+                pass_fds=(write_end, *key_fds[:1], *self._shm.rank_fds(rank)))
+            if self._job_key is not None:
+                os.write(key_fds[1], self._job_key.hex().encode())
         except OSError as exc:
             os.close(read_end)
             raise LaunchError(f"could not start rank {rank}: {exc}") from exc
         finally:
             os.close(write_end)
+            for fd in key_fds:
+                os.close(fd)
         assert proc.stdout is not None and proc.stderr is not None
         streams: dict[int, LineStream] = {}
         pipes: dict[int, IO[bytes]] = {}
@@ -440,6 +464,8 @@ class LocalJob:
         if self._shm is not None:
             self._shm.close()
             self._shm = None
+        if self._rendezvous is not None:
+            self._rendezvous.close()
 
 
 def run_job(options: LaunchOptions, stdout: BinaryIO | None = None,
