@@ -117,3 +117,13 @@ comm.recv(source=1)
     assert results[1].returncode == 3
     assert results[0].returncode != 0
     assert "PeerLostError" in results[0].stderr and "rank 1 on 127.0.0.2" in results[0].stderr
+
+
+def test_shoal_run_with_transport_tcp_runs_the_program_over_encrypted_links(tmp_path) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text(PROGRAM)
+    result = subprocess.run([sys.executable, "-m", "shoal", "run", "-n", "3", "--transport",
+                             "tcp", str(script)], capture_output=True, text=True, timeout=45)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == [
+        f"rank {r} of 3: ring, allreduce 6 and 3 MB exchange ok" for r in range(3)]
