@@ -84,7 +84,7 @@ class HybridEndpoint(Endpoint):
             self.tcp.sleep(timeout)
             return
         # shm.py keeps its doorbell private; reading it here saves a second pipe per rank.
-        doorbell = self.shm._doorbell_read
+        doorbell = self.shm.doorbell_fd
         if self.tcp.sleep_with((doorbell,), timeout):
             try:
                 while os.read(doorbell, 4096):

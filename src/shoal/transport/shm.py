@@ -244,6 +244,11 @@ class ShmEndpoint(Endpoint):
     def is_local(self, peer: int) -> bool:
         return True
 
+    @property
+    def doorbell_fd(self) -> int:
+        """The pipe this rank sleeps on, for callers that wait on more than shm."""
+        return self._doorbell_read
+
     # -- the byte rings -------------------------------------------------------
 
     def write(self, dst: int, src: memoryview | bytes) -> int:
