@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 from shoal.cli import CliParser, command, usage_error
@@ -11,7 +12,8 @@ from shoal.cli import CliParser, command, usage_error
 PROG = "shoal run"
 # Options that take a value; the first word after the options that is not one
 # of these (or their value) is the program, and everything after it is its own.
-_VALUE_OPTIONS = frozenset({"-n", "--np", "--timeout", "--env", "--transport"})
+_VALUE_OPTIONS = frozenset({"-n", "--np", "--timeout", "--env", "--transport", "--hosts",
+                            "--host", "--map-by", "--files"})
 _MODULE_OPTIONS = frozenset({"-m", "--module"})
 
 
@@ -72,6 +74,17 @@ def _parser() -> CliParser:
     parser.add_argument("--transport", choices=("shm", "tcp"), default="shm",
                         help="how ranks talk: shared memory (default), or encrypted TCP "
                              "over 127.0.0.1 as between hosts (for testing)")
+    hosts = parser.add_argument_group("several machines (each runs `shoal beacon up`)")
+    hosts.add_argument("--hosts", metavar="FILE", help="a TOML hosts file (see "
+                       "shoal.launch.hosts): names, ports, slots, credentials")
+    hosts.add_argument("--host", metavar="A:2,B:4", help="hosts inline, NAME[:SLOTS] each")
+    hosts.add_argument("--map-by", choices=("slot", "node"), default="slot",
+                       help="fill each host's slots in turn (slot, default) or deal ranks "
+                            "round-robin (node)")
+    hosts.add_argument("--oversubscribe", action="store_true",
+                       help="allow more ranks than slots")
+    hosts.add_argument("--files", metavar="A,B", help="the files to send (paths relative to "
+                       "the program's folder; default: the whole folder)")
     return parser
 
 
@@ -131,8 +144,35 @@ def main(argv: list[str]) -> int:
                             args=tuple(args), tag_output=parsed.tag_output,
                             timeout=parsed.timeout, env=dict(parsed.env),
                             transport=parsed.transport)
+    if parsed.hosts or parsed.host:
+        return _run_on_hosts(parsed, program, module, args)
     if parsed.mpi:
         from shoal.launch.mpi import run_with_mpiexec
 
         return run_with_mpiexec(options)
     return run_job(options).status
+
+
+def _run_on_hosts(parsed: argparse.Namespace, program: str | None, module: str | None,
+                  args: list[str]) -> int:
+    from shoal.errors import ConfigurationError, ShoalError
+    from shoal.launch.hosts import load_hosts_file, parse_inline
+    from shoal.launch.remote import RemoteOptions, run_remote
+
+    if parsed.hosts and parsed.host:
+        usage_error(PROG, "give --hosts FILE or --host A:2,B:4, not both")
+    if parsed.mpi:
+        usage_error(PROG, "--mpi runs on one machine's mpiexec; it does not mix with --hosts")
+    try:
+        hosts = load_hosts_file(parsed.hosts) if parsed.hosts else parse_inline(parsed.host)
+        options = RemoteOptions(
+            nprocs=parsed.nprocs, hosts=hosts, program=program, module=module,
+            args=tuple(args), map_by=parsed.map_by, oversubscribe=parsed.oversubscribe,
+            files=[f for f in parsed.files.split(",") if f] if parsed.files else None,
+            tag_output=parsed.tag_output, timeout=parsed.timeout, env=tuple(parsed.env))
+        return run_remote(options)
+    except ConfigurationError as exc:
+        usage_error(PROG, str(exc))
+    except ShoalError as exc:
+        sys.stderr.write(f"shoal: error: {exc}\n")
+        return 1

@@ -124,18 +124,22 @@ class BeaconClient:
 
     def run(self, *, bundle: str, ranks: Sequence[int], size: int, program: str | None = None,
             module: str | None = None, args: Sequence[str] = (),
-            env: Mapping[str, str] | None = None, job_id: str | None = None) -> RemoteJob:
+            env: Mapping[str, str] | None = None, job_id: str | None = None,
+            transport: Mapping[str, str] | None = None) -> RemoteJob:
         """Start ``ranks`` (of a job of ``size``) from a bundle the beacon has.
 
         ``program`` is a path inside the bundle (or give ``module``); ``env`` is
-        what the runner chose to pass of its environment.  Raises
+        what the runner chose to pass of its environment.  ``transport``
+        (``{"rendezvous": "host:port", "key": job key hex}``) lets the ranks talk
+        to the job's ranks on other beacons.  Raises
         :class:`BeaconError` (``code`` "version", "bundle", "busy", "run")
         before any rank starts.
         """
         job_id = job_id or uuid.uuid4().hex
         reply = self._request({"type": "run", "job": job_id, "bundle": bundle,
                                "program": program, "module": module, "args": list(args),
-                               "ranks": list(ranks), "size": size, "env": dict(env or {})})
+                               "ranks": list(ranks), "size": size, "env": dict(env or {}),
+                               **({"transport": dict(transport)} if transport else {})})
         self._job = RemoteJob(self, job_id, list(reply.get("pids", [])))
         return self._job
 

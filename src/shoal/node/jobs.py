@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tarfile
 import tempfile
@@ -33,10 +34,13 @@ from pathlib import Path
 from shoal.node import protocol
 from shoal.node.config import write_private
 from shoal.node.protocol import BeaconError, Message
+from shoal.transport.shm import ShmJob
 
 KILL_AFTER = 1.0      # seconds between SIGTERM and SIGKILL
 FLUSH_AFTER = 0.1     # seconds a partial output line waits for its end
 READ_SIZE = 1 << 16
+# Which ranks share a host (so shared memory): those started by this beacon.
+_HOST_ID = f"{socket.gethostname()}:{os.getpid()}"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 Send = Callable[[Message], Awaitable[None]]
@@ -121,7 +125,12 @@ class BeaconJob:
 
     def __init__(self, job_id: str, workdir: Path, *, program: str | None, module: str | None,
                  args: Sequence[str], ranks: Sequence[int], size: int,
-                 env: Mapping[str, str], host: str, runner: str, send: Send) -> None:
+                 env: Mapping[str, str], host: str, runner: str, send: Send,
+                 transport: Mapping[str, str] | None = None) -> None:
+        # With a transport, the ranks talk to the job's other ranks: shared memory
+        # among this beacon's ranks, encrypted TCP to the others (see
+        # shoal.transport.rendezvous for the environment this sets up).
+        self.transport = dict(transport) if transport else None
         self.job_id = job_id
         self.workdir = workdir
         self.target = ["-m", module] if module else [str(program)]
@@ -147,16 +156,38 @@ class BeaconJob:
         return env
 
     async def start(self) -> list[int]:
+        shm = ShmJob.create(len(self.ranks)) if self.transport and len(self.ranks) > 1 else None
         try:
-            for rank in self.ranks:
-                self.procs[rank] = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "shoal.launch.bootstrap", "--", *self.target,
-                    *self.args, cwd=self.workdir, env=self._rank_env(rank),
-                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            # Local shared-memory numbers follow the global ranks' order.
+            for index, rank in enumerate(sorted(self.ranks)):
+                env, fds, key_pipe = self._rank_env(rank), [], None
+                if self.transport is not None:
+                    key_pipe = os.pipe()  # the job key never enters env or argv
+                    fds.append(key_pipe[0])
+                    env.update(SHOAL_TRANSPORT="hybrid",
+                               SHOAL_RENDEZVOUS=self.transport["rendezvous"],
+                               SHOAL_JOB_KEY_FD=str(key_pipe[0]), SHOAL_HOST_ID=_HOST_ID)
+                    if shm is not None:
+                        env.update(shm.rank_env(index))
+                        fds.extend(shm.rank_fds(index))
+                try:
+                    self.procs[rank] = await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "shoal.launch.bootstrap", "--", *self.target,
+                        *self.args, cwd=self.workdir, env=env, pass_fds=fds,
+                        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                    if key_pipe is not None and self.transport is not None:
+                        os.write(key_pipe[1], self.transport["key"].encode("ascii"))
+                finally:
+                    if key_pipe is not None:
+                        os.close(key_pipe[0])
+                        os.close(key_pipe[1])
         except OSError as exc:
             self.kill_now()
             raise BeaconError(f"could not start the ranks: {exc}", code="run") from None
+        finally:
+            if shm is not None:
+                shm.close()  # the ranks hold the segment now
         return [p.pid for p in self.procs.values()]
 
     async def run(self) -> int:

@@ -217,10 +217,17 @@ class BeaconServer:
             raise BeaconError("a run request needs job, ranks (within size), size, exactly one "
                               "of program and module, args (strings) and env (strings)",
                               code="run")
+        transport = message.get("transport")
+        if transport is not None and not (
+                isinstance(transport, dict) and set(transport) == {"rendezvous", "key"}
+                and all(isinstance(v, str) for v in transport.values())):
+            raise BeaconError("a run request's transport needs rendezvous (host:port) and "
+                              "key (the job key, hex)", code="run")
         workdir = self.bundles.unpack(check_hash(message.get("bundle")))
         job = BeaconJob(job_id, workdir, program=program, module=module, args=args,
                         ranks=ranks, size=size, env=env, host=self.host_name,
-                        runner=session.runner, send=lambda m: self._send(session, m))
+                        runner=session.runner, send=lambda m: self._send(session, m),
+                        transport=transport)
         session.job = job
         try:
             pids = await job.start()
