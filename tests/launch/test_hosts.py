@@ -55,7 +55,7 @@ port = 7400
 password_env = "LAB_PASSWORD"
 ''')
     hosts = load_hosts_file(path)
-    assert [(h.name, h.slots, h.port) for h in hosts] == [("pi1", 4, 7340),
+    assert [(h.name, h.slots, h.port) for h in hosts] == [("pi1", 4, 7447),
                                                          ("localhost", 1, 7400)]
     assert hosts[1].is_this_machine and not hosts[0].is_this_machine
     with pytest.raises(ConfigurationError, match="LAB_PASSWORD"):
@@ -84,3 +84,8 @@ def test_a_bad_hosts_file_says_what_and_where(tmp_path, text: str, message: str)
 def test_a_missing_hosts_file_is_named() -> None:
     with pytest.raises(ConfigurationError, match="no hosts file at /nonexistent"):
         load_hosts_file("/nonexistent/hosts.toml")
+
+
+def test_hosts_default_to_the_port_beacons_listen_on() -> None:
+    config = pytest.importorskip("shoal.node.config")
+    assert HostSpec("a").port == config.DEFAULT_PORT

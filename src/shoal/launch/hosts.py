@@ -4,7 +4,7 @@ A hosts file is TOML::
 
     [[host]]
     name = "pi1"              # how to reach it (DNS name or address)
-    port = 7340               # its beacon's port (default 7340)
+    port = 7447               # its beacon's port (default 7447)
     slots = 4                 # ranks it takes (default 1)
     credentials = "lab"       # a [credentials.NAME] table below (optional)
 
@@ -40,7 +40,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_PORT = 7340
+DEFAULT_PORT = 7447  # the beacon's own default (shoal.node.config.DEFAULT_PORT)
 _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
