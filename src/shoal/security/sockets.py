@@ -20,7 +20,6 @@ import select
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +32,7 @@ from shoal.security.errors import (
     TruncationError,
 )
 from shoal.security.handshake import ClientHandshake, ServerHandshake
+from shoal.security.session import SessionInbox
 
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 RECV_SIZE = 1 << 18
@@ -90,56 +90,20 @@ def handshake_socket(sock: socket.socket, config: ClientConfig | ServerConfig, *
             sock.settimeout(previous)
 
 
-class SecureSocket:
+class SecureSocket(SessionInbox):
     """Messages over an authenticated, encrypted session on a blocking socket."""
 
     def __init__(self, sock: socket.socket, session: HandshakeResult, *,
                  max_message: int | None = None) -> None:
         sock.settimeout(None)  # blocking: recv() has its own timeout, sends must not time out
+        super().__init__(session, max_message)
         self.sock = sock
-        self.session = session
-        self._channel = session.channel(max_message=max_message)
-        self._inbox: deque[bytes] = deque()
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
-        self._sock_closed = False
-        self._deferred: SecurityError | None = None  # raised once the inbox is empty
-        if session.leftover:
-            self._take(session.leftover)
-
-    @property
-    def peer_name(self) -> str:
-        return self.session.peer_name
-
-    @property
-    def peer_key(self) -> bytes | None:
-        return self.session.peer_key
-
-    @property
-    def closed(self) -> bool:
-        return self._sock_closed
+        self._start()
 
     def fileno(self) -> int:
         return self.sock.fileno()
-
-    def _guard(self, call: Any, *args: Any) -> Any:
-        """Run a channel call; on any security error end the session for good."""
-        try:
-            return call(*args)
-        except SecurityError:
-            self._shut()
-            raise
-
-    def _take(self, data: bytes) -> None:
-        """Feed received bytes; genuine messages before a bad frame are still delivered."""
-        try:
-            self._inbox.extend(self._channel.receive_data(data))
-        except SecurityError as exc:
-            self._shut()
-            if not exc.messages:
-                raise
-            self._inbox.extend(exc.messages)
-            self._deferred = exc
 
     def send(self, message: Any) -> None:
         """Send one message (any bytes-like object); large ones go as several frames."""
@@ -159,13 +123,7 @@ class SecureSocket:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._recv_lock:
             while not self._inbox:
-                if self._deferred is not None:
-                    exc, self._deferred = self._deferred, None
-                    raise exc
-                if self._channel.peer_closed:
-                    raise ChannelClosed("the peer closed the session")
-                if self._sock_closed:
-                    raise ChannelError("the session is closed")
+                self._check_empty_inbox()
                 try:
                     if deadline is not None:
                         left = deadline - time.monotonic()
@@ -175,12 +133,12 @@ class SecureSocket:
                 except TimeoutError:
                     raise
                 except (OSError, ValueError) as exc:  # ValueError: closed by another thread
-                    if self._sock_closed:
+                    if self._closed:
                         raise ChannelError("the session is closed") from None
                     self._shut()
                     raise TruncationError(f"the connection broke: {exc}") from None
                 if not data:
-                    if self._sock_closed:
+                    if self._closed:
                         raise ChannelError("the session is closed")
                     self._guard(self._channel.receive_eof)
                     continue
@@ -197,7 +155,7 @@ class SecureSocket:
 
     def close(self) -> None:
         """Send the authenticated CLOSE frame (if the session is sound) and close the socket."""
-        if self._sock_closed:
+        if self._closed:
             return
         with self._send_lock, contextlib.suppress(OSError, ChannelError):
             self.sock.sendall(self._channel.close())
@@ -213,8 +171,8 @@ class SecureSocket:
                 return
 
     def _shut(self) -> None:
-        if not self._sock_closed:
-            self._sock_closed = True
+        if not self._closed:
+            self._closed = True
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv()
             with contextlib.suppress(OSError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections import deque
 from typing import Any
 
 from shoal.security.config import ClientConfig, HandshakeResult, ServerConfig
@@ -29,6 +28,7 @@ from shoal.security.errors import (
     TruncationError,
 )
 from shoal.security.handshake import ClientHandshake, ServerHandshake
+from shoal.security.session import SessionInbox
 from shoal.security.sockets import DEFAULT_HANDSHAKE_TIMEOUT, RECV_SIZE
 
 
@@ -80,52 +80,17 @@ async def handshake_stream(reader: asyncio.StreamReader, writer: asyncio.StreamW
         raise ProtocolError(f"the handshake did not finish within {timeout:g} s") from None
 
 
-class SecureStream:
+class SecureStream(SessionInbox):
     """Messages over an authenticated, encrypted session on asyncio streams."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  session: HandshakeResult, *, max_message: int | None = None) -> None:
+        super().__init__(session, max_message)
         self.reader = reader
         self.writer = writer
-        self.session = session
-        self._channel = session.channel(max_message=max_message)
-        self._inbox: deque[bytes] = deque()
         self._send_lock = asyncio.Lock()
         self._recv_lock = asyncio.Lock()
-        self._closed = False
-        self._deferred: SecurityError | None = None  # raised once the inbox is empty
-        if session.leftover:
-            self._take(session.leftover)
-
-    @property
-    def peer_name(self) -> str:
-        return self.session.peer_name
-
-    @property
-    def peer_key(self) -> bytes | None:
-        return self.session.peer_key
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _guard(self, call: Any, *args: Any) -> Any:
-        try:
-            return call(*args)
-        except SecurityError:
-            self._shut()
-            raise
-
-    def _take(self, data: bytes) -> None:
-        """Feed received bytes; genuine messages before a bad frame are still delivered."""
-        try:
-            self._inbox.extend(self._channel.receive_data(data))
-        except SecurityError as exc:
-            self._shut()
-            if not exc.messages:
-                raise
-            self._inbox.extend(exc.messages)
-            self._deferred = exc
+        self._start()
 
     async def send(self, message: Any) -> None:
         """Send one message (any bytes-like object); large ones go as several frames."""
@@ -147,13 +112,7 @@ class SecureStream:
 
     async def _recv(self) -> bytes:
         while not self._inbox:
-            if self._deferred is not None:
-                exc, self._deferred = self._deferred, None
-                raise exc
-            if self._channel.peer_closed:
-                raise ChannelClosed("the peer closed the session")
-            if self._closed:
-                raise ChannelError("the session is closed")
+            self._check_empty_inbox()
             try:
                 data = await self.reader.read(RECV_SIZE)
             except OSError as exc:
