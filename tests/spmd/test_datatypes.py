@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from shoal.errors import CommunicationError
 from shoal.spmd import constants as C
 from shoal.spmd import datatypes as D
-from shoal.spmd.datatypes import BufferSpec, parse_buffer
+from shoal.spmd.buffers import BufferSpec, parse_buffer
 
 np = pytest.importorskip("numpy")
 

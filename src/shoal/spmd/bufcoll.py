@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.spmd import constants as C
+from shoal.spmd.buffers import parse_buffer
 from shoal.spmd.collectives import ObjectCollectives, _commutes
-from shoal.spmd.datatypes import parse_buffer
 from shoal.spmd.ops import SUM, apply_buffers
 
 _RING_BYTES = 64 * 1024  # a commutative Allreduce at least this large goes round a ring

@@ -26,8 +26,8 @@ from typing import Any
 
 from shoal.spmd import constants as C
 from shoal.spmd import world
+from shoal.spmd.buffers import parse_buffer
 from shoal.spmd.comm import Comm
-from shoal.spmd.datatypes import parse_buffer
 from shoal.spmd.ops import SUM, Op
 from shoal.wire.codec import PICKLE
 from shoal.wire.header import PICKLED, split_parts

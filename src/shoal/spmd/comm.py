@@ -17,7 +17,7 @@ from typing import Any
 from shoal.errors import SerializationError
 from shoal.spmd import constants as C
 from shoal.spmd import world
-from shoal.spmd.datatypes import buffer_view, parse_buffer
+from shoal.spmd.buffers import buffer_view, parse_buffer
 from shoal.spmd.engine import Engine
 from shoal.spmd.group import Group
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message, PostedReceive

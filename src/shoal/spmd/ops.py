@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.spmd import constants as C
+from shoal.spmd.buffers import parse_buffer
 from shoal.spmd.constants import ValueErrorException
-from shoal.spmd.datatypes import Datatype, as_numpy, parse_buffer, struct_format
+from shoal.spmd.datatypes import Datatype, as_numpy, struct_format
 
 # -- the operations on Python objects (mpi4py's semantics) ---------------------
 
