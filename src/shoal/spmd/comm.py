@@ -138,14 +138,6 @@ class Comm:
                 _fill(status, self._comm_rank(message.source), message.tag, message.length)
         return peek
 
-    def _wait_receive(self, receive: PostedReceive, call: str, source: int, tag: int) -> Message:
-        if not receive.done:
-            world.engine().wait_until(lambda: receive.done, self._describe(call, source, tag))
-        if receive.error is not None:
-            raise receive.error
-        assert receive.message is not None
-        return receive.message
-
     # -- object API: point to point -------------------------------------------
 
     def send(self, obj: Any, dest: int, tag: int = 0) -> None:

@@ -74,16 +74,15 @@ _SENT.done = True
 class _Reading:
     """A message whose body is still arriving."""
 
-    __slots__ = ("message", "target", "got", "receive", "discard", "kind")
+    __slots__ = ("message", "target", "got", "receive", "kind")
 
-    def __init__(self, message: Message, target: memoryview, receive: PostedReceive | None,
-                 discard: bool) -> None:
+    def __init__(self, message: Message, target: memoryview,
+                 receive: PostedReceive | None) -> None:
         self.kind = DATA
         self.message = message
         self.target = target
         self.got = 0
         self.receive = receive
-        self.discard = discard
 
 
 _yield = getattr(os, "sched_yield", lambda: None)
@@ -438,7 +437,7 @@ class Engine:
                 if kind == DATA:
                     reading = self._start_body(message)
                 else:  # a control frame whose body is still on its way
-                    reading = _Reading(message, memoryview(bytearray(length)), None, False)
+                    reading = _Reading(message, memoryview(bytearray(length)), None)
                     reading.kind = kind
                 self._reading[src] = reading
             if not available:
@@ -492,8 +491,8 @@ class Engine:
                     break
         if (receive is not None and receive.buffer is not None
                 and message.length <= receive.buffer.nbytes):
-            return _Reading(message, receive.buffer, receive, discard=False)
-        return _Reading(message, memoryview(bytearray(message.length)), receive, discard=False)
+            return _Reading(message, receive.buffer, receive)
+        return _Reading(message, memoryview(bytearray(message.length)), receive)
 
     def _finish_body(self, reading: _Reading) -> None:
         message = reading.message

@@ -8,13 +8,12 @@ in :mod:`.request`, communicators in :mod:`.comm` and :mod:`.collectives`.
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
 from shoal.spmd import world
 from shoal.spmd.bufcoll import Intracomm
-from shoal.spmd.comm import Comm
+from shoal.spmd.comm import Comm, processor_name
 from shoal.spmd.constants import *
 from shoal.spmd.constants import THREAD_SERIALIZED
 from shoal.spmd.datatypes import *
@@ -87,7 +86,7 @@ def Wtick() -> float:
 
 
 def Get_processor_name() -> str:
-    return socket.gethostname()
+    return processor_name()
 
 
 def Get_version() -> tuple[int, int]:
@@ -129,4 +128,4 @@ def Compute_dims(nnodes: int, dims: Any) -> list[int]:
 
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in (
-    "annotations", "socket", "time", "world", "Any")] + ["_typedict"]
+    "annotations", "time", "world", "Any", "processor_name")] + ["_typedict"]
