@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 
 import pytest
+from transport_helpers import in_threads
 
 from shoal.errors import TransportError
 from shoal.security import JobKey
@@ -25,27 +25,6 @@ from shoal.transport.shm import ShmEndpoint, ShmJob
 from shoal.transport.tcp import TcpEndpoint, loopback_mesh
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def in_threads(*jobs, timeout: float = 20.0) -> list:
-    results: list = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            results[index] = jobs[index]()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def me(rank: int, host_id: str = "") -> RankAddress:

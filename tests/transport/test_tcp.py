@@ -6,10 +6,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any
 
 import pytest
+from transport_helpers import in_threads
 
 from shoal.errors import PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
@@ -17,28 +16,6 @@ from shoal.spmd.engine import Engine
 from shoal.transport.tcp import SEND_BOUND, TcpEndpoint, listen, loopback_mesh
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def in_threads(*jobs: Callable[[], Any], timeout: float = 20.0) -> list[Any]:
-    """Run each job in its own thread; their results, or the first error raised."""
-    results: list[Any] = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            results[index] = jobs[index]()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a rank hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def send(engine: Engine, dst: int, payload: bytes, tag: int = 0) -> None:
