@@ -288,6 +288,16 @@ def print_report(report: Report) -> None:
     print(flush=True)
 
 
+def script(program: Callable[[list[str]], None], measure: Callable[[bool], Report]) -> int:
+    """The ``__main__`` of a benchmark with an MPI program: run as the program under a
+    launcher (``--program``), else drive both runtimes and print the report."""
+    argv = sys.argv[1:]
+    if "--program" in argv:
+        program(argv)
+        return 0
+    return main_for(measure)
+
+
 def main_for(measure: Callable[[bool], Report], argv: Sequence[str] | None = None) -> int:
     """The ``python benchmarks/X.py [--quick]`` entry point shared by every benchmark."""
     import argparse

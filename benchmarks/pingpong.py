@@ -123,7 +123,4 @@ def measure(quick: bool) -> Report:
 
 
 if __name__ == "__main__":
-    if "--program" in sys.argv[1:]:
-        program(sys.argv[1:])
-    else:
-        raise SystemExit(harness.main_for(measure))
+    raise SystemExit(harness.script(program, measure))
