@@ -83,12 +83,6 @@ class ObjectCollectives(Comm):
         """Receive one collective message (into ``buffer``, a flat byte view, if given)."""
         message = world.engine().receive(self._cctx, self._ranks[source], tag, buffer,
                                          _waiting_for, what, source)
-        if buffer is not None and message.body is not None:  # taken whole off the stream
-            if message.length > buffer.nbytes:
-                raise C.Exception(C.ERR_TRUNCATE, f"{what}: {message.length} bytes arrived "
-                                                  f"for a {buffer.nbytes}-byte buffer")
-            buffer[:message.length] = message.body
-            message.body = None
         return message
 
     def _crecv_obj(self, source: int, tag: int, what: str) -> Any:

@@ -341,12 +341,6 @@ class Comm:
         view = buffer_view(buf, readonly=False)
         message = self._engine().receive(self._ctx, self._source(source), tag, view,
                                          _blocked_in, self, "Recv", source, tag)
-        if message.body is not None:  # taken whole off the stream: copy it in place
-            length = message.length
-            if length > view.nbytes:
-                raise _error(C.ERR_TRUNCATE, f"message truncated: {length} bytes arrived "
-                                             f"for a {view.nbytes}-byte buffer")
-            view[:length] = message.body
         if status is not None:
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
 

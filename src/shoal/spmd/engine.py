@@ -298,8 +298,8 @@ class Engine:
 
     def receive(self, ctx: int, source: int, tag: int, buffer: memoryview | None,
                 describe: Callable[..., str], *what: Any) -> Message:
-        """A blocking receive: the matched message (its body in ``buffer`` if it was given
-        and the body is ``None``).  ``describe(*what)`` says what is awaited, should
+        """A blocking receive: the matched message; with a ``buffer``, the body is in it
+        (and ``message.body`` is None).  ``describe(*what)`` says what is awaited, should
         the rank have to sleep (it is formatted only then).
 
         While spinning it polls only the awaited source's stream, which is much
@@ -309,7 +309,7 @@ class Engine:
         """
         message = self.try_receive(ctx, source, tag, buffer)
         if message is not None:
-            return message
+            return _into(message, buffer)
         endpoint = self.endpoint
         if endpoint is not None and not (0 <= source != self.rank
                                          and endpoint.readable(source) >= HEADER_SIZE):
@@ -318,7 +318,7 @@ class Engine:
             while True:
                 message = self.try_receive(ctx, source, tag, buffer)
                 if message is not None:
-                    return message
+                    return _into(message, buffer)
                 if source >= 0 and endpoint.readable(source) >= HEADER_SIZE:
                     break  # a large frame: post so it streams into place
                 spins += 1
@@ -611,6 +611,16 @@ def _cma_usable() -> bool:
     # A sandbox (seccomp) may forbid the call outright: try it on ourselves.
     return cma.read(os.getpid(), [(cma.address(memoryview(probe)), 5)], [memoryview(copy)]) \
         and copy == probe
+
+
+def _into(message: Message, buffer: memoryview | None) -> Message:
+    """A message taken whole off a stream, its body copied into ``buffer`` if one is given."""
+    if buffer is not None and message.body is not None:
+        if message.length > buffer.nbytes:
+            raise _truncated(message.length, buffer.nbytes)
+        buffer[:message.length] = message.body
+        message.body = None
+    return message
 
 
 def _truncated(length: int, capacity: int) -> CommunicationError:
