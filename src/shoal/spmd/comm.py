@@ -18,7 +18,7 @@ from shoal.errors import SerializationError
 from shoal.spmd import constants as C
 from shoal.spmd import world
 from shoal.spmd.buffers import buffer_view, parse_buffer
-from shoal.spmd.engine import Engine
+from shoal.spmd.engine import Engine, into_buffer
 from shoal.spmd.group import Group
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message, PostedReceive
 from shoal.spmd.request import Message as MatchedMessage
@@ -99,13 +99,7 @@ class Comm:
         return PICKLE.loads(split_parts(memoryview(body), message.nparts))
 
     def _copy_into(self, buf: Any, message: Message) -> None:
-        spec = parse_buffer(buf, readonly=False)
-        view = spec.view
-        length = message.length
-        if length > view.nbytes:
-            raise _error(C.ERR_TRUNCATE, f"message truncated: {length} bytes arrived for a "
-                                         f"{view.nbytes}-byte buffer")
-        view[:length] = memoryview(message.body)[:length]
+        into_buffer(message, parse_buffer(buf, readonly=False).view)
 
     def _describe(self, call: str, peer: int, tag: int) -> Callable[[], str]:
         return lambda: _blocked_in(self, call, peer, tag)

@@ -309,7 +309,7 @@ class Engine:
         """
         message = self.try_receive(ctx, source, tag, buffer)
         if message is not None:
-            return _into(message, buffer)
+            return into_buffer(message, buffer)
         endpoint = self.endpoint
         if endpoint is not None and not (0 <= source != self.rank
                                          and endpoint.readable(source) >= HEADER_SIZE):
@@ -318,7 +318,7 @@ class Engine:
             while True:
                 message = self.try_receive(ctx, source, tag, buffer)
                 if message is not None:
-                    return _into(message, buffer)
+                    return into_buffer(message, buffer)
                 if source >= 0 and endpoint.readable(source) >= HEADER_SIZE:
                     break  # a large frame: post so it streams into place
                 spins += 1
@@ -613,7 +613,7 @@ def _cma_usable() -> bool:
         and copy == probe
 
 
-def _into(message: Message, buffer: memoryview | None) -> Message:
+def into_buffer(message: Message, buffer: memoryview | None) -> Message:
     """A message taken whole off a stream, its body copied into ``buffer`` if one is given."""
     if buffer is not None and message.body is not None:
         if message.length > buffer.nbytes:
