@@ -563,3 +563,11 @@ class ServerHandshake(_Handshake):
                 raise AuthenticationError(AUTH_FAILED)
         self._finish(method, self._suite, hello.name, key if key_size else None,
                      self.peer_address, hello.max_frame)
+
+
+def start_handshake(config: ClientConfig | ServerConfig,
+                    peer_address: str = "") -> ClientHandshake | ServerHandshake:
+    """The handshake for our side of a connection: client or server, by the config."""
+    if isinstance(config, ClientConfig):
+        return ClientHandshake(config)
+    return ServerHandshake(config, peer_address)

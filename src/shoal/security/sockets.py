@@ -31,7 +31,7 @@ from shoal.security.errors import (
     SecurityError,
     TruncationError,
 )
-from shoal.security.handshake import ClientHandshake, ServerHandshake
+from shoal.security.handshake import start_handshake
 from shoal.security.session import SessionInbox
 
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
@@ -50,11 +50,7 @@ def handshake_socket(sock: socket.socket, config: ClientConfig | ServerConfig, *
                      peer_address: str | None = None,
                      timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> HandshakeResult:
     """Run the handshake on ``sock`` (blocking, at most ``timeout`` seconds)."""
-    hs: ClientHandshake | ServerHandshake
-    if isinstance(config, ClientConfig):
-        hs = ClientHandshake(config)
-    else:
-        hs = ServerHandshake(config, _peer_host(sock) if peer_address is None else peer_address)
+    hs = start_handshake(config, _peer_host(sock) if peer_address is None else peer_address)
     deadline = time.monotonic() + timeout
     previous = sock.gettimeout()
     try:

@@ -27,7 +27,7 @@ from shoal.security.errors import (
     SecurityError,
     TruncationError,
 )
-from shoal.security.handshake import ClientHandshake, ServerHandshake
+from shoal.security.handshake import ClientHandshake, ServerHandshake, start_handshake
 from shoal.security.session import SessionInbox
 from shoal.security.sockets import DEFAULT_HANDSHAKE_TIMEOUT, RECV_SIZE
 
@@ -69,11 +69,7 @@ async def handshake_stream(reader: asyncio.StreamReader, writer: asyncio.StreamW
                            peer_address: str | None = None,
                            timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> HandshakeResult:
     """Run the handshake over a stream pair, at most ``timeout`` seconds."""
-    hs: ClientHandshake | ServerHandshake
-    if isinstance(config, ClientConfig):
-        hs = ClientHandshake(config)
-    else:
-        hs = ServerHandshake(config, _peer_host(writer) if peer_address is None else peer_address)
+    hs = start_handshake(config, _peer_host(writer) if peer_address is None else peer_address)
     try:
         return await asyncio.wait_for(_drive(reader, writer, hs), timeout)
     except asyncio.TimeoutError:

@@ -290,10 +290,7 @@ class Engine:
                     self._read(peer)
         message = matcher.take(ctx, source, tag)
         if message is not None:
-            if message.remote is not None:
-                self._pull(message, buffer)
-            elif message.flags & SYNC:
-                self._acknowledge(message)
+            self._matched(message, buffer)
         return message
 
     def receive(self, ctx: int, source: int, tag: int, buffer: memoryview | None,
@@ -349,10 +346,7 @@ class Engine:
         if take:
             message = self.matcher.take(ctx, source, tag)
             if message is not None:
-                if message.remote is not None:
-                    self._pull(message, None)
-                elif message.flags & SYNC:
-                    self._acknowledge(message)
+                self._matched(message, None)
             return message
         return self.matcher.find(ctx, source, tag)
 
@@ -360,11 +354,7 @@ class Engine:
         """Give a complete message to the receive it matched."""
         receive.message = message
         buffer = receive.buffer
-        if message.remote is not None:
-            fits = buffer is not None and message.length <= buffer.nbytes
-            self._pull(message, buffer if fits else None)
-        elif message.flags & SYNC:
-            self._acknowledge(message)
+        self._matched(message, buffer)
         if buffer is not None and message.body is not None:
             if message.length > buffer.nbytes:
                 receive.error = _truncated(message.length, buffer.nbytes)
@@ -373,6 +363,14 @@ class Engine:
                 buffer[:message.length] = memoryview(message.body)[:message.length]
             message.body = None
         receive.done = True
+
+    def _matched(self, message: Message, buffer: memoryview | None) -> None:
+        """A message was just matched: copy a rendezvous body over (into ``buffer`` when it
+        fits), or tell a synchronous sender its message was received."""
+        if message.remote is not None:
+            self._pull(message, buffer)
+        elif message.flags & SYNC:
+            self._acknowledge(message)
 
     def _pull(self, message: Message, buffer: memoryview | None) -> None:
         """Copy a rendezvous message out of its sender (into ``buffer`` if given)."""
