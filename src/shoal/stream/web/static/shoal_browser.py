@@ -1,0 +1,171 @@
+"""The Python half of the browser volunteer, run inside Pyodide by ``volunteer-worker.mjs``.
+
+It makes ``import shoal`` work in the browser with the two names a stream module uses there,
+``@shoal.stream.processor`` and ``shoal.report(...)``, loads the stream's module from the source
+the coordinator sent, and runs one item at a time, turning every outcome into the JSON of a
+``result`` message. The worker only moves text between the WebSocket and these functions, so
+every Python value crosses the JS boundary as a JSON string, never as a proxy to leak.
+
+This file is served to browsers; it is not imported by shoal itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import linecache
+import sys
+import time
+import traceback
+import types
+from collections.abc import Callable
+from typing import Any
+
+PYODIDE_NOTE = (
+    "the browser volunteer runs Pyodide offline, which has the Python standard library only "
+    "(no numpy or other packages); run this module on process volunteers instead"
+)
+
+
+class _Loaded:
+    """The stream's function once the module is loaded; None until then."""
+
+    function: Callable[[Any], Any] | None = None
+
+
+class _Reported:
+    """Sums of ``shoal.report`` calls not yet sent (as in shoal.stream.reporting)."""
+
+    cpu_time = 0.0
+    transfer_time = 0.0
+    items = 0
+    units = 0.0
+    calls = 0
+
+
+# Same mark as shoal.stream.processor, so a module behaves the same on every volunteer.
+_MARK = "__shoal_stream_processor__"
+
+
+def processor(function: Any) -> Any:
+    """``@shoal.stream.processor``: mark the module's processor function."""
+    if not callable(function):
+        raise TypeError("@shoal.stream.processor decorates a function")
+    setattr(function, _MARK, True)
+    return function
+
+
+def report(*, cpu_time: float = 0.0, transfer_time: float = 0.0, items: int = 0,
+           units: float = 0.0) -> None:
+    """``shoal.report(...)``: add to the sums the worker sends as a ``report`` message."""
+    for name, value in (("cpu_time", cpu_time), ("transfer_time", transfer_time),
+                        ("items", items), ("units", units)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"shoal.report: {name} must be a number >= 0, not {value!r}")
+    _Reported.cpu_time += cpu_time
+    _Reported.transfer_time += transfer_time
+    _Reported.items += int(items)
+    _Reported.units += units
+    _Reported.calls += 1
+
+
+def take_report() -> str:
+    """The JSON of a ``report`` message with the sums since the last one, or ``""`` if
+    ``shoal.report`` was not called since."""
+    if not _Reported.calls:
+        return ""
+    message = {"type": "report", "cpu_time": float(_Reported.cpu_time),
+               "transfer_time": float(_Reported.transfer_time), "items": _Reported.items,
+               "units": float(_Reported.units)}
+    _Reported.cpu_time = _Reported.transfer_time = _Reported.units = 0.0
+    _Reported.items = _Reported.calls = 0
+    return json.dumps(message)
+
+
+def _unavailable(name: str) -> Any:
+    raise AttributeError(
+        f"shoal.{name} is not available in a browser volunteer: only "
+        "shoal.stream.processor and shoal.report are")
+
+
+def install_shim() -> None:
+    """Register the modules ``shoal`` and ``shoal.stream`` for stream modules to import."""
+    stream = types.ModuleType("shoal.stream", "shoal's stream face, as seen in a browser")
+    stream.processor = processor  # type: ignore[attr-defined]
+    stream.report = report  # type: ignore[attr-defined]
+    shoal = types.ModuleType("shoal", "shoal, as seen from a browser volunteer")
+    shoal.__path__ = []  # a package, so that `import shoal.stream` finds sys.modules' entry
+    shoal.stream = stream  # type: ignore[attr-defined]
+    shoal.report = report  # type: ignore[attr-defined]
+    shoal.__getattr__ = _unavailable  # type: ignore[method-assign]
+    sys.modules["shoal"] = shoal
+    sys.modules["shoal.stream"] = stream
+
+
+def _failure(error: BaseException, *, skip_frames: int = 1, note: str = "") -> dict[str, Any]:
+    """The ``ok: false`` half of a result: ``Type: message`` and the traceback from the user's
+    code on (our own frames skipped)."""
+    tb = error.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None:
+            tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(error), error, tb))
+    message = f"{type(error).__name__}: {error}"
+    if note:
+        message = f"{message} ({note})"
+    return {"ok": False, "error": message, "traceback": text}
+
+
+def load_module(name: str, source: str, function_name: str) -> str:
+    """Run the stream module's source as module ``name`` and find its function.
+
+    Returns ``""`` when ready, else the JSON of a failure (``error``/``traceback``) that says
+    what went wrong, with a plain hint when the module imports what Pyodide does not have.
+    """
+    _Loaded.function = None
+    filename = f"{name}.py"
+    # Tracebacks then quote the user's lines, as they would on a process volunteer.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    sys.modules[name] = module
+    try:
+        exec(compile(source, filename, "exec"), module.__dict__)
+    except ImportError as error:
+        missing = getattr(error, "name", None) or "a module"
+        failure = _failure(error, note=f"{name} imports {missing}: {PYODIDE_NOTE}")
+        return json.dumps(failure)
+    except BaseException as error:
+        return json.dumps(_failure(error, note=f"importing {name} failed in the browser"))
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        message = f"{name} has no function named {function_name!r}"
+        return json.dumps({"ok": False, "error": f"AttributeError: {message}",
+                           "traceback": message})
+    _Loaded.function = function
+    return ""
+
+
+async def run_item(value_json: str) -> str:
+    """Call the function on one JSON value; the JSON of the result message's body."""
+    function = _Loaded.function
+    if function is None:
+        raise RuntimeError("run_item before load_module succeeded")
+    value = json.loads(value_json)
+    started = time.process_time()
+    try:
+        result = function(value)
+        if inspect.isawaitable(result):
+            result = await result
+    except KeyboardInterrupt:
+        raise  # the page asked the worker to stop: not the item's fault
+    except BaseException as error:
+        return json.dumps(_failure(error))
+    cpu_time = time.process_time() - started
+    try:
+        return json.dumps({"ok": True, "value": result, "cpu_time": cpu_time},
+                          allow_nan=False)
+    except (TypeError, ValueError) as error:
+        message = f"the result {type(result).__name__} cannot be sent as JSON: {error}"
+        return json.dumps({"ok": False, "error": f"TypeError: {message}",
+                           "traceback": message})
