@@ -1,0 +1,78 @@
+"""The volunteer page as served by ``shoal.stream.web.mount``, without a coordinator behind it:
+MIME types, cross-origin isolation, the Pyodide install and what the page says without it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from browser_helpers import chromium, need_pyodide, screenshot, serve_in_thread, wait_for_state
+from starlette.applications import Starlette
+
+from shoal.errors import ConfigurationError
+from shoal.stream.web import ensure_pyodide, mount
+from shoal.stream.web.install import PYODIDE_VERSION, missing_files
+
+
+def test_pyodide_is_served_with_the_types_browsers_require_and_cross_origin_isolation() -> None:
+    folder = need_pyodide()
+    app = Starlette()
+    mount(app, pyodide_files=folder)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+        expected = {
+            "pyodide/pyodide.asm.wasm": "application/wasm",
+            "pyodide/pyodide.mjs": "text/javascript; charset=utf-8",
+            "pyodide/pyodide.asm.mjs": "text/javascript; charset=utf-8",
+            "pyodide/python_stdlib.zip": "application/zip",
+            "static/volunteer-worker.mjs": "text/javascript; charset=utf-8",
+            "": "text/html; charset=utf-8",
+        }
+        for path, media_type in expected.items():
+            response = client.get(path)
+            assert response.status_code == 200, path
+            assert response.headers["content-type"] == media_type, path
+            assert response.headers["cross-origin-opener-policy"] == "same-origin", path
+            assert response.headers["cross-origin-embedder-policy"] == "require-corp", path
+        wasm = client.get("pyodide/pyodide.asm.wasm").content
+        assert wasm[:4] == b"\0asm"
+        for escape in ("static/../install.py", "static/%2e%2e/install.py",
+                       "pyodide/../../package.json", "static/"):
+            assert client.get(escape).status_code == 404, escape
+
+
+def test_the_page_tells_the_user_what_to_run_when_pyodide_is_missing(tmp_path: Path) -> None:
+    app = Starlette()
+    mount(app, pyodide_files=tmp_path)
+    with serve_in_thread(app) as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        wait_for_state(page, "missing", timeout=30)
+        screenshot(page, "pyodide-missing")
+        assert page.locator("#install-command").inner_text() == (
+            "python -m shoal.stream.web.install")
+        assert page.get_by_role("heading", name="Python for the browser is not installed")\
+            .is_visible()
+        # And what a browser would fetch from /pyodide/ says the same.
+        answer = httpx.get(url + "pyodide/pyodide.mjs")
+        assert answer.status_code == 404
+        assert "run: python -m shoal.stream.web.install" in answer.text
+
+
+def test_an_install_without_npm_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConfigurationError, match=r"npm is not installed: install Node\.js"):
+        ensure_pyodide(tmp_path / "prefix")
+
+
+def test_another_version_of_pyodide_counts_as_missing(tmp_path: Path) -> None:
+    for name in ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
+                 "pyodide-lock.json"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "package.json").write_text(json.dumps({"version": "0.26.0"}))
+    assert missing_files(tmp_path) == [
+        f"package.json (version 0.26.0, expected {PYODIDE_VERSION})"]
+    (tmp_path / "package.json").write_text(json.dumps({"version": PYODIDE_VERSION}))
+    assert missing_files(tmp_path) == []
