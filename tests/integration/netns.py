@@ -88,6 +88,11 @@ class Network:
         _ip("link", "set", outside, "up", netns=self._switch)
         self.hosts.append(Host(name, address))
 
+    @property
+    def switch(self) -> str:
+        """The switch's namespace (its bridge is ``br0``), e.g. to capture traffic there."""
+        return self._switch
+
     def cut(self, host: Host) -> None:
         """Unplug ``host`` from the switch, as a pulled cable would."""
         index = self.hosts.index(host)

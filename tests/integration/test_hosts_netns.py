@@ -1,49 +1,79 @@
-"""A job across three hosts made of network namespaces, each running its own beacon."""
+"""Jobs across three hosts made of network namespaces, each running its own beacon:
+pi and a ring across the hosts, and logins that must fail across the network."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from beacon_hosts import BeaconHosts
 
-pytestmark = pytest.mark.timeout(180)
+from shoal.security import Identity
 
-PASSWORD = "correct horse battery"
+pytestmark = pytest.mark.timeout(120)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture
-def beacons(three_hosts, tmp_path: Path) -> Iterator[list]:
-    """A beacon on every host, each with its own config folder."""
-    started = []
-    for host in three_hosts.hosts:
-        env = dict(os.environ, SHOAL_CONFIG_DIR=str(tmp_path / host.name))
-        for argv in (["beacon", "password", "--stdin"],
-                     ["beacon", "up", "--host", "0.0.0.0", "--port", "7447"]):
-            done = subprocess.run(host.command([sys.executable, "-m", "shoal", *argv]),
-                                  input=PASSWORD + "\n", text=True, capture_output=True,
-                                  env=env, timeout=60)
-            assert done.returncode == 0, done.stderr
-        started.append((host, env))
-    yield three_hosts.hosts
-    for host, env in started:
-        subprocess.run(host.command([sys.executable, "-m", "shoal", "beacon", "down"]),
-                       capture_output=True, env=env, timeout=60)
-
-
-def test_pi_runs_across_three_hosts(beacons, tmp_path: Path) -> None:
-    hosts_file = tmp_path / "hosts.toml"
-    hosts_file.write_text("".join(f'[[host]]\nname = "{h.address}"\nslots = 2\n\n'
-                                  for h in beacons))
-    env = dict(os.environ, SHOAL_PASSWORD=PASSWORD)
-    done = subprocess.run(
-        beacons[0].command([sys.executable, "-m", "shoal", "run", "-n", "6", "--hosts",
-                            str(hosts_file), str(EXAMPLES / "pi.py"),
-                            "--intervals", "6000000"]),
-        capture_output=True, text=True, env=env, timeout=150)
+def test_pi_runs_across_three_hosts(beacon_hosts: BeaconHosts) -> None:
+    done = beacon_hosts.run(["-n", "6", "--hosts", str(beacon_hosts.hosts_file([2, 2, 2])),
+                        str(EXAMPLES / "pi.py"), "--intervals", "6000000"], timeout=100)
     assert done.returncode == 0, done.stderr
     assert "3.14159" in done.stdout, done.stdout
+
+
+def test_a_token_goes_round_a_ring_of_ranks_on_three_hosts(beacon_hosts: BeaconHosts) -> None:
+    # --map-by node deals ranks 0..5 over the hosts in turn: every hop crosses the switch.
+    done = beacon_hosts.run(["-n", "6", "--map-by", "node", "--hosts",
+                        str(beacon_hosts.hosts_file([2, 2, 2])), str(EXAMPLES / "ring.py"),
+                        "--laps", "50"], timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert "token 300 after 50 laps of 6 ranks (expected 300): ok" in done.stdout, done.stdout
+
+
+def test_a_wrong_password_is_refused_across_the_network_and_logged(
+        beacon_hosts: BeaconHosts) -> None:
+    target = beacon_hosts.beacons[1]
+    done = beacon_hosts.run(["-n", "1", "--hosts", str(beacon_hosts.hosts_file([0, 1, 0])),
+                        str(EXAMPLES / "hello.py")],
+                       env=beacon_hosts.runner_env(password="not the password"))
+    assert done.returncode != 0
+    assert (f"the beacon on {target.host.address}:7447 refused the login: authentication "
+            "failed") in done.stderr, done.stderr
+    assert done.stdout == ""
+    assert f"login from {beacon_hosts.beacons[0].host.address} failed" in target.log
+
+
+def test_an_unknown_key_is_refused_across_the_network_and_logged(beacon_hosts: BeaconHosts,
+                                                                tmp_path: Path) -> None:
+    target = beacon_hosts.beacons[2]
+    key = tmp_path / "stranger"
+    Identity.generate("stranger@nowhere").save(key)
+    hosts = beacon_hosts.hosts_file([0, 0, 1], name="keyed.toml", extra='credentials = "mine"\n')
+    hosts.write_text(hosts.read_text() + f'[credentials.mine]\nkey = "{key}"\n')
+    done = beacon_hosts.run(["-n", "1", "--hosts", str(hosts), str(EXAMPLES / "hello.py")],
+                       env=beacon_hosts.runner_env(password=None))
+    assert done.returncode != 0
+    assert f"the beacon on {target.host.address}:7447 refused the login" in done.stderr, \
+        done.stderr
+    assert done.stdout == ""
+    assert f"login from {beacon_hosts.beacons[0].host.address} failed" in target.log
+
+
+def test_an_authorized_key_logs_in_across_the_network_and_the_beacon_key_is_recorded(
+        beacon_hosts: BeaconHosts, tmp_path: Path) -> None:
+    target = beacon_hosts.beacons[2]
+    key = tmp_path / "alice"
+    identity = Identity.generate("alice@lab")
+    identity.save(key)
+    done = target.shoal("beacon", "authorize", "-", stdin=identity.public_line() + "\n")
+    assert done.returncode == 0, done.stderr
+    hosts = beacon_hosts.hosts_file([0, 0, 1], name="alice.toml", extra='credentials = "alice"\n')
+    hosts.write_text(hosts.read_text() + f'[credentials.alice]\nkey = "{key}"\n')
+    done = beacon_hosts.run(["-n", "1", "--hosts", str(hosts), str(EXAMPLES / "hello.py")],
+                       env=beacon_hosts.runner_env(password=None))
+    assert done.returncode == 0, done.stderr
+    assert "rank 0" in done.stdout.lower(), done.stdout
+    beacon_key = target.shoal("beacon", "key").stdout.split()[1]
+    known = (beacon_hosts.folder / "runner" / "known_hosts").read_text()
+    assert f"{target.host.address}:7447 shoal-ed25519 {beacon_key}" in known, known

@@ -31,7 +31,8 @@ from typing import Any, BinaryIO
 from shoal.errors import ConfigurationError, LaunchError
 from shoal.launch.hosts import HostSpec, place
 from shoal.node.client import BeaconClient, BeaconError, Output, RankExit, make_bundle
-from shoal.security import Identity, JobKey
+from shoal.node.config import BeaconPaths
+from shoal.security import Identity, JobKey, KnownHosts, SecurityError
 from shoal.transport.rendezvous import RendezvousServer, route_address
 
 # The runner passes these of its environment to the ranks (with --env on top).
@@ -90,7 +91,11 @@ def run_remote(options: RemoteOptions, stdout: BinaryIO | None = None,
                     "give credentials in the hosts file")
             try:
                 client = BeaconClient.connect(host.name, host.port, password=password,
-                                              identity=identity, name=f"shoal run {job_id}")
+                                              identity=identity, host_keys=_known_hosts(identity),
+                                              name=f"shoal run {job_id}")
+            except SecurityError as exc:  # refused: a wrong password, an unknown key, ...
+                raise LaunchError(f"the beacon on {host.name}:{host.port} refused the login: "
+                                  f"{exc} (check the password or key for this host)") from None
             except (OSError, BeaconError) as exc:
                 raise LaunchError(f"cannot reach the beacon on {host.name}:{host.port}: {exc}"
                                   ) from None
@@ -110,6 +115,15 @@ def run_remote(options: RemoteOptions, stdout: BinaryIO | None = None,
         for client in clients:
             client.close()
         rendezvous.close()
+
+
+def _known_hosts(identity: Identity | None) -> KnownHosts | None:
+    """With a key login, the beacons' keys are checked against the runner's known_hosts
+    (in its config folder): a beacon seen for the first time is recorded, as SSH offers
+    to, and a beacon whose key changed since is refused."""
+    if identity is None:
+        return None
+    return KnownHosts(BeaconPaths.default().known_hosts_file, trust_on_first_use=True)
 
 
 def _bundle_root(options: RemoteOptions) -> tuple[Path, str | None]:

@@ -15,12 +15,20 @@
 One client runs one job at a time; a multi-host runner holds one client per
 beacon (a thread each, or :meth:`RemoteJob.next_event` with a timeout).
 Closing the client, or the runner dying, makes the beacon kill the job.
+
+A client sends a heartbeat every :data:`~shoal.node.protocol.HEARTBEAT_INTERVAL`
+seconds from a thread of its own, and while a job runs it takes the beacon's
+silence for :data:`~shoal.node.protocol.HEARTBEAT_TIMEOUT` seconds as the
+beacon's host being gone (:class:`~shoal.node.protocol.BeaconLost`): a pulled
+cable is noticed in seconds, not after TCP's minutes of retransmissions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -28,16 +36,24 @@ from typing import Any
 from shoal.node import protocol
 from shoal.node.config import DEFAULT_PORT
 from shoal.node.jobs import make_bundle
-from shoal.node.protocol import BeaconError, Message
+from shoal.node.protocol import (
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_TIMEOUT,
+    BeaconError,
+    BeaconLost,
+    Message,
+)
 from shoal.security import (
     ClientConfig,
     HostKeyVerifier,
     Identity,
     SecureSocket,
+    SecurityError,
     connect_secure,
 )
 
-__all__ = ["BeaconClient", "BeaconError", "Output", "RankExit", "RemoteJob", "make_bundle"]
+__all__ = ["BeaconClient", "BeaconError", "BeaconLost", "Output", "RankExit", "RemoteJob",
+           "make_bundle"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +83,13 @@ class BeaconClient:
         self.host_name: str = str(welcome.get("host", ""))
         self.versions = {"python": str(welcome.get("python")), "shoal": str(welcome.get("shoal"))}
         self._job: RemoteJob | None = None
+        # Held for all the messages of one request, so that a heartbeat never
+        # lands between a bundle's header and its body.
+        self._send_lock = threading.Lock()
+        self._heard = time.monotonic()  # when the beacon last said anything
+        self._closing = threading.Event()
+        threading.Thread(target=self._heartbeats, daemon=True,
+                         name=f"shoal-heartbeat-{self.host_name}").start()
 
     @classmethod
     def connect(cls, host: str, port: int = DEFAULT_PORT, *, password: str | None = None,
@@ -91,15 +114,53 @@ class BeaconClient:
             raise
         return cls(sock, welcome)
 
+    def _heartbeats(self) -> None:
+        while not self._closing.wait(HEARTBEAT_INTERVAL):
+            try:
+                self.send(protocol.HEARTBEAT)
+            except Exception:  # the session is over; the reading side reports why
+                return
+
+    def send(self, message: Message, *extra: bytes) -> None:
+        """Send one message (and the binary messages that belong to it) as one unit."""
+        with self._send_lock:
+            self.sock.send(protocol.encode(message))
+            for part in extra:
+                self.sock.send(part)
+
+    def receive(self, timeout: float | None = None, *, job_running: bool = False) -> Message:
+        """The beacon's next message other than a heartbeat (TimeoutError after ``timeout``).
+
+        With ``job_running``, silence longer than the heartbeat timeout raises
+        :class:`BeaconLost`.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            waits = [] if deadline is None else [deadline - now]
+            if job_running:
+                waits.append(self._heard + HEARTBEAT_TIMEOUT - now)
+            try:
+                data = self.sock.recv(timeout=max(0.0, min(waits)) if waits else None)
+            except TimeoutError:
+                if job_running and time.monotonic() >= self._heard + HEARTBEAT_TIMEOUT:
+                    raise BeaconLost(f"no word from the beacon for {HEARTBEAT_TIMEOUT:g} s: "
+                                     "its host is down or unreachable") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                continue
+            self._heard = time.monotonic()
+            message = protocol.decode(data)
+            if message["type"] != "heartbeat":
+                return message
+
     def _request(self, message: Message, *extra: bytes, timeout: float | None = 60.0
                  ) -> Message:
         if self._job is not None and self._job.status is None:
             raise BeaconError("this client is running a job; wait for it or kill it first",
                               code="busy")
-        self.sock.send(protocol.encode(message))
-        for part in extra:
-            self.sock.send(part)
-        return protocol.raise_if_error(protocol.decode(self.sock.recv(timeout=timeout)))
+        self.send(message, *extra)
+        return protocol.raise_if_error(self.receive(timeout))
 
     def status(self) -> dict[str, Any]:
         """host, pid, port, python, shoal, jobs (job, runner, ranks, pids, running), runners."""
@@ -144,6 +205,7 @@ class BeaconClient:
         return self._job
 
     def close(self) -> None:
+        self._closing.set()
         self.sock.close()
 
     def __enter__(self) -> BeaconClient:
@@ -166,7 +228,7 @@ class RemoteJob:
     def next_event(self, timeout: float | None = None) -> Event | None:
         """The next event; None once the job is done. TimeoutError after ``timeout``."""
         while self.status is None:
-            message = protocol.decode(self.client.sock.recv(timeout=timeout))
+            message = self.client.receive(timeout, job_running=True)
             kind = message["type"]
             if kind == "output":
                 return Output(int(message["rank"]), str(message["host"]),
@@ -195,5 +257,5 @@ class RemoteJob:
     def kill(self) -> None:
         """Ask the beacon to stop every rank (SIGTERM, then SIGKILL); events still follow."""
         if self.status is None:
-            with contextlib.suppress(OSError):
-                self.client.sock.send(protocol.encode({"type": "kill", "job": self.job_id}))
+            with contextlib.suppress(OSError, SecurityError):
+                self.client.send({"type": "kill", "job": self.job_id})

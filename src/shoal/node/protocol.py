@@ -28,8 +28,20 @@ each request in order.  ``error`` may answer any request::
                                              {"type":"done","job":ID,"status":S,
                                               "statuses":{"0":S0,..}}
     {"type":"kill","job":ID}                (the job ends: exit ... done)
+    {"type":"heartbeat"}                    (no answer)
 
     any: {"type":"error","code":CODE,"message":TEXT}
+    beacon -> runner, at any time: {"type":"heartbeat"}
+
+**Heartbeats.**  A pulled cable sends no FIN and no RST, so TCP alone would
+notice a lost peer only after minutes of retransmissions.  Both sides send
+``heartbeat`` every :data:`HEARTBEAT_INTERVAL` seconds for as long as the
+session lasts, and while a job runs each side takes :data:`HEARTBEAT_TIMEOUT`
+seconds without a single message from the other as the other being gone: the
+runner ends the job naming the host and stops the ranks elsewhere, the beacon
+kills the runner's ranks.  (Before a job runs, a large bundle may keep a
+side silent for a while, so silence is not counted then.)  A runner never
+sends a heartbeat between a ``bundle`` header and its body.
 
 ``status`` values are shell-style (a death by signal N is 128 + N); ``done``'s
 status is 0 if every rank exited 0, else the first failing rank's.  The runner
@@ -50,6 +62,11 @@ from shoal.errors import ShoalError
 
 PROTOCOL_VERSION = 1
 MAX_CONTROL_MESSAGE = 1 << 20  # a JSON message larger than this is a protocol error
+HEARTBEAT_INTERVAL = 1.0  # seconds between heartbeats, each way
+# Silence that counts as a lost peer while a job runs: three missed heartbeats, so
+# with the beacons' second to stop their ranks a job whose host vanished ends in 5 s.
+HEARTBEAT_TIMEOUT = 3.0
+HEARTBEAT: dict[str, str] = {"type": "heartbeat"}
 
 Message = dict[str, Any]
 
@@ -60,6 +77,13 @@ class BeaconError(ShoalError):
     def __init__(self, message: str, *, code: str = "protocol") -> None:
         super().__init__(message)
         self.code = code
+
+
+class BeaconLost(BeaconError):
+    """The beacon fell silent for longer than :data:`HEARTBEAT_TIMEOUT` while a job ran."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="lost")
 
 
 def encode(message: Message) -> bytes:

@@ -7,6 +7,13 @@ dropped before a single request is read.  Then requests are read and answered
 in order (:mod:`shoal.node.protocol`).  A connection runs at most one job at a
 time; when its runner closes the session, kills the job, or vanishes, every
 rank of the job is killed and its folder removed, and the beacon goes on.
+
+A runner "vanishes" without a word when its machine dies or its cable is
+pulled: a watchdog per session sends heartbeats and, while a job runs, aborts
+the connection after :data:`~shoal.node.protocol.HEARTBEAT_TIMEOUT` seconds
+without a message from the runner.  Aborting (not closing) matters: a close
+would wait for unsent output to drain into a link that will never take it.
+TCP keepalive backs this up for idle sessions.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class _Session:
     job: BeaconJob | None = None
     job_task: asyncio.Task[int] | None = None
     lost: bool = False
+    heard: float = field(default_factory=time.monotonic)  # the runner's last message
 
 
 class BeaconServer:
@@ -132,8 +140,10 @@ class BeaconServer:
         fingerprint = stream.session.peer_fingerprint
         session = _Session(stream, address, fingerprint or "password", stream.peer_name)
         log.info("runner %r logged in from %s (%s)", session.runner, address, session.login)
+        _keepalive(writer)
         self.sessions.add(session)
         self.write_status()
+        watchdog = asyncio.create_task(self._watchdog(session))
         try:
             await self._requests(session)
         except (SecurityError, BeaconError, OSError) as exc:
@@ -141,6 +151,7 @@ class BeaconServer:
         except Exception:  # a bug here must not take the beacon down, only this session
             log.exception("session of runner %r from %s failed", session.runner, address)
         finally:
+            watchdog.cancel()
             session.lost = True
             await self._end_job(session)
             self.sessions.discard(session)
@@ -164,7 +175,10 @@ class BeaconServer:
                 data = await session.stream.recv()
             except ChannelClosed:
                 return  # the runner said goodbye
+            session.heard = time.monotonic()
             message = protocol.decode(data)
+            if message["type"] == "heartbeat":
+                continue
             try:
                 reply = await self._handle(session, message)
             except BeaconError as exc:
@@ -260,6 +274,26 @@ class BeaconServer:
             with contextlib.suppress(Exception):
                 await session.job_task
 
+    async def _watchdog(self, session: _Session) -> None:
+        """Send heartbeats; while a job runs, abort the session of a runner gone silent."""
+        while True:
+            await asyncio.sleep(protocol.HEARTBEAT_INTERVAL)
+            silent = time.monotonic() - session.heard
+            if session.job is not None and silent > protocol.HEARTBEAT_TIMEOUT:
+                log.warning("runner %r from %s silent for %.1f s: presumed gone, killing job %s",
+                            session.runner, session.address, silent, session.job.job_id)
+                session.lost = True
+                session.job.stop()
+                # The pending recv() then ends, and _serve cleans up as for any lost runner.
+                session.stream.writer.transport.abort()
+                return
+            # Bounded: a heartbeat stuck behind output to a dead link must not stop the
+            # silence check above (a send cut short here loses no frame: frames are
+            # written whole before the wait for the buffer to drain).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._send(session, protocol.HEARTBEAT),
+                                       protocol.HEARTBEAT_INTERVAL)
+
     async def _send(self, session: _Session, message: Message) -> None:
         # Once the runner is gone, job output has nowhere to go: drop it, so the
         # job still runs to its (killed) end and is cleaned up.
@@ -294,3 +328,15 @@ class BeaconServer:
         """``beacon-status.json`` for ``shoal beacon status`` (which needs no login)."""
         with contextlib.suppress(OSError):
             write_private(self.paths.status_file, json.dumps(self.status()).encode())
+
+
+def _keepalive(writer: asyncio.StreamWriter) -> None:
+    """TCP keepalive: an idle session whose runner vanished is dropped within a minute."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
