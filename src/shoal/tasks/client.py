@@ -1,0 +1,122 @@
+"""The executor's connection to a service: a blocking secure socket and two threads.
+
+Callers :meth:`post` messages from any thread; a sender thread sends all that
+is queued as one batch (one frame), so a ``map`` of 10,000 tasks is a handful
+of frames.  A receiver thread reads batches and hands each message to
+``on_message``.  When the connection breaks, ``on_lost`` is called once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from shoal.security import (
+    ChannelClosed,
+    ClientConfig,
+    SecureSocket,
+    SecurityError,
+    connect_secure,
+)
+from shoal.tasks import protocol
+from shoal.tasks.protocol import Message
+
+log = logging.getLogger("shoal.tasks.client")
+
+
+class Connection:
+    def __init__(self, host: str, port: int, config: ClientConfig, hello: dict[str, Any],
+                 on_message: Callable[[Message], None], on_lost: Callable[[str], None],
+                 timeout: float = 30.0) -> None:
+        self.sock: SecureSocket = connect_secure(host, port, config, timeout=timeout,
+                                                 max_message=1 << 30)
+        try:
+            self.sock.send(protocol.pack([("hello", hello)]))
+            first = protocol.unpack(self.sock.recv(timeout=timeout))
+        except BaseException:
+            self.sock.close()
+            raise
+        self.welcome: Message = first[0]
+        self.early = first[1:]
+        self.on_message = on_message
+        self.on_lost = on_lost
+        self._queued: list[Message] = []
+        self._cond = threading.Condition()
+        self._closing = False
+        self._lost = False
+        self._sender = threading.Thread(target=self._send_loop, name="shoal-tasks-send",
+                                        daemon=True)
+        self._receiver = threading.Thread(target=self._recv_loop, name="shoal-tasks-recv",
+                                          daemon=True)
+
+    def start(self) -> None:
+        self._sender.start()
+        self._receiver.start()
+        for message in self.early:
+            self.on_message(message)
+
+    def post(self, message: Message) -> None:
+        with self._cond:
+            self._queued.append(message)
+            if len(self._queued) == 1:
+                self._cond.notify()
+
+    def post_many(self, messages: list[Message]) -> None:
+        with self._cond:
+            self._queued.extend(messages)
+            self._cond.notify()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queued and not self._closing:
+                    self._cond.wait()
+                batch, self._queued = self._queued, []
+                closing = self._closing
+            if batch:
+                try:
+                    self.sock.send(protocol.pack(batch))
+                except (SecurityError, OSError) as exc:
+                    self._lose(f"the connection to the task service broke: {exc}")
+                    return
+            if closing:
+                return
+
+    def _recv_loop(self) -> None:
+        while True:
+            try:
+                batch = protocol.unpack(self.sock.recv())
+            except ChannelClosed:
+                self._lose("the task service closed the connection")
+                return
+            except (SecurityError, OSError) as exc:
+                self._lose(f"the connection to the task service broke: {exc}")
+                return
+            for message in batch:
+                try:
+                    self.on_message(message)
+                except Exception:  # never let one bad message kill the receiver
+                    log.exception("handling %r failed", message[0])
+
+    def _lose(self, why: str) -> None:
+        with self._cond:
+            if self._lost or self._closing:
+                self._lost = True
+                return
+            self._lost = True
+        self.on_lost(why)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued, then close the session."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._sender.is_alive():
+            self._sender.join(timeout)
+        with contextlib.suppress(Exception):
+            self.sock.close()
+        if self._receiver.is_alive() and threading.current_thread() is not self._receiver:
+            self._receiver.join(timeout)

@@ -1,0 +1,107 @@
+"""How task functions, arguments and results become bytes.
+
+A codec turns a value into bytes and back.  The default, ``cloudpickle``,
+pickles with the standard (C) pickler first, which is several times faster,
+and falls back to cloudpickle for what it cannot do: lambdas, closures,
+classes and functions of ``__main__`` (which workers cannot import, so they
+travel by value).  Codecs are registered in :data:`CODECS`; plugins add theirs
+under the ``shoal.codecs`` entry-point group.  The executor names its codec
+with each function it sends, so a worker decodes with the same one.
+"""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from shoal.errors import SerializationError
+
+
+class Codec(ABC):
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def dumps(self, value: Any) -> bytes: ...
+
+    @abstractmethod
+    def loads(self, data: bytes) -> Any: ...
+
+
+class CloudpickleCodec(Codec):
+    """pickle when it can (fast), cloudpickle when it must (by value)."""
+
+    name = "cloudpickle"
+
+    def __init__(self) -> None:
+        # Module names whose values must travel by value: a reference to them in a plain
+        # pickle would not resolve on a worker.
+        self.by_value: list[bytes] = [b"__main__"]
+
+    def register_by_value(self, module_name: str) -> None:
+        """Send what ``module_name`` defines by value (see ``Executor(modules=...)``)."""
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(__import__(module_name, fromlist=["_"]))
+        self.by_value.append(module_name.encode())
+
+    def dumps(self, value: Any) -> bytes:
+        try:
+            data = pickle.dumps(value, protocol=5)
+        except Exception:  # lambdas, closures, local classes: pickling raises many types
+            return self.dumps_by_value(value)
+        for name in self.by_value:
+            if name in data:
+                return self.dumps_by_value(value)
+        return data
+
+    def dumps_by_value(self, value: Any) -> bytes:
+        import cloudpickle
+
+        try:
+            return bytes(cloudpickle.dumps(value, protocol=5))
+        except Exception as exc:
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            raise SerializationError(f"a {kind} value cannot be pickled, even by cloudpickle "
+                                     f"({type(exc).__name__}: {exc})") from None
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)  # cloudpickle's output is plain pickle to load
+
+
+class PickleCodec(Codec):
+    """The standard pickle only: functions must be importable on the workers."""
+
+    name = "pickle"
+
+    def dumps(self, value: Any) -> bytes:
+        try:
+            return pickle.dumps(value, protocol=5)
+        except Exception as exc:
+            raise SerializationError(f"cannot pickle {type(value).__qualname__}: {exc}; "
+                                     "use the cloudpickle codec for lambdas and closures") from None
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)
+
+
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (CloudpickleCodec, PickleCodec)}
+_INSTANCES: dict[str, Codec] = {}
+
+
+def codec(name: str) -> Codec:
+    """The codec registered under ``name`` (built in, or from ``shoal.codecs``)."""
+    found = _INSTANCES.get(name)
+    if found is not None:
+        return found
+    if name not in CODECS:
+        from shoal.tasks.plugins import load_entry_point
+
+        cls = load_entry_point("shoal.codecs", name)
+        if not (isinstance(cls, type) and issubclass(cls, Codec)):
+            known = ", ".join(sorted(CODECS))
+            raise LookupError(f"no codec named {name!r}; known: {known} (plugins register "
+                              "Codec classes under the shoal.codecs entry point)")
+        CODECS[name] = cls
+    _INSTANCES[name] = found = CODECS[name]()
+    return found

@@ -1,0 +1,449 @@
+"""``shoal.Executor``: concurrent.futures over a task service.
+
+::
+
+    with shoal.Executor() as ex:                       # a local cluster, one worker per core
+        print(list(ex.map(pow, range(10), range(10))))
+    with shoal.Executor("shoal://master:7449", password="...") as ex:
+        future = ex.submit(fn, 1, 2)
+
+Futures are real :class:`concurrent.futures.Future` objects (callbacks,
+``as_completed`` and ``wait`` work).  A future stays *pending* until its
+result arrives, so ``cancel()`` works on a queued task and on a running one
+(its worker process is killed and replaced).  ``future.task_id`` names the
+task, so another executor can :meth:`Executor.fetch` its result later.
+asyncio code uses :meth:`asubmit`, :meth:`amap` and :meth:`arun_system`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import itertools
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from types import ModuleType
+from typing import Any
+
+from shoal.errors import ConfigurationError, PeerLostError
+from shoal.tasks import protocol
+from shoal.tasks.codecs import CloudpickleCodec, Codec, codec
+from shoal.tasks.results import failure, remote_exception
+from shoal.tasks.worker import CALL, CHUNK
+
+
+class TaskFuture(concurrent.futures.Future[Any]):
+    """A Future whose ``cancel()`` also cancels the task on the cluster."""
+
+    def __init__(self, executor: Executor, key: Any, task_id: str) -> None:
+        super().__init__()
+        self._executor_ref = weakref.ref(executor)
+        self._key = key
+        self.task_id = task_id
+        self.partial: list[Any] | None = None   # a chunk's results before the one that raised
+
+    def cancel(self) -> bool:
+        if not super().cancel():
+            return False
+        self.set_running_or_notify_cancel()  # wakes as_completed and wait
+        executor = self._executor_ref()
+        if executor is not None:
+            executor._cancel_key(self._key)
+        return True
+
+
+class Executor(concurrent.futures.Executor):
+    """Run calls on a shoal task service (a local cluster when ``address`` is None).
+
+    ``workers``: worker processes of the local cluster (default one per core).
+    ``scheduler``: the policy of the local cluster ("pull", "least-loaded",
+    "fastest-first" or a plugin's); with an address, the service's own policy
+    is used and naming another one is an error.  ``retries``: how often a task
+    lost with its worker runs again.  ``password`` (or ``identity`` with
+    ``host_keys``) logs in to a remote service.  ``modules``: modules whose
+    code travels by value (not installed on the workers).
+    """
+
+    def __init__(self, address: str | None = None, *, workers: int | None = None,
+                 scheduler: str | None = None, retries: int = 3, password: str | None = None,
+                 identity: Any = None, host_keys: Any = None, codec_name: str = "cloudpickle",
+                 modules: Iterable[ModuleType | str] = (), name: str = "executor",
+                 connect_timeout: float = 30.0, heartbeat_timeout: float = 10.0) -> None:
+        from shoal.security import ClientConfig
+
+        if retries < 0:
+            raise ConfigurationError(f"retries must be 0 or more, not {retries}")
+        self.codec: Codec = codec(codec_name)
+        for module in modules:
+            if not isinstance(self.codec, CloudpickleCodec):
+                raise ConfigurationError("modules=... needs the cloudpickle codec")
+            self.codec.register_by_value(module if isinstance(module, str) else module.__name__)
+        self.session = uuid.uuid4().hex[:16]
+        self._lock = threading.Lock()
+        self._pending: dict[Any, TaskFuture] = {}
+        self._functions: dict[bytes, int] = {}
+        self._counter = itertools.count()
+        self._shutdown = False
+        self._broken: str | None = None
+        self._status_reply: list[dict[str, Any]] = []
+        self._status_event = threading.Event()
+        self._local = None
+        if address is None:
+            from shoal.tasks.local import LocalCluster
+
+            self._local = LocalCluster(workers or protocol.default_slots(), scheduler or "pull",
+                                       heartbeat_timeout)
+            address = self._local.address
+            config = ClientConfig(job_key=self._local.key, name=name)
+            scheduler = None
+        else:
+            if workers is not None:
+                raise ConfigurationError("workers= sizes a local cluster; a remote service has "
+                                         "the workers its agents bring")
+            config = ClientConfig(password=password, identity=identity, host_keys=host_keys,
+                                  name=name)
+        self.address = address
+        host, port = protocol.parse_address(address)
+        hello = {"role": "client", "session": self.session, "retries": retries,
+                 "scheduler": scheduler, **protocol.versions()}
+        from shoal.tasks.client import Connection
+
+        try:
+            self._conn = Connection(host, port, config, hello, self._on_message, self._on_lost,
+                                    timeout=connect_timeout)
+        except BaseException:
+            self._stop_local()
+            raise
+        if self._conn.welcome[0] != "welcome":
+            self._conn.close()
+            self._stop_local()
+            raise ConfigurationError(f"the task service refused this executor: "
+                                     f"{self._conn.welcome[1]}")
+        self.scheduler = str(self._conn.welcome[1].get("scheduler"))
+        self._conn.start()
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    # -- submitting -----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if self._broken is not None:
+            raise PeerLostError(self._broken)
+
+    def _function(self, fn: Callable[..., Any]) -> int:
+        """The id of ``fn`` on the service; sent once per distinct pickle (call with the lock)."""
+        blob = self.codec.dumps(fn)
+        fid = self._functions.get(blob)
+        if fid is None:
+            fid = self._functions[blob] = len(self._functions)
+            self._conn.post(("fn", fid, blob, self.codec.name))
+        return fid
+
+    def _new(self) -> tuple[int, TaskFuture]:
+        n = next(self._counter)
+        future = TaskFuture(self, n, f"{self.session}:{n}")
+        self._pending[n] = future
+        return n, future
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        if not callable(fn):
+            raise TypeError(f"submit needs a callable, not {type(fn).__name__}")
+        payload = self.codec.dumps((CALL, args, kwargs))
+        with self._lock:
+            self._check_open()
+            fid = self._function(fn)
+            n, future = self._new()
+            self._conn.post(("submit", [(n, fid, payload)]))
+        return future
+
+    def _submit_many(self, fid: int, mode: int, items: Iterable[Any]) -> list[TaskFuture]:
+        dumps = self.codec.dumps
+        payloads = [dumps((mode, item, {}) if mode == CHUNK else (CALL, item, {}))
+                    for item in items]
+        futures = []
+        tasks = []
+        with self._lock:
+            self._check_open()
+            for payload in payloads:
+                n, future = self._new()
+                futures.append(future)
+                tasks.append((n, fid, payload))
+            if tasks:
+                self._conn.post(("submit", tasks))
+        return futures
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int = 1, buffersize: int | None = None,
+            unordered: bool = False) -> Iterator[Any]:
+        """Like :func:`concurrent.futures.Executor.map` (Python 3.14's, with ``buffersize``).
+
+        ``chunksize`` calls go to a worker as one task; ``buffersize`` bounds the
+        tasks submitted and not yet yielded (the iterables are read lazily then);
+        ``unordered=True`` yields results as they finish.  The first exception
+        (in the order results are yielded) is raised; the tasks not yet yielded
+        are cancelled when the iterator is closed or fails.
+        """
+        if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
+            raise ValueError("buffersize must be None or > 0")
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        end_time = None if timeout is None else timeout + time.monotonic()
+        with self._lock:
+            self._check_open()
+            fid = self._function(fn)
+        args: Iterator[Any] = zip(*iterables, strict=False)
+        mode = CALL
+        if chunksize > 1:
+            args, mode = _batched(args, chunksize), CHUNK
+        if buffersize is None:
+            first = self._submit_many(fid, mode, args)
+        else:
+            first = self._submit_many(fid, mode, itertools.islice(args, buffersize))
+
+        def more() -> TaskFuture | None:
+            item = next(args, None)
+            return self._submit_many(fid, mode, [item])[0] if item is not None else None
+
+        if unordered:
+            return _unordered(first, more if buffersize else None, end_time, mode == CHUNK)
+        return _ordered(first, more if buffersize else None, end_time, mode == CHUNK)
+
+    # -- task systems, fetching, status ---------------------------------------------------
+
+    def submit_system(self, system: Any) -> TaskFuture:
+        """Run a :class:`~shoal.tasks.systems.TaskSystem` on the service; its future."""
+        blob = CloudpickleCodec().dumps_by_value(system)
+        with self._lock:
+            self._check_open()
+            n, future = self._new()
+            self._conn.post(("system", n, blob))
+        return future
+
+    def run_system(self, system: Any, timeout: float | None = None) -> Any:
+        """Run a task system and return its ``gather_result()``."""
+        return self.submit_system(system).result(timeout)
+
+    def fetch(self, task_ids: Iterable[str]) -> list[TaskFuture]:
+        """Futures for tasks of an earlier executor (``future.task_id``), e.g. after a crash."""
+        futures = []
+        wanted: dict[str, list[int]] = {}
+        with self._lock:
+            self._check_open()
+            for task_id in task_ids:
+                label, _, n = str(task_id).rpartition(":")
+                if not label or not n.isdigit():
+                    raise ValueError(f"{task_id!r} is not a task id (SESSION:N)")
+                key = (label, int(n))
+                future = self._pending.get(key) or TaskFuture(self, key, str(task_id))
+                self._pending[key] = future
+                futures.append(future)
+                wanted.setdefault(label, []).append(int(n))
+            for label, ns in wanted.items():
+                self._conn.post(("fetch", label, ns))
+        return futures
+
+    def status(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The service's view: scheduler, queued and pending tasks, agents and their pids."""
+        with self._lock:
+            self._check_open()
+            self._status_event.clear()
+            self._conn.post(("status",))
+        if not self._status_event.wait(timeout):
+            raise TimeoutError("the task service did not answer a status request")
+        return self._status_reply[-1]
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _on_message(self, message: protocol.Message) -> None:
+        if message[0] == "results":
+            pending = self._pending
+            for key, status, blob, worker in message[1]:
+                future = pending.pop(key, None)
+                if future is not None and not future.done():
+                    self._resolve(future, status, blob, worker)
+        elif message[0] == "status":
+            self._status_reply.append(message[1])
+            self._status_event.set()
+
+    def _resolve(self, future: TaskFuture, status: int, blob: bytes, worker: str) -> None:
+        try:
+            if status == protocol.OK:
+                try:
+                    value = self.codec.loads(blob)
+                except Exception as exc:
+                    from shoal.errors import SerializationError
+
+                    future.set_exception(SerializationError(
+                        f"the result of task {future.task_id} cannot be unpickled here: {exc}"))
+                    return
+                future.set_result(value)
+            elif status == protocol.RAISED:
+                raised, future.partial = remote_exception(blob, worker, self.codec)
+                future.set_exception(raised)
+            elif status == protocol.CANCELLED:
+                future.cancel()
+            else:
+                future.set_exception(failure(blob, future.task_id))
+        except concurrent.futures.InvalidStateError:
+            pass  # cancelled meanwhile
+
+    def _on_lost(self, why: str) -> None:
+        self._broken = why
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), {}
+        for future in pending:
+            if not future.done():
+                future.set_exception(PeerLostError(why))
+
+    def _cancel_key(self, key: Any) -> None:
+        if self._pending.pop(key, None) is not None and self._broken is None:
+            self._conn.post(("cancel", [key]))
+
+    # -- the end -----------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._shutdown:
+                already = True
+            else:
+                already, self._shutdown = False, True
+            pending = list(self._pending.values())
+        if cancel_futures:
+            for future in pending:
+                future.cancel()
+        if already:
+            return
+        if wait:
+            concurrent.futures.wait(pending)
+            self._close()
+        else:
+            threading.Thread(target=self._close_when_done, args=(pending,),
+                             name="shoal-executor-shutdown").start()
+
+    def _close_when_done(self, pending: list[TaskFuture]) -> None:
+        concurrent.futures.wait(pending)
+        self._close()
+
+    def _close(self) -> None:
+        if self._broken is None:
+            self._conn.post(("bye",))
+        self._conn.close()
+        self._stop_local()
+
+    def _stop_local(self) -> None:
+        if self._local is not None:
+            self._local.stop()
+            self._local = None
+
+    # -- asyncio ---------------------------------------------------------------------------
+
+    async def asubmit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``await ex.asubmit(fn, ...)``: the result, without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+    async def amap(self, fn: Callable[..., Any], *iterables: Iterable[Any],
+                   chunksize: int = 1, unordered: bool = False) -> AsyncIterator[Any]:
+        """``async for result in ex.amap(fn, items)``: results in order (or as they finish)."""
+        with self._lock:
+            self._check_open()
+            fid = self._function(fn)
+        mode = CHUNK if chunksize > 1 else CALL
+        items: Iterator[Any] = zip(*iterables, strict=False)
+        futures = self._submit_many(fid, mode, _batched(items, chunksize) if chunksize > 1
+                                    else items)
+        wrapped = [asyncio.wrap_future(f) for f in futures]
+        try:
+            for next_done in (asyncio.as_completed(wrapped) if unordered else wrapped):
+                value = await next_done
+                if mode == CHUNK:
+                    for item in value:
+                        yield item
+                else:
+                    yield value
+        finally:
+            for future in futures:
+                future.cancel()
+
+    async def arun_system(self, system: Any) -> Any:
+        return await asyncio.wrap_future(self.submit_system(system))
+
+
+def _close_at_exit(ref: weakref.ref[Executor]) -> None:
+    executor = ref()
+    if executor is not None and executor._local is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+        executor._close()
+
+
+def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _values(future: TaskFuture, end_time: float | None, chunked: bool) -> list[Any]:
+    """The future's values (a chunk's, in order); raise its exception after a chunk's partial."""
+    try:
+        value = future.result() if end_time is None else future.result(end_time - time.monotonic())
+    except BaseException:
+        future.cancel()
+        raise
+    return value if chunked else [value]
+
+
+def _ordered(first: list[TaskFuture], more: Callable[[], TaskFuture | None] | None,
+             end_time: float | None, chunked: bool) -> Iterator[Any]:
+    futures = deque(first)
+    try:
+        while futures:
+            if more is not None and (nxt := more()) is not None:
+                futures.append(nxt)
+            future = futures.popleft()
+            try:
+                values = _values(future, end_time, chunked)
+            except Exception:
+                if future.partial:
+                    yield from future.partial
+                raise
+            yield from values
+            del future
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _unordered(first: list[TaskFuture], more: Callable[[], TaskFuture | None] | None,
+               end_time: float | None, chunked: bool) -> Iterator[Any]:
+    import queue
+
+    done: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
+    outstanding = set(first)
+    for future in first:
+        future.add_done_callback(done.put)
+    try:
+        while outstanding:
+            try:
+                left = None if end_time is None else max(0.0, end_time - time.monotonic())
+                finished = done.get(timeout=left)
+            except queue.Empty:
+                raise TimeoutError() from None
+            outstanding.discard(finished)
+            if more is not None and (nxt := more()) is not None:
+                outstanding.add(nxt)
+                nxt.add_done_callback(done.put)
+            assert isinstance(finished, TaskFuture)
+            try:
+                values = _values(finished, end_time, chunked)
+            except Exception:
+                if finished.partial:
+                    yield from finished.partial
+                raise
+            yield from values
+    finally:
+        for future in outstanding:
+            future.cancel()

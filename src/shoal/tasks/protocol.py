@@ -1,0 +1,124 @@
+"""What the executor, the service and the agents say to each other.
+
+Every message on a connection is a *batch*: one pickled list of tuples
+``(kind, *fields)``, sent as one message of the secure channel
+(:mod:`shoal.security`), so thousands of tasks or results cost one frame and
+one AEAD operation.  Pickles are only ever loaded from authenticated peers.
+The service never unpickles a task's function, arguments or result: those
+are opaque ``bytes`` it forwards (only a task system is loaded there).
+
+Executor -> service::
+
+    ("hello", {role: "client", session, retries, python, shoal, protocol})
+    ("fn", fid, blob, codec)                 a function, by value, once per content
+    ("submit", [(n, fid, payload), ...])     tasks; n counts up within the session
+    ("cancel", [n, ...])
+    ("fetch", session, [n, ...])             results of an earlier session's tasks
+    ("system", n, blob)                      run a task system (cloudpickled) on the master
+    ("status",)                              -> ("status", {...})
+    ("bye",)                                 done: forget this session's kept results
+
+Service -> executor::
+
+    ("welcome", {...}) or ("refused", why)
+    ("results", [(key, status, blob, worker), ...])   key: n, or (session, n) if fetched
+
+Agent -> service::
+
+    ("hello", {role: "agent", name, slots, pids, python, shoal, protocol})
+    ("ready", credit)                        pull: the agent wants this many more tasks
+    ("done", [(tid, attempt, status, blob, worker, seconds), ...])
+    ("lost", [(tid, attempt, why), ...])     a worker process died running these
+    ("beat", pids)                           heartbeat, with the worker processes' pids
+
+Service -> agent::
+
+    ("welcome", {...}) or ("refused", why)
+    ("fn", fkey, blob, codec)
+    ("run", [(tid, attempt, fkey, payload), ...])
+    ("kill", [(tid, attempt), ...])          kill the process running it (cancel)
+"""
+
+from __future__ import annotations
+
+import pickle
+import platform
+import sys
+from typing import Any
+
+from shoal._version import __version__
+from shoal.errors import ConfigurationError
+from shoal.tasks.errors import TaskError
+
+PROTOCOL = 1
+DEFAULT_PORT = 7449
+SCHEME = "shoal://"
+
+# A task's result status.
+OK = 0          # blob: the codec's encoding of the return value
+RAISED = 1      # blob: an encoded (exception or None, type name, text, traceback, worker)
+FAILED = 2      # blob: pickled (kind, message): shoal gave up on it (lost, poison)
+CANCELLED = 3   # blob: empty
+
+Message = tuple[Any, ...]
+
+
+def pack(messages: list[Message]) -> bytes:
+    return pickle.dumps(messages, protocol=5)
+
+
+def unpack(data: bytes) -> list[Message]:
+    messages = pickle.loads(data)
+    if not isinstance(messages, list):
+        raise TaskError("a peer sent something that is not a batch of messages")
+    return messages
+
+
+def versions() -> dict[str, Any]:
+    """What both ends must agree on: cloudpickle by value needs the same Python minor."""
+    return {"python": ".".join(platform.python_version_tuple()[:2]), "shoal": __version__,
+            "protocol": PROTOCOL}
+
+
+def version_mismatch(theirs: dict[str, Any]) -> str | None:
+    """Why a peer with ``theirs`` versions cannot work with this process, or None."""
+    ours = versions()
+    for key in ("protocol", "python", "shoal"):
+        if theirs.get(key) != ours[key]:
+            return (f"version mismatch: the peer runs {key} {theirs.get(key)}, this side "
+                    f"{ours[key]}; install the same shoal and Python on every machine")
+    return None
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``shoal://host:port`` (or ``host:port``, ``host``) -> (host, port)."""
+    text = address.strip()
+    if text.startswith(SCHEME):
+        text = text[len(SCHEME):]
+    elif "://" in text:
+        raise ConfigurationError(f"{address!r}: a task service address is "
+                                 f"shoal://HOST:PORT (default port {DEFAULT_PORT})")
+    text = text.rstrip("/")
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(DEFAULT_PORT)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"{address!r}: expected shoal://HOST:PORT")
+    return host, int(port)
+
+
+def default_slots() -> int:
+    """One worker process per core this process may use."""
+    try:
+        import os
+
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        import os
+
+        return max(1, os.cpu_count() or 1)
+
+
+def python_executable() -> str:
+    return sys.executable

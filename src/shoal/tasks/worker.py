@@ -1,0 +1,156 @@
+"""A worker process: runs the tasks its agent sends, one at a time.
+
+Started by the agent as ``python -m shoal.tasks.worker SOCKET_FD MARK_FD NAME``.
+It reads batches of tasks from the socket (:mod:`.framing`), runs them in
+order and sends results back in batches: after a burst of fast tasks, after a
+few milliseconds, or before it waits for more work.  Before each task it
+writes the task's id and attempt into the *mark*, a 16-byte shared memory
+page the agent reads when this process dies, so the agent knows exactly which
+task was running (and blames only that one: poison detection), while results
+still travel in batches.  It dies with its agent (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import mmap
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from typing import Any
+
+from shoal.tasks import protocol
+from shoal.tasks.codecs import Codec, codec
+from shoal.tasks.framing import FrameReader, frame
+
+MARK = struct.Struct("=qq")    # task id, attempt of the task running now; 0, 0 between tasks
+FLUSH_COUNT = 64               # results sent at once at most
+FLUSH_SECONDS = 0.002          # a result waits at most this long for others
+CALL, CHUNK = 0, 1             # a payload's mode: one call, or fn over a chunk of argument tuples
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def describe_exception(exc: BaseException, partial: list[Any] | None, coder: Codec) -> bytes:
+    """The RAISED blob: the exception itself if it pickles, its type, text and traceback."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    try:
+        return coder.dumps((exc, kind, str(exc), text, partial))
+    except Exception:  # an exception (or a partial result) that does not pickle
+        return coder.dumps((None, kind, str(exc), text, None))
+
+
+class Worker:
+    def __init__(self, sock: socket.socket, mark: mmap.mmap) -> None:
+        self.sock = sock
+        self.mark = mark
+        self.functions: dict[Any, tuple[str, bytes]] = {}
+        self.loaded: dict[Any, tuple[Any, Codec]] = {}
+        self.reader = FrameReader()
+        self.queue: list[tuple[int, int, Any, bytes]] = []
+        self.results: list[tuple[Any, ...]] = []
+        self.first_result = 0.0
+
+    def take(self, messages: list[tuple[Any, ...]]) -> None:
+        for message in messages:
+            if message[0] == "run":
+                self.queue.extend(message[1])
+            elif message[0] == "fn":
+                self.functions[message[1]] = (message[3], message[2])
+
+    def read(self, block: bool) -> bool:
+        """Read what has arrived; False once the agent closed the socket."""
+        self.sock.setblocking(block)
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        self.take(self.reader.feed(data))
+        return True
+
+    def flush(self) -> None:
+        if self.results:
+            self.sock.setblocking(True)
+            self.sock.sendall(frame(self.results))
+            self.results = []
+
+    def function(self, fkey: Any) -> tuple[Any, Codec]:
+        found = self.loaded.get(fkey)
+        if found is None:
+            name, blob = self.functions.pop(fkey)
+            coder = codec(name)
+            found = self.loaded[fkey] = (coder.loads(blob), coder)
+        return found
+
+    def run_one(self, tid: int, attempt: int, fkey: Any, payload: bytes) -> None:
+        MARK.pack_into(self.mark, 0, tid, attempt)
+        start = time.perf_counter()
+        coder: Codec = codec("pickle")
+        partial: list[Any] | None = None
+        try:
+            fn, coder = self.function(fkey)
+            mode, args, kwargs = coder.loads(payload)
+            if mode == CHUNK:
+                partial = []
+                for item in args:
+                    partial.append(fn(*item))
+                value: Any = partial
+            else:
+                value = fn(*args, **kwargs)
+            status, blob = protocol.OK, coder.dumps(value)
+        except BaseException as exc:  # the task's failure is its result, whatever it is
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)) and not isinstance(exc, Exception):
+                exc = RuntimeError(f"the task raised {type(exc).__name__}({exc})")
+            status, blob = protocol.RAISED, describe_exception(exc, partial, coder)
+        seconds = time.perf_counter() - start
+        MARK.pack_into(self.mark, 0, 0, 0)
+        if not self.results:
+            self.first_result = time.monotonic()
+        self.results.append((tid, attempt, status, blob, seconds))
+
+    def serve(self) -> None:
+        while True:
+            if not self.queue:
+                self.flush()
+                if not self.read(block=False) or (not self.queue and not self.read(block=True)):
+                    return
+                continue
+            batch, self.queue = self.queue, []
+            for index, (tid, attempt, fkey, payload) in enumerate(batch):
+                self.run_one(tid, attempt, fkey, payload)
+                if (len(self.results) >= FLUSH_COUNT
+                        or time.monotonic() - self.first_result > FLUSH_SECONDS):
+                    self.flush()
+                    if not self.read(block=False):
+                        return
+                    self.queue = batch[index + 1:] + self.queue
+                    break
+
+
+def main(argv: list[str]) -> int:
+    _die_with_parent()
+    sock_fd, mark_fd = int(argv[0]), int(argv[1])
+    if os.getppid() == 1:  # the agent died before we could ask to die with it
+        return 1
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the agent's business
+    sock = socket.socket(fileno=sock_fd)
+    mark = mmap.mmap(mark_fd, MARK.size)
+    os.close(mark_fd)
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        Worker(sock, mark).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
