@@ -1,0 +1,118 @@
+"""``shoal worker --master HOST[:PORT]``: run the master's jobs on this machine.
+
+PORT is the master's REST port (7450); workers link to its worker port, PORT + 1
+unless ``--worker-port`` says otherwise.  Login, as for beacons: the password
+from ``$SHOAL_PASSWORD`` (or ``--password-env VAR``), or with ``--key`` this
+machine's identity, the master's key being checked against ``known_hosts``
+(add it with ``shoal worker trust HOST:WORKERPORT KEYLINE``, the key line
+from ``shoal master key``).  The worker's id is kept in its state folder, so a
+restarted worker is the same worker.  SIGTERM or SIGINT stops it, killing its
+jobs first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+from typing import TYPE_CHECKING
+
+from shoal.cli import CliParser, command
+from shoal.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from shoal.security import ClientConfig
+
+PROG = "shoal worker"
+DEFAULT_REST_PORT = 7450
+_ADDRESS = re.compile(r"^(?:[a-z]+://)?(\[[^\]]+\]|[^:/\[\]]+)(?::(\d+))?/?$")
+
+
+def parse_master(text: str) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``http(s)://host:port`` -> (host, REST port)."""
+    match = _ADDRESS.match(text.strip())
+    if not match or (match.group(2) and not 0 < int(match.group(2)) < 65536):
+        raise ConfigurationError(f"--master {text!r}: expected HOST or HOST:PORT "
+                                 "(e.g. lab1:7450)")
+    return match.group(1).strip("[]"), int(match.group(2) or DEFAULT_REST_PORT)
+
+
+def _parser() -> CliParser:
+    parser = CliParser(prog=PROG, description="Run the master's jobs on this machine.")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    trust = sub.add_parser("trust", help="pin a master's key (for --key logins)")
+    trust.add_argument("address", metavar="HOST:WORKERPORT")
+    trust.add_argument("keyline", nargs="+", help="the line `shoal master key` printed")
+    parser.add_argument("--master", metavar="HOST[:PORT]", help="the master (REST port 7450)")
+    parser.add_argument("--worker-port", type=int, help="the master's worker port (PORT + 1)")
+    parser.add_argument("--name", default="", help="the name shown (default: the hostname)")
+    parser.add_argument("--password-env", default="SHOAL_PASSWORD", metavar="VAR",
+                        help="the variable holding the master's worker password")
+    parser.add_argument("--key", action="store_true",
+                        help="log in with this machine's key instead of a password")
+    return parser
+
+
+@command("worker", "run a cluster master's jobs on this machine")
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from shoal.cluster.paths import ClusterPaths
+
+    paths = ClusterPaths.default()
+    if args.action == "trust":
+        return _trust(paths, args.address, " ".join(args.keyline))
+    if not args.master:
+        raise ConfigurationError("say which master: --master HOST[:PORT]")
+    host, rest_port = parse_master(args.master)
+    port = args.worker_port or rest_port + 1
+    login = _login(paths, args, f"{host}:{port}")
+    import asyncio
+    import logging
+    import signal
+
+    from shoal.cluster.worker.agent import WorkerAgent, WorkerSettings
+
+    logging.basicConfig(level=logging.INFO, force=True,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = WorkerSettings(host=host, port=port, worker_id=paths.worker_id(),
+                              name=args.name or socket.gethostname(), login=login)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(signum, stop.set)
+        await WorkerAgent(settings).run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def _login(paths: object, args: argparse.Namespace, server: str) -> ClientConfig:
+    from shoal.cluster.paths import ClusterPaths
+    from shoal.security import ClientConfig, KnownHosts
+
+    assert isinstance(paths, ClusterPaths)
+    name = args.name or socket.gethostname()
+    if args.key:
+        from shoal.node.config import load_identity
+
+        return ClientConfig(identity=load_identity(paths.node), name=name, server_name=server,
+                            host_keys=KnownHosts(paths.node.known_hosts_file))
+    password = os.environ.get(args.password_env)
+    if not password:
+        raise ConfigurationError(f"set ${args.password_env} to the master's worker password "
+                                 "(`shoal master password` on the master), or use --key")
+    return ClientConfig(password=password, name=name)
+
+
+def _trust(paths: object, address: str, keyline: str) -> int:
+    from shoal.cluster.paths import ClusterPaths
+    from shoal.security import KnownHosts, fingerprint, parse_public_key
+
+    assert isinstance(paths, ClusterPaths)
+    key, comment = parse_public_key(keyline)
+    KnownHosts(paths.node.known_hosts_file).add(address, key, comment)
+    print(f"trusting {fingerprint(key)} for {address}")
+    return 0

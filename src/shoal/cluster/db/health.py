@@ -1,0 +1,117 @@
+"""Health samples as a time series, downsampled to minutes and hours.
+
+Workers send a ``raw`` sample every 2 s.  :meth:`HealthStore.downsample`
+(run by the master every minute) averages each finished minute of raw samples
+into one ``1m`` sample and each finished hour of ``1m`` samples into one
+``1h`` sample; then raw samples older than ``RAW_KEEP`` and minute samples older
+than ``MINUTE_KEEP`` are deleted, so the table stays small however long
+the master runs.  Hour samples are kept until their worker is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shoal.cluster.db.models import HEALTH_FIELDS, HealthSample
+
+RESOLUTIONS = {"raw": None, "1m": dt.timedelta(minutes=1), "1h": dt.timedelta(hours=1)}
+RAW_KEEP = dt.timedelta(hours=2)
+MINUTE_KEEP = dt.timedelta(days=2)
+
+Sample = dict[str, Any]  # the HEALTH_FIELDS and "sampled_at" (a datetime)
+
+
+def _floor(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return epoch + ((moment - epoch) // step) * step
+
+
+def as_dict(row: HealthSample) -> Sample:
+    return {"sampled_at": row.sampled_at, **{f: getattr(row, f) for f in HEALTH_FIELDS}}
+
+
+def _mean(samples: list[Sample], at: dt.datetime) -> Sample:
+    out: Sample = {"sampled_at": at}
+    for field in HEALTH_FIELDS:
+        values = [s[field] for s in samples if s[field] is not None]
+        out[field] = sum(values) / len(values) if values else None
+    return out
+
+
+class HealthStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    @staticmethod
+    def add_in(session: Session, samples: Iterable[tuple[str, Sample]],
+               resolution: str = "raw") -> None:
+        """Insert ``(worker_id, sample)`` pairs within the caller's transaction."""
+        rows = [{"worker_id": worker, "resolution": resolution, **sample}
+                for worker, sample in samples]
+        if rows:
+            session.execute(insert(HealthSample), rows)
+
+    def add(self, samples: Iterable[tuple[str, Sample]], resolution: str = "raw") -> None:
+        with self.sessions.begin() as session:
+            self.add_in(session, samples, resolution)
+
+    def latest(self) -> dict[str, Sample]:
+        """Each worker's newest raw sample."""
+        with self.sessions() as session:
+            newest = (select(HealthSample.worker_id, func.max(HealthSample.id).label("id"))
+                      .where(HealthSample.resolution == "raw")
+                      .group_by(HealthSample.worker_id).subquery())
+            rows = session.scalars(select(HealthSample).join(newest,
+                                                             HealthSample.id == newest.c.id))
+            return {row.worker_id: as_dict(row) for row in rows}
+
+    def series(self, worker_id: str, resolution: str, since: dt.datetime | None,
+               limit: int = 5000) -> list[Sample]:
+        """Samples of one worker at one resolution, oldest first (the newest ``limit``)."""
+        with self.sessions() as session:
+            query = select(HealthSample).where(HealthSample.worker_id == worker_id,
+                                               HealthSample.resolution == resolution)
+            if since is not None:
+                query = query.where(HealthSample.sampled_at >= since)
+            rows = session.scalars(query.order_by(HealthSample.sampled_at.desc()).limit(limit))
+            return [as_dict(r) for r in reversed(list(rows))]
+
+    def downsample(self, now: dt.datetime) -> int:
+        """Roll finished minutes and hours up, prune old detail; how many rollups were made."""
+        made = self._roll("raw", "1m", now)
+        made += self._roll("1m", "1h", now)
+        with self.sessions.begin() as session:
+            for resolution, keep in (("raw", RAW_KEEP), ("1m", MINUTE_KEEP)):
+                session.execute(delete(HealthSample).where(
+                    HealthSample.resolution == resolution,
+                    HealthSample.sampled_at < now - keep))
+        return made
+
+    def _roll(self, source: str, target: str, now: dt.datetime) -> int:
+        step = RESOLUTIONS[target]
+        assert step is not None
+        end = _floor(now, step)  # only buckets that are over
+        with self.sessions.begin() as session:
+            done = dict(session.execute(
+                select(HealthSample.worker_id, func.max(HealthSample.sampled_at))
+                .where(HealthSample.resolution == target)
+                .group_by(HealthSample.worker_id)).all())
+            rows = session.scalars(select(HealthSample).where(
+                HealthSample.resolution == source, HealthSample.sampled_at < end)
+                .order_by(HealthSample.sampled_at))
+            buckets: dict[tuple[str, dt.datetime], list[Sample]] = defaultdict(list)
+            for row in rows:
+                bucket = _floor(row.sampled_at, step)
+                last = done.get(row.worker_id)
+                if last is not None and bucket <= last.replace(tzinfo=dt.timezone.utc):
+                    continue  # rolled up already
+                buckets[(row.worker_id, bucket)].append(as_dict(row))
+            self.add_in(session, ((worker, _mean(samples, bucket))
+                                  for (worker, bucket), samples in buckets.items()), target)
+            return len(buckets)

@@ -1,0 +1,50 @@
+"""Errors of the cluster, each carrying the HTTP status and machine code of the REST API.
+
+The master turns every :class:`ClusterError` into the contract's JSON body
+``{"error": {"code": ..., "message": ...}}`` in one place
+(:mod:`shoal.cluster.master.errors`); the CLI prints it as one line.
+"""
+
+from __future__ import annotations
+
+from shoal.errors import ShoalError
+
+
+class ClusterError(ShoalError):
+    """A request the cluster refuses; ``status`` and ``code`` say how to report it."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class NotFoundError(ClusterError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ClusterError):
+    status = 409
+    code = "conflict"
+
+
+class AuthenticationRequired(ClusterError):
+    """No token, or one the master does not know (401)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class ScopeError(ClusterError):
+    """A known token whose scope is too small for the request (403)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class LinkError(ShoalError):
+    """A worker or the master broke the link protocol; the connection is dropped."""

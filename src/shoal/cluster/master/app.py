@@ -1,0 +1,61 @@
+"""``create_app(settings) -> FastAPI``: the master's web application.
+
+The lifespan opens the database (migrating it), starts the worker link on
+``settings.link_port`` and the monitor, and on shutdown stops them and writes
+what is still buffered.  The dashboard (``shoal.cluster.master.dashboard``,
+built separately) is mounted when that package is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from shoal._version import __version__
+from shoal.cluster.master import errors, monitor
+from shoal.cluster.master.routes import ROUTERS
+from shoal.cluster.master.settings import MasterSettings
+from shoal.cluster.master.state import MasterState
+
+log = logging.getLogger("shoal.master")
+DASHBOARD = "shoal.cluster.master.dashboard"
+
+
+def create_app(settings: MasterSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        master = MasterState(settings)
+        app.state.master = master
+        await master.hub.start(settings.host, settings.link_port)
+        watcher = asyncio.create_task(monitor.run(master))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await master.hub.close()
+            master.flusher.flush()
+            log.info("master stopped")
+
+    app = FastAPI(title="shoal master", version=__version__, lifespan=lifespan,
+                  description="Run commands on a cluster of workers. Every /api/v1 endpoint "
+                              "and /metrics need 'Authorization: Bearer <token>'.")
+    errors.install(app)
+
+    @app.get("/healthz", tags=["meta"])
+    async def healthz() -> dict[str, bool]:
+        """Whether the master answers (no token needed)."""
+        return {"ok": True}
+
+    for router in ROUTERS:
+        app.include_router(router)
+    if importlib.util.find_spec(DASHBOARD) is not None:
+        importlib.import_module(DASHBOARD).mount(app)
+    return app

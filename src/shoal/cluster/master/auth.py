@@ -1,0 +1,43 @@
+"""Bearer tokens with nested scopes: read < submit < admin.
+
+``Depends(require("submit"))`` on a route (or a router) checks the
+``Authorization: Bearer`` header (or ``?token=`` for EventSource, which cannot
+set headers) against the stored SHA-256 of the tokens: 401 when missing or
+unknown, 403 when the scope is too small.  The token's record is the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shoal.cluster.db.tokens import TokenInfo, scope_allows
+from shoal.cluster.errors import AuthenticationRequired, ScopeError
+
+_bearer = HTTPBearer(auto_error=False, description="a token from `shoal master token create`")
+
+
+def require(scope: str) -> Callable[..., Awaitable[TokenInfo]]:
+    async def check(request: Request, credentials: Annotated[
+            HTTPAuthorizationCredentials | None, Security(_bearer)]) -> TokenInfo:
+        secret = credentials.credentials if credentials is not None else \
+            request.query_params.get("token")
+        if not secret:
+            raise AuthenticationRequired("this endpoint needs a token: send "
+                                         "'Authorization: Bearer <token>'",
+                                         code="missing_token")
+        token = request.app.state.master.tokens.lookup(secret)
+        if token is None:
+            raise AuthenticationRequired("the token is not known (revoked, or from another "
+                                         "master); create one with `shoal master token "
+                                         "create`", code="invalid_token")
+        if not scope_allows(token.scope, scope):
+            raise ScopeError(f"this needs a token of scope {scope!r} (or larger); this one "
+                             f"has {token.scope!r}", code="insufficient_scope")
+        return token
+
+    check.__name__ = f"require_{scope}"
+    return check

@@ -1,0 +1,59 @@
+"""Every error the API returns, turned into the contract's JSON in this one place.
+
+``{"error": {"code": "<machine_code>", "message": "<what to do>"}}``: a
+:class:`~shoal.cluster.errors.ClusterError` keeps its status and code; a request
+that fails validation is 422 ``invalid_request`` with the first problem spelled
+out; an unknown path is 404; anything unexpected is logged and is a 500
+``internal`` (never the traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shoal.cluster.errors import AuthenticationRequired, ClusterError
+
+log = logging.getLogger("shoal.master")
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 422: "invalid_request"}
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ClusterError)
+    async def cluster_error(_request: Request, exc: ClusterError) -> JSONResponse:
+        status = AuthenticationRequired.status if isinstance(exc, AuthenticationRequired) \
+            else exc.status
+        return error_response(status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return error_response(422, "invalid_request", "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal", "the master failed; see its log")

@@ -1,0 +1,63 @@
+"""Prometheus ``/metrics``: a collector that reads the store at each scrape.
+
+Nothing is counted on the side: each scrape asks the database how many workers
+and jobs are in each state and takes each worker's latest health sample, so
+the figures survive a restart and cannot drift from what the API says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+if TYPE_CHECKING:
+    from shoal.cluster.master.state import MasterState
+
+WORKER_STATES = ("online", "offline", "lost")
+JOB_STATES = ("queued", "running", "exited", "killed", "lost", "failed")
+_HEALTH_GAUGES = (
+    ("cpu_percent", "shoal_worker_cpu_percent", "CPU use, percent of all cores"),
+    ("memory_percent", "shoal_worker_memory_percent", "memory in use, percent"),
+    ("load1", "shoal_worker_load1", "load average over 1 minute"),
+    ("load5", "shoal_worker_load5", "load average over 5 minutes"),
+    ("load15", "shoal_worker_load15", "load average over 15 minutes"),
+    ("disk_percent", "shoal_worker_disk_percent", "root file system use, percent"),
+    ("net_sent_bps", "shoal_worker_net_sent_bytes_per_second", "network bytes sent per second"),
+    ("net_recv_bps", "shoal_worker_net_recv_bytes_per_second",
+     "network bytes received per second"),
+    ("temperature_c", "shoal_worker_temperature_celsius", "the hottest sensor, if any"),
+)
+
+
+class StoreCollector(Collector):
+    def __init__(self, master: MasterState) -> None:
+        self.master = master
+
+    def collect(self) -> Iterator[Metric]:
+        workers, jobs = self.master.store.count_by_state()
+        gauge = GaugeMetricFamily("shoal_workers", "workers by state", labels=["state"])
+        for state in WORKER_STATES:
+            gauge.add_metric([state], workers.get(state, 0))
+        yield gauge
+        gauge = GaugeMetricFamily("shoal_jobs", "jobs kept, by state", labels=["state"])
+        for state in JOB_STATES:
+            gauge.add_metric([state], jobs.get(state, 0))
+        yield gauge
+        known = self.master.store.list_workers()
+        health = self.master.health_of([w.id for w in known])
+        for field, name, text in _HEALTH_GAUGES:
+            gauge = GaugeMetricFamily(name, text, labels=["worker"])
+            for worker in known:
+                value = health.get(worker.id, {}).get(field)
+                if value is not None:
+                    gauge.add_metric([worker.name], float(value))
+            yield gauge
+
+
+def registry_for(master: MasterState) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(master))
+    return registry

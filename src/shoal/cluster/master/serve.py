@@ -1,0 +1,27 @@
+"""Run the master: the app under uvicorn (HTTPS when given a certificate)."""
+
+from __future__ import annotations
+
+import logging
+
+from shoal.cluster.master.settings import MasterSettings
+
+GRACEFUL_S = 3.0  # open SSE streams are cut after this long on shutdown
+
+
+def serve(settings: MasterSettings) -> int:
+    """Serve until SIGINT or SIGTERM; the exit status."""
+    import uvicorn
+
+    from shoal.cluster.master.app import create_app
+
+    logging.basicConfig(level=logging.INFO, force=True,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, lifespan="on",
+        ssl_certfile=str(settings.certfile) if settings.certfile else None,
+        ssl_keyfile=str(settings.keyfile) if settings.keyfile else None,
+        timeout_graceful_shutdown=int(GRACEFUL_S), log_level="info", access_log=False)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,99 @@
+"""What a running master holds: the stores, the hub, the event bus, the flusher.
+
+Made by the app's lifespan and kept in ``app.state.master``; the routes reach
+everything through it.  Every method runs on the event loop's thread, so the
+database is only ever used from one thread of the master.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shoal.cluster.db.engine import open_database
+from shoal.cluster.db.health import HealthStore, Sample
+from shoal.cluster.db.models import Job, Pool, Worker
+from shoal.cluster.db.output import OutputStore
+from shoal.cluster.db.store import Store
+from shoal.cluster.db.tokens import TokenStore
+from shoal.cluster.master import schemas
+from shoal.cluster.master.events import EventBus
+from shoal.cluster.master.flusher import Flusher
+from shoal.cluster.master.hub import Hub
+from shoal.cluster.master.metrics import registry_for
+from shoal.cluster.master.settings import MasterSettings
+from shoal.errors import ConfigurationError
+from shoal.security import AuthorizedKeys, ServerConfig
+
+log = logging.getLogger("shoal.master")
+
+
+def link_config(settings: MasterSettings) -> ServerConfig:
+    """How workers log in: the master password and/or authorized worker keys."""
+    keys = None
+    identity = None
+    if settings.authorized_keys is not None and settings.authorized_keys.exists():
+        from shoal.node.config import load_identity
+
+        keys = AuthorizedKeys.from_file(settings.authorized_keys)
+        paths = settings.paths
+        if paths is not None:
+            identity = load_identity(paths.node)
+    if settings.password is None and keys is None:
+        raise ConfigurationError("no worker could log in: set the worker password with "
+                                 "`shoal master password` (or authorize worker keys)")
+    import socket
+
+    return ServerConfig(password=settings.password, identity=identity, authorized_keys=keys,
+                        name=socket.gethostname())
+
+
+class MasterState:
+    def __init__(self, settings: MasterSettings) -> None:
+        self.settings = settings
+        sessions = open_database(settings.db_url)
+        self.store = Store(sessions)
+        self.tokens = TokenStore(sessions)
+        self.output = OutputStore(sessions)
+        self.health = HealthStore(sessions)
+        self.bus = EventBus()
+        self.flusher = Flusher(self.store)
+        self.hub = Hub(self.store, self.flusher, self.bus, link_config(settings),
+                       publish_job=self.publish_job, publish_pool=self.publish_pool,
+                       publish_worker=self.publish_worker)
+        self.metrics_registry = registry_for(self)
+
+    # -- views -----------------------------------------------------------------------
+
+    def health_of(self, worker_ids: list[str]) -> dict[str, Sample]:
+        found = {w: s for w in worker_ids if (s := self.hub.latest_health.get(w)) is not None}
+        if len(found) < len(worker_ids):
+            for worker_id, sample in self.health.latest().items():
+                found.setdefault(worker_id, sample)
+        return found
+
+    def workers_out(self, workers: list[Worker]) -> list[schemas.WorkerOut]:
+        health = self.health_of([w.id for w in workers])
+        running = self.store.running_counts()
+        return [schemas.worker_out(w, health.get(w.id), running.get(w.id, 0)) for w in workers]
+
+    # -- events ----------------------------------------------------------------------
+
+    def publish_job(self, job: Job) -> None:
+        if self.bus.has_subscribers("events"):
+            self.bus.publish("events", ("job", schemas.job_out(job).model_dump(mode="json")))
+        self.bus.publish(f"job:{job.id}", job)
+
+    def publish_pool(self, pool: Pool) -> None:
+        if self.bus.has_subscribers("events"):
+            self.bus.publish("events", ("pool", schemas.pool_out(pool).model_dump(mode="json")))
+
+    def publish_worker(self, worker_id: str) -> None:
+        if not self.bus.has_subscribers("events"):
+            return
+        try:
+            worker = self.store.get_worker(worker_id)
+        except Exception:  # an event is best effort
+            return
+        out: Any = self.workers_out([worker])[0]
+        self.bus.publish("events", ("worker", out.model_dump(mode="json")))

@@ -1,0 +1,222 @@
+"""Real master and worker processes for the cluster tests.
+
+Everything listens on 127.0.0.1 on free ports, with its files in a temp folder
+(``SHOAL_CONFIG_DIR``: a master's database, password and tokens; a worker's
+persistent id).  Processes are stopped with SIGTERM (SIGKILL if they linger)
+when the fixture ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PASSWORD = "worker password 42"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A port P with P + 1 free as well (the master's REST and worker ports)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of ports")
+
+
+def wait_for(predicate: Callable[[], Any], within: float = 20.0, every: float = 0.1,
+             what: str = "the condition") -> Any:
+    """Poll until ``predicate()`` is truthy and return it; AssertionError after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {within:g} s")
+        time.sleep(every)
+
+
+def shoal(*args: str, env: dict[str, str], stdin: str | None = None,
+          timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shoal", *args], input=stdin, text=True,
+                          capture_output=True, timeout=timeout, env=env)
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+          timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Master:
+    """A ``shoal master`` process; ``token`` has scope admin."""
+
+    dir: Path
+    port: int
+    options: list[str]
+    token: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def worker_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SHOAL_CONFIG_DIR": str(self.dir)}
+
+    @property
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace")
+                         for p in sorted(self.dir.glob("master-*.log")))
+
+    def setup(self) -> None:
+        done = shoal("master", "password", "--stdin", env=self.env, stdin=PASSWORD + "\n")
+        assert done.returncode == 0, done.stderr
+        self.token = self.new_token("admin", "admin-of-tests")
+
+    def new_token(self, scope: str, name: str = "") -> str:
+        done = shoal("master", "token", "create", "--scope", scope, "--name", name or scope,
+                     env=self.env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def start(self) -> None:
+        self.runs += 1
+        log = open(self.dir / f"master-{self.runs}.log", "wb")  # noqa: SIM115 - kept open
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shoal", "master", "--host", "127.0.0.1", "--port",
+             str(self.port), *self.options], env=self.env, stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL)
+        log.close()
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the master exited {self.proc.returncode}:\n{self.log}")
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            return False
+
+        wait_for(up, START_TIMEOUT, what="the master's start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            _stop(self.proc, sig)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An HTTP client for the API with ``token`` (default: the admin token)."""
+        secret = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request with the admin token; the JSON answer (asserting a 2xx)."""
+        with self.client() as client:
+            response = client.request(method, path, **kwargs)
+        assert response.is_success, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+
+@dataclass
+class Worker:
+    """A ``shoal worker`` process with its own folder (so its own persistent id)."""
+
+    dir: Path
+    name: str
+    master: Master
+    proc: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace")
+                         for p in sorted(self.dir.glob("worker-*.log")))
+
+    @property
+    def id(self) -> str:
+        return (self.dir / "state" / "worker-id").read_text().strip()
+
+    def start(self) -> None:
+        self.runs += 1
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.dir / f"worker-{self.runs}.log", "wb")  # noqa: SIM115 - kept open
+        env = {**os.environ, "SHOAL_CONFIG_DIR": str(self.dir), "SHOAL_PASSWORD": PASSWORD}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shoal", "worker", "--master",
+             f"127.0.0.1:{self.master.port}", "--name", self.name, *self.extra],
+            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            _stop(self.proc, sig)
+
+    def state(self) -> str | None:
+        with self.master.client() as client:
+            response = client.get(f"/api/v1/workers/{self.name}")
+        return response.json()["state"] if response.status_code == 200 else None
+
+    def wait_online(self, within: float = START_TIMEOUT) -> None:
+        wait_for(lambda: self.state() == "online", within,
+                 what=f"worker {self.name} coming online")
+
+
+def submit(master: Master, command: list[str], workers: list[str] | None = None,
+           **extra: Any) -> dict[str, Any]:
+    pool: dict[str, Any] = master.api("POST", "/api/v1/pools",
+                                      json={"command": command, "workers": workers, **extra})
+    return pool
+
+
+def wait_pool_done(master: Master, pool_id: str, within: float = 30.0) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        pool: dict[str, Any] = master.api("GET", f"/api/v1/pools/{pool_id}")
+        return pool if pool["state"] == "done" else None
+
+    result: dict[str, Any] = wait_for(done, within, what=f"pool {pool_id} finishing")
+    return result
+
+
+def output(master: Master, job_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = master.api("GET", f"/api/v1/jobs/{job_id}/output")
+    return result

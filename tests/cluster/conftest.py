@@ -1,0 +1,93 @@
+"""Fixtures of the cluster tests: a real master process and real worker processes.
+
+``master`` (function scope)
+    A started ``shoal master`` (``cluster_helpers.Master``) on 127.0.0.1 with a
+    free REST port P (its worker port is P + 1), its own SQLite database and
+    files under a temp folder (``SHOAL_CONFIG_DIR``), a worker password set
+    (``cluster_helpers.PASSWORD``) and an admin token in ``master.token``.
+    ``master.url``; ``master.client(token=None)`` is an ``httpx.Client`` with
+    the admin token (or the one given, "" for none); ``master.api(method, path,
+    json=...)`` returns the JSON of a 2xx answer; ``master.new_token(scope)``
+    makes another token with the real CLI; ``master.restart()``, ``stop()``.
+    Its timings are short for tests: offline after 3 s of silence, jobs lost
+    3 s later (``start_master(options=[...])`` to choose others).
+
+``start_master(options=None)``
+    The factory behind ``master``, for other options (e.g. ``--retention``).
+
+``start_workers(n, names=None, master=None)``
+    Starts ``n`` ``shoal worker`` processes (``cluster_helpers.Worker``), each
+    with its own folder (so its own persistent id), named ``w1``, ``w2``, ...
+    unless ``names`` is given, and waits until the master lists them online.
+    ``worker.stop(sig)``, ``worker.start()`` (same id again), ``worker.log``.
+
+``cluster``
+    ``(master, [w1, w2])``: a master and two workers online.
+
+Every process is stopped (SIGTERM, then SIGKILL) when the test ends; logs are
+in the temp folder (``master.log``, ``worker.log``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cluster_helpers import Master, Worker, free_port_pair
+
+if any(importlib.util.find_spec(m) is None
+       for m in ("fastapi", "sqlalchemy", "alembic", "httpx", "spake2", "psutil")):
+    collect_ignore_glob = ["test_*.py"]  # pip install 'shoal[cluster,test]' to run them
+
+FAST_TIMINGS = ["--offline-after", "3", "--lost-after", "3"]
+
+
+@pytest.fixture
+def start_master(tmp_path: Path) -> Iterator[Callable[..., Master]]:
+    started: list[Master] = []
+
+    def start(options: list[str] | None = None) -> Master:
+        folder = tmp_path / f"master{len(started) + 1}"
+        folder.mkdir()
+        master = Master(folder, free_port_pair(), FAST_TIMINGS if options is None else options)
+        started.append(master)
+        master.setup()
+        master.start()
+        return master
+
+    yield start
+    for master in started:
+        master.stop()
+
+
+@pytest.fixture
+def master(start_master: Callable[..., Master]) -> Master:
+    return start_master()
+
+
+@pytest.fixture
+def start_workers(tmp_path: Path, master: Master) -> Iterator[Callable[..., list[Worker]]]:
+    started: list[Worker] = []
+
+    def start(n: int, names: list[str] | None = None,
+              to: Master | None = None) -> list[Worker]:
+        chosen = names or [f"w{len(started) + i + 1}" for i in range(n)]
+        workers = [Worker(tmp_path / f"worker-{name}", name, to or master) for name in chosen]
+        for worker in workers:
+            started.append(worker)
+            worker.start()
+        for worker in workers:
+            worker.wait_online()
+        return workers
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def cluster(master: Master, start_workers: Callable[..., list[Worker]]
+            ) -> tuple[Master, list[Worker]]:
+    return master, start_workers(2)
