@@ -33,7 +33,8 @@ from shoal.errors import (
 from shoal.spmd.klyng import ANY_SOURCE, ANY_TAG, end, init, rank, recv, send, size
 
 if TYPE_CHECKING:
-    from shoal import MPI
+    from shoal import MPI, stream
+    from shoal.stream.reporting import report
 
 
 def __getattr__(name: str) -> Any:
@@ -43,6 +44,16 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("shoal.MPI")
+    # Streams are imported on first use too: `shoal.stream.processor` in a module, and
+    # `shoal.report(...)` inside a processor, cost nothing to programs that use neither.
+    if name == "stream":
+        import importlib
+
+        return importlib.import_module("shoal.stream")
+    if name == "report":
+        from shoal.stream.reporting import report
+
+        return report
     raise AttributeError(f"module 'shoal' has no attribute {name!r}")
 
 
@@ -62,6 +73,8 @@ __all__ = [
     "init",
     "rank",
     "recv",
+    "report",
     "send",
     "size",
+    "stream",
 ]

@@ -1,0 +1,151 @@
+"""``shoal stream MODULE [ITEMS...] [--stdin] [options]``: ordered processing by volunteers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from shoal.cli import CliParser, command
+
+PROG = "shoal stream"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, not {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, not {text!r}")
+    return value
+
+
+def _parser() -> CliParser:
+    parser = CliParser(
+        prog=PROG, usage="shoal stream [-h] MODULE [ITEMS ...] [--stdin] [options]",
+        description="Apply a module's processor (@shoal.stream.processor, or a function named "
+                    "`process`) to every item, on local processes, other machines (`shoal "
+                    "volunteer URL`) and browsers opening the printed URL. Results go to "
+                    "stdout in input order.",
+        epilog="Defaults come from stream.toml in the user's config folder (see "
+               "docs/streams.md). Exit status: 0 after the last result, 1 when an item "
+               "failed under --on-error stop.")
+    parser.add_argument("module", metavar="MODULE", help="a .py file or a module name")
+    parser.add_argument("items", nargs="*", metavar="ITEMS", help="values to process")
+    parser.add_argument("--stdin", action="store_true", help="read items from stdin, one a line")
+    parser.add_argument("--json", action="store_true", dest="as_json",
+                        help="items and results are JSON values, one a line")
+    parser.add_argument("--local", action="store_true",
+                        help="run every item in this process, one by one (to try a module)")
+    parser.add_argument("--unordered", action="store_true",
+                        help="print results as they complete, not in input order")
+    parser.add_argument("--on-error", choices=("stop", "skip", "report"),
+                        help="an item that raises: stop the stream (default), skip it, or "
+                             "print an error line in its place; its traceback goes to stderr")
+    parser.add_argument("--workers", type=count, metavar="N",
+                        help="local volunteer processes (default: one per core)")
+    parser.add_argument("--start-idle", action="store_true",
+                        help="start no local volunteers: wait for others to join")
+    parser.add_argument("--batch", type=positive_int, metavar="B",
+                        help="items a volunteer holds at most (default 1)")
+    parser.add_argument("--window", type=positive_int, metavar="W", help=argparse.SUPPRESS)
+    net = parser.add_argument_group("the coordinator")
+    net.add_argument("--port", type=port, metavar="P",
+                     help="port of the embedded coordinator (default: a free one)")
+    net.add_argument("--bind", metavar="ADDR",
+                     help="address to listen on (default 0.0.0.0: other machines may join)")
+    net.add_argument("--host", metavar="URL",
+                     help="run on a `shoal stream-server` at URL instead of embedding one")
+    net.add_argument("--secret", metavar="S", help="the stream-server's root secret")
+    net.add_argument("--degree", type=positive_int, metavar="D",
+                     help="direct volunteer connections the root keeps (reserved for relays)")
+    net.add_argument("--heartbeat", type=seconds, metavar="S",
+                     help="seconds between pings; two missed drop a volunteer (default 30)")
+    mon = parser.add_argument_group("monitoring")
+    mon.add_argument("--reporting-interval", type=seconds, metavar="S",
+                     help="seconds per monitoring sample (default 3)")
+    mon.add_argument("--monitor-log", action="store_true",
+                     help="print each interval's figures on stderr, one JSON line each")
+    return parser
+
+
+def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
+    from shoal.stream.local import cores
+    from shoal.stream.session import Options
+
+    def pick(name: str, fallback: Any) -> Any:
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            return defaults.get(name, fallback) if value is None else defaults.get(name, value)
+        return value
+
+    return Options(
+        module=args.module, items=list(args.items), stdin=args.stdin, as_json=args.as_json,
+        local=args.local, unordered=pick("unordered", False), on_error=pick("on_error", "stop"),
+        workers=pick("workers", cores()), start_idle=pick("start_idle", False),
+        batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", "0.0.0.0"),
+        host=pick("host", None), secret=pick("secret", None), degree=pick("degree", 10),
+        reporting_interval=float(pick("reporting_interval", 3.0)),
+        monitor_log=pick("monitor_log", False), heartbeat=float(pick("heartbeat", 30.0)),
+        window=pick("window", 0), max_losses=defaults.get("max_losses", 3),
+        progress=sys.stderr.isatty())
+
+
+@command("stream", "process a stream of items in order on volunteers that come and go")
+def main(argv: list[str]) -> int:
+    from shoal.errors import ConfigurationError
+    from shoal.stream.config import load_defaults
+    from shoal.stream.processor import load
+
+    args = _parser().parse_args(argv)
+    if args.stdin and args.items:
+        raise ConfigurationError("give ITEMS or --stdin, not both")
+    options = options_from(args, load_defaults())
+    if options.on_error not in ("stop", "skip", "report"):
+        raise ConfigurationError("on_error in stream.toml must be stop, skip or report")
+    processor = load(options.module)
+    if options.local:
+        from shoal.stream.session import run_local
+
+        return run_local(options, processor)
+    if options.host:
+        from shoal.stream.session import run_on_server
+
+        return asyncio.run(run_on_server(options, processor))
+    if options.workers == 0 and not options.start_idle:
+        options.start_idle = True
+    from shoal.stream.session import run_embedded
+
+    return asyncio.run(run_embedded(options, processor))

@@ -1,0 +1,96 @@
+"""``shoal stream-server``: a coordinator that outlives streams; `shoal stream --host` runs
+streams on it, and volunteers stay connected from one stream to the next."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+
+from shoal.cli import CliParser, command
+from shoal.cli.stream import count, port, positive_int, seconds
+
+PROG = "shoal stream-server"
+
+
+def _parser() -> CliParser:
+    parser = CliParser(prog=PROG, description="Serve streams: volunteers (browsers, `shoal "
+                       "volunteer URL`) join here; `shoal stream MODULE --host URL` runs a "
+                       "stream on them.")
+    parser.add_argument("--port", type=port, metavar="P", help="port (default: stream.toml, "
+                                                               "else 7450; 0 picks a free one)")
+    parser.add_argument("--bind", metavar="ADDR", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--secret", metavar="S",
+                        help="only a root presenting S may run a stream (default: stream.toml; "
+                             "without one, anyone who reaches the port may)")
+    parser.add_argument("--workers", type=count, default=0, metavar="N",
+                        help="start N local `shoal volunteer` processes (default 0)")
+    parser.add_argument("--heartbeat", type=seconds, metavar="S", help="seconds between pings")
+    parser.add_argument("--window", type=positive_int, metavar="W",
+                        help="items open at once per stream (default 1024)")
+    parser.add_argument("--reporting-interval", type=seconds, metavar="S",
+                        help="seconds per monitoring sample (default 3)")
+    parser.add_argument("--monitor-log", action="store_true",
+                        help="print each interval's figures on stderr")
+    return parser
+
+
+async def _serve(args: object, defaults: dict[str, object]) -> int:
+    from shoal.stream.hub import Hub
+    from shoal.stream.server import serve
+    from shoal.stream.watch import Watch
+
+    def pick(name: str, fallback: object) -> object:
+        value = getattr(args, name)
+        return defaults.get(name, fallback) if value is None or value is False else value
+
+    secret = pick("secret", None)
+    hub = Hub(secret=secret if isinstance(secret, str) else None)
+    options = {"heartbeat": float(pick("heartbeat", 30.0)),  # type: ignore[arg-type]
+               "window": int(pick("window", 1024)),  # type: ignore[call-overload]
+               "max_losses": int(defaults.get("max_losses", 3))}  # type: ignore[call-overload]
+    server = await serve(hub, str(pick("bind", "0.0.0.0")),
+                         int(pick("port", 7450)),  # type: ignore[call-overload]
+                         root_options=options)
+    sys.stderr.write(f"shoal stream-server: serving at {hub.url} (streams: `shoal stream "
+                     f"MODULE --host {hub.url}`; volunteers: a browser, or `shoal volunteer "
+                     f"{hub.url}`)\n")
+    sys.stderr.flush()
+    workers = [subprocess.Popen([sys.executable, "-m", "shoal", "volunteer", hub.url,
+                                 "--quiet"], stdin=subprocess.DEVNULL,
+                                stdout=sys.stderr.fileno())
+               for _ in range(getattr(args, "workers", 0))]
+    watch = Watch(hub, interval=float(pick("reporting_interval", 3.0)),  # type: ignore[arg-type]
+                  log=bool(pick("monitor_log", False)), progress=False)
+    watch.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        if hub.coordinator is not None:
+            hub.coordinator.finish(143)
+        await watch.stop()
+        await server.stop()
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                worker.terminate()
+        for worker in workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=5)
+                continue
+            worker.kill()
+            worker.wait()
+    return 0
+
+
+@command("stream-server", "a coordinator that `shoal stream --host` runs streams on")
+def main(argv: list[str]) -> int:
+    from shoal.stream.config import load_defaults
+
+    args = _parser().parse_args(argv)
+    return asyncio.run(_serve(args, load_defaults()))

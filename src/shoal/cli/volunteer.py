@@ -1,0 +1,52 @@
+"""``shoal volunteer URL``: compute items of the streams at URL on this machine."""
+
+from __future__ import annotations
+
+import sys
+
+from shoal.cli import CliParser, command
+from shoal.cli.stream import positive_int
+
+PROG = "shoal volunteer"
+
+
+def _parser() -> CliParser:
+    parser = CliParser(prog=PROG, description="Lend this machine to a `shoal stream` (the URL "
+                       "it prints) or a `shoal stream-server`: it runs the stream's module "
+                       "here, on the items it is lent.")
+    parser.add_argument("url", metavar="URL", help="the coordinator, e.g. http://host:port/")
+    parser.add_argument("--capacity", type=positive_int, default=None, metavar="N",
+                        help="items to hold at most (the stream's --batch caps it; default: "
+                             "as many as the stream allows)")
+    parser.add_argument("--name", default="", help="how the monitor shows this volunteer")
+    parser.add_argument("--secret", default=None, help="the stream's volunteer secret, if any")
+    parser.add_argument("--once", action="store_true",
+                        help="leave after one stream (default: wait for the next one at URL)")
+    parser.add_argument("--relay", action="store_true",
+                        help="accept child volunteers (not implemented yet: refused)")
+    parser.add_argument("--quiet", action="store_true", help="say nothing on stderr")
+    return parser
+
+
+@command("volunteer", "compute items of a stream (shoal stream / stream-server) here")
+def main(argv: list[str]) -> int:
+    from shoal.errors import ConfigurationError
+    from shoal.stream.volunteer import serve
+
+    args = _parser().parse_args(argv)
+    if args.relay:
+        raise ConfigurationError("relay volunteers are not implemented yet; volunteer "
+                                 "without --relay")
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            sys.stderr.write(f"shoal volunteer: {text}\n")
+            sys.stderr.flush()
+
+    try:
+        done = serve(args.url, capacity=args.capacity or 1 << 20, name=args.name,
+                     secret=args.secret, once=args.once, say=say)
+    except KeyboardInterrupt:
+        return 130
+    say(f"done: {done} items in all")
+    return 0

@@ -1,0 +1,319 @@
+"""The coordinator: lends items to volunteers, collects results, prints them in order.
+
+It couples the pure :class:`~shoal.stream.ledger.Ledger` to the world: a source of input
+values, a sink for outcomes, and volunteers behind links (a pipe to a local process, a
+WebSocket to another machine or a browser).  Everything runs on one asyncio loop; links
+call :meth:`Coordinator.hello`, :meth:`Coordinator.receive` and :meth:`Coordinator.lost`,
+and the coordinator answers through :meth:`Link.send`, which never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shoal.stream import protocol
+from shoal.stream.errors import ProtocolError
+from shoal.stream.ledger import Ledger, Outcome
+from shoal.stream.stats import VolunteerStats
+
+POLICIES = ("stop", "skip", "report")
+
+
+class Link(Protocol):
+    """One volunteer's connection, as the coordinator sees it."""
+
+    def send(self, message: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Source(Protocol):
+    """Input values, read only when asked (see :mod:`shoal.stream.sources`)."""
+
+    ended: bool   # True once every value has been taken
+
+    def take(self, count: int) -> list[Any]:
+        """Up to ``count`` values available now; when fewer, the source calls the wakeup
+        it was given once more are there (or it ended)."""
+
+    def start(self, wakeup: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Where outcomes go, in the order to print them (see :mod:`shoal.stream.sinks`)."""
+
+    def emit(self, outcome: Outcome) -> None: ...
+
+    def fail(self, outcome: Outcome, policy: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every volunteer is told, and how the coordinator treats the stream."""
+
+    module_name: str
+    source: str
+    function: str
+    batch: int = 1
+    heartbeat: float = 30.0
+    ordered: bool = True
+    on_error: str = "stop"
+    window: int = 1024
+    max_losses: int = 3
+    secret: str | None = None      # volunteers must present it, when set
+
+
+@dataclass
+class Member:
+    id: str
+    kind: str
+    name: str
+    capacity: int
+    link: Link
+    joined: float
+    last_seen: float
+    stats: VolunteerStats = field(default_factory=VolunteerStats)
+
+    @property
+    def refill_at(self) -> int:
+        return (self.capacity + 1) // 2
+
+
+class Coordinator:
+    def __init__(self, job: Job, source: Source, sink: Sink) -> None:
+        if job.on_error not in POLICIES:
+            raise ValueError(f"on_error must be one of {POLICIES}")
+        self.job = job
+        self.source = source
+        self.sink = sink
+        self.ledger = Ledger(window=job.window, max_losses=job.max_losses, ordered=job.ordered)
+        self.members: dict[Link, Member] = {}
+        self.started = time.monotonic()
+        self.failures = 0
+        self.status: int | None = None
+        self._ids = itertools.count(1)
+        self._done: asyncio.Event | None = None
+        self._listeners: list[Any] = []   # called with (event, member) on join/leave
+        self.departed: list[dict[str, Any]] = []
+
+    # -- links call these -----------------------------------------------------------------
+    def hello(self, link: Link, message: dict[str, Any]) -> Member | None:
+        """A volunteer's first message; welcomes it (or refuses it and closes the link)."""
+        try:
+            kind, name, capacity = protocol.check_hello(message)
+        except ProtocolError as exc:
+            self._refuse(link, str(exc))
+            return None
+        if self.job.secret is not None and message.get("secret") != self.job.secret:
+            self._refuse(link, "this stream needs the right secret to volunteer")
+            return None
+        if self.status is not None:
+            link.send(protocol.STOP)   # too late for this stream: nothing wrong with it
+            link.close()
+            return None
+        now = time.monotonic()
+        member = Member(f"v{next(self._ids)}", kind, name or kind,
+                        min(capacity, self.job.batch), link, now, now)
+        self.members[link] = member
+        self.ledger.join(link, member.capacity)
+        job = self.job
+        link.send(protocol.welcome(member.id, job.module_name, job.source, job.function,
+                                   member.capacity, job.heartbeat))
+        for listener in self._listeners:
+            listener("join", member)
+        self.pump()
+        return member
+
+    def receive(self, link: Link, messages: list[dict[str, Any]]) -> None:
+        """Messages from a welcomed volunteer (all that arrived together)."""
+        member = self.members.get(link)
+        if member is None:
+            return
+        member.last_seen = time.monotonic()
+        try:
+            for message in messages:
+                kind = message["type"]
+                if kind == "result":
+                    self._result(member, message)
+                elif kind == "report":
+                    cpu, transfer, _items, units = protocol.check_report(message)
+                    member.stats.report(cpu, transfer, units)
+                elif kind == "bye":
+                    self.lost(link)
+                    link.close()
+                    return
+                elif kind != "pong":
+                    raise ProtocolError(f"unexpected message type {kind!r}")
+        except ProtocolError as exc:
+            self._refuse(link, str(exc))
+            self.lost(link)
+            return
+        self._release()
+        self.pump()
+
+    def lost(self, link: Link) -> None:
+        """The link closed or went silent: its items are lent again."""
+        member = self.members.pop(link, None)
+        if member is None:
+            return
+        self.ledger.lose(link)
+        self.departed.append({"id": member.id, "kind": member.kind, "name": member.name,
+                              "items_done": member.stats.items_done})
+        del self.departed[:-50]
+        for listener in self._listeners:
+            listener("leave", member)
+        if self.status is None:
+            self._release()   # items lost too often may have failed now
+            self.pump()
+
+    # -- the work -------------------------------------------------------------------------
+    def _refuse(self, link: Link, reason: str) -> None:
+        link.send(protocol.error(reason))
+        link.close()
+
+    def _result(self, member: Member, message: dict[str, Any]) -> None:
+        item_id, ok = protocol.check_result(message)
+        if ok:
+            outcome = Outcome(item_id, True, value=message["value"])
+        else:
+            outcome = Outcome(item_id, False, error=message["error"],
+                              traceback=str(message.get("traceback") or ""))
+        if self.ledger.settle(member.link, outcome):
+            member.stats.result(ok, float(message.get("cpu_time") or 0.0))
+
+    def _release(self) -> None:
+        released = self.ledger.release()
+        if not released:
+            return
+        sink = self.sink
+        for outcome in released:
+            if outcome.ok:
+                sink.emit(outcome)
+                continue
+            self.failures += 1
+            sink.fail(outcome, self.job.on_error)
+            if self.job.on_error == "stop":
+                sink.flush()
+                self.finish(1)
+                return
+        sink.flush()
+
+    def pump(self) -> None:
+        """Admit input for the room volunteers have, lend it, and see whether we are done."""
+        if self.status is not None:
+            return
+        ledger = self.ledger
+        while not ledger.input_done:
+            need = ledger.demand()
+            if need <= 0:
+                break
+            values = self.source.take(need)
+            for value in values:
+                ledger.admit(value)
+            if self.source.ended:
+                ledger.end_input()
+            if len(values) < need:
+                break   # the source wakes us up when it has more
+        if ledger.waiting_count:
+            for link, member in self.members.items():
+                # Refill a volunteer once half its slots are free, so each items message
+                # carries several items (with batch 1: every time).
+                if ledger.free_slots(link) >= member.refill_at:
+                    lent = ledger.lend(link)
+                    if lent:
+                        link.send(protocol.items(lent))
+                    if not ledger.waiting_count:
+                        break
+        if ledger.finished():
+            self._release()
+            if self.status is None:
+                self.finish(0)
+
+    # -- life -----------------------------------------------------------------------------
+    def add_listener(self, listener: Any) -> None:
+        self._listeners.append(listener)
+
+    def finish(self, status: int) -> None:
+        if self.status is not None:
+            return
+        self.status = status
+        for link in list(self.members):
+            link.send(protocol.STOP)
+            link.close()
+        if self._done is not None:
+            self._done.set()
+
+    async def _heartbeats(self) -> None:
+        period = self.job.heartbeat
+        last_tick = time.monotonic()
+        while self.status is None:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            if now - last_tick > 1.5 * period:
+                # This loop itself was stalled (e.g. stdout blocked): the silence was ours.
+                for member in self.members.values():
+                    member.last_seen = now
+            last_tick = now
+            for link, member in list(self.members.items()):
+                if not getattr(link, "heartbeats", True):
+                    continue  # a local process: its pipe's end tells us exactly when it dies
+                if now - member.last_seen > 2 * period:
+                    link.send(protocol.error("no answer to two heartbeats"))
+                    link.close()
+                    self.lost(link)
+                else:
+                    link.send(protocol.PING)
+
+    async def run(self) -> int:
+        """Read, lend and print until the stream ends; the exit status."""
+        self._done = asyncio.Event()
+        self.source.start(self.pump)
+        beats = asyncio.ensure_future(self._heartbeats())
+        try:
+            self.pump()
+            if self.status is None:
+                await self._done.wait()
+        finally:
+            beats.cancel()
+            self.source.close()
+            self.sink.flush()
+        assert self.status is not None
+        return self.status
+
+    # -- monitoring -----------------------------------------------------------------------
+    def close_interval(self, seconds: float) -> None:
+        for member in self.members.values():
+            member.stats.close_interval(seconds)
+
+    def snapshot(self) -> dict[str, Any]:
+        ledger = self.ledger
+        now = time.monotonic()
+        return {
+            "stream": {
+                "module": self.job.module_name, "function": self.job.function,
+                "ordered": self.job.ordered, "batch": self.job.batch,
+                "on_error": self.job.on_error, "elapsed": now - self.started,
+                "read": ledger.admitted, "released": ledger.released,
+                "outstanding": ledger.outstanding, "waiting": ledger.waiting_count,
+                "buffered": ledger.buffered, "open": ledger.open_count,
+                "peak_open": ledger.peak_open, "window": ledger.window,
+                "relent": ledger.relent, "duplicates": ledger.duplicates,
+                "failures": self.failures, "input_done": ledger.input_done,
+                "status": self.status,
+            },
+            "volunteers": [
+                {"id": m.id, "kind": m.kind, "name": m.name, "capacity": m.capacity,
+                 "holding": len(ledger.held(m.link)), "connected_s": now - m.joined,
+                 **m.stats.as_json()}
+                for m in self.members.values()
+            ],
+            "departed": list(self.departed),
+        }

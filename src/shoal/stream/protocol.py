@@ -1,0 +1,139 @@
+"""The volunteer protocol's messages (docs/contracts/stream-volunteer.md) and their checks.
+
+Every message is a JSON object with a ``"type"``.  Over WebSocket one message is one text
+frame; over the pipe to a local process (:mod:`shoal.stream.pipes`) it is a 4-byte
+big-endian length and the JSON text.  The root role (``shoal stream --host``) has its own
+messages at ``/root``, listed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import struct
+from typing import Any
+
+from shoal.stream.errors import ProtocolError
+
+KINDS = ("process", "machine", "browser")
+LENGTH = struct.Struct(">I")
+MAX_MESSAGE = 64 << 20
+
+
+def encode(message: dict[str, Any]) -> str:
+    # allow_nan=False: a NaN would be valid Python JSON but not JSON for a browser.
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def decode(text: str | bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"a message is not JSON: {exc}") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ProtocolError("a message must be a JSON object with a string \"type\"")
+    return message
+
+
+def frame(message: dict[str, Any]) -> bytes:
+    body = encode(message).encode()
+    return LENGTH.pack(len(body)) + body
+
+
+# -- volunteer -> coordinator --------------------------------------------------------------
+def hello(kind: str, name: str, capacity: int, secret: str | None = None) -> dict[str, Any]:
+    return {"type": "hello", "kind": kind, "name": name, "capacity": capacity,
+            "runtime": {"python": platform.python_version(), "platform": platform.platform()},
+            "secret": secret}
+
+
+def result_ok(item_id: int, value: Any, cpu_time: float) -> dict[str, Any]:
+    return {"type": "result", "id": item_id, "ok": True, "value": value, "cpu_time": cpu_time}
+
+
+def result_error(item_id: int, error: str, traceback: str) -> dict[str, Any]:
+    return {"type": "result", "id": item_id, "ok": False, "error": error,
+            "traceback": traceback}
+
+
+def report(cpu_time: float, transfer_time: float, items: int, units: float) -> dict[str, Any]:
+    return {"type": "report", "cpu_time": cpu_time, "transfer_time": transfer_time,
+            "items": items, "units": units}
+
+
+PONG = {"type": "pong"}
+BYE = {"type": "bye"}
+
+# -- coordinator -> volunteer --------------------------------------------------------------
+PING = {"type": "ping"}
+STOP = {"type": "stop"}
+
+
+def welcome(volunteer_id: str, module_name: str, source: str, function: str, batch: int,
+            heartbeat: float) -> dict[str, Any]:
+    return {"type": "welcome", "volunteer_id": volunteer_id,
+            "module": {"name": module_name, "source": source}, "function": function,
+            "batch": batch, "heartbeat": heartbeat}
+
+
+def items(lent: list[tuple[int, Any]]) -> dict[str, Any]:
+    return {"type": "items", "items": [{"id": i, "value": v} for i, v in lent]}
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"type": "error", "message": message}
+
+
+# -- checks of what volunteers send --------------------------------------------------------
+def _number(message: dict[str, Any], key: str, default: float = 0.0) -> float:
+    value = message.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ProtocolError(f"{message['type']}: {key} must be a number >= 0")
+    return float(value)
+
+
+def check_hello(message: dict[str, Any]) -> tuple[str, str, int]:
+    """(kind, name, capacity) of a hello, or ProtocolError."""
+    if message.get("type") != "hello":
+        raise ProtocolError("the first message must be a hello")
+    kind, name, capacity = message.get("kind"), message.get("name"), message.get("capacity")
+    if kind not in KINDS:
+        raise ProtocolError(f"hello: kind must be one of {', '.join(KINDS)}")
+    if not isinstance(name, str) or len(name) > 200:
+        raise ProtocolError("hello: name must be a string of at most 200 characters")
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        raise ProtocolError("hello: capacity must be a whole number >= 1")
+    return kind, name, capacity
+
+
+def check_result(message: dict[str, Any]) -> tuple[int, bool]:
+    item_id, ok = message.get("id"), message.get("ok")
+    if isinstance(item_id, bool) or not isinstance(item_id, int) or not isinstance(ok, bool):
+        raise ProtocolError("result: needs an integer id and a boolean ok")
+    if ok and "value" not in message:
+        raise ProtocolError("result: ok results carry a value")
+    if not ok and not isinstance(message.get("error"), str):
+        raise ProtocolError("result: failed results carry an error string")
+    _number(message, "cpu_time")
+    return item_id, ok
+
+
+def check_report(message: dict[str, Any]) -> tuple[float, float, float, float]:
+    return (_number(message, "cpu_time"), _number(message, "transfer_time"),
+            _number(message, "items"), _number(message, "units"))
+
+
+# -- the root role: shoal stream --host <-> shoal stream-server (at /root) -----------------
+#   root -> server  {"type": "stream", "secret": str|null, "module": {"name", "source"},
+#                    "function": str, "batch": int, "ordered": bool, "on_error": str}
+#   server -> root  {"type": "accepted", "url": str}   or {"type": "error", "message": str}
+#   server -> root  {"type": "want", "count": int}     the root answers with
+#   root -> server  {"type": "values", "values": [...], "end": bool}
+#   server -> root  {"type": "outcomes", "outcomes": [{"id", "ok", "value" | "error",
+#                    "traceback", "item"}]}            in the order to print
+#   server -> root  {"type": "done", "status": int}
+def outcome_to_json(outcome: Any) -> dict[str, Any]:
+    if outcome.ok:
+        return {"id": outcome.id, "ok": True, "value": outcome.value}
+    return {"id": outcome.id, "ok": False, "error": outcome.error,
+            "traceback": outcome.traceback, "item": outcome.item}

@@ -1,0 +1,53 @@
+"""``shoal.report(...)``: what a processor tells the monitor about its own work.
+
+Calls add up in this process; the volunteer sends the sums as ``report`` messages now and
+then (see :mod:`shoal.stream.worker`).  Outside a volunteer (``--local``, or a plain call)
+the sums simply accumulate, so a processor runs the same everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class Totals:
+    cpu_time: float = 0.0
+    transfer_time: float = 0.0
+    items: int = 0
+    units: float = 0.0
+    calls: int = 0
+
+
+_lock = threading.Lock()
+_totals = Totals()
+
+
+def report(*, cpu_time: float = 0.0, transfer_time: float = 0.0, items: int = 0,
+           units: float = 0.0) -> None:
+    """Tell the monitor about work done: seconds of CPU and of data transfer, items, units.
+
+    Mirrors Pando's ``report({cpuTime, dataTransferTime, nbItems, units})``.  When a
+    processor never calls it, the monitor uses each result's own CPU time instead.
+    """
+    for name, value in (("cpu_time", cpu_time), ("transfer_time", transfer_time),
+                        ("items", items), ("units", units)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"shoal.report: {name} must be a number >= 0, not {value!r}")
+    with _lock:
+        _totals.cpu_time += cpu_time
+        _totals.transfer_time += transfer_time
+        _totals.items += int(items)
+        _totals.units += units
+        _totals.calls += 1
+
+
+def drain() -> Totals | None:
+    """The sums since the last drain (None if report was not called since)."""
+    global _totals
+    with _lock:
+        if not _totals.calls:
+            return None
+        taken, _totals = _totals, Totals()
+    return taken

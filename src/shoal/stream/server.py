@@ -1,0 +1,190 @@
+"""The coordinator's web server: volunteers, the root role, monitoring, the browser page.
+
+Routes: ``/volunteer`` (WebSocket, the volunteer protocol), ``/root`` (WebSocket, a
+stream-server's root role, see :mod:`shoal.stream.root`), ``/monitor`` (live page) and
+``/monitor.json``.  The browser volunteer's page and Pyodide's files come from
+:func:`shoal.stream.web.mount` when that package is installed.  The server runs on the
+coordinator's own asyncio loop (uvicorn), so links call the coordinator directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+from typing import Any
+
+# At module level, not in build_app: FastAPI reads the handlers' annotations (strings, under
+# `from __future__ import annotations`) in this module's globals to know what to inject.
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from shoal.stream import protocol
+from shoal.stream.errors import ProtocolError
+from shoal.stream.hub import Hub
+from shoal.stream.monitor_page import PAGE
+
+_CLOSE = None
+
+
+class WebSocketLink:
+    """The coordinator's end of one volunteer's WebSocket; sends never block."""
+
+    def __init__(self, websocket: Any) -> None:
+        self.websocket = websocket
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.closed:
+            self._outbox.put_nowait(protocol.encode(message))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._outbox.put_nowait(_CLOSE)
+
+    async def write_loop(self) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                text = await self._outbox.get()
+                if text is _CLOSE:
+                    break
+                await self.websocket.send_text(text)
+        with contextlib.suppress(Exception):
+            await self.websocket.close()
+
+
+def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAPI:
+    app = FastAPI(title="shoal stream", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.websocket("/volunteer")
+    async def volunteer(websocket: WebSocket) -> None:
+        await websocket.accept()
+        link = WebSocketLink(websocket)
+        writer = asyncio.ensure_future(link.write_loop())
+        try:
+            hub.hello(link, protocol.decode(await websocket.receive_text()))
+            while not link.closed:
+                hub.receive(link, [protocol.decode(await websocket.receive_text())])
+        except ProtocolError as exc:
+            link.send(protocol.error(str(exc)))
+        except (WebSocketDisconnect, RuntimeError, KeyError):
+            pass   # closed by the volunteer, or a frame that is not text
+        finally:
+            hub.lost(link)
+            link.close()
+            await writer
+
+    @app.websocket("/root")
+    async def root(websocket: WebSocket) -> None:
+        from shoal.stream.root import serve_root
+
+        await websocket.accept()
+        await serve_root(websocket, hub, **(root_options or {}))
+
+    @app.get("/monitor.json")
+    async def monitor_json() -> JSONResponse:
+        return JSONResponse(hub.snapshot())
+
+    @app.get("/monitor")
+    async def monitor_page() -> HTMLResponse:
+        return HTMLResponse(PAGE)
+
+    if not _mount_browser_page(app):
+        @app.get("/")
+        async def no_browser_page() -> HTMLResponse:
+            return HTMLResponse(
+                "<!doctype html><title>shoal stream</title><p>This coordinator has no "
+                "browser volunteer page (the <code>shoal.stream.web</code> package is not "
+                "installed). Volunteer with <code>shoal volunteer URL</code>; watch at "
+                "<a href=\"monitor\">/monitor</a>.</p>")
+    return app
+
+
+def _mount_browser_page(app: Any) -> bool:
+    try:
+        from shoal.stream import web
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("shoal.stream.web",):
+            raise
+        return False
+    web.mount(app)
+    return True
+
+
+class _Server:
+    """uvicorn on the running loop; signals stay the stream's business, not uvicorn's."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        class Quiet(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Generator[None, None, None]:
+                yield
+
+        self.server = Quiet(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                           timeout_graceful_shutdown=1,
+                                           ws_ping_interval=None))
+        self.task: asyncio.Future[None] | None = None
+
+    async def start(self, sock: socket.socket) -> None:
+        self.task = asyncio.ensure_future(self.server.serve(sockets=[sock]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+                raise RuntimeError("the web server stopped at start")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.task, 5)
+
+
+def listen(bind: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind, port))
+    except OSError as exc:
+        sock.close()
+        from shoal.errors import ConfigurationError
+
+        raise ConfigurationError(f"cannot listen on {bind}:{port} ({exc.strerror}); "
+                                 "choose another --port, or 0 for a free one") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def public_url(bind: str, port: int) -> str:
+    """The URL to print: this machine's address on the network when listening on all."""
+    host = bind
+    if bind in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+        with contextlib.suppress(OSError):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                probe.connect(("192.0.2.1", 9))   # no packet is sent: this picks the route
+                host = probe.getsockname()[0]
+            finally:
+                probe.close()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+async def serve(hub: Hub, bind: str, port: int,
+                root_options: dict[str, Any] | None = None) -> _Server:
+    """Start the web server for ``hub``; its URL is put in ``hub.url``."""
+    sock = listen(bind, port)
+    port = sock.getsockname()[1]
+    server = _Server(build_app(hub, root_options=root_options))
+    await server.start(sock)
+    hub.url = public_url(bind, port)
+    return server

@@ -1,0 +1,132 @@
+"""Sources of input values, read only as far as the volunteers ask.
+
+* :class:`ValuesSource`: the ITEMS given on the command line (or any iterable, read
+  lazily, which is how ``--local`` and the tests feed endless generators).
+* :class:`StdinSource`: lines of a file descriptor, read without blocking the loop: the
+  descriptor is watched only while the coordinator wants values it has not got, and at
+  most one chunk (64 KiB) is read ahead, like any buffered reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from shoal.stream.values import parse_json, parse_text
+
+CHUNK = 1 << 16
+
+
+class ValuesSource:
+    def __init__(self, values: Iterable[Any]) -> None:
+        self._values: Iterator[Any] = iter(values)
+        self.ended = False
+        self.taken = 0
+
+    def start(self, wakeup: Callable[[], None]) -> None:
+        pass
+
+    def take(self, count: int) -> list[Any]:
+        out = []
+        for _ in range(count):
+            try:
+                out.append(next(self._values))
+            except StopIteration:
+                self.ended = True
+                break
+        self.taken += len(out)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class StdinSource:
+    """Values from the lines of ``fd`` (text: numbers or strings; or JSON lines)."""
+
+    def __init__(self, fd: int = 0, *, as_json: bool = False) -> None:
+        self.fd = fd
+        self.as_json = as_json
+        self.ended = False
+        self.lines_read = 0
+        self._lines: deque[str] = deque()
+        self._partial = b""
+        self._eof = False
+        self._wakeup: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watching = False
+        # epoll cannot watch regular files; reading those never blocks for long anyway.
+        self._pollable = not stat.S_ISREG(os.fstat(fd).st_mode)
+        if self._pollable:
+            os.set_blocking(fd, False)
+
+    def start(self, wakeup: Callable[[], None]) -> None:
+        self._wakeup = wakeup
+        self._loop = asyncio.get_running_loop()
+
+    def _parse(self, line: str) -> Any:
+        if self.as_json:
+            return parse_json(line, f"input line {self.lines_read}")
+        return parse_text(line)
+
+    def _read_chunk(self) -> bool:
+        """Read what is there (one chunk); False if nothing could be read now."""
+        try:
+            data = os.read(self.fd, CHUNK)
+        except BlockingIOError:
+            return False
+        if not data:
+            self._eof = True
+            if self._partial:
+                self._lines.append(self._partial.decode(errors="replace"))
+                self._partial = b""
+            return True
+        parts = (self._partial + data).split(b"\n")
+        self._partial = parts.pop()
+        self._lines.extend(part.decode(errors="replace").removesuffix("\r") for part in parts)
+        return True
+
+    def take(self, count: int) -> list[Any]:
+        out: list[Any] = []
+        while len(out) < count:
+            if self._lines:
+                line = self._lines.popleft()
+                self.lines_read += 1
+                if self.as_json and not line.strip():
+                    continue
+                out.append(self._parse(line))
+                continue
+            if self._eof:
+                self.ended = True
+                break
+            if not self._read_chunk():
+                self._watch()
+                break
+        return out
+
+    def _watch(self) -> None:
+        if self._watching or self._loop is None:
+            return
+        self._watching = True
+        self._loop.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(self.fd)
+        self._watching = False
+        if self._wakeup is not None:
+            self._wakeup()
+
+    def close(self) -> None:
+        if self._watching and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self.fd)
+            self._watching = False
+        if self._pollable:
+            with contextlib.suppress(OSError):
+                os.set_blocking(self.fd, True)

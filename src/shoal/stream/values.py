@@ -1,0 +1,45 @@
+"""How input lines become values and results become output lines.
+
+Text mode (the default): a line that reads as an integer or a float is that number,
+anything else is the string itself (without its newline).  ``--json``: every non-blank
+line is one JSON value.  Results print as themselves when they are strings and as JSON
+otherwise, so ``4`` prints ``4`` and ``[1, 2]`` prints ``[1, 2]`` whichever volunteer,
+Python or Pyodide, computed them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from shoal.errors import ConfigurationError
+
+
+def parse_text(line: str) -> Any:
+    try:
+        return int(line)
+    except ValueError:
+        pass
+    try:
+        number = float(line)
+    except ValueError:
+        return line
+    # JSON has no NaN or infinity: such lines stay strings so every volunteer can carry them.
+    return number if math.isfinite(number) else line
+
+
+def parse_json(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where} is not JSON ({exc}); drop --json to read "
+                                 "plain numbers and strings") from None
+
+
+def format_result(value: Any, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(value, separators=(", ", ": "))
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)

@@ -1,0 +1,89 @@
+"""``shoal volunteer URL``: lend this machine to a coordinator over WebSocket.
+
+The module's source comes in the welcome and runs here (so what it imports must be
+installed here).  Computation runs in the main thread; the channel's reader thread answers
+the coordinator's pings meanwhile.  After a stream ends the volunteer looks for the next
+one at the same URL (a stream-server serves many) and exits when nobody answers any more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shoal.stream import protocol
+from shoal.stream.errors import ProtocolError, StreamError
+from shoal.stream.root import volunteer_url
+from shoal.stream.worker import Volunteer
+
+
+class WebSocketChannel:
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self._lock = threading.Lock()
+
+    def recv(self) -> dict[str, Any] | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            text = self.connection.recv()
+        except (ConnectionClosed, OSError, EOFError):
+            return None
+        return protocol.decode(text)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_encoded([protocol.encode(message)])
+
+    def send_encoded(self, texts: list[str]) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            with self._lock:
+                for text in texts:
+                    self.connection.send(text)
+        except ConnectionClosed as exc:
+            raise OSError("the coordinator closed the connection") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+
+def serve(url: str, *, capacity: int = 1, name: str = "", secret: str | None = None,
+          once: bool = False, kind: str = "machine",
+          say: Callable[[str], None] = lambda text: None) -> int:
+    """Volunteer for the streams at ``url``; the number of items computed."""
+    from websockets.exceptions import InvalidHandshake, InvalidURI
+    from websockets.sync.client import connect
+
+    target = volunteer_url(url)
+    name = name or f"{socket.gethostname()} pid {os.getpid()}"
+    done = 0
+    joined = False
+    while True:
+        try:
+            connection = connect(target, open_timeout=10, max_size=protocol.MAX_MESSAGE,
+                                 compression=None, proxy=None)
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            if joined:
+                return done   # the coordinator is gone: its streams are over
+            raise StreamError(f"cannot reach the coordinator at {target}: {exc}") from None
+        channel = WebSocketChannel(connection)
+        volunteer = Volunteer(channel, kind=kind, name=name, capacity=capacity, secret=secret)
+        try:
+            count = volunteer.run()
+        except ProtocolError as exc:
+            if joined and volunteer.done == 0 and "before welcoming" in str(exc):
+                return done   # reconnected to a coordinator that was shutting down
+            raise StreamError(str(exc)) from None
+        joined = True
+        done += count
+        say(f"computed {count} items")
+        if once:
+            return done
+        time.sleep(0.2)   # let a stream-server get ready for the next stream

@@ -1,0 +1,279 @@
+"""A volunteer's runtime: say hello, take items, compute them, send results.
+
+One loop serves every Python volunteer: a local process over a pipe
+(``python -m shoal.stream.worker``, started by :mod:`shoal.stream.local`) and another
+machine over WebSocket (``shoal volunteer URL``).  A reader thread answers pings at once,
+so a long computation never looks like a dead volunteer, and hands item batches to the
+main thread, which computes them one by one and sends each result as soon as it is ready
+(so the coordinator can lend the next item while this one's neighbours still run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from shoal.stream import protocol, reporting
+from shoal.stream.errors import ProtocolError
+
+REPORT_EVERY = 0.5  # seconds between report messages when shoal.report is called
+FLUSH_AFTER = 0.002  # a result waits at most this long for others to share its write
+
+
+class Channel(Protocol):
+    def recv(self) -> dict[str, Any] | None:
+        """The next message, or None once the coordinator is gone."""
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one message; safe to call from two threads."""
+
+    def send_encoded(self, texts: list[str]) -> None:
+        """Send messages already encoded as JSON text, in one write where possible."""
+
+    def close(self) -> None: ...
+
+
+class PipeChannel:
+    """Length-prefixed JSON over a socket inherited from the coordinator."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader = sock.makefile("rb", buffering=1 << 16)
+        self._lock = threading.Lock()
+
+    def recv(self) -> dict[str, Any] | None:
+        head = self._reader.read(4)
+        if len(head) < 4:
+            return None
+        (size,) = protocol.LENGTH.unpack(head)
+        body = self._reader.read(size)
+        if len(body) < size:
+            return None
+        return protocol.decode(body)
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = protocol.frame(message)
+        with self._lock:
+            self._sock.sendall(data)
+
+    def send_encoded(self, texts: list[str]) -> None:
+        pack = protocol.LENGTH.pack
+        parts = []
+        for text in texts:
+            body = text.encode()
+            parts.append(pack(len(body)))
+            parts.append(body)
+        with self._lock:
+            self._sock.sendall(b"".join(parts))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+_STOP = object()
+
+
+def _trimmed_traceback(exc: BaseException) -> str:
+    # Drop this module's own frame: the user wants to see where *their* code failed.
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def compute(function: Callable[[Any], Any], item_id: int, value: Any) -> str:
+    """The result message of one item, encoded (an error result if the function raised)."""
+    started = time.thread_time()
+    try:
+        result = function(value)
+    except (Exception, SystemExit) as exc:
+        return protocol.encode(protocol.result_error(
+            item_id, f"{type(exc).__name__}: {exc}", _trimmed_traceback(exc)))
+    message = protocol.result_ok(item_id, result, time.thread_time() - started)
+    try:
+        return protocol.encode(message)
+    except (TypeError, ValueError) as exc:
+        return protocol.encode(protocol.result_error(
+            item_id, f"TypeError: the result is not JSON ({exc}); return numbers, strings, "
+                     "lists or dicts", ""))
+
+
+class Volunteer:
+    """Run one volunteer on a channel until the coordinator says stop or goes away."""
+
+    def __init__(self, channel: Channel, *, kind: str, name: str, capacity: int,
+                 secret: str | None = None,
+                 function: Callable[[Any], Any] | None = None,
+                 threaded: bool = True) -> None:
+        self.channel = channel
+        # Without a reader thread, pings are answered between items only: right for local
+        # processes, whose coordinator notices their death by the pipe's end and does not
+        # ping them, and one thread hand-off per message cheaper.
+        self.threaded = threaded
+        self.kind, self.name, self.capacity, self.secret = kind, name, capacity, secret
+        self.function = function   # None: rebuild it from the module source in welcome
+        self.done = 0
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._last_report = 0.0
+
+    def _welcome(self) -> dict[str, Any] | None:
+        self.channel.send(protocol.hello(self.kind, self.name, self.capacity, self.secret))
+        message = self.channel.recv()
+        if message is None:
+            raise ProtocolError("the coordinator closed the connection before welcoming us")
+        if message["type"] == "stop":
+            return None   # came too late: the stream already ended
+        if message["type"] == "error":
+            raise ProtocolError(f"the coordinator refused us: {message.get('message')}")
+        if message["type"] != "welcome":
+            raise ProtocolError(f"expected a welcome, got {message['type']!r}")
+        return message
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = self.channel.recv()
+                if message is None:
+                    break
+                kind = message["type"]
+                if kind == "ping":
+                    self.channel.send(protocol.PONG)
+                elif kind == "items":
+                    self._inbox.put(message["items"])
+                elif kind in ("stop", "error"):
+                    break
+        except (OSError, ProtocolError, ValueError, KeyError):
+            pass
+        finally:
+            self._inbox.put(_STOP)
+
+    def _read_one(self) -> None:
+        """Without a reader thread: read messages until there is work or the end."""
+        try:
+            while True:
+                message = self.channel.recv()
+                if message is None:
+                    break
+                kind = message["type"]
+                if kind == "ping":
+                    self.channel.send(protocol.PONG)
+                elif kind == "items":
+                    self._inbox.put(message["items"])
+                    return
+                elif kind in ("stop", "error"):
+                    break
+        except (OSError, ProtocolError, ValueError, KeyError):
+            pass
+        self._inbox.put(_STOP)
+
+    def _maybe_report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_report < REPORT_EVERY:
+            return
+        totals = reporting.drain()
+        if totals is not None:
+            self._last_report = now
+            self.channel.send(protocol.report(totals.cpu_time, totals.transfer_time,
+                                              totals.items, totals.units))
+
+    def run(self) -> int:
+        """Serve until stopped; the number of items computed."""
+        welcome = self._welcome()
+        if welcome is None:
+            self.channel.close()
+            return 0
+        if self.function is None:
+            from shoal.stream.processor import from_source
+
+            module = welcome["module"]
+            self.function = from_source(module["name"], module["source"], welcome["function"])
+        function = self.function
+        if self.threaded:
+            threading.Thread(target=self._read, name="shoal-volunteer-reader",
+                             daemon=True).start()
+        send = self.channel.send_encoded
+        inbox = self._inbox
+        # Results go out together when they come fast (one write, one wakeup of the
+        # coordinator for several), and at once when they come slowly or we would wait.
+        flush_at = max(1, self.capacity // 2)
+        pending: list[str] = []
+        first_pending = 0.0
+        try:
+            while True:
+                if not self.threaded and inbox.empty():
+                    self._read_one()
+                batch = inbox.get()
+                if batch is _STOP:
+                    break
+                for item in batch:
+                    pending.append(compute(function, item["id"], item["value"]))
+                    self.done += 1
+                    if len(pending) == 1:
+                        first_pending = time.monotonic()
+                    if len(pending) >= flush_at or time.monotonic() - first_pending > FLUSH_AFTER:
+                        send(pending)
+                        pending = []
+                if pending and inbox.empty():
+                    send(pending)
+                    pending = []
+                self._maybe_report(force=inbox.empty())
+        except OSError:
+            pass  # the coordinator went away mid-send: nothing left to do
+        finally:
+            self.channel.close()
+        return self.done
+
+
+def _die_with_parent() -> None:
+    # A local volunteer must not outlive its coordinator, even one killed with SIGKILL.
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m shoal.stream.worker --fd N --module REF``: a local process volunteer."""
+    parser = argparse.ArgumentParser(prog="shoal-stream-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--module", required=True)
+    parser.add_argument("--capacity", type=int, default=1)
+    parser.add_argument("--name", default="")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    if os.getppid() == 1:
+        return 0
+    from shoal.stream.processor import load
+
+    sock = socket.socket(fileno=args.fd)
+    channel = PipeChannel(sock)
+    try:
+        function = load(args.module).function
+    except Exception as exc:
+        # The coordinator checked the module before starting us; say why it fails here.
+        sys.stderr.write(f"shoal stream worker: {exc}\n")
+        return 1
+    volunteer = Volunteer(channel, kind="process", name=args.name or f"pid {os.getpid()}",
+                          capacity=args.capacity, function=function, threaded=False)
+    try:
+        volunteer.run()
+    except ProtocolError as exc:
+        sys.stderr.write(f"shoal stream worker: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
