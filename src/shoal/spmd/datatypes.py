@@ -22,6 +22,7 @@ from shoal.spmd.constants import (
     TypeErrorException,
     ValueErrorException,
 )
+from shoal.spmd.handles import Handle
 
 # What a Datatype is made of, as far as reductions care.
 #   int/uint/char: C integers (MPICH treats char as an integer)
@@ -68,36 +69,14 @@ _NULL_INFO = _TypeInfo("MPI_DATATYPE_NULL", 0, 0, "null", predefined=True,
                        pyname="DATATYPE_NULL")
 
 
-class Datatype:
+class Datatype(Handle[_TypeInfo]):
     """``MPI.Datatype``: predefined types, duplicates and contiguous types."""
 
-    __slots__ = ("_info",)
+    __slots__ = ()
+    _NULL = _NULL_INFO
 
     def __init__(self, datatype: Datatype | None = None) -> None:
         self._info: _TypeInfo = datatype._info if datatype is not None else _NULL_INFO
-
-    @classmethod
-    def _wrap(cls, info: _TypeInfo) -> Datatype:
-        obj = cls.__new__(cls)
-        obj._info = info
-        return obj
-
-    # -- identity: like mpi4py, two Datatypes are equal when they share a handle
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Datatype):
-            return NotImplemented
-        return self._info is other._info
-
-    def __ne__(self, other: object) -> bool:
-        if not isinstance(other, Datatype):
-            return NotImplemented
-        return self._info is not other._info
-
-    def __hash__(self) -> int:
-        return id(self._info)
-
-    def __bool__(self) -> bool:
-        return self._info is not _NULL_INFO
 
     def __repr__(self) -> str:
         return f"<MPI.Datatype {self._info.name or 'derived'}>"

@@ -26,6 +26,7 @@ from shoal.spmd import constants as C
 from shoal.spmd.buffers import parse_buffer
 from shoal.spmd.constants import ValueErrorException
 from shoal.spmd.datatypes import Datatype, as_numpy, struct_format
+from shoal.spmd.handles import Handle
 
 # -- the operations on Python objects (mpi4py's semantics) ---------------------
 
@@ -85,19 +86,14 @@ class _OpInfo:
 _NULL_INFO = _OpInfo("OP_NULL", commute=False, predefined=True)
 
 
-class Op:
+class Op(Handle[_OpInfo]):
     """``MPI.Op``: a reduction operation, predefined or made by :meth:`Create`."""
 
-    __slots__ = ("_info",)
+    __slots__ = ()
+    _NULL = _NULL_INFO
 
     def __init__(self, op: Op | None = None) -> None:
         self._info: _OpInfo = op._info if op is not None else _NULL_INFO
-
-    @classmethod
-    def _wrap(cls, info: _OpInfo) -> Op:
-        obj = cls.__new__(cls)
-        obj._info = info
-        return obj
 
     @classmethod
     def Create(cls, function: UserFunction, commute: bool = False) -> Op:
@@ -158,22 +154,6 @@ class Op:
         if src.datatype.size != dst.datatype.size:
             raise ValueErrorException(C.ERR_TYPE, "mismatch in send and receive MPI datatypes")
         apply_buffers(self, src.view, dst.view, dst.datatype)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Op):
-            return NotImplemented
-        return self._info is other._info
-
-    def __ne__(self, other: object) -> bool:
-        if not isinstance(other, Op):
-            return NotImplemented
-        return self._info is not other._info
-
-    def __hash__(self) -> int:
-        return id(self._info)
-
-    def __bool__(self) -> bool:
-        return self._info is not _NULL_INFO
 
     def __repr__(self) -> str:
         info = self._info
