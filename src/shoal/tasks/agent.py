@@ -72,6 +72,7 @@ class _Process:
         self.writer: asyncio.StreamWriter | None = None
         self.reader_task: asyncio.Task[None] | None = None
         self.killed_for: set[int] = set()   # tasks cancelled by killing this process
+        self.stealing = False               # asked to give back tasks, no answer yet
 
     def running_task(self) -> tuple[int, int] | None:
         tid, attempt = MARK.unpack_from(self.mark, 0)
@@ -213,7 +214,11 @@ class TaskAgent:
                 data = b""
             if not data:
                 break
-            self._results(proc, frames.feed(data))
+            for message in frames.feed(data):
+                if message[0] == "done":
+                    self._results(proc, message[1])
+                elif message[0] == "returned":
+                    self._returned(proc, message[1])
         if not self._stopping:
             await self._died(proc)
 
@@ -267,6 +272,12 @@ class TaskAgent:
         if self.link is not None:
             self.link.post(("beat", self.pids()))
 
+    def _returned(self, proc: _Process, tids: list[int]) -> None:
+        proc.stealing = False
+        back = [proc.outstanding.pop(tid) for tid in tids if tid in proc.outstanding]
+        self.queue.extendleft(reversed(back))
+        self._feed()
+
     def _kill(self, tasks: list[tuple[int, int]]) -> None:
         wanted = {tid for tid, _ in tasks}
         self.queue = deque(t for t in self.queue if t[0] not in wanted)
@@ -290,7 +301,8 @@ class TaskAgent:
 
     def _feed(self) -> None:
         per_process, _ = self._depths()
-        for proc in self.processes:
+        # The least busy first: tasks given back by a busy process must go elsewhere.
+        for proc in sorted(self.processes, key=lambda p: len(p.outstanding)):
             if not self.queue:
                 break
             if proc.writer is None or proc.popen.returncode is not None:
@@ -311,7 +323,22 @@ class TaskAgent:
                 batch.append(task)
             messages.append(("run", batch))
             proc.writer.write(frame(messages))
+        if not self.queue:
+            self._steal()
         self._ask()
+
+    def _steal(self) -> None:
+        """Idle processes while others hold several tasks: ask those to give some back."""
+        idle = sum(1 for p in self.processes if not p.outstanding and p.writer is not None)
+        if not idle:
+            return
+        for proc in sorted(self.processes, key=lambda p: -len(p.outstanding)):
+            if idle <= 0 or len(proc.outstanding) < 2:
+                break
+            if not proc.stealing and proc.writer is not None:
+                proc.stealing = True
+                proc.writer.write(frame([("steal", len(proc.outstanding) // 2)]))
+                idle -= 1
 
     def _ask(self) -> None:
         """Ask the service for enough tasks to keep every process busy a while (pull)."""

@@ -1,9 +1,13 @@
 """A worker process: runs the tasks its agent sends, one at a time.
 
 Started by the agent as ``python -m shoal.tasks.worker SOCKET_FD MARK_FD NAME``.
-It reads batches of tasks from the socket (:mod:`.framing`), runs them in
-order and sends results back in batches: after a burst of fast tasks, after a
-few milliseconds, or before it waits for more work.  Before each task it
+A reader thread takes in batches of tasks from the socket (:mod:`.framing`);
+the main thread runs them in order and sends results back in batches: after a
+burst of fast tasks, after a few milliseconds, or before it waits for more
+work.  When another process of the agent runs dry, the agent asks this one to
+give back tasks it has not started (``steal``): the reader thread answers at
+once, even while a long task runs, so one slow task never holds up the
+short ones queued behind it.  Before each task it
 writes the task's id and attempt into the *mark*, a 16-byte shared memory
 page the agent reads when this process dies, so the agent knows exactly which
 task was running (and blames only that one: poison detection), while results
@@ -20,8 +24,10 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
+from collections import deque
 from typing import Any
 
 from shoal.tasks import protocol
@@ -50,51 +56,65 @@ def describe_exception(exc: BaseException, partial: list[Any] | None, coder: Cod
 
 
 class Worker:
+    """Runs tasks in the main thread; a reader thread takes in batches and steal requests."""
+
     def __init__(self, sock: socket.socket, mark: mmap.mmap) -> None:
         self.sock = sock
         self.mark = mark
         self.functions: dict[Any, tuple[str, bytes]] = {}
         self.loaded: dict[Any, tuple[Any, Codec]] = {}
-        self.reader = FrameReader()
-        self.queue: list[tuple[int, int, Any, bytes]] = []
+        self.queue: deque[tuple[int, int, Any, bytes]] = deque()
+        self.cond = threading.Condition()
+        self.send_lock = threading.Lock()
         self.results: list[tuple[Any, ...]] = []
         self.first_result = 0.0
+        self.open = True
+
+    def read_loop(self) -> None:
+        """Take in what the agent sends until it closes the socket."""
+        reader = FrameReader()
+        try:
+            while data := self.sock.recv(1 << 20):
+                self.take(reader.feed(data))
+        except OSError:
+            pass
+        with self.cond:
+            self.open = False
+            self.cond.notify()
 
     def take(self, messages: list[tuple[Any, ...]]) -> None:
-        for message in messages:
-            if message[0] == "run":
-                self.queue.extend(message[1])
-            elif message[0] == "fn":
-                self.functions[message[1]] = (message[3], message[2])
+        with self.cond:
+            for message in messages:
+                if message[0] == "run":
+                    self.queue.extend(message[1])
+                elif message[0] == "fn":
+                    self.functions[message[1]] = (message[3], message[2])
+                elif message[0] == "steal":
+                    # Another process is idle: give back tasks not started, from the end.
+                    count = min(int(message[1]), len(self.queue))
+                    given = [self.queue.pop()[0] for _ in range(count)]
+                    self.send([("returned", given)])
+            self.cond.notify()
 
-    def read(self, block: bool) -> bool:
-        """Read what has arrived; False once the agent closed the socket."""
-        self.sock.setblocking(block)
-        try:
-            data = self.sock.recv(1 << 20)
-        except BlockingIOError:
-            return True
-        if not data:
-            return False
-        self.take(self.reader.feed(data))
-        return True
+    def send(self, messages: list[tuple[Any, ...]]) -> None:
+        with self.send_lock:
+            self.sock.sendall(frame(messages))
 
     def flush(self) -> None:
         if self.results:
-            self.sock.setblocking(True)
-            self.sock.sendall(frame(self.results))
-            self.results = []
+            results, self.results = self.results, []
+            self.send([("done", results)])
 
     def function(self, fkey: Any) -> tuple[Any, Codec]:
         found = self.loaded.get(fkey)
         if found is None:
-            name, blob = self.functions.pop(fkey)
+            with self.cond:
+                name, blob = self.functions.pop(fkey)
             coder = codec(name)
             found = self.loaded[fkey] = (coder.loads(blob), coder)
         return found
 
     def run_one(self, tid: int, attempt: int, fkey: Any, payload: bytes) -> None:
-        MARK.pack_into(self.mark, 0, tid, attempt)
         start = time.perf_counter()
         coder: Codec = codec("pickle")
         partial: list[Any] | None = None
@@ -110,7 +130,7 @@ class Worker:
                 value = fn(*args, **kwargs)
             status, blob = protocol.OK, coder.dumps(value)
         except BaseException as exc:  # the task's failure is its result, whatever it is
-            if isinstance(exc, (SystemExit, KeyboardInterrupt)) and not isinstance(exc, Exception):
+            if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt
                 exc = RuntimeError(f"the task raised {type(exc).__name__}({exc})")
             status, blob = protocol.RAISED, describe_exception(exc, partial, coder)
         seconds = time.perf_counter() - start
@@ -120,22 +140,30 @@ class Worker:
         self.results.append((tid, attempt, status, blob, seconds))
 
     def serve(self) -> None:
+        threading.Thread(target=self.read_loop, name="shoal-worker-reader", daemon=True).start()
+        cond = self.cond
+        queue = self.queue
         while True:
-            if not self.queue:
-                self.flush()
-                if not self.read(block=False) or (not self.queue and not self.read(block=True)):
-                    return
-                continue
-            batch, self.queue = self.queue, []
-            for index, (tid, attempt, fkey, payload) in enumerate(batch):
-                self.run_one(tid, attempt, fkey, payload)
-                if (len(self.results) >= FLUSH_COUNT
-                        or time.monotonic() - self.first_result > FLUSH_SECONDS):
-                    self.flush()
-                    if not self.read(block=False):
+            with cond:
+                if not queue:
+                    if self.results:
+                        cond.release()  # never hold the lock while sending
+                        try:
+                            self.flush()
+                        finally:
+                            cond.acquire()
+                        continue
+                    while not queue and self.open:
+                        cond.wait()
+                    if not queue:
                         return
-                    self.queue = batch[index + 1:] + self.queue
-                    break
+                task = queue.popleft()
+                # Marked under the lock: a steal request can never take the task that runs.
+                MARK.pack_into(self.mark, 0, task[0], task[1])
+            self.run_one(*task)
+            if (len(self.results) >= FLUSH_COUNT
+                    or time.monotonic() - self.first_result > FLUSH_SECONDS):
+                self.flush()
 
 
 def main(argv: list[str]) -> int:

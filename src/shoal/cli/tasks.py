@@ -1,0 +1,121 @@
+"""``shoal tasks (serve | agent)``: the task service and a task agent, standalone.
+
+::
+
+    SHOAL_TASKS_PASSWORD=secret shoal tasks serve --port 7449
+    SHOAL_TASKS_PASSWORD=secret shoal tasks agent shoal://master:7449 --slots 8
+
+(``shoal master`` and ``shoal worker`` run the same two objects inside the
+cluster.)  The password comes from ``--password-file`` or the
+``SHOAL_TASKS_PASSWORD`` variable, never from the command line, which other
+users can read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from shoal.cli import CliParser, command
+from shoal.errors import ConfigurationError
+
+PROG = "shoal tasks"
+PASSWORD_ENV = "SHOAL_TASKS_PASSWORD"
+
+
+def _parser() -> CliParser:
+    parser = CliParser(prog=PROG, description="Run the task service, or a task agent.")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    serve = sub.add_parser("serve", help="schedule tasks of executors onto agents")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    serve.add_argument("--port", type=int, default=7449, help="port (7449; 0 picks a free one)")
+    serve.add_argument("--scheduler", default="pull",
+                       help="policy: pull, least-loaded, fastest-first, or a plugin's")
+    serve.add_argument("--heartbeat-timeout", type=float, default=10.0, metavar="S",
+                       help="drop an agent silent this long and retry its tasks (10)")
+    serve.add_argument("--keep-results", type=float, default=600.0, metavar="S",
+                       help="keep results this long for executors that fetch them later (600)")
+    serve.add_argument("--plugin-hooks", action="store_true",
+                       help="install every task hook published under shoal.task_hooks")
+    agent = sub.add_parser("agent", help="run tasks of a service in worker processes")
+    agent.add_argument("address", help="the service: shoal://HOST:PORT")
+    agent.add_argument("--slots", type=int, help="worker processes (default: one per core)")
+    agent.add_argument("--name", help="this agent's name (default: host-pid)")
+    for each in (serve, agent):
+        each.add_argument("--password-file", type=Path, metavar="FILE",
+                          help=f"read the password from FILE (else ${PASSWORD_ENV})")
+        each.add_argument("--quiet", action="store_true", help="log warnings only")
+    return parser
+
+
+def _password(path: Path | None) -> str:
+    if path is not None:
+        try:
+            text = path.read_text().splitlines()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the password file: {exc}") from None
+        if text and text[0]:
+            return text[0]
+        raise ConfigurationError(f"{path} is empty: write the password on its first line")
+    value = os.environ.get(PASSWORD_ENV)
+    if not value:
+        raise ConfigurationError(f"set a password: --password-file FILE or ${PASSWORD_ENV}")
+    return value
+
+
+@command("tasks", "the task service (serve) and task agents (agent), standalone")
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    password = _password(args.password_file)
+    try:
+        if args.action == "serve":
+            asyncio.run(_serve(args, password))
+        else:
+            asyncio.run(_agent(args, password))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _serve(args: argparse.Namespace, password: str) -> None:
+    import signal
+
+    from shoal.tasks.service import TaskService
+
+    try:
+        service = TaskService(password=password, scheduler=args.scheduler,
+                              heartbeat_timeout=args.heartbeat_timeout,
+                              keep_results=args.keep_results,
+                              use_plugin_hooks=args.plugin_hooks)
+    except LookupError as exc:
+        raise ConfigurationError(str(exc)) from None
+    port = await service.start(args.host, args.port)
+    print(f"task service listening on shoal://{args.host}:{port} "
+          f"(scheduler {args.scheduler})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await service.stop()
+
+
+async def _agent(args: argparse.Namespace, password: str) -> None:
+    import signal
+
+    from shoal.tasks.agent import TaskAgent
+
+    agent = TaskAgent(args.address, args.slots, args.name, password=password)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: loop.create_task(agent.stop()))
+    print(f"task agent {agent.name}: {agent.slots} worker processes for {args.address}",
+          flush=True)
+    sys.stdout.flush()
+    await agent.run()

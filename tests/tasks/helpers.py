@@ -1,0 +1,44 @@
+"""Functions the tests run as tasks (importable by the workers: the local cluster
+gets the test process's sys.path)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def sleep_then(seconds: float, value: object = None) -> object:
+    time.sleep(seconds)
+    return value
+
+
+def mark_and_sleep(folder: str, name: str, seconds: float) -> str:
+    """Write this process's pid to folder/name.<attempt>, then sleep: a task to kill."""
+    base = Path(folder)
+    attempt = len(list(base.glob(f"{name}.*"))) + 1
+    (base / f"{name}.{attempt}").write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return f"{name} ran {attempt} time(s)"
+
+
+def kill_own_process() -> None:
+    os.kill(os.getpid(), 9)
+
+
+def pid() -> int:
+    return os.getpid()

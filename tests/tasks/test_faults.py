@@ -1,0 +1,66 @@
+"""Fault tolerance on the local cluster: killed workers, poison tasks, cancelling running ones."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import helpers
+import pytest
+
+from shoal.tasks import Executor, PoisonTaskError
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+def test_a_worker_process_killed_mid_task_has_its_task_rerun_and_each_result_delivered_once(
+        tmp_path: Path):
+    with Executor(workers=2) as ex:
+        futures = [ex.submit(helpers.mark_and_sleep, str(tmp_path), f"t{i}", 0.4)
+                   for i in range(4)]
+        victim = wait_for(lambda: list(tmp_path.glob("t*.1")))[0]
+        os.kill(int(victim.read_text()), signal.SIGKILL)
+        results = [f.result(timeout=60) for f in futures]
+        name = victim.name.split(".")[0]
+        # The killed one ran twice, the others once; each result arrived exactly once.
+        assert sorted(results) == sorted(
+            f"t{i} ran {2 if f't{i}' == name else 1} time(s)" for i in range(4))
+        assert list(ex.map(helpers.square, range(50))) == [x * x for x in range(50)]
+
+
+def test_a_task_that_kills_its_worker_every_time_fails_as_poison():
+    with Executor(workers=2, retries=2) as ex:
+        future = ex.submit(helpers.kill_own_process)
+        with pytest.raises(PoisonTaskError, match="killed the worker process running it 3 times"):
+            future.result(timeout=60)
+        assert ex.submit(helpers.add, 1, 2).result(timeout=30) == 3
+
+
+def test_cancelling_a_running_task_kills_its_process_and_a_new_one_takes_its_place(
+        tmp_path: Path):
+    with Executor(workers=1) as ex:
+        running = ex.submit(helpers.mark_and_sleep, str(tmp_path), "long", 60.0)
+        pid = int(wait_for(lambda: list(tmp_path.glob("long.1")))[0].read_text())
+        assert running.cancel()
+        wait_for(lambda: not _alive(pid))
+        assert ex.submit(helpers.pid).result(timeout=30) != pid
+        time.sleep(0.3)
+        assert not list(tmp_path.glob("long.2"))  # a cancelled task is not retried
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,134 @@
+"""A standalone service (``shoal://``) with agents started by ``shoal tasks agent``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import helpers
+import pytest
+
+from shoal.security import AuthenticationError
+from shoal.tasks import Executor, TaskService
+
+PASSWORD = "correct horse battery staple"
+HERE = Path(__file__).parent
+
+
+class ServiceThread:
+    """A TaskService in its own event loop thread, as `shoal tasks serve` runs it."""
+
+    def __init__(self, **options) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.service = TaskService(password=PASSWORD, **options)
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.port = self.loop.run_until_complete(self.service.start("127.0.0.1", 0))
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert started.wait(30)
+        self.address = f"shoal://127.0.0.1:{self.port}"
+
+    def agents(self) -> list[str]:
+        return list(self.service.agents)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.service.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+
+def start_agent(address: str, name: str, slots: int = 1) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, SHOAL_TASKS_PASSWORD=PASSWORD,
+               PYTHONPATH=os.pathsep.join([str(HERE), *sys.path]))
+    return subprocess.Popen([sys.executable, "-m", "shoal.cli.main", "tasks", "agent", address,
+                             "--slots", str(slots), "--name", name, "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def service() -> Iterator[ServiceThread]:
+    running = ServiceThread(heartbeat_timeout=3.0)
+    agents: list[subprocess.Popen[bytes]] = []
+    running.start_agent = lambda name, slots=1: agents.append(  # type: ignore[attr-defined]
+        start_agent(running.address, name, slots)) or agents[-1]
+    try:
+        yield running
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.send_signal(signal.SIGTERM)
+        for agent in agents:
+            try:
+                agent.wait(15)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
+        running.stop()
+
+
+def test_an_executor_with_the_password_runs_tasks_on_remote_agents(service):
+    service.start_agent("a", 2)
+    wait_for(lambda: service.agents() == ["a"])
+    with Executor(service.address, password=PASSWORD) as ex:
+        assert list(ex.map(helpers.square, range(100), chunksize=7)) == [x * x for x in range(100)]
+        assert ex.status()["agents"][0]["name"] == "a"
+
+
+def test_a_wrong_password_is_rejected_before_any_task_is_read(service):
+    with pytest.raises(AuthenticationError):
+        Executor(service.address, password="wrong")
+
+
+def test_a_killed_agent_has_its_tasks_run_on_another_exactly_once(service, tmp_path):
+    first = service.start_agent("first", 1)
+    wait_for(lambda: service.agents() == ["first"])
+    with Executor(service.address, password=PASSWORD) as ex:
+        futures = [ex.submit(helpers.mark_and_sleep, str(tmp_path), f"t{i}", 0.5)
+                   for i in range(2)]
+        wait_for(lambda: list(tmp_path.glob("t0.1")))
+        service.start_agent("second", 1)
+        wait_for(lambda: sorted(service.agents()) == ["first", "second"])
+        first.send_signal(signal.SIGKILL)
+        assert [f.result(timeout=60) for f in futures] == ["t0 ran 2 time(s)",
+                                                          "t1 ran 1 time(s)"]
+
+
+def test_an_executor_that_disconnects_fetches_its_finished_results_later(service):
+    service.start_agent("a", 1)
+    wait_for(lambda: service.agents() == ["a"])
+    ex = Executor(service.address, password=PASSWORD)
+    futures = [ex.submit(helpers.sleep_then, 0.2, i) for i in range(3)]
+    ids = [f.task_id for f in futures]
+    ex._conn.close()  # the connection drops without a goodbye (a crash, a cut cable)
+    time.sleep(1.0)
+    ex._stop_local()
+    with Executor(service.address, password=PASSWORD) as again:
+        assert [f.result(timeout=30) for f in again.fetch(ids)] == [0, 1, 2]
+
+
+def test_an_executor_naming_another_scheduler_than_the_service_is_told_which_it_uses(service):
+    with pytest.raises(Exception, match="schedules with 'pull'"):
+        Executor(service.address, password=PASSWORD, scheduler="least-loaded")
