@@ -7,8 +7,8 @@ import pytest
 from shoal.tasks.scheduler import Scheduler, policy_class
 from shoal.tasks.scheduler.state import (
     Assign,
-    CancelRequested,
     Cancelled,
+    CancelRequested,
     Deliver,
     Disconnect,
     Fail,
