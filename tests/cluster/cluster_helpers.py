@@ -22,6 +22,11 @@ from typing import Any
 
 import httpx
 
+from shoal.cluster.db.engine import open_database
+from shoal.cluster.db.tokens import TokenStore
+from shoal.cluster.paths import ClusterPaths
+from shoal.node.config import BeaconPaths
+
 PASSWORD = "worker password 42"
 START_TIMEOUT = 30.0
 
@@ -104,10 +109,19 @@ class Master:
         return "\n".join(p.read_text(errors="replace")
                          for p in sorted(self.dir.glob("master-*.log")))
 
+    @property
+    def paths(self) -> ClusterPaths:
+        return ClusterPaths(BeaconPaths(self.dir, self.dir / "state", self.dir / "cache"),
+                            self.dir / "data")
+
     def setup(self) -> None:
-        done = shoal("master", "password", "--stdin", env=self.env, stdin=PASSWORD + "\n")
-        assert done.returncode == 0, done.stderr
-        self.token = self.new_token("admin", "admin-of-tests")
+        """The worker password and an admin token, written in-process (the CLI's own
+        tests run ``shoal master password`` and ``token``; this saves two starts)."""
+        self.paths.node.ensure()
+        self.paths.write_master_password(PASSWORD)
+        tokens = TokenStore(open_database(self.paths.default_db_url()))
+        self.token = tokens.create("admin", "admin-of-tests")[1]
+        tokens.sessions.kw["bind"].dispose()
 
     def new_token(self, scope: str, name: str = "") -> str:
         done = shoal("master", "token", "create", "--scope", scope, "--name", name or scope,

@@ -24,12 +24,18 @@
 ``cluster``
     ``(master, [w1, w2])``: a master and two workers online.
 
+``shared_cluster`` (module scope)
+    The same, shared by the tests of one module, for tests that neither stop
+    nor restart anything and do not count pools (it is much faster than a
+    fresh cluster per test).
+
 Every process is stopped (SIGTERM, then SIGKILL) when the test ends; logs are
 in the temp folder (``master.log``, ``worker.log``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,12 +50,12 @@ if any(importlib.util.find_spec(m) is None
 FAST_TIMINGS = ["--offline-after", "3", "--lost-after", "3"]
 
 
-@pytest.fixture
-def start_master(tmp_path: Path) -> Iterator[Callable[..., Master]]:
+@contextlib.contextmanager
+def _masters(base: Path) -> Iterator[Callable[..., Master]]:
     started: list[Master] = []
 
     def start(options: list[str] | None = None) -> Master:
-        folder = tmp_path / f"master{len(started) + 1}"
+        folder = base / f"master{len(started) + 1}"
         folder.mkdir()
         master = Master(folder, free_port_pair(), FAST_TIMINGS if options is None else options)
         started.append(master)
@@ -57,9 +63,39 @@ def start_master(tmp_path: Path) -> Iterator[Callable[..., Master]]:
         master.start()
         return master
 
-    yield start
-    for master in started:
-        master.stop()
+    try:
+        yield start
+    finally:
+        for master in started:
+            master.stop()
+
+
+@contextlib.contextmanager
+def _workers(base: Path, master: Master) -> Iterator[Callable[..., list[Worker]]]:
+    started: list[Worker] = []
+
+    def start(n: int, names: list[str] | None = None,
+              to: Master | None = None) -> list[Worker]:
+        chosen = names or [f"w{len(started) + i + 1}" for i in range(n)]
+        workers = [Worker(base / f"worker-{name}", name, to or master) for name in chosen]
+        for worker in workers:
+            started.append(worker)
+            worker.start()
+        for worker in workers:
+            worker.wait_online()
+        return workers
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+@pytest.fixture
+def start_master(tmp_path: Path) -> Iterator[Callable[..., Master]]:
+    with _masters(tmp_path) as start:
+        yield start
 
 
 @pytest.fixture
@@ -69,25 +105,21 @@ def master(start_master: Callable[..., Master]) -> Master:
 
 @pytest.fixture
 def start_workers(tmp_path: Path, master: Master) -> Iterator[Callable[..., list[Worker]]]:
-    started: list[Worker] = []
-
-    def start(n: int, names: list[str] | None = None,
-              to: Master | None = None) -> list[Worker]:
-        chosen = names or [f"w{len(started) + i + 1}" for i in range(n)]
-        workers = [Worker(tmp_path / f"worker-{name}", name, to or master) for name in chosen]
-        for worker in workers:
-            started.append(worker)
-            worker.start()
-        for worker in workers:
-            worker.wait_online()
-        return workers
-
-    yield start
-    for worker in started:
-        worker.stop()
+    with _workers(tmp_path, master) as start:
+        yield start
 
 
 @pytest.fixture
 def cluster(master: Master, start_workers: Callable[..., list[Worker]]
             ) -> tuple[Master, list[Worker]]:
     return master, start_workers(2)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[tuple[Master, list[Worker]]]:
+    base = tmp_path_factory.mktemp("shared-cluster")
+    with _masters(base) as masters:
+        master = masters()
+        with _workers(base, master) as workers:
+            yield master, workers(2)
