@@ -1,8 +1,8 @@
 """Fixtures for tests that span several hosts (network namespaces made here).
 
 ``three_hosts`` is a fresh network per test; ``beacon_hosts`` is one network of
-three hosts, each with its beacon, shared by the tests of a module that leave
-it as they found it; ``own_beacon_hosts`` is a fresh one for a test that breaks it
+three hosts, each with its beacon, shared by every test that leaves it as it
+found it; ``own_beacon_hosts`` is a fresh one for a test that breaks it
 (cuts a cable, kills a beacon).
 """
 
@@ -34,9 +34,9 @@ def three_hosts() -> Iterator[Network]:
         yield network
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def beacon_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BeaconHosts]:
-    """Three hosts, each running its beacon, for the tests of one module."""
+    """Three hosts, each running its beacon, shared by the tests that do not break them."""
     _need_namespaces()
     with Network(3) as network:
         started = BeaconHosts.start(network, tmp_path_factory.mktemp("beacons"))

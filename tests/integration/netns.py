@@ -10,17 +10,25 @@ cannot work, so tests skip with that reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 
 def _ip(*args: str, netns: str | None = None) -> None:
     command = ["ip", *args] if netns is None else ["ip", "netns", "exec", netns, "ip", *args]
     subprocess.run(command, check=True, capture_output=True, timeout=10)
+
+
+def _sysctl(host: Host, name: str, value: str) -> None:
+    """Set a per-namespace setting of ``host`` (/proc/sys as seen from inside it)."""
+    path = "/proc/sys/" + name.replace(".", "/")
+    subprocess.run(host.command(["sh", "-c", f'echo "$0" > {path}', value]), check=True,
+                   capture_output=True, timeout=10)
 
 
 def unavailable() -> str | None:
@@ -97,6 +105,38 @@ class Network:
         """Unplug ``host`` from the switch, as a pulled cable would."""
         index = self.hosts.index(host)
         _ip("link", "set", f"p{index}{self.tag}", "down", netns=self._switch)
+
+    @contextlib.contextmanager
+    def detour(self, client: Host, server: Host, via: Host,
+               ports: tuple[int, int]) -> Iterator[None]:
+        """Send ``client``'s packets for ``server`` through ``via``, where a transparent
+        proxy may answer in ``server``'s name, as a machine in the middle would.
+
+        No NAT (these namespaces may have no netfilter tools): ``client`` routes
+        ``server``'s address via ``via``; in ``via`` a policy rule delivers those
+        packets locally, so a listener with ``IP_TRANSPARENT`` on 0.0.0.0 accepts
+        them (and ``getsockname()`` is the server's address).  A listener needs the
+        port, so ``server`` picks its ephemeral ports from ``ports`` (first, last)
+        while the detour lasts.
+        """
+        route = ["route", "add", f"{server.address}/32", "via", via.address]
+        rule = ["rule", "add", "iif", f"eth{self.hosts.index(via)}", "from", client.address,
+                "to", server.address, "lookup", "100"]
+        local = ["route", "add", "local", f"{server.address}/32", "dev", "lo", "table", "100"]
+        range_file = "/proc/sys/net/ipv4/ip_local_port_range"
+        before = subprocess.run(server.command(["cat", range_file]), check=True,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        _ip(*local, netns=via.name)
+        _ip(*rule, netns=via.name)
+        _ip(*route, netns=client.name)
+        _sysctl(server, "net.ipv4.ip_local_port_range", f"{ports[0]} {ports[1]}")
+        try:
+            yield
+        finally:
+            _sysctl(server, "net.ipv4.ip_local_port_range", before.replace("\t", " "))
+            _ip("route", "del", f"{server.address}/32", netns=client.name)
+            _ip("rule", "del", *rule[2:], netns=via.name)
+            _ip("route", "del", *local[2:], netns=via.name)
 
     def __exit__(self, *exc: object) -> None:
         for host in self.hosts:

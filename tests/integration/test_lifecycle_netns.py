@@ -50,10 +50,10 @@ def test_ctrl_c_stops_every_rank_on_every_host(beacon_hosts: BeaconHosts, tmp_pa
 
 def test_timeout_stops_every_rank_on_every_host_with_status_124(beacon_hosts: BeaconHosts,
                                                                 tmp_path: Path) -> None:
-    runner, pid_dir = _start(beacon_hosts, tmp_path, "--timeout", "5")
+    runner, pid_dir = _start(beacon_hosts, tmp_path, "--timeout", "3")
     _, err = _finish(runner, 60)
     assert runner.returncode == 124, err
-    assert "timed out after 5 s" in err
+    assert "timed out after 3 s" in err
     pids = rank_pids(pid_dir, 3)
     assert wait_for(lambda: not any(alive(pid) for pid in pids), 10), "a rank outlived --timeout"
 
