@@ -35,6 +35,7 @@ from shoal.spmd.klyng import ANY_SOURCE, ANY_TAG, end, init, rank, recv, send, s
 if TYPE_CHECKING:
     from shoal import MPI, stream
     from shoal.stream.reporting import report
+    from shoal.tasks import Executor, Task, TaskSystem
 
 
 def __getattr__(name: str) -> Any:
@@ -54,6 +55,11 @@ def __getattr__(name: str) -> Any:
         from shoal.stream.reporting import report
 
         return report
+    # The task face pulls in the secure channel (cryptography): imported on first use.
+    if name in ("Executor", "Task", "TaskSystem"):
+        import shoal.tasks
+
+        return getattr(shoal.tasks, name)
     raise AttributeError(f"module 'shoal' has no attribute {name!r}")
 
 
@@ -63,10 +69,13 @@ __all__ = [
     "MPI",
     "CommunicationError",
     "ConfigurationError",
+    "Executor",
     "LaunchError",
     "PeerLostError",
     "SerializationError",
     "ShoalError",
+    "Task",
+    "TaskSystem",
     "TransportError",
     "__version__",
     "end",

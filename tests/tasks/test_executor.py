@@ -138,3 +138,14 @@ def test_shutdown_with_cancel_futures_cancels_what_has_not_run():
     ex.shutdown(wait=True, cancel_futures=True)
     assert all(f.cancelled() for f in queued)
     assert running.cancelled() or running.result() == "ran"
+
+
+def test_import_shoal_stays_light_until_the_executor_is_asked_for():
+    import subprocess
+    import sys
+
+    code = ("import sys, shoal; before = 'shoal.tasks.executor' in sys.modules; "
+            "shoal.Executor; print(before, 'shoal.tasks.executor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["False", "True"]

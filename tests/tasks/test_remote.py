@@ -16,7 +16,7 @@ import helpers
 import pytest
 
 from shoal.security import AuthenticationError
-from shoal.tasks import Executor, TaskService
+from shoal.tasks import Executor, TaskHooks, TaskService
 
 PASSWORD = "correct horse battery staple"
 HERE = Path(__file__).parent
@@ -68,9 +68,28 @@ def wait_for(predicate, timeout=30.0):
     raise AssertionError("timed out waiting")
 
 
+class Recorder(TaskHooks):
+    """Task hooks that write down what they are told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def task_finished(self, task, worker, raised):
+        self.events.append(("finished", raised))
+
+    def task_retried(self, task, reason):
+        self.events.append(("retried", reason))
+
+    def worker_joined(self, worker, slots):
+        self.events.append(("joined", worker))
+
+    def worker_left(self, worker, reason):
+        self.events.append(("left", worker))
+
+
 @pytest.fixture
 def service() -> Iterator[ServiceThread]:
-    running = ServiceThread(heartbeat_timeout=3.0)
+    running = ServiceThread(heartbeat_timeout=3.0, hooks=[Recorder()])
     agents: list[subprocess.Popen[bytes]] = []
     running.start_agent = lambda name, slots=1: agents.append(  # type: ignore[attr-defined]
         start_agent(running.address, name, slots)) or agents[-1]
@@ -114,6 +133,10 @@ def test_a_killed_agent_has_its_tasks_run_on_another_exactly_once(service, tmp_p
         first.send_signal(signal.SIGKILL)
         assert [f.result(timeout=60) for f in futures] == ["t0 ran 2 time(s)",
                                                           "t1 ran 1 time(s)"]
+    events = service.service.hooks[0].events
+    assert ("joined", "first") in events and ("left", "first") in events
+    assert sum(1 for kind, _ in events if kind == "retried") == 2  # t0 and t1 were held by it
+    assert events.count(("finished", False)) == 2
 
 
 def test_an_executor_that_disconnects_fetches_its_finished_results_later(service):

@@ -32,7 +32,8 @@ from typing import Any
 
 from shoal.errors import ConfigurationError, PeerLostError
 from shoal.tasks import protocol
-from shoal.tasks.codecs import CloudpickleCodec, Codec, codec
+from shoal.tasks.codecs import CloudpickleCodec, Codec
+from shoal.tasks.codecs import codec as find_codec
 from shoal.tasks.results import failure, remote_exception
 from shoal.tasks.worker import CALL, CHUNK
 
@@ -65,20 +66,22 @@ class Executor(concurrent.futures.Executor):
     "fastest-first" or a plugin's); with an address, the service's own policy
     is used and naming another one is an error.  ``retries``: how often a task
     lost with its worker runs again.  ``password`` (or ``identity`` with
-    ``host_keys``) logs in to a remote service.  ``modules``: modules whose
-    code travels by value (not installed on the workers).
+    ``host_keys``) logs in to a remote service.  ``codec``: how arguments and
+    results are encoded (a name in ``shoal.tasks.codecs.CODECS`` or a
+    ``shoal.codecs`` plugin).  ``modules``: modules whose code travels by value
+    (not installed on the workers).
     """
 
     def __init__(self, address: str | None = None, *, workers: int | None = None,
                  scheduler: str | None = None, retries: int = 3, password: str | None = None,
-                 identity: Any = None, host_keys: Any = None, codec_name: str = "cloudpickle",
+                 identity: Any = None, host_keys: Any = None, codec: str = "cloudpickle",
                  modules: Iterable[ModuleType | str] = (), name: str = "executor",
                  connect_timeout: float = 30.0, heartbeat_timeout: float = 10.0) -> None:
         from shoal.security import ClientConfig
 
         if retries < 0:
             raise ConfigurationError(f"retries must be 0 or more, not {retries}")
-        self.codec: Codec = codec(codec_name)
+        self.codec: Codec = find_codec(codec)
         for module in modules:
             if not isinstance(self.codec, CloudpickleCodec):
                 raise ConfigurationError("modules=... needs the cloudpickle codec")
