@@ -8,6 +8,7 @@ and ``shoal kill`` show pools the same way through :func:`print_pool` and
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO
@@ -96,7 +97,7 @@ def print_pool(pool: Pool, out: Console | None = None) -> None:
               f"created {when(pool.created_at)}"
               + (f"  ended {when(pool.ended_at)}" if pool.ended_at else "")
               + (f"  by {escape(pool.submitted_by)}" if pool.submitted_by else ""))
-    out.print(f"command: {escape(' '.join(pool.command))}", soft_wrap=True)
+    out.print(f"command: {escape(shlex.join(pool.command))}", soft_wrap=True)
     table = Table(box=None, pad_edge=False)
     for name in ("worker", "state", "outcome", "pid", "started", "ended", "job"):
         table.add_column(name, no_wrap=name != "outcome")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections import Counter
 
 from shoal.cli import CliParser, command
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> int:
         states = Counter(job.state for job in pool.jobs)
         jobs = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         table.add_row(pool.id, styled_state(pool.state), jobs or "-", when(pool.created_at),
-                      escape(pool.submitted_by), escape(" ".join(pool.command)))
+                      escape(pool.submitted_by), escape(shlex.join(pool.command)))
     out.print(table)
     last = page.offset + len(page.items)
     if last < page.total or page.offset:

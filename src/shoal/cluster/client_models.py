@@ -7,6 +7,7 @@ a needed field gives a :class:`MasterProtocolError` naming it, not a KeyError.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -27,6 +28,14 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError as exc:
         raise MasterProtocolError(f"the master sent a bad time {value!r}") from exc
+
+
+def signal_name(number: int) -> str:
+    """``SIGTERM (15)``, or ``signal 99`` for one this platform does not name."""
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return f"signal {number}"
 
 
 def _int(value: Any) -> int | None:
@@ -115,7 +124,7 @@ class Job:
         if self.state == "exited":
             return f"exited {self.exit_code}"
         if self.state == "killed" or (self.signal is not None and self.state != "running"):
-            return f"{self.state} by signal {self.signal}" if self.signal else self.state
+            return f"{self.state} by {signal_name(self.signal)}" if self.signal else self.state
         if self.reason:
             return f"{self.state}: {self.reason}"
         return self.state

@@ -7,7 +7,7 @@
 
 import {Api, ApiError, splitCommand} from './api.js';
 import {lineChart} from './charts.js';
-import {jobOutcome, outcomeClass, when, ago} from './format.js';
+import {ago, jobOutcome, outcomeClass, parseTime, shellJoin, when} from './format.js';
 
 const TOKEN_KEY = 'shoal.token';
 const POOL_PAGE = 20;
@@ -236,7 +236,7 @@ async function loadHealth() {
     `/workers/${encodeURIComponent(id)}/health?since=${encodeURIComponent(since)}&resolution=raw`);
   if (state.healthWorker !== id) return;
   const samples = data.items.filter((s) => s.sampled_at)
-    .map((s) => ({...s, t: new Date(s.sampled_at)}))
+    .map((s) => ({...s, t: parseTime(s.sampled_at)}))
     .sort((a, b) => a.t - b.t);
   const series = (key) => samples.filter((s) => typeof s[key] === 'number')
     .map((s) => ({t: s.t, v: s[key]}));
@@ -279,7 +279,7 @@ function renderPools() {
   body.replaceChildren(...pools.map((pool) => {
     const row = document.createElement('tr');
     if (state.pool && state.pool.id === pool.id) row.setAttribute('aria-current', 'true');
-    const command = pool.command.join(' ');
+    const command = shellJoin(pool.command);
     row.append(cell(command, 'command'), cell(pool.state, `state ${pool.state}`),
       cell(jobCounts(pool)), cell(when(pool.created_at)), cell(pool.submitted_by || '–'));
     const actions = document.createElement('td');
@@ -352,7 +352,7 @@ function openPool(poolId) {
 
 function showPoolData(pool) {
   state.pool = pool;
-  const command = pool.command.join(' ');
+  const command = shellJoin(pool.command);
   $('pool-title').textContent = `Pool: ${command}`;
   $('pool-title').tabIndex = -1;
   $('pool-summary').textContent = `${pool.state}, created ${when(pool.created_at)}`

@@ -22,18 +22,36 @@ export function outcomeClass(job) {
   return job.state === 'queued' || job.state === 'running' ? '' : 'bad';
 }
 
+// The contract's times are UTC; one written without a zone is read as UTC too,
+// not as the browser's local time.
+export function parseTime(iso) {
+  if (!iso) return null;
+  const zoned = /(Z|[+-]\d\d:?\d\d)$/.test(iso) ? iso : `${iso}Z`;
+  return new Date(zoned);
+}
+
 export function when(iso) {
   if (!iso) return '–';
-  const date = new Date(iso);
+  const date = parseTime(iso);
   const today = new Date().toDateString() === date.toDateString();
   return today ? date.toLocaleTimeString() : date.toLocaleString();
 }
 
 export function ago(iso) {
   if (!iso) return 'never';
-  const seconds = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  const seconds = Math.max(0, (Date.now() - parseTime(iso).getTime()) / 1000);
   if (seconds < 60) return `${Math.floor(seconds)} s ago`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
   if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
   return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+// ["sh", "-c", "echo hi"] -> "sh -c 'echo hi'": the command as a shell would take it.
+export function shellJoin(words) {
+  return words.map((w) => {
+    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w)) return w;
+    if (!w.includes("'")) return `'${w}'`;
+    if (!/["$`\\]/.test(w)) return `"${w}"`;
+    return `'${w.replace(/'/g, "'\\''")}'`;
+  }).join(' ');
 }
