@@ -1,0 +1,54 @@
+"""Bearer tokens: 401 without or with an unknown token, 403 with too small a scope."""
+
+from __future__ import annotations
+
+import json
+
+from cluster_helpers import Master, Worker, shoal
+
+
+def test_every_api_endpoint_needs_a_known_token(
+        shared_cluster: tuple[Master, list[Worker]]) -> None:
+    master, _ = shared_cluster
+    for token in ("", "shoal_not-a-real-token"):
+        with master.client(token) as client:
+            for path in ("/api/v1/pools", "/api/v1/workers", "/api/v1/jobs/x", "/metrics"):
+                response = client.get(path)
+                assert response.status_code == 401, (token, path)
+                assert response.headers["www-authenticate"] == "Bearer"
+                assert set(response.json()["error"]) == {"code", "message"}
+    with master.client("") as client:
+        assert client.get("/healthz").json() == {"ok": True}  # the one open endpoint
+
+
+def test_scopes_nest_read_below_submit_below_admin(
+        shared_cluster: tuple[Master, list[Worker]]) -> None:
+    master, _ = shared_cluster
+    read, submit = master.new_token("read", "reader"), master.new_token("submit", "submitter")
+    with master.client(read) as client:
+        assert client.get("/api/v1/workers").status_code == 200
+        refused = client.post("/api/v1/pools", json={"command": ["true"]})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "insufficient_scope"
+    with master.client(submit) as client:
+        pool = client.post("/api/v1/pools", json={"command": ["true"], "workers": ["w1"]})
+        assert pool.status_code == 201 and pool.json()["submitted_by"] == "submitter"
+        assert client.get(f"/api/v1/pools/{pool.json()['id']}").status_code == 200
+    with master.client("") as client:  # EventSource cannot set headers: ?token= works too
+        assert client.get("/api/v1/workers", params={"token": read}).status_code == 200
+
+
+def test_a_revoked_token_is_refused_and_tokens_are_stored_hashed(master: Master) -> None:
+    secret = master.new_token("read", "short-lived")
+    listed = shoal("master", "token", "list", "--json", env=master.env)
+    entry = next(t for t in json.loads(listed.stdout) if t["name"] == "short-lived")
+    assert secret not in listed.stdout
+    with master.client(secret) as client:
+        assert client.get("/api/v1/pools").status_code == 200
+        done = shoal("master", "token", "revoke", entry["id"], env=master.env)
+        assert done.returncode == 0, done.stderr
+        assert client.get("/api/v1/pools").status_code == 401
+    database = (master.dir / "data" / "cluster.db").read_bytes()
+    assert secret.encode() not in database
+    again = shoal("master", "token", "revoke", entry["id"], env=master.env)
+    assert again.returncode == 1 and "no token" in again.stderr
