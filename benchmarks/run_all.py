@@ -31,6 +31,7 @@ import bandwidth
 import collectives
 import harness
 import klyng
+import netns_pingpong
 import pingpong
 import startup
 from harness import Report
@@ -41,6 +42,7 @@ BENCHMARKS = {
     "collectives": collectives.measure,
     "startup": startup.measure,
     "klyng": klyng.measure,
+    "netns_pingpong": netns_pingpong.measure,  # two namespace hosts; needs root
 }
 
 
