@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shoal.stream import protocol
@@ -28,9 +29,11 @@ class PipeLink(asyncio.Protocol):
 
     heartbeats = False  # the socket's end says exactly when the process dies
 
-    def __init__(self, coordinator: Coordinator, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, coordinator: Coordinator, process: subprocess.Popen[bytes],
+                 on_lost: Callable[[], None] | None = None) -> None:
         self.coordinator = coordinator
         self.process = process
+        self.on_lost = on_lost
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._welcomed = False
@@ -76,6 +79,8 @@ class PipeLink(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.coordinator.lost(self)
+        if self.on_lost is not None:
+            self.on_lost()
 
     # Link
     def send(self, message: dict[str, Any]) -> None:
@@ -88,7 +93,9 @@ class PipeLink(asyncio.Protocol):
 
 
 class LocalPool:
-    """Starts local volunteer processes for a coordinator and cleans them up."""
+    """Starts local volunteer processes for a coordinator, replaces those that die while the
+    stream runs (an item may kill its process: the ledger counts that, and fails the item
+    after ``max_losses``), and cleans them up."""
 
     def __init__(self, coordinator: Coordinator, module_reference: str, *,
                  capacity: int) -> None:
@@ -96,10 +103,28 @@ class LocalPool:
         self.module_reference = module_reference
         self.capacity = capacity
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.replaced = 0
+        self._replacements_left = 0
+        self._starting: set[asyncio.Future[None]] = set()
 
-    async def start(self, count: int) -> None:
+    def _lost_one(self) -> None:
+        if self.coordinator.status is not None or self._replacements_left <= 0:
+            return
+        self._replacements_left -= 1
+        self.replaced += 1
+        task = asyncio.ensure_future(self.start(1, replacing=True))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def start(self, count: int, *, replacing: bool = False) -> None:
+        if not replacing:
+            # Enough to survive items that kill their process, not a module that cannot
+            # start at all (those processes die at once, over and over).
+            self._replacements_left += 4 * count + 3 * self.coordinator.job.max_losses
         loop = asyncio.get_running_loop()
         for _ in range(count):
+            if replacing and self.coordinator.status is not None:
+                return   # the stream ended meanwhile
             ours, theirs = socket.socketpair()
             try:
                 process = subprocess.Popen(
@@ -113,7 +138,7 @@ class LocalPool:
             self.processes.append(process)
             ours.setblocking(False)
             await loop.connect_accepted_socket(
-                functools.partial(PipeLink, self.coordinator, process), ours)
+                functools.partial(PipeLink, self.coordinator, process, self._lost_one), ours)
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.poll() is None]

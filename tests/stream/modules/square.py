@@ -1,0 +1,6 @@
+import shoal
+
+
+@shoal.stream.processor
+def square(x):
+    return x * x

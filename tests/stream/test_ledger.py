@@ -1,0 +1,201 @@
+"""The coordinator's bookkeeping rules, driven directly (no sockets, no processes)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shoal.stream.ledger import Ledger, Outcome
+
+
+def ok(item_id: int, value: object = None) -> Outcome:
+    return Outcome(item_id, True, value=value if value is not None else item_id * 10)
+
+
+def fill(ledger: Ledger, values: list[object]) -> list[int]:
+    return [ledger.admit(value) for value in values]
+
+
+def test_ids_follow_input_order_from_zero():
+    ledger = Ledger(window=10)
+    assert fill(ledger, ["a", "b", "c"]) == [0, 1, 2]
+
+
+def test_a_volunteer_is_never_lent_more_than_its_capacity():
+    ledger = Ledger(window=10)
+    ledger.join("v", 2)
+    fill(ledger, list(range(5)))
+    assert ledger.lend("v") == [(0, 0), (1, 1)]
+    assert ledger.lend("v") == []
+    assert ledger.settle("v", ok(0))
+    assert ledger.lend("v") == [(2, 2)]
+
+
+def test_results_are_released_in_input_order_only():
+    ledger = Ledger(window=10)
+    ledger.join("a", 1)
+    ledger.join("b", 1)
+    fill(ledger, [0, 1])
+    ledger.lend("a")
+    ledger.lend("b")
+    ledger.settle("b", ok(1))
+    assert ledger.release() == []
+    assert ledger.buffered == 1
+    ledger.settle("a", ok(0))
+    assert [o.id for o in ledger.release()] == [0, 1]
+
+
+def test_an_unordered_ledger_releases_results_as_they_settle():
+    ledger = Ledger(window=10, ordered=False)
+    ledger.join("a", 2)
+    fill(ledger, [0, 1])
+    ledger.lend("a")
+    ledger.settle("a", ok(1))
+    assert [o.id for o in ledger.release()] == [1]
+
+
+def test_a_lost_volunteers_items_are_lent_again_before_newer_ones():
+    ledger = Ledger(window=10)
+    ledger.join("a", 2)
+    ledger.join("b", 1)
+    fill(ledger, list(range(4)))
+    assert [i for i, _ in ledger.lend("a")] == [0, 1]
+    assert [i for i, _ in ledger.lend("b")] == [2]
+    assert ledger.lose("a") == [0, 1]
+    ledger.settle("b", ok(2))
+    assert [i for i, _ in ledger.lend("b")] == [0]
+    assert ledger.relent == 2
+
+
+def test_a_result_arriving_twice_is_used_once_and_frees_both_slots():
+    ledger = Ledger(window=10)
+    ledger.join("a", 1)
+    fill(ledger, [7])
+    ledger.lend("a")
+    ledger.lose("a")                 # silent: its item goes to b ...
+    ledger.join("b", 1)
+    ledger.lend("b")
+    ledger.join("a2", 1)             # ... and a comes back, under a new name, with a result
+    assert ledger.settle("a2", ok(0, "first"))
+    assert not ledger.settle("b", ok(0, "second"))
+    assert ledger.duplicates == 1
+    assert [o.value for o in ledger.release()] == ["first"]
+    assert ledger.free_slots("b") == 1
+
+
+def test_a_settled_item_stays_in_its_other_holders_slot_until_they_answer():
+    ledger = Ledger(window=10, max_losses=5)
+    ledger.join("a", 1)
+    fill(ledger, [1, 2])
+    ledger.lend("a")
+    ledger.lose("a")
+    ledger.join("b", 1)
+    ledger.join("c", 1)
+    ledger.lend("b")                 # b holds item 0 again
+    ledger.settle("c", ok(0))        # c (which never held it) answers first: accepted
+    assert ledger.free_slots("b") == 0
+    assert not ledger.settle("b", ok(0))
+    assert ledger.free_slots("b") == 1
+
+
+def test_an_error_result_fails_the_item_at_once():
+    ledger = Ledger(window=10)
+    ledger.join("a", 1)
+    fill(ledger, ["x"])
+    ledger.lend("a")
+    ledger.settle("a", Outcome(0, False, error="ValueError: bad", traceback="tb"))
+    [failed] = ledger.release()
+    assert not failed.ok and failed.item == "x" and failed.error == "ValueError: bad"
+    assert ledger.waiting_count == 0
+
+
+def test_an_item_that_keeps_killing_volunteers_fails_after_max_losses():
+    ledger = Ledger(window=10, max_losses=3)
+    fill(ledger, ["deadly"])
+    for attempt in range(3):
+        ledger.join(attempt, 1)
+        assert [i for i, _ in ledger.lend(attempt)] == [0]
+        ledger.lose(attempt)
+    [failed] = ledger.release()
+    assert not failed.ok and "3 volunteers were lost" in failed.error
+
+
+def test_the_window_bounds_items_admitted_and_not_yet_released():
+    ledger = Ledger(window=3)
+    ledger.join("a", 1)
+    ledger.join("b", 5)
+    fill(ledger, [0, 1, 2])
+    assert ledger.room() == 0
+    with pytest.raises(ValueError):
+        ledger.admit(3)
+    ledger.lend("a")                 # item 0: slow
+    ledger.lend("b")
+    ledger.settle("b", ok(1))
+    ledger.settle("b", ok(2))
+    assert ledger.release() == []    # waiting for 0: still no room
+    assert ledger.room() == 0 and ledger.demand() == 0
+    ledger.settle("a", ok(0))
+    assert len(ledger.release()) == 3
+    assert ledger.room() == 3
+    assert ledger.peak_open == 3
+
+
+def test_demand_counts_free_slots_beyond_what_already_waits():
+    ledger = Ledger(window=100)
+    ledger.join("a", 4)
+    assert ledger.demand() == 4
+    fill(ledger, [0])
+    assert ledger.demand() == 3
+
+
+def test_the_stream_finishes_when_input_ended_and_everything_was_released():
+    ledger = Ledger(window=10)
+    ledger.join("a", 1)
+    fill(ledger, [0])
+    ledger.end_input()
+    assert not ledger.finished()
+    ledger.lend("a")
+    ledger.settle("a", ok(0))
+    assert not ledger.finished()
+    ledger.release()
+    assert ledger.finished()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_any_interleaving_releases_each_item_exactly_once_in_order(data):
+    ledger = Ledger(window=data.draw(st.integers(1, 8)), max_losses=1000)
+    total = data.draw(st.integers(0, 25))
+    fed = 0
+    names = iter(range(10_000))
+    volunteers: list[int] = []
+    released: list[Outcome] = []
+    for _ in range(120):
+        if ledger.finished():
+            break
+        action = data.draw(st.sampled_from(["join", "admit", "lend", "settle", "lose"]))
+        if action == "join" or not volunteers:
+            volunteer = next(names)
+            ledger.join(volunteer, data.draw(st.integers(1, 3)))
+            volunteers.append(volunteer)
+        elif action == "admit":
+            while fed < total and ledger.room():
+                ledger.admit(fed)
+                fed += 1
+            if fed == total:
+                ledger.end_input()
+        elif action == "lend":
+            ledger.lend(data.draw(st.sampled_from(volunteers)))
+        elif action == "settle":
+            volunteer = data.draw(st.sampled_from(volunteers))
+            for item_id in sorted(ledger.held(volunteer)):
+                ledger.settle(volunteer, ok(item_id))
+        else:
+            ledger.lose(volunteers.pop(data.draw(st.integers(0, len(volunteers) - 1))))
+        released += ledger.release()
+        assert ledger.open_count <= ledger.window
+        for volunteer in volunteers:
+            assert len(ledger.held(volunteer)) <= 3
+    assert [o.id for o in released] == list(range(len(released)))
+    assert all(o.ok and o.value == o.id * 10 for o in released)
