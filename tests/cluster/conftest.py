@@ -24,6 +24,9 @@
 ``cluster``
     ``(master, [w1, w2])``: a master and two workers online.
 
+``shared_master`` (module scope)
+    A master with no worker, shared by the tests of one module.
+
 ``shared_cluster`` (module scope)
     The same, shared by the tests of one module, for tests that neither stop
     nor restart anything and do not count pools (it is much faster than a
@@ -123,3 +126,9 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory
         master = masters()
         with _workers(base, master) as workers:
             yield master, workers(2)
+
+
+@pytest.fixture(scope="module")
+def shared_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    with _masters(tmp_path_factory.mktemp("shared-master")) as masters:
+        yield masters()
