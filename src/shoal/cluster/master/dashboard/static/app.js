@@ -346,7 +346,7 @@ function openPool(poolId) {
     showPoolData(pool);
     renderPools();
     for (const job of pool.jobs) followJob(job);
-    $('pool-title').focus();
+    $('pool').scrollIntoView({block: 'nearest'});
   });
 }
 
@@ -354,7 +354,6 @@ function showPoolData(pool) {
   state.pool = pool;
   const command = shellJoin(pool.command);
   $('pool-title').textContent = `Pool: ${command}`;
-  $('pool-title').tabIndex = -1;
   $('pool-summary').textContent = `${pool.state}, created ${when(pool.created_at)}`
     + (pool.ended_at ? `, ended ${when(pool.ended_at)}` : '')
     + (pool.submitted_by ? ` by ${pool.submitted_by}` : '') + ` (id ${pool.id})`;
