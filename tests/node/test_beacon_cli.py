@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from node_helpers import Beacon, alive, shoal, wait_for
 
+from shoal.node.bundles import BundleStore
 from shoal.node.client import BeaconError, make_bundle
-from shoal.node.jobs import BundleStore
 
 pytestmark = pytest.mark.timeout(60)
 

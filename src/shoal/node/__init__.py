@@ -5,8 +5,9 @@
   authorized keys, all written with mode 0600;
 * :mod:`~shoal.node.protocol`: the JSON messages exchanged over the secure
   channel (:mod:`shoal.security`), versioned, documented field by field;
-* :mod:`~shoal.node.jobs`: bundles (a tar of the program's files, by SHA-256)
-  and the ranks of one job, their live output and their end;
+* :mod:`~shoal.node.bundles`: bundles (a tar of the program's files, by
+  SHA-256) and the beacon's bounded cache of them;
+* :mod:`~shoal.node.jobs`: the ranks of one job, their live output and their end;
 * :mod:`~shoal.node.server`: the asyncio server (login, rate limiting, requests);
 * :mod:`~shoal.node.daemon`: ``shoal beacon up / down / status``;
 * :mod:`~shoal.node.client`: :class:`~shoal.node.client.BeaconClient`, what a

@@ -34,8 +34,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from shoal.node import protocol
+from shoal.node.bundles import make_bundle
 from shoal.node.config import DEFAULT_PORT
-from shoal.node.jobs import make_bundle
 from shoal.node.protocol import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TIMEOUT,

@@ -17,6 +17,8 @@ beacons on one machine never touch the user's real files.
     host = "0.0.0.0"        # the address to listen on
     port = 7447
     max_bundle_mb = 512     # the largest bundle accepted
+    cache_mb = 2048         # bundles kept, least recently used removed first ...
+    cache_days = 30         # ... and none unused for longer than this
     [logins]
     free_failures = 3       # failed logins of one address that cost nothing
     base_delay = 1.0        # then a block of base_delay * 2**k seconds ...
@@ -90,6 +92,8 @@ class BeaconSettings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     max_bundle: int = 512 << 20
+    cache_bytes: int = 2048 << 20
+    cache_age: float = 30 * 86400.0
     free_failures: int = 3
     base_delay: float = 1.0
     max_delay: float = 300.0
@@ -109,6 +113,8 @@ def load_settings(paths: BeaconPaths) -> BeaconSettings:
             host=str(beacon.get("host", DEFAULT_HOST)),
             port=int(beacon.get("port", DEFAULT_PORT)),
             max_bundle=int(float(beacon.get("max_bundle_mb", 512)) * (1 << 20)),
+            cache_bytes=int(float(beacon.get("cache_mb", 2048)) * (1 << 20)),
+            cache_age=float(beacon.get("cache_days", 30)) * 86400.0,
             free_failures=int(logins.get("free_failures", 3)),
             base_delay=float(logins.get("base_delay", 1.0)),
             max_delay=float(logins.get("max_delay", 300.0)))

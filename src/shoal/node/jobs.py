@@ -1,11 +1,7 @@
-"""Bundles and the ranks of one job on a beacon.
+"""The ranks of one job on a beacon, from start to cleanup.
 
-A **bundle** is a tar of the program's files, named by the SHA-256 of its
-bytes.  The beacon keeps each one it received (0600, in the cache folder), so a
-runner asks :meth:`BundleStore.has` first and sends the bytes only once.  For
-each job the bundle is unpacked into a fresh private temp folder (0700) that is
-removed when the job ends; tar members that would land outside it, links and
-device files are refused (``tarfile``'s ``data`` filter).
+The job's files come from a bundle (:mod:`shoal.node.bundles`), unpacked into
+a fresh private folder that is removed when the job ends.
 
 A :class:`BeaconJob` starts its ranks as ``python -m shoal.launch.bootstrap
 -- prog.py args`` (so each one dies with the beacon, however it dies), each in
@@ -18,21 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import io
 import os
-import re
 import shutil
 import signal
 import socket
 import sys
-import tarfile
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from shoal.node import protocol
-from shoal.node.config import write_private
 from shoal.node.protocol import BeaconError, Message
 from shoal.transport.shm import ShmJob
 
@@ -41,79 +31,8 @@ FLUSH_AFTER = 0.1     # seconds a partial output line waits for its end
 READ_SIZE = 1 << 16
 # Which ranks share a host (so shared memory): those started by this beacon.
 _HOST_ID = f"{socket.gethostname()}:{os.getpid()}"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 Send = Callable[[Message], Awaitable[None]]
-
-
-def check_hash(sha256: object) -> str:
-    if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
-        raise BeaconError("a bundle is named by 64 lowercase hex digits (SHA-256)",
-                          code="bundle")
-    return sha256
-
-
-class BundleStore:
-    """Bundles received, by SHA-256, in one folder."""
-
-    def __init__(self, folder: Path, max_size: int) -> None:
-        self.folder = folder
-        self.max_size = max_size
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-    def path(self, sha256: str) -> Path:
-        return self.folder / f"{check_hash(sha256)}.tar"
-
-    def has(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
-
-    def store(self, sha256: str, data: bytes) -> None:
-        """Keep ``data`` if its SHA-256 is ``sha256`` (else BeaconError, nothing kept)."""
-        path = self.path(sha256)
-        if len(data) > self.max_size:
-            raise BeaconError(f"the bundle is {len(data)} bytes, more than this beacon's "
-                              f"limit of {self.max_size}", code="bundle")
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise BeaconError(f"the bundle's SHA-256 is {actual}, not {sha256}: refused",
-                              code="bundle")
-        write_private(path, data)
-
-    def unpack(self, sha256: str) -> Path:
-        """A new private folder holding the bundle's files (the caller removes it)."""
-        if not self.has(sha256):
-            raise BeaconError(f"this beacon has no bundle {sha256}; send it first",
-                              code="bundle")
-        folder = Path(tempfile.mkdtemp(prefix="shoal-job-"))
-        try:
-            with tarfile.open(self.path(sha256), "r:") as tar:
-                tar.extractall(folder, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise BeaconError(f"cannot unpack bundle {sha256}: {exc}", code="bundle") from None
-        return folder
-
-
-def make_bundle(root: str | os.PathLike[str], files: Sequence[str] | None = None
-                ) -> tuple[bytes, str]:
-    """A tar of ``files`` (paths relative to ``root``; default: all under root) and its SHA-256.
-
-    Members are sorted with fixed owners and times, so the same files give the
-    same hash and a beacon that has them is not sent them again.
-    """
-    base = Path(root)
-    names = sorted(files) if files is not None else sorted(
-        str(p.relative_to(base)) for p in base.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:", format=tarfile.PAX_FORMAT) as tar:
-        for name in names:
-            data = (base / name).read_bytes()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o600, 0
-            tar.addfile(info, io.BytesIO(data))
-    data = buffer.getvalue()
-    return data, hashlib.sha256(data).hexdigest()
 
 
 def shell_status(returncode: int) -> int:

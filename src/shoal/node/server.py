@@ -32,8 +32,9 @@ from typing import Any
 
 from shoal.errors import ShoalError
 from shoal.node import protocol
+from shoal.node.bundles import BundleStore, check_hash
 from shoal.node.config import BeaconPaths, BeaconSettings, read_password, write_private
-from shoal.node.jobs import BeaconJob, BundleStore, check_hash
+from shoal.node.jobs import BeaconJob
 from shoal.node.protocol import BeaconError, Message
 from shoal.security import (
     AuthorizedKeys,
@@ -83,7 +84,9 @@ class BeaconServer:
                                    authorized_keys=authorized_keys, name=self.host_name,
                                    rate_limiter=self.limiter)
         self.config.methods  # noqa: B018 - raises now if no login is possible
-        self.bundles = BundleStore(paths.bundles_dir, settings.max_bundle)
+        self.bundles = BundleStore(paths.bundles_dir, settings.max_bundle,
+                                   max_total=settings.cache_bytes, max_age=settings.cache_age)
+        self.bundles.prune()  # what outlived its welcome while the beacon was down
         self.sessions: set[_Session] = set()
         self.port = 0
         self.started = time.time()
