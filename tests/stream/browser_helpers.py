@@ -106,7 +106,7 @@ def items_done(page: Any) -> int:
 
 
 def page_problems(page: Any) -> str:
-    return str(page.get_by_label("Errors").inner_text())
+    return str(page.get_by_role("list", name="Errors").inner_text())
 
 
 @contextlib.contextmanager
@@ -215,3 +215,16 @@ def stream(args: list[str], stdin: str | None = None,
         yield running
     finally:
         running.stop()
+
+
+@contextlib.contextmanager
+def python_volunteer(url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A `shoal volunteer URL` process: a Python volunteer (kind "machine")."""
+    process = subprocess.Popen([sys.executable, "-m", "shoal", "volunteer", url],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=30)

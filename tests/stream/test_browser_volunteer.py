@@ -1,0 +1,201 @@
+"""A browser volunteer end to end: a real `shoal stream`, headless Debian Chromium opening the
+URL it prints, the page computing items with Pyodide in a Web Worker.
+
+Every processor here returns ``sys.platform`` with its result where that proves who computed
+it: Pyodide says ``emscripten``, a local process ``linux``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser_helpers import (
+    chromium,
+    items_done,
+    need_pyodide,
+    page_problems,
+    python_volunteer,
+    screenshot,
+    stream,
+    wait_for_done,
+    wait_for_state,
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    need_pyodide()
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def quiet_config(tmp_path: Path) -> dict[str, str]:
+    """No user's stream.toml may change the streams these tests start."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    return {"SHOAL_CONFIG_DIR": str(folder)}
+
+
+def module(tmp_path: Path, name: str, source: str) -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    return str(path)
+
+
+SQUARES = """
+import sys
+import shoal
+
+@shoal.stream.processor
+def square(x):
+    shoal.report(cpu_time=0.001, items=1, units=x)
+    return f"{x}^2={x * x} on {sys.platform}"
+"""
+
+
+def test_a_browser_tab_computes_the_stream_in_input_order(
+        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+    items = [str(i) for i in range(1, 31)]
+    with stream([module(tmp_path, "squares", SQUARES), *items, "--workers", "0"],
+                env=quiet_config) as running:
+        page = browser.new_page()
+        page.goto(running.url())
+        wait_for_state(page, "running", "finished")
+        assert running.wait() == 0, running.stderr
+        wait_for_state(page, "finished")
+        screenshot(page, "browser-volunteer-finished")
+        assert running.stdout_lines == [f"{i}^2={i * i} on emscripten" for i in range(1, 31)]
+        assert items_done(page) == 30
+        assert page_problems(page) == ""
+        page.close()
+
+
+SLOW = """
+import sys
+import time
+
+import shoal
+
+def process(x):
+    deadline = time.perf_counter() + 0.05  # a busy wait: Pyodide has no real sleep
+    while time.perf_counter() < deadline:
+        pass
+    shoal.report(units=1)
+    return f"{x} by {sys.platform}"
+"""
+
+
+def monitor(url: str) -> dict[str, Any]:
+    return dict(httpx.get(url + "monitor.json", timeout=10).json())
+
+
+def wait_for_monitor(url: str, what: str, check: Any, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = monitor(url)
+        if check(snapshot):
+            return snapshot
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the monitor never showed {what}: {snapshot}")
+        time.sleep(0.1)
+
+
+def browser_reported(snapshot: dict[str, Any]) -> bool:
+    return any(v["kind"] == "browser" and v["units_per_s"]["max"] > 0
+               for v in snapshot["volunteers"])
+
+
+def test_closing_the_tab_mid_stream_lends_its_items_to_another_volunteer(
+        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+    count = 60
+    with stream([module(tmp_path, "slow", SLOW), *map(str, range(count)), "--workers", "0",
+                 "--batch", "4", "--reporting-interval", "0.2"], env=quiet_config) as running:
+        url = running.url()
+        page = browser.new_page()
+        page.goto(url)
+        wait_for_done(page, 5)
+        # shoal.report(...) inside Pyodide reached the coordinator's monitor.
+        wait_for_monitor(url, "the browser's shoal.report units", browser_reported)
+        screenshot(page, "browser-volunteer-before-close")
+        page.close()  # mid-item, holding up to 4 items
+        gone = wait_for_monitor(url, "the tab leaving", lambda snapshot: not snapshot["volunteers"])
+        assert gone["departed"][0]["kind"] == "browser"
+        assert gone["stream"]["relent"] >= 1  # what it held waits for the next volunteer
+        assert gone["stream"]["released"] < count
+        with python_volunteer(url):
+            assert running.wait() == 0, running.stderr
+    # Every item once and in order: a first part computed by the tab, the rest (the items the
+    # tab held when it closed included) by the Python volunteer.
+    by = [line.split(" by ")[1] for line in running.stdout_lines]
+    assert running.stdout_lines == [f"{i} by {where}" for i, where in enumerate(by)]
+    in_browser = by.count("emscripten")
+    assert by == ["emscripten"] * in_browser + ["linux"] * (count - in_browser)
+    assert 5 <= in_browser < count
+
+
+RAISES = """
+import sys
+
+def process(x):
+    if x % 7 == 3:
+        raise ValueError(f"no luck with {x}")
+    return f"{x} on {sys.platform}"
+"""
+
+
+def test_an_item_that_raises_in_the_browser_follows_on_error_and_the_tab_goes_on(
+        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+    items = [str(i) for i in range(12)]
+    with stream([module(tmp_path, "raises", RAISES), *items, "--workers", "0",
+                 "--on-error", "skip"], env=quiet_config) as running:
+        page = browser.new_page()
+        page.goto(running.url())
+        assert running.wait() == 0, running.stderr
+        stderr = running.stderr
+        assert "ValueError: no luck with 3" in stderr
+        assert 'raise ValueError(f"no luck with {x}")' in stderr  # the user's line, from Pyodide
+        assert "ValueError: no luck with 10" in stderr
+        assert running.stdout_lines == [f"{i} on emscripten" for i in range(12) if i % 7 != 3]
+        wait_for_state(page, "finished")
+        screenshot(page, "browser-volunteer-on-error-skip")
+        assert items_done(page) == 10  # the tab kept working after a failed item
+        assert int(page.get_by_label("Items failed").inner_text()) == 2
+        assert "Item 3 failed: ValueError: no luck with 3" in page_problems(page)
+        page.close()
+
+
+NEEDS_NUMPY = """
+import sys
+import numpy
+
+def process(x):
+    return f"{int(numpy.int64(x) * 2)} on {sys.platform}"
+"""
+
+
+def test_a_module_the_browser_cannot_import_is_refused_by_the_tab_not_the_stream(
+        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+    pytest.importorskip("numpy")  # the coordinator itself must be able to import the module
+    items = [str(i) for i in range(5)]
+    with stream([module(tmp_path, "needs_numpy", NEEDS_NUMPY), *items, "--workers", "0"],
+                env=quiet_config) as running:
+        url = running.url()
+        page = browser.new_page()
+        page.goto(url)
+        wait_for_state(page, "unsupported")
+        screenshot(page, "browser-volunteer-unsupported-module")
+        problems = page_problems(page)
+        assert "This browser cannot run needs_numpy: ModuleNotFoundError" in problems
+        assert "No module named 'numpy'" in problems
+        assert "standard library only" in problems
+        assert running.process.poll() is None  # the stream waits for a volunteer that can
+        with python_volunteer(url):  # a Python volunteer, which has numpy, finishes them
+            assert running.wait() == 0, running.stderr
+        assert running.stdout_lines == [f"{2 * i} on linux" for i in range(5)]
+        page.close()
