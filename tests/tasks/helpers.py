@@ -27,12 +27,15 @@ def sleep_then(seconds: float, value: object = None) -> object:
     return value
 
 
-def mark_and_sleep(folder: str, name: str, seconds: float) -> str:
-    """Write this process's pid to folder/name.<attempt>, then sleep: a task to kill."""
+def mark_and_sleep(folder: str, name: str, seconds: float, again: float = 0.0) -> str:
+    """Write this process's pid to folder/name.<attempt>, then sleep: a task to kill.
+
+    The first attempt sleeps ``seconds``, later ones ``again``.
+    """
     base = Path(folder)
     attempt = len(list(base.glob(f"{name}.*"))) + 1
     (base / f"{name}.{attempt}").write_text(str(os.getpid()))
-    time.sleep(seconds)
+    time.sleep(seconds if attempt == 1 else again)
     return f"{name} ran {attempt} time(s)"
 
 

@@ -125,8 +125,8 @@ def test_a_killed_agent_has_its_tasks_run_on_another_exactly_once(service, tmp_p
     first = service.start_agent("first", 1)
     wait_for(lambda: service.agents() == ["first"])
     with Executor(service.address, password=PASSWORD) as ex:
-        futures = [ex.submit(helpers.mark_and_sleep, str(tmp_path), f"t{i}", 0.5)
-                   for i in range(2)]
+        futures = [ex.submit(helpers.mark_and_sleep, str(tmp_path), f"t{i}", seconds)
+                   for i, seconds in enumerate([60.0, 0.1])]
         wait_for(lambda: list(tmp_path.glob("t0.1")))
         service.start_agent("second", 1)
         wait_for(lambda: sorted(service.agents()) == ["first", "second"])

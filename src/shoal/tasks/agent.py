@@ -71,7 +71,6 @@ class _Process:
         self.functions: set[Any] = set()
         self.writer: asyncio.StreamWriter | None = None
         self.reader_task: asyncio.Task[None] | None = None
-        self.killed_for: set[int] = set()   # tasks cancelled by killing this process
         self.stealing = False               # asked to give back tasks, no answer yet
 
     def running_task(self) -> tuple[int, int] | None:
@@ -106,7 +105,6 @@ class TaskAgent:
         self.processes: list[_Process] = []
         self.queue: deque[Task] = deque()
         self.functions: dict[Any, tuple[bytes, str]] = {}
-        self.cancelled: set[int] = set()
         self.wanted = 0
         self.mean_duration: float | None = None
         self.deaths_in_a_row = 0
@@ -247,14 +245,11 @@ class TaskAgent:
         lost = []
         requeue = []
         for tid, task in proc.outstanding.items():
-            if tid in self.cancelled or tid in proc.killed_for:
-                continue
             if running is not None and (tid, task[1]) == running:
                 lost.append((tid, task[1], why))
             else:
                 requeue.append(task)  # never started, or finished unreported: run it again
         self.queue.extendleft(reversed(requeue))
-        self.cancelled.difference_update(proc.killed_for)
         if lost and self.link is not None:
             self.link.post(("lost", lost))
         if proc.writer is not None:
@@ -283,10 +278,12 @@ class TaskAgent:
         self.queue = deque(t for t in self.queue if t[0] not in wanted)
         for proc in self.processes:
             hit = wanted.intersection(proc.outstanding)
-            if hit:
-                proc.killed_for |= hit
-                self.cancelled |= hit
-                proc.kill()
+            if hit and proc.writer is not None:
+                # The process forgets them if queued, or kills itself if one runs (no other
+                # way to stop Python code); either way no result of them is awaited here.
+                for tid in hit:
+                    del proc.outstanding[tid]
+                proc.writer.write(frame([("drop", sorted(hit))]))
 
     # -- feeding -----------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ class Worker:
         self.results: list[tuple[Any, ...]] = []
         self.first_result = 0.0
         self.open = True
+        self.current = 0   # the id of the task running now (0: none)
 
     def read_loop(self) -> None:
         """Take in what the agent sends until it closes the socket."""
@@ -89,6 +90,14 @@ class Worker:
                     self.queue.extend(message[1])
                 elif message[0] == "fn":
                     self.functions[message[1]] = (message[3], message[2])
+                elif message[0] == "drop":
+                    # Cancelled: forget the queued ones; a running one ends with this process.
+                    dropped = set(message[1])
+                    kept = [task for task in self.queue if task[0] not in dropped]
+                    self.queue.clear()
+                    self.queue.extend(kept)
+                    if self.current in dropped:
+                        os.kill(os.getpid(), signal.SIGKILL)
                 elif message[0] == "steal":
                     # Another process is idle: give back tasks not started, from the end.
                     count = min(int(message[1]), len(self.queue))
@@ -158,9 +167,11 @@ class Worker:
                     if not queue:
                         return
                 task = queue.popleft()
-                # Marked under the lock: a steal request can never take the task that runs.
+                # Marked under the lock: a steal or drop request sees what runs.
                 MARK.pack_into(self.mark, 0, task[0], task[1])
+                self.current = task[0]
             self.run_one(*task)
+            self.current = 0
             if (len(self.results) >= FLUSH_COUNT
                     or time.monotonic() - self.first_result > FLUSH_SECONDS):
                 self.flush()
