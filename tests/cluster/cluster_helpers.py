@@ -234,3 +234,67 @@ def wait_pool_done(master: Master, pool_id: str, within: float = 30.0) -> dict[s
 def output(master: Master, job_id: str) -> dict[str, Any]:
     result: dict[str, Any] = master.api("GET", f"/api/v1/jobs/{job_id}/output")
     return result
+
+
+class CuttableProxy:
+    """A TCP relay on 127.0.0.1 whose connections can be cut, like a pulled cable.
+
+    ``cut(for_s)`` closes every relayed connection and refuses new ones for
+    ``for_s`` seconds (accepting and closing them at once).
+    """
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.refuse_until = 0.0
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.refuse_until:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self, for_s: float) -> None:
+        self.refuse_until = time.monotonic() + for_s
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut(0)
+        self.listener.close()

@@ -15,8 +15,9 @@
 ``start_master(options=None)``
     The factory behind ``master``, for other options (e.g. ``--retention``).
 
-``start_workers(n, names=None, master=None)``
-    Starts ``n`` ``shoal worker`` processes (``cluster_helpers.Worker``), each
+``start_workers(n, names=None, to=None, extra=None)``
+    Starts ``n`` ``shoal worker`` processes (linked to ``to``, default
+    ``master``; ``extra``: more options) (``cluster_helpers.Worker``), each
     with its own folder (so its own persistent id), named ``w1``, ``w2``, ...
     unless ``names`` is given, and waits until the master lists them online.
     ``worker.stop(sig)``, ``worker.start()`` (same id again), ``worker.log``.
@@ -74,13 +75,15 @@ def _masters(base: Path) -> Iterator[Callable[..., Master]]:
 
 
 @contextlib.contextmanager
-def _workers(base: Path, master: Master) -> Iterator[Callable[..., list[Worker]]]:
+def _workers(base: Path, default: Callable[[], Master]) -> Iterator[Callable[..., list[Worker]]]:
     started: list[Worker] = []
 
-    def start(n: int, names: list[str] | None = None,
-              to: Master | None = None) -> list[Worker]:
+    def start(n: int, names: list[str] | None = None, to: Master | None = None,
+              extra: list[str] | None = None) -> list[Worker]:
         chosen = names or [f"w{len(started) + i + 1}" for i in range(n)]
-        workers = [Worker(base / f"worker-{name}", name, to or master) for name in chosen]
+        master = to or default()
+        workers = [Worker(base / f"worker-{name}", name, master, extra=extra or [])
+                   for name in chosen]
         for worker in workers:
             started.append(worker)
             worker.start()
@@ -107,8 +110,10 @@ def master(start_master: Callable[..., Master]) -> Master:
 
 
 @pytest.fixture
-def start_workers(tmp_path: Path, master: Master) -> Iterator[Callable[..., list[Worker]]]:
-    with _workers(tmp_path, master) as start:
+def start_workers(tmp_path: Path, request: pytest.FixtureRequest
+                  ) -> Iterator[Callable[..., list[Worker]]]:
+    # The ``master`` fixture is started only for workers given no other master.
+    with _workers(tmp_path, lambda: request.getfixturevalue("master")) as start:
         yield start
 
 
@@ -124,7 +129,7 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory
     base = tmp_path_factory.mktemp("shared-cluster")
     with _masters(base) as masters:
         master = masters()
-        with _workers(base, master) as workers:
+        with _workers(base, lambda: master) as workers:
             yield master, workers(2)
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
-from cluster_helpers import Master, Worker, output, submit, wait_for, wait_pool_done
+from cluster_helpers import (
+    CuttableProxy,
+    Master,
+    Worker,
+    output,
+    submit,
+    wait_for,
+    wait_pool_done,
+)
 
 
 def _job(master: Master, job_id: str) -> dict[str, object]:
@@ -70,3 +78,28 @@ def test_retention_prunes_finished_pools_and_keeps_running_ones(
     assert kept["state"] == "running"
     master.api("POST", f"/api/v1/pools/{slow['id']}/kill", json={"signal": 9})
     wait_pool_done(master, slow["id"])
+
+
+def test_a_network_cut_lets_the_job_run_on_and_its_output_and_end_arrive_after(
+        start_master: Callable[..., Master], start_workers: Callable[..., list[Worker]]
+        ) -> None:
+    master = start_master(["--offline-after", "3", "--lost-after", "0.5"])
+    proxy = CuttableProxy(master.worker_port)
+    try:
+        (worker,) = start_workers(1, to=master, extra=["--worker-port", str(proxy.port)])
+        pool = submit(master, ["sh", "-c", "echo a; sleep 2; echo b; sleep 1; echo c"])
+        job_id = pool["jobs"][0]["id"]
+        wait_for(lambda: output(master, job_id)["stdout"] == "a\n", what="the first line")
+        proxy.cut(for_s=2.0)
+        lost = wait_for(lambda: (j := _job(master, job_id))["state"] == "lost" and j,
+                        what="the job being given up as lost")
+        assert "worker lost" in str(lost["reason"])
+        # The worker comes back still running it: the job is running again, then ends.
+        job = wait_for(lambda: (j := _job(master, job_id))["state"] == "exited" and j,
+                       within=30, what="the job coming back and ending")
+        assert job["exit_code"] == 0 and job["reason"] is None
+        assert master.api("GET", f"/api/v1/pools/{pool['id']}")["state"] == "done"
+        assert output(master, job_id)["stdout"] == "a\nb\nc\n"
+        assert worker.state() == "online"
+    finally:
+        proxy.close()

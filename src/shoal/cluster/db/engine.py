@@ -54,10 +54,10 @@ def migrate(engine: Engine) -> None:
     """``alembic upgrade head`` on ``engine`` (creates the schema on a new database)."""
     import logging
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines say nothing new
     from alembic import command
     from alembic.config import Config
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines say nothing new
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
