@@ -155,3 +155,24 @@ def test_an_executor_that_disconnects_fetches_its_finished_results_later(service
 def test_an_executor_naming_another_scheduler_than_the_service_is_told_which_it_uses(service):
     with pytest.raises(Exception, match="schedules with 'pull'"):
         Executor(service.address, password=PASSWORD, scheduler="least-loaded")
+
+
+def test_a_module_declared_in_modules_travels_by_value_to_agents_without_it(
+        service, tmp_path, monkeypatch):
+    service.start_agent("a", 1)  # started before the module exists: it cannot import it
+    wait_for(lambda: service.agents() == ["a"])
+    (tmp_path / "only_here.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import only_here
+
+    try:
+        with Executor(service.address, password=PASSWORD) as ex:
+            with pytest.raises(ModuleNotFoundError, match="only_here"):
+                ex.submit(only_here.triple, 1).result(timeout=30)
+        with Executor(service.address, password=PASSWORD, modules=[only_here]) as ex:
+            assert ex.submit(only_here.triple, 5).result(timeout=30) == 15
+    finally:
+        import cloudpickle
+
+        cloudpickle.unregister_pickle_by_value(only_here)
+        sys.modules.pop("only_here", None)

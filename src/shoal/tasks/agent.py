@@ -89,6 +89,7 @@ class TaskAgent:
                  name: str | None = None, *, password: str | None = None,
                  identity: Identity | None = None, host_keys: HostKeyVerifier | None = None,
                  job_key: bytes | None = None, link: Link | None = None,
+                 config: ClientConfig | None = None,
                  heartbeat: float = 1.0, connect_timeout: float = 30.0) -> None:
         if address is None and link is None:
             raise ConfigurationError("an agent needs the service's address (shoal://HOST:PORT)")
@@ -100,6 +101,7 @@ class TaskAgent:
         self._login = dict(password=password, identity=identity, host_keys=host_keys,
                            job_key=job_key)
         self.link = link
+        self.config = config  # a ready login setup (the cluster worker passes its own)
         self.heartbeat = heartbeat
         self.connect_timeout = connect_timeout
         self.processes: list[_Process] = []
@@ -147,7 +149,7 @@ class TaskAgent:
         assert self.address is not None
         host, port = protocol.parse_address(self.address)
         login = {k: v for k, v in self._login.items() if v is not None}
-        config = ClientConfig(name=self.name, **login)  # type: ignore[arg-type]
+        config = self.config or ClientConfig(name=self.name, **login)  # type: ignore[arg-type]
         stream = await connect_secure_stream(host, port, config, timeout=self.connect_timeout)
         return StreamLink(stream)
 

@@ -380,8 +380,9 @@ class Executor(concurrent.futures.Executor):
 def _close_at_exit(ref: weakref.ref[Executor]) -> None:
     executor = ref()
     if executor is not None and executor._local is not None:
-        executor.shutdown(wait=False, cancel_futures=True)
-        executor._close()
+        # Never shut down: cancel what is left (futures are never "running", so this cancels
+        # all) and stop the local cluster, rather than leave it to PR_SET_PDEATHSIG.
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

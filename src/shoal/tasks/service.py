@@ -107,10 +107,12 @@ class TaskService:
                  scheduler: str = "pull", heartbeat_timeout: float = 10.0,
                  keep_results: float = 600.0, max_kept: int = 200_000,
                  hooks: Sequence[TaskHooks] = (), use_plugin_hooks: bool = False,
-                 name: str = "shoal-tasks") -> None:
-        self.config = ServerConfig(password=password, identity=identity,
-                                   authorized_keys=authorized_keys, job_key=job_key, name=name,
-                                   rate_limiter=LoginRateLimiter())
+                 name: str = "shoal-tasks", config: ServerConfig | None = None) -> None:
+        # ``config``: a ready login setup (the cluster master passes its own), else one is
+        # built from password / identity + authorized_keys / job_key.
+        self.config = config or ServerConfig(password=password, identity=identity,
+                                             authorized_keys=authorized_keys, job_key=job_key,
+                                             name=name, rate_limiter=LoginRateLimiter())
         self.config.methods  # noqa: B018 - raises now if no login is possible
         self.policy_name = scheduler
         self.scheduler = Scheduler(policy_class(scheduler)())
