@@ -166,9 +166,9 @@ def test_a_module_declared_in_modules_travels_by_value_to_agents_without_it(
     import only_here
 
     try:
-        with Executor(service.address, password=PASSWORD) as ex:
-            with pytest.raises(ModuleNotFoundError, match="only_here"):
-                ex.submit(only_here.triple, 1).result(timeout=30)
+        with Executor(service.address, password=PASSWORD) as ex, pytest.raises(
+                ModuleNotFoundError, match="only_here"):
+            ex.submit(only_here.triple, 1).result(timeout=30)
         with Executor(service.address, password=PASSWORD, modules=[only_here]) as ex:
             assert ex.submit(only_here.triple, 5).result(timeout=30) == 15
     finally:
