@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -94,7 +95,16 @@ class Master:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if "--certfile" in self.options else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """Trust the master's own certificate when it serves HTTPS."""
+        if "--certfile" not in self.options:
+            return True
+        return ssl.create_default_context(
+            cafile=self.options[self.options.index("--certfile") + 1])
 
     @property
     def worker_port(self) -> int:
@@ -143,7 +153,8 @@ class Master:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the master exited {self.proc.returncode}:\n{self.log}")
             with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+                return httpx.get(f"{self.url}/healthz", timeout=2,
+                                 verify=self.verify).status_code == 200
             return False
 
         wait_for(up, START_TIMEOUT, what="the master's start")
@@ -160,7 +171,8 @@ class Master:
         """An HTTP client for the API with ``token`` (default: the admin token)."""
         secret = self.token if token is None else token
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30,
+                            verify=self.verify, **kwargs)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """One request with the admin token; the JSON answer (asserting a 2xx)."""
@@ -180,6 +192,7 @@ class Worker:
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
     extra: list[str] = field(default_factory=list)
+    password: str = PASSWORD
 
     @property
     def log(self) -> str:
@@ -194,7 +207,7 @@ class Worker:
         self.runs += 1
         self.dir.mkdir(parents=True, exist_ok=True)
         log = open(self.dir / f"worker-{self.runs}.log", "wb")  # noqa: SIM115 - kept open
-        env = {**os.environ, "SHOAL_CONFIG_DIR": str(self.dir), "SHOAL_PASSWORD": PASSWORD}
+        env = {**os.environ, "SHOAL_CONFIG_DIR": str(self.dir), "SHOAL_PASSWORD": self.password}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoal", "worker", "--master",
              f"127.0.0.1:{self.master.port}", "--name", self.name, *self.extra],

@@ -23,7 +23,7 @@ from shoal.cluster.master.hub import Hub
 from shoal.cluster.master.metrics import registry_for
 from shoal.cluster.master.settings import MasterSettings
 from shoal.errors import ConfigurationError
-from shoal.security import AuthorizedKeys, ServerConfig
+from shoal.security import AuthorizedKeys, LoginRateLimiter, ServerConfig
 
 log = logging.getLogger("shoal.master")
 
@@ -44,8 +44,9 @@ def link_config(settings: MasterSettings) -> ServerConfig:
                                  "`shoal master password` (or authorize worker keys)")
     import socket
 
+    # Failed logins of an address cost it a growing wait, as for beacons.
     return ServerConfig(password=settings.password, identity=identity, authorized_keys=keys,
-                        name=socket.gethostname())
+                        name=socket.gethostname(), rate_limiter=LoginRateLimiter())
 
 
 class MasterState:
