@@ -153,3 +153,13 @@ def test_import_shoal_stays_light_until_the_executor_is_asked_for():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
     assert out == ["False", "True"]
+
+
+@pytest.mark.parametrize("policy", ["least-loaded", "fastest-first"])
+def test_the_push_policies_run_a_map_with_mixed_task_lengths_on_the_local_cluster(policy):
+    with Executor(workers=2, scheduler=policy) as ex:
+        assert ex.scheduler == policy
+        delays = [0.05 if i % 10 == 0 else 0.0 for i in range(300)]
+        assert list(ex.map(helpers.sleep_then, delays, range(300))) == list(range(300))
+        assert list(ex.map(helpers.square, range(2000), chunksize=10)) == [
+            x * x for x in range(2000)]
