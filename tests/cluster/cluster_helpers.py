@@ -129,7 +129,9 @@ class Master:
         tests run ``shoal master password`` and ``token``; this saves two starts)."""
         self.paths.node.ensure()
         self.paths.write_master_password(PASSWORD)
-        tokens = TokenStore(open_database(self.paths.default_db_url()))
+        url = self.options[self.options.index("--db") + 1] if "--db" in self.options \
+            else self.paths.default_db_url()
+        tokens = TokenStore(open_database(url))
         self.token = tokens.create("admin", "admin-of-tests")[1]
         tokens.sessions.kw["bind"].dispose()
 
