@@ -281,10 +281,13 @@ class TaskService:
                 if now - when < self.keep_results:
                     break
                 del self._keep[key]
+            # A session without a connection or live tasks is no longer needed: its kept
+            # results are found by (session, n) alone.
             for label, session in list(self.sessions.items()):
-                if session.link is None and not session.tasks and not any(
-                        k[0] == label for k in self._keep):
+                if session.link is None and not session.tasks:
                     del self.sessions[label]
+                    for fkey in [k for k in self.functions if k[0] == label]:
+                        del self.functions[fkey]
 
     # -- executors -------------------------------------------------------------------------
 
