@@ -11,7 +11,6 @@ import {ago, jobOutcome, outcomeClass, parseTime, shellJoin, when} from './forma
 
 const TOKEN_KEY = 'shoal.token';
 const POOL_PAGE = 20;
-const HEALTH_WINDOW_MS = 30 * 60 * 1000;
 const OUTPUT_LIMIT = 200_000; // characters kept per job on the page
 
 const $ = (id) => document.getElementById(id);
@@ -104,7 +103,13 @@ function logout(message) {
 function openEvents() {
   const events = state.api.events('/events');
   state.events = events;
-  events.addEventListener('open', () => setLive('Live', true));
+  let interrupted = false;
+  events.addEventListener('open', () => {
+    setLive('Live', true);
+    // Changes made while the feed was down (a master restart) were not sent: reload.
+    if (interrupted) guarded(refresh);
+    interrupted = false;
+  });
   events.addEventListener('worker', (e) => {
     const worker = JSON.parse(e.data);
     state.workers.set(worker.id, worker);
@@ -119,14 +124,20 @@ function openEvents() {
       setLive('Live updates stopped', false);
       setTimeout(() => guarded(async () => {
         if (state.events !== events) return;
-        setWorkers((await state.api.get('/workers')).items);
-        await loadPools(true);
+        await refresh();
         openEvents();
       }), 3000);
     } else {
+      interrupted = true;
       setLive('Reconnecting…', false);
     }
   });
+}
+
+async function refresh() {
+  setWorkers((await state.api.get('/workers')).items);
+  await loadPools(true);
+  if (state.pool) showPoolData(await state.api.get(`/pools/${state.pool.id}`));
 }
 
 function updatePool(pool) {
@@ -231,9 +242,11 @@ function showHealth(workerId) {
 async function loadHealth() {
   const id = state.healthWorker;
   if (!id || !state.api) return;
-  const since = new Date(Date.now() - HEALTH_WINDOW_MS).toISOString();
-  const data = await state.api.get(
-    `/workers/${encodeURIComponent(id)}/health?since=${encodeURIComponent(since)}&resolution=raw`);
+  // "<window in ms>/<resolution>": longer windows use the master's downsampled series.
+  const [windowMs, resolution] = $('health-period').value.split('/');
+  const since = new Date(Date.now() - Number(windowMs)).toISOString();
+  const data = await state.api.get(`/workers/${encodeURIComponent(id)}/health`
+    + `?since=${encodeURIComponent(since)}&resolution=${resolution}`);
   if (state.healthWorker !== id) return;
   const samples = data.items.filter((s) => s.sampled_at)
     .map((s) => ({...s, t: parseTime(s.sampled_at)}))
@@ -439,6 +452,7 @@ function start() {
   });
   $('pool-filter').addEventListener('change', () => guarded(() => loadPools(true)));
   $('pools-more').addEventListener('click', () => guarded(() => loadPools(false)));
+  $('health-period').addEventListener('change', () => guarded(loadHealth));
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) {
     login(saved).catch((error) => logout(error.message));

@@ -2,7 +2,7 @@
 // may sit on a network with no internet and the page loads nothing from elsewhere.
 
 const SVG = 'http://www.w3.org/2000/svg';
-const WIDTH = 320;
+const WIDTH = 270;
 const HEIGHT = 120;
 const PAD = {left: 40, right: 8, top: 10, bottom: 20};
 
