@@ -38,7 +38,11 @@ def shim(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
 
 
 def run(shim: types.ModuleType, value: object) -> dict[str, object]:
-    return dict(json.loads(asyncio.run(shim.run_item(json.dumps(value)))))
+    """What the worker does with one item."""
+    text = shim.run_item(json.dumps(value))
+    if text == "":
+        text = asyncio.run(shim.finish_pending())
+    return dict(json.loads(text))
 
 
 SQUARES = """
@@ -95,8 +99,13 @@ def test_a_result_that_is_not_json_is_a_failed_result(shim: types.ModuleType) ->
 
 
 def test_async_functions_are_awaited(shim: types.ModuleType) -> None:
-    shim.load_module("broken", "async def process(x):\n    return [x, x]\n", "process")
+    shim.load_module("broken", "async def process(x):\n    if x == 0:\n        raise KeyError(x)\n"
+                     "    return [x, x]\n", "process")
     assert run(shim, "a")["value"] == ["a", "a"]
+    failure = run(shim, 0)
+    assert failure["error"] == "KeyError: 0"
+    assert str(failure["traceback"]).startswith(
+        'Traceback (most recent call last):\n  File "broken.py", line 3, in process')
 
 
 def test_the_shim_offers_only_what_works_in_a_browser(shim: types.ModuleType) -> None:

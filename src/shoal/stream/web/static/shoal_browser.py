@@ -31,6 +31,7 @@ class _Loaded:
     """The stream's function once the module is loaded; None until then."""
 
     function: Callable[[Any], Any] | None = None
+    pending: tuple[Any, float] | None = None  # an async processor's awaitable, and its start
 
 
 class _Reported:
@@ -146,8 +147,13 @@ def load_module(name: str, source: str, function_name: str) -> str:
     return ""
 
 
-async def run_item(value_json: str) -> str:
-    """Call the function on one JSON value; the JSON of the result message's body."""
+def run_item(value_json: str) -> str:
+    """Call the function on one JSON value; the JSON of the result message's body.
+
+    Synchronous, so that an ordinary function costs no trip through Pyodide's event loop.
+    When the function returns an awaitable (an ``async def`` processor), this returns
+    ``""`` and the worker awaits :func:`finish_pending` for the result.
+    """
     function = _Loaded.function
     if function is None:
         raise RuntimeError("run_item before load_module succeeded")
@@ -155,12 +161,32 @@ async def run_item(value_json: str) -> str:
     started = time.process_time()
     try:
         result = function(value)
-        if inspect.isawaitable(result):
-            result = await result
     except KeyboardInterrupt:
-        raise  # the page asked the worker to stop: not the item's fault
+        raise  # Pyodide's interrupt: not the item's fault
     except BaseException as error:
         return json.dumps(_failure(error))
+    if inspect.isawaitable(result):
+        _Loaded.pending = (result, started)
+        return ""
+    return _success(result, started)
+
+
+async def finish_pending() -> str:
+    """Await the awaitable the last :func:`run_item` returned ``""`` for; as run_item."""
+    awaitable, started = _Loaded.pending or (None, 0.0)
+    _Loaded.pending = None
+    if awaitable is None:
+        raise RuntimeError("finish_pending without a pending item")
+    try:
+        result = await awaitable
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        return json.dumps(_failure(error))
+    return _success(result, started)
+
+
+def _success(result: Any, started: float) -> str:
     cpu_time = time.process_time() - started
     try:
         return json.dumps({"ok": True, "value": result, "cpu_time": cpu_time},

@@ -140,10 +140,10 @@ export class VolunteerLink {
           this.unsupported(message);
         }
         break;
-      case "result":
+      case "results":
         if (message.epoch !== this.epoch) break; // lent again after we lost the connection
-        this.send(message.message);
-        this.counted(message.message);
+        for (const result of message.messages) this.send(result);
+        this.counted(message.messages);
         break;
       case "report":
         if (message.epoch === this.epoch) this.send(message.message);
@@ -161,12 +161,14 @@ export class VolunteerLink {
     this.end("unsupported", `Cannot run ${module} here: ${error}`);
   }
 
-  counted(result) {
-    if (result.ok) {
-      this.counts.done += 1;
-    } else {
-      this.counts.failed += 1;
-      this.view.problem(`Item ${result.id} failed: ${result.error}`, result.traceback);
+  counted(results) {
+    for (const result of results) {
+      if (result.ok) {
+        this.counts.done += 1;
+      } else {
+        this.counts.failed += 1;
+        this.view.problem(`Item ${result.id} failed: ${result.error}`, result.traceback);
+      }
     }
     this.view.progress(this.counts.done, this.counts.failed);
   }
