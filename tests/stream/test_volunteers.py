@@ -13,7 +13,7 @@ import psutil
 from stream_helpers import LIVENESS, module, monitor, monitor_lines, start, stop, wait_for_url
 from websockets.sync.client import connect
 
-VALUES = list(range(400))
+VALUES = list(range(300))
 EXPECTED = "".join(f"{v * 3}\n" for v in VALUES)   # what a sequential run prints
 
 

@@ -90,7 +90,8 @@ def _parser() -> CliParser:
                      help="run on a `shoal stream-server` at URL instead of embedding one")
     net.add_argument("--secret", metavar="S", help="the stream-server's root secret")
     net.add_argument("--degree", type=positive_int, metavar="D",
-                     help="direct volunteer connections the root keeps (reserved for relays)")
+                     help="direct volunteer connections the coordinator keeps; later ones "
+                          "are sent to relay volunteers (default 10)")
     net.add_argument("--heartbeat", type=seconds, metavar="S",
                      help="seconds between pings; two missed drop a volunteer (default 30)")
     mon = parser.add_argument_group("monitoring")

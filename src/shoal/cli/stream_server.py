@@ -28,6 +28,8 @@ def _parser() -> CliParser:
     parser.add_argument("--workers", type=count, default=0, metavar="N",
                         help="start N local `shoal volunteer` processes (default 0)")
     parser.add_argument("--heartbeat", type=seconds, metavar="S", help="seconds between pings")
+    parser.add_argument("--degree", type=positive_int, metavar="D",
+                        help="direct volunteers at most; later ones go to relays (default 10)")
     parser.add_argument("--window", type=positive_int, metavar="W",
                         help="items open at once per stream (default 1024)")
     parser.add_argument("--reporting-interval", type=seconds, metavar="S",
@@ -50,7 +52,8 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
     hub = Hub(secret=secret if isinstance(secret, str) else None)
     options = {"heartbeat": float(pick("heartbeat", 30.0)),  # type: ignore[arg-type]
                "window": int(pick("window", 1024)),  # type: ignore[call-overload]
-               "max_losses": int(defaults.get("max_losses", 3))}  # type: ignore[call-overload]
+               "max_losses": int(defaults.get("max_losses", 3)),  # type: ignore[call-overload]
+               "degree": int(pick("degree", 10))}  # type: ignore[call-overload]
     server = await serve(hub, str(pick("bind", "0.0.0.0")),
                          int(pick("port", 7450)),  # type: ignore[call-overload]
                          root_options=options)

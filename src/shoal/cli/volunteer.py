@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from shoal.cli import CliParser, command
-from shoal.cli.stream import positive_int
+from shoal.cli.stream import port, positive_int
 
 PROG = "shoal volunteer"
 
@@ -23,26 +23,42 @@ def _parser() -> CliParser:
     parser.add_argument("--once", action="store_true",
                         help="leave after one stream (default: wait for the next one at URL)")
     parser.add_argument("--relay", action="store_true",
-                        help="accept child volunteers (not implemented yet: refused)")
+                        help="relay: accept child volunteers (the coordinator sends them here "
+                             "once it has --degree direct ones) instead of computing")
+    parser.add_argument("--port", type=port, default=0, metavar="P",
+                        help="with --relay: the port children join at (default: a free one)")
+    parser.add_argument("--bind", default="0.0.0.0", metavar="ADDR",
+                        help="with --relay: the address to listen on (default 0.0.0.0)")
+    parser.add_argument("--degree", type=positive_int, default=10, metavar="D",
+                        help="with --relay: direct children at most (default 10)")
     parser.add_argument("--quiet", action="store_true", help="say nothing on stderr")
     return parser
 
 
 @command("volunteer", "compute items of a stream (shoal stream / stream-server) here")
 def main(argv: list[str]) -> int:
-    from shoal.errors import ConfigurationError
     from shoal.stream.volunteer import serve
 
     args = _parser().parse_args(argv)
-    if args.relay:
-        raise ConfigurationError("relay volunteers are not implemented yet; volunteer "
-                                 "without --relay")
 
     def say(text: str) -> None:
         if not args.quiet:
             sys.stderr.write(f"shoal volunteer: {text}\n")
             sys.stderr.flush()
 
+    if args.relay:
+        import asyncio
+
+        from shoal.stream.relay import run_relay
+
+        try:
+            relayed = asyncio.run(run_relay(args.url, bind=args.bind, port=args.port,
+                                            degree=args.degree, name=args.name,
+                                            secret=args.secret, say=say))
+        except KeyboardInterrupt:
+            return 130
+        say(f"done: {relayed} items relayed")
+        return 0
     try:
         done = serve(args.url, capacity=args.capacity or 1 << 20, name=args.name,
                      secret=args.secret, once=args.once, say=say)

@@ -69,6 +69,7 @@ class Job:
     window: int = 1024
     max_losses: int = 3
     secret: str | None = None      # volunteers must present it, when set
+    degree: int = 0                # direct volunteers at most before redirecting (0: any)
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Member:
     joined: float
     last_seen: float
     stats: VolunteerStats = field(default_factory=VolunteerStats)
+    relay_url: str | None = None
+    redirected: int = 0            # volunteers sent to this relay
 
     @property
     def refill_at(self) -> int:
@@ -119,14 +122,25 @@ class Coordinator:
             link.send(protocol.STOP)   # too late for this stream: nothing wrong with it
             link.close()
             return None
+        relay = self._relay_for(message)
+        if relay is not None:
+            relay.redirected += 1
+            link.send(protocol.redirect(relay.relay_url or ""))
+            link.close()
+            return None
         now = time.monotonic()
-        member = Member(f"v{next(self._ids)}", kind, name or kind,
-                        min(capacity, self.job.batch), link, now, now)
+        # A relay holds what its children may (leaves x batch), bounded by the window.
+        limit = self.job.window if kind == "relay" else self.job.batch
+        member = Member(f"v{next(self._ids)}", kind, name or kind, min(capacity, limit), link,
+                        now, now, relay_url=message.get("relay_url") if kind == "relay"
+                        else None)
         self.members[link] = member
         self.ledger.join(link, member.capacity)
         job = self.job
+        # A relay passes the stream's batch on to its children; others hold their capacity.
+        batch = job.batch if kind == "relay" else member.capacity
         link.send(protocol.welcome(member.id, job.module_name, job.source, job.function,
-                                   member.capacity, job.heartbeat))
+                                   batch, job.heartbeat))
         for listener in self._listeners:
             listener("join", member)
         self.pump()
@@ -143,6 +157,9 @@ class Coordinator:
                 kind = message["type"]
                 if kind == "result":
                     self._result(member, message)
+                elif kind == "capacity" and member.kind == "relay":
+                    member.capacity = min(protocol.check_capacity(message), self.job.window)
+                    self.ledger.set_capacity(link, member.capacity)
                 elif kind == "report":
                     cpu, transfer, _items, units = protocol.check_report(message)
                     member.stats.report(cpu, transfer, units)
@@ -175,6 +192,20 @@ class Coordinator:
             self.pump()
 
     # -- the work -------------------------------------------------------------------------
+    def _relay_for(self, message: dict[str, Any]) -> Member | None:
+        """Pando's fat tree: with --degree direct volunteers, newcomers that can follow a
+        redirect go to the relay with the fewest children (counting those sent there)."""
+        # Local processes speak over pipes, not connections: they do not count.
+        direct = sum(1 for m in self.members.values() if m.kind != "process")
+        if not self.job.degree or direct < self.job.degree:
+            return None
+        if not message.get("redirects"):
+            return None   # e.g. a browser page: it is taken directly
+        relays = [m for m in self.members.values() if m.relay_url]
+        if not relays:
+            return None
+        return min(relays, key=lambda m: m.capacity + m.redirected * self.job.batch)
+
     def _refuse(self, link: Link, reason: str) -> None:
         link.send(protocol.error(reason))
         link.close()
@@ -311,6 +342,7 @@ class Coordinator:
             },
             "volunteers": [
                 {"id": m.id, "kind": m.kind, "name": m.name, "capacity": m.capacity,
+             "relay_url": m.relay_url,
                  "holding": len(ledger.held(m.link)), "connected_s": now - m.joined,
                  **m.stats.as_json()}
                 for m in self.members.values()

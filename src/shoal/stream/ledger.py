@@ -31,7 +31,7 @@ from typing import Any
 Volunteer = object  # anything hashable that stands for one volunteer (the coordinator: its link)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """How one item ended: its result, or why it failed."""
 
@@ -43,7 +43,7 @@ class Outcome:
     item: Any = None          # the input value, kept for failures (to say which item failed)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Open:
     value: Any
     holders: set[Volunteer] = field(default_factory=set)
@@ -77,7 +77,12 @@ class Ledger:
         if volunteer in self._held:
             raise ValueError(f"volunteer {volunteer!r} joined twice")
         self._held[volunteer] = set()
-        self._capacity[volunteer] = max(1, capacity)
+        self._capacity[volunteer] = max(0, capacity)   # 0: a relay with no children yet
+
+    def set_capacity(self, volunteer: Volunteer, capacity: int) -> None:
+        """A relay's capacity follows its children; items above a lowered one stay lent."""
+        if volunteer in self._capacity:
+            self._capacity[volunteer] = max(0, capacity)
 
     def volunteers(self) -> list[Volunteer]:
         return list(self._held)
@@ -87,7 +92,7 @@ class Ledger:
 
     def free_slots(self, volunteer: Volunteer) -> int:
         held = self._held.get(volunteer)
-        return 0 if held is None else self._capacity[volunteer] - len(held)
+        return 0 if held is None else max(0, self._capacity[volunteer] - len(held))
 
     def lose(self, volunteer: Volunteer) -> list[int]:
         """The volunteer is gone: its items wait to be lent again (the ids returned), except
@@ -126,7 +131,7 @@ class Ledger:
 
     def demand(self) -> int:
         """New values the volunteers could take now beyond what already waits (capped by room)."""
-        slots = sum(self._capacity[v] - len(h) for v, h in self._held.items())
+        slots = sum(max(0, self._capacity[v] - len(h)) for v, h in self._held.items())
         return max(0, min(slots - len(self._waiting), self.room()))
 
     def admit(self, value: Any) -> int:

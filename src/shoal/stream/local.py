@@ -1,7 +1,7 @@
 """Volunteers in local processes, spoken to over a socketpair each.
 
 A WebSocket per local process would cost an HTTP stack per message; a socketpair with
-length-prefixed JSON (:mod:`shoal.stream.protocol`) carries the same messages for a
+length-prefixed pickles (:mod:`shoal.stream.protocol`) carries the same messages for a
 fraction of that.  Each process is ``python -m shoal.stream.worker`` importing the module
 the way the coordinator did; it dies with the coordinator (PR_SET_PDEATHSIG, and EOF).
 """
@@ -58,7 +58,7 @@ class PipeLink(asyncio.Protocol):
                 end = offset + 4 + size
                 if end > len(buffer):
                     break
-                messages.append(protocol.decode(bytes(buffer[offset + 4:end])))
+                messages.append(protocol.unpickle(bytes(buffer[offset + 4:end])))
                 offset = end
         except ProtocolError as exc:
             self.send(protocol.error(str(exc)))
@@ -85,7 +85,7 @@ class PipeLink(asyncio.Protocol):
     # Link
     def send(self, message: dict[str, Any]) -> None:
         if self.transport is not None and not self._closed:
-            self.transport.write(protocol.frame(message))
+            self.transport.write(protocol.pickle_frame(message))
 
     def close(self) -> None:
         if self.transport is not None:

@@ -62,7 +62,8 @@ def find_function(module: types.ModuleType) -> str:
                          "with @shoal.stream.processor or name it `process`")
 
 
-def _import(reference: str) -> types.ModuleType:
+def import_module(reference: str) -> types.ModuleType:
+    """The module named by a path to a .py file or a dotted name (ProcessorError if not)."""
     from shoal.stream.errors import ProcessorError
 
     path = Path(reference)
@@ -97,7 +98,7 @@ def _import(reference: str) -> types.ModuleType:
 
 def load(reference: str) -> Processor:
     """Import the module named by ``reference`` (path or dotted name) and find its processor."""
-    module = _import(reference)
+    module = import_module(reference)
     function_name = find_function(module)
     try:
         source = inspect.getsource(module)

@@ -1,21 +1,22 @@
 """The volunteer protocol's messages (docs/contracts/stream-volunteer.md) and their checks.
 
 Every message is a JSON object with a ``"type"``.  Over WebSocket one message is one text
-frame; over the pipe to a local process (:mod:`shoal.stream.pipes`) it is a 4-byte
-big-endian length and the JSON text.  The root role (``shoal stream --host``) has its own
-messages at ``/root``, listed at the end.
+frame; over the pipe to a local process (:mod:`shoal.stream.local`) it is a 4-byte
+big-endian length and the pickled message (both ends are our own processes).  The root
+role (``shoal stream --host``) has its own messages at ``/root``, listed at the end.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import platform
 import struct
 from typing import Any
 
 from shoal.stream.errors import ProtocolError
 
-KINDS = ("process", "machine", "browser")
+KINDS = ("process", "machine", "browser", "relay")
 LENGTH = struct.Struct(">I")
 MAX_MESSAGE = 64 << 20
 
@@ -35,16 +36,35 @@ def decode(text: str | bytes) -> dict[str, Any]:
     return message
 
 
-def frame(message: dict[str, Any]) -> bytes:
-    body = encode(message).encode()
+def pickle_frame(message: dict[str, Any]) -> bytes:
+    """A message on the pipe to a local process: length, then the pickled dict."""
+    body = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
     return LENGTH.pack(len(body)) + body
 
 
+def unpickle(body: bytes) -> dict[str, Any]:
+    """A message from the pipe (only ever from our own child process, or its parent)."""
+    message = pickle.loads(body)
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ProtocolError("a message must be a dict with a string \"type\"")
+    return message
+
+
 # -- volunteer -> coordinator --------------------------------------------------------------
-def hello(kind: str, name: str, capacity: int, secret: str | None = None) -> dict[str, Any]:
-    return {"type": "hello", "kind": kind, "name": name, "capacity": capacity,
-            "runtime": {"python": platform.python_version(), "platform": platform.platform()},
-            "secret": secret}
+def hello(kind: str, name: str, capacity: int, secret: str | None = None, *,
+          redirects: bool = True, relay_url: str | None = None) -> dict[str, Any]:
+    message = {"type": "hello", "kind": kind, "name": name, "capacity": capacity,
+               "runtime": {"python": platform.python_version(),
+                           "platform": platform.platform()},
+               "secret": secret, "redirects": redirects}
+    if relay_url is not None:
+        message["relay_url"] = relay_url
+    return message
+
+
+def capacity(count: int) -> dict[str, Any]:
+    """relay -> coordinator: the items its children may hold now."""
+    return {"type": "capacity", "capacity": count}
 
 
 def result_ok(item_id: int, value: Any, cpu_time: float) -> dict[str, Any]:
@@ -84,6 +104,11 @@ def error(message: str) -> dict[str, Any]:
     return {"type": "error", "message": message}
 
 
+def redirect(url: str) -> dict[str, Any]:
+    """Instead of a welcome: the root has its --degree of direct volunteers; join this relay."""
+    return {"type": "redirect", "url": url}
+
+
 # -- checks of what volunteers send --------------------------------------------------------
 def _number(message: dict[str, Any], key: str, default: float = 0.0) -> float:
     value = message.get(key, default)
@@ -101,9 +126,19 @@ def check_hello(message: dict[str, Any]) -> tuple[str, str, int]:
         raise ProtocolError(f"hello: kind must be one of {', '.join(KINDS)}")
     if not isinstance(name, str) or len(name) > 200:
         raise ProtocolError("hello: name must be a string of at most 200 characters")
-    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-        raise ProtocolError("hello: capacity must be a whole number >= 1")
+    least = 0 if kind == "relay" else 1   # a relay's capacity is its children's
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < least:
+        raise ProtocolError(f"hello: capacity must be a whole number >= {least}")
+    if kind == "relay" and not isinstance(message.get("relay_url"), str):
+        raise ProtocolError("hello: a relay gives the relay_url its children join at")
     return kind, name, capacity
+
+
+def check_capacity(message: dict[str, Any]) -> int:
+    count = message.get("capacity")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ProtocolError("capacity: must be a whole number >= 0")
+    return count
 
 
 def check_result(message: dict[str, Any]) -> tuple[int, bool]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 from collections.abc import Iterator
@@ -80,7 +79,7 @@ def run_local(options: Options, processor: Processor, err: TextIO | None = None)
     else:
         values = item_values(options)
     for item_id, value in enumerate(values):
-        message = json.loads(compute(processor.function, item_id, value))
+        message = compute(processor.function, item_id, value)
         if message["ok"]:
             sink.emit(Outcome(item_id, True, value=message["value"]))
             sink.flush()
@@ -106,7 +105,8 @@ async def run_embedded(options: Options, processor: Processor,
     job = Job(processor.module_name, processor.source, processor.function_name,
               batch=options.batch, heartbeat=options.heartbeat,
               ordered=not options.unordered, on_error=options.on_error,
-              window=window_for(options), max_losses=options.max_losses)
+              window=window_for(options), max_losses=options.max_losses,
+              degree=options.degree)
     coordinator = Coordinator(job, _source(options), LinesSink(err=err, as_json=options.as_json))
     hub = Hub(coordinator)
     server = await serve(hub, options.bind, options.port)

