@@ -7,7 +7,9 @@ computes nothing itself), and it tells the parent whenever that changes.  Items 
 are lent on to its children by its own :class:`~shoal.stream.coordinator.Coordinator`
 (unordered: the parent keeps the order), so re-lending works at each level: a child that
 leaves has its items lent to its siblings by the relay, a relay that leaves has all of its
-items lent again by its parent.
+items lent again by its parent.  A relay always joins the coordinator it is given
+directly (it does not follow redirects): deeper trees are built by giving a relay another
+relay's URL.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: i
     running: asyncio.Future[int] | None = None
     try:
         send(protocol.hello("relay", name or f"relay {socket.gethostname()} pid {os.getpid()}",
-                            0, secret, relay_url=hub.url))
+                            0, secret, relay_url=hub.url, redirects=False))
         async for text in parent:
             message = protocol.decode(text)
             kind = message["type"]
@@ -139,8 +141,6 @@ async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: i
                 items.arrived(message["items"])
             elif kind == "ping":
                 send(protocol.PONG)
-            elif kind == "redirect":
-                raise StreamError("the coordinator redirected a relay; give the relay its URL")
             elif kind == "error":
                 raise StreamError(f"the coordinator refused us: {message.get('message')}")
             elif kind == "stop":
