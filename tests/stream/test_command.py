@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from stream_helpers import module, stream
+from stream_helpers import LIVENESS, env, module, stream
 
 
 def test_squares_of_stdin_come_out_in_input_order():
@@ -109,3 +111,12 @@ def test_no_items_is_an_empty_stream():
     done = stream(module("square"), "--workers", "1")
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
+
+
+def test_a_reader_that_stops_reading_ends_the_stream_quietly():
+    command = (f"seq 1 1000000 | {sys.executable} -m shoal stream {module('square')} --stdin "
+               "--workers 1 --bind 127.0.0.1 | head -3; echo \"status ${PIPESTATUS[1]}\"")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                          timeout=LIVENESS, env=env())
+    assert done.stdout.split() == ["1", "4", "9", "status", "0"]
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr

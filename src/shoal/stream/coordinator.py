@@ -236,6 +236,8 @@ class Coordinator:
                 self.finish(1)
                 return
         sink.flush()
+        if getattr(sink, "closed", False):
+            self.finish(0)   # nobody reads the results any more (`| head`)
 
     def pump(self) -> None:
         """Admit input for the room volunteers have, lend it, and see whether we are done."""

@@ -8,7 +8,9 @@ place in the output: ``{"error": ..., "item": ...}`` with ``--json``, else
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from typing import Any, BinaryIO, TextIO
 
@@ -31,6 +33,7 @@ class LinesSink:
         self.err = err if err is not None else sys.stderr
         self.as_json = as_json
         self.emitted = 0
+        self.closed = False
         self._pending: list[str] = []
 
     def emit(self, outcome: Outcome) -> None:
@@ -54,9 +57,17 @@ class LinesSink:
             return
         data = ("\n".join(self._pending) + "\n").encode()
         self._pending.clear()
+        if self.closed:
+            return
         try:
             self.out.write(data)
             self.out.flush()
         except BrokenPipeError:
-            # `shoal stream ... | head`: the reader is gone, which ends the stream.
-            raise SystemExit(0) from None
+            # `shoal stream ... | head`: the reader is gone, which ends the stream (the
+            # coordinator sees `closed`).  Point fd 1 at /dev/null so that the interpreter's
+            # own flush at exit does not complain about the same pipe.
+            self.closed = True
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.out.fileno())
+                os.close(devnull)

@@ -203,7 +203,10 @@ class Volunteer:
 
     def run(self) -> int:
         """Serve until stopped; the number of items computed."""
-        welcome = self._welcome()
+        try:
+            welcome = self._welcome()
+        except OSError:
+            welcome = None   # the coordinator was gone before we said hello
         if welcome is None:
             self.channel.close()
             return 0
