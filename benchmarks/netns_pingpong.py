@@ -269,7 +269,9 @@ def main() -> int:
     if "skipped" in report.raw:
         print(f"netns_pingpong skipped: {report.raw['skipped']}")
         return 0
-    print(f"(MPICH column: {MPICH_LABEL}; shoal: encrypted TCP between beacons)\n")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"(MPICH column: {MPICH_LABEL}; shoal: encrypted TCP between beacons; "
+          f"load average at the end: {load})\n")
     return harness.main_for(lambda _quick: report, [a for a in argv if a != "--quick"])
 
 
