@@ -48,6 +48,12 @@ def test_strings_and_json_lines_are_values():
     assert [json.loads(line) for line in done.stdout.splitlines()] == [{"a": "1"}, "S!"]
 
 
+def test_an_async_processor_is_awaited():
+    done = stream(module("waiting"), "1", "2", "-1", "--workers", "1", "--on-error", "report")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[1, 1]", "[2, 2]", "error: ValueError: negative"]
+
+
 def test_on_error_stop_prints_results_before_the_failure_then_its_traceback():
     done = stream(module("flaky"), *map(str, range(8)), "--workers", "2")
     assert done.returncode == 1

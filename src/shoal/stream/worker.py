@@ -11,7 +11,9 @@ main thread, which computes them one by one and sends each result as soon as it 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import inspect
 import os
 import queue
 import socket
@@ -104,6 +106,9 @@ def compute(function: Callable[[Any], Any], item_id: int, value: Any) -> dict[st
     started = time.thread_time()
     try:
         result = function(value)
+        if not isinstance(result, _PLAIN) and inspect.iscoroutine(result):
+            # An `async def` processor (as a browser volunteer allows): run it to its end.
+            result = asyncio.run(result)
     except (Exception, SystemExit) as exc:
         return protocol.result_error(item_id, f"{type(exc).__name__}: {exc}",
                                      _trimmed_traceback(exc))
