@@ -202,7 +202,9 @@ class BeaconServer:
             if len(body) != message.get("size"):
                 raise BeaconError(f"the bundle is {len(body)} bytes, not the {message.get('size')} "
                                   "announced", code="bundle")
-            self.bundles.store(sha, body)
+            # Hashing and writing up to max_bundle bytes: off the event loop, so that
+            # the other sessions' heartbeats and output keep flowing meanwhile.
+            await asyncio.to_thread(self.bundles.store, sha, body)
             return {"type": "bundle_stored", "sha256": sha}
         if kind == "run":
             return await self._run(session, message)
@@ -240,7 +242,7 @@ class BeaconServer:
                 and all(isinstance(v, str) for v in transport.values())):
             raise BeaconError("a run request's transport needs rendezvous (host:port) and "
                               "key (the job key, hex)", code="run")
-        workdir = self.bundles.unpack(check_hash(message.get("bundle")))
+        workdir = await asyncio.to_thread(self.bundles.unpack, check_hash(message.get("bundle")))
         job = BeaconJob(job_id, workdir, program=program, module=module, args=args,
                         ranks=ranks, size=size, env=env, host=self.host_name,
                         runner=session.runner, send=lambda m: self._send(session, m),
@@ -279,10 +281,16 @@ class BeaconServer:
 
     async def _watchdog(self, session: _Session) -> None:
         """Send heartbeats; while a job runs, abort the session of a runner gone silent."""
+        woke = time.monotonic()
         while True:
             await asyncio.sleep(protocol.HEARTBEAT_INTERVAL)
-            silent = time.monotonic() - session.heard
-            if session.job is not None and silent > protocol.HEARTBEAT_TIMEOUT:
+            now = time.monotonic()
+            # If this loop itself was held up, the runner's heartbeats may be waiting
+            # unread in the socket: judge its silence only after a punctual tick.
+            punctual = now - woke < 2 * protocol.HEARTBEAT_INTERVAL
+            woke = now
+            silent = now - session.heard
+            if punctual and session.job is not None and silent > protocol.HEARTBEAT_TIMEOUT:
                 log.warning("runner %r from %s silent for %.1f s: presumed gone, killing job %s",
                             session.runner, session.address, silent, session.job.job_id)
                 session.lost = True
