@@ -176,3 +176,36 @@ def test_a_module_declared_in_modules_travels_by_value_to_agents_without_it(
 
         cloudpickle.unregister_pickle_by_value(only_here)
         sys.modules.pop("only_here", None)
+
+
+def test_an_agent_that_stops_heartbeating_is_dropped_and_its_task_runs_elsewhere(
+        service, tmp_path):
+    frozen = service.start_agent("frozen", 1)
+    wait_for(lambda: service.agents() == ["frozen"])
+    with Executor(service.address, password=PASSWORD) as ex:
+        future = ex.submit(helpers.mark_and_sleep, str(tmp_path), "t", 60.0, 0.0)
+        wait_for(lambda: list(tmp_path.glob("t.1")))
+        service.start_agent("alive", 1)
+        wait_for(lambda: sorted(service.agents()) == ["alive", "frozen"])
+        frozen.send_signal(signal.SIGSTOP)  # alive but silent: no heartbeat, no result
+        try:
+            assert future.result(timeout=60) == "t ran 2 time(s)"
+            assert service.agents() == ["alive"]
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+
+
+def test_a_peer_with_another_python_version_is_refused_with_both_versions_named(service):
+    from shoal.security import ClientConfig
+    from shoal.tasks import protocol
+    from shoal.tasks.client import Connection
+
+    hello = {"role": "client", "session": "old", **protocol.versions(), "python": "2.7"}
+    conn = Connection("127.0.0.1", service.port, ClientConfig(password=PASSWORD), hello,
+                      lambda message: None, lambda why: None)
+    try:
+        assert conn.welcome[0] == "refused"
+        assert "python 2.7" in conn.welcome[1] and protocol.versions()["python"] in (
+            conn.welcome[1])
+    finally:
+        conn.close()
