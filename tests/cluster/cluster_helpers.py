@@ -124,22 +124,26 @@ class Master:
         return ClusterPaths(BeaconPaths(self.dir, self.dir / "state", self.dir / "cache"),
                             self.dir / "data")
 
+    @property
+    def db_url(self) -> str:
+        if "--db" in self.options:
+            return self.options[self.options.index("--db") + 1]
+        return self.paths.default_db_url()
+
     def setup(self) -> None:
         """The worker password and an admin token, written in-process (the CLI's own
         tests run ``shoal master password`` and ``token``; this saves two starts)."""
         self.paths.node.ensure()
         self.paths.write_master_password(PASSWORD)
-        url = self.options[self.options.index("--db") + 1] if "--db" in self.options \
-            else self.paths.default_db_url()
-        tokens = TokenStore(open_database(url))
-        self.token = tokens.create("admin", "admin-of-tests")[1]
-        tokens.sessions.kw["bind"].dispose()
+        self.token = self.new_token("admin", "admin-of-tests")
 
     def new_token(self, scope: str, name: str = "") -> str:
-        done = shoal("master", "token", "create", "--scope", scope, "--name", name or scope,
-                     env=self.env)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        """A token made in-process (``shoal master token create`` has its own test)."""
+        tokens = TokenStore(open_database(self.db_url))
+        try:
+            return tokens.create(scope, name or scope)[1]
+        finally:
+            tokens.sessions.kw["bind"].dispose()
 
     def start(self) -> None:
         self.runs += 1

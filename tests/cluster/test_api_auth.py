@@ -6,6 +6,8 @@ import json
 
 from cluster_helpers import Master, Worker, shoal
 
+from shoal.cluster.db.tokens import digest
+
 
 def test_every_api_endpoint_needs_a_known_token(
         shared_cluster: tuple[Master, list[Worker]]) -> None:
@@ -38,8 +40,13 @@ def test_scopes_nest_read_below_submit_below_admin(
         assert client.get("/api/v1/workers", params={"token": read}).status_code == 200
 
 
-def test_a_revoked_token_is_refused_and_tokens_are_stored_hashed(master: Master) -> None:
-    secret = master.new_token("read", "short-lived")
+def test_tokens_made_listed_and_revoked_by_the_cli_are_stored_hashed(
+        shared_cluster: tuple[Master, list[Worker]]) -> None:
+    master, _ = shared_cluster
+    made = shoal("master", "token", "create", "--scope", "read", "--name", "short-lived",
+                 env=master.env)
+    assert made.returncode == 0 and "shown only now" in made.stderr, made.stderr
+    secret = made.stdout.strip()
     listed = shoal("master", "token", "list", "--json", env=master.env)
     entry = next(t for t in json.loads(listed.stdout) if t["name"] == "short-lived")
     assert secret not in listed.stdout
@@ -48,7 +55,7 @@ def test_a_revoked_token_is_refused_and_tokens_are_stored_hashed(master: Master)
         done = shoal("master", "token", "revoke", entry["id"], env=master.env)
         assert done.returncode == 0, done.stderr
         assert client.get("/api/v1/pools").status_code == 401
-    database = (master.dir / "data" / "cluster.db").read_bytes()
-    assert secret.encode() not in database
+    database = b"".join(p.read_bytes() for p in (master.dir / "data").glob("cluster.db*"))
+    assert secret.encode() not in database and digest(secret).encode() in database
     again = shoal("master", "token", "revoke", entry["id"], env=master.env)
     assert again.returncode == 1 and "no token" in again.stderr

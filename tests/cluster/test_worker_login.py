@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from cluster_helpers import Master, Worker, shoal, wait_for
 
 
 def test_a_worker_with_the_wrong_password_is_never_registered(
-        master: Master, start_workers: Callable[..., list[Worker]]) -> None:
-    (good,) = start_workers(1)
-    bad = Worker(good.dir.parent / "worker-intruder", "intruder", master,
-                 password="not the password")
+        shared_cluster: tuple[Master, list[Worker]], tmp_path: Path) -> None:
+    master, _ = shared_cluster
+    bad = Worker(tmp_path / "worker-intruder", "intruder", master, password="not the password")
     bad.start()
     try:
         wait_for(lambda: "cannot reach the master" in bad.log, what="the refused login")
         names = [w["name"] for w in master.api("GET", "/api/v1/workers")["items"]]
-        assert names == ["w1"]
+        assert names == ["w1", "w2"]
+        assert "login from 127.0.0.1 failed" in master.log
     finally:
         bad.stop()
 
