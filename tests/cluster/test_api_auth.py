@@ -50,8 +50,11 @@ def test_tokens_made_listed_and_revoked_by_the_cli_are_stored_hashed(
     listed = shoal("master", "token", "list", "--json", env=master.env)
     entry = next(t for t in json.loads(listed.stdout) if t["name"] == "short-lived")
     assert secret not in listed.stdout
+    assert entry["scope"] == "read" and entry["last_used_at"] is None
     with master.client(secret) as client:
         assert client.get("/api/v1/pools").status_code == 200
+        used = json.loads(shoal("master", "token", "list", "--json", env=master.env).stdout)
+        assert next(t for t in used if t["id"] == entry["id"])["last_used_at"] is not None
         done = shoal("master", "token", "revoke", entry["id"], env=master.env)
         assert done.returncode == 0, done.stderr
         assert client.get("/api/v1/pools").status_code == 401

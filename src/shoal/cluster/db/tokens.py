@@ -12,7 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shoal.cluster.db.models import SCOPES, Token, utcnow
@@ -64,6 +64,12 @@ class TokenStore:
         with self.sessions() as session:
             row = session.scalars(select(Token).where(Token.sha256 == digest(secret))).first()
             return None if row is None else _info(row)
+
+    def touch(self, token_id: str) -> None:
+        """Record that the token was used now (callers throttle this)."""
+        with self.sessions.begin() as session:
+            session.execute(update(Token).where(Token.id == token_id)
+                            .values(last_used_at=utcnow()))
 
     def list(self) -> list[TokenInfo]:
         with self.sessions() as session:

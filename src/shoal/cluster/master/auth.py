@@ -8,16 +8,28 @@ unknown, 403 when the scope is too small.  The token's record is the result.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shoal.cluster.db.tokens import TokenInfo, scope_allows
+from shoal.cluster.db.tokens import TokenInfo, TokenStore, scope_allows
 from shoal.cluster.errors import AuthenticationRequired, ScopeError
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `shoal master token create`")
+
+
+TOUCH_EVERY_S = 60.0  # last_used_at is kept to the minute: not one write per request
+_touched: dict[str, float] = {}
+
+
+def _note_use(tokens: TokenStore, token: TokenInfo) -> None:
+    now = time.monotonic()
+    if now - _touched.get(token.id, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
+        _touched[token.id] = now
+        tokens.touch(token.id)
 
 
 def require(scope: str) -> Callable[..., Awaitable[TokenInfo]]:
@@ -34,6 +46,7 @@ def require(scope: str) -> Callable[..., Awaitable[TokenInfo]]:
             raise AuthenticationRequired("the token is not known (revoked, or from another "
                                          "master); create one with `shoal master token "
                                          "create`", code="invalid_token")
+        _note_use(request.app.state.master.tokens, token)
         if not scope_allows(token.scope, scope):
             raise ScopeError(f"this needs a token of scope {scope!r} (or larger); this one "
                              f"has {token.scope!r}", code="insufficient_scope")

@@ -214,6 +214,11 @@ class Hub:
             await link.send({"type": "kill", "job": job_id, "signal": signum})
         log.info("worker %s (%s) online, %d job(s) re-reported", info["name"], worker_id,
                  len(reported))
+        mine = protocol.local_versions()
+        if (info["shoal_version"], info["python_version"]) != (mine["shoal"], mine["python"]):
+            log.warning("worker %s runs shoal %s on Python %s, the master shoal %s on Python %s",
+                        info["name"], info["shoal_version"], info["python_version"],
+                        mine["shoal"], mine["python"])
         self._publish_worker(worker_id)
         return link
 

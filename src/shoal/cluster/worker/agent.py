@@ -183,6 +183,7 @@ class WorkerAgent:
             job.kill(9)
         if job.ended:
             del self.jobs[job_id]
+            job.close()
 
     async def _pump(self, session: _Session) -> None:
         while True:
@@ -200,9 +201,9 @@ class WorkerAgent:
                 await session.send({"type": "started", "job": job.id, "pid": job.pid})
             sent = session.sent.setdefault(job.id, {"stdout": 0, "stderr": 0})
             ended = job.ended  # read first: output after this is sent on the next round
-            for name, data in job.output.items():
-                while sent[name] < len(data):
-                    piece = bytes(data[sent[name]:sent[name] + protocol.OUTPUT_PIECE])
+            for name, spool in job.output.items():
+                while sent[name] < len(spool):
+                    piece = spool.read(sent[name], protocol.OUTPUT_PIECE)
                     await session.send({"type": "output", "job": job.id, "stream": name,
                                         "offset": sent[name], "data": protocol.b64(piece)})
                     sent[name] += len(piece)

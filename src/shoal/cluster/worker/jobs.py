@@ -7,9 +7,9 @@ group is killed too, so nothing of a job outlives it (PCCI left processes
 running).  The leader also dies with the worker (``PR_SET_PDEATHSIG``), so a
 worker killed with SIGKILL does not leave its jobs running unwatched.
 
-Output is kept whole in memory until the master says it has it (the worker
-may be disconnected meanwhile); ``on_change`` is called whenever there is
-something new to send.
+Output is spooled to unnamed temporary files (:mod:`.spool`) until the master
+says it has it (the worker may be disconnected meanwhile); ``on_change`` is
+called whenever there is something new to send.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import signal
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from shoal.cluster.worker.spool import Spool
 
 log = logging.getLogger("shoal.worker")
 KILL_GRACE = 5.0         # seconds between the kill signal and SIGKILL
@@ -45,7 +47,7 @@ class Job:
         self.cwd = cwd
         self.timeout = timeout
         self.on_change = on_change
-        self.output = {"stdout": bytearray(), "stderr": bytearray()}
+        self.output = {"stdout": Spool(), "stderr": Spool()}
         self.pid: int | None = None
         self.exit_code: int | None = None
         self.signal: int | None = None
@@ -108,7 +110,7 @@ class Job:
     async def _read(self, pipe: asyncio.StreamReader | None, name: str) -> None:
         assert pipe is not None
         while data := await pipe.read(READ_SIZE):
-            self.output[name] += data
+            self.output[name].append(data)
             self.on_change()
 
     def kill(self, signum: int = signal.SIGTERM) -> None:
@@ -120,6 +122,11 @@ class Job:
         if self._escalation is None and signum != signal.SIGKILL:
             loop = asyncio.get_running_loop()
             self._escalation = loop.call_later(KILL_GRACE, self._signal_group, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Drop the spooled output (the master has it)."""
+        for spool in self.output.values():
+            spool.close()
 
     def _signal_group(self, signum: int) -> None:
         if self.pid is not None:
