@@ -114,6 +114,9 @@ def test_an_executor_with_the_password_runs_tasks_on_remote_agents(service):
     with Executor(service.address, password=PASSWORD) as ex:
         assert list(ex.map(helpers.square, range(100), chunksize=7)) == [x * x for x in range(100)]
         assert ex.status()["agents"][0]["name"] == "a"
+    # A clean goodbye: the service forgets the session's functions (and tells the agents to).
+    wait_for(lambda: not service.service.functions and not service.service.sessions)
+    assert not service.service.agents["a"].functions
 
 
 def test_a_wrong_password_is_rejected_before_any_task_is_read(service):

@@ -127,6 +127,7 @@ class TaskAgent:
         first = await link.recv()
         if first and first[0][0] == "refused":
             await link.close()
+            self._stopped.set()
             raise ConfigurationError(f"the task service refused this agent: {first[0][1]}")
         self.processes = [self._spawn(i) for i in range(self.slots)]
         link.post(("beat", self.pids()))
@@ -141,8 +142,9 @@ class TaskAgent:
     async def stop(self) -> None:
         """Stop serving; every worker process is killed."""
         self._stopping = True
-        if self.link is not None:
-            await self.link.close()
+        if self.link is None:
+            return  # never ran
+        await self.link.close()
         await self._stopped.wait()
 
     async def _connect(self) -> Link:
@@ -164,6 +166,8 @@ class TaskAgent:
                     self.functions[message[1]] = (message[2], message[3])
                 elif kind == "kill":
                     self._kill(message[1])
+                elif kind == "forget":
+                    self._forget(message[1])
             self._feed()
             try:
                 messages = await link.recv()
@@ -268,6 +272,15 @@ class TaskAgent:
         self.processes[proc.index] = self._spawn(proc.index)
         if self.link is not None:
             self.link.post(("beat", self.pids()))
+
+    def _forget(self, label: str) -> None:
+        for fkey in [k for k in self.functions if k[0] == label]:
+            del self.functions[fkey]
+        for proc in self.processes:
+            held = [k for k in proc.functions if k[0] == label]
+            if held and proc.writer is not None:
+                proc.functions.difference_update(held)
+                proc.writer.write(frame([("forget", label)]))
 
     def _returned(self, proc: _Process, tids: list[int]) -> None:
         proc.stealing = False

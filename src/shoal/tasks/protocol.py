@@ -36,7 +36,8 @@ Service -> agent::
     ("welcome", {...}) or ("refused", why)
     ("fn", fkey, blob, codec)
     ("run", [(tid, attempt, fkey, payload), ...])
-    ("kill", [(tid, attempt), ...])          kill the process running it (cancel)
+    ("kill", [(tid, attempt), ...])          cancelled: drop it, or kill the process running it
+    ("forget", label)                        the functions of that session are no longer needed
 """
 
 from __future__ import annotations

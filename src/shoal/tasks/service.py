@@ -286,8 +286,7 @@ class TaskService:
             for label, session in list(self.sessions.items()):
                 if session.link is None and not session.tasks:
                     del self.sessions[label]
-                    for fkey in [k for k in self.functions if k[0] == label]:
-                        del self.functions[fkey]
+                    self.forget_functions(label)
 
     # -- executors -------------------------------------------------------------------------
 
@@ -360,11 +359,19 @@ class TaskService:
     def _forget(self, session: _Session) -> None:
         for key in [k for k in self._keep if k[0] == session.label]:
             del self._keep[key]
-        for fkey in [k for k in self.functions if k[0] == session.label]:
-            if not session.tasks:
-                del self.functions[fkey]
         if not session.tasks:
             self.sessions.pop(session.label, None)
+            self.forget_functions(session.label)
+
+    def forget_functions(self, label: str) -> None:
+        """Drop the functions of a finished session (or task system) here and on the agents."""
+        for fkey in [k for k in self.functions if k[0] == label]:
+            del self.functions[fkey]
+        for agent in self.agents.values():
+            held = [k for k in agent.functions if k[0] == label]
+            if held:
+                agent.functions.difference_update(held)
+                agent.link.post(("forget", label))
 
     def _trim_kept(self) -> None:
         while len(self._keep) > self.max_kept:

@@ -156,8 +156,7 @@ class SystemRunner:
     def _finish(self, status: int, blob: bytes) -> None:
         def deliver() -> None:
             self.service.cancel(self, list(self.tasks))
-            for fkey in [k for k in self.service.functions if k[0] == self.label]:
-                del self.service.functions[fkey]
+            self.service.forget_functions(self.label)
             self.session.deliver([(self.key, status, blob, self.label)])
 
         assert self.service.loop is not None

@@ -90,6 +90,11 @@ class Worker:
                     self.queue.extend(message[1])
                 elif message[0] == "fn":
                     self.functions[message[1]] = (message[3], message[2])
+                elif message[0] == "forget":
+                    label = message[1]
+                    for table in (self.functions, self.loaded):
+                        for fkey in [k for k in table if k[0] == label]:
+                            del table[fkey]
                 elif message[0] == "drop":
                     # Cancelled: forget the queued ones; a running one ends with this process.
                     dropped = set(message[1])
