@@ -104,6 +104,7 @@ class Coordinator:
         self.status: int | None = None
         self._ids = itertools.count(1)
         self._done: asyncio.Event | None = None
+        self._flush_soon = False
         self._listeners: list[Any] = []   # called with (event, member) on join/leave
         self.departed: list[dict[str, Any]] = []
 
@@ -235,8 +236,15 @@ class Coordinator:
                 sink.flush()
                 self.finish(1)
                 return
-        sink.flush()
-        if getattr(sink, "closed", False):
+        if not self._flush_soon:
+            # Once per turn of the loop: results that arrived together share one write.
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        self.sink.flush()
+        if getattr(self.sink, "closed", False):
             self.finish(0)   # nobody reads the results any more (`| head`)
 
     def pump(self) -> None:

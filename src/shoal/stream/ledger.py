@@ -135,15 +135,16 @@ class Ledger:
         return max(0, min(slots - len(self._waiting), self.room()))
 
     def admit(self, value: Any) -> int:
-        if self.input_done:
-            raise ValueError("input already ended")
-        if self.open_count >= self.window:
-            raise ValueError("window full: admit only what room() allows")
         item_id = self.admitted
-        self.admitted += 1
+        open_now = item_id + 1 - self.released
+        if open_now > self.window or self.input_done:
+            raise ValueError("input already ended" if self.input_done else
+                             "window full: admit only what room() allows")
+        self.admitted = item_id + 1
         self._open[item_id] = _Open(value)
         heapq.heappush(self._waiting, item_id)
-        self.peak_open = max(self.peak_open, self.open_count)
+        if open_now > self.peak_open:
+            self.peak_open = open_now
         return item_id
 
     def end_input(self) -> None:

@@ -58,7 +58,7 @@ class PipeLink(asyncio.Protocol):
                 end = offset + 4 + size
                 if end > len(buffer):
                     break
-                messages.append(protocol.unpickle(bytes(buffer[offset + 4:end])))
+                messages += protocol.unpickle(bytes(buffer[offset + 4:end]))
                 offset = end
         except ProtocolError as exc:
             self.send(protocol.error(str(exc)))

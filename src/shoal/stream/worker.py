@@ -65,13 +65,14 @@ class PipeChannel:
         body = self._reader.read(size)
         if len(body) < size:
             return None
-        return protocol.unpickle(body)
+        [message] = protocol.unpickle(body)   # the coordinator sends one per frame
+        return message
 
     def send(self, message: dict[str, Any]) -> None:
         self.send_many([message])
 
     def send_many(self, messages: list[dict[str, Any]]) -> None:
-        data = b"".join(map(protocol.pickle_frame, messages))
+        data = protocol.pickle_frames(messages)
         with self._lock:
             self._sock.sendall(data)
 
