@@ -271,22 +271,27 @@ class TaskService:
         """Drop agents that went silent; forget kept results that are too old."""
         while True:
             await asyncio.sleep(min(1.0, self.heartbeat_timeout / 4))
-            now = time.monotonic()
-            for agent in list(self.agents.values()):
-                if now - agent.last_seen > self.heartbeat_timeout:
-                    log.warning("agent %s missed its heartbeats", agent.name)
-                    self._apply(ev.HeartbeatMissed(agent.name))
-            while self._keep:
-                key, (when, *_) = next(iter(self._keep.items()))
-                if now - when < self.keep_results:
-                    break
-                del self._keep[key]
-            # A session without a connection or live tasks is no longer needed: its kept
-            # results are found by (session, n) alone.
-            for label, session in list(self.sessions.items()):
-                if session.link is None and not session.tasks:
-                    del self.sessions[label]
-                    self.forget_functions(label)
+            try:
+                self._sweep(time.monotonic())
+            except Exception:  # a bug here must not end the heartbeat checks for good
+                log.exception("the service's periodic sweep failed")
+
+    def _sweep(self, now: float) -> None:
+        for agent in list(self.agents.values()):
+            if now - agent.last_seen > self.heartbeat_timeout:
+                log.warning("agent %s missed its heartbeats", agent.name)
+                self._apply(ev.HeartbeatMissed(agent.name))
+        while self._keep:
+            key, (when, *_) = next(iter(self._keep.items()))
+            if now - when < self.keep_results:
+                break
+            del self._keep[key]
+        # A session without a connection or live tasks is no longer needed: its kept
+        # results are found by (session, n) alone.
+        for label, session in list(self.sessions.items()):
+            if session.link is None and not session.tasks:
+                del self.sessions[label]
+                self.forget_functions(label)
 
     # -- executors -------------------------------------------------------------------------
 
@@ -296,16 +301,15 @@ class TaskService:
         if not label or (label in self.sessions and self.sessions[label].link is not None):
             link.post(("refused", "a session id must be new, or one whose executor left"))
             return
-        session = self.sessions.get(label) or _Session(self, label, int(hello.get("retries", 3)))
-        self.sessions[label] = session
-        session.link = link
         wanted = hello.get("scheduler")
         if wanted and wanted != self.policy_name:
             link.post(("refused", f"this service schedules with {self.policy_name!r}, not "
                                   f"{wanted!r}: leave scheduler unset, or start the service "
                                   f"with --scheduler {wanted}"))
-            session.link = None
             return
+        session = self.sessions.get(label) or _Session(self, label, int(hello.get("retries", 3)))
+        self.sessions[label] = session
+        session.link = link
         link.post(("welcome", {"scheduler": self.policy_name}))
         try:
             while True:
