@@ -7,8 +7,10 @@ it: Pyodide says ``emscripten``, a local process ``linux``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,24 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
+def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
+    """Opens a tab (in a fresh browser context) at a URL; closes every tab after the test,
+    passed or failed, so no renderer process outlives it."""
+    pages: list[Any] = []
+
+    def open_at(url: str) -> Any:
+        page = browser.new_page()
+        pages.append(page)
+        page.goto(url)
+        return page
+
+    yield open_at
+    for page in pages:
+        with contextlib.suppress(Exception):  # closed by the test already
+            page.close()
+
+
+@pytest.fixture
 def quiet_config(tmp_path: Path) -> dict[str, str]:
     """No user's stream.toml may change the streams these tests start."""
     folder = tmp_path / "config"
@@ -50,22 +70,35 @@ def module(tmp_path: Path, name: str, source: str) -> str:
 
 SQUARES = """
 import sys
+import time
+
 import shoal
 
 @shoal.stream.processor
 def square(x):
-    shoal.report(cpu_time=0.001, items=1, units=x)
+    if x == 15:  # one long item: busy, since Pyodide has no real sleep
+        deadline = time.perf_counter() + 2.0
+        while time.perf_counter() < deadline:
+            pass
     return f"{x}^2={x * x} on {sys.platform}"
 """
 
 
+def last_monitor_line(stderr: str) -> dict[str, Any]:
+    lines = [line for line in stderr.splitlines() if line.startswith("shoal stream monitor: ")]
+    assert lines, stderr
+    return dict(json.loads(lines[-1].removeprefix("shoal stream monitor: ")))
+
+
 def test_a_browser_tab_computes_the_stream_in_input_order(
-        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+        open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str]) -> None:
     items = [str(i) for i in range(1, 31)]
-    with stream([module(tmp_path, "squares", SQUARES), *items, "--workers", "0"],
+    # Heartbeats every 0.5 s: a tab that did not answer while item 15 runs for 2 s would be
+    # dropped and its item lent again; the page answers them while the worker computes.
+    with stream([module(tmp_path, "squares", SQUARES), *items, "--workers", "0",
+                 "--heartbeat", "0.5", "--monitor-log", "--reporting-interval", "60"],
                 env=quiet_config) as running:
-        page = browser.new_page()
-        page.goto(running.url())
+        page = open_page(running.url())
         wait_for_state(page, "running", "finished")
         assert running.wait() == 0, running.stderr
         wait_for_state(page, "finished")
@@ -73,7 +106,7 @@ def test_a_browser_tab_computes_the_stream_in_input_order(
         assert running.stdout_lines == [f"{i}^2={i * i} on emscripten" for i in range(1, 31)]
         assert items_done(page) == 30
         assert page_problems(page) == ""
-        page.close()
+        assert last_monitor_line(running.stderr)["relent"] == 0
 
 
 SLOW = """
@@ -111,19 +144,26 @@ def browser_reported(snapshot: dict[str, Any]) -> bool:
                for v in snapshot["volunteers"])
 
 
-def test_closing_the_tab_mid_stream_lends_its_items_to_another_volunteer(
-        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+@pytest.mark.parametrize("leave", ["close the tab", "press Stop volunteering"])
+def test_a_tab_that_leaves_mid_stream_has_its_items_lent_to_another_volunteer(
+        open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str],
+        leave: str) -> None:
     count = 60
     with stream([module(tmp_path, "slow", SLOW), *map(str, range(count)), "--workers", "0",
                  "--batch", "4", "--reporting-interval", "0.2"], env=quiet_config) as running:
         url = running.url()
-        page = browser.new_page()
-        page.goto(url)
+        page = open_page(url)
         wait_for_done(page, 5)
         # shoal.report(...) inside Pyodide reached the coordinator's monitor.
         wait_for_monitor(url, "the browser's shoal.report units", browser_reported)
-        screenshot(page, "browser-volunteer-before-close")
-        page.close()  # mid-item, holding up to 4 items
+        screenshot(page, "browser-volunteer-before-leaving")
+        if leave == "close the tab":
+            page.close()  # mid-item, holding up to 4 items
+        else:
+            page.get_by_role("button", name="Stop volunteering").click()
+            wait_for_state(page, "left", timeout=10)
+            screenshot(page, "browser-volunteer-left")
+            assert page.get_by_role("button", name="Stop volunteering").is_disabled()
         gone = wait_for_monitor(url, "the tab leaving", lambda snapshot: not snapshot["volunteers"])
         assert gone["departed"][0]["kind"] == "browser"
         assert gone["stream"]["relent"] >= 1  # what it held waits for the next volunteer
@@ -131,7 +171,7 @@ def test_closing_the_tab_mid_stream_lends_its_items_to_another_volunteer(
         with python_volunteer(url):
             assert running.wait() == 0, running.stderr
     # Every item once and in order: a first part computed by the tab, the rest (the items the
-    # tab held when it closed included) by the Python volunteer.
+    # tab held when it left included) by the Python volunteer.
     by = [line.split(" by ")[1] for line in running.stdout_lines]
     assert running.stdout_lines == [f"{i} by {where}" for i, where in enumerate(by)]
     in_browser = by.count("emscripten")
@@ -150,12 +190,11 @@ def process(x):
 
 
 def test_an_item_that_raises_in_the_browser_follows_on_error_and_the_tab_goes_on(
-        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+        open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str]) -> None:
     items = [str(i) for i in range(12)]
     with stream([module(tmp_path, "raises", RAISES), *items, "--workers", "0",
                  "--on-error", "skip"], env=quiet_config) as running:
-        page = browser.new_page()
-        page.goto(running.url())
+        page = open_page(running.url())
         assert running.wait() == 0, running.stderr
         stderr = running.stderr
         assert "ValueError: no luck with 3" in stderr
@@ -167,7 +206,6 @@ def test_an_item_that_raises_in_the_browser_follows_on_error_and_the_tab_goes_on
         assert items_done(page) == 10  # the tab kept working after a failed item
         assert int(page.get_by_label("Items failed").inner_text()) == 2
         assert "Item 3 failed: ValueError: no luck with 3" in page_problems(page)
-        page.close()
 
 
 NEEDS_NUMPY = """
@@ -180,14 +218,13 @@ def process(x):
 
 
 def test_a_module_the_browser_cannot_import_is_refused_by_the_tab_not_the_stream(
-        browser: Any, tmp_path: Path, quiet_config: dict[str, str]) -> None:
+        open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str]) -> None:
     pytest.importorskip("numpy")  # the coordinator itself must be able to import the module
     items = [str(i) for i in range(5)]
     with stream([module(tmp_path, "needs_numpy", NEEDS_NUMPY), *items, "--workers", "0"],
                 env=quiet_config) as running:
         url = running.url()
-        page = browser.new_page()
-        page.goto(url)
+        page = open_page(url)
         wait_for_state(page, "unsupported")
         screenshot(page, "browser-volunteer-unsupported-module")
         problems = page_problems(page)
@@ -198,4 +235,3 @@ def test_a_module_the_browser_cannot_import_is_refused_by_the_tab_not_the_stream
         with python_volunteer(url):  # a Python volunteer, which has numpy, finishes them
             assert running.wait() == 0, running.stderr
         assert running.stdout_lines == [f"{2 * i} on linux" for i in range(5)]
-        page.close()
