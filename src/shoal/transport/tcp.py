@@ -18,7 +18,10 @@ The engine's contract is a non-blocking byte stream per peer, so:
   per-link queue of ciphertext bounded by :data:`SEND_BOUND`, pushes what the
   socket takes, and returns 0 once the bound is reached (the engine queues);
 * ``readable``/``take_frame`` pull ciphertext off the socket when little
-  plaintext is waiting, and decrypt it into a per-link inbox;
+  plaintext is waiting, and decrypt it into a per-link inbox (the payloads as
+  they came, so each byte is copied once more only, into the engine's buffer);
+* ``write`` seals each piece of at most :data:`FRAME_BYTES` as a message of
+  its own, so the peer never has to join the frames of a large one;
 * every call that touches a link also pushes its queued ciphertext, and
   ``sleep`` waits on all sockets (readable, or writable while ciphertext is
   queued), so bytes accepted by ``write`` always leave even if the engine
@@ -34,7 +37,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from shoal.errors import PeerLostError, TransportError
 from shoal.security import JobKey, SecureChannel, SecurityError, TruncationError
@@ -54,6 +57,82 @@ _U64 = struct.Struct("<Q")
 Address = tuple[str, int]
 
 
+class _Inbox:
+    """Decrypted bytes not yet taken, kept as the payloads they arrived in.
+
+    Not one bytearray: appending each payload to one would copy every byte
+    received once more before the engine copies it out again.
+    """
+
+    __slots__ = ("chunks", "size", "offset")
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.offset = 0  # bytes of chunks[0] already taken
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, payload: bytes) -> None:
+        if payload:
+            self.chunks.append(payload)
+            self.size += len(payload)
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self.size = self.offset = 0
+
+    def read_into(self, dest: memoryview, n: int) -> None:
+        """Move the first ``n`` bytes (at most ``len(self)``) into ``dest``."""
+        done = 0
+        chunks = self.chunks
+        while done < n:
+            head = chunks[0]
+            take = min(len(head) - self.offset, n - done)
+            dest[done:done + take] = memoryview(head)[self.offset:self.offset + take]
+            done += take
+            self._consume(take)
+
+    def read_bytes(self, n: int) -> bytes:
+        """The first ``n`` bytes, taken (no copy when they are one whole payload)."""
+        head = self.chunks[0]
+        if self.offset == 0 and len(head) == n:
+            self.chunks.popleft()
+            self.size -= n
+            return head
+        if len(head) - self.offset >= n:
+            out = head[self.offset:self.offset + n]
+            self._consume(n)
+            return out
+        buffer = bytearray(n)
+        self.read_into(memoryview(buffer), n)
+        return bytes(buffer)
+
+    def peek(self, n: int) -> bytes | memoryview:
+        """The first ``n`` bytes (at most ``len(self)``), left in place."""
+        head = self.chunks[0]
+        if len(head) - self.offset >= n:
+            return memoryview(head)[self.offset:self.offset + n]
+        parts: list[bytes] = []
+        need = n
+        for chunk in self.chunks:
+            start = self.offset if not parts else 0
+            piece = chunk[start:start + need]
+            parts.append(piece)
+            need -= len(piece)
+            if not need:
+                break
+        return b"".join(parts)
+
+    def _consume(self, n: int) -> None:
+        self.size -= n
+        self.offset += n
+        if self.offset == len(self.chunks[0]):
+            self.chunks.popleft()
+            self.offset = 0
+
+
 class _Link:
     """One authenticated connection to one peer, and its buffers."""
 
@@ -70,7 +149,7 @@ class _Link:
         self.out: deque[memoryview] = deque()  # ciphertext frames not yet sent
         self.out_bytes = 0
         self.out_offset = 0  # how much of out[0] was sent
-        self.inbox = bytearray()  # decrypted bytes the engine has not taken
+        self.inbox = _Inbox()  # decrypted bytes the engine has not taken
         self.failure: TransportError | None = None  # raised once the inbox is drained
         self.peer_closed = False  # the peer sent its authenticated CLOSE
         self.eof = False
@@ -217,7 +296,7 @@ class TcpEndpoint(Endpoint):
             if n <= FRAME_BYTES and type(src) is bytes and n == len(src):
                 frames: Iterable[bytes | bytearray] = (channel.send(src),)
             else:
-                frames = channel.iter_frames(memoryview(src)[:n])
+                frames = self._frames(channel, memoryview(src), n)
             for frame in frames:
                 link.out.append(memoryview(frame))
                 link.out_bytes += len(frame)
@@ -227,6 +306,15 @@ class TcpEndpoint(Endpoint):
         self._flush(link)
         return n
 
+    @staticmethod
+    def _frames(channel: SecureChannel, src: memoryview, n: int) -> Iterator[bytes | bytearray]:
+        # Each piece its own message, not one message of many frames: the peer then
+        # takes every payload as it decrypts, instead of joining them all (a copy).
+        step = min(FRAME_BYTES, channel.send_max_frame)
+        flat = src if src.format == "B" and src.ndim == 1 else src.cast("B")
+        for start in range(0, n, step):
+            yield from channel.iter_frames(flat[start:min(n, start + step)])
+
     def readable(self, src: int) -> int:
         link = self._link(src)
         if len(link.inbox) < RECV_LOW:
@@ -234,15 +322,10 @@ class TcpEndpoint(Endpoint):
         return len(link.inbox)
 
     def read_into(self, src: int, dest: memoryview, n: int) -> None:
-        inbox = self._link(src).inbox
-        dest[:n] = memoryview(inbox)[:n]
-        del inbox[:n]  # O(1): CPython keeps an offset for deletions at the front
+        self._link(src).inbox.read_into(dest, n)
 
     def read_bytes(self, src: int, n: int) -> bytes:
-        inbox = self._link(src).inbox
-        out = bytes(memoryview(inbox)[:n])
-        del inbox[:n]
-        return out
+        return self._link(src).inbox.read_bytes(n)
 
     def take_frame(self, src: int, header_size: int, length_offset: int,
                    limit: int) -> bytes | None:
@@ -252,13 +335,11 @@ class TcpEndpoint(Endpoint):
             self._pull(link)
         if len(inbox) < header_size:
             return None
-        length = _U64.unpack_from(inbox, length_offset)[0]
+        length = _U64.unpack_from(inbox.peek(header_size), length_offset)[0]
         total = header_size + length
         if length > limit or total > len(inbox):
             return None
-        frame = bytes(memoryview(inbox)[:total])
-        del inbox[:total]
-        return frame
+        return inbox.read_bytes(total)
 
     # -- moving ciphertext --------------------------------------------------------
 
@@ -320,11 +401,11 @@ class TcpEndpoint(Endpoint):
     def _decrypt(self, link: _Link, data: memoryview | bytes) -> None:
         try:
             for message in link.channel.receive_data(data):
-                link.inbox += message
+                link.inbox.append(message)
         except SecurityError as exc:
             # Frames that authenticated before the bad one are genuine: deliver them first.
             for message in exc.messages:
-                link.inbox += message
+                link.inbox.append(message)
             self._fail(link, self._security_failure(link, exc))
             return
         if link.channel.peer_closed:
