@@ -103,6 +103,30 @@ def test_a_silent_volunteers_items_are_lent_again(tmp_path: Path):
     assert out.split() == [str(i * i) for i in range(10)]
 
 
+def test_a_result_sent_twice_is_printed_once(tmp_path: Path):
+    err = tmp_path / "stream.err"
+    with open(err, "w") as err_file:
+        proc = start("stream", module("square"), "5", "6", "--start-idle", "--batch", "2",
+                     "--bind", "127.0.0.1", "--monitor-log", stderr=err_file)
+        try:
+            url = wait_for_url(err, proc)
+            with connect(url.replace("http://", "ws://") + "volunteer") as twice:
+                twice.send(json.dumps({"type": "hello", "kind": "machine", "name": "echo",
+                                       "capacity": 2, "runtime": {}, "secret": None}))
+                assert json.loads(twice.recv(timeout=10))["type"] == "welcome"
+                lent = json.loads(twice.recv(timeout=10))["items"]
+                assert [item["value"] for item in lent] == [5, 6]
+                for item_id, value in ((0, "first"), (0, "again"), (1, "second")):
+                    twice.send(json.dumps({"type": "result", "id": item_id, "ok": True,
+                                           "value": value, "cpu_time": 0.0}))
+                out, _ = proc.communicate(timeout=LIVENESS)
+        finally:
+            stop(proc)
+    assert proc.returncode == 0, err.read_text()
+    assert out.splitlines() == ["first", "second"]
+    assert monitor_lines(err.read_text())[-1]["duplicates"] == 1
+
+
 def test_a_volunteer_with_a_bad_hello_is_refused_with_a_reason(tmp_path: Path):
     err = tmp_path / "stream.err"
     with open(err, "w") as err_file:

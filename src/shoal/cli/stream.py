@@ -75,7 +75,8 @@ def _parser() -> CliParser:
                         help="an item that raises: stop the stream (default), skip it, or "
                              "print an error line in its place; its traceback goes to stderr")
     parser.add_argument("--workers", type=count, metavar="N",
-                        help="local volunteer processes (default: one per core)")
+                        help="local volunteer processes (default: one per core; with --host "
+                             "none: the stream-server's volunteers compute)")
     parser.add_argument("--start-idle", action="store_true",
                         help="start no local volunteers: wait for others to join")
     parser.add_argument("--batch", type=positive_int, metavar="B",
