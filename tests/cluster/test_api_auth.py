@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cluster_helpers import Master, Worker, shoal
+from cluster_helpers import Master, Worker, shoal, wait_for
 
 from shoal.cluster.db.tokens import digest
 
@@ -57,7 +57,8 @@ def test_tokens_made_listed_and_revoked_by_the_cli_are_stored_hashed(
         assert next(t for t in used if t["id"] == entry["id"])["last_used_at"] is not None
         done = shoal("master", "token", "revoke", entry["id"], env=master.env)
         assert done.returncode == 0, done.stderr
-        assert client.get("/api/v1/pools").status_code == 401
+        wait_for(lambda: client.get("/api/v1/pools").status_code == 401, within=10,
+                 what="the revocation taking effect")  # the master caches tokens 2 s
     database = b"".join(p.read_bytes() for p in (master.dir / "data").glob("cluster.db*"))
     assert secret.encode() not in database and digest(secret).encode() in database
     again = shoal("master", "token", "revoke", entry["id"], env=master.env)

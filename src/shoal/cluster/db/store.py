@@ -17,6 +17,7 @@ from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shoal.cluster.db.models import FINAL_JOB_STATES, Job, Pool, Worker, utcnow
+from shoal.cluster.db.views import PoolView, pool_views
 from shoal.cluster.errors import ClusterError, ConflictError, NotFoundError
 
 WORKER_FIELDS = ("name", "hostname", "cores", "memory_total", "platform", "shoal_version",
@@ -131,15 +132,15 @@ class Store:
             session.add(pool)
         return pool
 
-    def get_pool(self, pool_id: str) -> Pool:
+    def get_pool(self, pool_id: str) -> PoolView:
         with self.sessions() as session:
-            pool = session.get(Pool, pool_id)
-            if pool is None:
+            found = pool_views(session, select(Pool).where(Pool.id == pool_id))
+            if not found:
                 raise NotFoundError(f"no pool has the id {pool_id!r}", code="pool_not_found")
-            return pool
+            return found[0]
 
     def list_pools(self, *, state: str | None, worker: str | None, limit: int,
-                   offset: int) -> tuple[list[Pool], int]:
+                   offset: int) -> tuple[list[PoolView], int]:
         """A page of pools, newest first, and how many match in all."""
         with self.sessions() as session:
             query = select(Pool)
@@ -150,9 +151,9 @@ class Store:
                     Job.pool_id == Pool.id, or_(Job.worker_id == worker,
                                                 Job.worker_name == worker)))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            page = session.scalars(query.order_by(Pool.created_at.desc(), Pool.id.desc())
-                                   .limit(limit).offset(offset))
-            return list(page), int(total)
+            page = pool_views(session, query.order_by(Pool.created_at.desc(), Pool.id.desc())
+                              .limit(limit).offset(offset))
+            return page, int(total)
 
     def prune_pools(self, ended_before: dt.datetime) -> int:
         """Delete finished pools that ended before the date (running ones never expire)."""

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from shoal.cluster.db.models import Job, Pool, Worker
+from shoal.cluster.db.views import JobView, PoolView
 
 WorkerState = Literal["online", "offline", "lost"]
 JobState = Literal["queued", "running", "exited", "killed", "lost", "failed"]
@@ -154,14 +155,14 @@ class KillIn(BaseModel):
     signal: int = Field(default=15, ge=1, le=64, description="sent first; SIGKILL after 5 s")
 
 
-def job_out(job: Job) -> JobOut:
+def job_out(job: Job | JobView) -> JobOut:
     return JobOut(id=job.id, pool_id=job.pool_id, worker_id=job.worker_id,
                   worker_name=job.worker_name, state=job.state,  # type: ignore[arg-type]
                   exit_code=job.exit_code, signal=job.signal, reason=job.reason, pid=job.pid,
                   created_at=job.created_at, started_at=job.started_at, ended_at=job.ended_at)
 
 
-def pool_out(pool: Pool) -> PoolOut:
+def pool_out(pool: Pool | PoolView) -> PoolOut:
     return PoolOut(id=pool.id, command=list(pool.command), state=pool.state,  # type: ignore[arg-type]
                    created_at=pool.created_at, ended_at=pool.ended_at,
                    submitted_by=pool.submitted_by, jobs=[job_out(j) for j in pool.jobs])
