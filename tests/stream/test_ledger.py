@@ -68,35 +68,42 @@ def test_a_lost_volunteers_items_are_lent_again_before_newer_ones():
     assert ledger.relent == 2
 
 
-def test_a_result_arriving_twice_is_used_once_and_frees_both_slots():
+def test_a_result_arriving_twice_is_used_once():
+    ledger = Ledger(window=10)
+    ledger.join("a", 2)
+    fill(ledger, [7, 8])
+    ledger.lend("a")
+    assert ledger.settle("a", ok(0, "first"))
+    assert not ledger.settle("a", ok(0, "again"))
+    assert ledger.duplicates == 1
+    assert [o.value for o in ledger.release()] == ["first"]
+    assert ledger.free_slots("a") == 1
+
+
+def test_a_volunteer_cannot_settle_an_item_it_does_not_hold():
+    ledger = Ledger(window=10)
+    ledger.join("a", 1)
+    ledger.join("b", 1)
+    fill(ledger, [7])
+    ledger.lend("a")
+    assert not ledger.settle("b", ok(0, "forged"))
+    assert not ledger.settle("b", ok(99, "made up"))
+    assert ledger.unsolicited == 2 and ledger.release() == []
+    assert ledger.settle("a", ok(0, "real"))
+    assert [o.value for o in ledger.release()] == ["real"]
+
+
+def test_a_lost_volunteers_late_result_is_not_used():
     ledger = Ledger(window=10)
     ledger.join("a", 1)
     fill(ledger, [7])
     ledger.lend("a")
-    ledger.lose("a")                 # silent: its item goes to b ...
-    ledger.join("b", 1)
-    ledger.lend("b")
-    ledger.join("a2", 1)             # ... and a comes back, under a new name, with a result
-    assert ledger.settle("a2", ok(0, "first"))
-    assert not ledger.settle("b", ok(0, "second"))
-    assert ledger.duplicates == 1
-    assert [o.value for o in ledger.release()] == ["first"]
-    assert ledger.free_slots("b") == 1
-
-
-def test_a_settled_item_stays_in_its_other_holders_slot_until_they_answer():
-    ledger = Ledger(window=10, max_losses=5)
-    ledger.join("a", 1)
-    fill(ledger, [1, 2])
-    ledger.lend("a")
     ledger.lose("a")
     ledger.join("b", 1)
-    ledger.join("c", 1)
-    ledger.lend("b")                 # b holds item 0 again
-    ledger.settle("c", ok(0))        # c (which never held it) answers first: accepted
-    assert ledger.free_slots("b") == 0
-    assert not ledger.settle("b", ok(0))
-    assert ledger.free_slots("b") == 1
+    ledger.lend("b")
+    assert not ledger.settle("a", ok(0, "late"))
+    assert ledger.settle("b", ok(0, "relent"))
+    assert [o.value for o in ledger.release()] == ["relent"]
 
 
 def test_an_error_result_fails_the_item_at_once():

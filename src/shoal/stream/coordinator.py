@@ -347,6 +347,7 @@ class Coordinator:
                 "buffered": ledger.buffered, "open": ledger.open_count,
                 "peak_open": ledger.peak_open, "window": ledger.window,
                 "relent": ledger.relent, "duplicates": ledger.duplicates,
+                "unsolicited": ledger.unsolicited,
                 "failures": self.failures, "input_done": ledger.input_done,
                 "status": self.status,
             },

@@ -11,9 +11,10 @@ Rules (those of Pando, without its weaknesses):
   bounds memory on an endless input.
 * Lending always takes the lowest waiting id, so items taken back from a lost volunteer go
   out again before any newer item.
-* A volunteer holds at most its capacity.  An item may be held by two volunteers at once
-  only after one of them was lost and came back under a new id; the first result settles
-  it, a later one is ignored (used once) but frees the slot.
+* A volunteer holds at most its capacity, and its results count only for items it holds:
+  none can settle (or forge) another's.  A result that arrives twice is used once.  Should
+  an item ever be held by two volunteers, the first result settles it and the other keeps
+  its slot until it answers or leaves.
 * A result that is an error settles the item as failed at once: processors are expected
   to be deterministic, and Pando's endless re-lending of such items is what we avoid.
   An item whose volunteer was lost ``max_losses`` times is failed too (it probably kills
@@ -68,6 +69,7 @@ class Ledger:
         self.released = 0
         self.next_release = 0    # ordered: the id whose outcome is printed next
         self.duplicates = 0
+        self.unsolicited = 0
         self.relent = 0
         self.peak_open = 0
         self.input_done = False
@@ -175,14 +177,20 @@ class Ledger:
         return lent
 
     def settle(self, volunteer: Volunteer, outcome: Outcome) -> bool:
-        """A volunteer's result for an item.  False when it was already settled (ignored)."""
+        """A volunteer's result for an item.  False when ignored: the item was already
+        settled (a duplicate), or was never lent to this volunteer (a volunteer answers only
+        for what it holds, so none can settle another's items)."""
         held = self._held.get(volunteer)
-        if held is not None:
-            held.discard(outcome.id)
+        if held is None or outcome.id not in held:
+            if 0 <= outcome.id < self.admitted and outcome.id not in self._open:
+                self.duplicates += 1    # settled already: used once
+            else:
+                self.unsolicited += 1
+            return False
+        held.remove(outcome.id)
         entry = self._open.get(outcome.id)
         if entry is None:
-            if 0 <= outcome.id < self.admitted:
-                self.duplicates += 1
+            self.duplicates += 1
             return False
         if not outcome.ok and outcome.item is None:
             outcome = Outcome(outcome.id, False, error=outcome.error,
