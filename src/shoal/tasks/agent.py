@@ -43,6 +43,7 @@ QUEUE_SECONDS = 0.02        # work to hold per process, queued at the agent
 PROCESS_SECONDS = 0.002     # work to hand a process at once
 MAX_PER_PROCESS = 64
 MAX_QUEUED = 512            # per process, for the shortest tasks
+SOCKET_BUFFER = 4 << 20
 RESTART_LIMIT = 20          # process deaths in a row without a result: something is wrong
 
 Task = tuple[int, int, Any, bytes]   # task id, attempt, function key, payload
@@ -55,6 +56,10 @@ class _Process:
         self.index = index
         self.name = name
         ours, theirs = socket.socketpair()
+        for end in (ours, theirs):  # big buffers: a large argument or result in few wakeups
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                with contextlib.suppress(OSError):
+                    end.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
         mark_fd = os.memfd_create(f"shoal-task-mark-{index}", os.MFD_CLOEXEC)
         os.ftruncate(mark_fd, MARK.size)
         self.mark = mmap.mmap(mark_fd, MARK.size)
@@ -208,7 +213,7 @@ class TaskAgent:
         return proc
 
     async def _read(self, proc: _Process) -> None:
-        reader, proc.writer = await asyncio.open_connection(sock=proc.sock)
+        reader, proc.writer = await asyncio.open_connection(sock=proc.sock, limit=SOCKET_BUFFER)
         frames = FrameReader()
         self._feed()
         while True:

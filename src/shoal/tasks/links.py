@@ -78,8 +78,9 @@ class StreamLink(Link):
         if not self._closed:
             self._closed = True
             self._wake.set()
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(self._writer, 5.0)  # what was posted still goes
+            # What was posted still goes; asyncio.wait, unlike wait_for, never raises the
+            # writer's own end (a second close() may have cancelled it meanwhile).
+            await asyncio.wait({self._writer}, timeout=5.0)
         self._writer.cancel()
         with contextlib.suppress(ChannelError, OSError, Exception):
             await self.stream.close()
