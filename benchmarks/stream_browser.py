@@ -2,9 +2,11 @@
 
     python benchmarks/stream_browser.py [--quick] [--json FILE]
 
-The same `shoal stream MODULE --stdin` runs once with one local process volunteer
-(`--workers 1`) and once with one headless Chromium tab as the only volunteer (`--workers 0`,
-the tab computing with Pyodide in a Web Worker), for
+The same `shoal stream MODULE --stdin` runs with one volunteer each time:
+- process: one local process volunteer (`--workers 1`, a socketpair to the coordinator);
+- machine: one `shoal volunteer URL` (`--workers 0`): native Python over the WebSocket that
+  browsers use too, which tells the WebSocket path's cost from Pyodide's;
+- browser: one headless Chromium tab (`--workers 0`) computing with Pyodide in a Web Worker;
 
 - a trivial function (x*x): what is left is the per-item cost of each volunteer's path
   (for the tab: WebSocket, postMessage to the worker, JSON into and out of Pyodide);
@@ -73,12 +75,12 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def run_stream(module: Path, n: int, batch: int, browser: Any | None,
+def run_stream(module: Path, n: int, batch: int, who: str, browser: Any,
                env: dict[str, str]) -> tuple[list[str], list[float], float | None]:
-    """Output lines, their arrival times, and the tab's Pyodide load time (None for a
-    process volunteer)."""
+    """Output lines, their arrival times, and the tab's Pyodide load time (None unless
+    ``who`` is "browser")."""
     command = [sys.executable, "-m", "shoal", "stream", str(module), "--stdin",
-               "--batch", str(batch), "--workers", "0" if browser else "1"]
+               "--batch", str(batch), "--workers", "1" if who == "process" else "0"]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env, bufsize=1)
     assert process.stdin and process.stdout and process.stderr
@@ -98,9 +100,10 @@ def run_stream(module: Path, n: int, batch: int, browser: Any | None,
     for thread in threads:
         thread.start()
     page = None
+    machine = None
     load_seconds = None
     try:
-        if browser is not None:
+        if who != "process":
             deadline = time.monotonic() + 60
             url = None
             while url is None:
@@ -109,8 +112,12 @@ def run_stream(module: Path, n: int, batch: int, browser: Any | None,
                 if url is None and (time.monotonic() > deadline or process.poll() is not None):
                     raise RuntimeError(f"shoal stream printed no URL: {''.join(stderr)}")
                 time.sleep(0.05)
-            page = browser.new_page()
-            page.goto(url)
+            if who == "browser":
+                page = browser.new_page()
+                page.goto(url)
+            else:
+                machine = subprocess.Popen([sys.executable, "-m", "shoal", "volunteer", url],
+                                           stdout=subprocess.DEVNULL, env=env)
         lines: list[str] = []
         stamps: list[float] = []
         for line in process.stdout:
@@ -126,9 +133,11 @@ def run_stream(module: Path, n: int, batch: int, browser: Any | None,
     finally:
         if page is not None:
             page.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        for child in (process, machine):
+            if child is not None and child.poll() is None:
+                child.kill()
+            if child is not None:
+                child.wait()
     return lines, stamps, load_seconds
 
 
@@ -160,8 +169,8 @@ def main() -> int:
         modules["cpu-bound"].write_text(BUSY)
         for function, batch, n in cases:
             row: dict[str, Any] = {"function": function, "batch": batch, "items": n}
-            for who, tab in (("process", None), ("browser", browser)):
-                lines, stamps, load = run_stream(modules[function], n, batch, tab, env)
+            for who in ("process", "machine", "browser"):
+                lines, stamps, load = run_stream(modules[function], n, batch, who, browser, env)
                 check = range(0, n, max(1, n // 50))
                 wrong = [i for i in check if int(lines[i]) != expected(function, i)]
                 if len(lines) != n or wrong:
@@ -172,19 +181,21 @@ def main() -> int:
             row["browser_over_process"] = row["browser_items_per_s"] / row["process_items_per_s"]
             rows.append(row)
             print(f"{function:9} batch {batch:3} ({n} items): process "
-                  f"{row['process_items_per_s']:9.1f} items/s, browser "
+                  f"{row['process_items_per_s']:9.1f} items/s, machine "
+                  f"{row['machine_items_per_s']:9.1f} items/s, browser "
                   f"{row['browser_items_per_s']:9.1f} items/s, browser/process "
                   f"{row['browser_over_process']:.2f} (Pyodide loaded in "
                   f"{row.get('pyodide_load_s') or float('nan'):.1f} s)", flush=True)
     print()
-    print("| function | batch | items | process items/s | browser items/s | browser / process "
-          "| per item, process | per item, browser |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| function | batch | items | items/s: process | machine (WebSocket) | browser "
+          "| browser / process | per item: process | machine | browser |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(f"| {row['function']} | {row['batch']} | {row['items']} "
-              f"| {row['process_items_per_s']:.0f} | {row['browser_items_per_s']:.0f} "
-              f"| {row['browser_over_process']:.2f} "
+              f"| {row['process_items_per_s']:.1f} | {row['machine_items_per_s']:.1f} "
+              f"| {row['browser_items_per_s']:.1f} | {row['browser_over_process']:.2f} "
               f"| {1e6 / row['process_items_per_s']:.0f} us "
+              f"| {1e6 / row['machine_items_per_s']:.0f} us "
               f"| {1e6 / row['browser_items_per_s']:.0f} us |")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=2))

@@ -142,8 +142,10 @@ export class VolunteerLink {
         break;
       case "results":
         if (message.epoch !== this.epoch) break; // lent again after we lost the connection
-        for (const result of message.messages) this.send(result);
-        this.counted(message.messages);
+        if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+          for (const frame of message.frames) this.socket.send(frame);
+        }
+        this.counted(message.done, message.failures);
         break;
       case "report":
         if (message.epoch === this.epoch) this.send(message.message);
@@ -161,14 +163,11 @@ export class VolunteerLink {
     this.end("unsupported", `Cannot run ${module} here: ${error}`);
   }
 
-  counted(results) {
-    for (const result of results) {
-      if (result.ok) {
-        this.counts.done += 1;
-      } else {
-        this.counts.failed += 1;
-        this.view.problem(`Item ${result.id} failed: ${result.error}`, result.traceback);
-      }
+  counted(done, failures) {
+    this.counts.done += done;
+    this.counts.failed += failures.length;
+    for (const failure of failures) {
+      this.view.problem(`Item ${failure.id} failed: ${failure.error}`, failure.traceback);
     }
     this.view.progress(this.counts.done, this.counts.failed);
   }

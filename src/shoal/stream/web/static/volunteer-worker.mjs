@@ -10,7 +10,8 @@
 //                  {kind: "items", epoch, items: [{id, value}]}
 // Worker -> page:  {kind: "ready", python, pyodide, seconds} | {kind: "load-failed", error}
 //                  {kind: "module", epoch, ok, error?, traceback?}
-//                  {kind: "results", epoch, messages}  protocol "result" messages
+//                  {kind: "results", epoch, frames, done, failures}  "result" messages as
+//                     JSON text, ready to send; how many succeeded; the failed ones' details
 //                  {kind: "report", epoch, message}   a protocol "report" message
 // The epoch numbers connections: what belongs to a closed one is dropped, since the
 // coordinator has lent those items to someone else already.
@@ -86,13 +87,17 @@ function flushReport() {
 async function drain() {
   if (draining) return;
   draining = true;
-  let results = [];
+  let frames = [];
+  let done = 0;
+  let failures = [];
   let firstResultAt = 0;
   let resultsEpoch = epoch;
   const post = () => {
-    if (results.length === 0) return;
-    self.postMessage({ kind: "results", epoch: resultsEpoch, messages: results });
-    results = [];
+    if (frames.length === 0) return;
+    self.postMessage({ kind: "results", epoch: resultsEpoch, frames, done, failures });
+    frames = [];
+    done = 0;
+    failures = [];
   };
   try {
     while (moduleReady && queue.length > 0) {
@@ -101,19 +106,25 @@ async function drain() {
         post();
         resultsEpoch = epoch;
       }
-      let body;
+      let text;
       try {
-        let text = shim.run_item(JSON.stringify(item.value));
+        text = shim.run_item(JSON.stringify(item.value));
         if (text === "") text = await shim.finish_pending(); // an async def processor
-        body = JSON.parse(text);
       } catch (error) {
         // run_item catches everything the user's code raises; this is Pyodide itself failing.
-        body = { ok: false, error: `PythonError: ${error.message || error}`,
-                 traceback: String(error) };
+        text = JSON.stringify({ ok: false, error: `PythonError: ${error.message || error}`,
+                                traceback: String(error) });
       }
-      if (results.length === 0) firstResultAt = performance.now();
-      results.push({ type: "result", id: item.id, ...body });
-      if (queue.length === 0 || results.length >= RESULTS_AT_ONCE ||
+      // The body is a JSON object from Python: the message is the same object with two more
+      // keys in front, built as text to spare a parse and a stringify per item.
+      frames.push(`{"type":"result","id":${item.id},${text.slice(1)}`);
+      if (text.startsWith('{"ok":true')) {
+        done += 1;
+      } else {
+        failures.push({ id: item.id, ...JSON.parse(text) });
+      }
+      if (frames.length === 1) firstResultAt = performance.now();
+      if (queue.length === 0 || frames.length >= RESULTS_AT_ONCE ||
           performance.now() - firstResultAt > RESULTS_WAIT_MS) {
         post();
       }
