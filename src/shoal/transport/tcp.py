@@ -335,7 +335,11 @@ class TcpEndpoint(Endpoint):
             self._pull(link)
         if len(inbox) < header_size:
             return None
-        length = _U64.unpack_from(inbox.peek(header_size), length_offset)[0]
+        head, offset = inbox.chunks[0], inbox.offset
+        if len(head) - offset >= header_size:  # the usual case: no slice, no join
+            length = _U64.unpack_from(head, offset + length_offset)[0]
+        else:
+            length = _U64.unpack_from(inbox.peek(header_size), length_offset)[0]
         total = header_size + length
         if length > limit or total > len(inbox):
             return None
