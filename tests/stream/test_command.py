@@ -54,6 +54,18 @@ def test_an_async_processor_is_awaited():
     assert done.stdout.splitlines() == ["[1, 1]", "[2, 2]", "error: ValueError: negative"]
 
 
+def test_a_line_that_is_not_json_is_a_failed_item_under_the_error_policy():
+    lines = '1\n{"a": \n3\n'
+    done = stream(module("square"), "--stdin", "--json", "--workers", "1",
+                  "--on-error", "skip", stdin=lines)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "9"]
+    assert "item 1 " in done.stderr
+    assert "failed: BadInput: input line 2 is not JSON" in done.stderr
+    done = stream(module("square"), "--stdin", "--json", "--local", stdin=lines)
+    assert done.returncode == 1 and done.stdout.split() == ["1"]
+
+
 def test_on_error_stop_prints_results_before_the_failure_then_its_traceback():
     done = stream(module("flaky"), *map(str, range(8)), "--workers", "2")
     assert done.returncode == 1

@@ -156,6 +156,18 @@ def test_demand_counts_free_slots_beyond_what_already_waits():
     assert ledger.demand() == 3
 
 
+def test_an_input_that_is_no_value_fails_in_its_place_without_being_lent():
+    ledger = Ledger(window=10)
+    ledger.join("a", 2)
+    ledger.admit(1)
+    ledger.admit_failed("{bad", "BadInput: not JSON")
+    ledger.admit(3)
+    assert [i for i, _ in ledger.lend("a")] == [0, 2]
+    ledger.settle("a", ok(2))
+    ledger.settle("a", ok(0))
+    assert [(o.id, o.ok) for o in ledger.release()] == [(0, True), (1, False), (2, True)]
+
+
 def test_the_stream_finishes_when_input_ended_and_everything_was_released():
     ledger = Ledger(window=10)
     ledger.join("a", 1)

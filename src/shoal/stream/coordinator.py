@@ -19,6 +19,7 @@ from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError
 from shoal.stream.ledger import Ledger, Outcome
 from shoal.stream.stats import VolunteerStats
+from shoal.stream.values import BadInput
 
 POLICIES = ("stop", "skip", "report")
 
@@ -252,17 +253,26 @@ class Coordinator:
         if self.status is not None:
             return
         ledger = self.ledger
+        bad_input = False
         while not ledger.input_done:
             need = ledger.demand()
             if need <= 0:
                 break
             values = self.source.take(need)
             for value in values:
-                ledger.admit(value)
+                if isinstance(value, BadInput):
+                    ledger.admit_failed(value.text, value.error)
+                    bad_input = True
+                else:
+                    ledger.admit(value)
             if self.source.ended:
                 ledger.end_input()
             if len(values) < need:
                 break   # the source wakes us up when it has more
+        if bad_input:
+            self._release()
+            if self.status is not None:
+                return
         if ledger.waiting_count:
             for link, member in self.members.items():
                 # Refill a volunteer once half its slots are free, so each items message

@@ -149,6 +149,14 @@ class Ledger:
             self.peak_open = open_now
         return item_id
 
+    def admit_failed(self, item: Any, error: str) -> int:
+        """An input that is no value: it takes an id and its place in the order, as failed."""
+        item_id = self.admit(item)
+        self._waiting.remove(item_id)   # never to be lent; bad lines are rare enough for
+        heapq.heapify(self._waiting)    # a linear search and a heapify
+        self._settle(Outcome(item_id, False, error=error, item=item))
+        return item_id
+
     def end_input(self) -> None:
         self.input_done = True
 

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from shoal.stream.processor import Processor
 from shoal.stream.sinks import LinesSink
-from shoal.stream.values import parse_json, parse_text
+from shoal.stream.values import BadInput, parse_json, parse_text
 
 
 @dataclass
@@ -79,7 +79,11 @@ def run_local(options: Options, processor: Processor, err: TextIO | None = None)
     else:
         values = item_values(options)
     for item_id, value in enumerate(values):
-        message = compute(processor.function, item_id, value)
+        if isinstance(value, BadInput):
+            message: dict[str, Any] = {"ok": False, "error": value.error, "traceback": ""}
+            value = value.text
+        else:
+            message = compute(processor.function, item_id, value)
         if message["ok"]:
             sink.emit(Outcome(item_id, True, value=message["value"]))
             sink.flush()

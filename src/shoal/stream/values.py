@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
-
-from shoal.errors import ConfigurationError
 
 
 def parse_text(line: str) -> Any:
@@ -29,12 +28,22 @@ def parse_text(line: str) -> Any:
     return number if math.isfinite(number) else line
 
 
+@dataclass(frozen=True)
+class BadInput:
+    """An input line that is not a value (not JSON under --json).  It becomes a failed
+    item, so it follows --on-error like an item whose function raised."""
+
+    text: str
+    error: str
+
+
 def parse_json(line: str, where: str) -> Any:
+    """The JSON value of a line, or a :class:`BadInput` saying why it is none."""
     try:
         return json.loads(line)
     except ValueError as exc:
-        raise ConfigurationError(f"{where} is not JSON ({exc}); drop --json to read "
-                                 "plain numbers and strings") from None
+        return BadInput(line, f"BadInput: {where} is not JSON ({exc}); drop --json to read "
+                              "plain numbers and strings")
 
 
 def format_result(value: Any, as_json: bool) -> str:
