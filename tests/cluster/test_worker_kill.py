@@ -53,3 +53,12 @@ def test_a_job_that_ignores_sigterm_gets_sigkill_five_seconds_later(
     master.api("POST", f"/api/v1/pools/{pool['id']}/kill", json={})
     job = wait_pool_done(master, pool["id"], within=30)["jobs"][0]
     assert job["state"] == "killed" and job["signal"] == signal.SIGKILL
+
+
+def test_a_kill_right_after_the_submission_still_kills_the_job(
+        shared_cluster: tuple[Master, list[Worker]]) -> None:
+    master, _ = shared_cluster
+    pool = submit(master, ["sleep", "300"], workers=["w1"])
+    master.api("POST", f"/api/v1/pools/{pool['id']}/kill", json={})
+    job = wait_pool_done(master, pool["id"])["jobs"][0]
+    assert job["state"] == "killed" and job["signal"] == signal.SIGTERM

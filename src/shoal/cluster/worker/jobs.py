@@ -56,6 +56,7 @@ class Job:
         self.ended = False
         self._proc: asyncio.subprocess.Process | None = None
         self._escalation: asyncio.TimerHandle | None = None
+        self._early_kill: int | None = None
 
     def report(self) -> dict[str, Any]:
         """How this job is described in a ``hello`` after a reconnection."""
@@ -87,6 +88,8 @@ class Job:
             return
         self._proc, self.pid = proc, proc.pid
         self.on_change()
+        if self._early_kill is not None:  # the kill came while the process was starting
+            self.kill(self._early_kill)
         readers = [asyncio.create_task(self._read(proc.stdout, "stdout")),
                    asyncio.create_task(self._read(proc.stderr, "stderr"))]
         try:
@@ -115,7 +118,10 @@ class Job:
 
     def kill(self, signum: int = signal.SIGTERM) -> None:
         """Signal the whole job; SIGKILL follows after ``KILL_GRACE`` s if it still runs."""
-        if self.ended or self._proc is None or self._proc.returncode is not None:
+        if self.ended or (self._proc is not None and self._proc.returncode is not None):
+            return
+        if self._proc is None:
+            self._early_kill = signum
             return
         self.killed = True
         self._signal_group(signum)
