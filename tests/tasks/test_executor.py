@@ -57,9 +57,25 @@ def test_buffersize_reads_the_input_lazily_and_bounds_what_is_submitted(executor
 
     results = executor.map(helpers.square, source(), buffersize=3)
     assert len(pulled) == 3
-    assert next(results) == 0
-    assert len(pulled) == 4
-    assert list(results) == [x * x for x in range(1, 20)]
+    got = [next(results) for _ in range(5)]
+    assert got == [0, 1, 4, 9, 16] and len(pulled) <= 5 + 3
+    assert list(results) == [x * x for x in range(5, 20)]
+
+
+def test_a_buffered_map_refills_in_bursts_and_never_holds_more_than_buffersize(executor):
+    pulled = []
+
+    def source():
+        for i in range(1000):
+            pulled.append(i)
+            yield i
+
+    yielded = 0
+    for value in executor.map(helpers.square, source(), buffersize=100, unordered=True):
+        yielded += 1
+        assert len(pulled) - yielded <= 100
+        assert value in range(0, 1000 * 1000)
+    assert yielded == 1000
 
 
 def test_buffersize_must_be_positive(executor):

@@ -37,6 +37,8 @@ from shoal.tasks.codecs import codec as find_codec
 from shoal.tasks.results import failure, remote_exception
 from shoal.tasks.worker import CALL, CHUNK
 
+SUBMIT_BATCH = 10_000
+
 
 class TaskFuture(concurrent.futures.Future[Any]):
     """A Future whose ``cancel()`` also cancels the task on the cluster."""
@@ -177,8 +179,9 @@ class Executor(concurrent.futures.Executor):
                 n, future = self._new()
                 futures.append(future)
                 tasks.append((n, fid, payload))
-            if tasks:
-                self._conn.post(("submit", tasks))
+            # Messages of at most SUBMIT_BATCH tasks: the service takes a breath between them.
+            self._conn.post_many([("submit", tasks[i:i + SUBMIT_BATCH])
+                                  for i in range(0, len(tasks), SUBMIT_BATCH)])
         return futures
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
@@ -209,13 +212,21 @@ class Executor(concurrent.futures.Executor):
         else:
             first = self._submit_many(fid, mode, itertools.islice(args, buffersize))
 
-        def more() -> TaskFuture | None:
-            item = next(args, None)
-            return self._submit_many(fid, mode, [item])[0] if item is not None else None
+        refill: _Refill | None = None
+        if buffersize is not None:
+            size = buffersize
+            # Refilled in bursts (half the buffer at once), not a task per result: one
+            # message per burst keeps a buffered map nearly as fast as an unbuffered one.
+            low = size // 2 if size >= 4 else size - 1
+
+            def refill(held: int) -> list[TaskFuture]:
+                if held > low:
+                    return []
+                return self._submit_many(fid, mode, itertools.islice(args, size - held))
 
         if unordered:
-            return _unordered(first, more if buffersize else None, end_time, mode == CHUNK)
-        return _ordered(first, more if buffersize else None, end_time, mode == CHUNK)
+            return _unordered(first, refill, end_time, mode == CHUNK)
+        return _ordered(first, refill, end_time, mode == CHUNK)
 
     # -- task systems, fetching, status ---------------------------------------------------
 
@@ -400,13 +411,18 @@ def _values(future: TaskFuture, end_time: float | None, chunked: bool) -> list[A
     return value if chunked else [value]
 
 
-def _ordered(first: list[TaskFuture], more: Callable[[], TaskFuture | None] | None,
-             end_time: float | None, chunked: bool) -> Iterator[Any]:
+_Refill = Callable[[int], list[TaskFuture]]   # (tasks held) -> the tasks submitted to refill
+
+
+def _ordered(first: list[TaskFuture], refill: _Refill | None, end_time: float | None,
+             chunked: bool) -> Iterator[Any]:
     futures = deque(first)
     try:
-        while futures:
-            if more is not None and (nxt := more()) is not None:
-                futures.append(nxt)
+        while True:
+            if refill is not None:
+                futures.extend(refill(len(futures)))
+            if not futures:
+                break
             future = futures.popleft()
             try:
                 values = _values(future, end_time, chunked)
@@ -421,8 +437,8 @@ def _ordered(first: list[TaskFuture], more: Callable[[], TaskFuture | None] | No
             future.cancel()
 
 
-def _unordered(first: list[TaskFuture], more: Callable[[], TaskFuture | None] | None,
-               end_time: float | None, chunked: bool) -> Iterator[Any]:
+def _unordered(first: list[TaskFuture], refill: _Refill | None, end_time: float | None,
+               chunked: bool) -> Iterator[Any]:
     import queue
 
     done: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
@@ -437,9 +453,10 @@ def _unordered(first: list[TaskFuture], more: Callable[[], TaskFuture | None] | 
             except queue.Empty:
                 raise TimeoutError() from None
             outstanding.discard(finished)
-            if more is not None and (nxt := more()) is not None:
-                outstanding.add(nxt)
-                nxt.add_done_callback(done.put)
+            if refill is not None:
+                for nxt in refill(len(outstanding)):
+                    outstanding.add(nxt)
+                    nxt.add_done_callback(done.put)
             assert isinstance(finished, TaskFuture)
             try:
                 values = _values(finished, end_time, chunked)

@@ -318,6 +318,9 @@ class TaskService:
                         self._forget(session)
                         return
                     self._client_message(session, message)
+                    if message[0] == "submit":
+                        # Let heartbeats and results through between big batches.
+                        await asyncio.sleep(0)
                 messages = await link.recv()
         finally:
             session.link = None
