@@ -179,3 +179,21 @@ def test_the_push_policies_run_a_map_with_mixed_task_lengths_on_the_local_cluste
         assert list(ex.map(helpers.sleep_then, delays, range(300))) == list(range(300))
         assert list(ex.map(helpers.square, range(2000), chunksize=10)) == [
             x * x for x in range(2000)]
+
+
+def test_a_result_that_cannot_be_pickled_fails_with_a_clear_serialization_error(executor):
+    import threading
+
+    from shoal.errors import SerializationError
+
+    with pytest.raises(SerializationError, match="cannot be pickled") as info:
+        executor.submit(threading.Lock).result(timeout=30)
+    assert isinstance(info.value.__cause__, RemoteTraceback)
+
+
+def test_a_task_calling_sys_exit_fails_instead_of_ending_its_worker(executor):
+    import sys
+
+    with pytest.raises(RuntimeError, match="SystemExit"):
+        executor.submit(sys.exit, 3).result(timeout=30)
+    assert executor.submit(helpers.square, 5).result(timeout=30) == 25
