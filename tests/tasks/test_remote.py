@@ -212,3 +212,15 @@ def test_a_peer_with_another_python_version_is_refused_with_both_versions_named(
             conn.welcome[1])
     finally:
         conn.close()
+
+
+def test_an_unreachable_service_is_one_clear_error():
+    import socket
+
+    from shoal.errors import TransportError
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(TransportError, match=f"cannot reach the task service at 127.0.0.1:{port}"):
+        Executor(f"shoal://127.0.0.1:{port}", password=PASSWORD, connect_timeout=5)

@@ -115,7 +115,7 @@ async def _agent(args: argparse.Namespace, password: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: loop.create_task(agent.stop()))
-    print(f"task agent {agent.name}: {agent.slots} worker processes for {args.address}",
-          flush=True)
+    print(f"task agent {agent.name}: connecting to {args.address}, {agent.slots} worker "
+          f"process(es)", flush=True)
     sys.stdout.flush()
     await agent.run()

@@ -31,7 +31,7 @@ import sys
 from collections import deque
 from typing import Any
 
-from shoal.errors import ConfigurationError
+from shoal.errors import ConfigurationError, TransportError
 from shoal.security import ClientConfig, HostKeyVerifier, Identity, connect_secure_stream
 from shoal.tasks import protocol
 from shoal.tasks.framing import FrameReader, frame
@@ -157,7 +157,12 @@ class TaskAgent:
         host, port = protocol.parse_address(self.address)
         login = {k: v for k, v in self._login.items() if v is not None}
         config = self.config or ClientConfig(name=self.name, **login)  # type: ignore[arg-type]
-        stream = await connect_secure_stream(host, port, config, timeout=self.connect_timeout)
+        try:
+            stream = await connect_secure_stream(host, port, config,
+                                                 timeout=self.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise TransportError(f"cannot reach the task service at {host}:{port}: "
+                                 f"{exc or 'timed out'}") from None
         return StreamLink(stream)
 
     async def _serve(self, link: Link, messages: list[protocol.Message]) -> None:

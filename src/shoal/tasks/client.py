@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from shoal.errors import TransportError
 from shoal.security import (
     ChannelClosed,
     ClientConfig,
@@ -31,8 +32,12 @@ class Connection:
     def __init__(self, host: str, port: int, config: ClientConfig, hello: dict[str, Any],
                  on_message: Callable[[Message], None], on_lost: Callable[[str], None],
                  timeout: float = 30.0) -> None:
-        self.sock: SecureSocket = connect_secure(host, port, config, timeout=timeout,
-                                                 max_message=1 << 30)
+        try:
+            self.sock: SecureSocket = connect_secure(host, port, config, timeout=timeout,
+                                                     max_message=1 << 30)
+        except OSError as exc:  # refused, unreachable, timed out (SecurityErrors pass through)
+            raise TransportError(f"cannot reach the task service at {host}:{port}: "
+                                 f"{exc}") from None
         try:
             self.sock.send(protocol.pack([("hello", hello)]))
             first = protocol.unpack(self.sock.recv(timeout=timeout))
