@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -301,6 +302,16 @@ class Coordinator:
             link.close()
         if self._done is not None:
             self._done.set()
+
+    def crash(self, exc: BaseException) -> None:
+        """An unexpected error in the coordinator: say so with its traceback, stop (1)."""
+        import traceback
+
+        sys.stderr.write("shoal stream: internal error, the stream stops:\n"
+                         + "".join(traceback.format_exception(type(exc), exc,
+                                                              exc.__traceback__)))
+        sys.stderr.flush()
+        self.finish(1)
 
     async def _heartbeats(self) -> None:
         period = self.job.heartbeat

@@ -67,14 +67,17 @@ class PipeLink(asyncio.Protocol):
         del buffer[:offset]
         if not messages:
             return
-        if not self._welcomed:
-            self._welcomed = True
-            if self.coordinator.hello(self, messages[0]) is None:
-                return
-            messages = messages[1:]
-            if not messages:
-                return
-        self.coordinator.receive(self, messages)
+        try:
+            if not self._welcomed:
+                self._welcomed = True
+                if self.coordinator.hello(self, messages[0]) is None:
+                    return
+                messages = messages[1:]
+                if not messages:
+                    return
+            self.coordinator.receive(self, messages)
+        except Exception as exc:   # a bug must end the stream loudly, never hang it
+            self.coordinator.crash(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -131,8 +134,9 @@ class LocalPool:
                     [sys.executable, "-m", "shoal.stream.worker", "--fd", str(theirs.fileno()),
                      "--module", self.module_reference, "--capacity", str(self.capacity)],
                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                    # A processor that prints must not mix its lines into the results.
-                    stdout=sys.stderr.fileno())
+                    # A processor that prints must not mix its lines into the results:
+                    # its stdout is our stderr (fd 2, whatever sys.stderr is now).
+                    stdout=2)
             finally:
                 theirs.close()
             self.processes.append(process)

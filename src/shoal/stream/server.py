@@ -72,6 +72,9 @@ def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAP
             link.send(protocol.error(str(exc)))
         except (WebSocketDisconnect, RuntimeError, KeyError):
             pass   # closed by the volunteer, or a frame that is not text
+        except Exception as exc:   # a bug must end the stream loudly, never hang it
+            if hub.coordinator is not None:
+                hub.coordinator.crash(exc)
         finally:
             hub.lost(link)
             link.close()
