@@ -16,17 +16,20 @@ The same `shoal stream MODULE --stdin` runs with one volunteer each time:
 Items/s is measured on the stream's own output: the time stamps at which result lines reach
 this process, between the 10th and the 90th percentile of lines, so neither volunteer's
 start-up (a Python process, or ~3 s of loading Pyodide) is counted; the tab's Pyodide load
-time is reported apart. One run each, on whatever else the machine is doing: on a shared
-2-core VM compare the ratio, not the absolute figures.
+time is reported apart. With batch 1 the median time between two results is printed too:
+it is one item's time end to end, and shrugs off bursts of other load. One run each, on
+whatever else the machine is doing: on a shared 2-core VM compare ratios, not absolute figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,7 +120,8 @@ def run_stream(module: Path, n: int, batch: int, who: str, browser: Any,
                 page.goto(url)
             else:
                 machine = subprocess.Popen([sys.executable, "-m", "shoal", "volunteer", url],
-                                           stdout=subprocess.DEVNULL, env=env)
+                                           stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL, env=env)
         lines: list[str] = []
         stamps: list[float] = []
         for line in process.stdout:
@@ -139,6 +143,14 @@ def run_stream(module: Path, n: int, batch: int, who: str, browser: Any,
             if child is not None:
                 child.wait()
     return lines, stamps, load_seconds
+
+
+def median_gap(stamps: list[float]) -> float:
+    """Median time between two results, in seconds: with batch 1 and one volunteer, the time
+    one item takes end to end, robust to the bursts of load other processes cause."""
+    low, high = len(stamps) // 10, (len(stamps) * 9) // 10
+    window = stamps[low:high + 1]
+    return statistics.median(b - a for a, b in itertools.pairwise(window))
 
 
 def rate(stamps: list[float]) -> float:
@@ -176,6 +188,8 @@ def main() -> int:
                 if len(lines) != n or wrong:
                     raise RuntimeError(f"{who}: wrong output ({len(lines)} lines, bad {wrong})")
                 row[f"{who}_items_per_s"] = rate(stamps)
+                if batch == 1:
+                    row[f"{who}_median_item_ms"] = 1e3 * median_gap(stamps)
                 if load is not None:
                     row["pyodide_load_s"] = load
             row["browser_over_process"] = row["browser_items_per_s"] / row["process_items_per_s"]
@@ -197,6 +211,14 @@ def main() -> int:
               f"| {1e6 / row['process_items_per_s']:.0f} us "
               f"| {1e6 / row['machine_items_per_s']:.0f} us "
               f"| {1e6 / row['browser_items_per_s']:.0f} us |")
+    print()
+    print("Batch 1, median time per item (result to result), in ms:")
+    for row in rows:
+        if row["batch"] == 1:
+            process, machine = row["process_median_item_ms"], row["machine_median_item_ms"]
+            tab = row["browser_median_item_ms"]
+            print(f"  {row['function']}: process {process:.3f}, machine {machine:.3f}, "
+                  f"browser {tab:.3f} (browser / process {tab / process:.2f})")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=2))
     return 0

@@ -165,9 +165,7 @@ def run_item(value_json: str) -> str:
     started = time.process_time()
     try:
         result = function(value)
-    except KeyboardInterrupt:
-        raise  # Pyodide's interrupt: not the item's fault
-    except BaseException as error:
+    except BaseException as error:  # sys.exit() too: whatever an item raises fails that item
         return json.dumps(_failure(error))
     if inspect.isawaitable(result):
         _Loaded.pending = (result, started)
@@ -183,8 +181,6 @@ async def finish_pending() -> str:
         raise RuntimeError("finish_pending without a pending item")
     try:
         result = await awaitable
-    except KeyboardInterrupt:
-        raise
     except BaseException as error:
         return json.dumps(_failure(error))
     return _success(result, started)

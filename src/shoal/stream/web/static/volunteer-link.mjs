@@ -150,6 +150,11 @@ export class VolunteerLink {
       case "report":
         if (message.epoch === this.epoch) this.send(message.message);
         break;
+      case "fatal":
+        this.view.problem("Python (Pyodide) failed in this tab", message.error);
+        this.send({ type: "bye", reason: `Pyodide failed in the browser: ${message.error}` });
+        this.end("broken", `Python failed in this tab: ${message.error}`);
+        break;
     }
   }
 

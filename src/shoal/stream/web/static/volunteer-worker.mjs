@@ -13,6 +13,7 @@
 //                  {kind: "results", epoch, frames, done, failures}  "result" messages as
 //                     JSON text, ready to send; how many succeeded; the failed ones' details
 //                  {kind: "report", epoch, message}   a protocol "report" message
+//                  {kind: "fatal", error}             Pyodide broke: this tab is done
 // The epoch numbers connections: what belongs to a closed one is dropped, since the
 // coordinator has lent those items to someone else already.
 
@@ -111,9 +112,14 @@ async function drain() {
         text = shim.run_item(JSON.stringify(item.value));
         if (text === "") text = await shim.finish_pending(); // an async def processor
       } catch (error) {
-        // run_item catches everything the user's code raises; this is Pyodide itself failing.
-        text = JSON.stringify({ ok: false, error: `PythonError: ${error.message || error}`,
-                                traceback: String(error) });
+        // run_item turns everything the user's code raises into a result, so this is Pyodide
+        // itself failing (out of memory, a fatal error): this tab can compute nothing more.
+        // No result for the item: the coordinator lends it elsewhere (and counts the loss).
+        post();
+        moduleReady = false;
+        queue = [];
+        self.postMessage({ kind: "fatal", error: String(error.message || error) });
+        return;
       }
       // The body is a JSON object from Python: the message is the same object with two more
       // keys in front, built as text to spare a parse and a stringify per item.
