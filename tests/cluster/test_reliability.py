@@ -21,7 +21,7 @@ def _job(master: Master, job_id: str) -> dict[str, object]:
     return job
 
 
-def test_a_worker_killed_mid_job_has_its_jobs_lost_and_comes_back_as_itself(
+def test_a_worker_killed_mid_job_has_its_jobs_lost_comes_back_as_itself_and_stops_cleanly(
         master: Master, start_workers: Callable[..., list[Worker]]) -> None:
     (worker,) = start_workers(1)
     first_id = worker.id
@@ -40,6 +40,14 @@ def test_a_worker_killed_mid_job_has_its_jobs_lost_and_comes_back_as_itself(
     listed = master.api("GET", "/api/v1/workers")
     assert listed["total"] == 1 and listed["items"][0]["id"] == first_id == worker.id
     assert _job(master, job_id)["state"] == "lost"  # it did not come back with the worker
+    # Stopped cleanly (SIGTERM), a worker kills its jobs and reports them before it goes.
+    again = submit(master, ["sleep", "300"])["jobs"][0]["id"]
+    wait_for(lambda: _job(master, again)["state"] == "running", what="the second job starting")
+    worker.stop(signal.SIGTERM)
+    stopped = wait_for(lambda: (j := _job(master, again))["state"] != "running" and j,
+                       what="the job's end reaching the master")
+    assert stopped["state"] == "killed" and stopped["signal"] == signal.SIGTERM
+    assert stopped["reason"] == "the worker was stopped"
 
 
 def test_a_master_crash_and_restart_loses_no_pool_job_or_output_and_workers_re_report(

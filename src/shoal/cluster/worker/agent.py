@@ -187,8 +187,8 @@ class WorkerAgent:
 
     async def _pump(self, session: _Session) -> None:
         while True:
+            self._wake.clear()  # before the flush: a change during it wakes the next round
             await self._flush(session)
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             await asyncio.sleep(BATCH_S)
@@ -220,6 +220,8 @@ class WorkerAgent:
 
     async def _kill_all(self) -> None:
         for job in self.jobs.values():
+            if not job.ended and job.reason is None:
+                job.reason = "the worker was stopped"
             job.kill(15)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10.0)
