@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from shoal.stream.values import parse_json, parse_text
+from shoal.stream.values import BadInput, parse_json, parse_text
 
 CHUNK = 1 << 16
+MAX_LINE = 16 << 20   # bytes
 
 
 class ValuesSource:
@@ -47,15 +48,23 @@ class ValuesSource:
 
 
 class StdinSource:
-    """Values from the lines of ``fd`` (text: numbers or strings; or JSON lines)."""
+    """Values from the lines of ``fd`` (text: numbers or strings; or JSON lines).
 
-    def __init__(self, fd: int = 0, *, as_json: bool = False) -> None:
+    A line longer than ``max_line`` bytes is not kept whole (an endless input without
+    newlines must not fill the memory): it becomes a failed item, and the rest of it is
+    skipped.
+    """
+
+    def __init__(self, fd: int = 0, *, as_json: bool = False,
+                 max_line: int = MAX_LINE) -> None:
         self.fd = fd
         self.as_json = as_json
+        self.max_line = max_line
         self.ended = False
         self.lines_read = 0
-        self._lines: deque[str] = deque()
+        self._lines: deque[str | BadInput] = deque()
         self._partial = b""
+        self._skipping = False
         self._eof = False
         self._wakeup: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -86,10 +95,25 @@ class StdinSource:
                 self._lines.append(self._partial.decode(errors="replace"))
                 self._partial = b""
             return True
+        if self._skipping:   # the rest of a line too long to keep
+            end = data.find(b"\n")
+            if end < 0:
+                return True
+            data, self._skipping = data[end + 1:], False
         parts = (self._partial + data).split(b"\n")
         self._partial = parts.pop()
-        self._lines.extend(part.decode(errors="replace").removesuffix("\r") for part in parts)
+        for part in parts:
+            self._lines.append(part.decode(errors="replace").removesuffix("\r")
+                               if len(part) <= self.max_line else self._too_long(part))
+        if len(self._partial) > self.max_line:
+            self._lines.append(self._too_long(self._partial))
+            self._partial, self._skipping = b"", True
         return True
+
+    def _too_long(self, line: bytes) -> BadInput:
+        number = self.lines_read + len(self._lines) + 1
+        return BadInput(line[:40].decode(errors="replace") + "...",
+                        f"BadInput: input line {number} is longer than {self.max_line} bytes")
 
     def take(self, count: int) -> list[Any]:
         out: list[Any] = []
@@ -97,6 +121,9 @@ class StdinSource:
             if self._lines:
                 line = self._lines.popleft()
                 self.lines_read += 1
+                if isinstance(line, BadInput):
+                    out.append(line)
+                    continue
                 if self.as_json and not line.strip():
                     continue
                 out.append(self._parse(line))
