@@ -16,8 +16,8 @@ The same `shoal stream MODULE --stdin` runs with one volunteer each time:
 Items/s is measured on the stream's own output: the time stamps at which result lines reach
 this process, between the 10th and the 90th percentile of lines, so neither volunteer's
 start-up (a Python process, or ~3 s of loading Pyodide) is counted; the tab's Pyodide load
-time is reported apart. With batch 1 the median time between two results is printed too:
-it is one item's time end to end, and shrugs off bursts of other load. One run each, on
+time is reported apart. For the CPU-bound function the median time between two results is
+printed too: one item's time end to end, which shrugs off bursts of other load. One run each, on
 whatever else the machine is doing: on a shared 2-core VM compare ratios, not absolute figures.
 """
 
@@ -188,7 +188,7 @@ def main() -> int:
                 if len(lines) != n or wrong:
                     raise RuntimeError(f"{who}: wrong output ({len(lines)} lines, bad {wrong})")
                 row[f"{who}_items_per_s"] = rate(stamps)
-                if batch == 1:
+                if function == "cpu-bound":  # quick items' lines arrive in bursts: no gap
                     row[f"{who}_median_item_ms"] = 1e3 * median_gap(stamps)
                 if load is not None:
                     row["pyodide_load_s"] = load
@@ -212,9 +212,9 @@ def main() -> int:
               f"| {1e6 / row['machine_items_per_s']:.0f} us "
               f"| {1e6 / row['browser_items_per_s']:.0f} us |")
     print()
-    print("Batch 1, median time per item (result to result), in ms:")
+    print("CPU-bound, median time per item (result to result), in ms:")
     for row in rows:
-        if row["batch"] == 1:
+        if row["function"] == "cpu-bound":
             process, machine = row["process_median_item_ms"], row["machine_median_item_ms"]
             tab = row["browser_median_item_ms"]
             print(f"  {row['function']}: process {process:.3f}, machine {machine:.3f}, "
