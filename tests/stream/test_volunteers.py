@@ -127,6 +127,28 @@ def test_a_result_sent_twice_is_printed_once(tmp_path: Path):
     assert monitor_lines(err.read_text())[-1]["duplicates"] == 1
 
 
+def test_a_volunteer_secret_keeps_out_those_who_do_not_know_it(tmp_path: Path):
+    err = tmp_path / "stream.err"
+    with open(err, "w") as err_file:
+        proc = start("stream", module("square"), *map(str, range(20)), "--start-idle",
+                     "--volunteer-secret", "s3same", "--bind", "127.0.0.1", stderr=err_file)
+    helper = None
+    try:
+        url = wait_for_url(err, proc)
+        stranger = start("volunteer", url, "--secret", "guess")
+        _, said = stranger.communicate(timeout=LIVENESS)
+        assert stranger.returncode == 1
+        assert "needs the right secret to volunteer" in said
+        helper = start("volunteer", url, "--secret", "s3same")
+        out, _ = proc.communicate(timeout=LIVENESS)
+    finally:
+        stop(proc)
+        if helper is not None:
+            stop(helper)
+    assert proc.returncode == 0, err.read_text()
+    assert out.split() == [str(i * i) for i in range(20)]
+
+
 def test_a_volunteer_with_a_bad_hello_is_refused_with_a_reason(tmp_path: Path):
     err = tmp_path / "stream.err"
     with open(err, "w") as err_file:

@@ -90,6 +90,8 @@ def _parser() -> CliParser:
     net.add_argument("--host", metavar="URL",
                      help="run on a `shoal stream-server` at URL instead of embedding one")
     net.add_argument("--secret", metavar="S", help="the stream-server's root secret")
+    net.add_argument("--volunteer-secret", metavar="S",
+                     help="only volunteers presenting S may join (shoal volunteer --secret S)")
     net.add_argument("--degree", type=positive_int, metavar="D",
                      help="direct volunteer connections the coordinator keeps; later ones "
                           "are sent to relay volunteers (default 10)")
@@ -118,7 +120,8 @@ def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
         local=args.local, unordered=pick("unordered", False), on_error=pick("on_error", "stop"),
         workers=pick("workers", cores()), start_idle=pick("start_idle", False),
         batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", "0.0.0.0"),
-        host=pick("host", None), secret=pick("secret", None), degree=pick("degree", 10),
+        host=pick("host", None), secret=pick("secret", None),
+        volunteer_secret=pick("volunteer_secret", None), degree=pick("degree", 10),
         reporting_interval=float(pick("reporting_interval", 3.0)),
         monitor_log=pick("monitor_log", False), heartbeat=float(pick("heartbeat", 30.0)),
         window=pick("window", 0), max_losses=defaults.get("max_losses", 3),

@@ -25,6 +25,8 @@ def _parser() -> CliParser:
     parser.add_argument("--secret", metavar="S",
                         help="only a root presenting S may run a stream (default: stream.toml; "
                              "without one, anyone who reaches the port may)")
+    parser.add_argument("--volunteer-secret", metavar="S",
+                        help="only volunteers presenting S may join (default: stream.toml)")
     parser.add_argument("--workers", type=count, default=0, metavar="N",
                         help="start N local `shoal volunteer` processes (default 0)")
     parser.add_argument("--heartbeat", type=seconds, metavar="S", help="seconds between pings")
@@ -53,7 +55,8 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
     options = {"heartbeat": float(pick("heartbeat", 30.0)),  # type: ignore[arg-type]
                "window": int(pick("window", 1024)),  # type: ignore[call-overload]
                "max_losses": int(defaults.get("max_losses", 3)),  # type: ignore[call-overload]
-               "degree": int(pick("degree", 10))}  # type: ignore[call-overload]
+               "degree": int(pick("degree", 10)),  # type: ignore[call-overload]
+               "volunteer_secret": pick("volunteer_secret", None)}
     server = await serve(hub, str(pick("bind", "0.0.0.0")),
                          int(pick("port", 7450)),  # type: ignore[call-overload]
                          root_options=options)
@@ -61,8 +64,10 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
                      f"MODULE --host {hub.url}`; volunteers: a browser, or `shoal volunteer "
                      f"{hub.url}`)\n")
     sys.stderr.flush()
+    secret_args = (["--secret", str(options["volunteer_secret"])]
+                   if options["volunteer_secret"] else [])
     workers = [subprocess.Popen([sys.executable, "-m", "shoal", "volunteer", hub.url,
-                                 "--quiet"], stdin=subprocess.DEVNULL,
+                                 "--quiet", *secret_args], stdin=subprocess.DEVNULL,
                                 stdout=sys.stderr.fileno())
                for _ in range(getattr(args, "workers", 0))]
     watch = Watch(hub, interval=float(pick("reporting_interval", 3.0)),  # type: ignore[arg-type]

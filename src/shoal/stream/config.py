@@ -35,7 +35,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "workers": int, "batch": int, "port": int, "bind": str, "heartbeat": (int, float),
     "reporting_interval": (int, float), "on_error": str, "degree": int, "window": int,
     "secret": str, "max_losses": int, "unordered": bool, "monitor_log": bool,
-    "start_idle": bool, "host": str,
+    "start_idle": bool, "host": str, "volunteer_secret": str,
 }
 
 

@@ -10,6 +10,7 @@ and the coordinator answers through :meth:`Link.send`, which never blocks.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import sys
 import time
@@ -118,8 +119,12 @@ class Coordinator:
         except ProtocolError as exc:
             self._refuse(link, str(exc))
             return None
-        if self.job.secret is not None and message.get("secret") != self.job.secret:
-            self._refuse(link, "this stream needs the right secret to volunteer")
+        given = message.get("secret")
+        if self.job.secret is not None and not (
+                isinstance(given, str)
+                and hmac.compare_digest(given.encode(), self.job.secret.encode())):
+            self._refuse(link, "this stream needs the right secret to volunteer "
+                               "(shoal volunteer URL --secret S)")
             return None
         if self.status is not None:
             link.send(protocol.STOP)   # too late for this stream: nothing wrong with it

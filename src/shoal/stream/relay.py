@@ -124,7 +124,8 @@ async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: i
                 job = Job(message["module"]["name"], message["module"]["source"],
                           message["function"], batch=int(message["batch"]),
                           heartbeat=float(message["heartbeat"]), ordered=False,
-                          on_error="report", window=1 << 20, degree=degree)
+                          on_error="report", window=1 << 20, degree=degree,
+                          secret=secret)   # its children present the same secret
                 coordinator = Coordinator(job, items, ToParent(items, send))
 
                 def children_changed(event: str, member: Member,

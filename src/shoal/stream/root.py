@@ -80,7 +80,7 @@ class RootSink:
 
 
 def _job(message: dict[str, Any], *, heartbeat: float, window: int,
-         max_losses: int, degree: int) -> Job:
+         max_losses: int, degree: int, volunteer_secret: str | None) -> Job:
     module, function = message.get("module"), message.get("function")
     batch, on_error = message.get("batch", 1), message.get("on_error", "stop")
     if (not isinstance(module, dict) or not isinstance(module.get("name"), str)
@@ -92,11 +92,12 @@ def _job(message: dict[str, Any], *, heartbeat: float, window: int,
         raise ProtocolError(f"stream: on_error must be one of {', '.join(POLICIES)}")
     return Job(module["name"], module["source"], function, batch=batch, heartbeat=heartbeat,
                ordered=bool(message.get("ordered", True)), on_error=on_error, window=window,
-               max_losses=max_losses, degree=degree)
+               max_losses=max_losses, degree=degree, secret=volunteer_secret)
 
 
 async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
-                     window: int = 1024, max_losses: int = 3, degree: int = 10) -> None:
+                     window: int = 1024, max_losses: int = 3, degree: int = 10,
+                     volunteer_secret: str | None = None) -> None:
     """Run one root's stream on this server's volunteers (the /root WebSocket)."""
     from shoal.stream.server import WebSocketLink
 
@@ -115,7 +116,7 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
         if hub.busy():
             raise ProtocolError("this stream-server is running another stream; try later")
         job = _job(first, heartbeat=heartbeat, window=window, max_losses=max_losses,
-                   degree=degree)
+                   degree=degree, volunteer_secret=volunteer_secret)
         source = RootSource(link)
         coordinator = Coordinator(job, source, RootSink(link))
         hub.begin(coordinator)

@@ -33,6 +33,7 @@ class Options:
     bind: str = "0.0.0.0"
     host: str | None = None
     secret: str | None = None
+    volunteer_secret: str | None = None
     degree: int = 10
     reporting_interval: float = 3.0
     monitor_log: bool = False
@@ -110,7 +111,7 @@ async def run_embedded(options: Options, processor: Processor,
               batch=options.batch, heartbeat=options.heartbeat,
               ordered=not options.unordered, on_error=options.on_error,
               window=window_for(options), max_losses=options.max_losses,
-              degree=options.degree)
+              degree=options.degree, secret=options.volunteer_secret)
     coordinator = Coordinator(job, _source(options), LinesSink(err=err, as_json=options.as_json))
     hub = Hub(coordinator)
     server = await serve(hub, options.bind, options.port)
