@@ -4,6 +4,8 @@ MIME types, cross-origin isolation, the Pyodide install and what the page says w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -11,8 +13,9 @@ import pytest
 from browser_helpers import chromium, need_pyodide, screenshot, serve_in_thread, wait_for_state
 from starlette.applications import Starlette
 
+import shoal.stream.web
 from shoal.errors import ConfigurationError
-from shoal.stream.web import ensure_pyodide, mount
+from shoal.stream.web import ensure_pyodide, mount, pyodide_dir
 from shoal.stream.web.install import PYODIDE_VERSION, missing_files
 
 
@@ -65,6 +68,25 @@ def test_an_install_without_npm_says_what_to_install(
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(ConfigurationError, match=r"npm is not installed: install Node\.js"):
         ensure_pyodide(tmp_path / "prefix")
+
+
+def test_the_install_script_runs_before_shoal_is_installed_and_finds_the_same_folder() -> None:
+    """What CI does: `python src/shoal/stream/web/install.py`, with only the standard library
+    (-I -S: no site-packages, so neither shoal nor platformdirs can be imported)."""
+    folder = need_pyodide()
+    script = Path(shoal.stream.web.__file__).parent / "install.py"
+    done = subprocess.run([sys.executable, "-I", "-S", str(script)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Pyodide {PYODIDE_VERSION} is in {folder}\n"
+    assert folder == pyodide_dir()
+
+
+def test_an_unwritable_install_folder_says_what_to_set(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigurationError, match="set SHOAL_PYODIDE_DIR to a folder"):
+        ensure_pyodide(blocker / "prefix")
 
 
 def test_another_version_of_pyodide_counts_as_missing(tmp_path: Path) -> None:

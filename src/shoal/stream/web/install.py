@@ -15,6 +15,7 @@ library but the optional ``platformdirs``, so CI runs it by path before shoal is
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -88,12 +89,34 @@ def ensure_pyodide(prefix: Path | None = None, *, quiet: bool = False) -> Path:
     folder = files_dir(prefix)
     if not missing_files(folder):
         return folder
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+        lock = open(prefix / ".shoal-install.lock", "w")  # noqa: SIM115 (a with below)
+    except OSError as error:
+        raise PyodideInstallError(
+            f"cannot write to {prefix} ({error.strerror}): set SHOAL_PYODIDE_DIR to a folder "
+            "you may write to") from None
+    # Two installs at once (parallel test runs, two coordinators starting) would interleave
+    # npm's writes into one folder: the second waits, then finds the files there.
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not missing_files(folder):
+            return folder
+        _npm_install(prefix, quiet=quiet)
+    still_missing = missing_files(folder)
+    if still_missing:
+        raise PyodideInstallError(
+            f"npm installed pyodide@{PYODIDE_VERSION} but {folder} lacks: "
+            + ", ".join(still_missing))
+    return folder
+
+
+def _npm_install(prefix: Path, *, quiet: bool) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise PyodideInstallError(
             "npm is not installed: install Node.js and npm (Debian: apt-get install npm), "
             f"then run {INSTALL_COMMAND}")
-    prefix.mkdir(parents=True, exist_ok=True)
     command = [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(prefix),
                f"pyodide@{PYODIDE_VERSION}"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -102,12 +125,6 @@ def ensure_pyodide(prefix: Path | None = None, *, quiet: bool = False) -> Path:
     if done.returncode != 0:
         raise PyodideInstallError(
             f"`{' '.join(command)}` failed (exit {done.returncode}):\n{done.stderr.strip()}")
-    still_missing = missing_files(folder)
-    if still_missing:
-        raise PyodideInstallError(
-            f"npm installed pyodide@{PYODIDE_VERSION} but {folder} lacks: "
-            + ", ".join(still_missing))
-    return folder
 
 
 def main() -> int:
