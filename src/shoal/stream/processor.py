@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import sys
 import types
 from collections.abc import Callable
@@ -100,6 +99,8 @@ def load(reference: str) -> Processor:
     """Import the module named by ``reference`` (path or dotted name) and find its processor."""
     module = import_module(reference)
     function_name = find_function(module)
+    import inspect  # here, not at the top: `import shoal.stream` must stay cheap
+
     try:
         source = inspect.getsource(module)
     except (OSError, TypeError):
