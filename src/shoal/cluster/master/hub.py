@@ -244,10 +244,10 @@ class Hub:
                 self.store.revive_job(job_id)
                 log.info("job %s came back with its worker", job_id)
             pid = entry.get("pid")
-            started = self.store.job_started(job_id, pid if isinstance(pid, int) else None,
-                                             utcnow())
-            if started is not None:
-                self._publish_job(started)
+            if isinstance(pid, int):  # else its "started" follows
+                started = self.store.job_started(job_id, pid, utcnow())
+                if started is not None:
+                    self._publish_job(started)
             lengths = self.output.lengths(job_id)
             self.received[job_id] = dict(lengths)
             self.job_owner[job_id] = worker_id

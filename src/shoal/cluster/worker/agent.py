@@ -50,11 +50,12 @@ class WorkerSettings:
 class _Session:
     """What one link has sent: output offsets, started and ended jobs."""
 
-    def __init__(self, stream: SecureStream, resume: dict[str, dict[str, int]]) -> None:
+    def __init__(self, stream: SecureStream, resume: dict[str, dict[str, int]],
+                 started: set[str]) -> None:
         self.stream = stream
         self.sent = {job: {"stdout": int(r.get("stdout", 0)), "stderr": int(r.get("stderr", 0))}
                      for job, r in resume.items()}
-        self.started: set[str] = set(resume)
+        self.started = started  # the jobs whose pid the master already has
         self.ended: set[str] = set()
 
     async def send(self, message: protocol.Message) -> None:
@@ -125,12 +126,14 @@ class WorkerAgent:
 
     async def _hello(self, stream: SecureStream) -> _Session:
         memory = psutil.virtual_memory().total
+        reports = [job.report() for job in self.jobs.values()]  # as of now
+        with_pid = {r["job"] for r in reports if r["pid"] is not None}
         await stream.send(protocol.encode({
             "type": "hello", "protocol": protocol.PROTOCOL_VERSION,
             "worker_id": self.settings.worker_id, "name": self.settings.name,
             "hostname": socket.gethostname(), "cores": os.cpu_count() or 1,
             "memory_total": memory, "platform": platform.platform(),
-            **protocol.local_versions(), "jobs": [j.report() for j in self.jobs.values()]}))
+            **protocol.local_versions(), "jobs": reports}))
         welcome = protocol.decode(await stream.recv())
         if welcome["type"] != "welcome":
             raise LinkError(f"the master refused this worker: {welcome.get('message')}")
@@ -139,7 +142,8 @@ class WorkerAgent:
         resume = welcome.get("resume", {})
         log.info("linked to the master as %s (%d job(s) resumed)", self.settings.name,
                  len(resume))
-        return _Session(stream, resume if isinstance(resume, dict) else {})
+        resume = resume if isinstance(resume, dict) else {}
+        return _Session(stream, resume, with_pid & set(resume))
 
     async def _receive(self, session: _Session) -> None:
         while True:
