@@ -29,6 +29,7 @@ def shim(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
             monkeypatch.setitem(sys.modules, name, sys.modules[name])
         else:
             monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no __pycache__ among served files
     spec = importlib.util.spec_from_file_location("shoal_browser", SHIM)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -88,7 +89,7 @@ def test_a_module_importing_what_pyodide_lacks_gets_a_plain_explanation(
     assert failure["error"].startswith("ModuleNotFoundError: No module named "
                                        "'shoal_no_such_package'")
     assert "standard library only" in failure["error"]
-    assert "run this module on process volunteers" in failure["error"]
+    assert "Python volunteers (local processes, `shoal volunteer`) can run it" in failure["error"]
 
 
 def test_a_result_that_is_not_json_is_a_failed_result(shim: types.ModuleType) -> None:

@@ -70,16 +70,17 @@ def render_index(pyodide_dir: Path) -> str:
     return page.replace(_CONFIG_MARKER, island)
 
 
-def file_in(folder: Path, relative: str) -> Path | None:
-    """``folder/relative`` if it is a file inside ``folder`` (no ``..`` escapes), else None."""
-    if not relative or relative.startswith("/") or "\\" in relative:
+def file_in(folder: Path, name: str) -> Path | None:
+    """The file ``name`` directly in ``folder``, else None: both folders served are flat, so
+    no path with a separator (``..`` escapes, ``__pycache__``) is ever looked up."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
         return None
     try:
         root = folder.resolve(strict=True)
-        candidate = (root / relative).resolve(strict=True)
+        candidate = (root / name).resolve(strict=True)
     except (OSError, RuntimeError):
         return None
-    if root not in candidate.parents or not candidate.is_file():
+    if candidate.parent != root or not candidate.is_file():
         return None
     return candidate
 

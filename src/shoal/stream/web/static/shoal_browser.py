@@ -27,7 +27,8 @@ _ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 PYODIDE_NOTE = (
     "the browser volunteer runs Pyodide offline, which has the Python standard library only "
-    "(no numpy or other packages); run this module on process volunteers instead"
+    "(no numpy or other packages); Python volunteers (local processes, `shoal volunteer`) "
+    "can run it"
 )
 
 

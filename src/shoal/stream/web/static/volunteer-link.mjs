@@ -8,7 +8,7 @@
 
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 5000, 10000];
 
-// States the view shows; the ones after "running" are final (no reconnecting).
+// States after which the tab neither computes nor reconnects.
 export const FINAL_STATES = ["finished", "left", "unsupported", "refused", "broken"];
 
 export class VolunteerLink {
