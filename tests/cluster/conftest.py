@@ -25,13 +25,13 @@
 ``cluster``
     ``(master, [w1, w2])``: a master and two workers online.
 
-``shared_master`` (module scope)
-    A master with no worker, shared by the tests of one module.
+``shared_master`` (session scope)
+    A master with no worker, shared by every test that asks for it.
 
-``shared_cluster`` (module scope)
-    The same, shared by the tests of one module, for tests that neither stop
-    nor restart anything and do not count pools (it is much faster than a
-    fresh cluster per test).
+``shared_cluster`` (session scope)
+    A master and two workers (w1, w2) shared by every test that asks for it,
+    for tests that neither stop nor restart anything, do not count pools, and
+    leave no job running (much faster than a fresh cluster per test).
 
 Every process is stopped (SIGTERM, then SIGKILL) when the test ends; logs are
 in the temp folder (``master.log``, ``worker.log``).
@@ -123,7 +123,7 @@ def cluster(master: Master, start_workers: Callable[..., list[Worker]]
     return master, start_workers(2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[tuple[Master, list[Worker]]]:
     base = tmp_path_factory.mktemp("shared-cluster")
@@ -133,7 +133,7 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory
             yield master, workers(2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
     with _masters(tmp_path_factory.mktemp("shared-master")) as masters:
         yield masters()

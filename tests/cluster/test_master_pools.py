@@ -44,8 +44,8 @@ def test_an_unknown_worker_is_refused_naming_it(
     assert "nobody" in response.json()["error"]["message"]
 
 
-def test_a_pool_for_all_workers_with_none_online_is_a_conflict(master: Master) -> None:
-    with master.client() as client:
+def test_a_pool_for_all_workers_with_none_online_is_a_conflict(shared_master: Master) -> None:
+    with shared_master.client() as client:
         response = client.post("/api/v1/pools", json={"command": ["true"]})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "no_workers"
