@@ -95,10 +95,11 @@ def test_a_browser_tab_computes_the_stream_in_input_order(
     items = [str(i) for i in range(1, 31)]
     # Heartbeats every 0.5 s: a tab that did not answer while item 15 runs for 2 s would be
     # dropped and its item lent again; the page answers them while the worker computes.
+    # The volunteers' secret reaches the coordinator from the URL's fragment.
     with stream([module(tmp_path, "squares", SQUARES), *items, "--workers", "0",
-                 "--heartbeat", "0.5", "--monitor-log", "--reporting-interval", "60"],
-                env=quiet_config) as running:
-        page = open_page(running.url())
+                 "--heartbeat", "0.5", "--monitor-log", "--reporting-interval", "60",
+                 "--volunteer-secret", "open sesame"], env=quiet_config) as running:
+        page = open_page(running.url() + "#secret=open%20sesame")
         wait_for_state(page, "running", "finished")
         assert running.wait() == 0, running.stderr
         wait_for_state(page, "finished")

@@ -1,7 +1,7 @@
 // The volunteer page: shows what the volunteer does; the link and the worker do the work.
 //
 // URL options: ?capacity=N (most items this tab may hold, default 64: the coordinator lends
-// at most its --batch anyway), ?secret=S, ?name=N.
+// at most its --batch anyway), #secret=S (or ?secret=S), ?name=N.
 
 import { FINAL_STATES, VolunteerLink } from "./volunteer-link.mjs";
 
@@ -68,7 +68,9 @@ function start() {
     socketUrl: socketUrl(),
     name: options.get("name") || `browser (${navigator.platform || "unknown platform"})`,
     capacity,
-    secret: options.get("secret"),
+    // A fragment never leaves the browser (no request, no Referer): the place for a secret.
+    secret: new URLSearchParams(window.location.hash.slice(1)).get("secret") ||
+      options.get("secret"),
     view,
   });
   leaveButton.addEventListener("click", () => link.leave());
