@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # `helpers` is importable here and on workers
+sys.path.insert(0, str(Path(__file__).parent))  # `task_helpers` is importable here and on workers
 
 
 @pytest.fixture(scope="module")

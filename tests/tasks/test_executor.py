@@ -7,9 +7,9 @@ import concurrent.futures as cf
 import os
 import time
 
-import helpers
 import psutil
 import pytest
+import task_helpers as helpers
 
 from shoal.tasks import Executor, RemoteTraceback
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import helpers
 import pytest
+import task_helpers as helpers
 
 from shoal.tasks import Executor, Task, TaskSystem
 

@@ -7,8 +7,8 @@ import signal
 import time
 from pathlib import Path
 
-import helpers
 import pytest
+import task_helpers as helpers
 
 from shoal.tasks import Executor, PoisonTaskError
 

@@ -12,8 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-import helpers
 import pytest
+import task_helpers as helpers
 
 from shoal.tasks import Executor
 from shoal.tasks.scheduler import POLICIES, Scheduler, policy_class

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import helpers
+import task_helpers as helpers
 
 from shoal.tasks import Executor
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import helpers
 import pytest
+import task_helpers as helpers
 
 from shoal.security import AuthenticationError
 from shoal.tasks import Executor, TaskHooks, TaskService
