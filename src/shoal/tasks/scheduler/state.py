@@ -4,7 +4,7 @@ The service feeds it what happened (:class:`Event` subclasses) through
 :meth:`Scheduler.handle` and carries out the :class:`Action` objects it
 returns: send tasks to a worker, tell a worker to kill a running task, hand a
 result to its owner, fail a task.  It never reads a clock or a socket, so
-every rule below is tested by feeding events (tests/tasks/test_scheduler.py).
+every rule below is tested by feeding events (tests/tasks/test_task_scheduler.py).
 
 Rules
 -----
