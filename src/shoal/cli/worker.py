@@ -38,6 +38,13 @@ def parse_master(text: str) -> tuple[str, int]:
     return match.group(1).strip("[]"), int(match.group(2) or DEFAULT_REST_PORT)
 
 
+def _port(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, not {text!r}")
+    return value
+
+
 def _parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Run the master's jobs on this machine.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -45,7 +52,7 @@ def _parser() -> CliParser:
     trust.add_argument("address", metavar="HOST:WORKERPORT")
     trust.add_argument("keyline", nargs="+", help="the line `shoal master key` printed")
     parser.add_argument("--master", metavar="HOST[:PORT]", help="the master (REST port 7450)")
-    parser.add_argument("--worker-port", type=int, help="the master's worker port (PORT + 1)")
+    parser.add_argument("--worker-port", type=_port, help="the master's worker port (PORT + 1)")
     parser.add_argument("--name", default="", help="the name shown (default: the hostname)")
     parser.add_argument("--password-env", default="SHOAL_PASSWORD", metavar="VAR",
                         help="the variable holding the master's worker password")

@@ -15,42 +15,49 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shoal.cluster.db.tokens import TokenInfo, TokenStore, scope_allows
+from shoal.cluster.db.tokens import TokenInfo, TokenStore, digest, scope_allows
 from shoal.cluster.errors import AuthenticationRequired, ScopeError
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `shoal master token create`")
 
 
-CACHE_S = 2.0  # a known token is looked up again after this long: a revocation takes as long
-_CACHE_LIMIT = 1000
-_known: dict[str, tuple[TokenInfo, float]] = {}
+class TokenGate:
+    """Token lookups for one master: a short-lived cache of known tokens, and their use.
 
+    A known token is looked up again after ``CACHE_S`` seconds, so a revocation
+    (by ``shoal master token revoke``, another process) takes effect within
+    that; ``last_used_at`` is written at most once a minute per token, not once
+    per request.
+    """
 
-def _lookup(tokens: TokenStore, secret: str) -> TokenInfo | None:
-    """The token, from a short-lived cache of known ones (one query less per request)."""
-    now = time.monotonic()
-    cached = _known.get(secret)
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    token = tokens.lookup(secret)
-    if token is None:
-        _known.pop(secret, None)
-        return None
-    if len(_known) >= _CACHE_LIMIT:
-        _known.clear()
-    _known[secret] = (token, now + CACHE_S)
-    return token
+    CACHE_S = 2.0
+    TOUCH_EVERY_S = 60.0
+    CACHE_LIMIT = 1000
 
+    def __init__(self, tokens: TokenStore) -> None:
+        self.tokens = tokens
+        self._known: dict[str, tuple[TokenInfo, float]] = {}  # SHA-256 -> (token, until)
+        self._touched: dict[str, float] = {}
 
-TOUCH_EVERY_S = 60.0  # last_used_at is kept to the minute: not one write per request
-_touched: dict[str, float] = {}
-
-
-def _note_use(tokens: TokenStore, token: TokenInfo) -> None:
-    now = time.monotonic()
-    if now - _touched.get(token.id, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
-        _touched[token.id] = now
-        tokens.touch(token.id)
+    def lookup(self, secret: str) -> TokenInfo | None:
+        now = time.monotonic()
+        key = digest(secret)
+        cached = self._known.get(key)
+        if cached is not None and cached[1] > now:
+            token: TokenInfo | None = cached[0]
+        else:
+            token = self.tokens.lookup(secret)
+            if token is None:  # unknown tokens are not remembered: guesses cannot fill this
+                self._known.pop(key, None)
+                return None
+            if len(self._known) >= self.CACHE_LIMIT:
+                self._known.clear()
+            self._known[key] = (token, now + self.CACHE_S)
+        assert token is not None
+        if now - self._touched.get(token.id, -self.TOUCH_EVERY_S) >= self.TOUCH_EVERY_S:
+            self._touched[token.id] = now
+            self.tokens.touch(token.id)
+        return token
 
 
 def require(scope: str) -> Callable[..., Awaitable[TokenInfo]]:
@@ -62,12 +69,11 @@ def require(scope: str) -> Callable[..., Awaitable[TokenInfo]]:
             raise AuthenticationRequired("this endpoint needs a token: send "
                                          "'Authorization: Bearer <token>'",
                                          code="missing_token")
-        token = _lookup(request.app.state.master.tokens, secret)
+        token = request.app.state.master.gate.lookup(secret)
         if token is None:
             raise AuthenticationRequired("the token is not known (revoked, or from another "
                                          "master); create one with `shoal master token "
                                          "create`", code="invalid_token")
-        _note_use(request.app.state.master.tokens, token)
         if not scope_allows(token.scope, scope):
             raise ScopeError(f"this needs a token of scope {scope!r} (or larger); this one "
                              f"has {token.scope!r}", code="insufficient_scope")

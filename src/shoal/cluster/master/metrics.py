@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from shoal.cluster.db.models import Worker
+
 if TYPE_CHECKING:
     from shoal.cluster.master.state import MasterState
 
@@ -48,13 +50,22 @@ class StoreCollector(Collector):
         yield gauge
         known = self.master.store.list_workers()
         health = self.master.health_of([w.id for w in known])
+        labels = _labels(known)
         for field, name, text in _HEALTH_GAUGES:
             gauge = GaugeMetricFamily(name, text, labels=["worker"])
             for worker in known:
                 value = health.get(worker.id, {}).get(field)
                 if value is not None:
-                    gauge.add_metric([worker.name], float(value))
+                    gauge.add_metric([labels[worker.id]], float(value))
             yield gauge
+
+
+def _labels(workers: list[Worker]) -> dict[str, str]:
+    """Each worker's label: its name, with its id's start where two share a name."""
+    seen: dict[str, int] = {}
+    for worker in workers:
+        seen[worker.name] = seen.get(worker.name, 0) + 1
+    return {w.id: w.name if seen[w.name] == 1 else f"{w.name}#{w.id[:8]}" for w in workers}
 
 
 def registry_for(master: MasterState) -> CollectorRegistry:

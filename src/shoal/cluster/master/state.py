@@ -17,6 +17,7 @@ from shoal.cluster.db.output import OutputStore
 from shoal.cluster.db.store import Store
 from shoal.cluster.db.tokens import TokenStore
 from shoal.cluster.master import schemas
+from shoal.cluster.master.auth import TokenGate
 from shoal.cluster.master.events import EventBus
 from shoal.cluster.master.flusher import Flusher
 from shoal.cluster.master.hub import Hub
@@ -55,6 +56,7 @@ class MasterState:
         sessions = open_database(settings.db_url)
         self.store = Store(sessions)
         self.tokens = TokenStore(sessions)
+        self.gate = TokenGate(self.tokens)
         self.output = OutputStore(sessions)
         self.health = HealthStore(sessions)
         self.bus = EventBus()
