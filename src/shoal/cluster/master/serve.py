@@ -13,7 +13,13 @@ def serve(settings: MasterSettings) -> int:
     """Serve until SIGINT or SIGTERM; the exit status."""
     import uvicorn
 
+    from shoal.cluster.db.engine import open_database
     from shoal.cluster.master.app import create_app
+    from shoal.cluster.master.state import link_config
+
+    # Mistakes in the settings are one clear line here, not a traceback from the app's start.
+    link_config(settings)
+    open_database(settings.db_url).kw["bind"].dispose()
 
     logging.basicConfig(level=logging.INFO, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
