@@ -84,7 +84,7 @@ def test_buffersize_must_be_positive(executor):
 
 
 def test_unordered_map_yields_every_result_as_it_finishes(executor):
-    delays = [0.6, 0.0, 0.0, 0.0]
+    delays = [1.5, 0.0, 0.0, 0.0]
     got = list(executor.map(helpers.sleep_then, delays, range(4), unordered=True))
     assert sorted(got) == [0, 1, 2, 3] and got[-1] == 0
 
@@ -142,6 +142,7 @@ def test_shutdown_stops_the_local_cluster_and_every_worker_process():
     deadline = time.monotonic() + 20
     while len(pids) < 2 and time.monotonic() < deadline:
         pids = ex.status()["agents"][0]["pids"]
+        time.sleep(0.02)
     assert len(pids) == 2
     assert ex.submit(os.getpid).result(timeout=30) in pids
     ex.shutdown()
