@@ -12,8 +12,10 @@ process busy for a moment (``ready``), hands them out a few at a time, and
 sends the results back in batches.  When a process dies, the task it was
 running (read from its *mark*) is reported ``lost`` (the service retries it
 elsewhere, or calls it poison), the tasks queued behind it are handed to the
-other processes, and a new process takes its place.  To cancel a running
-task the agent kills its process (there is no other way to stop Python code).
+other processes, and a new process takes its place.  An idle process gets
+tasks a busy one has not started yet (``steal``).  A cancelled task is dropped
+from the queue it waits in; if it is running, its process kills itself (there
+is no other way to stop Python code) and is replaced.
 """
 
 from __future__ import annotations
