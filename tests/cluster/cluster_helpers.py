@@ -259,7 +259,9 @@ class CuttableProxy:
     """A TCP relay on 127.0.0.1 whose connections can be cut, like a pulled cable.
 
     ``cut(for_s)`` closes every relayed connection and refuses new ones for
-    ``for_s`` seconds (accepting and closing them at once).
+    ``for_s`` seconds (accepting and closing them at once); ``freeze(for_s)``
+    holds every byte in flight that long, like a pulled cable (the connections
+    stay open, silent), and refuses new ones meanwhile.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -269,6 +271,7 @@ class CuttableProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.refuse_until = 0.0
+        self.frozen_until = 0.0
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         self.closed = False
@@ -295,10 +298,11 @@ class CuttableProxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                while time.monotonic() < self.frozen_until:
+                    time.sleep(0.02)
                 sink.sendall(data)
         for sock in (source, sink):
             with contextlib.suppress(OSError):
@@ -312,6 +316,9 @@ class CuttableProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def freeze(self, for_s: float) -> None:
+        self.frozen_until = self.refuse_until = time.monotonic() + for_s
 
     def close(self) -> None:
         self.closed = True

@@ -111,3 +111,25 @@ def test_a_network_cut_lets_the_job_run_on_and_its_output_and_end_arrive_after(
         assert worker.state() == "online"
     finally:
         proxy.close()
+
+
+def test_a_silent_link_like_a_pulled_cable_is_dropped_by_both_ends_and_remade(
+        start_master: Callable[..., Master], start_workers: Callable[..., list[Worker]]
+        ) -> None:
+    master = start_master(["--offline-after", "2", "--lost-after", "30"])
+    proxy = CuttableProxy(master.worker_port)
+    try:
+        (worker,) = start_workers(1, to=master, extra=["--worker-port", str(proxy.port),
+                                                        "--master-silence", "2"])
+        pool = submit(master, ["sh", "-c", "echo a; sleep 3; echo b"])
+        job_id = pool["jobs"][0]["id"]
+        wait_for(lambda: output(master, job_id)["stdout"] == "a\n", what="the first line")
+        proxy.freeze(for_s=3.5)  # nothing flows, nothing is closed
+        wait_for(lambda: worker.state() == "offline", what="the master giving up the link")
+        job = wait_for(lambda: (j := _job(master, job_id))["state"] == "exited" and j,
+                       within=30, what="the job's end after the link was remade")
+        assert output(master, job_id)["stdout"] == "a\nb\n" and job["exit_code"] == 0
+        assert "the master sent nothing for 2 s" in worker.log
+        assert worker.state() == "online"
+    finally:
+        proxy.close()

@@ -56,6 +56,8 @@ def _parser() -> CliParser:
     parser.add_argument("--name", default="", help="the name shown (default: the hostname)")
     parser.add_argument("--password-env", default="SHOAL_PASSWORD", metavar="VAR",
                         help="the variable holding the master's worker password")
+    parser.add_argument("--master-silence", type=float, default=15.0,
+                        help=argparse.SUPPRESS)  # seconds without a word from the master (tests)
     parser.add_argument("--key", action="store_true",
                         help="log in with this machine's key instead of a password")
     return parser
@@ -83,7 +85,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = WorkerSettings(host=host, port=port, worker_id=paths.worker_id(),
-                              name=args.name or socket.gethostname(), login=login)
+                              name=args.name or socket.gethostname(), login=login,
+                              master_silence_s=args.master_silence)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -21,6 +21,8 @@ base64.  Version 1::
      "offset":N,"data":BASE64}                {"type":"forget","job":JOB}
     {"type":"ended","job":JOB,"exit_code":..,   (the master stored the job's end:
      "signal":..,"killed":bool,"reason":..}     the worker may drop its output)
+                                              {"type":"ping"}  (every 5 s: a worker that
+                                               hears nothing for 15 s reconnects)
 
 ``offset`` is the byte offset of ``data`` in that stream, so after a
 reconnection the worker re-sends from where the master's ``resume`` says and

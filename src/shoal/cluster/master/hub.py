@@ -40,6 +40,7 @@ from shoal.security import (
 
 log = logging.getLogger("shoal.master")
 _NAME_LIMIT = 255
+PING_S = 5.0  # the master writes to every link at least this often
 
 
 @dataclass(eq=False)
@@ -50,6 +51,7 @@ class Link:
     worker_id: str
     name: str
     last_seen: float = field(default_factory=time.monotonic)
+    last_ping: float = field(default_factory=time.monotonic)
     closed: bool = False
 
     async def send(self, message: protocol.Message) -> bool:
@@ -356,6 +358,9 @@ class Hub:
         log.info("worker %s (%s) offline", link.name, link.worker_id)
         self._publish_worker(link.worker_id)
 
+    async def _ping(self, link: Link) -> None:
+        await link.send({"type": "ping"})
+
     # -- driving workers ---------------------------------------------------------------
 
     async def dispatch(self, pool: Pool) -> None:
@@ -378,9 +383,12 @@ class Hub:
                 await link.send({"type": "kill", "job": job.id, "signal": signum})
 
     def check_liveness(self, offline_after: float, lost_after: float) -> None:
-        """Close silent links; make workers offline too long ``lost``, with their jobs."""
+        """Ping links, close silent ones; make workers offline too long ``lost``, with jobs."""
         now = time.monotonic()
         for link in list(self.links.values()):
+            if now - link.last_ping >= PING_S:  # so a worker can tell a dead link from a calm one
+                link.last_ping = now
+                self._spawn(self._ping(link))
             if now - link.last_seen > offline_after:
                 log.warning("worker %s sent nothing for %.0f s: closing its link", link.name,
                             now - link.last_seen)

@@ -5,7 +5,8 @@ The agent connects to the master's worker port over the secure channel, says
 still holds) and then runs three loops until the link breaks: the receiver
 (``run``, ``kill``, ``forget``), the pump (started, output, ended: whatever is
 new, batched a few milliseconds) and the heartbeat (a health sample every
-``HEARTBEAT_S``).  When the link breaks it reconnects by itself with
+``HEARTBEAT_S``).  When the link breaks (closed, or the master silent for
+``MASTER_SILENCE_S``, as after a pulled cable) it reconnects by itself with
 exponential back-off; jobs run on meanwhile and their output waits, and the
 master's ``welcome`` says from which offset to re-send it.
 """
@@ -32,6 +33,7 @@ from shoal.security import ClientConfig, SecureStream, SecurityError, connect_se
 
 log = logging.getLogger("shoal.worker")
 HEARTBEAT_S = 2.0
+MASTER_SILENCE_S = 15.0  # nothing from the master this long (it pings every 5 s): link dead
 BATCH_S = 0.02           # gather output this long before sending it
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
@@ -45,6 +47,7 @@ class WorkerSettings:
     name: str
     login: ClientConfig
     heartbeat_s: float = HEARTBEAT_S
+    master_silence_s: float = MASTER_SILENCE_S
 
 
 class _Session:
@@ -147,7 +150,13 @@ class WorkerAgent:
 
     async def _receive(self, session: _Session) -> None:
         while True:
-            message = protocol.decode(await session.stream.recv())
+            try:  # a pulled cable shows as silence, not as a closed connection
+                data = await asyncio.wait_for(session.stream.recv(),
+                                              self.settings.master_silence_s)
+            except asyncio.TimeoutError:
+                raise LinkError(f"the master sent nothing for "
+                                f"{self.settings.master_silence_s:g} s") from None
+            message = protocol.decode(data)
             kind = message["type"]
             if kind == "run":
                 self._start(message)
