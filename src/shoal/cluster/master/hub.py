@@ -15,21 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.cluster import protocol
 from shoal.cluster.db.health import Sample
-from shoal.cluster.db.models import FINAL_JOB_STATES, HEALTH_FIELDS, Job, Pool, utcnow
+from shoal.cluster.db.models import FINAL_JOB_STATES, Job, Pool, utcnow
 from shoal.cluster.db.output import Chunk, OutputStore
 from shoal.cluster.db.store import Store
 from shoal.cluster.errors import LinkError, NotFoundError
 from shoal.cluster.master.events import EventBus
 from shoal.cluster.master.flusher import Flusher
+from shoal.cluster.master.link import Link, health_sample, int_field, text_field
 from shoal.security import (
     ChannelClosed,
     SecureStream,
@@ -39,62 +38,7 @@ from shoal.security import (
 )
 
 log = logging.getLogger("shoal.master")
-_NAME_LIMIT = 255
 PING_S = 5.0  # the master writes to every link at least this often
-
-
-@dataclass(eq=False)
-class Link:
-    """One logged-in worker."""
-
-    stream: SecureStream
-    worker_id: str
-    name: str
-    last_seen: float = field(default_factory=time.monotonic)
-    last_ping: float = field(default_factory=time.monotonic)
-    closed: bool = False
-
-    async def send(self, message: protocol.Message) -> bool:
-        if self.closed:
-            return False
-        try:
-            await self.stream.send(protocol.encode(message))
-            return True
-        except (SecurityError, OSError):
-            self.closed = True
-            return False
-
-
-def _text(message: protocol.Message, key: str, default: str = "") -> str:
-    value = message.get(key, default)
-    if not isinstance(value, str):
-        raise LinkError(f"{key} must be a string")
-    return value[:_NAME_LIMIT]
-
-
-def _int(message: protocol.Message, key: str) -> int | None:
-    value = message.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise LinkError(f"{key} must be an integer")
-    return value
-
-
-def _health(raw: object, now: Any) -> Sample:
-    if not isinstance(raw, dict):
-        raise LinkError("a heartbeat needs a health object")
-    sample: Sample = {"sampled_at": now}
-    for name in HEALTH_FIELDS:
-        value = raw.get(name)
-        if value is None and name == "temperature_c":
-            sample[name] = None
-            continue
-        if not isinstance(value, (int, float)) or isinstance(value, bool) \
-                or not math.isfinite(value):
-            raise LinkError(f"health.{name} must be a finite number")
-        sample[name] = float(value)
-    return sample
 
 
 class Hub:
@@ -188,15 +132,15 @@ class Hub:
             raise LinkError(f"a worker sent {hello.get('type')!r} version "
                             f"{hello.get('protocol')!r}")
         try:
-            worker_id = str(uuid.UUID(_text(hello, "worker_id")))
+            worker_id = str(uuid.UUID(text_field(hello, "worker_id")))
         except ValueError:
             raise LinkError("worker_id must be a UUID") from None
         info: dict[str, Any] = {
-            "name": _text(hello, "name") or _text(hello, "hostname") or worker_id,
-            "hostname": _text(hello, "hostname"), "cores": _int(hello, "cores") or 0,
-            "memory_total": _int(hello, "memory_total") or 0,
-            "platform": _text(hello, "platform"), "shoal_version": _text(hello, "shoal"),
-            "python_version": _text(hello, "python")}
+            "name": text_field(hello, "name") or text_field(hello, "hostname") or worker_id,
+            "hostname": text_field(hello, "hostname"), "cores": int_field(hello, "cores") or 0,
+            "memory_total": int_field(hello, "memory_total") or 0,
+            "platform": text_field(hello, "platform"), "shoal_version": text_field(hello, "shoal"),
+            "python_version": text_field(hello, "python")}
         reported = hello.get("jobs", [])
         if not isinstance(reported, list) or not all(
                 isinstance(j, dict) and isinstance(j.get("job"), str) for j in reported):
@@ -286,7 +230,7 @@ class Hub:
         return None
 
     def _heartbeat(self, link: Link, message: protocol.Message) -> None:
-        sample = _health(message.get("health"), utcnow())
+        sample = health_sample(message.get("health"), utcnow())
         self.latest_health[link.worker_id] = sample
         self.flusher.add_sample(link.worker_id, sample)
         if self.bus.has_subscribers("events"):
@@ -295,14 +239,14 @@ class Hub:
     def _started(self, link: Link, message: protocol.Message) -> None:
         job_id = self._own(link, message)
         if job_id is not None:
-            job = self.store.job_started(job_id, _int(message, "pid"), utcnow())
+            job = self.store.job_started(job_id, int_field(message, "pid"), utcnow())
             if job is not None:
                 self._publish_job(job)
 
     def _output(self, link: Link, message: protocol.Message) -> None:
         job_id = self._own(link, message)
         stream = message.get("stream")
-        offset = _int(message, "offset")
+        offset = int_field(message, "offset")
         if job_id is None or stream not in ("stdout", "stderr") or offset is None:
             return
         data = protocol.unb64(message.get("data"))
@@ -323,7 +267,7 @@ class Hub:
         if job_id is None:
             job_id = message.get("job") if isinstance(message.get("job"), str) else None
             return job_id is not None  # not ours to keep: let the worker drop it
-        exit_code, signum = _int(message, "exit_code"), _int(message, "signal")
+        exit_code, signum = int_field(message, "exit_code"), int_field(message, "signal")
         reason = message.get("reason") if isinstance(message.get("reason"), str) else None
         if exit_code is None and signum is None:
             state = "failed"
