@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from browser_helpers import (
+    CuttableProxy,
     chromium,
     items_done,
     need_pyodide,
@@ -178,6 +180,30 @@ def test_a_tab_that_leaves_mid_stream_has_its_items_lent_to_another_volunteer(
     in_browser = by.count("emscripten")
     assert by == ["emscripten"] * in_browser + ["linux"] * (count - in_browser)
     assert 5 <= in_browser < count
+
+
+def test_a_tab_that_loses_its_connection_joins_again_and_finishes_the_stream(
+        open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str]) -> None:
+    count = 60
+    with stream([module(tmp_path, "slow", SLOW), *map(str, range(count)), "--workers", "0",
+                 "--batch", "4"], env=quiet_config) as running:
+        url = running.url()
+        address = urlsplit(url)
+        proxy = CuttableProxy((str(address.hostname), int(address.port or 80)))
+        try:
+            page = open_page(proxy.url)
+            wait_for_done(page, 5)
+            proxy.cut()  # as a network would: no close frame, the socket just breaks
+            assert running.wait() == 0, running.stderr
+            wait_for_state(page, "finished")
+        finally:
+            proxy.close()
+        # The same tab computed everything, in two connections: the coordinator lent what the
+        # first one held again, and the tab dropped what it computed for the lost connection.
+        assert running.stdout_lines == [f"{i} by emscripten" for i in range(count)]
+        log = page.locator("#log").text_content() or ""
+        assert log.count("joined as") == 2, log
+        assert items_done(page) >= count
 
 
 RAISES = """
