@@ -244,7 +244,7 @@ async def rest_load(master: Master, names: list[str], rate: float, seconds: floa
     pool_ids: list[str] = []
     kinds = [kind for kind, _ in KINDS]
     weights = [weight for _, weight in KINDS]
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=master.url + "/api/v1", timeout=30, limits=limits,
                                  headers={"Authorization": f"Bearer {master.token}"}) as client:
         tasks = []
