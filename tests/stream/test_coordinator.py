@@ -20,6 +20,9 @@ class BrokenSink(LinesSink):
     def emit(self, outcome: Outcome) -> None:
         raise RuntimeError("a bug in the output path")
 
+    def emit_run(self, start: int, values: list[Any]) -> None:
+        raise RuntimeError("a bug in the output path")
+
 
 async def run(sink: Any, values: list[Any], *, workers: int = 1, batch: int = 1) -> int:
     job = Job("square", "", "square", batch=batch, window=64)

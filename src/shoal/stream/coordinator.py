@@ -19,11 +19,14 @@ from typing import Any, Protocol
 
 from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError
-from shoal.stream.ledger import Ledger, Outcome
+from shoal.stream.ledger import Ledger, Lent, Outcome, Run
 from shoal.stream.stats import VolunteerStats
 from shoal.stream.values import BadInput
 
 POLICIES = ("stop", "skip", "report")
+# A local process is lent its next batch while it computes the current one (so it never
+# waits a round trip for work): it holds at most this many batches, and computes one.
+PIPELINE = 2
 
 
 class Link(Protocol):
@@ -87,10 +90,19 @@ class Member:
     stats: VolunteerStats = field(default_factory=VolunteerStats)
     relay_url: str | None = None
     redirected: int = 0            # volunteers sent to this relay
+    runs: bool = False             # takes items as a start and values (protocol.items_run)
+    batch: int = 0                 # items per items message (0: all its free slots)
 
     @property
     def refill_at(self) -> int:
-        return (self.capacity + 1) // 2
+        # Pipelined: one whole batch at a time.  Else refill once half its slots are free,
+        # so each items message carries several items (with batch 1: every time).
+        return self.batch or (self.capacity + 1) // 2
+
+    def items_message(self, lent: Lent) -> dict[str, Any]:
+        if self.runs and isinstance(lent.ids, range):
+            return protocol.items_run(lent.ids.start, lent.values)
+        return protocol.items(lent.pairs())
 
 
 class Coordinator:
@@ -141,12 +153,16 @@ class Coordinator:
         limit = self.job.window if kind == "relay" else self.job.batch
         member = Member(f"v{next(self._ids)}", kind, name or kind, min(capacity, limit), link,
                         now, now, relay_url=message.get("relay_url") if kind == "relay"
-                        else None)
+                        else None, runs=message.get("runs") is True)
+        # A relay passes the stream's batch on to its children; others compute their
+        # capacity at a time (local processes: with one more batch queued, see PIPELINE).
+        batch = self.job.batch if kind == "relay" else member.capacity
+        if kind == "process":
+            member.batch = batch
+            member.capacity = PIPELINE * batch
         self.members[link] = member
-        self.ledger.join(link, member.capacity)
+        self.ledger.join(link, member.capacity, in_order=kind != "relay")
         job = self.job
-        # A relay passes the stream's batch on to its children; others hold their capacity.
-        batch = job.batch if kind == "relay" else member.capacity
         link.send(protocol.welcome(member.id, job.module_name, job.source, job.function,
                                    batch, job.heartbeat))
         for listener in self._listeners:
@@ -163,7 +179,11 @@ class Coordinator:
         try:
             for message in messages:
                 kind = message["type"]
-                if kind == "result":
+                if kind == "results":
+                    start, values, cpu_time = protocol.check_results(message)
+                    used = self.ledger.settle_run(link, start, values)
+                    member.stats.results(used, cpu_time)
+                elif kind == "result":
                     self._result(member, message)
                 elif kind == "capacity" and member.kind == "relay":
                     member.capacity = min(protocol.check_capacity(message), self.job.window)
@@ -229,13 +249,18 @@ class Coordinator:
             member.stats.result(ok, float(message.get("cpu_time") or 0.0))
 
     def _release(self) -> None:
-        released = self.ledger.release()
+        released = self.ledger.release_runs()
         if not released:
             return
         sink = self.sink
+        emit_run = getattr(sink, "emit_run", None)   # a sink that takes runs whole
         for outcome in released:
-            if outcome.ok:
-                sink.emit(outcome)
+            if isinstance(outcome, Run):
+                if emit_run is not None:
+                    emit_run(outcome.start, outcome.values)
+                else:
+                    for k, value in enumerate(outcome.values):
+                        sink.emit(Outcome(outcome.start + k, True, value=value))
                 continue
             self.failures += 1
             sink.fail(outcome, self.job.on_error)
@@ -265,12 +290,15 @@ class Coordinator:
             if need <= 0:
                 break
             values = self.source.take(need)
-            for value in values:
-                if isinstance(value, BadInput):
-                    ledger.admit_failed(value.text, value.error)
-                    bad_input = True
-                else:
-                    ledger.admit(value)
+            if BadInput not in map(type, values):   # checked in C: the common case
+                ledger.admit_many(values)
+            else:
+                for value in values:
+                    if isinstance(value, BadInput):
+                        ledger.admit_failed(value.text, value.error)
+                        bad_input = True
+                    else:
+                        ledger.admit(value)
             if self.source.ended:
                 ledger.end_input()
             if len(values) < need:
@@ -281,14 +309,13 @@ class Coordinator:
                 return
         if ledger.waiting_count:
             for link, member in self.members.items():
-                # Refill a volunteer once half its slots are free, so each items message
-                # carries several items (with batch 1: every time).
-                if ledger.free_slots(link) >= member.refill_at:
-                    lent = ledger.lend(link)
-                    if lent:
-                        link.send(protocol.items(lent))
-                    if not ledger.waiting_count:
+                while ledger.free_slots(link) >= member.refill_at:
+                    lent = ledger.lend_batch(link, member.batch or None)
+                    if not lent:
                         break
+                    link.send(member.items_message(lent))
+                if not ledger.waiting_count:
+                    break
         if ledger.finished():
             self._release()
             if self.status is None:
@@ -380,7 +407,7 @@ class Coordinator:
             "volunteers": [
                 {"id": m.id, "kind": m.kind, "name": m.name, "capacity": m.capacity,
              "relay_url": m.relay_url,
-                 "holding": len(ledger.held(m.link)), "connected_s": now - m.joined,
+                 "holding": ledger.holding(m.link), "connected_s": now - m.joined,
                  **m.stats.as_json()}
                 for m in self.members.values()
             ],

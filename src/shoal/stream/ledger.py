@@ -9,24 +9,32 @@ Rules (those of Pando, without its weaknesses):
   when a volunteer has room for it, and at most ``window`` items are open at a time (lent,
   waiting to be lent again, or settled but waiting for an earlier one to be printed): this
   bounds memory on an endless input.
-* Lending always takes the lowest waiting id, so items taken back from a lost volunteer go
+* Lending always takes the lowest waiting ids, so items taken back from a lost volunteer go
   out again before any newer item.
 * A volunteer holds at most its capacity, and its results count only for items it holds:
-  none can settle (or forge) another's.  A result that arrives twice is used once.  Should
-  an item ever be held by two volunteers, the first result settles it and the other keeps
-  its slot until it answers or leaves.
+  none can settle (or forge) another's.  A result that arrives twice is used once.  An item
+  is held by one volunteer at a time.
 * A result that is an error settles the item as failed at once: processors are expected
   to be deterministic, and Pando's endless re-lending of such items is what we avoid.
   An item whose volunteer was lost ``max_losses`` times is failed too (it probably kills
-  its volunteers).
+  its volunteers).  A volunteer that computes its items in the order lent (all but relays)
+  may hold a batch queued behind the one it computes: only the batch it was computing (the
+  first lent with an item unanswered) counts the loss; the queued one goes back blameless.
 * Ordered streams release outcomes by id; unordered ones as they settle.
+
+Why runs: a fast stream spends its coordinator's time per item, so the common case works on
+*runs* of consecutive ids as one unit (admitted together, lent as ``range(start, end)``,
+settled by one ``results`` message, released as a list of values), with set and dict
+operations that run in C.  Per-item state exists only where an item's story differs from its
+neighbours': a failure (one :class:`Outcome`), a loss (a loss count, a re-lend heap).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Volunteer = object  # anything hashable that stands for one volunteer (the coordinator: its link)
@@ -45,11 +53,29 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class _Open:
-    value: Any
-    holders: set[Volunteer] = field(default_factory=set)
-    lends: int = 0
-    losses: int = 0
+class Lent:
+    """Items lent in one go: ``ids`` is a range when they are consecutive (the common case,
+    sent as a start and a list of values), else a list."""
+
+    ids: range | list[int]
+    values: list[Any]
+
+    def pairs(self) -> list[tuple[int, Any]]:
+        return list(zip(self.ids, self.values, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass(slots=True)
+class Run:
+    """Results of consecutive items, released together (``values[k]`` is item ``start + k``)."""
+
+    start: int
+    values: list[Any]
+
+
+Released = Run | Outcome   # an ok run, or one failed item
 
 
 class Ledger:
@@ -59,12 +85,17 @@ class Ledger:
         self.window = window
         self.max_losses = max_losses
         self.ordered = ordered
-        self._open: dict[int, _Open] = {}           # admitted and not yet settled
-        self._waiting: list[int] = []               # heap of ids to lend (re-lent first)
+        self._values: dict[int, Any] = {}           # admitted and not yet settled
+        self._fresh = 0                             # ids from here to `admitted` never lent
+        self._skip: set[int] = set()                # fresh ids settled already (bad input)
+        self._relend: list[int] = []                # heap of ids taken back from the lost
+        self._losses: dict[int, int] = {}
+        self._relends: dict[int, int] = {}          # times an id was lent again
         self._held: dict[Volunteer, set[int]] = {}
         self._capacity: dict[Volunteer, int] = {}
-        self._settled: dict[int, Outcome] = {}      # ordered: settled, not yet released
-        self._released_queue: deque[Outcome] = deque()
+        self._batches: dict[Volunteer, deque[range | list[int]]] = {}   # in-order volunteers
+        self._settled: dict[int, Released] = {}     # ordered: settled, keyed by first id
+        self._released_queue: deque[Released] = deque()
         self.admitted = 0        # == the next id
         self.released = 0
         self.next_release = 0    # ordered: the id whose outcome is printed next
@@ -75,10 +106,14 @@ class Ledger:
         self.input_done = False
 
     # -- volunteers -----------------------------------------------------------------------
-    def join(self, volunteer: Volunteer, capacity: int) -> None:
+    def join(self, volunteer: Volunteer, capacity: int, *, in_order: bool = True) -> None:
+        """``in_order``: it computes its items one by one in the order lent (a relay, whose
+        children compute in parallel, does not)."""
         if volunteer in self._held:
             raise ValueError(f"volunteer {volunteer!r} joined twice")
         self._held[volunteer] = set()
+        if in_order:
+            self._batches[volunteer] = deque()
         self._capacity[volunteer] = max(0, capacity)   # 0: a relay with no children yet
 
     def set_capacity(self, volunteer: Volunteer, capacity: int) -> None:
@@ -92,6 +127,9 @@ class Ledger:
     def held(self, volunteer: Volunteer) -> frozenset[int]:
         return frozenset(self._held.get(volunteer, ()))
 
+    def holding(self, volunteer: Volunteer) -> int:
+        return len(self._held.get(volunteer, ()))
+
     def free_slots(self, volunteer: Volunteer) -> int:
         held = self._held.get(volunteer)
         return 0 if held is None else max(0, self._capacity[volunteer] - len(held))
@@ -101,22 +139,23 @@ class Ledger:
         those lost too often, which are failed."""
         held = self._held.pop(volunteer, set())
         self._capacity.pop(volunteer, None)
+        batches = self._batches.pop(volunteer, None)
+        blamed: set[int] | frozenset[int] = held
+        if batches is not None:
+            computing = next((b for b in batches if not held.isdisjoint(b)), ())
+            blamed = held.intersection(computing)
         back = []
         for item_id in sorted(held):
-            entry = self._open.get(item_id)
-            if entry is None:
-                continue  # settled by someone else meanwhile
-            entry.holders.discard(volunteer)
-            entry.losses += 1
-            if entry.holders:
-                continue  # another volunteer still works on it
-            if entry.losses >= self.max_losses:
-                self._settle(Outcome(item_id, False,
-                                     error=f"ItemLost: {entry.losses} volunteers were lost "
-                                           "while computing this item",
-                                     item=entry.value))
+            losses = self._losses.get(item_id, 0) + (item_id in blamed)
+            if losses:
+                self._losses[item_id] = losses
+            if losses >= self.max_losses:
+                self._settle_failed(Outcome(
+                    item_id, False, error=f"ItemLost: {losses} volunteers were lost "
+                                          "while computing this item",
+                    item=self._values[item_id]))
                 continue
-            heapq.heappush(self._waiting, item_id)
+            heapq.heappush(self._relend, item_id)
             self.relent += 1
             back.append(item_id)
         return back
@@ -134,55 +173,110 @@ class Ledger:
     def demand(self) -> int:
         """New values the volunteers could take now beyond what already waits (capped by room)."""
         slots = sum(max(0, self._capacity[v] - len(h)) for v, h in self._held.items())
-        return max(0, min(slots - len(self._waiting), self.room()))
+        return max(0, min(slots - self.waiting_count, self.room()))
 
-    def admit(self, value: Any) -> int:
-        item_id = self.admitted
-        open_now = item_id + 1 - self.released
-        if open_now > self.window or self.input_done:
+    def admit_many(self, values: Sequence[Any]) -> range:
+        """Admit values in input order; their ids."""
+        count = len(values)
+        first = self.admitted
+        open_now = first + count - self.released
+        if self.input_done or open_now > self.window:
             raise ValueError("input already ended" if self.input_done else
                              "window full: admit only what room() allows")
-        self.admitted = item_id + 1
-        self._open[item_id] = _Open(value)
-        heapq.heappush(self._waiting, item_id)
+        ids = range(first, first + count)
+        self._values.update(zip(ids, values, strict=True))
+        self.admitted = first + count
         if open_now > self.peak_open:
             self.peak_open = open_now
-        return item_id
+        return ids
+
+    def admit(self, value: Any) -> int:
+        return self.admit_many((value,))[0]
 
     def admit_failed(self, item: Any, error: str) -> int:
         """An input that is no value: it takes an id and its place in the order, as failed."""
         item_id = self.admit(item)
-        self._waiting.remove(item_id)   # never to be lent; bad lines are rare enough for
-        heapq.heapify(self._waiting)    # a linear search and a heapify
-        self._settle(Outcome(item_id, False, error=error, item=item))
+        self._skip.add(item_id)   # never to be lent
+        self._settle_failed(Outcome(item_id, False, error=error, item=item))
         return item_id
 
     def end_input(self) -> None:
         self.input_done = True
 
-    # -- lending and settling -------------------------------------------------------------
+    # -- lending --------------------------------------------------------------------------
     @property
     def waiting_count(self) -> int:
-        return len(self._waiting)
+        return len(self._relend) + self.admitted - self._fresh - len(self._skip)
 
-    def lend(self, volunteer: Volunteer, limit: int | None = None) -> list[tuple[int, Any]]:
+    def lend_batch(self, volunteer: Volunteer, limit: int | None = None) -> Lent:
         """Up to the volunteer's free slots (and ``limit``) of the lowest waiting ids."""
         held = self._held[volunteer]
         count = self._capacity[volunteer] - len(held)
         if limit is not None:
             count = min(count, limit)
-        lent = []
-        while count > 0 and self._waiting:
-            item_id = heapq.heappop(self._waiting)
-            entry = self._open.get(item_id)
-            if entry is None or entry.holders:
-                continue  # settled, or taken back and given out again already
-            entry.holders.add(volunteer)
-            entry.lends += 1
-            held.add(item_id)
-            lent.append((item_id, entry.value))
+        if count <= 0:
+            return Lent(range(0), [])
+        values = self._values
+        if not self._relend and not self._skip:   # the hot path: one run of fresh ids
+            start = self._fresh
+            ids = range(start, min(self.admitted, start + count))
+            self._fresh = ids.stop
+            held.update(ids)
+            self._remember(volunteer, held, ids)
+            return Lent(ids, list(map(values.__getitem__, ids)))
+        taken: list[int] = []
+        while count > 0 and self._relend:
+            item_id = heapq.heappop(self._relend)
+            self._relends[item_id] = self._relends.get(item_id, 0) + 1
+            taken.append(item_id)
             count -= 1
-        return lent
+        while count > 0 and self._fresh < self.admitted:
+            item_id = self._fresh
+            self._fresh += 1
+            if item_id in self._skip:
+                self._skip.discard(item_id)
+                continue
+            taken.append(item_id)
+            count -= 1
+        held.update(taken)
+        self._remember(volunteer, held, taken)
+        lent_values = [values[i] for i in taken]
+        if taken and taken[-1] - taken[0] == len(taken) - 1:
+            return Lent(range(taken[0], taken[-1] + 1), lent_values)
+        return Lent(taken, lent_values)
+
+    def _remember(self, volunteer: Volunteer, held: set[int], ids: range | list[int]) -> None:
+        batches = self._batches.get(volunteer)
+        if batches is None or not ids:
+            return
+        # Forget the batches answered in full: as it computes in order, they are the first.
+        while batches and held.isdisjoint(batches[0]):
+            batches.popleft()
+        batches.append(ids)
+
+    def lend(self, volunteer: Volunteer, limit: int | None = None) -> list[tuple[int, Any]]:
+        """:meth:`lend_batch` as (id, value) pairs."""
+        return self.lend_batch(volunteer, limit).pairs()
+
+    # -- settling -------------------------------------------------------------------------
+    def settle_run(self, volunteer: Volunteer, start: int, results: list[Any]) -> int:
+        """Ok results for items ``start, start + 1, ...``; how many were used (those the
+        volunteer held: the others are duplicates or unsolicited, as for :meth:`settle`)."""
+        held = self._held.get(volunteer)
+        ids = range(start, start + len(results))
+        if held is None or not ids or not held.issuperset(ids):
+            return sum(self.settle(volunteer, Outcome(item_id, True, value=value))
+                       for item_id, value in zip(ids, results, strict=True))
+        held.difference_update(ids)
+        values = self._values
+        for item_id in ids:
+            del values[item_id]
+        if self._losses:
+            for item_id in ids:
+                self._losses.pop(item_id, None)
+                self._relends.pop(item_id, None)
+        self._release_or_keep(Run(start, results))
+        return len(ids)
 
     def settle(self, volunteer: Volunteer, outcome: Outcome) -> bool:
         """A volunteer's result for an item.  False when ignored: the item was already
@@ -190,55 +284,85 @@ class Ledger:
         for what it holds, so none can settle another's items)."""
         held = self._held.get(volunteer)
         if held is None or outcome.id not in held:
-            if 0 <= outcome.id < self.admitted and outcome.id not in self._open:
+            if 0 <= outcome.id < self.admitted and outcome.id not in self._values:
                 self.duplicates += 1    # settled already: used once
             else:
                 self.unsolicited += 1
             return False
         held.remove(outcome.id)
-        entry = self._open.get(outcome.id)
-        if entry is None:
-            self.duplicates += 1
-            return False
-        if not outcome.ok and outcome.item is None:
+        if outcome.ok:
+            del self._values[outcome.id]
+            self._losses.pop(outcome.id, None)
+            self._relends.pop(outcome.id, None)
+            self._release_or_keep(Run(outcome.id, [outcome.value]))
+            return True
+        if outcome.item is None:
             outcome = Outcome(outcome.id, False, error=outcome.error,
-                              traceback=outcome.traceback, item=entry.value)
-        self._settle(outcome)
+                              traceback=outcome.traceback, item=self._values[outcome.id])
+        self._settle_failed(outcome)
         return True
 
-    def _settle(self, outcome: Outcome) -> None:
-        # Other holders keep the item in their slots until they answer or leave: they still
-        # have it in hand, and a volunteer must never hold more than its capacity.
-        self._open.pop(outcome.id)
-        if self.ordered:
-            self._settled[outcome.id] = outcome
-            while self.next_release in self._settled:
-                self._released_queue.append(self._settled.pop(self.next_release))
-                self.next_release += 1
-        else:
-            self._released_queue.append(outcome)
+    def _settle_failed(self, outcome: Outcome) -> None:
+        del self._values[outcome.id]
+        self._losses.pop(outcome.id, None)
+        self._relends.pop(outcome.id, None)
+        self._release_or_keep(outcome)
 
-    def release(self) -> list[Outcome]:
-        """Outcomes that may be printed now, in the order to print them."""
+    def _release_or_keep(self, entry: Released) -> None:
+        if not self.ordered:
+            self._released_queue.append(entry)
+            return
+        first = entry.start if isinstance(entry, Run) else entry.id
+        if first != self.next_release:
+            self._settled[first] = entry
+            return
+        queue, settled = self._released_queue, self._settled
+        while True:
+            queue.append(entry)
+            self.next_release += len(entry.values) if isinstance(entry, Run) else 1
+            next_entry = settled.pop(self.next_release, None)
+            if next_entry is None:
+                return
+            entry = next_entry
+
+    # -- releasing ------------------------------------------------------------------------
+    def release_runs(self) -> list[Released]:
+        """What may be printed now, in the order to print it: runs of ok results, and
+        failed items one by one."""
         out = list(self._released_queue)
         self._released_queue.clear()
-        self.released += len(out)
+        self.released += sum(len(e.values) if isinstance(e, Run) else 1 for e in out)
+        return out
+
+    def release(self) -> list[Outcome]:
+        """:meth:`release_runs` item by item."""
+        out: list[Outcome] = []
+        for entry in self.release_runs():
+            if isinstance(entry, Run):
+                out.extend(Outcome(entry.start + k, True, value=value)
+                           for k, value in enumerate(entry.values))
+            else:
+                out.append(entry)
         return out
 
     # -- state ----------------------------------------------------------------------------
     @property
     def outstanding(self) -> int:
         """Items lent and not settled."""
-        return sum(1 for entry in self._open.values() if entry.holders)
+        return sum(len(held) for held in self._held.values())
 
     @property
     def buffered(self) -> int:
         """Outcomes settled but held back for order."""
-        return len(self._settled) + len(self._released_queue)
+        return sum(len(e.values) if isinstance(e, Run) else 1
+                   for e in (*self._settled.values(), *self._released_queue))
 
     def attempts(self, item_id: int) -> int:
-        entry = self._open.get(item_id)
-        return 0 if entry is None else entry.lends
+        """How many times an open item was lent."""
+        if item_id not in self._values:
+            return 0
+        first = 1 if item_id < self._fresh and item_id not in self._skip else 0
+        return first + self._relends.get(item_id, 0)
 
     def finished(self) -> bool:
         return self.input_done and self.released == self.admitted

@@ -63,11 +63,14 @@ def unpickle(body: bytes) -> list[dict[str, Any]]:
 
 # -- volunteer -> coordinator --------------------------------------------------------------
 def hello(kind: str, name: str, capacity: int, secret: str | None = None, *,
-          redirects: bool = True, relay_url: str | None = None) -> dict[str, Any]:
+          redirects: bool = True, relay_url: str | None = None,
+          runs: bool = False) -> dict[str, Any]:
     message = {"type": "hello", "kind": kind, "name": name, "capacity": capacity,
                "runtime": {"python": platform.python_version(),
                            "platform": platform.platform()},
                "secret": secret, "redirects": redirects}
+    if runs:
+        message["runs"] = True   # it reads items as a start and values (items_run)
     if relay_url is not None:
         message["relay_url"] = relay_url
     return message
@@ -85,6 +88,12 @@ def result_ok(item_id: int, value: Any, cpu_time: float) -> dict[str, Any]:
 def result_error(item_id: int, error: str, traceback: str) -> dict[str, Any]:
     return {"type": "result", "id": item_id, "ok": False, "error": error,
             "traceback": traceback}
+
+
+def results(start: int, values: list[Any], cpu_time: float) -> dict[str, Any]:
+    """Ok results of the items ``start, start + 1, ...``: one message for a run (what a
+    fast stream sends most), where ``result`` is one per item."""
+    return {"type": "results", "start": start, "values": values, "cpu_time": cpu_time}
 
 
 def report(cpu_time: float, transfer_time: float, items: int, units: float) -> dict[str, Any]:
@@ -109,6 +118,11 @@ def welcome(volunteer_id: str, module_name: str, source: str, function: str, bat
 
 def items(lent: list[tuple[int, Any]]) -> dict[str, Any]:
     return {"type": "items", "items": [{"id": i, "value": v} for i, v in lent]}
+
+
+def items_run(start: int, values: list[Any]) -> dict[str, Any]:
+    """Items ``start, start + 1, ...``: sent to volunteers whose hello said ``runs``."""
+    return {"type": "items", "start": start, "values": values}
 
 
 def error(message: str) -> dict[str, Any]:
@@ -164,6 +178,17 @@ def check_result(message: dict[str, Any]) -> tuple[int, bool]:
     if type(cpu_time) is not float or cpu_time < 0:   # the common case, checked fast
         _number(message, "cpu_time")
     return item_id, ok
+
+
+def check_results(message: dict[str, Any]) -> tuple[int, list[Any], float]:
+    start, values = message.get("start"), message.get("values")
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0 \
+            or not isinstance(values, list):
+        raise ProtocolError("results: needs an integer start >= 0 and a list of values")
+    cpu_time = message.get("cpu_time", 0.0)
+    if type(cpu_time) is not float or cpu_time < 0:
+        cpu_time = _number(message, "cpu_time")
+    return start, values, cpu_time
 
 
 def check_report(message: dict[str, Any]) -> tuple[float, float, float, float]:

@@ -40,6 +40,12 @@ class LinesSink:
         self._pending.append(format_result(outcome.value, self.as_json))
         self.emitted += 1
 
+    def emit_run(self, start: int, values: list[Any]) -> None:
+        """Ok results of consecutive items (the coordinator's common case)."""
+        as_json = self.as_json
+        self._pending.extend([format_result(value, as_json) for value in values])
+        self.emitted += len(values)
+
     def fail(self, outcome: Outcome, policy: str) -> None:
         self.flush()  # the traceback comes after the results before it
         self.err.write(describe_failure(outcome))

@@ -53,6 +53,12 @@ class VolunteerStats:
         if not ok:
             self.failed += 1
 
+    def results(self, count: int, cpu_time: float) -> None:
+        """``count`` ok results at once (one ``results`` message)."""
+        self.items_done += count
+        self._items += count
+        self._result_cpu += cpu_time
+
     def report(self, cpu_time: float, transfer_time: float, units: float) -> None:
         self._reported = True
         self._reported_cpu += cpu_time

@@ -4,8 +4,10 @@ One loop serves every Python volunteer: a local process over a pipe
 (``python -m shoal.stream.worker``, started by :mod:`shoal.stream.local`) and another
 machine over WebSocket (``shoal volunteer URL``).  A reader thread answers pings at once,
 so a long computation never looks like a dead volunteer, and hands item batches to the
-main thread, which computes them one by one and sends each result as soon as it is ready
-(so the coordinator can lend the next item while this one's neighbours still run).
+main thread, which computes them one by one.  Consecutive ok results go back as one
+``results`` message (a start and the values) when the batch is done, or sooner when they
+come slowly (so the coordinator can print and lend while this batch's neighbours still
+run); a failed item goes back alone as a ``result``.
 """
 
 from __future__ import annotations
@@ -92,6 +94,16 @@ class Redirected(StreamError):
         self.url = url
 
 
+def _lent(message: dict[str, Any]) -> tuple[range | list[int], list[Any]]:
+    """(ids, values) of an items message, in either form."""
+    if "start" in message:
+        values = message["values"]
+        start = int(message["start"])
+        return range(start, start + len(values)), values
+    items = message["items"]
+    return [int(item["id"]) for item in items], [item["value"] for item in items]
+
+
 def _trimmed_traceback(exc: BaseException) -> str:
     # Drop this module's own frame: the user wants to see where *their* code failed.
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
@@ -99,6 +111,23 @@ def _trimmed_traceback(exc: BaseException) -> str:
 
 
 _PLAIN = (int, str, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
+
+
+def _not_plain(result: Any) -> tuple[bool, Any]:
+    """(True, the result to send) or (False, (error, traceback)): what :func:`compute`
+    checks for a result that is no int, str, bool or None."""
+    if inspect.iscoroutine(result):
+        # An `async def` processor (as a browser volunteer allows): run it to its end.
+        result = asyncio.run(result)
+        if type(result) in _PLAIN_TYPES:
+            return True, result
+    try:
+        protocol.encode({"value": result})
+    except (TypeError, ValueError) as exc:
+        return False, (f"TypeError: the result is not JSON ({exc}); return numbers, "
+                       "strings, lists or dicts", "")
+    return True, result
 
 
 def compute(function: Callable[[Any], Any], item_id: int, value: Any) -> dict[str, Any]:
@@ -107,21 +136,15 @@ def compute(function: Callable[[Any], Any], item_id: int, value: Any) -> dict[st
     started = time.thread_time()
     try:
         result = function(value)
-        if not isinstance(result, _PLAIN) and inspect.iscoroutine(result):
-            # An `async def` processor (as a browser volunteer allows): run it to its end.
-            result = asyncio.run(result)
+        ok = True
+        if type(result) not in _PLAIN_TYPES:
+            ok, result = _not_plain(result)
     except (Exception, SystemExit) as exc:
         return protocol.result_error(item_id, f"{type(exc).__name__}: {exc}",
                                      _trimmed_traceback(exc))
-    cpu_time = time.thread_time() - started
-    if not isinstance(result, _PLAIN):
-        try:
-            protocol.encode({"value": result})
-        except (TypeError, ValueError) as exc:
-            return protocol.result_error(
-                item_id, f"TypeError: the result is not JSON ({exc}); return numbers, "
-                         "strings, lists or dicts", "")
-    return protocol.result_ok(item_id, result, cpu_time)
+    if not ok:
+        return protocol.result_error(item_id, *result)
+    return protocol.result_ok(item_id, result, time.thread_time() - started)
 
 
 class Volunteer:
@@ -146,7 +169,8 @@ class Volunteer:
         self._last_report = 0.0
 
     def _welcome(self) -> dict[str, Any] | None:
-        self.channel.send(protocol.hello(self.kind, self.name, self.capacity, self.secret))
+        self.channel.send(protocol.hello(self.kind, self.name, self.capacity, self.secret,
+                                         runs=True))
         message = self.channel.recv()
         if message is None:
             raise ProtocolError("the coordinator closed the connection before welcoming us")
@@ -170,7 +194,7 @@ class Volunteer:
                 if kind == "ping":
                     self.channel.send(protocol.PONG)
                 elif kind == "items":
-                    self._inbox.put(message["items"])
+                    self._inbox.put(_lent(message))
                 elif kind in ("stop", "error"):
                     break
         except (OSError, ProtocolError, ValueError, KeyError):
@@ -189,7 +213,7 @@ class Volunteer:
                 if kind == "ping":
                     self.channel.send(protocol.PONG)
                 elif kind == "items":
-                    self._inbox.put(message["items"])
+                    self._inbox.put(_lent(message))
                     return
                 elif kind in ("stop", "error"):
                     break
@@ -229,13 +253,7 @@ class Volunteer:
         if self.threaded:
             threading.Thread(target=self._read, name="shoal-volunteer-reader",
                              daemon=True).start()
-        send = self.channel.send_many
         inbox = self._inbox
-        # Results go out together when they come fast (one write, one wakeup of the
-        # coordinator for several), and at once when they come slowly or we would wait.
-        flush_at = max(1, self.capacity // 2)
-        pending: list[dict[str, Any]] = []
-        first_pending = 0.0
         try:
             while True:
                 if not self.threaded and inbox.empty():
@@ -243,23 +261,71 @@ class Volunteer:
                 batch = inbox.get()
                 if batch is _STOP:
                     break
-                for item in batch:
-                    pending.append(compute(function, item["id"], item["value"]))
-                    self.done += 1
-                    if len(pending) == 1:
-                        first_pending = time.monotonic()
-                    if len(pending) >= flush_at or time.monotonic() - first_pending > FLUSH_AFTER:
-                        send(pending)
-                        pending = []
-                if pending and inbox.empty():
-                    send(pending)
-                    pending = []
+                ids, values = batch
+                self._compute_batch(function, ids, values)
                 self._maybe_report(force=inbox.empty())
         except OSError:
             pass  # the coordinator went away mid-send: nothing left to do
         finally:
             self.channel.close()
         return self.done
+
+    def _compute_batch(self, function: Callable[[Any], Any], ids: range | list[int],
+                       values: list[Any]) -> None:
+        """Compute one items message and send its results: runs of consecutive ok results
+        as one ``results`` message each, a failure as a ``result``.  The batch's results go
+        out together when they come fast (one write, one wakeup of the coordinator), and
+        what is done goes out every FLUSH_AFTER when they come slowly."""
+        pending: list[dict[str, Any]] = []   # messages ready to send
+        run: list[Any] = []                  # ok results of ids run_start, run_start + 1...
+        run_start = next_id = -1
+        clock = time.monotonic
+        cpu_clock = time.thread_time
+        first_pending = clock()
+        cpu_started = cpu_clock()
+        plain = _PLAIN_TYPES
+        for item_id, value in zip(ids, values, strict=True):
+            try:
+                result = function(value)
+                ok = True
+                if type(result) not in plain:
+                    ok, result = _not_plain(result)
+            except (Exception, SystemExit) as exc:
+                ok, result = False, (f"{type(exc).__name__}: {exc}", _trimmed_traceback(exc))
+            if ok and item_id == next_id:
+                run.append(result)
+                next_id += 1
+            else:
+                if run:
+                    pending.append(protocol.results(run_start, run, 0.0))
+                if ok:
+                    run, run_start, next_id = [result], item_id, item_id + 1
+                else:
+                    run, next_id = [], -1
+                    pending.append(protocol.result_error(item_id, *result))
+            self.done += 1
+            if clock() - first_pending > FLUSH_AFTER:
+                if run:
+                    pending.append(protocol.results(run_start, run, 0.0))
+                    run, next_id = [], -1
+                if pending:
+                    self._send_results(pending, cpu_clock() - cpu_started)
+                    pending = []
+                first_pending = clock()
+                cpu_started = cpu_clock()
+        if run:
+            pending.append(protocol.results(run_start, run, 0.0))
+        if pending:
+            self._send_results(pending, cpu_clock() - cpu_started)
+
+    def _send_results(self, messages: list[dict[str, Any]], cpu_time: float) -> None:
+        # The CPU time of what is sent now is told once, with the last run (monitoring
+        # sums it per volunteer; a failure's share is no one's concern).
+        for message in reversed(messages):
+            if message["type"] == "results":
+                message["cpu_time"] = max(0.0, cpu_time)
+                break
+        self.channel.send_many(messages)
 
 
 def _die_with_parent() -> None:
