@@ -31,6 +31,7 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
 @pytest.fixture(name="playwright", scope="module")
 def playwright_fixture() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=UI_TIMEOUT_MS)  # expect() waits this long too
     with sync_api.sync_playwright() as driver:
         yield driver
 

@@ -15,7 +15,7 @@ from browser_helpers import (  # noqa: F401 - the fixtures are used by name
     playwright_fixture,
     screenshot,
 )
-from cluster_helpers import Master, Worker
+from cluster_helpers import Master, Worker, wait_for
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -34,6 +34,16 @@ def _log_in(page: Page, master: Master, shot: str) -> None:
     screenshot(page, shot, "1-login")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Workers")).to_be_visible()
+
+
+def _stop_running_pools(master: Master) -> None:
+    """Kill what a failed test left running, so the shared workers end up idle."""
+    running = master.api("GET", "/api/v1/pools", params={"state": "running"})["items"]
+    for pool in running:
+        master.api("POST", f"/api/v1/pools/{pool['id']}/kill", json={"signal": 9})
+    wait_for(lambda: not master.api("GET", "/api/v1/pools",
+                                    params={"state": "running"})["items"],
+             what="the running pools ending")
 
 
 def _job_row(page: Page, worker: str) -> object:
@@ -95,11 +105,12 @@ def test_a_command_run_from_the_form_shows_its_output_while_it_runs(
     page.get_by_role("checkbox", name="w1", exact=True).check()
     page.get_by_role("button", name="Run", exact=True).click()
     output = page.get_by_role("log", name="Output of w1")
-    expect(output).to_have_text("first\n")
-    expect(_job_row(page, "w1")).to_contain_text("running")
-    screenshot(page, shot, "2-running")
-
-    gate.touch()
+    try:
+        expect(output).to_have_text("first\n")
+        expect(_job_row(page, "w1")).to_contain_text("running")
+        screenshot(page, shot, "2-running")
+    finally:
+        gate.touch()
     expect(output).to_have_text("first\nsecond\n")
     expect(_job_row(page, "w1")).to_contain_text("exit code 0")
     pools = page.get_by_role("table", name="Pools")
@@ -116,12 +127,15 @@ def test_killing_a_running_command_marks_it_killed_with_the_signal(
     page.get_by_role("checkbox", name="w2", exact=True).check()
     page.get_by_role("button", name="Run", exact=True).click()
     row = _job_row(page, "w2")
-    expect(row).to_contain_text("running")
-    screenshot(page, shot, "2-running")
+    try:
+        expect(row).to_contain_text("running")
+        screenshot(page, shot, "2-running")
 
-    row.get_by_role("button", name="Kill the job on w2").click()
-    expect(row).to_contain_text("killed by SIGTERM (15)")
-    expect(row.get_by_role("button")).to_have_count(0)
-    pools = page.get_by_role("table", name="Pools")
-    expect(pools.get_by_role("row").nth(1)).to_contain_text("1 killed")
-    screenshot(page, shot, "3-killed")
+        row.get_by_role("button", name="Kill the job on w2").click()
+        expect(row).to_contain_text("killed by SIGTERM (15)")
+        expect(row.get_by_role("button")).to_have_count(0)
+        pools = page.get_by_role("table", name="Pools")
+        expect(pools.get_by_role("row").nth(1)).to_contain_text("1 killed")
+        screenshot(page, shot, "3-killed")
+    finally:
+        _stop_running_pools(master)

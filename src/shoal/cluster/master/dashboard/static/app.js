@@ -19,6 +19,7 @@ const state = {
   api: null,
   workers: new Map(), // id -> Worker
   pools: new Map(), // id -> Pool, newest first as loaded
+  jobs: new Map(), // id -> the most advanced Job seen, from answers and events alike
   poolTotal: 0,
   chosen: new Set(), // worker ids ticked in the run form
   healthWorker: null,
@@ -87,6 +88,7 @@ function logout(message) {
   Object.assign(state, {api: null, events: null, timers: [], pool: null, healthWorker: null});
   state.workers.clear();
   state.pools.clear();
+  state.jobs.clear();
   state.chosen.clear();
   $('board').hidden = true;
   $('pool').hidden = true;
@@ -137,10 +139,34 @@ function openEvents() {
 async function refresh() {
   setWorkers((await state.api.get('/workers')).items);
   await loadPools(true);
-  if (state.pool) showPoolData(await state.api.get(`/pools/${state.pool.id}`));
+  if (state.pool) {
+    const fetched = await state.api.get(`/pools/${state.pool.id}`);
+    showPoolData({...fetched, jobs: fetched.jobs.map(freshest)});
+  }
 }
 
-function updatePool(pool) {
+// Answers and events may arrive out of order (a POST's answer after the event of
+// its job starting), so a job never goes back: queued < running < an end.
+const RANK = {queued: 0, running: 1};
+const rank = (job) => RANK[job.state] ?? 2;
+
+function freshest(job) {
+  const known = state.jobs.get(job.id);
+  // A lost job whose worker came back runs again: the one step back allowed.
+  const revived = known && known.state === 'lost' && job.state === 'running';
+  const chosen = known && rank(known) > rank(job) && !revived ? known : job;
+  state.jobs.set(job.id, chosen);
+  return chosen;
+}
+
+function poolStateOf(pool) {
+  return pool.jobs.every((j) => rank(j) === 2) ? 'done' : pool.state;
+}
+
+function updatePool(incoming) {
+  const jobs = incoming.jobs.map(freshest);
+  const pool = {...incoming, jobs};
+  pool.state = poolStateOf(pool);
   const known = state.pools.has(pool.id);
   state.pools.set(pool.id, pool);
   if (!known) {
@@ -153,10 +179,11 @@ function updatePool(pool) {
   if (state.pool && state.pool.id === pool.id) showPoolData(pool);
 }
 
-function updateJob(job) {
+function updateJob(incoming) {
+  const job = freshest(incoming);
   const pool = state.pools.get(job.pool_id) || (state.pool && state.pool.id === job.pool_id
     ? state.pool : null);
-  if (!pool) return;
+  if (!pool) return; // kept in state.jobs for when its pool arrives
   pool.jobs = pool.jobs.map((j) => (j.id === job.id ? job : j));
   renderPools();
   if (state.pool && state.pool.id === job.pool_id) showPoolData(pool);
@@ -274,7 +301,10 @@ async function loadPools(fromStart) {
   const query = `?limit=${POOL_PAGE}&offset=${offset}${filter ? `&state=${filter}` : ''}`;
   const page = await state.api.get(`/pools${query}`);
   if (fromStart) state.pools = new Map();
-  for (const pool of page.items) state.pools.set(pool.id, pool);
+  for (const pool of page.items) {
+    const jobs = pool.jobs.map(freshest);
+    state.pools.set(pool.id, {...pool, jobs, state: poolStateOf({...pool, jobs})});
+  }
   state.poolTotal = page.total;
   renderPools();
 }
@@ -351,7 +381,14 @@ function closeStreams() {
 
 function openPool(poolId) {
   guarded(async () => {
-    const pool = await state.api.get(`/pools/${poolId}`);
+    // A listed pool is kept current by the live feed; fetching it again could
+    // return an answer older than an event already applied (a job shown queued
+    // after it started), so only a pool not in the list is fetched.
+    let pool = state.pools.get(poolId);
+    if (!pool) {
+      const fetched = await state.api.get(`/pools/${poolId}`);
+      pool = {...fetched, jobs: fetched.jobs.map(freshest)};
+    }
     closeStreams();
     state.pool = pool;
     $('outputs').replaceChildren();
