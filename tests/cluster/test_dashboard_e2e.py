@@ -139,3 +139,21 @@ def test_killing_a_running_command_marks_it_killed_with_the_signal(
         screenshot(page, shot, "3-killed")
     finally:
         _stop_running_pools(master)
+
+
+def test_a_read_token_can_watch_but_running_a_command_shows_the_masters_refusal(
+        shared_cluster: Cluster, page: Page, request: pytest.FixtureRequest) -> None:
+    master, _ = shared_cluster
+    shot = _shot_name(request)
+    reader = master.new_token("read", "watcher")
+    page.goto(master.url)
+    page.get_by_label("Token").fill(reader)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("table", name="Workers")).to_contain_text("w1")
+    page.get_by_role("textbox", name="Command").fill("true")
+    page.get_by_role("checkbox", name="All online workers").check()
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("This token may not do that")
+    screenshot(page, shot, "refused")
+    page.get_by_role("button", name="Dismiss the error").click()
+    expect(page.get_by_role("alert")).to_be_hidden()
