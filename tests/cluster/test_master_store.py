@@ -46,3 +46,17 @@ def test_a_bad_database_url_is_one_clear_error() -> None:
         open_database("not a url")
     with pytest.raises(ConfigurationError, match="driver"):
         open_database("nosuchdb://x/y")
+
+
+def test_the_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from shoal.cluster.db.models import Base
+
+    sessions = open_database(f"sqlite:///{tmp_path / 'schema.db'}")
+    open_database(f"sqlite:///{tmp_path / 'schema.db'}")  # a second start changes nothing
+    with sessions.kw["bind"].connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+        assert context.get_current_revision() == "0001"

@@ -35,6 +35,9 @@ def test_a_worker_killed_mid_job_has_its_jobs_lost_comes_back_as_itself_and_stop
     assert "worker lost" in str(lost["reason"]) and lost["ended_at"]
     assert master.api("GET", f"/api/v1/pools/{pool['id']}")["state"] == "done"
     assert worker.state() == "lost"
+    lost_ones = master.api("GET", "/api/v1/workers", params={"state": "lost"})
+    assert [w["name"] for w in lost_ones["items"]] == ["w1"]
+    assert master.api("GET", "/api/v1/workers", params={"state": "online"})["total"] == 0
     worker.start()
     worker.wait_online()
     listed = master.api("GET", "/api/v1/workers")
