@@ -61,15 +61,18 @@ class HealthStore:
         with self.sessions.begin() as session:
             self.add_in(session, samples, resolution)
 
-    def latest(self) -> dict[str, Sample]:
-        """Each worker's newest raw sample."""
+    def latest(self, worker_ids: Iterable[str]) -> dict[str, Sample]:
+        """These workers' newest raw samples (one indexed lookup each)."""
+        found: dict[str, Sample] = {}
         with self.sessions() as session:
-            newest = (select(HealthSample.worker_id, func.max(HealthSample.id).label("id"))
-                      .where(HealthSample.resolution == "raw")
-                      .group_by(HealthSample.worker_id).subquery())
-            rows = session.scalars(select(HealthSample).join(newest,
-                                                             HealthSample.id == newest.c.id))
-            return {row.worker_id: as_dict(row) for row in rows}
+            for worker_id in worker_ids:
+                row = session.scalars(
+                    select(HealthSample).where(HealthSample.worker_id == worker_id,
+                                               HealthSample.resolution == "raw")
+                    .order_by(HealthSample.sampled_at.desc()).limit(1)).first()
+                if row is not None:
+                    found[worker_id] = as_dict(row)
+        return found
 
     def series(self, worker_id: str, resolution: str, since: dt.datetime | None,
                limit: int = 5000) -> list[Sample]:

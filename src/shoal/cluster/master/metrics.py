@@ -54,7 +54,7 @@ class StoreCollector(Collector):
         for field, name, text in _HEALTH_GAUGES:
             gauge = GaugeMetricFamily(name, text, labels=["worker"])
             for worker in known:
-                value = health.get(worker.id, {}).get(field)
+                value = (health.get(worker.id) or {}).get(field)
                 if value is not None:
                     gauge.add_metric([labels[worker.id]], float(value))
             yield gauge

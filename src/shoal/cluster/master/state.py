@@ -65,14 +65,29 @@ class MasterState:
                        publish_job=self.publish_job, publish_pool=self.publish_pool,
                        publish_worker=self.publish_worker)
         self.metrics_registry = registry_for(self)
+        self._stored_health: dict[str, Sample | None] = {}
 
     # -- views -----------------------------------------------------------------------
 
-    def health_of(self, worker_ids: list[str]) -> dict[str, Sample]:
-        found = {w: s for w in worker_ids if (s := self.hub.latest_health.get(w)) is not None}
-        if len(found) < len(worker_ids):
-            for worker_id, sample in self.health.latest().items():
-                found.setdefault(worker_id, sample)
+    def health_of(self, worker_ids: list[str]) -> dict[str, Sample | None]:
+        """Each worker's latest sample: heard since the start, else from the database.
+
+        A worker not heard since the start sends nothing new, so what the
+        database has for it is read once and remembered.
+        """
+        found: dict[str, Sample | None] = {}
+        missing = []
+        for worker_id in worker_ids:
+            sample = self.hub.latest_health.get(worker_id)
+            if sample is None and worker_id in self._stored_health:
+                sample = self._stored_health[worker_id]
+            elif sample is None:
+                missing.append(worker_id)
+            found[worker_id] = sample
+        if missing:
+            stored = self.health.latest(missing)
+            for worker_id in missing:
+                found[worker_id] = self._stored_health[worker_id] = stored.get(worker_id)
         return found
 
     def workers_out(self, workers: list[Worker]) -> list[schemas.WorkerOut]:
