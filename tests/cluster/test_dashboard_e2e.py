@@ -9,13 +9,13 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_helpers import (  # noqa: F401 - the fixtures are used by name
+from cluster_helpers import Master, Worker, wait_for
+from dashboard_browser import (  # noqa: F401 - the fixtures are used by name
     needs_chromium,
     page_fixture,
     playwright_fixture,
     screenshot,
 )
-from cluster_helpers import Master, Worker, wait_for
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import chromium, need_pyodide, screenshot, serve_in_thread, wait_for_state
 from starlette.applications import Starlette
+from volunteer_browser import chromium, need_pyodide, screenshot, serve_in_thread, wait_for_state
 
 import shoal.stream.web
 from shoal.errors import ConfigurationError

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from browser_helpers import (
+from volunteer_browser import (
     CuttableProxy,
     chromium,
     items_done,

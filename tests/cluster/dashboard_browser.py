@@ -1,31 +1,22 @@
-"""Headless Debian Chromium driven by Playwright's sync API, and screenshots of each step.
+"""The dashboard tests' browser: a fresh headless Chromium page per test, and screenshots.
 
-Never ``playwright install``: the tests use the system's ``/usr/bin/chromium``
-(CI installs it), and are skipped with the reason when it is missing.
-Screenshots go to ``test-artifacts/screenshots/`` (git-ignored, kept by CI).
 A test module uses the ``page`` fixture after importing ``page_fixture`` and
 ``playwright_fixture`` from here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+from chromium_support import launch, needs_chromium, screenshot_path
+
+__all__ = ["needs_chromium", "page_fixture", "playwright_fixture", "screenshot"]
+
 # Generous: the machine is shared, and a liveness wait is not a timing assertion.
 UI_TIMEOUT_MS = 20_000
-
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
-                                    reason=f"needs Debian's Chromium at {CHROMIUM} "
-                                           "(apt-get install chromium)")
 
 
 @pytest.fixture(name="playwright", scope="module")
@@ -39,8 +30,7 @@ def playwright_fixture() -> Iterator[object]:
 @pytest.fixture(name="page")
 def page_fixture(playwright: object) -> Iterator[object]:
     """A fresh browser per test (closing it ends every Chromium process it started)."""
-    browser = playwright.chromium.launch(  # type: ignore[attr-defined]
-        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    browser = launch(playwright)
     try:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(UI_TIMEOUT_MS)
@@ -56,8 +46,6 @@ def page_fixture(playwright: object) -> Iterator[object]:
 
 def screenshot(page: object, test: str, step: str) -> Path:
     """Save the whole page as ``<test>-<step>.png``; returns the path."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{test}-{step}") + ".png"
-    path = SCREENSHOTS / name
+    path = screenshot_path(f"{test}-{step}")
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path

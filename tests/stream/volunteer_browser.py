@@ -23,11 +23,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+from chromium_support import launch, screenshot_path, skip_without_chromium
+
 # Liveness limits, generous for a 2-core machine shared with other test runs: Pyodide alone
 # takes ~3 s to start there when the machine is idle.
 PAGE_READY_S = 60.0
@@ -54,12 +51,11 @@ def need_pyodide() -> Path:
 @contextlib.contextmanager
 def chromium() -> Iterator[Any]:
     """A headless Chromium (Playwright Browser); skips the test when Chromium is missing."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Debian's Chromium is not at {CHROMIUM} (apt-get install chromium)")
+    skip_without_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             yield browser
         finally:
@@ -67,9 +63,8 @@ def chromium() -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(Exception):  # a screenshot is evidence, never a failure
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(screenshot_path(name)), full_page=True)
 
 
 def page_state(page: Any) -> str:
