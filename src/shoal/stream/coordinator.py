@@ -161,7 +161,7 @@ class Coordinator:
             member.batch = batch
             member.capacity = PIPELINE * batch
         self.members[link] = member
-        self.ledger.join(link, member.capacity, in_order=kind != "relay")
+        self.ledger.join(link, member.capacity)
         job = self.job
         link.send(protocol.welcome(member.id, job.module_name, job.source, job.function,
                                    batch, job.heartbeat))
@@ -309,11 +309,17 @@ class Coordinator:
                 return
         if ledger.waiting_count:
             for link, member in self.members.items():
+                messages = []
                 while ledger.free_slots(link) >= member.refill_at:
                     lent = ledger.lend_batch(link, member.batch or None)
                     if not lent:
                         break
-                    link.send(member.items_message(lent))
+                    messages.append(member.items_message(lent))
+                if len(messages) > 1 and hasattr(link, "send_many"):
+                    link.send_many(messages)   # a local process: one write for its batches
+                else:
+                    for message in messages:
+                        link.send(message)
                 if not ledger.waiting_count:
                     break
         if ledger.finished():

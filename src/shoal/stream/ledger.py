@@ -17,9 +17,10 @@ Rules (those of Pando, without its weaknesses):
 * A result that is an error settles the item as failed at once: processors are expected
   to be deterministic, and Pando's endless re-lending of such items is what we avoid.
   An item whose volunteer was lost ``max_losses`` times is failed too (it probably kills
-  its volunteers).  A volunteer that computes its items in the order lent (all but relays)
-  may hold a batch queued behind the one it computes: only the batch it was computing (the
-  first lent with an item unanswered) counts the loss; the queued one goes back blameless.
+  its volunteers).  A lost volunteer's items all count the loss (which one killed it is
+  not known), so an item lost once is lent again *alone*, to a volunteer that holds nothing
+  else and gets nothing more until it answers: innocent neighbours of a killer item are lost
+  once, then computed; the killer is lost alone until it fails.
 * Ordered streams release outcomes by id; unordered ones as they settle.
 
 Why runs: a fast stream spends its coordinator's time per item, so the common case works on
@@ -93,7 +94,7 @@ class Ledger:
         self._relends: dict[int, int] = {}          # times an id was lent again
         self._held: dict[Volunteer, set[int]] = {}
         self._capacity: dict[Volunteer, int] = {}
-        self._batches: dict[Volunteer, deque[range | list[int]]] = {}   # in-order volunteers
+        self._alone: dict[Volunteer, int] = {}      # volunteer -> the lost-before item it holds
         self._settled: dict[int, Released] = {}     # ordered: settled, keyed by first id
         self._released_queue: deque[Released] = deque()
         self.admitted = 0        # == the next id
@@ -106,14 +107,10 @@ class Ledger:
         self.input_done = False
 
     # -- volunteers -----------------------------------------------------------------------
-    def join(self, volunteer: Volunteer, capacity: int, *, in_order: bool = True) -> None:
-        """``in_order``: it computes its items one by one in the order lent (a relay, whose
-        children compute in parallel, does not)."""
+    def join(self, volunteer: Volunteer, capacity: int) -> None:
         if volunteer in self._held:
             raise ValueError(f"volunteer {volunteer!r} joined twice")
         self._held[volunteer] = set()
-        if in_order:
-            self._batches[volunteer] = deque()
         self._capacity[volunteer] = max(0, capacity)   # 0: a relay with no children yet
 
     def set_capacity(self, volunteer: Volunteer, capacity: int) -> None:
@@ -139,16 +136,11 @@ class Ledger:
         those lost too often, which are failed."""
         held = self._held.pop(volunteer, set())
         self._capacity.pop(volunteer, None)
-        batches = self._batches.pop(volunteer, None)
-        blamed: set[int] | frozenset[int] = held
-        if batches is not None:
-            computing = next((b for b in batches if not held.isdisjoint(b)), ())
-            blamed = held.intersection(computing)
+        self._alone.pop(volunteer, None)
         back = []
         for item_id in sorted(held):
-            losses = self._losses.get(item_id, 0) + (item_id in blamed)
-            if losses:
-                self._losses[item_id] = losses
+            losses = self._losses.get(item_id, 0) + 1
+            self._losses[item_id] = losses
             if losses >= self.max_losses:
                 self._settle_failed(Outcome(
                     item_id, False, error=f"ItemLost: {losses} volunteers were lost "
@@ -217,19 +209,29 @@ class Ledger:
         if count <= 0:
             return Lent(range(0), [])
         values = self._values
-        if not self._relend and not self._skip:   # the hot path: one run of fresh ids
+        if not self._relend and not self._skip and not self._alone:
+            # The hot path: one run of fresh ids.
             start = self._fresh
             ids = range(start, min(self.admitted, start + count))
             self._fresh = ids.stop
             held.update(ids)
-            self._remember(volunteer, held, ids)
             return Lent(ids, list(map(values.__getitem__, ids)))
-        taken: list[int] = []
-        while count > 0 and self._relend:
+        alone = self._alone.get(volunteer)
+        if alone is not None:
+            if alone in held:
+                return Lent(range(0), [])   # computing a suspect: nothing else meanwhile
+            del self._alone[volunteer]
+        if self._relend:
+            # Items come back only from lost volunteers, and one of them may be what killed
+            # it: each goes out alone, to a volunteer with empty hands.
+            if held:
+                return Lent(range(0), [])
             item_id = heapq.heappop(self._relend)
             self._relends[item_id] = self._relends.get(item_id, 0) + 1
-            taken.append(item_id)
-            count -= 1
+            self._alone[volunteer] = item_id
+            held.add(item_id)
+            return Lent(range(item_id, item_id + 1), [values[item_id]])
+        taken: list[int] = []
         while count > 0 and self._fresh < self.admitted:
             item_id = self._fresh
             self._fresh += 1
@@ -239,20 +241,10 @@ class Ledger:
             taken.append(item_id)
             count -= 1
         held.update(taken)
-        self._remember(volunteer, held, taken)
         lent_values = [values[i] for i in taken]
         if taken and taken[-1] - taken[0] == len(taken) - 1:
             return Lent(range(taken[0], taken[-1] + 1), lent_values)
         return Lent(taken, lent_values)
-
-    def _remember(self, volunteer: Volunteer, held: set[int], ids: range | list[int]) -> None:
-        batches = self._batches.get(volunteer)
-        if batches is None or not ids:
-            return
-        # Forget the batches answered in full: as it computes in order, they are the first.
-        while batches and held.isdisjoint(batches[0]):
-            batches.popleft()
-        batches.append(ids)
 
     def lend(self, volunteer: Volunteer, limit: int | None = None) -> list[tuple[int, Any]]:
         """:meth:`lend_batch` as (id, value) pairs."""
@@ -268,9 +260,7 @@ class Ledger:
             return sum(self.settle(volunteer, Outcome(item_id, True, value=value))
                        for item_id, value in zip(ids, results, strict=True))
         held.difference_update(ids)
-        values = self._values
-        for item_id in ids:
-            del values[item_id]
+        deque(map(self._values.pop, ids), maxlen=0)   # forget their inputs (a loop in C)
         if self._losses:
             for item_id in ids:
                 self._losses.pop(item_id, None)

@@ -17,6 +17,9 @@ from typing import Any, BinaryIO, TextIO
 from shoal.stream.ledger import Outcome
 from shoal.stream.values import format_result
 
+_INT = frozenset({int})
+_STR = frozenset({str})
+
 
 def describe_failure(outcome: Outcome) -> str:
     item = json.dumps(outcome.item) if outcome.item is not None else "?"
@@ -43,7 +46,13 @@ class LinesSink:
     def emit_run(self, start: int, values: list[Any]) -> None:
         """Ok results of consecutive items (the coordinator's common case)."""
         as_json = self.as_json
-        self._pending.extend([format_result(value, as_json) for value in values])
+        kinds = set(map(type, values))
+        if kinds <= _INT:
+            self._pending.extend(map(str, values))   # what format_result says, item by item
+        elif kinds <= _STR and not as_json:
+            self._pending.extend(values)
+        else:
+            self._pending.extend([format_result(value, as_json) for value in values])
         self.emitted += len(values)
 
     def fail(self, outcome: Outcome, policy: str) -> None:

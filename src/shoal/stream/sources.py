@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import stat
 from collections import deque
@@ -33,13 +34,9 @@ class ValuesSource:
         pass
 
     def take(self, count: int) -> list[Any]:
-        out = []
-        for _ in range(count):
-            try:
-                out.append(next(self._values))
-            except StopIteration:
-                self.ended = True
-                break
+        out = list(itertools.islice(self._values, count))
+        if len(out) < count:
+            self.ended = True
         self.taken += len(out)
         return out
 

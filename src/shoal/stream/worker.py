@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 import types
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -58,8 +59,15 @@ class PipeChannel:
         self._sock = sock
         self._reader = sock.makefile("rb", buffering=1 << 16)
         self._lock = threading.Lock()
+        self._queued: deque[dict[str, Any]] = deque()
+
+    def has_queued(self) -> bool:
+        """Whether a message was received already (recv returns it without waiting)."""
+        return bool(self._queued)
 
     def recv(self) -> dict[str, Any] | None:
+        if self._queued:
+            return self._queued.popleft()
         head = self._reader.read(4)
         if len(head) < 4:
             return None
@@ -67,8 +75,10 @@ class PipeChannel:
         body = self._reader.read(size)
         if len(body) < size:
             return None
-        [message] = protocol.unpickle(body)   # the coordinator sends one per frame
-        return message
+        # The coordinator sends a volunteer's batches queued together in one frame.
+        first, *rest = protocol.unpickle(body)
+        self._queued.extend(rest)
+        return first
 
     def send(self, message: dict[str, Any]) -> None:
         self.send_many([message])
@@ -167,6 +177,11 @@ class Volunteer:
         self.done = 0
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._last_report = 0.0
+        # Results computed and not sent yet: messages, and the ok run being built.
+        self._pending: list[dict[str, Any]] = []
+        self._run: list[Any] = []
+        self._run_start = self._next_id = -1
+        self._since = self._cpu_since = 0.0
 
     def _welcome(self) -> dict[str, Any] | None:
         self.channel.send(protocol.hello(self.kind, self.name, self.capacity, self.secret,
@@ -214,7 +229,9 @@ class Volunteer:
                     self.channel.send(protocol.PONG)
                 elif kind == "items":
                     self._inbox.put(_lent(message))
-                    return
+                    has_queued = getattr(self.channel, "has_queued", None)
+                    if has_queued is None or not has_queued():
+                        return   # take the batches that came together, and no more
                 elif kind in ("stop", "error"):
                     break
         except (OSError, ProtocolError, ValueError, KeyError):
@@ -256,12 +273,19 @@ class Volunteer:
         inbox = self._inbox
         try:
             while True:
-                if not self.threaded and inbox.empty():
-                    self._read_one()
+                if inbox.empty():
+                    # Results wait while more work is in hand (one write for several
+                    # batches), never while we would wait for work.
+                    self._flush_results()
+                    if not self.threaded:
+                        self._read_one()
                 batch = inbox.get()
                 if batch is _STOP:
+                    self._flush_results()
                     break
                 ids, values = batch
+                if not self._pending and not self._run:
+                    self._since, self._cpu_since = time.monotonic(), time.thread_time()
                 self._compute_batch(function, ids, values)
                 self._maybe_report(force=inbox.empty())
         except OSError:
@@ -272,17 +296,14 @@ class Volunteer:
 
     def _compute_batch(self, function: Callable[[Any], Any], ids: range | list[int],
                        values: list[Any]) -> None:
-        """Compute one items message and send its results: runs of consecutive ok results
-        as one ``results`` message each, a failure as a ``result``.  The batch's results go
-        out together when they come fast (one write, one wakeup of the coordinator), and
-        what is done goes out every FLUSH_AFTER when they come slowly."""
-        pending: list[dict[str, Any]] = []   # messages ready to send
-        run: list[Any] = []                  # ok results of ids run_start, run_start + 1...
-        run_start = next_id = -1
+        """Compute one items message into the results to send: runs of consecutive ok
+        results as one ``results`` message each, a failure as a ``result``.  Results that
+        come fast go out together; once the oldest unsent one waited FLUSH_AFTER, what is
+        done goes out (so slow items are answered one by one, as they finish)."""
+        pending = self._pending
+        run = self._run
+        next_id = self._next_id
         clock = time.monotonic
-        cpu_clock = time.thread_time
-        first_pending = clock()
-        cpu_started = cpu_clock()
         plain = _PLAIN_TYPES
         for item_id, value in zip(ids, values, strict=True):
             try:
@@ -297,33 +318,37 @@ class Volunteer:
                 next_id += 1
             else:
                 if run:
-                    pending.append(protocol.results(run_start, run, 0.0))
+                    pending.append(protocol.results(self._run_start, run, 0.0))
+                    self._run = run = []
                 if ok:
-                    run, run_start, next_id = [result], item_id, item_id + 1
+                    run.append(result)
+                    self._run_start, next_id = item_id, item_id + 1
                 else:
-                    run, next_id = [], -1
+                    next_id = -1
                     pending.append(protocol.result_error(item_id, *result))
             self.done += 1
-            if clock() - first_pending > FLUSH_AFTER:
-                if run:
-                    pending.append(protocol.results(run_start, run, 0.0))
-                    run, next_id = [], -1
-                if pending:
-                    self._send_results(pending, cpu_clock() - cpu_started)
-                    pending = []
-                first_pending = clock()
-                cpu_started = cpu_clock()
-        if run:
-            pending.append(protocol.results(run_start, run, 0.0))
-        if pending:
-            self._send_results(pending, cpu_clock() - cpu_started)
+            if clock() - self._since > FLUSH_AFTER:
+                self._next_id = next_id
+                self._flush_results()
+                pending, run, next_id = self._pending, self._run, self._next_id
+                self._since, self._cpu_since = clock(), time.thread_time()
+        self._next_id = next_id
 
-    def _send_results(self, messages: list[dict[str, Any]], cpu_time: float) -> None:
+    def _flush_results(self) -> None:
+        """Send the results computed and not yet sent, in one write."""
+        if self._run:
+            self._pending.append(protocol.results(self._run_start, self._run, 0.0))
+            self._run, self._next_id = [], -1
+        messages = self._pending
+        if not messages:
+            return
+        self._pending = []
         # The CPU time of what is sent now is told once, with the last run (monitoring
-        # sums it per volunteer; a failure's share is no one's concern).
+        # sums it per volunteer).
+        cpu_time = max(0.0, time.thread_time() - self._cpu_since)
         for message in reversed(messages):
             if message["type"] == "results":
-                message["cpu_time"] = max(0.0, cpu_time)
+                message["cpu_time"] = cpu_time
                 break
         self.channel.send_many(messages)
 
