@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shoal.cluster.db.models import HEALTH_FIELDS, HealthSample
+from shoal.cluster.db.models import HEALTH_FIELDS, HealthSample, Worker
 
 RESOLUTIONS = {"raw": None, "1m": dt.timedelta(minutes=1), "1h": dt.timedelta(hours=1)}
 RAW_KEEP = dt.timedelta(hours=2)
@@ -97,24 +97,46 @@ class HealthStore:
         return made
 
     def _roll(self, source: str, target: str, now: dt.datetime) -> int:
+        """Means of the finished ``target`` buckets not rolled up yet.
+
+        One time-range read (index on resolution and time) from the oldest
+        bucket any worker still needs, so a round reads about a minute of
+        samples, not the table.
+        """
         step = RESOLUTIONS[target]
         assert step is not None
         end = _floor(now, step)  # only buckets that are over
-        with self.sessions.begin() as session:
+        columns = [HealthSample.worker_id, HealthSample.sampled_at,
+                   *(getattr(HealthSample, f) for f in HEALTH_FIELDS)]
+        with self.sessions() as session:
             done = dict(session.execute(
                 select(HealthSample.worker_id, func.max(HealthSample.sampled_at))
                 .where(HealthSample.resolution == target)
                 .group_by(HealthSample.worker_id)).all())
-            rows = session.scalars(select(HealthSample).where(
-                HealthSample.resolution == source, HealthSample.sampled_at < end)
-                .order_by(HealthSample.sampled_at))
+            # Where each worker's work starts: after its last rollup, or at its first sample.
+            starts = [last + step for last in done.values()]
+            for worker in session.scalars(select(Worker.id)):
+                if worker not in done:
+                    first = session.scalar(
+                        select(HealthSample.sampled_at).where(
+                            HealthSample.worker_id == worker, HealthSample.resolution == source)
+                        .order_by(HealthSample.sampled_at).limit(1))
+                    if first is not None:
+                        starts.append(first)
+            since = min(starts, default=end)
+            query = select(*columns).where(HealthSample.resolution == source,
+                                           HealthSample.sampled_at >= since,
+                                           HealthSample.sampled_at < end)
             buckets: dict[tuple[str, dt.datetime], list[Sample]] = defaultdict(list)
-            for row in rows:
+            for row in session.execute(query):
                 bucket = _floor(row.sampled_at, step)
                 last = done.get(row.worker_id)
-                if last is not None and bucket <= last.replace(tzinfo=dt.timezone.utc):
-                    continue  # rolled up already
-                buckets[(row.worker_id, bucket)].append(as_dict(row))
-            self.add_in(session, ((worker, _mean(samples, bucket))
-                                  for (worker, bucket), samples in buckets.items()), target)
-            return len(buckets)
+                if last is None or bucket > last:
+                    sample = dict(row._mapping)
+                    del sample["worker_id"]
+                    buckets[(row.worker_id, bucket)].append(sample)
+        if buckets:
+            with self.sessions.begin() as session:
+                self.add_in(session, ((worker, _mean(samples, bucket))
+                                      for (worker, bucket), samples in buckets.items()), target)
+        return len(buckets)

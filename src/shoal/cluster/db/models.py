@@ -126,7 +126,8 @@ class HealthSample(Base):
 
     __tablename__ = "health_samples"
     __table_args__ = (Index("ix_health_worker_res_time", "worker_id", "resolution",
-                            "sampled_at"),)
+                            "sampled_at"),
+                      Index("ix_health_res_time", "resolution", "sampled_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"))

@@ -4,8 +4,8 @@
 * every half second: close links that fell silent (no heartbeat for
   ``offline_after_s``: offline), and make workers offline for ``lost_after_s``
   ``lost`` with their unfinished jobs;
-* every ``housekeeping_s``: roll health samples up to minutes and hours, and
-  delete finished pools older than the retention.
+* every ``housekeeping_s``, in a thread: roll health samples up to minutes and
+  hours, and delete finished pools older than the retention.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ log = logging.getLogger("shoal.master")
 
 
 def housekeeping(master: MasterState) -> None:
-    """Rollups and retention, now."""
-    master.flusher.flush()
+    """Rollups and retention, now.  Runs in a thread: it only uses the database (its own
+    sessions), so the event loop keeps answering meanwhile."""
     rolled = master.health.downsample(utcnow())
     pruned = master.store.prune_pools(utcnow() - dt.timedelta(
         seconds=master.settings.retention_s))
@@ -34,7 +34,8 @@ def housekeeping(master: MasterState) -> None:
 async def run(master: MasterState) -> None:
     settings = master.settings
     last_check = last_housekeeping = time.monotonic()
-    housekeeping(master)
+    chores: asyncio.Task[None] | None = asyncio.create_task(asyncio.to_thread(housekeeping,
+                                                                               master))
     while True:
         await asyncio.sleep(settings.flush_s)
         try:
@@ -43,8 +44,12 @@ async def run(master: MasterState) -> None:
             if now - last_check >= 0.5:
                 last_check = now
                 master.hub.check_liveness(settings.offline_after_s, settings.lost_after_s)
-            if now - last_housekeeping >= settings.housekeeping_s:
+            if chores is not None and chores.done():
+                if chores.exception() is not None:
+                    log.error("housekeeping failed: %s", chores.exception())
+                chores = None
+            if chores is None and now - last_housekeeping >= settings.housekeeping_s:
                 last_housekeeping = now
-                housekeeping(master)
+                chores = asyncio.create_task(asyncio.to_thread(housekeeping, master))
         except Exception:  # keep monitoring: one failed round must not stop the next
             log.exception("the master's monitor failed a round")
