@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoal.stream.ledger import Ledger, Outcome
+from shoal.stream.ledger import Ledger, Outcome, Run
 
 
 def ok(item_id: int, value: object = None) -> Outcome:
@@ -66,6 +66,84 @@ def test_a_lost_volunteers_items_are_lent_again_before_newer_ones():
     ledger.settle("b", ok(2))
     assert [i for i, _ in ledger.lend("b")] == [0]
     assert ledger.relent == 2
+
+
+def test_consecutive_items_are_lent_and_settled_as_one_run():
+    ledger = Ledger(window=100)
+    ledger.join("a", 8)
+    assert list(ledger.admit_many(["a", "b", "c", "d"])) == [0, 1, 2, 3]
+    lent = ledger.lend_batch("a", limit=3)
+    assert lent.ids == range(0, 3) and lent.values == ["a", "b", "c"]
+    assert ledger.settle_run("a", 0, ["A", "B", "C"]) == 3
+    [run] = ledger.release_runs()
+    assert run == Run(0, ["A", "B", "C"])
+    assert ledger.released == 3 and ledger.free_slots("a") == 8
+
+
+def test_a_run_of_results_counts_only_for_the_items_the_volunteer_holds():
+    ledger = Ledger(window=100)
+    ledger.join("a", 2)
+    ledger.join("b", 2)
+    ledger.admit_many(list(range(4)))
+    ledger.lend_batch("a")          # 0, 1
+    ledger.lend_batch("b")          # 2, 3
+    assert ledger.settle_run("a", 0, [0, 10]) == 2
+    assert ledger.settle_run("a", 1, [10, 20, 30]) == 0   # 1 again, 2 and 3 are b's
+    assert ledger.duplicates == 1 and ledger.unsolicited == 2
+    assert ledger.settle_run("b", 2, [20, 30]) == 2
+    assert [o.value for o in ledger.release()] == [0, 10, 20, 30]
+
+
+def test_failures_keep_their_place_between_runs():
+    ledger = Ledger(window=100)
+    ledger.join("a", 5)
+    ledger.admit_many(list(range(5)))
+    ledger.lend_batch("a")
+    ledger.settle_run("a", 3, [30, 40])
+    ledger.settle("a", Outcome(2, False, error="ValueError: no"))
+    ledger.settle_run("a", 0, [0, 10])
+    first, failed, last = ledger.release_runs()
+    assert first == Run(0, [0, 10]) and last == Run(3, [30, 40])
+    assert isinstance(failed, Outcome) and failed.id == 2 and failed.item == 2
+    assert ledger.released == 5
+
+
+def test_items_taken_back_from_a_lost_volunteer_go_out_alone_to_empty_hands():
+    ledger = Ledger(window=100)
+    ledger.join("a", 4)
+    ledger.join("b", 4)
+    ledger.admit_many(list(range(6)))
+    ledger.lend_batch("a", limit=2)            # 0, 1
+    ledger.lend_batch("b", limit=2)            # 2, 3
+    assert ledger.lose("a") == [0, 1]
+    assert ledger.lend("b") == []              # b holds items: 0 waits for empty hands
+    ledger.settle_run("b", 2, [2, 3])
+    assert ledger.lend("b") == [(0, 0)]        # alone ...
+    assert ledger.lend("b") == []              # ... and nothing more until it answers
+    ledger.settle("b", ok(0))
+    assert ledger.lend("b") == [(1, 1)]
+    assert ledger.attempts(1) == 2
+
+
+def test_a_killer_item_fails_and_its_batch_neighbours_are_computed():
+    ledger = Ledger(window=100, max_losses=3)
+    ledger.admit_many(["ok", "deadly", "ok too"])
+    ledger.end_input()
+    names = iter(range(100))
+    outcomes: list[Outcome] = []
+    while not ledger.finished():
+        volunteer = next(names)
+        ledger.join(volunteer, 3)
+        lent = ledger.lend(volunteer)
+        if any(value == "deadly" for _, value in lent):
+            ledger.lose(volunteer)          # it dies computing the batch
+        else:
+            for item_id, value in lent:
+                ledger.settle(volunteer, Outcome(item_id, True, value=value))
+        outcomes += ledger.release()
+    assert [(o.ok, o.value) for o in outcomes] == [(True, "ok"), (False, None), (True, "ok too")]
+    assert "ItemLost" in outcomes[1].error
+    assert ledger.relent == 4               # the batch once, then the killer alone twice
 
 
 def test_a_result_arriving_twice_is_used_once():
@@ -208,8 +286,15 @@ def test_any_interleaving_releases_each_item_exactly_once_in_order(data):
             ledger.lend(data.draw(st.sampled_from(volunteers)))
         elif action == "settle":
             volunteer = data.draw(st.sampled_from(volunteers))
-            for item_id in sorted(ledger.held(volunteer)):
-                ledger.settle(volunteer, ok(item_id))
+            held = sorted(ledger.held(volunteer))
+            if held and data.draw(st.booleans()):
+                # A run from its lowest id, as a volunteer's results message says it (it may
+                # overlap items it does not hold: those must not count).
+                start, count = held[0], data.draw(st.integers(1, 4))
+                ledger.settle_run(volunteer, start, [i * 10 for i in range(start, start + count)])
+            else:
+                for item_id in held:
+                    ledger.settle(volunteer, ok(item_id))
         else:
             ledger.lose(volunteers.pop(data.draw(st.integers(0, len(volunteers) - 1))))
         released += ledger.release()
