@@ -119,7 +119,6 @@ class Coordinator:
         self.status: int | None = None
         self._ids = itertools.count(1)
         self._done: asyncio.Event | None = None
-        self._flush_soon = False
         self._listeners: list[Any] = []   # called with (event, member) on join/leave
         self.departed: list[dict[str, Any]] = []
 
@@ -268,13 +267,11 @@ class Coordinator:
                 sink.flush()
                 self.finish(1)
                 return
-        if not self._flush_soon:
-            # Once per turn of the loop: results that arrived together share one write.
-            self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        # At once: results that arrived together came as runs, in one message or one read
+        # (a turn of the loop more per read, to gather several, costs more than it saves).
+        self._flush()
 
     def _flush(self) -> None:
-        self._flush_soon = False
         self.sink.flush()
         if getattr(self.sink, "closed", False):
             self.finish(0)   # nobody reads the results any more (`| head`)
