@@ -39,14 +39,15 @@ def free_port() -> int:
 
 
 def free_port_pair() -> int:
-    """A port P with P + 1 free as well (the master's REST and worker ports)."""
+    """A port P with P + 1 and P + 2 free as well (the master's REST, worker and task ports)."""
     for _ in range(50):
         port = free_port()
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
+        try:
+            for other in (port + 1, port + 2):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", other))
+        except OSError:
+            continue
         return port
     raise RuntimeError("no free pair of ports")
 
@@ -109,6 +110,10 @@ class Master:
     @property
     def worker_port(self) -> int:
         return self.port + 1
+
+    @property
+    def task_port(self) -> int:
+        return self.port + 2
 
     @property
     def env(self) -> dict[str, str]:

@@ -3,6 +3,7 @@
 ::
 
     shoal master [--db URL] [--host H] [--port P] [--worker-port P] [--retention D]
+                 [--task-port P] [--scheduler NAME]
                  [--certfile F --keyfile F]
     shoal master token create --scope read|submit|admin [--name N]
     shoal master token list | revoke ID
@@ -68,6 +69,10 @@ def _serve_parser() -> CliParser:
     parser.add_argument("--host", default="0.0.0.0", help="the address to listen on")
     parser.add_argument("--port", type=_port, default=7450, help="REST API port (7450)")
     parser.add_argument("--worker-port", type=_port, help="worker port (default: --port + 1)")
+    parser.add_argument("--task-port", type=_port, help="the task service's port, for "
+                        "shoal.Executor('shoal://HOST:PORT') (default: --port + 2)")
+    parser.add_argument("--scheduler", default="pull", metavar="NAME", help="the task "
+                        "service's policy: pull, least-loaded, fastest-first or a plugin's")
     parser.add_argument("--retention", type=duration, default=7 * 86400.0, metavar="D",
                         help="keep finished pools this long: days, or 12h/30m/45s (7)")
     parser.add_argument("--certfile", type=Path, help="serve HTTPS with this certificate")
@@ -116,11 +121,18 @@ def main(argv: list[str]) -> int:
         raise ConfigurationError("HTTPS needs both --certfile and --keyfile")
     from shoal.cluster.master.serve import serve
     from shoal.cluster.master.settings import MasterSettings
+    from shoal.tasks.scheduler.policies import policy_class
+
+    try:
+        policy_class(args.scheduler)
+    except LookupError as exc:
+        raise ConfigurationError(f"--scheduler: {exc}") from None
 
     paths.node.ensure()
     settings = MasterSettings(
         db_url=args.db or paths.default_db_url(), host=args.host, port=args.port,
-        worker_port=args.worker_port, retention_s=args.retention, certfile=args.certfile,
+        worker_port=args.worker_port, task_port=args.task_port,
+        task_scheduler=args.scheduler, retention_s=args.retention, certfile=args.certfile,
         keyfile=args.keyfile, password=paths.read_master_password(),
         authorized_keys=paths.authorized_keys_file, offline_after_s=args.offline_after,
         lost_after_s=args.lost_after, housekeeping_s=args.housekeeping, paths=paths)

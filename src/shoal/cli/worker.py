@@ -6,8 +6,11 @@ from ``$SHOAL_PASSWORD`` (or ``--password-env VAR``), or with ``--key`` this
 machine's identity, the master's key being checked against ``known_hosts``
 (add it with ``shoal worker trust HOST:WORKERPORT KEYLINE``, the key line
 from ``shoal master key``).  The worker's id is kept in its state folder, so a
-restarted worker is the same worker.  SIGTERM or SIGINT stops it, killing its
-jobs first.
+restarted worker is the same worker.  Next to the jobs it runs executors'
+Python tasks (``shoal.Executor("shoal://MASTER:TASKPORT")``) in ``--task-slots``
+processes (one per core; 0: none), logged in to the master's task port with the
+same password or key.  SIGTERM or SIGINT stops it, killing its jobs and task
+processes first.
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _slots(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of processes (0: none), "
+                                         f"not {text!r}")
+    return int(text)
+
+
 def _parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Run the master's jobs on this machine.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -58,6 +68,9 @@ def _parser() -> CliParser:
                         help="the variable holding the master's worker password")
     parser.add_argument("--master-silence", type=float, default=15.0,
                         help=argparse.SUPPRESS)  # seconds without a word from the master (tests)
+    parser.add_argument("--task-slots", type=_slots, metavar="N",
+                        help="processes running executors' Python tasks (default: one per "
+                        "core; 0: none)")
     parser.add_argument("--key", action="store_true",
                         help="log in with this machine's key instead of a password")
     return parser
@@ -81,12 +94,15 @@ def main(argv: list[str]) -> int:
     import signal
 
     from shoal.cluster.worker.agent import WorkerAgent, WorkerSettings
+    from shoal.tasks.protocol import default_slots
 
     logging.basicConfig(level=logging.INFO, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = WorkerSettings(host=host, port=port, worker_id=paths.worker_id(),
                               name=args.name or socket.gethostname(), login=login,
-                              master_silence_s=args.master_silence)
+                              master_silence_s=args.master_silence,
+                              task_slots=default_slots() if args.task_slots is None
+                              else args.task_slots)
 
     async def run() -> None:
         stop = asyncio.Event()

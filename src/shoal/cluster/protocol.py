@@ -8,12 +8,15 @@ base64.  Version 1::
     worker -> master                          master -> worker
     {"type":"hello","protocol":1,             {"type":"welcome","protocol":1,
      "worker_id":UUID,"name":..,"hostname":..  "resume":{JOB:{"stdout":N,"stderr":N}},
-     "cores":N,"memory_total":N,"platform":..  "forget":[JOB..]}   (or error)
-     "python":..,"shoal":..,
+     "cores":N,"memory_total":N,"platform":..  "forget":[JOB..],"task_port":N}
+     "python":..,"shoal":..,                   (or error)
      "jobs":[{"job":JOB,"pid":P,               what it already holds of each job
               "ended":bool,"exit_code":..,     the worker still reports; "forget":
               "signal":..,"reason":..}]}       jobs it does not know (the worker
-                                               kills and drops them)
+                                               kills and drops them); "task_port"
+                                               (optional, absent from older masters):
+                                               the master's task service, where the
+                                               worker's task agent links
     {"type":"heartbeat","health":{..}}        {"type":"run","job":JOB,"command":[..],
     {"type":"started","job":JOB,"pid":P}       "env":{..}|null,"cwd":..|null,
     {"type":"output","job":JOB,                "timeout":S|null}

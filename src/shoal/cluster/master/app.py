@@ -1,7 +1,8 @@
 """``create_app(settings) -> FastAPI``: the master's web application.
 
 The lifespan opens the database (migrating it), starts the worker link on
-``settings.link_port`` and the monitor, and on shutdown stops them and writes
+``settings.link_port``, the task service (``shoal.tasks``) on ``settings.tasks_port``
+and the monitor, and on shutdown stops them and writes
 what is still buffered.  The dashboard (``shoal.cluster.master.dashboard``,
 built separately) is mounted when that package is installed.
 """
@@ -22,6 +23,7 @@ from shoal.cluster.master import errors, monitor
 from shoal.cluster.master.routes import ROUTERS
 from shoal.cluster.master.settings import MasterSettings
 from shoal.cluster.master.state import MasterState
+from shoal.errors import ConfigurationError
 
 log = logging.getLogger("shoal.master")
 DASHBOARD = "shoal.cluster.master.dashboard"
@@ -32,6 +34,13 @@ def create_app(settings: MasterSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         master = MasterState(settings)
         app.state.master = master
+        # The task service first, so that every worker's welcome names its port.
+        try:
+            master.hub.task_port = await master.tasks.start(settings.host, settings.tasks_port)
+        except OSError as exc:
+            raise ConfigurationError(f"the task service cannot listen on {settings.host}:"
+                                     f"{settings.tasks_port} ({exc.strerror}): choose "
+                                     "another with --task-port") from None
         await master.hub.start(settings.host, settings.link_port)
         watcher = asyncio.create_task(monitor.run(master))
         try:
@@ -40,6 +49,7 @@ def create_app(settings: MasterSettings) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await master.tasks.stop()
             await master.hub.close()
             master.flusher.flush()
             log.info("master stopped")

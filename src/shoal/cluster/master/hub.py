@@ -53,6 +53,7 @@ class Hub:
         self.flusher = flusher
         self.bus = bus
         self.config = config
+        self.task_port: int | None = None  # told in every welcome: where the task agent links
         self.links: dict[str, Link] = {}
         self.offline_since: dict[str, float] = {}   # worker id -> monotonic time
         self.latest_health: dict[str, Sample] = {}
@@ -204,8 +205,11 @@ class Hub:
             if job.id not in seen:
                 self._end(job.id, state="lost", reason="the worker came back without this "
                           "job (it was restarted, or never received it)")
-        return {"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
-                "resume": resume, "forget": forget}, kills
+        welcome = {"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
+                   "resume": resume, "forget": forget}
+        if self.task_port is not None:
+            welcome["task_port"] = self.task_port
+        return welcome, kills
 
     async def _messages(self, link: Link) -> None:
         while True:

@@ -16,6 +16,8 @@ class MasterSettings:
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
     worker_port: int | None = None          # None: port + 1 (0 in tests: a free one)
+    task_port: int | None = None            # None: port + 2, executors' tasks (0: a free one)
+    task_scheduler: str = "pull"            # the task service's policy (shoal.tasks.scheduler)
     retention_s: float = 7 * 86400.0        # finished pools are deleted after this
     certfile: Path | None = None
     keyfile: Path | None = None
@@ -32,3 +34,10 @@ class MasterSettings:
         if self.worker_port is not None:
             return self.worker_port
         return self.port + 1 if self.port else 0
+
+    @property
+    def tasks_port(self) -> int:
+        """Where executors (``shoal://HOST:PORT``) and the workers' task agents connect."""
+        if self.task_port is not None:
+            return self.task_port
+        return self.port + 2 if self.port else 0

@@ -1,4 +1,4 @@
-"""What a running master holds: the stores, the hub, the event bus, the flusher.
+"""What a running master holds: the stores, the hub, the task service, the event bus, the flusher.
 
 Made by the app's lifespan and kept in ``app.state.master``; the routes reach
 everything through it.  Every method runs on the event loop's thread, so the
@@ -25,6 +25,7 @@ from shoal.cluster.master.metrics import registry_for
 from shoal.cluster.master.settings import MasterSettings
 from shoal.errors import ConfigurationError
 from shoal.security import AuthorizedKeys, LoginRateLimiter, ServerConfig
+from shoal.tasks.service import TaskService
 
 log = logging.getLogger("shoal.master")
 
@@ -64,6 +65,8 @@ class MasterState:
         self.hub = Hub(self.store, self.flusher, self.bus, link_config(settings),
                        publish_job=self.publish_job, publish_pool=self.publish_pool,
                        publish_worker=self.publish_worker)
+        # Executors and the workers' task agents log in exactly as workers do.
+        self.tasks = TaskService(config=self.hub.config, scheduler=settings.task_scheduler)
         self.metrics_registry = registry_for(self)
         self._stored_health: dict[str, Sample | None] = {}
 

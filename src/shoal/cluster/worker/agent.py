@@ -8,7 +8,9 @@ new, batched a few milliseconds) and the heartbeat (a health sample every
 ``HEARTBEAT_S``).  When the link breaks (closed, or the master silent for
 ``MASTER_SILENCE_S``, as after a pulled cable) it reconnects by itself with
 exponential back-off; jobs run on meanwhile and their output waits, and the
-master's ``welcome`` says from which offset to re-send it.
+master's ``welcome`` says from which offset to re-send it.  The welcome also
+names the master's task port: a :class:`~shoal.cluster.worker.tasks.TaskRunner`
+keeps a task agent (``shoal.tasks``) linked there, stopped with the worker.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shoal.cluster import protocol
 from shoal.cluster.errors import LinkError
 from shoal.cluster.worker.health import HealthSampler
 from shoal.cluster.worker.jobs import Job
+from shoal.cluster.worker.tasks import TaskRunner
 from shoal.security import ClientConfig, SecureStream, SecurityError, connect_secure_stream
 
 log = logging.getLogger("shoal.worker")
@@ -48,6 +51,7 @@ class WorkerSettings:
     login: ClientConfig
     heartbeat_s: float = HEARTBEAT_S
     master_silence_s: float = MASTER_SILENCE_S
+    task_slots: int = 0       # processes of the task agent (shoal.tasks); 0: none
 
 
 class _Session:
@@ -73,6 +77,8 @@ class WorkerAgent:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sampler = HealthSampler()
+        self.task_runner = TaskRunner(settings.host, settings.task_slots, settings.name,
+                                      settings.login)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay linked to the master until ``stop`` is set; then kill every job."""
@@ -96,6 +102,7 @@ class WorkerAgent:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         finally:
+            await self.task_runner.close()
             await self._kill_all()
 
     async def _linked(self, stream: SecureStream, stop: asyncio.Event) -> None:
@@ -142,6 +149,7 @@ class WorkerAgent:
             raise LinkError(f"the master refused this worker: {welcome.get('message')}")
         for job_id in welcome.get("forget", []):
             self._forget(job_id, kill=True)
+        self.task_runner.linked(welcome.get("task_port"))  # absent from older masters
         resume = welcome.get("resume", {})
         log.info("linked to the master as %s (%d job(s) resumed)", self.settings.name,
                  len(resume))
