@@ -24,7 +24,14 @@ from shoal.tasks import Executor
 for needed in ("fastapi", "sqlalchemy", "alembic", "httpx", "psutil"):
     pytest.importorskip(needed)  # the master: pip install 'shoal[cluster,test]'
 sys.path.insert(0, str(Path(__file__).parents[1] / "cluster"))  # the cluster tests' helpers
-from cluster_helpers import PASSWORD, Master, Worker, free_port_pair, wait_for  # noqa: I001
+from cluster_helpers import (  # noqa: I001
+    PASSWORD,
+    Master,
+    Worker,
+    free_port_pair,
+    shoal,
+    wait_for,
+)
 TIMINGS = ["--offline-after", "3", "--lost-after", "3"]
 
 
@@ -138,3 +145,79 @@ def test_the_workers_task_agents_link_again_after_the_master_restarts(cluster):
         wait_agents(ex, {"w1", "w2"})
         value, parent = ex.submit(square_where, 9).result(timeout=30)
     assert value == 81 and pids[parent] in {"w1", "w2"}
+
+
+def test_a_key_login_worker_runs_tasks_and_an_executor_logs_in_with_an_authorized_key(
+        tmp_path):
+    from shoal.node.config import BeaconPaths, load_identity
+    from shoal.security import PinnedHostKey, parse_public_key
+
+    (tmp_path / "master").mkdir()
+    master = Master(tmp_path / "master", free_port_pair(), TIMINGS)
+    master.setup()
+    folder = tmp_path / "keyed"
+    worker_env = {**master.env, "SHOAL_CONFIG_DIR": str(folder)}
+    public = shoal("beacon", "key", env=worker_env)
+    assert shoal("master", "authorize", "-", env=master.env, stdin=public.stdout).returncode == 0
+    master_key = shoal("master", "key", env=master.env).stdout.strip()
+    assert shoal("worker", "trust", f"127.0.0.1:{master.worker_port}", master_key,
+                 env=worker_env).returncode == 0
+    worker = Worker(folder, "keyed", master, extra=["--key", "--task-slots", "1"],
+                    password="")
+    try:
+        master.start()
+        worker.start()
+        worker.wait_online()
+        identity = load_identity(BeaconPaths(folder, folder / "state", folder / "cache"))
+        with Executor(f"shoal://127.0.0.1:{master.task_port}", identity=identity,
+                      host_keys=PinnedHostKey(parse_public_key(master_key)[0]),
+                      modules=[sys.modules[__name__]]) as ex:
+            value, parent = ex.submit(square_where, 5).result(timeout=30)
+        assert worker.proc is not None and (value, parent) == (25, worker.proc.pid)
+    finally:
+        worker.stop()
+        master.stop()
+
+
+def test_an_unknown_task_scheduler_stops_the_master_with_the_known_names(tmp_path):
+    done = shoal("master", "--scheduler", "nope", "--port", "0",
+                 env={**os.environ, "SHOAL_CONFIG_DIR": str(tmp_path)})
+    assert done.returncode == 2
+    assert "--scheduler: no scheduler policy named 'nope'" in done.stderr
+    assert "least-loaded" in done.stderr
+
+
+def test_a_link_closed_right_after_a_post_delivers_it_and_closes_without_waiting_out_its_limit():
+    # The master's shutdown closes every agent's link just after the scheduler posted them
+    # retried tasks; close() used to wait out its 5 s limit for each such link.
+    import asyncio
+
+    from shoal.security import ClientConfig, ServerConfig, connect_secure_stream
+    from shoal.security import open_secure_stream as accept_secure_stream
+    from shoal.tasks.links import LinkClosed, StreamLink
+
+    async def scenario() -> list[object]:
+        received: asyncio.Queue[object] = asyncio.Queue()
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            link = StreamLink(await accept_secure_stream(reader, writer,
+                                                         ServerConfig(password=PASSWORD)))
+            with contextlib.suppress(LinkClosed):
+                while True:
+                    received.put_nowait(await link.recv())
+            received.put_nowait("closed")
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = StreamLink(await connect_secure_stream("127.0.0.1", port,
+                                                      ClientConfig(password=PASSWORD)))
+        link.post(("beat", [1, 2]))
+        await link.close()  # awaited right here: the writer has not sent the post yet
+        # It finished by itself, not cancelled by close() at the end of its 5 s wait.
+        assert link._writer.done() and not link._writer.cancelled()
+        got = [await asyncio.wait_for(received.get(), 10) for _ in range(2)]
+        server.close()
+        return got
+
+    batch, end = asyncio.run(scenario())
+    assert [tuple(m) for m in batch] == [("beat", [1, 2])] and end == "closed"

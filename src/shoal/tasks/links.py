@@ -57,11 +57,13 @@ class StreamLink(Link):
     async def _write(self) -> None:
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
+                # Checked before waiting: a post and a close() while the last batch was being
+                # sent set the event only once, and waiting then would hold close() for 5 s.
                 if not self._queued:
                     if self._closed:
                         return
+                    await self._wake.wait()
+                    self._wake.clear()
                     continue
                 batch, self._queued = self._queued, []
                 await self.stream.send(pack(batch))
