@@ -5,9 +5,9 @@ One loop serves every Python volunteer: a local process over a pipe
 machine over WebSocket (``shoal volunteer URL``).  A reader thread answers pings at once,
 so a long computation never looks like a dead volunteer, and hands item batches to the
 main thread, which computes them one by one.  Consecutive ok results go back as one
-``results`` message (a start and the values) when the batch is done, or sooner when they
-come slowly (so the coordinator can print and lend while this batch's neighbours still
-run); a failed item goes back alone as a ``result``.
+``results`` message (a start and the values) once no more work is in hand (a local
+process's queued batch is), or sooner when they come slowly (so the coordinator can print
+and lend while their neighbours still run); a failed item goes back alone as a ``result``.
 """
 
 from __future__ import annotations
