@@ -289,6 +289,9 @@ class Coordinator:
             values = self.source.take(need)
             if BadInput not in map(type, values):   # checked in C: the common case
                 ledger.admit_many(values)
+                if self.source.ended:
+                    ledger.end_input()
+                break   # all it asked for (no demand left) or all there is for now
             else:
                 for value in values:
                     if isinstance(value, BadInput):
