@@ -219,9 +219,12 @@ class Worker:
         self.dir.mkdir(parents=True, exist_ok=True)
         log = open(self.dir / f"worker-{self.runs}.log", "wb")  # noqa: SIM115 - kept open
         env = {**os.environ, "SHOAL_CONFIG_DIR": str(self.dir), "SHOAL_PASSWORD": self.password}
+        # No task agent unless asked for (tests/tasks/test_on_cluster.py): its processes start
+        # after the worker is online, and would count as left behind by a shared cluster's test.
+        tasks = [] if "--task-slots" in self.extra else ["--task-slots", "0"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoal", "worker", "--master",
-             f"127.0.0.1:{self.master.port}", "--name", self.name, *self.extra],
+             f"127.0.0.1:{self.master.port}", "--name", self.name, *tasks, *self.extra],
             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
 

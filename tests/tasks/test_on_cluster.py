@@ -150,7 +150,7 @@ def test_the_workers_task_agents_link_again_after_the_master_restarts(cluster):
 def test_a_key_login_worker_runs_tasks_and_an_executor_logs_in_with_an_authorized_key(
         tmp_path):
     from shoal.node.config import BeaconPaths, load_identity
-    from shoal.security import PinnedHostKey, parse_public_key
+    from shoal.security import KnownHosts
 
     (tmp_path / "master").mkdir()
     master = Master(tmp_path / "master", free_port_pair(), TIMINGS)
@@ -160,17 +160,18 @@ def test_a_key_login_worker_runs_tasks_and_an_executor_logs_in_with_an_authorize
     public = shoal("beacon", "key", env=worker_env)
     assert shoal("master", "authorize", "-", env=master.env, stdin=public.stdout).returncode == 0
     master_key = shoal("master", "key", env=master.env).stdout.strip()
-    assert shoal("worker", "trust", f"127.0.0.1:{master.worker_port}", master_key,
-                 env=worker_env).returncode == 0
+    for port in (master.worker_port, master.task_port):  # the executor pins the task port
+        assert shoal("worker", "trust", f"127.0.0.1:{port}", master_key,
+                     env=worker_env).returncode == 0
     worker = Worker(folder, "keyed", master, extra=["--key", "--task-slots", "1"],
                     password="")
     try:
         master.start()
         worker.start()
         worker.wait_online()
-        identity = load_identity(BeaconPaths(folder, folder / "state", folder / "cache"))
-        with Executor(f"shoal://127.0.0.1:{master.task_port}", identity=identity,
-                      host_keys=PinnedHostKey(parse_public_key(master_key)[0]),
+        paths = BeaconPaths(folder, folder / "state", folder / "cache")
+        with Executor(f"shoal://127.0.0.1:{master.task_port}", identity=load_identity(paths),
+                      host_keys=KnownHosts(paths.known_hosts_file),
                       modules=[sys.modules[__name__]]) as ex:
             value, parent = ex.submit(square_where, 5).result(timeout=30)
         assert worker.proc is not None and (value, parent) == (25, worker.proc.pid)

@@ -110,8 +110,10 @@ class Executor(concurrent.futures.Executor):
             if workers is not None:
                 raise ConfigurationError("workers= sizes a local cluster; a remote service has "
                                          "the workers its agents bring")
+            # The server's name is HOST:PORT, so `host_keys` may be a KnownHosts file.
+            server = "{}:{}".format(*protocol.parse_address(address))
             config = ClientConfig(password=password, identity=identity, host_keys=host_keys,
-                                  name=name)
+                                  name=name, server_name=server)
         self.address = address
         host, port = protocol.parse_address(address)
         hello = {"role": "client", "session": self.session, "retries": retries,
