@@ -5,9 +5,10 @@ One loop serves every Python volunteer: a local process over a pipe
 machine over WebSocket (``shoal volunteer URL``).  A reader thread answers pings at once,
 so a long computation never looks like a dead volunteer, and hands item batches to the
 main thread, which computes them one by one.  Consecutive ok results go back as one
-``results`` message (a start and the values) once no more work is in hand (a local
-process's queued batch is), or sooner when they come slowly (so the coordinator can print
-and lend while their neighbours still run); a failed item goes back alone as a ``result``.
+``results`` message (a start and the values) when a large batch is done, or once no more
+work is in hand (a local process's queued batch is), or sooner when they come slowly (so
+the coordinator can print and lend while their neighbours still run); a failed item goes
+back alone as a ``result``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from shoal.stream.errors import ProtocolError, StreamError
 
 REPORT_EVERY = 0.5  # seconds between report messages when shoal.report is called
 FLUSH_AFTER = 0.002  # a result waits at most this long for others to share its write
+# A batch this large is answered as soon as it is done, even with the next one in hand: one
+# message per batch is cheap enough then, and the coordinator refills us while we compute
+# the queued batch.  Smaller batches' results wait for the next ones, to share one write.
+SEND_AT = 16
 
 
 class Channel(Protocol):
@@ -287,6 +292,8 @@ class Volunteer:
                 if not self._pending and not self._run:
                     self._since, self._cpu_since = time.monotonic(), time.thread_time()
                 self._compute_batch(function, ids, values)
+                if len(values) >= SEND_AT:
+                    self._flush_results()
                 self._maybe_report(force=inbox.empty())
         except OSError:
             pass  # the coordinator went away mid-send: nothing left to do
