@@ -9,19 +9,10 @@ import sys
 import time
 
 from shoal.cli import CliParser, command
+from shoal.cli._types import port
 from shoal.errors import ConfigurationError
 
 PROG = "shoal beacon"
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, not {text!r}")
-    return value
 
 
 def _parser() -> CliParser:
@@ -29,7 +20,7 @@ def _parser() -> CliParser:
                        "for runners who know the password or hold an authorized key.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = sub.add_parser("up", help="start the beacon (in the background unless --foreground)")
-    up.add_argument("--port", type=_port, help="the port to listen on (default: beacon.toml, "
+    up.add_argument("--port", type=port, help="the port to listen on (default: beacon.toml, "
                                                "else 7447; 0 picks a free one)")
     up.add_argument("--host", metavar="ADDR", help="the address to listen on "
                                                    "(default: beacon.toml, else 0.0.0.0)")

@@ -22,19 +22,13 @@ import sys
 from pathlib import Path
 
 from shoal.cli import CliParser, command
+from shoal.cli._types import port, seconds
 from shoal.errors import ConfigurationError
 
 PROG = "shoal master"
 _ACTIONS = ("token", "password", "authorize", "key")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
-
-
-def _port(text: str) -> int:
-    value = int(text) if text.isdigit() else -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, not {text!r}")
-    return value
 
 
 def duration(text: str) -> float:
@@ -44,16 +38,6 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a duration like 7 (days), 12h, 30m or "
                                          f"45s, not {text!r}")
     return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
-    return value
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +51,9 @@ def _serve_parser() -> CliParser:
                        f"{PROG} token|password|authorize|key --help")
     _db_option(parser)
     parser.add_argument("--host", default="0.0.0.0", help="the address to listen on")
-    parser.add_argument("--port", type=_port, default=7450, help="REST API port (7450)")
-    parser.add_argument("--worker-port", type=_port, help="worker port (default: --port + 1)")
-    parser.add_argument("--task-port", type=_port, help="the task service's port, for "
+    parser.add_argument("--port", type=port, default=7450, help="REST API port (7450)")
+    parser.add_argument("--worker-port", type=port, help="worker port (default: --port + 1)")
+    parser.add_argument("--task-port", type=port, help="the task service's port, for "
                         "shoal.Executor('shoal://HOST:PORT') (default: --port + 2)")
     parser.add_argument("--scheduler", default="pull", metavar="NAME", help="the task "
                         "service's policy: pull, least-loaded, fastest-first or a plugin's")
@@ -77,11 +61,11 @@ def _serve_parser() -> CliParser:
                         help="keep finished pools this long: days, or 12h/30m/45s (7)")
     parser.add_argument("--certfile", type=Path, help="serve HTTPS with this certificate")
     parser.add_argument("--keyfile", type=Path, help="... and this private key")
-    parser.add_argument("--offline-after", type=_seconds, default=10.0, metavar="S",
+    parser.add_argument("--offline-after", type=seconds, default=10.0, metavar="S",
                         help="a worker silent this long is offline (10)")
-    parser.add_argument("--lost-after", type=_seconds, default=30.0, metavar="S",
+    parser.add_argument("--lost-after", type=seconds, default=30.0, metavar="S",
                         help="an offline worker's jobs are lost after this long (30)")
-    parser.add_argument("--housekeeping", type=_seconds, default=60.0,
+    parser.add_argument("--housekeeping", type=seconds, default=60.0,
                         help=argparse.SUPPRESS)  # how often rollups and retention run (tests)
     return parser
 

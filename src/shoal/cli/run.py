@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from shoal.cli import CliParser, command, usage_error
+from shoal.cli._types import seconds
 
 PROG = "shoal run"
 # Options that take a value; the first word after the options that is not one
@@ -26,17 +27,6 @@ def _ranks(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"expected a whole number of ranks, 1 or more, not {text!r} "
             "(e.g. shoal run -n 4 prog.py)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds greater than 0, not {text!r}")
     return value
 
 
@@ -63,7 +53,7 @@ def _parser() -> CliParser:
                         help="run a module as `python -m MODULE` would")
     parser.add_argument("--tag-output", action="store_true",
                         help="start every output line with [rank]")
-    parser.add_argument("--timeout", type=_seconds, metavar="S",
+    parser.add_argument("--timeout", type=seconds, metavar="S",
                         help="stop the job after S seconds, say where each rank was "
                              "blocked, and exit with 124")
     parser.add_argument("--mpi", action="store_true",

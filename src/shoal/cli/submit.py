@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from shoal.cli import CliParser, command
+from shoal.cli._types import seconds
 
 PROG = "shoal submit"
 
@@ -25,16 +26,6 @@ def _assignment(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds greater than 0, not {text!r}")
-    return value
-
-
 def _parser() -> CliParser:
     from shoal.cluster.client import add_connection_arguments
 
@@ -52,7 +43,7 @@ def _parser() -> CliParser:
     parser.add_argument("--env", type=_assignment, action="append", default=[],
                         metavar="KEY=VAL", help="set a variable for the command (repeatable)")
     parser.add_argument("--cwd", metavar="DIR", help="the folder to run it in, on the worker")
-    parser.add_argument("--timeout", type=_seconds, metavar="S",
+    parser.add_argument("--timeout", type=seconds, metavar="S",
                         help="kill the jobs still running after S seconds")
     parser.add_argument("--follow", "-f", action="store_true",
                         help="stream the output, each line labelled [worker], until every "

@@ -22,6 +22,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from shoal.cli import CliParser, command
+from shoal.cli._types import remote_port
 from shoal.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -41,13 +42,6 @@ def parse_master(text: str) -> tuple[str, int]:
     return match.group(1).strip("[]"), int(match.group(2) or DEFAULT_REST_PORT)
 
 
-def _port(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, not {text!r}")
-    return value
-
-
 def _slots(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a number of processes (0: none), "
@@ -62,7 +56,8 @@ def _parser() -> CliParser:
     trust.add_argument("address", metavar="HOST:WORKERPORT")
     trust.add_argument("keyline", nargs="+", help="the line `shoal master key` printed")
     parser.add_argument("--master", metavar="HOST[:PORT]", help="the master (REST port 7450)")
-    parser.add_argument("--worker-port", type=_port, help="the master's worker port (PORT + 1)")
+    parser.add_argument("--worker-port", type=remote_port,
+                        help="the master's worker port (PORT + 1)")
     parser.add_argument("--name", default="", help="the name shown (default: the hostname)")
     parser.add_argument("--password-env", default="SHOAL_PASSWORD", metavar="VAR",
                         help="the variable holding the master's worker password")
