@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from beacon_hosts import BeaconHosts, wait_for, write_program
+from beacon_hosts import BeaconHosts
+
+from process_support import wait_for, write_program
 
 pytestmark = [pytest.mark.timeout(120),
               pytest.mark.skipif(shutil.which("tcpdump") is None,

@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from beacon_hosts import HANGING, BeaconHosts, alive, all_up, rank_pids, wait_for, write_program
+from beacon_hosts import HANGING, BeaconHosts, all_up, rank_pids
+
+from process_support import alive, wait_for, write_program
 
 pytestmark = pytest.mark.timeout(120)
 

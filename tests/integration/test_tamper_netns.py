@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from beacon_hosts import BeaconHosts, write_program
+from beacon_hosts import BeaconHosts
+
+from process_support import write_program
 
 pytestmark = pytest.mark.timeout(120)
 

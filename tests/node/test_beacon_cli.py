@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from node_helpers import Beacon, alive, shoal, wait_for
+from node_helpers import Beacon, shoal
 
+from process_support import alive, wait_for
 from shoal.node.bundles import BundleStore
 from shoal.node.client import BeaconError, make_bundle
 

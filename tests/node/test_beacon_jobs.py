@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from node_helpers import PASSWORD, Beacon, alive, shoal, wait_for, write_program
+from node_helpers import PASSWORD, Beacon, shoal
 
+from process_support import alive, wait_for, write_program
 from shoal.node.client import BeaconClient, BeaconError, Output, RankExit, make_bundle
 
 pytestmark = pytest.mark.timeout(60)

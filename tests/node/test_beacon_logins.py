@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from node_helpers import PASSWORD, Beacon, shoal, wait_for
+from node_helpers import PASSWORD, Beacon, shoal
 
+from process_support import wait_for
 from shoal.node.client import BeaconClient
 from shoal.security import (
     AuthenticationError,

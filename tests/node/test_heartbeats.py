@@ -15,8 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from node_helpers import PASSWORD, Beacon, alive, wait_for, write_program
+from node_helpers import PASSWORD, Beacon
 
+from process_support import alive, wait_for, write_program
 from shoal.node.client import BeaconClient, BeaconLost, Output, make_bundle
 
 pytestmark = pytest.mark.timeout(60)

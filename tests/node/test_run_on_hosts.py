@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_helpers import PASSWORD, Beacon, alive, wait_for, write_program
+from node_helpers import PASSWORD, Beacon
+
+from process_support import alive, wait_for, write_program
 
 pytestmark = pytest.mark.timeout(120)
 
