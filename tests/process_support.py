@@ -6,6 +6,9 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def alive(pid: int) -> bool:
@@ -36,3 +39,16 @@ def write_program(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+def eventually(predicate: Callable[[], T], within: float = 30.0) -> T:
+    """Poll ``predicate`` until it returns something true, and return that; fail the test
+    if it has not within ``within`` seconds (a liveness limit, not a timing assertion)."""
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {predicate}")
+        time.sleep(0.02)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import task_helpers as helpers
 
+from process_support import eventually
 from shoal.security import AuthenticationError
 from shoal.tasks import Executor, TaskHooks, TaskService
 
@@ -59,15 +60,6 @@ def start_agent(address: str, name: str, slots: int = 1) -> subprocess.Popen[byt
                             env=env, stdout=subprocess.DEVNULL)
 
 
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting")
-
-
 class Recorder(TaskHooks):
     """Task hooks that write down what they are told."""
 
@@ -110,12 +102,12 @@ def service() -> Iterator[ServiceThread]:
 
 def test_an_executor_with_the_password_runs_tasks_on_remote_agents(service):
     service.start_agent("a", 2)
-    wait_for(lambda: service.agents() == ["a"])
+    eventually(lambda: service.agents() == ["a"])
     with Executor(service.address, password=PASSWORD) as ex:
         assert list(ex.map(helpers.square, range(100), chunksize=7)) == [x * x for x in range(100)]
         assert ex.status()["agents"][0]["name"] == "a"
     # A clean goodbye: the service forgets the session's functions (and tells the agents to).
-    wait_for(lambda: not service.service.functions and not service.service.sessions)
+    eventually(lambda: not service.service.functions and not service.service.sessions)
     assert not service.service.agents["a"].functions
 
 
@@ -126,13 +118,13 @@ def test_a_wrong_password_is_rejected_before_any_task_is_read(service):
 
 def test_a_killed_agent_has_its_tasks_run_on_another_exactly_once(service, tmp_path):
     first = service.start_agent("first", 1)
-    wait_for(lambda: service.agents() == ["first"])
+    eventually(lambda: service.agents() == ["first"])
     with Executor(service.address, password=PASSWORD) as ex:
         futures = [ex.submit(helpers.mark_and_sleep, str(tmp_path), f"t{i}", seconds)
                    for i, seconds in enumerate([60.0, 0.1])]
-        wait_for(lambda: list(tmp_path.glob("t0.1")))
+        eventually(lambda: list(tmp_path.glob("t0.1")))
         service.start_agent("second", 1)
-        wait_for(lambda: sorted(service.agents()) == ["first", "second"])
+        eventually(lambda: sorted(service.agents()) == ["first", "second"])
         first.send_signal(signal.SIGKILL)
         assert [f.result(timeout=60) for f in futures] == ["t0 ran 2 time(s)",
                                                           "t1 ran 1 time(s)"]
@@ -144,7 +136,7 @@ def test_a_killed_agent_has_its_tasks_run_on_another_exactly_once(service, tmp_p
 
 def test_an_executor_that_disconnects_fetches_its_finished_results_later(service):
     service.start_agent("a", 1)
-    wait_for(lambda: service.agents() == ["a"])
+    eventually(lambda: service.agents() == ["a"])
     ex = Executor(service.address, password=PASSWORD)
     futures = [ex.submit(helpers.sleep_then, 0.2, i) for i in range(3)]
     ids = [f.task_id for f in futures]
@@ -163,7 +155,7 @@ def test_an_executor_naming_another_scheduler_than_the_service_is_told_which_it_
 def test_a_module_declared_in_modules_travels_by_value_to_agents_without_it(
         service, tmp_path, monkeypatch):
     service.start_agent("a", 1)  # started before the module exists: it cannot import it
-    wait_for(lambda: service.agents() == ["a"])
+    eventually(lambda: service.agents() == ["a"])
     (tmp_path / "only_here.py").write_text("def triple(x):\n    return 3 * x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     import only_here
@@ -184,12 +176,12 @@ def test_a_module_declared_in_modules_travels_by_value_to_agents_without_it(
 def test_an_agent_that_stops_heartbeating_is_dropped_and_its_task_runs_elsewhere(
         service, tmp_path):
     frozen = service.start_agent("frozen", 1)
-    wait_for(lambda: service.agents() == ["frozen"])
+    eventually(lambda: service.agents() == ["frozen"])
     with Executor(service.address, password=PASSWORD) as ex:
         future = ex.submit(helpers.mark_and_sleep, str(tmp_path), "t", 60.0, 0.0)
-        wait_for(lambda: list(tmp_path.glob("t.1")))
+        eventually(lambda: list(tmp_path.glob("t.1")))
         service.start_agent("alive", 1)
-        wait_for(lambda: sorted(service.agents()) == ["alive", "frozen"])
+        eventually(lambda: sorted(service.agents()) == ["alive", "frozen"])
         frozen.send_signal(signal.SIGSTOP)  # alive but silent: no heartbeat, no result
         try:
             assert future.result(timeout=60) == "t ran 2 time(s)"

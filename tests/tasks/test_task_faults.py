@@ -10,17 +10,8 @@ from pathlib import Path
 import pytest
 import task_helpers as helpers
 
+from process_support import eventually
 from shoal.tasks import Executor, PoisonTaskError
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting")
 
 
 def test_a_worker_process_killed_mid_task_has_its_task_rerun_and_each_result_delivered_once(
@@ -28,7 +19,7 @@ def test_a_worker_process_killed_mid_task_has_its_task_rerun_and_each_result_del
     with Executor(workers=2) as ex:
         futures = [ex.submit(helpers.mark_and_sleep, str(tmp_path), f"t{i}", seconds)
                    for i, seconds in enumerate([60.0, 0.2, 0.2, 0.2])]
-        victim = wait_for(lambda: list(tmp_path.glob("t0.1")))[0]
+        victim = eventually(lambda: list(tmp_path.glob("t0.1")))[0]
         os.kill(int(victim.read_text()), signal.SIGKILL)
         results = [f.result(timeout=60) for f in futures]
         # The killed one ran twice, the others once; each result arrived exactly once.
@@ -48,9 +39,9 @@ def test_cancelling_a_running_task_kills_its_process_and_a_new_one_takes_its_pla
         tmp_path: Path):
     with Executor(workers=1) as ex:
         running = ex.submit(helpers.mark_and_sleep, str(tmp_path), "long", 60.0)
-        pid = int(wait_for(lambda: list(tmp_path.glob("long.1")))[0].read_text())
+        pid = int(eventually(lambda: list(tmp_path.glob("long.1")))[0].read_text())
         assert running.cancel()
-        wait_for(lambda: not _alive(pid))
+        eventually(lambda: not _alive(pid))
         assert ex.submit(helpers.pid).result(timeout=30) != pid
         time.sleep(0.3)
         assert not list(tmp_path.glob("long.2"))  # a cancelled task is not retried
