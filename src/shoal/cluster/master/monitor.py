@@ -1,6 +1,6 @@
 """The master's background duties, on its event loop.
 
-* every ``flush_s``: write the gathered output and health (:mod:`.flusher`);
+* every ``flush_s``, in a thread: write the gathered output and health (:mod:`.flusher`);
 * every half second: close links that fell silent (no heartbeat for
   ``offline_after_s``: offline), and make workers offline for ``lost_after_s``
   ``lost`` with their unfinished jobs;
@@ -39,7 +39,7 @@ async def run(master: MasterState) -> None:
     while True:
         await asyncio.sleep(settings.flush_s)
         try:
-            master.flusher.flush()
+            await master.flusher.flush_soon()
             now = time.monotonic()
             if now - last_check >= 0.5:
                 last_check = now

@@ -1,8 +1,9 @@
 """What a running master holds: the stores, the hub, the task service, the event bus, the flusher.
 
 Made by the app's lifespan and kept in ``app.state.master``; the routes reach
-everything through it.  Every method runs on the event loop's thread, so the
-database is only ever used from one thread of the master.
+everything through it.  Every method runs on the event loop's thread; the
+database is also written by the flusher's and the housekeeping's threads, each
+with its own sessions (SQLite in WAL mode with a busy timeout serialises them).
 """
 
 from __future__ import annotations
