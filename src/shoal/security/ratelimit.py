@@ -17,11 +17,14 @@ clock is injectable, so the class is tested without sleeping.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 log = logging.getLogger("shoal.security")
 
@@ -32,6 +35,17 @@ class _Peer:
     pending: int = 0
     last_failure: float = 0.0
     blocked_until: float = 0.0
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: LoginRateLimiter, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 class LoginRateLimiter:
@@ -52,6 +66,10 @@ class LoginRateLimiter:
         self.max_peers = max_peers
         self._clock = clock
         self._peers: OrderedDict[str, _Peer] = OrderedDict()
+        # One limiter serves every login of a server, and handshakes run in threads (the
+        # blocking adapter's server, and the asyncio adapter, which computes SPAKE2 off its
+        # event loop), so its bookkeeping is serialised.
+        self._lock = threading.RLock()
 
     def delay_after(self, failures: int) -> float:
         """Seconds a peer is blocked after its ``failures``-th failure in a row."""
@@ -68,6 +86,7 @@ class LoginRateLimiter:
             return None
         return entry
 
+    @_locked
     def retry_after(self, peer: str) -> float:
         """Seconds until ``peer`` may try again (0.0: it may try now)."""
         now = self._clock()
@@ -78,6 +97,7 @@ class LoginRateLimiter:
             return max(1.0, entry.blocked_until - now)
         return max(0.0, entry.blocked_until - now)
 
+    @_locked
     def begin(self, peer: str) -> float:
         """Start a login attempt: 0.0 if allowed (it is then pending), else seconds to wait."""
         wait = self.retry_after(peer)
@@ -93,6 +113,7 @@ class LoginRateLimiter:
         entry.pending += 1
         return 0.0
 
+    @_locked
     def failure(self, peer: str) -> None:
         """A pending attempt failed: count it and maybe start blocking the peer."""
         now = self._clock()
@@ -109,6 +130,7 @@ class LoginRateLimiter:
             log.warning("%d failed logins from %s; refusing it for %.0f s",
                         entry.failures, peer, delay)
 
+    @_locked
     def success(self, peer: str) -> None:
         """A pending attempt succeeded: the peer's failures are forgiven."""
         entry = self._peers.get(peer)
