@@ -8,18 +8,9 @@ import sys
 from typing import Any
 
 from shoal.cli import CliParser, command
+from shoal.cli._types import port, positive_int, seconds
 
 PROG = "shoal stream"
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
-    return value
 
 
 def count(text: str) -> int:
@@ -29,26 +20,6 @@ def count(text: str) -> int:
         value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
-    return value
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, not {text!r}")
-    return value
-
-
-def port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, not {text!r}")
     return value
 
 
@@ -97,6 +68,12 @@ def _parser() -> CliParser:
                           "are sent to relay volunteers (default 10)")
     net.add_argument("--heartbeat", type=seconds, metavar="S",
                      help="seconds between pings; two missed drop a volunteer (default 30)")
+    net.add_argument("--certfile", metavar="F",
+                     help="serve HTTPS/WSS with this PEM certificate (with --keyfile)")
+    net.add_argument("--keyfile", metavar="F", help="the certificate's private key (PEM)")
+    net.add_argument("--cafile", metavar="F",
+                     help="with --host https://...: trust the certificates in F (a "
+                          "self-signed stream-server's own) instead of the system's CAs")
     mon = parser.add_argument_group("monitoring")
     mon.add_argument("--reporting-interval", type=seconds, metavar="S",
                      help="seconds per monitoring sample (default 3)")
@@ -125,7 +102,8 @@ def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
         reporting_interval=float(pick("reporting_interval", 3.0)),
         monitor_log=pick("monitor_log", False), heartbeat=float(pick("heartbeat", 30.0)),
         window=pick("window", 0), max_losses=defaults.get("max_losses", 3),
-        progress=sys.stderr.isatty())
+        progress=sys.stderr.isatty(), certfile=pick("certfile", None),
+        keyfile=pick("keyfile", None), cafile=pick("cafile", None))
 
 
 @command("stream", "process a stream of items in order on volunteers that come and go")

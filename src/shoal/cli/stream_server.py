@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 from shoal.cli import CliParser, command
-from shoal.cli.stream import count, port, positive_int, seconds
+from shoal.cli._types import port, positive_int, seconds
+from shoal.cli.stream import count
 
 PROG = "shoal stream-server"
 
@@ -36,6 +37,10 @@ def _parser() -> CliParser:
                         help="items open at once per stream (default 1024)")
     parser.add_argument("--reporting-interval", type=seconds, metavar="S",
                         help="seconds per monitoring sample (default 3)")
+    parser.add_argument("--certfile", metavar="F",
+                        help="serve HTTPS/WSS with this PEM certificate (with --keyfile; "
+                             "default: stream.toml)")
+    parser.add_argument("--keyfile", metavar="F", help="the certificate's private key (PEM)")
     parser.add_argument("--monitor-log", action="store_true",
                         help="print each interval's figures on stderr")
     return parser
@@ -44,6 +49,7 @@ def _parser() -> CliParser:
 async def _serve(args: object, defaults: dict[str, object]) -> int:
     from shoal.stream.hub import Hub
     from shoal.stream.server import serve
+    from shoal.stream.tls import clear_text_warning, server_certificate
     from shoal.stream.watch import Watch
 
     def pick(name: str, fallback: object) -> object:
@@ -57,15 +63,25 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
                "max_losses": int(defaults.get("max_losses", 3)),  # type: ignore[call-overload]
                "degree": int(pick("degree", 10)),  # type: ignore[call-overload]
                "volunteer_secret": pick("volunteer_secret", None)}
-    server = await serve(hub, str(pick("bind", "0.0.0.0")),
-                         int(pick("port", 7450)),  # type: ignore[call-overload]
-                         root_options=options)
+    certfile, keyfile = pick("certfile", None), pick("keyfile", None)
+    certificate = server_certificate(str(certfile) if certfile else None,
+                                     str(keyfile) if keyfile else None)
+    bind = str(pick("bind", "0.0.0.0"))
+    warning = clear_text_warning(PROG, bind, bool(secret or options["volunteer_secret"]),
+                                 certificate)
+    if warning:
+        sys.stderr.write(warning + "\n")
+    server = await serve(hub, bind, int(pick("port", 7450)),  # type: ignore[call-overload]
+                         root_options=options, certificate=certificate)
     sys.stderr.write(f"shoal stream-server: serving at {hub.url} (streams: `shoal stream "
                      f"MODULE --host {hub.url}`; volunteers: a browser, or `shoal volunteer "
                      f"{hub.url}`)\n")
     sys.stderr.flush()
     secret_args = (["--secret", str(options["volunteer_secret"])]
                    if options["volunteer_secret"] else [])
+    if certificate is not None:
+        # Our own certificate is what our local volunteers trust (it may be self-signed).
+        secret_args += ["--cafile", certificate.certfile]
     workers = [subprocess.Popen([sys.executable, "-m", "shoal", "volunteer", hub.url,
                                  "--quiet", *secret_args], stdin=subprocess.DEVNULL,
                                 stdout=sys.stderr.fileno())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from shoal.cli import CliParser, command
-from shoal.cli.stream import port, positive_int
+from shoal.cli._types import port, positive_int
 
 PROG = "shoal volunteer"
 
@@ -14,7 +14,11 @@ def _parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Lend this machine to a `shoal stream` (the URL "
                        "it prints) or a `shoal stream-server`: it runs the stream's module "
                        "here, on the items it is lent.")
-    parser.add_argument("url", metavar="URL", help="the coordinator, e.g. http://host:port/")
+    parser.add_argument("url", metavar="URL",
+                        help="the coordinator, e.g. http://host:port/ or https://host:port/")
+    parser.add_argument("--cafile", metavar="F",
+                        help="trust the certificates in F (e.g. a self-signed coordinator's "
+                             "own) instead of the system's CAs (default: stream.toml)")
     parser.add_argument("--capacity", type=positive_int, default=None, metavar="N",
                         help="items to hold at most (the stream's --batch caps it; default: "
                              "as many as the stream allows)")
@@ -31,15 +35,22 @@ def _parser() -> CliParser:
                         help="with --relay: the address to listen on (default 0.0.0.0)")
     parser.add_argument("--degree", type=positive_int, default=10, metavar="D",
                         help="with --relay: direct children at most (default 10)")
+    parser.add_argument("--certfile", metavar="F",
+                        help="with --relay: children join over HTTPS/WSS with this PEM "
+                             "certificate (with --keyfile)")
+    parser.add_argument("--keyfile", metavar="F",
+                        help="with --relay: the certificate's private key (PEM)")
     parser.add_argument("--quiet", action="store_true", help="say nothing on stderr")
     return parser
 
 
 @command("volunteer", "compute items of a stream (shoal stream / stream-server) here")
 def main(argv: list[str]) -> int:
+    from shoal.stream.config import load_defaults
     from shoal.stream.volunteer import serve
 
     args = _parser().parse_args(argv)
+    cafile = args.cafile or load_defaults().get("cafile")
 
     def say(text: str) -> None:
         if not args.quiet:
@@ -50,18 +61,21 @@ def main(argv: list[str]) -> int:
         import asyncio
 
         from shoal.stream.relay import run_relay
+        from shoal.stream.tls import server_certificate
 
+        certificate = server_certificate(args.certfile, args.keyfile)
         try:
             relayed = asyncio.run(run_relay(args.url, bind=args.bind, port=args.port,
                                             degree=args.degree, name=args.name,
-                                            secret=args.secret, say=say))
+                                            secret=args.secret, cafile=cafile,
+                                            certificate=certificate, say=say))
         except KeyboardInterrupt:
             return 130
         say(f"done: {relayed} items relayed")
         return 0
     try:
         done = serve(args.url, capacity=args.capacity or 1 << 20, name=args.name,
-                     secret=args.secret, once=args.once, say=say)
+                     secret=args.secret, once=args.once, cafile=cafile, say=say)
     except KeyboardInterrupt:
         return 130
     say(f"done: {done} items in all")

@@ -15,6 +15,9 @@ optional and is the long option's name with ``_`` for ``-``; the command line wi
     degree = 10
     window = 4096
     secret = "..."
+    certfile = "/etc/shoal/stream.crt"   # with keyfile: serve HTTPS/WSS
+    keyfile = "/etc/shoal/stream.key"
+    cafile = "/etc/shoal/coordinator.crt"   # trust this (self-signed) coordinator
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "reporting_interval": (int, float), "on_error": str, "degree": int, "window": int,
     "secret": str, "max_losses": int, "unordered": bool, "monitor_log": bool,
     "start_idle": bool, "host": str, "volunteer_secret": str,
+    "certfile": str, "keyfile": str, "cafile": str,
 }
 
 

@@ -28,6 +28,7 @@ from shoal.stream.errors import StreamError
 from shoal.stream.hub import Hub
 from shoal.stream.ledger import Outcome
 from shoal.stream.root import volunteer_url
+from shoal.stream.tls import ServerCertificate, client_context, unreachable
 
 
 class ParentItems:
@@ -83,24 +84,28 @@ class ToParent:
 
 
 async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: int = 10,
-                    name: str = "", secret: str | None = None,
+                    name: str = "", secret: str | None = None, cafile: str | None = None,
+                    certificate: ServerCertificate | None = None,
                     say: Callable[[str], None] = lambda text: None) -> int:
-    """Relay for the coordinator at ``url`` until it stops; the items relayed."""
+    """Relay for the coordinator at ``url`` until it stops; the items relayed.  The parent
+    link trusts ``cafile`` (else the system's CAs); children join over TLS with
+    ``certificate``."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
     from shoal.stream.server import serve
 
-    hub = Hub()
-    server = await serve(hub, bind, port)
-    say(f"relaying; children join at {hub.url}")
     target = volunteer_url(url)
+    trusted = client_context(target, cafile)
+    hub = Hub()
+    server = await serve(hub, bind, port, certificate=certificate)
+    say(f"relaying; children join at {hub.url}")
     try:
         parent = await connect(target, open_timeout=10, max_size=protocol.MAX_MESSAGE,
-                               compression=None, proxy=None)
+                               compression=None, proxy=None, ssl=trusted)
     except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as exc:
         await server.stop()
-        raise StreamError(f"cannot reach the coordinator at {target}: {exc}") from None
+        raise unreachable("the coordinator", target, exc) from None
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     send = outbox.put_nowait
 

@@ -21,6 +21,7 @@ from shoal.stream.coordinator import POLICIES, Coordinator, Job
 from shoal.stream.errors import ProtocolError, RootRefused, StreamError
 from shoal.stream.hub import Hub
 from shoal.stream.ledger import Outcome
+from shoal.stream.tls import client_context, unreachable
 
 
 # -- the server's side ---------------------------------------------------------------------
@@ -155,7 +156,8 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
 # -- the root's side -----------------------------------------------------------------------
 async def run_root(url: str, *, module_name: str, source_text: str, function: str,
                    batch: int, ordered: bool, on_error: str, secret: str | None,
-                   values: Any, sink: Any, announce: Callable[[str], None]) -> int:
+                   values: Any, sink: Any, announce: Callable[[str], None],
+                   cafile: str | None = None) -> int:
     """Send our stream to the server at ``url``; print its outcomes; its exit status."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -163,9 +165,10 @@ async def run_root(url: str, *, module_name: str, source_text: str, function: st
     root_url = _root_url(url)
     try:
         connection = await connect(root_url, max_size=protocol.MAX_MESSAGE, open_timeout=10,
-                                   compression=None, proxy=None)
+                                   compression=None, proxy=None,
+                                   ssl=client_context(root_url, cafile))
     except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as exc:
-        raise StreamError(f"cannot reach the stream-server at {root_url}: {exc}") from None
+        raise unreachable("the stream-server", root_url, exc) from None
     owed = 0
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 

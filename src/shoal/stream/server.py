@@ -24,6 +24,7 @@ from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError
 from shoal.stream.hub import Hub
 from shoal.stream.monitor_page import PAGE
+from shoal.stream.tls import ServerCertificate
 
 _CLOSE = None
 
@@ -120,7 +121,7 @@ def _mount_browser_page(app: Any) -> bool:
 class _Server:
     """uvicorn on the running loop; signals stay the stream's business, not uvicorn's."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, certificate: ServerCertificate | None = None) -> None:
         import uvicorn
 
         class Quiet(uvicorn.Server):
@@ -128,9 +129,10 @@ class _Server:
             def capture_signals(self) -> Generator[None, None, None]:
                 yield
 
-        self.server = Quiet(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=1,
-                                           ws_ping_interval=None))
+        self.server = Quiet(uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
+            ws_ping_interval=None, ssl_certfile=certificate.certfile if certificate else None,
+            ssl_keyfile=certificate.keyfile if certificate else None))
         self.task: asyncio.Future[None] | None = None
 
     async def start(self, sock: socket.socket) -> None:
@@ -165,7 +167,7 @@ def listen(bind: str, port: int) -> socket.socket:
     return sock
 
 
-def public_url(bind: str, port: int) -> str:
+def public_url(bind: str, port: int, tls: bool = False) -> str:
     """The URL to print: this machine's address on the network when listening on all."""
     host = bind
     if bind in ("0.0.0.0", "::", ""):
@@ -179,15 +181,17 @@ def public_url(bind: str, port: int) -> str:
                 probe.close()
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    return f"{'https' if tls else 'http'}://{host}:{port}/"
 
 
 async def serve(hub: Hub, bind: str, port: int,
-                root_options: dict[str, Any] | None = None) -> _Server:
-    """Start the web server for ``hub``; its URL is put in ``hub.url``."""
+                root_options: dict[str, Any] | None = None,
+                certificate: ServerCertificate | None = None) -> _Server:
+    """Start the web server for ``hub`` (HTTPS/WSS with ``certificate``); its URL is put
+    in ``hub.url``."""
     sock = listen(bind, port)
     port = sock.getsockname()[1]
-    server = _Server(build_app(hub, root_options=root_options))
+    server = _Server(build_app(hub, root_options=root_options), certificate)
     await server.start(sock)
-    hub.url = public_url(bind, port)
+    hub.url = public_url(bind, port, tls=certificate is not None)
     return server

@@ -41,6 +41,9 @@ class Options:
     window: int = 0          # 0: chosen from the batch and the workers
     max_losses: int = 3
     progress: bool = False
+    certfile: str | None = None   # with keyfile: serve HTTPS/WSS
+    keyfile: str | None = None
+    cafile: str | None = None     # what --host's certificate is checked against
 
 
 def item_values(options: Options) -> Iterator[Any]:
@@ -104,9 +107,15 @@ async def run_embedded(options: Options, processor: Processor,
     from shoal.stream.hub import Hub
     from shoal.stream.local import LocalPool
     from shoal.stream.server import serve
+    from shoal.stream.tls import clear_text_warning, server_certificate
     from shoal.stream.watch import Watch
 
     err = err or sys.stderr
+    certificate = server_certificate(options.certfile, options.keyfile)
+    warning = clear_text_warning("shoal stream", options.bind,
+                                 bool(options.volunteer_secret), certificate)
+    if warning:
+        err.write(warning + "\n")
     job = Job(processor.module_name, processor.source, processor.function_name,
               batch=options.batch, heartbeat=options.heartbeat,
               ordered=not options.unordered, on_error=options.on_error,
@@ -114,7 +123,7 @@ async def run_embedded(options: Options, processor: Processor,
               degree=options.degree, secret=options.volunteer_secret)
     coordinator = Coordinator(job, _source(options), LinesSink(err=err, as_json=options.as_json))
     hub = Hub(coordinator)
-    server = await serve(hub, options.bind, options.port)
+    server = await serve(hub, options.bind, options.port, certificate=certificate)
     err.write(f"shoal stream: volunteers join at {hub.url} (a browser, or "
               f"`shoal volunteer {hub.url}`); monitor at {hub.url}monitor\n")
     err.flush()
@@ -164,7 +173,7 @@ async def run_on_server(options: Options, processor: Processor,
         function=processor.function_name, batch=options.batch,
         ordered=not options.unordered, on_error=options.on_error, secret=options.secret,
         values=_source(options), sink=LinesSink(err=err, as_json=options.as_json),
-        announce=announce))
+        announce=announce, cafile=options.cafile))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

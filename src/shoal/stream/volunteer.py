@@ -19,6 +19,7 @@ from typing import Any
 from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError, StreamError
 from shoal.stream.root import volunteer_url
+from shoal.stream.tls import client_context, unreachable
 from shoal.stream.worker import Redirected, Volunteer
 
 
@@ -56,9 +57,11 @@ class WebSocketChannel:
 
 
 def serve(url: str, *, capacity: int = 1, name: str = "", secret: str | None = None,
-          once: bool = False, kind: str = "machine",
+          once: bool = False, kind: str = "machine", cafile: str | None = None,
           say: Callable[[str], None] = lambda text: None) -> int:
-    """Volunteer for the streams at ``url``; the number of items computed."""
+    """Volunteer for the streams at ``url``; the number of items computed.  A wss:// (or
+    https://) coordinator's certificate is checked against the system's CAs, or
+    ``cafile``'s certificates."""
     from websockets.exceptions import InvalidHandshake, InvalidURI
     from websockets.sync.client import connect
 
@@ -69,11 +72,12 @@ def serve(url: str, *, capacity: int = 1, name: str = "", secret: str | None = N
     while True:
         try:
             connection = connect(target, open_timeout=10, max_size=protocol.MAX_MESSAGE,
-                                 compression=None, proxy=None)
+                                 compression=None, proxy=None,
+                                 ssl=client_context(target, cafile))
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             if joined:
                 return done   # the coordinator is gone: its streams are over
-            raise StreamError(f"cannot reach the coordinator at {target}: {exc}") from None
+            raise unreachable("the coordinator", target, exc) from None
         channel = WebSocketChannel(connection)
         volunteer = Volunteer(channel, kind=kind, name=name, capacity=capacity, secret=secret)
         try:

@@ -1,0 +1,165 @@
+"""Streams across machines over TLS: HTTPS/WSS coordinators and the volunteers that trust them."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from stream_helpers import LIVENESS, module, start, stop, stream
+
+from shoal.stream.tls import clear_text_warning, server_certificate
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A self-signed certificate for 127.0.0.1, its key, and a key that is not its own."""
+    folder = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shoal test coordinator")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, folder / "key.pem")
+    _write_key(ec.generate_private_key(ec.SECP256R1()), folder / "other-key.pem")
+    return {name: str(folder / f"{name}.pem") for name in ("cert", "key", "other-key")}
+
+
+def wait_for_https_url(stderr_path: Path, proc: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + LIVENESS
+    while time.monotonic() < deadline:
+        found = re.search(r"https://127\.0\.0\.1:\d+/", stderr_path.read_text())
+        if found:
+            return found.group(0)
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode}: {stderr_path.read_text()}")
+        time.sleep(0.05)
+    raise AssertionError("no https:// URL printed")
+
+
+def volunteer(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = start("volunteer", url, "--once", *args)
+    try:
+        out, err = proc.communicate(timeout=LIVENESS)
+    finally:
+        stop(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_a_volunteer_trusts_a_self_signed_coordinator_only_with_cafile(
+        tmp_path: Path, pem: dict[str, str]) -> None:
+    err = tmp_path / "stream.err"
+    with open(err, "w") as err_file:
+        proc = start("stream", module("square"), *map(str, range(40)), "--start-idle",
+                     "--batch", "3", "--bind", "127.0.0.1", "--volunteer-secret", "hunter2",
+                     "--certfile", pem["cert"], "--keyfile", pem["key"], stderr=err_file)
+        try:
+            url = wait_for_https_url(err, proc)
+            refused = volunteer(url, "--secret", "hunter2")
+            trusted = volunteer(url, "--secret", "hunter2", "--cafile", pem["cert"])
+            out, _ = proc.communicate(timeout=LIVENESS)
+        finally:
+            stop(proc)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"shoal volunteer: error: cannot verify the certificate of the coordinator at "
+        f"wss{url[len('https'):]}volunteer (self-signed certificate); pass --cafile FILE "
+        "with its certificate (or its CA's)"]
+    assert trusted.returncode == 0, trusted.stderr
+    assert "done: 40 items in all" in trusted.stderr
+    assert proc.returncode == 0, err.read_text()
+    assert out.split() == [str(i * i) for i in range(40)]
+    assert "in clear" not in err.read_text()   # TLS, and on loopback: nothing to warn of
+
+
+def test_a_stream_runs_on_a_tls_stream_server_joined_with_its_certificate(
+        tmp_path: Path, pem: dict[str, str]) -> None:
+    err = tmp_path / "server.err"
+    with open(err, "w") as err_file:
+        # Its own volunteer trusts its certificate without being told.
+        server = start("stream-server", "--port", "0", "--bind", "127.0.0.1", "--secret", "s3",
+                       "--workers", "1", "--certfile", pem["cert"], "--keyfile", pem["key"],
+                       stderr=err_file)
+    try:
+        url = wait_for_https_url(err, server)
+        done = stream(module("square"), *map(str, range(20)), "--host", url, "--secret", "s3",
+                      "--cafile", pem["cert"], "--batch", "2")
+        untrusting = stream(module("square"), "1", "--host", url, "--secret", "s3")
+    finally:
+        stop(server)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(i * i) for i in range(20)]
+    assert untrusting.returncode == 1 and untrusting.stdout == ""
+    assert ("cannot verify the certificate of the stream-server at wss://127.0.0.1:"
+            in untrusting.stderr and "pass --cafile FILE" in untrusting.stderr)
+
+
+def test_a_bad_certificate_or_key_is_one_error_line_before_anything_starts(
+        tmp_path: Path, pem: dict[str, str]) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "stream.toml").write_text(
+        f'[stream]\ncertfile = "{tmp_path / "absent.pem"}"\nkeyfile = "{pem["key"]}"\n')
+    cases = {
+        ("--certfile", str(tmp_path / "absent.pem"), "--keyfile", pem["key"]):
+            "absent.pem: no such file or directory",
+        ("--certfile", pem["cert"], "--keyfile", pem["other-key"]):
+            "give a PEM certificate and the private key that belongs to it",
+        ("--certfile", pem["cert"]): "TLS needs both --certfile and --keyfile",
+    }
+    for args, message in cases.items():
+        done = stream(module("square"), "1", "--workers", "1", *args)
+        assert done.returncode == 2 and done.stdout == ""
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("shoal stream: error: ") and message in line, line
+    from_config = stream(module("square"), "1", "--workers", "1",
+                         extra_env={"SHOAL_CONFIG_DIR": str(config)})
+    assert from_config.returncode == 2
+    assert "cannot read --certfile" in from_config.stderr
+    assert "absent.pem: no such file" in from_config.stderr
+    served = start("stream-server", "--port", "0", "--certfile", pem["cert"],
+                   "--keyfile", pem["other-key"])
+    try:
+        _, said = served.communicate(timeout=LIVENESS)
+    finally:
+        stop(served)
+    assert served.returncode == 2
+    assert "the private key that belongs to it" in said and "serving" not in said
+
+
+def test_a_secret_on_a_network_address_without_tls_is_warned_of(pem: dict[str, str]) -> None:
+    warning = clear_text_warning("shoal stream", "0.0.0.0", True, None)
+    assert warning is not None and "in clear" in warning and "--certfile" in warning
+    certificate = server_certificate(pem["cert"], pem["key"])
+    assert clear_text_warning("shoal stream", "0.0.0.0", True, certificate) is None
+    assert clear_text_warning("shoal stream", "192.0.2.7", False, None) is None
+    for loopback in ("127.0.0.1", "::1", "localhost"):
+        assert clear_text_warning("shoal stream", loopback, True, None) is None
+
+
+def test_local_workers_need_no_volunteer_secret_to_compute() -> None:
+    # The secret guards the network port; our own processes speak over inherited sockets.
+    done = stream(module("square"), "2", "3", "--workers", "1", "--volunteer-secret", "x")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["4", "9"] and "refused" not in done.stderr
