@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import re
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -91,6 +94,66 @@ def test_a_volunteer_trusts_a_self_signed_coordinator_only_with_cafile(
     assert proc.returncode == 0, err.read_text()
     assert out.split() == [str(i * i) for i in range(40)]
     assert "in clear" not in err.read_text()   # TLS, and on loopback: nothing to warn of
+
+
+class RecordingProxy:
+    """A TCP forwarder on 127.0.0.1 that keeps every byte the server sends back through it
+    (a WebSocket client masks its frames, the server does not: its bytes read as sent)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.received = bytearray()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with self.listener:
+            client, _ = self.listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+        self._pump(upstream, client, self.received)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket, record: bytearray | None) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(1 << 16):
+                if record is not None:
+                    record.extend(data)
+                sink.sendall(data)
+        # shutdown, not just close: the other pump's thread still blocks in recv on these
+        # sockets, and a close alone would send no FIN until it returns.
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_the_modules_source_crosses_the_wire_in_clear_only_without_tls(
+        tmp_path: Path, pem: dict[str, str], tls: bool) -> None:
+    err = tmp_path / "stream.err"
+    certificate = ["--certfile", pem["cert"], "--keyfile", pem["key"]] if tls else []
+    with open(err, "w") as err_file:
+        proc = start("stream", module("square"), "7", "--start-idle", "--bind", "127.0.0.1",
+                     "--volunteer-secret", "hunter2-on-the-wire", *certificate, stderr=err_file)
+        try:
+            pattern = r"https?://127\.0\.0\.1:(\d+)/"
+            deadline = time.monotonic() + LIVENESS
+            while not (found := re.search(pattern, err.read_text())):
+                assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+                time.sleep(0.05)
+            proxy = RecordingProxy(int(found.group(1)))
+            scheme = "https" if tls else "http"
+            joined = volunteer(f"{scheme}://127.0.0.1:{proxy.port}/", "--secret",
+                               "hunter2-on-the-wire", "--cafile", pem["cert"])
+            out, _ = proc.communicate(timeout=LIVENESS)
+        finally:
+            stop(proc)
+    assert joined.returncode == 0, joined.stderr
+    assert out.split() == ["49"]
+    assert (b"def square(x):" in proxy.received) is not tls   # in the welcome, as JSON
+    assert len(proxy.received) > 100
 
 
 def test_a_stream_runs_on_a_tls_stream_server_joined_with_its_certificate(
