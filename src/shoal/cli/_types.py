@@ -39,6 +39,14 @@ def seconds(text: str) -> float:
     return float(value)
 
 
+def count(text: str) -> int:
+    """A whole number that may be 0 (workers to start, an offset)."""
+    value = _number(text, int)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return int(value)
+
+
 def positive_int(text: str) -> int:
     value = _number(text, int)
     if value is None or value < 1:

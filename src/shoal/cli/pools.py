@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 from collections import Counter
 
 from shoal.cli import CliParser, command
+from shoal.cli._types import count
 
 PROG = "shoal pools"
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}")
-    return value
 
 
 def _parser() -> CliParser:
@@ -30,9 +20,9 @@ def _parser() -> CliParser:
                         help="only running pools, or only finished ones")
     parser.add_argument("--worker", "-w", metavar="W",
                         help="only pools with a job on this worker (name or id)")
-    parser.add_argument("--limit", "-n", type=_count, default=20, metavar="N",
+    parser.add_argument("--limit", "-n", type=count, default=20, metavar="N",
                         help="show at most N pools (default 20)")
-    parser.add_argument("--offset", type=_count, default=0, metavar="N",
+    parser.add_argument("--offset", type=count, default=0, metavar="N",
                         help="skip the N newest first (for the next page)")
     parser.add_argument("--json", action="store_true", help="print the page as JSON")
     add_connection_arguments(parser)

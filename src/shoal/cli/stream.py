@@ -8,19 +8,9 @@ import sys
 from typing import Any
 
 from shoal.cli import CliParser, command
-from shoal.cli._types import port, positive_int, seconds
+from shoal.cli._types import count, port, positive_int, seconds
 
 PROG = "shoal stream"
-
-
-def count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
-    return value
 
 
 def _parser() -> CliParser:

@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 from shoal.cli import CliParser, command
-from shoal.cli._types import port, positive_int, seconds
-from shoal.cli.stream import count
+from shoal.cli._types import count, port, positive_int, seconds
 
 PROG = "shoal stream-server"
 

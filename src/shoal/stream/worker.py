@@ -204,26 +204,12 @@ class Volunteer:
             raise ProtocolError(f"expected a welcome, got {message['type']!r}")
         return message
 
-    def _read(self) -> None:
-        try:
-            while True:
-                message = self.channel.recv()
-                if message is None:
-                    break
-                kind = message["type"]
-                if kind == "ping":
-                    self.channel.send(protocol.PONG)
-                elif kind == "items":
-                    self._inbox.put(_lent(message))
-                elif kind in ("stop", "error"):
-                    break
-        except (OSError, ProtocolError, ValueError, KeyError):
-            pass
-        finally:
-            self._inbox.put(_STOP)
+    def _read(self, *, one_burst: bool = False) -> None:
+        """Put lent items in the inbox, answering pings, until the coordinator is done.
 
-    def _read_one(self) -> None:
-        """Without a reader thread: read messages until there is work or the end."""
+        The reader thread reads to the end. Without one (``one_burst``), read only until
+        there is work: the batches that came together, and no more.
+        """
         try:
             while True:
                 message = self.channel.recv()
@@ -234,13 +220,17 @@ class Volunteer:
                     self.channel.send(protocol.PONG)
                 elif kind == "items":
                     self._inbox.put(_lent(message))
-                    has_queued = getattr(self.channel, "has_queued", None)
-                    if has_queued is None or not has_queued():
-                        return   # take the batches that came together, and no more
+                    if one_burst:
+                        has_queued = getattr(self.channel, "has_queued", None)
+                        if has_queued is None or not has_queued():
+                            return
                 elif kind in ("stop", "error"):
                     break
         except (OSError, ProtocolError, ValueError, KeyError):
             pass
+        except BaseException:
+            self._inbox.put(_STOP)
+            raise
         self._inbox.put(_STOP)
 
     def _maybe_report(self, force: bool = False) -> None:
@@ -283,7 +273,7 @@ class Volunteer:
                     # batches), never while we would wait for work.
                     self._flush_results()
                     if not self.threaded:
-                        self._read_one()
+                        self._read(one_burst=True)
                 batch = inbox.get()
                 if batch is _STOP:
                     self._flush_results()
