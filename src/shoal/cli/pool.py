@@ -8,6 +8,7 @@ and ``shoal kill`` show pools the same way through :func:`print_pool` and
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from datetime import datetime, timezone
@@ -66,11 +67,17 @@ def main(argv: list[str]) -> int:
         return 0
 
 
+PIPED_WIDTH = 250
+
+
 def console() -> Console:
     from rich.console import Console
 
-    # Tables are for people; keep them free of colour codes when piped into a file.
-    return Console(highlight=False, soft_wrap=False)
+    # Tables are for people; keep them free of colour codes when piped into a file. Piped,
+    # Rich would assume 80 columns and cut ids short, which `shoal pool ID` needs whole:
+    # there, the width is what the rows need ($COLUMNS still wins).
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH if piped else None)
 
 
 def when(moment: datetime | None) -> str:
