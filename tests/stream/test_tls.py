@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from stream_helpers import LIVENESS, module, start, stop, stream
+from stream_helpers import LIVENESS, module, start, stop, stream, wait_for_url
 
 from shoal.stream.tls import clear_text_warning, server_certificate
 
@@ -49,18 +49,6 @@ def pem(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {name: str(folder / f"{name}.pem") for name in ("cert", "key", "other-key")}
 
 
-def wait_for_https_url(stderr_path: Path, proc: subprocess.Popen[str]) -> str:
-    deadline = time.monotonic() + LIVENESS
-    while time.monotonic() < deadline:
-        found = re.search(r"https://127\.0\.0\.1:\d+/", stderr_path.read_text())
-        if found:
-            return found.group(0)
-        if proc.poll() is not None:
-            raise AssertionError(f"exited {proc.returncode}: {stderr_path.read_text()}")
-        time.sleep(0.05)
-    raise AssertionError("no https:// URL printed")
-
-
 def volunteer(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     proc = start("volunteer", url, "--once", *args)
     try:
@@ -78,7 +66,7 @@ def test_a_volunteer_trusts_a_self_signed_coordinator_only_with_cafile(
                      "--batch", "3", "--bind", "127.0.0.1", "--volunteer-secret", "hunter2",
                      "--certfile", pem["cert"], "--keyfile", pem["key"], stderr=err_file)
         try:
-            url = wait_for_https_url(err, proc)
+            url = wait_for_url(err, proc, scheme="https")
             refused = volunteer(url, "--secret", "hunter2")
             trusted = volunteer(url, "--secret", "hunter2", "--cafile", pem["cert"])
             out, _ = proc.communicate(timeout=LIVENESS)
@@ -165,7 +153,7 @@ def test_a_stream_runs_on_a_tls_stream_server_joined_with_its_certificate(
                        "--workers", "1", "--certfile", pem["cert"], "--keyfile", pem["key"],
                        stderr=err_file)
     try:
-        url = wait_for_https_url(err, server)
+        url = wait_for_url(err, server, scheme="https")
         done = stream(module("square"), *map(str, range(20)), "--host", url, "--secret", "s3",
                       "--cafile", pem["cert"], "--batch", "2")
         untrusting = stream(module("square"), "1", "--host", url, "--secret", "s3")
