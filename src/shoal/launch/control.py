@@ -2,7 +2,8 @@
 
 A rank tells its launcher things that are not program output: its uncaught
 exception (``"error"``), an ``MPI.COMM_WORLD.Abort(code)`` (``"abort"``), a
-usage mistake found before the program started (``"usage"``).  Anything
+usage mistake found before the program started (``"usage"``), that it joined
+the job's communication (``"init"``) and left it cleanly (``"finalized"``).  Anything
 else is allowed: the launcher ignores events it does not know, so new kinds
 can be added without touching old launchers.
 
@@ -26,6 +27,12 @@ ENV_VAR = "SHOAL_CONTROL_FD"
 ERROR = "error"
 ABORT = "abort"
 USAGE = "usage"
+# The rank joined the job's communication (its engine was made, or MPI was initialised),
+# and later left it cleanly (MPI.Finalize, shoal.end, or the interpreter's normal exit).
+# A rank that exits after INIT without FINALIZED while others still run left without
+# finalizing: the launcher ends the job at once (as MPICH's "BAD TERMINATION").
+INIT = "init"
+FINALIZED = "finalized"
 
 _lock = threading.Lock()
 # None: not looked up yet; -1: no usable channel in this process.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+from collections.abc import Callable
 
 from shoal.errors import ConfigurationError
 from shoal.spmd.engine import Engine
@@ -19,6 +20,14 @@ from shoal.transport.base import Endpoint
 
 _engine: Engine | None = None
 _finalized = False
+_initialized = False
+
+# Called once when this process joins the job's communication (``on_init``) and once
+# when it leaves it cleanly (``on_finalize``).  The rank bootstrap (a higher layer)
+# registers hooks here that tell the launcher, so a rank that exits between the two
+# (``os._exit``, a signal, a crash in C) is known to have left without finalizing.
+on_init: list[Callable[[], None]] = []
+on_finalize: list[Callable[[], None]] = []
 
 
 def _read_int(name: str, default: int) -> int:
@@ -64,7 +73,18 @@ def engine() -> Engine:
                 endpoint = endpoint_from_environment(rank, size, transport)
         _engine = Engine(rank, size, endpoint)
         atexit.register(finalize)
+        mark_initialized()
     return _engine
+
+
+def mark_initialized() -> None:
+    """This process takes part in the job's communication from now on (runs ``on_init``)."""
+    global _initialized
+    if _initialized:
+        return
+    _initialized = True
+    for hook in on_init:
+        hook()
 
 
 def is_initialized() -> bool:
@@ -81,7 +101,11 @@ def finalize() -> None:
     if _engine is not None:
         current, _engine = _engine, None
         current.close()
-    _finalized = True
+    if not _finalized:
+        _finalized = True
+        if _initialized:
+            for hook in on_finalize:
+                hook()
 
 
 def derive_context(parent: int, serial: int, salt: int = 0) -> int:
