@@ -4,8 +4,13 @@ The launcher starts every rank through this module so that it can
 
 * die with its launcher (``PR_SET_PDEATHSIG``), even when the launcher is SIGKILLed;
 * dump its Python stack on SIGUSR1 (``faulthandler``), for ``--timeout`` reports;
+* dump its Python stack when it crashes (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT), so
+  the job's output says where;
 * send an uncaught exception to the launcher as text, without the frames of this
-  module and of :mod:`runpy`, so the launcher can label it with the rank.
+  module and of :mod:`runpy`, so the launcher can label it with the rank;
+* tell the launcher when it joins the job's communication and when it leaves it
+  cleanly (:func:`report_progress`), so that a rank that ends in between is known
+  to have left the others in the lurch.
 
 The program itself sees what ``python prog.py`` (or ``python -m module``) would
 give it: the same ``sys.argv``, ``sys.path[0]``, ``__file__`` and ``__name__``.
@@ -15,6 +20,7 @@ rank without it.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import faulthandler
 import importlib.util
@@ -49,6 +55,35 @@ def die_with_parent() -> None:
     expected = os.environ.get("SHOAL_LAUNCHER_PID")
     if expected and expected.isdigit() and os.getppid() != int(expected):
         os._exit(137)
+
+
+def report_progress() -> None:
+    """Send ``init`` and ``finalized`` over the control channel as this rank reaches them.
+
+    The hooks run in :mod:`shoal.spmd.world` (``on_init`` when the engine is made or
+    shoal's ``MPI`` is imported, ``on_finalize`` on ``MPI.Finalize``, ``shoal.end`` or
+    a normal exit); only in this process, not in children it forks.  Beacons start
+    their ranks through this module too, and get the same events.
+    """
+    if not control.available():
+        return
+    from shoal.spmd import world
+
+    pid = os.getpid()
+
+    def joined() -> None:
+        if os.getpid() == pid:
+            control.report(control.INIT)
+
+    def left() -> None:
+        if os.getpid() == pid:
+            control.report(control.FINALIZED)
+
+    world.on_init.append(joined)
+    world.on_finalize.append(left)
+    # Registered before anything of the program's, so it runs last: a rank that
+    # joined without making an engine (it imported MPI, sent nothing) finalizes here.
+    atexit.register(world.finalize)
 
 
 def _program_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
@@ -181,16 +216,17 @@ def run(argv: Sequence[str]) -> int:
             _run_file(target)
     except SystemExit:
         raise  # the interpreter turns it into the exit status, as usual
-    except KeyboardInterrupt:
-        return 130
     except BaseException as exc:
+        # An uncaught exception stops the whole job; KeyboardInterrupt too, with the
+        # status Python gives it (a death by SIGINT).
+        status = 130 if isinstance(exc, KeyboardInterrupt) else 1
         text = format_exception(exc)
         if control.available():
-            control.report(control.ERROR, rank=_rank(), traceback=text,
+            control.report(control.ERROR, rank=_rank(), traceback=text, status=status,
                            exception=f"{type(exc).__name__}: {exc}")
         else:
             sys.stderr.write(text)
-        return 1
+        return status
     return 0
 
 
@@ -215,8 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(args[1:])
     die_with_parent()
     _hide_control_fd()
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    report_progress()
     return run(args)
 
 

@@ -8,9 +8,15 @@ thread, and decides the job's exit status:
 
 * 0 when every rank exits 0;
 * otherwise the status of the first rank that failed (an uncaught exception is
-  1, a signal N is 128 + N), after stopping the others;
+  1, KeyboardInterrupt 130, a signal N is 128 + N; a rank that left without
+  finalizing with status 0 counts as 1);
 * the code of the first ``Abort(code)``; 124 on ``--timeout``; 2 for a usage
   error found by a rank; 128 + N when the launcher itself gets signal N.
+
+When a rank fails, :func:`shoal.launch.control.judge_exit` says whether the others
+are stopped: at once after an uncaught exception, an ``Abort``, a crash, or a rank
+that left the job's communication without finalizing while others ran; not when it
+had finished its part (finalized) or never joined, as MPICH does.
 
 Stopping means SIGTERM to each rank's process group, then SIGKILL
 :data:`KILL_AFTER` seconds later to whatever is left.
@@ -99,6 +105,7 @@ class _Rank:
     control_fd: int
     pipes: dict[int, IO[bytes]]      # stdout and stderr by fd, to close at EOF
     returncode: int | None = None
+    progress: control.RankProgress = field(default_factory=control.RankProgress)
 
     @property
     def running(self) -> bool:
@@ -246,7 +253,7 @@ class LocalJob:
                 stream.feed(data, now)
             else:
                 for event in entry.reader.feed(data):
-                    self._on_event(event)
+                    self._on_event(entry, event)
             return
         # End of file: the rank (and everything in its group) closed this pipe.
         self._selector.unregister(fd)
@@ -256,7 +263,7 @@ class LocalJob:
             entry.pipes.pop(fd).close()
         else:
             for event in entry.reader.finish():
-                self._on_event(event)
+                self._on_event(entry, event)
             os.close(fd)
             entry.control_fd = -1
 
@@ -285,6 +292,7 @@ class LocalJob:
             stream.flush()
 
     def _reap(self) -> None:
+        ended = []
         for entry in self.ranks:
             if not entry.running:
                 continue
@@ -302,6 +310,9 @@ class LocalJob:
             _killpg(pid, signal.SIGKILL)
             entry.returncode = entry.proc.wait()
             self._drain_rank(entry)
+            ended.append(entry)
+        # Judged together: ranks that ended at the same moment were not "still running".
+        for entry in ended:
             self._on_exit(entry)
 
     # -- what happened -----------------------------------------------------------
@@ -316,20 +327,32 @@ class LocalJob:
     def _on_exit(self, entry: _Rank) -> None:
         code = entry.returncode
         assert code is not None
-        if code == 0:
+        if self._kill_at is not None or self._stacks_at is not None:
+            return  # the job is being stopped: ranks end because we end them
+        others = [r.rank for r in self.ranks if r.running]
+        ending = control.judge_exit(entry.progress, code, bool(others))
+        if ending is control.Ending.CLEAN:
             return
-        if self._decide(exit_status(code), "failed"):
-            if code < 0:
-                name = _signal_name(-code)
-                self.err.message(f"shoal: rank {entry.rank} was killed by {name}")
-            else:
-                self.err.message(f"shoal: rank {entry.rank} exited with status {code}")
-            self._stop()
+        how = (f"was killed by {_signal_name(-code)}" if code < 0
+               else f"exited with status {code}")
+        if ending is control.Ending.FAILED:
+            # It finished its part (or never took part): the others run on.
+            self._decide(exit_status(code), "failed")
+            self.err.message(f"shoal: rank {entry.rank} {how}")
+            return
+        self._decide(exit_status(code) or 1, "failed")
+        if code >= 0:
+            how += " without finalizing"
+        self.err.message(f"shoal: rank {entry.rank} {how} while {_rank_list(others)} "
+                         f"{'was' if len(others) == 1 else 'were'} still running; "
+                         f"stopping {'it' if len(others) == 1 else 'them'}")
+        self._stop()
 
-    def _on_event(self, event: control.ControlEvent) -> None:
+    def _on_event(self, entry: _Rank, event: control.ControlEvent) -> None:
+        entry.progress.observe(event)
         fields = event.fields
         if event.event == control.ERROR:
-            if self._decide(1, "failed"):
+            if self._decide(_as_int(fields.get("status"), 1), "failed"):
                 text = str(fields.get("traceback", "")).rstrip("\n")
                 self.err.message(f"shoal: rank {event.rank} failed:\n{text}")
                 # The failing rank is exiting by itself; give it until the SIGKILL.
@@ -499,6 +522,22 @@ def _without_bootstrap_frames(dump: bytes) -> bytes:
              if not any(marker in line for marker in own)]
     text = b"".join(lines)
     return text if text.endswith(b"\n") else text + b"\n"
+
+
+def _rank_list(ranks: Sequence[int]) -> str:
+    """``rank 0``, ``ranks 0 and 2``, ``ranks 0, 2-5 and 9``: runs of ranks shortened."""
+    runs: list[list[int]] = []
+    for rank in sorted(ranks):
+        if runs and rank == runs[-1][1] + 1:
+            runs[-1][1] = rank
+        else:
+            runs.append([rank, rank])
+    parts = [str(a) if a == b else f"{a}, {b}" if b == a + 1 else f"{a}-{b}" for a, b in runs]
+    if len(ranks) == 1:
+        return f"rank {parts[0]}"
+    text = ", ".join(parts)
+    head, sep, last = text.rpartition(", ")
+    return f"ranks {head} and {last}" if sep else f"ranks {text}"
 
 
 def _killpg(pgid: int, signum: int) -> None:
