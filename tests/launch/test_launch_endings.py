@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import pytest
-from launch_helpers import RunShoal
+from launch_helpers import RunShoal, clean_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,6 +24,7 @@ def _shoal_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("shoal:")]
 
 
+@pytest.mark.parametrize("fork_server", ["1", "0"], ids=["forked", "spawned"])
 @pytest.mark.parametrize(("how", "status", "ending"), [
     ("exit0", 1, "exited with status 0 without finalizing"),
     ("exit3", 3, "exited with status 3 without finalizing"),
@@ -31,8 +32,9 @@ def _shoal_lines(stderr: str) -> list[str]:
     ("segv", 139, "was killed by SIGSEGV"),
 ])
 def test_a_rank_that_leaves_without_finalizing_ends_the_job_at_once(
-        run_shoal: RunShoal, how: str, status: int, ending: str) -> None:
-    done = run_shoal("run", "-n", "3", *_NET, "leave_early.py", how, timeout=45)
+        run_shoal: RunShoal, how: str, status: int, ending: str, fork_server: str) -> None:
+    done = run_shoal("run", "-n", "3", *_NET, "leave_early.py", how, timeout=45,
+                     env=clean_env(SHOAL_FORK_SERVER=fork_server))
     assert done.returncode == status, done.stderr
     assert _shoal_lines(done.stderr) == [
         f"shoal: rank 1 {ending} while ranks 0 and 2 were still running; stopping them"]

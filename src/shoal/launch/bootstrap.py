@@ -28,7 +28,6 @@ import os
 import runpy
 import signal
 import sys
-import traceback
 import types
 from collections.abc import Sequence
 
@@ -38,11 +37,16 @@ _PR_SET_PDEATHSIG = 1
 USAGE_EXIT = 2
 # Frames from these files are the bootstrap's, not the program's.
 _OWN_FILES = frozenset({os.path.abspath(__file__), getattr(runpy, "__file__", ""),
-                        "<frozen runpy>"})
+                        "<frozen runpy>",
+                        os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                     "forkserver.py")})
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the launcher dies, however it dies."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, however it dies.
+
+    ``parent`` is the pid the parent must have (default: ``SHOAL_LAUNCHER_PID``).
+    """
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -50,10 +54,12 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    # The launcher may have died before prctl took effect: then nobody is left
+    # The parent may have died before prctl took effect: then nobody is left
     # to send the signal, and this rank would run on as an orphan.
-    expected = os.environ.get("SHOAL_LAUNCHER_PID")
-    if expected and expected.isdigit() and os.getppid() != int(expected):
+    if parent is None:
+        expected = os.environ.get("SHOAL_LAUNCHER_PID", "")
+        parent = int(expected) if expected.isdigit() else None
+    if parent is not None and os.getppid() != parent:
         os._exit(137)
 
 
@@ -94,6 +100,8 @@ def _program_frames(tb: types.TracebackType | None) -> types.TracebackType | Non
 
 
 def format_exception(exc: BaseException) -> str:
+    import traceback  # only when a rank fails: every rank saves its import
+
     exc = exc.with_traceback(_program_frames(exc.__traceback__))
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
@@ -245,11 +253,14 @@ def _hide_control_fd() -> None:
             pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, forked_from: int | None = None) -> int:
+    """Run a rank; ``forked_from`` is the fork server's pid when it forked this process
+    (which then already dies with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--check"]:
         return check(args[1:])
-    die_with_parent()
+    if forked_from is None:
+        die_with_parent()
     _hide_control_fd()
     faulthandler.enable(file=sys.stderr, all_threads=True)
     if hasattr(signal, "SIGUSR1"):

@@ -21,8 +21,9 @@ import json
 import os
 import stat
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 ENV_VAR = "SHOAL_CONTROL_FD"
 
@@ -100,13 +101,12 @@ def _forget() -> None:
 # -- launcher side -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ControlEvent:
-    """One event from one rank."""
+class ControlEvent(NamedTuple):
+    """One event from one rank (a named tuple: the launcher imports no dataclasses)."""
 
     rank: int
     event: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = MappingProxyType({})
 
 
 def open_channel() -> tuple[int, int]:
@@ -157,12 +157,14 @@ class ControlReader:
 # -- what a rank's exit means ----------------------------------------------------
 
 
-@dataclass
 class RankProgress:
     """How far a rank got in the job's communication, from its control events."""
 
-    initialized: bool = False   # it joined (INIT)
-    finalized: bool = False     # it left cleanly (FINALIZED)
+    __slots__ = ("initialized", "finalized")
+
+    def __init__(self) -> None:
+        self.initialized = False   # it joined (INIT)
+        self.finalized = False     # it left cleanly (FINALIZED)
 
     def observe(self, event: ControlEvent) -> None:
         if event.event == INIT:

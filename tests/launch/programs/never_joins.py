@@ -14,19 +14,15 @@ if rank == 1:
 
 
 def rank_one() -> psutil.Process | None:
-    for sibling in psutil.Process(os.getppid()).children():
-        try:
-            if sibling.environ().get("SHOAL_RANK") == "1":
-                return sibling
-        except psutil.Error:
-            continue
-    return None
+    """The other rank of this two-rank job: this process's sibling (if still there)."""
+    siblings = [p for p in psutil.Process(os.getppid()).children() if p.pid != os.getpid()]
+    return siblings[0] if len(siblings) == 1 else None
 
 
 other = rank_one()
 if other is not None:
     try:
-        other.wait(timeout=20)  # returns once the launcher has reaped it
+        other.wait(timeout=20)  # returns once the launcher has taken note of its end
     except psutil.Error:
         pass
 # A launcher that stops the job when rank 1 exits would have stopped this rank by now.
