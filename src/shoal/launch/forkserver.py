@@ -106,6 +106,7 @@ class ForkServer:
             os.close(reports_write)
         self.returncodes: dict[int, int] = {}
         self._released: set[int] = set()
+        self._unsent = b""
         self._pending = b""
         self._closed = False
 
@@ -141,10 +142,14 @@ class ForkServer:
                 else:
                     self._note(report)
         os.set_blocking(self.reports, False)
+        # From now on the launcher must never block on the server (which may itself be
+        # blocked writing reports): "reap" lines wait here when the pipe is full.
+        os.set_blocking(self._requests, False)
         return pids
 
     def feed(self) -> bool:
         """Read what the server reported (non-blocking); False at end of file."""
+        self._send(b"")
         lines = self._read_lines(None)
         for report in lines or ():
             self._note(report)
@@ -154,6 +159,7 @@ class ForkServer:
         """Block until ``rank``'s exit is reported; its return code, or None in time."""
         deadline = time.monotonic() + timeout
         while rank not in self.returncodes:
+            self._send(b"")
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -169,10 +175,18 @@ class ForkServer:
         if rank in self._released or self._closed:
             return
         self._released.add(rank)
+        self._send(f"reap {rank}\n".encode())
+
+    def _send(self, data: bytes) -> None:
+        self._unsent += data
+        if not self._unsent or self._closed:
+            return
         try:
-            os.write(self._requests, f"reap {rank}\n".encode())
+            self._unsent = self._unsent[os.write(self._requests, self._unsent):]
+        except BlockingIOError:
+            pass  # sent with the next report read
         except OSError:
-            pass  # the server is gone: nothing left to reap
+            self._unsent = b""  # the server is gone: nothing left to reap
 
     def close(self, timeout: float = 2.0) -> None:
         """End the server: it kills what is left, reaps its children and exits."""
