@@ -100,11 +100,18 @@ def run_remote(options: RemoteOptions, stdout: BinaryIO | None = None,
                 raise LaunchError(f"cannot reach the beacon on {host.name}:{host.port}: {exc}"
                                   ) from None
             clients.append(client)
-            client.ensure_bundle(data, sha)
-            job = client.run(bundle=sha, ranks=ranks, size=options.nprocs, program=program,
-                             module=options.module, args=options.args, env=env,
-                             job_id=job_id, transport=transport)
             label = f"{host.name}:{host.port}"  # unique even with several beacons a host
+            try:
+                client.ensure_bundle(data, sha)
+                job = client.run(bundle=sha, ranks=ranks, size=options.nprocs,
+                                 program=program, module=options.module, args=options.args,
+                                 env=env, job_id=job_id, transport=transport)
+            except BeaconError as exc:  # refused or failed there: the beacon says why
+                raise LaunchError(f"the beacon on {label} could not start the job: {exc}"
+                                  ) from None
+            except (OSError, SecurityError) as exc:
+                raise LaunchError(f"lost the beacon on {label} while starting the job: {exc}"
+                                  ) from None
             jobs[label] = job
             threading.Thread(target=_follow, args=(label, job, events), daemon=True,
                              name=f"shoal-follow-{label}").start()

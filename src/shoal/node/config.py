@@ -40,11 +40,6 @@ from typing import Any
 
 from shoal.errors import ConfigurationError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 APP = "shoal"
 ENV_DIR = "SHOAL_CONFIG_DIR"
 DEFAULT_PORT = 7447
@@ -101,6 +96,10 @@ class BeaconSettings:
 
 def load_settings(paths: BeaconPaths) -> BeaconSettings:
     """``beacon.toml`` read into :class:`BeaconSettings` (defaults if there is none)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         data: dict[str, Any] = tomllib.loads(paths.config_file.read_text())
     except FileNotFoundError:

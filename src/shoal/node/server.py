@@ -186,6 +186,12 @@ class BeaconServer:
                 reply = await self._handle(session, message)
             except BeaconError as exc:
                 reply = protocol.error(exc.code, str(exc))
+            except (SecurityError, OSError):
+                raise  # the session itself broke: nobody to answer
+            except Exception as exc:  # a bug or an unforeseen fault: say what, to both ends
+                log.exception("request %r of runner %r failed", message["type"], session.runner)
+                reply = protocol.error("internal", f"the beacon on {self.host_name} failed to "
+                                       f"handle {message['type']!r}: {type(exc).__name__}: {exc}")
             if reply is not None:
                 await self._send(session, reply)
 
