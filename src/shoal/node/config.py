@@ -23,6 +23,8 @@ beacons on one machine never touch the user's real files.
     free_failures = 3       # failed logins of one address that cost nothing
     base_delay = 1.0        # then a block of base_delay * 2**k seconds ...
     max_delay = 300.0       # ... at most this long
+    overall_free_failures = 20  # failed logins of all addresses together ...
+    overall_rate = 0.2          # ... refilled at this many a second (see ratelimit)
 
 The password is kept in a 0600 file as text: the security layer's login is
 SPAKE2, a balanced PAKE, so the server needs the password itself (there is no
@@ -92,6 +94,8 @@ class BeaconSettings:
     free_failures: int = 3
     base_delay: float = 1.0
     max_delay: float = 300.0
+    overall_free_failures: int = 20
+    overall_rate: float = 0.2
 
 
 def load_settings(paths: BeaconPaths) -> BeaconSettings:
@@ -116,7 +120,9 @@ def load_settings(paths: BeaconPaths) -> BeaconSettings:
             cache_age=float(beacon.get("cache_days", 30)) * 86400.0,
             free_failures=int(logins.get("free_failures", 3)),
             base_delay=float(logins.get("base_delay", 1.0)),
-            max_delay=float(logins.get("max_delay", 300.0)))
+            max_delay=float(logins.get("max_delay", 300.0)),
+            overall_free_failures=int(logins.get("overall_free_failures", 20)),
+            overall_rate=float(logins.get("overall_rate", 0.2)))
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigurationError(f"{paths.config_file}: bad value: {exc}") from None
 

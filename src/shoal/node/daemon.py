@@ -61,8 +61,11 @@ def build_server(paths: BeaconPaths, settings: BeaconSettings) -> object:
         raise ConfigurationError(
             "nobody could log in to this beacon: set a password with `shoal beacon password` "
             "or authorize a runner's key with `shoal beacon authorize KEYFILE`")
-    return BeaconServer(paths, settings, password=password, identity=identity,
-                        authorized_keys=keys)
+    try:
+        return BeaconServer(paths, settings, password=password, identity=identity,
+                            authorized_keys=keys)
+    except ValueError as exc:  # a [logins] setting the rate limiter cannot work with
+        raise ConfigurationError(f"{paths.config_file}: {exc}") from None
 
 
 def _log_to(path: Path, also_stderr: bool) -> None:

@@ -79,7 +79,9 @@ class BeaconServer:
         self.versions = protocol.local_versions()
         self.limiter = LoginRateLimiter(free_failures=settings.free_failures,
                                         base_delay=settings.base_delay,
-                                        max_delay=settings.max_delay)
+                                        max_delay=settings.max_delay,
+                                        overall_free_failures=settings.overall_free_failures,
+                                        overall_rate=settings.overall_rate)
         self.config = ServerConfig(password=password, identity=identity,
                                    authorized_keys=authorized_keys, name=self.host_name,
                                    rate_limiter=self.limiter)
