@@ -24,3 +24,9 @@ def test_klyng_messages_and_mpi_messages_in_one_program_never_mix(run_ok, backen
 @pytest.mark.parametrize("ranks", [1, 3])
 def test_klyng_master_hands_out_work_on_demand_and_gets_every_result(run_ok, backend, ranks):
     run_ok(backend, ranks, "klyng_work_queue.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_klyng_message_dicts_any_source_minus_one_and_subjects_of_any_hashable_kind(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "klyng_forms.py")
