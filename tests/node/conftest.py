@@ -7,6 +7,9 @@ folder (``SHOAL_CONFIG_DIR``), and is stopped with ``shoal beacon down``.
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,7 +38,7 @@ def start_beacon(config_dir: Path) -> Iterator[Callable[..., Beacon]]:
             assert done.returncode == 0, done.stderr
         if toml:
             (config_dir / "beacon.toml").write_text(toml)
-        done = shoal("beacon", "up", "--host", "127.0.0.1", "--port", "0")
+        done = shoal("beacon", "up", "--bind", "127.0.0.1", "--port", "0")
         assert done.returncode == 0, done.stderr
         pid, port = (int(w) for w in (config_dir / "state" / "beacon.pid").read_text().split())
         beacon = Beacon(config_dir, port, pid)
@@ -50,3 +53,30 @@ def start_beacon(config_dir: Path) -> Iterator[Callable[..., Beacon]]:
 @pytest.fixture
 def beacon(start_beacon: Callable[..., Beacon]) -> Beacon:
     return start_beacon()
+
+
+def _shoal(env: dict[str, str], *args: str, stdin: str | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shoal", *args], input=stdin, text=True,
+                          capture_output=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def two_beacons(tmp_path: Path) -> Iterator[list[Beacon]]:
+    """Two beacons on 127.0.0.1, each with its own folder, as two hosts would have."""
+    beacons, envs = [], []
+    try:
+        for index in range(2):
+            folder = tmp_path / f"beacon{index}"
+            env = dict(os.environ, SHOAL_CONFIG_DIR=str(folder))
+            assert _shoal(env, "beacon", "password", "--stdin", stdin=PASSWORD + "\n"
+                          ).returncode == 0
+            envs.append(env)
+            done = _shoal(env, "beacon", "up", "--bind", "127.0.0.1", "--port", "0")
+            assert done.returncode == 0, done.stderr
+            pid, port = (int(w) for w in (folder / "state" / "beacon.pid").read_text().split())
+            beacons.append(Beacon(folder, port, pid))
+        yield beacons
+    finally:
+        for env in envs:
+            _shoal(env, "beacon", "down")

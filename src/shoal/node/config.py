@@ -14,7 +14,7 @@ beacons on one machine never touch the user's real files.
 ``beacon.toml`` (every key optional)::
 
     [beacon]
-    host = "0.0.0.0"        # the address to listen on
+    bind = "0.0.0.0"        # the address to listen on (``host``: its old name)
     port = 7447
     max_bundle_mb = 512     # the largest bundle accepted
     cache_mb = 2048         # bundles kept, least recently used removed first ...
@@ -40,11 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal import ports
 from shoal.errors import ConfigurationError
 
 APP = "shoal"
 ENV_DIR = "SHOAL_CONFIG_DIR"
-DEFAULT_PORT = 7447
+DEFAULT_PORT = ports.BEACON
 DEFAULT_HOST = "0.0.0.0"
 
 
@@ -113,7 +114,7 @@ def load_settings(paths: BeaconPaths) -> BeaconSettings:
     beacon, logins = data.get("beacon", {}), data.get("logins", {})
     try:
         return BeaconSettings(
-            host=str(beacon.get("host", DEFAULT_HOST)),
+            host=str(beacon.get("bind", beacon.get("host", DEFAULT_HOST))),
             port=int(beacon.get("port", DEFAULT_PORT)),
             max_bundle=int(float(beacon.get("max_bundle_mb", 512)) * (1 << 20)),
             cache_bytes=int(float(beacon.get("cache_mb", 2048)) * (1 << 20)),

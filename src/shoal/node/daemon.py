@@ -120,7 +120,7 @@ def start_background(paths: BeaconPaths, host: str, port: int) -> tuple[int, int
     paths.pid_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal", "beacon", "up", "--foreground", "--quiet",
-         "--host", host, "--port", str(port)],
+         "--bind", host, "--port", str(port)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, start_new_session=True, cwd="/")
     deadline = time.monotonic() + START_TIMEOUT
