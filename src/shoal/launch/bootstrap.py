@@ -209,12 +209,24 @@ def _hide_control_fd() -> None:
             pass
 
 
+def _report_lifecycle() -> None:
+    """Tell the launcher when this rank joins the job's communication and leaves it cleanly
+    (the ``init`` / ``finalized`` events of :mod:`shoal.launch.control`)."""
+    if not control.available():
+        return
+    from shoal.spmd import world
+
+    world.on_init.append(lambda: control.report(control.INIT, rank=_rank()))
+    world.on_finalize.append(lambda: control.report(control.FINALIZED, rank=_rank()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--check"]:
         return check(args[1:])
     die_with_parent()
     _hide_control_fd()
+    _report_lifecycle()
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     return run(args)

@@ -82,6 +82,8 @@ class BeaconServer:
                                         max_delay=settings.max_delay,
                                         overall_free_failures=settings.overall_free_failures,
                                         overall_rate=settings.overall_rate)
+        # What tells this beacon apart, whatever name a runner reached it by: its key.
+        self.beacon_id = identity.fingerprint
         self.config = ServerConfig(password=password, identity=identity,
                                    authorized_keys=authorized_keys, name=self.host_name,
                                    rate_limiter=self.limiter)
@@ -174,7 +176,8 @@ class BeaconServer:
         session.versions = {k: hello.get(k) for k in ("python", "shoal")}
         session.runner = str(hello.get("runner") or session.runner)
         await self._send(session, {"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
-                                   "host": self.host_name, **self.versions})
+                                   "host": self.host_name, "id": self.beacon_id,
+                                   **self.versions})
         while True:
             try:
                 data = await session.stream.recv()
