@@ -209,8 +209,12 @@ def end() -> None:
 
 
 def init(main: Callable[[], Any]) -> Any:
-    """Run ``main`` as this rank's program, then :func:`end` (klyng's ``init``)."""
-    try:
-        return main()
-    finally:
-        end()
+    """Run ``main`` as this rank's program, then :func:`end` (klyng's ``init``).
+
+    If ``main`` raises, the exception goes straight up (to the launcher, which
+    stops the job at once) without waiting for this rank's sends to be delivered:
+    their receivers may never come for them.
+    """
+    result = main()
+    end()
+    return result
