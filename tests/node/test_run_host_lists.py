@@ -146,3 +146,23 @@ def test_a_login_refused_for_too_many_failures_says_so_and_when_to_retry(
     assert "rate limited" in done.stderr
     assert re.search(r"retry in \d+ s", done.stderr), done.stderr
     assert "check the password or key for this host" not in done.stderr
+
+
+def test_the_beacon_password_may_come_from_a_password_file(beacon: Beacon,
+                                                           tmp_path: Path) -> None:
+    write_program(tmp_path, "p.py", MPI_SUM)
+    hosts = tmp_path / "hosts.toml"
+    hosts.write_text(f'[[host]]\nname = "127.0.0.1"\nport = {beacon.port}\nslots = 2\n')
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD + "\n")
+    env = _env()
+    env.pop("SHOAL_PASSWORD")
+    done = _run("-n", "2", "--hostfile", str(hosts), "--password-file", str(secret), "p.py",
+                cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(" sum 3") == 2, done.stdout
+    secret.write_text("")
+    empty = _run("-n", "2", "--hostfile", str(hosts), "--password-file", str(secret), "p.py",
+                 cwd=tmp_path, env=env)
+    assert empty.returncode == 2 and "is empty" in empty.stderr
+    assert empty.stderr.count("\n") == 1

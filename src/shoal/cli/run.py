@@ -18,7 +18,8 @@ PROG = "shoal run"
 # Options that take a value; the first word after the options that is not one
 # of these (or their value) is the program, and everything after it is its own.
 _VALUE_OPTIONS = frozenset({"-n", "--np", "--timeout", "--env", "--transport", "--hosts",
-                            "--hostfile", "--host", "-host", "--map-by", "--files"})
+                            "--hostfile", "--host", "-host", "--map-by", "--files",
+                            "--password-file"})
 _MODULE_OPTIONS = frozenset({"-m", "--module"})
 
 
@@ -76,6 +77,9 @@ def _parser() -> CliParser:
                             "docs/beacons.md) or klyng's JSON machines file")
     hosts.add_argument("--host", "-host", dest="host", metavar="A:2,B:4",
                        help="hosts inline, NAME[:SLOTS] each, as mpiexec's -host")
+    hosts.add_argument("--password-file", metavar="FILE",
+                       help="the beacons' password, from the first line of FILE (default: "
+                            "$SHOAL_PASSWORD; a hosts file may name others per host)")
     hosts.add_argument("--map-by", choices=("slot", "node"), default="slot",
                        help="fill each host's slots in turn (slot, default) or deal ranks "
                             "round-robin (node)")
@@ -174,10 +178,25 @@ def _run_on_hosts(parsed: argparse.Namespace, program: str | None, module: str |
             nprocs=parsed.nprocs, hosts=hosts, program=program, module=module,
             args=tuple(args), map_by=parsed.map_by, oversubscribe=parsed.oversubscribe,
             files=[f for f in parsed.files.split(",") if f] if parsed.files else None,
-            tag_output=parsed.tag_output, timeout=parsed.timeout, env=tuple(parsed.env))
+            tag_output=parsed.tag_output, timeout=parsed.timeout, env=tuple(parsed.env),
+            password=_password_file(parsed.password_file) if parsed.password_file else None)
         return run_remote(options)
     except ConfigurationError as exc:
         usage_error(PROG, str(exc))
     except ShoalError as exc:
         sys.stderr.write(f"shoal: error: {exc}\n")
         return 1
+
+
+def _password_file(path: str) -> str:
+    """The first line of ``path`` (ConfigurationError if it cannot be read or is empty)."""
+    from shoal.errors import ConfigurationError
+
+    try:
+        with open(path, encoding="utf-8") as source:
+            first = source.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the password file {path}: {exc}") from None
+    if not first:
+        raise ConfigurationError(f"{path} is empty: write the password on its first line")
+    return first

@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -79,6 +79,7 @@ class RemoteOptions:
     tag_output: bool = False
     timeout: float | None = None
     env: Sequence[tuple[str, str]] = ()
+    password: str | None = field(default=None, repr=False)  # --password-file's
 
 
 def run_remote(options: RemoteOptions, stdout: BinaryIO | None = None,
@@ -189,7 +190,7 @@ def _place_and_log_in(options: RemoteOptions, hosts: list[HostSpec],
         for index in sorted(set(placement)):
             host = hosts[index]
             if not host.local and host.label not in sessions:
-                sessions[host.label] = _log_in(host, job_id)
+                sessions[host.label] = _log_in(host, job_id, options.password)
         seen: dict[str, int] = {}
         for index, host in enumerate(hosts):
             client = sessions.get(host.label)
@@ -210,15 +211,15 @@ def _place_and_log_in(options: RemoteOptions, hosts: list[HostSpec],
             return hosts, placement
 
 
-def _log_in(host: HostSpec, job_id: str) -> BeaconClient:
+def _log_in(host: HostSpec, job_id: str, default_password: str | None) -> BeaconClient:
     credentials = host.credentials
     identity = Identity.load(credentials.key) if credentials.key else None
-    password = credentials.password() or (None if identity else
-                                          os.environ.get("SHOAL_PASSWORD"))
+    password = credentials.password() or (None if identity else default_password
+                                          or os.environ.get("SHOAL_PASSWORD"))
     if identity is None and password is None:
         raise ConfigurationError(
-            f"no way to log in to the beacon on {host.name}: set SHOAL_PASSWORD, or "
-            "give credentials in the hosts file")
+            f"no way to log in to the beacon on {host.name}: set SHOAL_PASSWORD, give "
+            "--password-file FILE, or give credentials in the hosts file")
     try:
         return BeaconClient.connect(host.name, host.port, password=password,
                                     identity=identity, host_keys=_known_hosts(identity),
