@@ -50,7 +50,7 @@ def readable(sock: socket.socket, timeout: float) -> bool:
     """
     poller = select.poll()
     poller.register(sock, select.POLLIN)
-    return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
+    return bool(poller.poll(min(max(0, math.ceil(timeout * 1000)), 2**31 - 1)))
 
 
 def _peer_host(sock: socket.socket) -> str:
