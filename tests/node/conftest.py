@@ -6,6 +6,7 @@ folder (``SHOAL_CONFIG_DIR``), and is stopped with ``shoal beacon down``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -61,22 +62,36 @@ def _shoal(env: dict[str, str], *args: str, stdin: str | None = None,
                           capture_output=True, timeout=timeout, env=env)
 
 
-@pytest.fixture
-def two_beacons(tmp_path: Path) -> Iterator[list[Beacon]]:
-    """Two beacons on 127.0.0.1, each with its own folder, as two hosts would have."""
+@contextlib.contextmanager
+def _two_beacons(folder: Path) -> Iterator[list[Beacon]]:
     beacons, envs = [], []
     try:
         for index in range(2):
-            folder = tmp_path / f"beacon{index}"
-            env = dict(os.environ, SHOAL_CONFIG_DIR=str(folder))
+            home = folder / f"beacon{index}"
+            env = dict(os.environ, SHOAL_CONFIG_DIR=str(home))
             assert _shoal(env, "beacon", "password", "--stdin", stdin=PASSWORD + "\n"
                           ).returncode == 0
             envs.append(env)
             done = _shoal(env, "beacon", "up", "--bind", "127.0.0.1", "--port", "0")
             assert done.returncode == 0, done.stderr
-            pid, port = (int(w) for w in (folder / "state" / "beacon.pid").read_text().split())
-            beacons.append(Beacon(folder, port, pid))
+            pid, port = (int(w) for w in (home / "state" / "beacon.pid").read_text().split())
+            beacons.append(Beacon(home, port, pid))
         yield beacons
     finally:
         for env in envs:
             _shoal(env, "beacon", "down")
+
+
+@pytest.fixture(scope="module")
+def two_beacons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Beacon]]:
+    """Two beacons on 127.0.0.1, each with its own folder, as two hosts would have; shared
+    by the tests of a module that leave them as they found them."""
+    with _two_beacons(tmp_path_factory.mktemp("beacons")) as beacons:
+        yield beacons
+
+
+@pytest.fixture
+def own_two_beacons(tmp_path: Path) -> Iterator[list[Beacon]]:
+    """Two beacons for one test only (one that kills a beacon)."""
+    with _two_beacons(tmp_path) as beacons:
+        yield beacons

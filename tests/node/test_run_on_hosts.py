@@ -73,7 +73,9 @@ def test_a_failing_rank_on_one_host_ends_the_job_on_every_host(two_beacons, tmp_
     assert re.search(r"rank 3 on 127\.0\.0\.1:\d+ exited with status 7", done.stderr)
 
 
-def test_a_beacon_killed_mid_job_ends_the_job_naming_its_host(two_beacons, tmp_path) -> None:
+def test_a_beacon_killed_mid_job_ends_the_job_naming_its_host(own_two_beacons,
+                                                            tmp_path) -> None:
+    two_beacons = own_two_beacons
     program = write_program(tmp_path / "job", "ring.py", PROGRAM)
     env = dict(os.environ, SHOAL_PASSWORD=PASSWORD)
     runner = subprocess.Popen([sys.executable, "-m", "shoal", "run", "-n", "4", "--hosts",
