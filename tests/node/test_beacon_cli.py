@@ -70,7 +70,8 @@ def test_status_into_a_reader_that_stopped_ends_quietly_as_unix_tools_do(
 
     config_dir.mkdir(parents=True, exist_ok=True)
     keys = "".join(Identity.generate(f"runner{i}").public_line() + "\n" for i in range(3000))
-    (config_dir / "authorized_keys").write_text(keys)  # a long status: ~200 KB, more than a pipe holds (64 KiB)
+    # A long status: ~200 KB, more than a pipe holds (64 KiB).
+    (config_dir / "authorized_keys").write_text(keys)
     (config_dir / "authorized_keys").chmod(0o600)
     proc = subprocess.Popen([sys.executable, "-m", "shoal", "beacon", "status"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
