@@ -14,7 +14,7 @@ as opaque bytes, feeds what happens to the pure :class:`Scheduler` and
 carries out its actions.  Results are kept ``keep_results`` seconds (at most
 ``max_kept`` of them), so an executor that lost its connection can fetch them
 by id; a clean ``bye`` forgets them at once.  Task systems run here, each in
-a thread of its own (:mod:`shoal.tasks.systems`).
+a thread of its own (:mod:`shoal.tasks.runner`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pickle
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from shoal.security import (
     AuthorizedKeys,
@@ -39,21 +39,13 @@ from shoal.security import (
 from shoal.tasks import protocol
 from shoal.tasks.hooks import TaskHooks, TaskInfo, plugin_hooks
 from shoal.tasks.links import Link, LinkClosed, StreamLink, memory_pair
+from shoal.tasks.owners import Owner, Result
+from shoal.tasks.runner import SystemRunner
 from shoal.tasks.scheduler import Scheduler, policy_class
 from shoal.tasks.scheduler import state as ev
 
 log = logging.getLogger("shoal.tasks.service")
 MAX_MESSAGE = 1 << 30
-
-
-class Owner(Protocol):
-    """Who gets a task's result: an executor's session, or a task system."""
-
-    retries: int
-    label: str
-    tasks: dict[Any, int]
-
-    def deliver(self, results: list[tuple[Any, int, bytes, str]]) -> None: ...
 
 
 class _Record:
@@ -87,7 +79,7 @@ class _Session:
         self.link: Link | None = None
         self.tasks: dict[Any, int] = {}
 
-    def deliver(self, results: list[tuple[Any, int, bytes, str]]) -> None:
+    def deliver(self, results: list[Result]) -> None:
         keep = self.service._keep
         now = time.monotonic()
         for key, status, blob, worker in results:
@@ -337,8 +329,6 @@ class TaskService:
         elif kind == "fetch":
             self._fetch(session, str(message[1]), message[2])
         elif kind == "system":
-            from shoal.tasks.systems import SystemRunner
-
             SystemRunner(self, session, message[1], message[2]).start()
         elif kind == "status":
             assert session.link is not None
@@ -432,7 +422,7 @@ class TaskService:
 
     def _apply(self, event: ev.Event) -> None:
         """Feed the scheduler one event and carry out what it says."""
-        deliveries: dict[int, tuple[Owner, list[tuple[Any, int, bytes, str]]]] = {}
+        deliveries: dict[int, tuple[Owner, list[Result]]] = {}
         for action in self.scheduler.handle(event):
             if isinstance(action, ev.Assign):
                 self._assign(action)

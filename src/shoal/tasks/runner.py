@@ -1,0 +1,121 @@
+"""The service's side of a task system: runs one system in a thread of its own.
+
+The service (:mod:`.service`) starts a :class:`SystemRunner` for each system an
+executor sends (:mod:`.systems` is the API the system is written against).  The
+runner unpickles the system, encodes the tasks it makes, hands them to the
+service in the loop's thread, and feeds each result back to the system, in the
+runner's thread, one at a time.  It knows the service only as an
+:class:`~shoal.tasks.owners.Host`.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from shoal.tasks import protocol
+from shoal.tasks.codecs import CloudpickleCodec
+from shoal.tasks.owners import Host, Owner, Result
+from shoal.tasks.results import decode_result
+from shoal.tasks.systems import Task
+from shoal.tasks.worker import CALL, describe_exception
+
+log = logging.getLogger("shoal.tasks.runner")
+
+
+class SystemRunner:
+    """Runs one task system for one executor session (on the service, in a thread)."""
+
+    def __init__(self, service: Host, session: Owner, key: Any, blob: bytes) -> None:
+        self.service = service
+        self.session = session
+        self.key = key
+        self.blob = blob
+        self.label = f"{session.label}/system-{key}"
+        self.retries = session.retries
+        self.tasks: dict[Any, int] = {}       # the service's bookkeeping: our key -> tid
+        self.codec = CloudpickleCodec()
+        self.inbox: queue.SimpleQueue[list[Result]] = queue.SimpleQueue()
+        self.objects: dict[int, Any] = {}     # our key -> the task object
+        self.functions: dict[bytes, int] = {}
+        self.next_key = 0
+        self.outgoing: list[tuple[Any, Any, bytes]] = []
+        self.new_functions: list[tuple[Any, bytes]] = []
+
+    def start(self) -> None:
+        self.session.tasks[self.key] = -1  # the system itself is pending for the session
+        threading.Thread(target=self._run, name=self.label, daemon=True).start()
+
+    # called in the service's loop
+    def deliver(self, results: list[Result]) -> None:
+        for result in results:
+            self.tasks.pop(result[0], None)
+        self.inbox.put(results)
+
+    def add(self, tasks: Iterable[Any]) -> None:
+        """Encode tasks (in the runner's thread) for the next hand-over to the service."""
+        for task in tasks:
+            fn, args, kwargs = ((task.fn, task.args, task.kwargs) if isinstance(task, Task)
+                                else (task, (), {}))
+            blob = self.codec.dumps_by_value(fn)
+            fid = self.functions.get(blob)
+            if fid is None:
+                fid = self.functions[blob] = len(self.functions)
+                self.new_functions.append(((self.label, fid), blob))
+            key = self.next_key
+            self.next_key += 1
+            self.objects[key] = task
+            self.outgoing.append((key, (self.label, fid), self.codec.dumps((CALL, args, kwargs))))
+
+    def _hand_over(self) -> None:
+        if not self.outgoing:
+            return
+        tasks, self.outgoing = self.outgoing, []
+        functions, self.new_functions = self.new_functions, []
+
+        def submit() -> None:
+            for fkey, blob in functions:
+                self.service.functions[fkey] = (blob, "cloudpickle")
+            self.service.submit(self, tasks)
+
+        assert self.service.loop is not None
+        self.service.loop.call_soon_threadsafe(submit)
+
+    def _finish(self, status: int, blob: bytes) -> None:
+        def deliver() -> None:
+            self.service.cancel(self, list(self.tasks))
+            self.service.forget_functions(self.label)
+            self.session.deliver([(self.key, status, blob, self.label)])
+
+        assert self.service.loop is not None
+        self.service.loop.call_soon_threadsafe(deliver)
+
+    def _run(self) -> None:
+        try:
+            system = pickle.loads(self.blob)
+            system._runner = self
+            self.add(system.generate_tasks() or ())
+            self._hand_over()
+            while self.objects and not system.is_complete():
+                for key, status, blob, worker in self.inbox.get():
+                    task = self.objects.pop(key, None)
+                    if task is None:
+                        continue
+                    try:
+                        result, error = decode_result(status, blob, worker, self.codec), None
+                    except Exception as exc:
+                        result, error = None, exc
+                    more = system.task_finished(task, result, error)
+                    if more:
+                        self.add(more)
+                    if system.is_complete():
+                        break
+                self._hand_over()
+            self._finish(protocol.OK, self.codec.dumps(system.gather_result()))
+        except Exception as exc:
+            log.info("task system %s raised %r", self.label, exc)
+            self._finish(protocol.RAISED, describe_exception(exc, None, self.codec))
