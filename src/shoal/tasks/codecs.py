@@ -11,11 +11,14 @@ with each function it sends, so a worker decodes with the same one.
 
 from __future__ import annotations
 
+import io
 import pickle
+import types
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from shoal.errors import SerializationError
+from shoal.tasks import sources
 
 
 class Codec(ABC):
@@ -56,10 +59,10 @@ class CloudpickleCodec(Codec):
         return data
 
     def dumps_by_value(self, value: Any) -> bytes:
-        import cloudpickle
-
         try:
-            return bytes(cloudpickle.dumps(value, protocol=5))
+            with io.BytesIO() as out:
+                _recording_pickler(out).dump(value)
+                return out.getvalue()
         except Exception as exc:
             kind = f"{type(value).__module__}.{type(value).__qualname__}"
             raise SerializationError(f"a {kind} value cannot be pickled, even by cloudpickle "
@@ -67,6 +70,31 @@ class CloudpickleCodec(Codec):
 
     def loads(self, data: bytes) -> Any:
         return pickle.loads(data)  # cloudpickle's output is plain pickle to load
+
+
+_RECORDING: Any = None
+
+
+def _recording_pickler(out: IO[bytes]) -> Any:
+    """A cloudpickle pickler that tells :mod:`.sources` where each code object it sends is from."""
+    global _RECORDING
+    if _RECORDING is None:
+        import collections
+
+        import cloudpickle
+
+        table = cloudpickle.Pickler.dispatch_table
+        reduce_code = table.get(types.CodeType)
+
+        def record(code: types.CodeType) -> Any:
+            sources.remember(code)
+            return reduce_code(code)
+
+        # A class attribute: the C pickler reads its dispatch table when it is made.
+        _RECORDING = type("RecordingPickler", (cloudpickle.Pickler,), {
+            "dispatch_table": collections.ChainMap({types.CodeType: record}, table)
+            if reduce_code is not None else table})
+    return _RECORDING(out, protocol=5)
 
 
 class PickleCodec(Codec):
