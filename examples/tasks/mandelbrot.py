@@ -2,7 +2,7 @@
 
     python examples/tasks/mandelbrot.py                      # 1536 x 1024, a local cluster
     python examples/tasks/mandelbrot.py --width 384 --height 256 --out small.png
-    SHOAL_TASKS_PASSWORD=... python examples/tasks/mandelbrot.py --address shoal://master:7449
+    SHOAL_PASSWORD=... python examples/tasks/mandelbrot.py --address shoal://master:7452
 
 Concurrent's sample: 1536 x 1024 pixels, 20 iterations, a task per column.
 The PNG is written with zlib and struct alone (no Pillow needed).
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import struct
 import time
 import zlib
@@ -63,7 +62,7 @@ def main() -> None:
     expected = [column(x, w, h, it) for x in range(w)]
     sequential = time.perf_counter() - start
 
-    with shoal.Executor(args.address, password=os.environ.get("SHOAL_TASKS_PASSWORD")) as ex:
+    with shoal.Executor(args.address) as ex:  # a remote service: password in $SHOAL_PASSWORD
         ex.submit(column, 0, 1, 1, 1).result()  # the cluster is up and warm
         start = time.perf_counter()
         columns = list(ex.map(functools.partial(column, width=w, height=h, iterations=it),

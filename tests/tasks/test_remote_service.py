@@ -53,7 +53,7 @@ class ServiceThread:
 
 
 def start_agent(address: str, name: str, slots: int = 1) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, SHOAL_TASKS_PASSWORD=PASSWORD,
+    env = dict(os.environ, SHOAL_PASSWORD=PASSWORD,
                PYTHONPATH=os.pathsep.join([str(HERE), *sys.path]))
     return subprocess.Popen([sys.executable, "-m", "shoal.cli.main", "tasks", "agent", address,
                              "--slots", str(slots), "--name", name, "--quiet"],

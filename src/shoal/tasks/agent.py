@@ -2,7 +2,7 @@
 
 ::
 
-    agent = TaskAgent("shoal://master:7449", slots=8, password="...")
+    agent = TaskAgent("shoal://master:7452", slots=8, password="...")
     await agent.run()          # until the service goes away or stop() is called
 
 The agent logs in to the service (:mod:`shoal.security`), starts ``slots``

@@ -4,7 +4,7 @@
 
     with shoal.Executor() as ex:                       # a local cluster, one worker per core
         print(list(ex.map(pow, range(10), range(10))))
-    with shoal.Executor("shoal://master:7449", password="...") as ex:
+    with shoal.Executor("shoal://master:7452") as ex:  # password: $SHOAL_PASSWORD
         future = ex.submit(fn, 1, 2)
 
 Futures are real :class:`concurrent.futures.Future` objects (callbacks,
@@ -24,6 +24,7 @@ import itertools
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -67,8 +68,8 @@ class Executor(concurrent.futures.Executor):
     ``scheduler``: the policy of the local cluster ("pull", "least-loaded",
     "fastest-first" or a plugin's); with an address, the service's own policy
     is used and naming another one is an error.  ``retries``: how often a task
-    lost with its worker runs again.  ``password`` (or ``identity`` with
-    ``host_keys``) logs in to a remote service.  ``codec``: how arguments and
+    lost with its worker runs again.  ``password`` (default: ``$SHOAL_PASSWORD``),
+    or ``identity`` with ``host_keys``, logs in to a remote service.  ``codec``: how arguments and
     results are encoded (a name in ``shoal.tasks.codecs.CODECS`` or a
     ``shoal.codecs`` plugin).  ``modules``: modules whose code travels by value
     (not installed on the workers).
@@ -110,6 +111,10 @@ class Executor(concurrent.futures.Executor):
             if workers is not None:
                 raise ConfigurationError("workers= sizes a local cluster; a remote service has "
                                          "the workers its agents bring")
+            if password is None and identity is None:
+                password, notice = protocol.env_password()
+                if notice:
+                    warnings.warn(notice, FutureWarning, stacklevel=2)
             # The server's name is HOST:PORT, so `host_keys` may be a KnownHosts file.
             server = "{}:{}".format(*protocol.parse_address(address))
             config = ClientConfig(password=password, identity=identity, host_keys=host_keys,

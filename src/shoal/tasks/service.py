@@ -3,7 +3,7 @@
 ::
 
     service = TaskService(password="...", scheduler="pull")
-    port = await service.start("0.0.0.0", 7449)
+    port = await service.start("0.0.0.0", 7452)
     ...
     await service.stop()
 
