@@ -123,6 +123,6 @@ def test_the_task_port_is_the_one_written_in_shoal_ports():
     from shoal.cli.tasks import _parser
 
     assert ports.TASKS == 7452
-    assert _parser().parse_args(["serve"]).port == ports.TASKS
+    assert _parser()[0].parse_args(["serve"]).port == ports.TASKS
     assert protocol.parse_address("shoal://master") == ("master", ports.TASKS)
     assert "7449" not in (HERE.parents[1] / "docs" / "tasks.md").read_text()

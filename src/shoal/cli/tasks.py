@@ -8,7 +8,9 @@
 (``shoal master`` and ``shoal worker`` run the same two objects inside the
 cluster.)  The password comes from ``--password-file`` or ``$SHOAL_PASSWORD``
 (``$SHOAL_TASKS_PASSWORD`` is still read, with a warning), never from the
-command line, which other users can read.
+command line, which other users can read.  Defaults for every option may be
+written in ``tasks.toml`` (tables ``[serve]`` and ``[agent]``) in shoal's
+config folder, or in ``--config FILE`` (:mod:`shoal.settings_file`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import logging
 import sys
 from pathlib import Path
 
-from shoal import ports
+from shoal import ports, settings_file
 from shoal.cli import CliParser, command
 from shoal.cli._types import port, positive_int, seconds
 from shoal.errors import ConfigurationError
 
 PROG = "shoal tasks"
+CONFIG_FILE = "tasks.toml"   # [serve] and [agent]: defaults for the options (settings_file)
 SERVE_DESCRIPTION = (
     "Run the task service: executors (shoal.Executor('shoal://HOST:PORT')) submit tasks and "
     "task systems to it, and agents (shoal tasks agent) run them. Every connection logs in "
@@ -34,7 +37,7 @@ AGENT_DESCRIPTION = (
     "processes on this machine, until the service goes away or the agent is stopped.")
 
 
-def _parser() -> CliParser:
+def _parser() -> tuple[CliParser, dict[str, CliParser]]:
     parser = CliParser(prog=PROG, description="Run the task service, or a task agent.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     serve = sub.add_parser("serve", help="schedule tasks of executors onto agents",
@@ -49,6 +52,10 @@ def _parser() -> CliParser:
                        help="drop an agent silent this long and retry its tasks (10)")
     serve.add_argument("--keep-results", type=seconds, default=600.0, metavar="S",
                        help="keep results this long for executors that fetch them later (600)")
+    serve.add_argument("--max-kept", type=positive_int, default=200_000, metavar="N",
+                       help="keep at most N results for later fetches (200000)")
+    serve.add_argument("--hooks", action="append", default=[], metavar="NAME[,NAME]",
+                       help="install these task hooks published under shoal.task_hooks")
     serve.add_argument("--plugin-hooks", action="store_true",
                        help="install every task hook published under shoal.task_hooks")
     agent = sub.add_parser("agent", help="run tasks of a service in worker processes",
@@ -57,11 +64,12 @@ def _parser() -> CliParser:
     agent.add_argument("--slots", type=positive_int,
                        help="worker processes (default: one per core)")
     agent.add_argument("--name", help="this agent's name (default: host-pid)")
-    for each in (serve, agent):
+    for name, each in (("serve", serve), ("agent", agent)):
         each.add_argument("--password-file", type=Path, metavar="FILE",
                           help="read the password from FILE (else $SHOAL_PASSWORD)")
         each.add_argument("--quiet", action="store_true", help="log warnings only")
-    return parser
+        settings_file.add_config_option(each, CONFIG_FILE, name)
+    return parser, {"serve": serve, "agent": agent}
 
 
 def _refuse_old_options(argv: list[str]) -> None:
@@ -94,9 +102,15 @@ def _password(path: Path | None) -> str:
 @command("tasks", "the task service (serve) and task agents (agent), standalone")
 def main(argv: list[str]) -> int:
     _refuse_old_options(argv)
-    args = _parser().parse_args(argv)
+    parser, actions = _parser()
+    settings = None
+    if argv and argv[0] in actions:
+        settings = settings_file.load_defaults(actions[argv[0]], argv[1:], CONFIG_FILE, argv[0])
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if settings is not None:
+        logging.getLogger("shoal.tasks").info("defaults from %s", settings)
     password = _password(args.password_file)
     try:
         if args.action == "serve":
@@ -111,14 +125,16 @@ def main(argv: list[str]) -> int:
 async def _serve(args: argparse.Namespace, password: str) -> None:
     import signal
 
+    from shoal.tasks.hooks import named_hooks
     from shoal.tasks.service import TaskService
 
+    names = [name.strip() for each in args.hooks for name in each.split(",") if name.strip()]
     try:
         service = TaskService(password=password, scheduler=args.scheduler,
                               heartbeat_timeout=args.heartbeat_timeout,
-                              keep_results=args.keep_results,
-                              use_plugin_hooks=args.plugin_hooks)
-    except LookupError as exc:
+                              keep_results=args.keep_results, max_kept=args.max_kept,
+                              hooks=named_hooks(names), use_plugin_hooks=args.plugin_hooks)
+    except (LookupError, TypeError) as exc:
         raise ConfigurationError(str(exc)) from None
     try:
         bound = await service.start(args.bind, args.port)
