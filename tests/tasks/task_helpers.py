@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from shoal.tasks import Task
+
 
 def square(x: int) -> int:
     return x * x
@@ -50,3 +52,47 @@ def pid() -> int:
 def find_in_range(lo: int, hi: int, target: int) -> int | None:
     time.sleep(0.01)
     return target if lo <= target < hi else None
+
+
+class Cleaned(Task):
+    """A Task whose clean_up leaves proof on the worker: a file named after the task."""
+
+    def __init__(self, folder: str, name: str, fn, *args) -> None:
+        super().__init__(fn, *args)
+        self.folder = folder
+        self.name = name
+        self.seen: list[tuple[object, str | None]] = []   # what finished() was given
+
+    def clean_up(self) -> None:
+        Path(self.folder, f"{self.name}.clean").write_text(str(os.getpid()))
+
+    def finished(self, result, error) -> None:
+        self.seen.append((result, None if error is None else type(error).__name__))
+
+
+class CallableTask:
+    """Concurrent's style: any object with __call__, clean_up and finished."""
+
+    def __init__(self, folder: str, value: int) -> None:
+        self.folder = folder
+        self.value = value
+        self.finished_with: object = None
+
+    def __call__(self) -> int:
+        return self.value * 10
+
+    def clean_up(self) -> None:
+        Path(self.folder, f"callable-{self.value}.clean").write_text(str(os.getpid()))
+
+    def finished(self, result, error) -> None:
+        self.finished_with = (result, error)
+
+
+class BadCleanUp(Task):
+    def clean_up(self) -> None:
+        raise RuntimeError("clean_up failed")
+
+
+class BadFinished(Task):
+    def finished(self, result, error) -> None:
+        raise LookupError(f"finished failed with {result}")

@@ -36,6 +36,7 @@ from shoal.tasks import protocol
 from shoal.tasks.codecs import CloudpickleCodec, Codec
 from shoal.tasks.codecs import codec as find_codec
 from shoal.tasks.results import failure, remote_exception
+from shoal.tasks.systems import Task, call_parts, finished_hook
 from shoal.tasks.worker import CALL, CHUNK
 
 SUBMIT_BATCH = 10_000
@@ -50,6 +51,7 @@ class TaskFuture(concurrent.futures.Future[Any]):
         self._key = key
         self.task_id = task_id
         self.partial: list[Any] | None = None   # a chunk's results before the one that raised
+        self.finished: Callable[[Any, BaseException | None], Any] | None = None  # its hook
 
     def cancel(self) -> bool:
         if not super().cancel():
@@ -164,13 +166,24 @@ class Executor(concurrent.futures.Executor):
         return n, future
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Run ``fn(*args, **kwargs)``; its future.
+
+        ``fn`` may be a task object (a :class:`~shoal.tasks.systems.Task`, or any
+        callable object): its ``clean_up()`` runs on the worker after the call,
+        its ``finished(result, error)`` here, before the future is resolved.
+        """
         if not callable(fn):
             raise TypeError(f"submit needs a callable, not {type(fn).__name__}")
+        finished = finished_hook(fn)
+        if isinstance(fn, Task):
+            fn, more, extra = call_parts(fn)
+            args, kwargs = more + args, {**extra, **kwargs}
         payload = self.codec.dumps((CALL, args, kwargs))
         with self._lock:
             self._check_open()
             fid = self._function(fn)
             n, future = self._new()
+            future.finished = finished
             self._conn.post(("submit", [(n, fid, payload)]))
         return future
 
@@ -294,23 +307,32 @@ class Executor(concurrent.futures.Executor):
 
     def _resolve(self, future: TaskFuture, status: int, blob: bytes, worker: str) -> None:
         try:
+            if status == protocol.CANCELLED:
+                future.cancel()
+                return
+            value: Any = None
+            error: BaseException | None = None
             if status == protocol.OK:
                 try:
                     value = self.codec.loads(blob)
                 except Exception as exc:
                     from shoal.errors import SerializationError
 
-                    future.set_exception(SerializationError(
-                        f"the result of task {future.task_id} cannot be unpickled here: {exc}"))
-                    return
-                future.set_result(value)
+                    error = SerializationError(
+                        f"the result of task {future.task_id} cannot be unpickled here: {exc}")
             elif status == protocol.RAISED:
-                raised, future.partial = remote_exception(blob, worker, self.codec)
-                future.set_exception(raised)
-            elif status == protocol.CANCELLED:
-                future.cancel()
+                error, future.partial = remote_exception(blob, worker, self.codec)
             else:
-                future.set_exception(failure(blob, future.task_id))
+                error = failure(blob, future.task_id)
+            if future.finished is not None:
+                try:
+                    future.finished(value, error)
+                except Exception as exc:  # the hook's own failure is the future's
+                    error = exc
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
         except concurrent.futures.InvalidStateError:
             pass  # cancelled meanwhile
 

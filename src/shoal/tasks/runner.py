@@ -21,7 +21,7 @@ from shoal.tasks import protocol
 from shoal.tasks.codecs import CloudpickleCodec
 from shoal.tasks.owners import Host, Owner, Result
 from shoal.tasks.results import decode_result
-from shoal.tasks.systems import Task
+from shoal.tasks.systems import call_parts, finished_hook
 from shoal.tasks.worker import CALL, describe_exception
 
 log = logging.getLogger("shoal.tasks.runner")
@@ -59,8 +59,7 @@ class SystemRunner:
     def add(self, tasks: Iterable[Any]) -> None:
         """Encode tasks (in the runner's thread) for the next hand-over to the service."""
         for task in tasks:
-            fn, args, kwargs = ((task.fn, task.args, task.kwargs) if isinstance(task, Task)
-                                else (task, (), {}))
+            fn, args, kwargs = call_parts(task)
             blob = self.codec.dumps_by_value(fn)
             fid = self.functions.get(blob)
             if fid is None:
@@ -109,6 +108,9 @@ class SystemRunner:
                         result, error = decode_result(status, blob, worker, self.codec), None
                     except Exception as exc:
                         result, error = None, exc
+                    hook = finished_hook(task)
+                    if hook is not None:
+                        hook(result, error)  # Concurrent's Task.finished, on the master
                     more = system.task_finished(task, result, error)
                     if more:
                         self.add(more)

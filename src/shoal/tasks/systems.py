@@ -25,17 +25,27 @@ back.  Tasks still queued or running then are cancelled, which is how a search
 stops early.
 
 A task is :class:`Task` (a function and its arguments) or any callable object
-(Concurrent's ``__call__`` style).
+(Concurrent's ``__call__`` style).  Its lifecycle hooks, when it has them:
+``clean_up()`` runs on the worker right after the call, even when the call
+raised; ``finished(result, error)`` runs on the submitting side (the
+executor's process for :meth:`Executor.submit`, the service for a system's
+tasks) before the result is handed on.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
 
 class Task:
-    """``fn(*args, **kwargs)`` to run on a worker; ``tag`` is yours (anything picklable)."""
+    """``fn(*args, **kwargs)`` to run on a worker; ``tag`` is yours (anything picklable).
+
+    Subclass it to add the lifecycle hooks: :meth:`clean_up` (on the worker,
+    after the call, even when it raised) and :meth:`finished` (on the
+    submitting side, with the result or the error).
+    """
 
     def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self.fn = fn
@@ -43,9 +53,42 @@ class Task:
         self.kwargs = kwargs
         self.tag: Any = None
 
+    def __call__(self) -> Any:
+        return self.fn(*self.args, **self.kwargs)
+
+    def clean_up(self) -> None:
+        """Runs on the worker right after the call, even when the call raised."""
+
+    def finished(self, result: Any, error: BaseException | None) -> None:
+        """Runs on the submitting side with the result (``error`` None) or the error."""
+
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", repr(self.fn))
         return f"Task({name}, {len(self.args)} args)"
+
+
+def call_parts(task: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """What travels for ``task``: (callable, args, kwargs).
+
+    A plain :class:`Task` sends its function and arguments (the function goes
+    once however many tasks use it); a Task subclass that adds a ``clean_up``
+    or its own ``__call__``, and any other callable object, travels whole so
+    that its methods run on the worker.
+    """
+    if isinstance(task, Task) and type(task).clean_up is Task.clean_up \
+            and type(task).__call__ is Task.__call__:
+        return task.fn, task.args, task.kwargs
+    return task, (), {}
+
+
+def finished_hook(task: Any) -> Callable[[Any, BaseException | None], Any] | None:
+    """The task's ``finished(result, error)``, or None (the Task default counts as none)."""
+    if isinstance(task, Task) and type(task).finished is Task.finished:
+        return None
+    hook = getattr(task, "finished", None)
+    if hook is None or not callable(hook) or inspect.isclass(task):
+        return None
+    return hook
 
 
 # -- the system ------------------------------------------------------------------------
