@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from shoal.tasks import Task
+from shoal.tasks import Task, TaskSystem
 
 
 def square(x: int) -> int:
@@ -96,3 +96,35 @@ class BadCleanUp(Task):
 class BadFinished(Task):
     def finished(self, result, error) -> None:
         raise LookupError(f"finished failed with {result}")
+
+
+def wait_for_file(path: str, value: object = None, within: float = 60.0) -> object:
+    """Wait (in a task) until ``path`` exists: a task that runs as long as a test wants."""
+    deadline = time.monotonic() + within
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {within:g} s")
+        time.sleep(0.02)
+    return value
+
+
+class Waiting(TaskSystem):
+    """A task system with one task that runs until the file ``gate`` appears."""
+
+    name = "waiting"
+
+    def __init__(self, gate: str) -> None:
+        self.gate = gate
+        self.result: object = None
+
+    def generate_tasks(self):
+        return [Task(wait_for_file, self.gate, "opened")]
+
+    def task_finished(self, task, result, error):
+        self.result = error if error is not None else result
+
+    def is_complete(self):
+        return self.result is not None
+
+    def gather_result(self):
+        return self.result

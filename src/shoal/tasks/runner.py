@@ -21,6 +21,7 @@ from shoal.tasks import protocol
 from shoal.tasks.codecs import CloudpickleCodec
 from shoal.tasks.owners import Host, Owner, Result
 from shoal.tasks.results import decode_result
+from shoal.tasks.stats import Tally
 from shoal.tasks.systems import call_parts, finished_hook
 from shoal.tasks.worker import CALL, describe_exception
 
@@ -36,6 +37,8 @@ class SystemRunner:
         self.key = key
         self.blob = blob
         self.label = f"{session.label}/system-{key}"
+        self.name = self.label                # the system's own name once it is loaded
+        self.tally = Tally()
         self.retries = session.retries
         self.tasks: dict[Any, int] = {}       # the service's bookkeeping: our key -> tid
         self.codec = CloudpickleCodec()
@@ -54,6 +57,7 @@ class SystemRunner:
     def deliver(self, results: list[Result]) -> None:
         for result in results:
             self.tasks.pop(result[0], None)
+            self.tally.count(result[1] == protocol.OK)
         self.inbox.put(results)
 
     def add(self, tasks: Iterable[Any]) -> None:
@@ -86,6 +90,7 @@ class SystemRunner:
 
     def _finish(self, status: int, blob: bytes) -> None:
         def deliver() -> None:
+            self.service.system_ended(self)
             self.service.cancel(self, list(self.tasks))
             self.service.forget_functions(self.label)
             self.session.deliver([(self.key, status, blob, self.label)])
@@ -97,6 +102,9 @@ class SystemRunner:
         try:
             system = pickle.loads(self.blob)
             system._runner = self
+            self.name = str(getattr(system, "name", None) or type(system).__name__)
+            assert self.service.loop is not None
+            self.service.loop.call_soon_threadsafe(self.service.system_started, self)
             self.add(system.generate_tasks() or ())
             self._hand_over()
             while self.objects and not system.is_complete():

@@ -43,6 +43,7 @@ from shoal.tasks.owners import Owner, Result
 from shoal.tasks.runner import SystemRunner
 from shoal.tasks.scheduler import Scheduler, policy_class
 from shoal.tasks.scheduler import state as ev
+from shoal.tasks.stats import Tally, Throughput
 
 log = logging.getLogger("shoal.tasks.service")
 MAX_MESSAGE = 1 << 30
@@ -67,6 +68,7 @@ class _Agent:
         self.host = host
         self.functions: set[Any] = set()
         self.last_seen = time.monotonic()
+        self.tally = Tally()
 
 
 class _Session:
@@ -122,6 +124,9 @@ class TaskService:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._results: dict[int, tuple[int, bytes, str]] = {}
+        self.systems: dict[str, SystemRunner] = {}      # running task systems, by name
+        self.tally = Tally()
+        self.throughput = Throughput(time.monotonic())
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ------------------------------------------------------------------
@@ -374,13 +379,49 @@ class TaskService:
         while len(self._keep) > self.max_kept:
             self._keep.popitem(last=False)
 
+    def state(self) -> dict[str, Any]:
+        """What ``GET /api/v1/tasks`` serves (docs/contracts/cluster-rest.md)."""
+        scheduler = self.scheduler
+        workers = []
+        for agent in self.agents.values():
+            held = scheduler.workers.get(agent.name)
+            workers.append({"name": agent.name, "slots": agent.slots,
+                            "running": held.running if held else 0,
+                            "done": agent.tally.done, "failed": agent.tally.failed})
+        running = sum(w.running for w in scheduler.workers.values())
+        systems = []
+        for runner in self.systems.values():
+            states = [scheduler.tasks.get(tid) for tid in runner.tasks.values()]
+            busy = sum(1 for state in states if state is not None and state.worker is not None)
+            systems.append({"name": runner.name, "queued": len(states) - busy, "running": busy,
+                            "done": runner.tally.done, "failed": runner.tally.failed})
+        return {"scheduler": self.policy_name, "queued": max(0, scheduler.pending() - running),
+                "running": running, "done": self.tally.done, "failed": self.tally.failed,
+                "throughput": round(self.throughput.rate(time.monotonic()), 3),
+                "workers": workers, "systems": systems}
+
     def status(self) -> dict[str, Any]:
-        return {"scheduler": self.policy_name, "queued": len(self.scheduler.queue),
-                "pending": self.scheduler.pending(),
+        """``Executor.status()``: :meth:`state`, the pending tasks and the agents' pids."""
+        return {**self.state(), "pending": self.scheduler.pending(),
                 "agents": [{"name": a.name, "slots": a.slots, "pids": a.pids, "host": a.host,
                             "running": self.scheduler.workers[a.name].running
                             if a.name in self.scheduler.workers else 0}
                            for a in self.agents.values()]}
+
+    # -- task systems (called by their runners, in the loop's thread) ---------------------
+
+    def system_started(self, runner: SystemRunner) -> None:
+        """Name a running system (``-2``, ``-3``... when its name is taken) and list it."""
+        name, n = runner.name, 1
+        while name in self.systems:
+            n += 1
+            name = f"{runner.name}-{n}"
+        runner.name = name
+        self.systems[name] = runner
+
+    def system_ended(self, runner: SystemRunner) -> None:
+        if self.systems.get(runner.name) is runner:
+            del self.systems[runner.name]
 
     # -- tasks (also called by task systems, in the loop's thread) --------------------------
 
@@ -427,9 +468,14 @@ class TaskService:
             if isinstance(action, ev.Assign):
                 self._assign(action)
             elif isinstance(action, ev.Deliver):
+                holder = self.agents.get(getattr(event, "worker", ""))
+                self.throughput.add(time.monotonic(), len(action.tasks))
                 for tid in action.tasks:
                     record = self.records.pop(tid)
                     status, blob, worker = self._results[tid]
+                    self.tally.count(status == protocol.OK)
+                    if holder is not None:
+                        holder.tally.count(status == protocol.OK)
                     self._queue_delivery(deliveries, record, (record.key, status, blob, worker))
                     if self.hooks:
                         self._call_hooks("task_finished", TaskInfo(tid, str(record.key)), worker,
@@ -440,6 +486,8 @@ class TaskService:
                     agent.link.post(("kill", action.tasks))
             elif isinstance(action, ev.Fail):
                 record = self.records.pop(action.task)
+                self.tally.count(False)
+                self.throughput.add(time.monotonic())
                 log.warning("task %s:%s failed: %s", record.owner.label, record.key,
                             action.message)
                 self._call_hooks("task_failed", TaskInfo(action.task, str(record.key)),

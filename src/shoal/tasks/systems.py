@@ -97,8 +97,13 @@ def finished_hook(task: Any) -> Callable[[Any, BaseException | None], Any] | Non
 class TaskSystem:
     """Override :meth:`generate_tasks`, :meth:`task_finished`, :meth:`is_complete`,
     :meth:`gather_result` (see the module docstring).
+
+    ``name``: what the service shows it as (``GET /api/v1/tasks``) and what
+    clients call its remote methods by; the class name by default.  Two systems
+    of one name on a service get ``-2``, ``-3``...
     """
 
+    name: str | None = None
     _runner: Any = None
 
     def generate_tasks(self) -> Iterable[Any]:

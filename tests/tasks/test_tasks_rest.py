@@ -1,0 +1,89 @@
+"""The task service on the master's REST API (docs/contracts/cluster-rest.md, last section).
+
+A real ``shoal master`` and one ``shoal worker`` with two task processes; tasks and
+task systems come from an executor logged in on the master's task port.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import task_helpers as helpers
+
+from shoal.tasks import Executor
+
+for needed in ("fastapi", "sqlalchemy", "alembic", "httpx", "psutil"):
+    pytest.importorskip(needed)  # the master: pip install 'shoal[cluster,test]'
+sys.path.insert(0, str(Path(__file__).parents[1] / "cluster"))  # the cluster tests' helpers
+from cluster_helpers import PASSWORD, Master, Worker, free_port_pair, wait_for
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    base = tmp_path_factory.mktemp("tasks-rest")
+    (base / "master").mkdir()
+    master = Master(base / "master", free_port_pair(), [])
+    worker = Worker(base / "w1", "w1", master, extra=["--task-slots", "2"])
+    try:
+        master.setup()
+        master.start()
+        worker.start()
+        worker.wait_online()
+        # The agent's processes start once it links: before any test begins (each test
+        # checks that it leaves no process behind).
+        with Executor(f"shoal://127.0.0.1:{master.task_port}", password=PASSWORD) as ex:
+            wait_for(lambda: [len(a["pids"]) for a in ex.status()["agents"]] == [2], 30,
+                     what="the worker's task agent linking")
+        yield master
+    finally:
+        worker.stop()
+        master.stop()
+
+
+@pytest.fixture
+def executor(master: Master) -> Iterator[Executor]:
+    with Executor(f"shoal://127.0.0.1:{master.task_port}", password=PASSWORD,
+                  modules=[helpers]) as ex:
+        yield ex
+
+
+def test_get_tasks_serves_the_task_services_state(master, executor, tmp_path):
+    before = master.api("GET", "/api/v1/tasks")
+    futures = [executor.submit(helpers.square, i) for i in range(5)]
+    futures.append(executor.submit(helpers.fail_on, 1, 1))
+    for future in futures:
+        future.exception(60)
+    gate = tmp_path / "gate"
+    running = executor.submit_system(helpers.Waiting(str(gate)))
+
+    def system_listed():
+        state = master.api("GET", "/api/v1/tasks")
+        return state if [s["name"] for s in state["systems"]] == ["waiting"] else None
+
+    state = wait_for(system_listed, 30, what="the task system being listed")
+    assert state["scheduler"] == "pull"
+    assert (state["done"] - before["done"], state["failed"] - before["failed"]) == (5, 1)
+    assert state["running"] == 1 and state["queued"] == 0
+    assert state["throughput"] > 0
+    [w1] = state["workers"]
+    assert (w1["name"], w1["slots"], w1["running"]) == ("w1", 2, 1)
+    assert w1["done"] - sum(w["done"] for w in before["workers"]) == 5
+    assert state["systems"] == [{"name": "waiting", "queued": 0, "running": 1, "done": 0,
+                                 "failed": 0}]
+    gate.touch()
+    assert running.result(60) == "opened"
+    after = wait_for(lambda: (s := master.api("GET", "/api/v1/tasks"))["systems"] == [] and s,
+                     30, what="the finished system leaving the list")
+    assert after["running"] == 0 and after["done"] - state["done"] == 1
+
+
+def test_get_tasks_needs_a_read_token(master):
+    read = master.new_token("read", "reader")
+    with master.client(token=read) as client:
+        assert client.get("/api/v1/tasks").status_code == 200
+    with master.client(token="") as client:
+        answer = client.get("/api/v1/tasks")
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "missing_token"
