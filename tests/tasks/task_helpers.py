@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from shoal.tasks import Task, TaskSystem
+from shoal.tasks import Task, TaskSystem, remote
 
 
 def square(x: int) -> int:
@@ -128,3 +128,72 @@ class Waiting(TaskSystem):
 
     def gather_result(self):
         return self.result
+
+
+class Controlled(TaskSystem):
+    """A task system steered by remote calls: it runs until stop() (or the gate opens)."""
+
+    name = "controlled"
+
+    def __init__(self, gate: str) -> None:
+        self.gate = gate
+        self.count = 0
+        self.values: list[object] = []
+        self.expected = 1
+        self.stopped = False
+
+    def generate_tasks(self):
+        return [Task(wait_for_file, self.gate, "gate")]
+
+    def task_finished(self, task, result, error):
+        self.values.append(result if error is None else repr(error))
+
+    def is_complete(self):
+        return self.stopped and len(self.values) == self.expected
+
+    def gather_result(self):
+        return self.count, sorted(self.values, key=str)
+
+    @remote
+    def add(self, n: int = 1) -> int:
+        """Add n to the count; the new count."""
+        self.count += n
+        return self.count
+
+    @remote(json=True)
+    def progress(self) -> dict:
+        """How far it got.
+
+        (Only this first paragraph is the doc clients see.)"""
+        return {"count": self.count, "values": len(self.values)}
+
+    @remote(json=True, name="fail")
+    def fail_now(self, why: str = "bad call") -> None:
+        raise ValueError(why)
+
+    @remote(json=True)
+    def as_set(self) -> set:
+        return {1, 2}
+
+    @remote
+    def more(self, n: int) -> int:
+        """Submit n more tasks from the system's thread."""
+        for i in range(n):
+            self.submit(Task(square, i))
+        self.expected += n
+        return n
+
+    @remote(json=True)
+    def stop(self) -> bool:
+        self.stopped = True
+        Path(self.gate).touch()
+        return True
+
+    @remote
+    def thread(self) -> str:
+        import threading
+
+        return threading.current_thread().name
+
+    def not_remote(self) -> str:
+        return "never callable"

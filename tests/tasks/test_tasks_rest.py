@@ -87,3 +87,42 @@ def test_get_tasks_needs_a_read_token(master):
     with master.client(token="") as client:
         answer = client.get("/api/v1/tasks")
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "missing_token"
+
+
+def test_json_remote_methods_are_listed_and_called_over_rest(master, executor, tmp_path):
+    running = executor.submit_system(helpers.Controlled(str(tmp_path / "gate")))
+    executor.call(running, "add", 4)  # the system is up and registered once this answers
+    listed = master.api("GET", "/api/v1/tasks/methods")
+    assert sorted((m["system"], m["name"]) for m in listed) == [
+        ("controlled", "as_set"), ("controlled", "fail"), ("controlled", "progress"),
+        ("controlled", "stop")]                                  # json=True ones only
+    assert next(m for m in listed if m["name"] == "progress")["doc"] == "How far it got."
+    assert master.api("POST", "/api/v1/tasks/methods/controlled/progress") == {
+        "result": {"count": 4, "values": 0}}
+
+    with master.client() as client:
+        raised = client.post("/api/v1/tasks/methods/controlled/fail",
+                             json={"args": ["no luck"]})
+        not_json = client.post("/api/v1/tasks/methods/controlled/as_set", json={})
+        unknown_method = client.post("/api/v1/tasks/methods/controlled/add", json={})
+        unknown_system = client.post("/api/v1/tasks/methods/nope/progress", json={})
+        bad_args = client.post("/api/v1/tasks/methods/controlled/progress",
+                               json={"kwargs": {"surplus": 1}})
+    assert raised.status_code == 422
+    error = raised.json()["error"]
+    assert (error["code"], error["message"]) == ("remote_error", "ValueError: no luck")
+    assert "in fail_now" in error["traceback"] and "raise ValueError(why)" in error["traceback"]
+    assert not_json.status_code == 422 and not_json.json()["error"]["code"] == "not_json"
+    assert unknown_method.status_code == 404      # add is @remote, but not json=True
+    assert "no JSON remote method 'add'" in unknown_method.json()["error"]["message"]
+    assert unknown_system.status_code == 404
+    assert bad_args.status_code == 422 and "surplus" in bad_args.json()["error"]["message"]
+
+    read = master.new_token("read", "reader")
+    with master.client(token=read) as client:
+        assert client.get("/api/v1/tasks/methods").status_code == 200
+        assert client.post("/api/v1/tasks/methods/controlled/stop").status_code == 403
+    assert master.api("POST", "/api/v1/tasks/methods/controlled/stop",
+                      json={"args": []}) == {"result": True}
+    assert running.result(60) == (4, ["gate"])
+    assert master.api("GET", "/api/v1/tasks/methods") == []

@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from shoal.errors import ConfigurationError, PeerLostError
-from shoal.tasks import protocol
+from shoal.tasks import protocol, sources
 from shoal.tasks.codecs import CloudpickleCodec, Codec
 from shoal.tasks.codecs import codec as find_codec
 from shoal.tasks.results import failure, remote_exception
@@ -40,6 +40,7 @@ from shoal.tasks.systems import Task, call_parts, finished_hook
 from shoal.tasks.worker import CALL, CHUNK
 
 SUBMIT_BATCH = 10_000
+_BY_VALUE = CloudpickleCodec()   # task systems and remote calls: the service loads them
 
 
 class TaskFuture(concurrent.futures.Future[Any]):
@@ -52,6 +53,8 @@ class TaskFuture(concurrent.futures.Future[Any]):
         self.task_id = task_id
         self.partial: list[Any] | None = None   # a chunk's results before the one that raised
         self.finished: Callable[[Any, BaseException | None], Any] | None = None  # its hook
+        self.codec: Codec | None = None   # how its result is encoded, when not the executor's
+        self.system = False                # the future of a task system (submit_system)
 
     def cancel(self) -> bool:
         if not super().cancel():
@@ -252,16 +255,55 @@ class Executor(concurrent.futures.Executor):
 
     def submit_system(self, system: Any) -> TaskFuture:
         """Run a :class:`~shoal.tasks.systems.TaskSystem` on the service; its future."""
-        blob = CloudpickleCodec().dumps_by_value(system)
+        with sources.collecting() as codes:
+            blob = _BY_VALUE.dumps_by_value(system)
+        where = sources.table(codes)  # so that tracebacks made on the service name files too
         with self._lock:
             self._check_open()
             n, future = self._new()
-            self._conn.post(("system", n, blob))
+            future.codec, future.system = _BY_VALUE, True
+            self._conn.post(("system", n, blob, where))
         return future
 
     def run_system(self, system: Any, timeout: float | None = None) -> Any:
         """Run a task system and return its ``gather_result()``."""
         return self.submit_system(system).result(timeout)
+
+    def submit_call(self, system: str | TaskFuture, method: str, /, *args: Any,
+                    **kwargs: Any) -> TaskFuture:
+        """Call a remote method of a running task system; the future of its value.
+
+        ``system`` is the future :meth:`submit_system` gave, or the system's
+        name on the service (``TaskSystem.name``, see :meth:`methods`).  The
+        call runs in the system's thread on the service, between results; its
+        exception is raised here, with the remote traceback as ``__cause__``.
+        """
+        if isinstance(system, TaskFuture):
+            if not system.system or system._executor_ref() is not self:
+                raise TypeError("submit_call takes a task system's name, or the future this "
+                                "executor's submit_system gave")
+            ref: Any = system._key
+        elif isinstance(system, str):
+            ref = system
+        else:
+            raise TypeError(f"a task system is named by a str or its future, not "
+                            f"{type(system).__name__}")
+        blob = _BY_VALUE.dumps((args, kwargs))
+        with self._lock:
+            self._check_open()
+            n, future = self._new()
+            future.codec = _BY_VALUE
+            self._conn.post(("call", n, ref, str(method), blob))
+        return future
+
+    def call(self, system: str | TaskFuture, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """``submit_call(...).result()``: call a task system's remote method (Concurrent's
+        ``@tcpremote``), see :func:`shoal.remote`."""
+        return self.submit_call(system, method, *args, **kwargs).result()
+
+    def methods(self) -> list[dict[str, Any]]:
+        """The remote methods of the systems running on the service: system, name, doc, json."""
+        return list(self.status()["methods"])
 
     def fetch(self, task_ids: Iterable[str]) -> list[TaskFuture]:
         """Futures for tasks of an earlier executor (``future.task_id``), e.g. after a crash."""
@@ -306,6 +348,7 @@ class Executor(concurrent.futures.Executor):
             self._status_event.set()
 
     def _resolve(self, future: TaskFuture, status: int, blob: bytes, worker: str) -> None:
+        codec = future.codec or self.codec
         try:
             if status == protocol.CANCELLED:
                 future.cancel()
@@ -314,14 +357,14 @@ class Executor(concurrent.futures.Executor):
             error: BaseException | None = None
             if status == protocol.OK:
                 try:
-                    value = self.codec.loads(blob)
+                    value = codec.loads(blob)
                 except Exception as exc:
                     from shoal.errors import SerializationError
 
                     error = SerializationError(
                         f"the result of task {future.task_id} cannot be unpickled here: {exc}")
             elif status == protocol.RAISED:
-                error, future.partial = remote_exception(blob, worker, self.codec)
+                error, future.partial = remote_exception(blob, worker, codec)
             else:
                 error = failure(blob, future.task_id)
             if future.finished is not None:

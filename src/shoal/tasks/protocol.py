@@ -14,7 +14,10 @@ Executor -> service::
     ("submit", [(n, fid, payload), ...])     tasks; n counts up within the session
     ("cancel", [n, ...])
     ("fetch", session, [n, ...])             results of an earlier session's tasks
-    ("system", n, blob)                      run a task system (cloudpickled) on the master
+    ("system", n, blob, sources)             run a task system (cloudpickled) on the master;
+                                             sources: where its code is from (tasks.sources)
+    ("call", n, system, method, blob)        call a remote method of a running system (by
+                                             name, or by its n); the answer is n's result
     ("status",)                              -> ("status", {...})
     ("bye",)                                 done: forget this session's kept results
 

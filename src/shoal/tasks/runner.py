@@ -4,8 +4,10 @@ The service (:mod:`.service`) starts a :class:`SystemRunner` for each system an
 executor sends (:mod:`.systems` is the API the system is written against).  The
 runner unpickles the system, encodes the tasks it makes, hands them to the
 service in the loop's thread, and feeds each result back to the system, in the
-runner's thread, one at a time.  It knows the service only as an
-:class:`~shoal.tasks.owners.Host`.
+runner's thread, one at a time.  Calls of the system's remote methods
+(:class:`Call`) arrive in the same inbox, so they run in that thread too,
+between results: a system never sees two things at once.  The runner knows
+the service only as an :class:`~shoal.tasks.owners.Host`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,37 @@ import logging
 import pickle
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.tasks import protocol
 from shoal.tasks.codecs import CloudpickleCodec
+from shoal.tasks.errors import UnknownMethodError
 from shoal.tasks.owners import Host, Owner, Result
 from shoal.tasks.results import decode_result
 from shoal.tasks.stats import Tally
-from shoal.tasks.systems import call_parts, finished_hook
+from shoal.tasks.systems import RemoteMethod, call_parts, finished_hook, remote_methods
 from shoal.tasks.worker import CALL, describe_exception
 
 log = logging.getLogger("shoal.tasks.runner")
+
+
+@dataclass
+class Call:
+    """A call of a remote method: ``reply(ok, value or exception)`` runs in the runner's thread.
+
+    ``blob`` (pickled ``(args, kwargs)`` from an executor) is loaded there too;
+    calls from the REST API give ``args`` and ``kwargs`` as they are and
+    ``json_only``, which allows only the methods marked ``json=True``.
+    """
+
+    method: str
+    reply: Callable[[bool, Any], object]
+    args: tuple[Any, ...] | list[Any] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    blob: bytes | None = None
+    json_only: bool = False
 
 
 class SystemRunner:
@@ -42,7 +63,9 @@ class SystemRunner:
         self.retries = session.retries
         self.tasks: dict[Any, int] = {}       # the service's bookkeeping: our key -> tid
         self.codec = CloudpickleCodec()
-        self.inbox: queue.SimpleQueue[list[Result]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[list[Result] | Call] = queue.SimpleQueue()
+        self.methods: dict[str, RemoteMethod] = {}
+        self.closed = False                   # set in the loop's thread once it has ended
         self.objects: dict[int, Any] = {}     # our key -> the task object
         self.functions: dict[bytes, int] = {}
         self.next_key = 0
@@ -54,6 +77,13 @@ class SystemRunner:
         threading.Thread(target=self._run, name=self.label, daemon=True).start()
 
     # called in the service's loop
+
+    def call(self, call: Call) -> None:
+        """Queue a remote call for the system's thread (answered at once if it has ended)."""
+        if self.closed:
+            call.reply(False, UnknownMethodError(f"the task system {self.name!r} has finished"))
+        else:
+            self.inbox.put(call)
     def deliver(self, results: list[Result]) -> None:
         for result in results:
             self.tasks.pop(result[0], None)
@@ -90,6 +120,8 @@ class SystemRunner:
 
     def _finish(self, status: int, blob: bytes) -> None:
         def deliver() -> None:
+            self.closed = True
+            self._refuse_calls()  # those queued after the thread's last look
             self.service.system_ended(self)
             self.service.cancel(self, list(self.tasks))
             self.service.forget_functions(self.label)
@@ -103,12 +135,18 @@ class SystemRunner:
             system = pickle.loads(self.blob)
             system._runner = self
             self.name = str(getattr(system, "name", None) or type(system).__name__)
+            self.methods = remote_methods(system)
             assert self.service.loop is not None
             self.service.loop.call_soon_threadsafe(self.service.system_started, self)
             self.add(system.generate_tasks() or ())
             self._hand_over()
             while self.objects and not system.is_complete():
-                for key, status, blob, worker in self.inbox.get():
+                item = self.inbox.get()
+                if isinstance(item, Call):
+                    self._answer(system, item)
+                    self._hand_over()  # a remote method may have submitted tasks
+                    continue
+                for key, status, blob, worker in item:
                     task = self.objects.pop(key, None)
                     if task is None:
                         continue
@@ -125,7 +163,39 @@ class SystemRunner:
                     if system.is_complete():
                         break
                 self._hand_over()
-            self._finish(protocol.OK, self.codec.dumps(system.gather_result()))
+            status, blob = protocol.OK, self.codec.dumps(system.gather_result())
         except Exception as exc:
             log.info("task system %s raised %r", self.label, exc)
-            self._finish(protocol.RAISED, describe_exception(exc, None, self.codec))
+            status, blob = protocol.RAISED, describe_exception(exc, None, self.codec)
+        self._refuse_calls()
+        self._finish(status, blob)
+
+    def _answer(self, system: Any, call: Call) -> None:
+        """Run one remote call in this thread and reply with its value or its exception."""
+        try:
+            found = self.methods.get(call.method)
+            if found is None or (call.json_only and not found.json):
+                kind = "JSON " if call.json_only else ""
+                known = sorted(m.name for m in self.methods.values()
+                               if m.json or not call.json_only)
+                raise UnknownMethodError(
+                    f"the task system {self.name!r} has no {kind}remote method "
+                    f"{call.method!r} (it has: {', '.join(known) or 'none'})")
+            args, kwargs = (self.codec.loads(call.blob) if call.blob is not None
+                            else (call.args, call.kwargs))
+            value = getattr(system, found.attribute)(*args, **kwargs)
+        except Exception as exc:
+            call.reply(False, exc)
+        else:
+            call.reply(True, value)
+
+    def _refuse_calls(self) -> None:
+        """Answer the calls still queued: the system has ended (results are dropped)."""
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Call):
+                item.reply(False, UnknownMethodError(
+                    f"the task system {self.name!r} has finished"))

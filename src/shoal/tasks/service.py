@@ -24,6 +24,7 @@ import contextlib
 import logging
 import pickle
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -36,14 +37,17 @@ from shoal.security import (
     ServerConfig,
     open_secure_stream,
 )
-from shoal.tasks import protocol
+from shoal.tasks import protocol, sources
+from shoal.tasks.codecs import CloudpickleCodec
+from shoal.tasks.errors import RemoteMethodError, UnknownMethodError
 from shoal.tasks.hooks import TaskHooks, TaskInfo, plugin_hooks
 from shoal.tasks.links import Link, LinkClosed, StreamLink, memory_pair
 from shoal.tasks.owners import Owner, Result
-from shoal.tasks.runner import SystemRunner
+from shoal.tasks.runner import Call, SystemRunner
 from shoal.tasks.scheduler import Scheduler, policy_class
 from shoal.tasks.scheduler import state as ev
 from shoal.tasks.stats import Tally, Throughput
+from shoal.tasks.worker import describe_exception
 
 log = logging.getLogger("shoal.tasks.service")
 MAX_MESSAGE = 1 << 30
@@ -125,6 +129,7 @@ class TaskService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._results: dict[int, tuple[int, bytes, str]] = {}
         self.systems: dict[str, SystemRunner] = {}      # running task systems, by name
+        self._runners: dict[tuple[str, Any], SystemRunner] = {}   # by (session, its key)
         self.tally = Tally()
         self.throughput = Throughput(time.monotonic())
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -334,7 +339,12 @@ class TaskService:
         elif kind == "fetch":
             self._fetch(session, str(message[1]), message[2])
         elif kind == "system":
-            SystemRunner(self, session, message[1], message[2]).start()
+            sources.learn(message[3] if len(message) > 3 else [])
+            runner = SystemRunner(self, session, message[1], message[2])
+            self._runners[(session.label, message[1])] = runner
+            runner.start()
+        elif kind == "call":
+            self._call(session, *message[1:])
         elif kind == "status":
             assert session.link is not None
             session.link.post(("status", self.status()))
@@ -402,7 +412,7 @@ class TaskService:
 
     def status(self) -> dict[str, Any]:
         """``Executor.status()``: :meth:`state`, the pending tasks and the agents' pids."""
-        return {**self.state(), "pending": self.scheduler.pending(),
+        return {**self.state(), "pending": self.scheduler.pending(), "methods": self.methods(),
                 "agents": [{"name": a.name, "slots": a.slots, "pids": a.pids, "host": a.host,
                             "running": self.scheduler.workers[a.name].running
                             if a.name in self.scheduler.workers else 0}
@@ -422,6 +432,73 @@ class TaskService:
     def system_ended(self, runner: SystemRunner) -> None:
         if self.systems.get(runner.name) is runner:
             del self.systems[runner.name]
+        self._runners.pop((runner.session.label, runner.key), None)
+
+    # -- remote methods of task systems ---------------------------------------------------
+
+    def methods(self, json_only: bool = False) -> list[dict[str, Any]]:
+        """The remote methods of the running systems: system, name, doc (and json)."""
+        return [{"system": runner.name, "name": method.name, "doc": method.doc,
+                 **({} if json_only else {"json": method.json})}
+                for runner in self.systems.values() for method in runner.methods.values()
+                if method.json or not json_only]
+
+    def _runner(self, system: Any, session: _Session | None = None) -> SystemRunner:
+        """A running system by name, or by its key in ``session`` (an executor's future)."""
+        found = (self._runners.get((session.label, system)) if session is not None
+                 and not isinstance(system, str) else self.systems.get(str(system)))
+        if found is None:
+            running = ", ".join(sorted(self.systems)) or "none"
+            raise UnknownMethodError(f"no task system {system!r} runs on this service "
+                                     f"(running: {running})")
+        return found
+
+    def _call(self, session: _Session, n: Any, system: Any, method: str, blob: bytes) -> None:
+        """An executor calls a remote method: the answer comes back as the result of ``n``."""
+        session.tasks[n] = -1  # pending for the session, but not a task
+        loop = self.loop
+        assert loop is not None
+
+        def reply(ok: bool, value: Any) -> None:  # in the runner's thread
+            codec = CloudpickleCodec()
+            try:
+                status, out = protocol.OK, codec.dumps(value)
+            except Exception as exc:
+                ok, value = False, exc
+            if not ok:
+                status, out = protocol.RAISED, describe_exception(value, None, codec)
+            loop.call_soon_threadsafe(session.deliver, [(n, status, out, f"system {system}")])
+
+        try:
+            runner = self._runner(system, session)
+        except UnknownMethodError as exc:
+            reply(False, exc)
+            return
+        runner.call(Call(method, reply, blob=blob))
+
+    async def call_method(self, system: str, method: str, args: list[Any],
+                          kwargs: dict[str, Any], *, json_only: bool = True) -> Any:
+        """Call a remote method (the REST API's way in): its value, or
+        :class:`UnknownMethodError`, or :class:`RemoteMethodError` with the traceback."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if not answer.done():
+                answer.set_result((ok, value))
+
+        runner = self._runner(system)
+        runner.call(Call(method, lambda ok, value: loop.call_soon_threadsafe(settle, ok, value),
+                         args=list(args), kwargs=dict(kwargs), json_only=json_only))
+        ok, value = await answer
+        if ok:
+            return value
+        if isinstance(value, UnknownMethodError):
+            raise value
+        kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+        trace = sources.resolve("".join(traceback.format_exception(type(value), value,
+                                                                   value.__traceback__)))
+        raise RemoteMethodError(kind, str(value), trace, runner.name)
 
     # -- tasks (also called by task systems, in the loop's thread) --------------------------
 

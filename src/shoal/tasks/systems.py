@@ -14,6 +14,10 @@
         def gather_result(self):
             return sum(self.found)
 
+        @shoal.remote(json=True)
+        def progress(self):                    # callable by clients while the system runs
+            return len(self.found)
+
     total = executor.run_system(Primes(10**6))
 
 The whole object is cloudpickled to the service, which runs it in a thread of
@@ -30,13 +34,21 @@ A task is :class:`Task` (a function and its arguments) or any callable object
 raised; ``finished(result, error)`` runs on the submitting side (the
 executor's process for :meth:`Executor.submit`, the service for a system's
 tasks) before the result is handed on.
+
+Methods marked :func:`remote` are called by clients while the system runs
+(``executor.call(system, "progress")``; those marked ``json=True`` also over the
+master's REST API), one at a time in the system's thread, between results.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+F = TypeVar("F", bound=Callable[..., Any])
+REMOTE_ATTR = "__shoal_remote__"
 
 
 class Task:
@@ -91,6 +103,63 @@ def finished_hook(task: Any) -> Callable[[Any, BaseException | None], Any] | Non
     return hook
 
 
+# -- remote methods -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteMethod:
+    """A method a task system lets clients call: its attribute, whether JSON may call it."""
+
+    name: str
+    attribute: str
+    json: bool
+    doc: str
+
+
+@overload
+def remote(fn: F, /) -> F: ...
+
+
+@overload
+def remote(*, name: str | None = None, json: bool = False) -> Callable[[F], F]: ...
+
+
+def remote(fn: Any = None, /, *, name: str | None = None, json: bool = False) -> Any:
+    """Mark a task-system method as callable by clients while the system runs.
+
+    ``@remote``: authenticated executors call it (``executor.call(system,
+    "name", ...)``) with any picklable arguments and result.  ``@remote(json=True)``:
+    also listed and callable on the master's REST API (``POST
+    /api/v1/tasks/methods/{system}/{name}``) with JSON arguments; its result
+    must be JSON too.  ``name`` renames it for clients.  Concurrent's
+    ``@tcpremote`` and ``@jsonremote``, on the task system itself.
+    """
+
+    def mark(method: F) -> F:
+        if not callable(method):
+            raise TypeError("@remote marks a method")
+        setattr(method, REMOTE_ATTR, {"name": name or method.__name__, "json": bool(json)})
+        return method
+
+    return mark(fn) if fn is not None else mark
+
+
+def remote_methods(system: Any) -> dict[str, RemoteMethod]:
+    """The remote methods of ``system`` (an instance or a class), by the name clients use."""
+    found: dict[str, RemoteMethod] = {}
+    cls = system if isinstance(system, type) else type(system)
+    for attribute in dir(cls):
+        value = inspect.getattr_static(cls, attribute, None)
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        marked = getattr(value, REMOTE_ATTR, None)
+        if isinstance(marked, dict):
+            doc = inspect.getdoc(value) or ""
+            found[marked["name"]] = RemoteMethod(marked["name"], attribute, marked["json"],
+                                                 doc.split("\n\n")[0].strip())
+    return found
+
+
 # -- the system ------------------------------------------------------------------------
 
 
@@ -124,7 +193,7 @@ class TaskSystem:
         return None
 
     def submit(self, task: Any) -> None:
-        """Add a task (from ``generate_tasks`` or ``task_finished``)."""
+        """Add a task (from ``generate_tasks``, ``task_finished`` or a remote method)."""
         if self._runner is None:
             raise RuntimeError("submit works while the system runs on the service")
         self._runner.add([task])
