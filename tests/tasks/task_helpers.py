@@ -197,3 +197,12 @@ class Controlled(TaskSystem):
 
     def not_remote(self) -> str:
         return "never callable"
+
+
+def long_or_short(gate: str | None) -> str:
+    """With a gate: wait (up to 20 s) for it to open, a long task; without: 10 ms."""
+    if gate:
+        wait_for_file(gate, within=20.0)
+        return "long"
+    time.sleep(0.01)
+    return "short"

@@ -30,6 +30,11 @@ class Codec(ABC):
     @abstractmethod
     def loads(self, data: bytes) -> Any: ...
 
+    def dumps_function(self, fn: Any) -> tuple[bytes, bool]:
+        """``fn`` encoded, and whether it went by value (its code and the globals it reads:
+        a copy of them now) rather than by reference (a name the worker imports)."""
+        return self.dumps(fn), True
+
 
 class CloudpickleCodec(Codec):
     """pickle when it can (fast), cloudpickle when it must (by value)."""
@@ -49,14 +54,17 @@ class CloudpickleCodec(Codec):
         self.by_value.append(module_name.encode())
 
     def dumps(self, value: Any) -> bytes:
+        return self.dumps_function(value)[0]
+
+    def dumps_function(self, fn: Any) -> tuple[bytes, bool]:
         try:
-            data = pickle.dumps(value, protocol=5)
+            data = pickle.dumps(fn, protocol=5)
         except Exception:  # lambdas, closures, local classes: pickling raises many types
-            return self.dumps_by_value(value)
+            return self.dumps_by_value(fn), True
         for name in self.by_value:
             if name in data:
-                return self.dumps_by_value(value)
-        return data
+                return self.dumps_by_value(fn), True
+        return data, False
 
     def dumps_by_value(self, value: Any) -> bytes:
         try:
@@ -111,6 +119,9 @@ class PickleCodec(Codec):
 
     def loads(self, data: bytes) -> Any:
         return pickle.loads(data)
+
+    def dumps_function(self, fn: Any) -> tuple[bytes, bool]:
+        return self.dumps(fn), False
 
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (CloudpickleCodec, PickleCodec)}

@@ -31,10 +31,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from shoal.errors import ConfigurationError, PeerLostError
+from shoal.errors import ConfigurationError, LaunchError, PeerLostError
 from shoal.tasks import protocol, sources
 from shoal.tasks.codecs import CloudpickleCodec, Codec
 from shoal.tasks.codecs import codec as find_codec
+from shoal.tasks.functions import FunctionCache
 from shoal.tasks.results import failure, remote_exception
 from shoal.tasks.systems import Task, call_parts, finished_hook
 from shoal.tasks.worker import CALL, CHUNK
@@ -98,20 +99,24 @@ class Executor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._pending: dict[Any, TaskFuture] = {}
         self._functions: dict[bytes, int] = {}
+        self._sent = FunctionCache()
         self._counter = itertools.count()
         self._shutdown = False
         self._broken: str | None = None
         self._status_reply: list[dict[str, Any]] = []
         self._status_event = threading.Event()
         self._local = None
+        hello = {"role": "client", "session": self.session, "retries": retries,
+                 "scheduler": None if address is None else scheduler, **protocol.versions()}
+        from shoal.tasks.client import Connection, connect
+
         if address is None:
-            from shoal.tasks.local import LocalCluster
+            from shoal.tasks.local import START_TIMEOUT, LocalCluster
 
             self._local = LocalCluster(workers or protocol.default_slots(), scheduler or "pull",
                                        heartbeat_timeout)
-            address = self._local.address
-            config = ClientConfig(job_key=self._local.key, name=name)
-            scheduler = None
+            channel: Any = self._local.channel
+            connect_timeout = max(connect_timeout, START_TIMEOUT)
         else:
             if workers is not None:
                 raise ConfigurationError("workers= sizes a local cluster; a remote service has "
@@ -120,21 +125,19 @@ class Executor(concurrent.futures.Executor):
                 password, notice = protocol.env_password()
                 if notice:
                     warnings.warn(notice, FutureWarning, stacklevel=2)
+            host, port = protocol.parse_address(address)
             # The server's name is HOST:PORT, so `host_keys` may be a KnownHosts file.
-            server = "{}:{}".format(*protocol.parse_address(address))
             config = ClientConfig(password=password, identity=identity, host_keys=host_keys,
-                                  name=name, server_name=server)
-        self.address = address
-        host, port = protocol.parse_address(address)
-        hello = {"role": "client", "session": self.session, "retries": retries,
-                 "scheduler": scheduler, **protocol.versions()}
-        from shoal.tasks.client import Connection
-
+                                  name=name, server_name=f"{host}:{port}")
+            channel = connect(host, port, config, timeout=connect_timeout)
+        self.address = address or "local"
+        self._connect_timeout = connect_timeout
         try:
-            self._conn = Connection(host, port, config, hello, self._on_message, self._on_lost,
+            self._conn = Connection(channel, hello, self._on_message, self._on_lost,
                                     timeout=connect_timeout)
-        except BaseException:
-            self._stop_local()
+        except BaseException as exc:
+            channel.close()
+            self._stop_local(exc)
             raise
         if self._conn.welcome[0] != "welcome":
             self._conn.close()
@@ -154,12 +157,18 @@ class Executor(concurrent.futures.Executor):
             raise PeerLostError(self._broken)
 
     def _function(self, fn: Callable[..., Any]) -> int:
-        """The id of ``fn`` on the service; sent once per distinct pickle (call with the lock)."""
-        blob = self.codec.dumps(fn)
+        """The id of ``fn`` on the service; sent once per distinct pickle (call with the lock).
+
+        A function already sent, unchanged, is not pickled again (:mod:`.functions`)."""
+        fid = self._sent.get(fn)
+        if fid is not None:
+            return fid
+        blob, by_value = self.codec.dumps_function(fn)
         fid = self._functions.get(blob)
         if fid is None:
             fid = self._functions[blob] = len(self._functions)
             self._conn.post(("fn", fid, blob, self.codec.name))
+        self._sent.put(fn, fid, by_value)
         return fid
 
     def _new(self) -> tuple[int, TaskFuture]:
@@ -187,6 +196,10 @@ class Executor(concurrent.futures.Executor):
             fid = self._function(fn)
             n, future = self._new()
             future.finished = finished
+            alone = len(self._pending) == 1
+        if alone:  # nothing else in flight: latency matters more than batching, send now
+            self._conn.post_now(("submit", [(n, fid, payload)]))
+        else:
             self._conn.post(("submit", [(n, fid, payload)]))
         return future
 
@@ -422,10 +435,19 @@ class Executor(concurrent.futures.Executor):
         self._conn.close()
         self._stop_local()
 
-    def _stop_local(self) -> None:
-        if self._local is not None:
-            self._local.stop()
-            self._local = None
+    def _stop_local(self, failed: BaseException | None = None) -> None:
+        """Stop the local cluster; when its start ``failed`` because it exited, say so."""
+        local, self._local = self._local, None
+        if local is None:
+            return
+        status = local.exit_status(0.5) if isinstance(failed, (EOFError, OSError)) else None
+        local.stop()
+        if status is not None:
+            raise LaunchError(f"the local task cluster exited at start (status {status}); "
+                              "its error is above") from None
+        if isinstance(failed, TimeoutError):
+            raise LaunchError("the local task cluster did not answer within "
+                              f"{self._connect_timeout:g} s; it was stopped") from None
 
     # -- asyncio ---------------------------------------------------------------------------
 

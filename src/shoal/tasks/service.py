@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import pickle
+import socket
 import time
 import traceback
 from collections import OrderedDict
@@ -41,7 +42,7 @@ from shoal.tasks import protocol, sources
 from shoal.tasks.codecs import CloudpickleCodec
 from shoal.tasks.errors import RemoteMethodError, UnknownMethodError
 from shoal.tasks.hooks import TaskHooks, TaskInfo, plugin_hooks
-from shoal.tasks.links import Link, LinkClosed, StreamLink, memory_pair
+from shoal.tasks.links import Link, LinkClosed, SocketLink, StreamLink, memory_pair, small_reads
 from shoal.tasks.owners import Owner, Result
 from shoal.tasks.runner import Call, SystemRunner
 from shoal.tasks.scheduler import Scheduler, policy_class
@@ -138,10 +139,9 @@ class TaskService:
 
     async def start(self, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT) -> int:
         """Listen on ``host:port`` (0: any free port); the port bound."""
-        self.loop = asyncio.get_running_loop()
+        self._started()
         self._server = await asyncio.start_server(self._on_connect, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
-        self._spawn(self._watch())
         log.info("task service listening on %s:%d (scheduler %s)", host, self.port,
                  self.policy_name)
         return self.port
@@ -164,6 +164,18 @@ class TaskService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
+    def _started(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            self._spawn(self._watch())
+
+    async def attach_local_client(self, sock: socket.socket, name: str = "executor") -> None:
+        """Serve an executor on a local socket its process made (the embedded local
+        cluster: the parent holds the other end, so there is no login)."""
+        self._started()
+        link = await SocketLink.open(sock, name)
+        self._spawn(self._serve_link(link, name))
+
     def attach_local_agent(self, name: str = "local") -> Link:
         """A link for an agent in this process (the embedded local cluster)."""
         service_end, agent_end = memory_pair("service", name)
@@ -182,6 +194,7 @@ class TaskService:
         self._spawn(self._login(reader, writer))
 
     async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        small_reads(writer.transport)
         peer = writer.get_extra_info("peername")
         address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
         try:

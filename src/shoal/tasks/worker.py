@@ -32,7 +32,7 @@ from typing import Any
 
 from shoal.tasks import protocol
 from shoal.tasks.codecs import Codec, codec
-from shoal.tasks.framing import FrameReader, frame
+from shoal.tasks.framing import READ_SIZE, FrameReader, frame
 
 MARK = struct.Struct("=qq")    # task id, attempt of the task running now; 0, 0 between tasks
 FLUSH_COUNT = 64               # results sent at once at most
@@ -75,7 +75,7 @@ class Worker:
         """Take in what the agent sends until it closes the socket."""
         reader = FrameReader()
         try:
-            while data := self.sock.recv(1 << 20):
+            while data := self.sock.recv(READ_SIZE):
                 self.take(reader.feed(data))
         except OSError:
             pass
