@@ -199,23 +199,24 @@ class TaskAgent:
         return StreamLink(stream)
 
     async def _serve(self, link: Link, messages: list[protocol.Message]) -> None:
-        while True:
-            for message in messages:
-                kind = message[0]
-                if kind == "run":
-                    self.queue.extend(message[1])
-                    self.wanted = max(0, self.wanted - len(message[1]))
-                elif kind == "fn":
-                    self.functions[message[1]] = (message[2], message[3])
-                elif kind == "kill":
-                    self._kill(message[1])
-                elif kind == "forget":
-                    self._forget(message[1])
-            self._feed()
-            try:
-                messages = await link.recv()
-            except LinkClosed:
-                return
+        with contextlib.suppress(LinkClosed):
+            if self._handle(messages):
+                await link.serve(self._handle)
+
+    def _handle(self, messages: list[protocol.Message]) -> bool:
+        for message in messages:
+            kind = message[0]
+            if kind == "run":
+                self.queue.extend(message[1])
+                self.wanted = max(0, self.wanted - len(message[1]))
+            elif kind == "fn":
+                self.functions[message[1]] = (message[2], message[3])
+            elif kind == "kill":
+                self._kill(message[1])
+            elif kind == "forget":
+                self._forget(message[1])
+        self._feed()
+        return True
 
     async def _shutdown(self) -> None:
         self._stopping = True

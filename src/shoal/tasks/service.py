@@ -249,15 +249,20 @@ class TaskService:
         self._call_hooks("worker_joined", name, agent.slots)
         self._apply(ev.WorkerJoined(name, agent.slots))
         reason = "disconnected"
+
+        def handle(batch: list[protocol.Message]) -> bool:
+            nonlocal reason
+            if self.agents.get(name) is not agent:
+                reason = "dropped"
+                return False
+            agent.last_seen = time.monotonic()
+            for message in batch:
+                self._agent_message(agent, message)
+            return True
+
         try:
-            while True:
-                if self.agents.get(name) is not agent:
-                    reason = "dropped"
-                    return
-                agent.last_seen = time.monotonic()
-                for message in messages:
-                    self._agent_message(agent, message)
-                messages = await link.recv()
+            if handle(messages):
+                await link.serve(handle)
         finally:
             if self.agents.get(name) is agent:
                 del self.agents[name]
@@ -326,17 +331,18 @@ class TaskService:
         self.sessions[label] = session
         session.link = link
         link.post(("welcome", {"scheduler": self.policy_name}))
+
+        def handle(batch: list[protocol.Message]) -> bool:
+            for message in batch:
+                if message[0] == "bye":
+                    self._forget(session)
+                    return False
+                self._client_message(session, message)
+            return True
+
         try:
-            while True:
-                for message in messages:
-                    if message[0] == "bye":
-                        self._forget(session)
-                        return
-                    self._client_message(session, message)
-                    if message[0] == "submit":
-                        # Let heartbeats and results through between big batches.
-                        await asyncio.sleep(0)
-                messages = await link.recv()
+            if handle(messages):
+                await link.serve(handle)
         finally:
             session.link = None
 
