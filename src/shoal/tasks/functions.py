@@ -36,39 +36,63 @@ def _global_names(code: types.CodeType) -> tuple[str, ...]:
     return found
 
 
-def _state(fn: types.FunctionType) -> list[Any]:
-    """The objects a by-value pickle of ``fn`` copies (compared by identity)."""
+def _state(fn: types.FunctionType) -> tuple[Any, ...]:
+    """What a by-value pickle of ``fn`` copies, to compare by identity later."""
     cells = []
     for cell in fn.__closure__ or ():
         try:
             cells.append(cell.cell_contents)
         except ValueError:  # an empty cell
             cells.append(_MISSING)
+    names = _global_names(fn.__code__)
     space = fn.__globals__
-    return [fn.__code__, fn.__defaults__, fn.__kwdefaults__, *cells,
-            *(space.get(name, _MISSING) for name in _global_names(fn.__code__))]
+    return (fn.__code__, fn.__defaults__, fn.__kwdefaults__, tuple(cells), names,
+            tuple(space.get(name, _MISSING) for name in names))
+
+
+def _unchanged(fn: types.FunctionType, state: tuple[Any, ...]) -> bool:
+    code, defaults, kwdefaults, cells, names, values = state
+    if fn.__code__ is not code or fn.__defaults__ is not defaults \
+            or fn.__kwdefaults__ is not kwdefaults:
+        return False
+    if cells:
+        for cell, value in zip(fn.__closure__ or (), cells, strict=True):
+            try:
+                if cell.cell_contents is not value:
+                    return False
+            except ValueError:
+                if value is not _MISSING:
+                    return False
+    if names:
+        get = fn.__globals__.get
+        for name, value in zip(names, values, strict=True):
+            if get(name, _MISSING) is not value:
+                return False
+    return True
 
 
 class FunctionCache:
-    """Function object -> the id it was sent under (see the module docstring)."""
+    """Function object -> the id it was sent under (see the module docstring).
+
+    It holds at most :attr:`LIMIT` functions (and what they read), so functions
+    made per call (lambdas in a loop) do not pile up.
+    """
+
+    LIMIT = 512
 
     def __init__(self) -> None:
-        self._sent: weakref.WeakKeyDictionary[Any, tuple[int, list[Any] | None]] = \
-            weakref.WeakKeyDictionary()
+        self._sent: dict[types.FunctionType, tuple[int, tuple[Any, ...] | None]] = {}
 
     def get(self, fn: Any) -> int | None:
         if type(fn) is not types.FunctionType:
             return None
         found = self._sent.get(fn)
-        if found is None:
+        if found is None or (found[1] is not None and not _unchanged(fn, found[1])):
             return None
-        fid, state = found
-        if state is not None:
-            now = _state(fn)
-            if len(now) != len(state) or any(a is not b for a, b in zip(now, state, strict=True)):
-                return None
-        return fid
+        return found[0]
 
     def put(self, fn: Any, fid: int, by_value: bool) -> None:
         if type(fn) is types.FunctionType:
+            if len(self._sent) >= self.LIMIT:
+                self._sent.clear()
             self._sent[fn] = (fid, _state(fn) if by_value else None)
