@@ -138,6 +138,9 @@ class SystemRunner:
             self.methods = remote_methods(system)
             assert self.service.loop is not None
             self.service.loop.call_soon_threadsafe(self.service.system_started, self)
+            init = getattr(system, "init_system", None)
+            if callable(init):
+                init()  # Concurrent's init_system, here on the master
             self.add(system.generate_tasks() or ())
             self._hand_over()
             while self.objects and not system.is_complete():

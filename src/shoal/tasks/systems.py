@@ -21,12 +21,12 @@
     total = executor.run_system(Primes(10**6))
 
 The whole object is cloudpickled to the service, which runs it in a thread of
-its own (:mod:`.runner`): ``generate_tasks`` once, then ``task_finished(task,
-result, error)`` for each task as it ends (``error`` is the exception, with its
-remote traceback as ``__cause__``, or None), checks ``is_complete`` after
-each, and when it is complete (or no task is left) sends ``gather_result()``
-back.  Tasks still queued or running then are cancelled, which is how a search
-stops early.
+its own (:mod:`.runner`): ``init_system`` and ``generate_tasks`` once, then
+``task_finished(task, result, error)`` for each task as it ends (``error`` is
+the exception, with its remote traceback as ``__cause__``, or None), checks
+``is_complete`` after each, and when it is complete (or no task is left) sends
+``gather_result()`` back.  Tasks still queued or running then are cancelled,
+which is how a search stops early.
 
 A task is :class:`Task` (a function and its arguments) or any callable object
 (Concurrent's ``__call__`` style).  Its lifecycle hooks, when it has them:
@@ -174,6 +174,9 @@ class TaskSystem:
 
     name: str | None = None
     _runner: Any = None
+
+    def init_system(self) -> None:
+        """Runs first, on the service (``__init__`` ran where the system was made)."""
 
     def generate_tasks(self) -> Iterable[Any]:
         """The first tasks."""
