@@ -10,6 +10,9 @@
     shoal master password [--stdin]     what workers log in with (SPAKE2)
     shoal master authorize KEYFILE      let a worker log in with its key instead
     shoal master key                    this master's public key (for workers' known_hosts)
+
+Defaults for the options may be written in ``master.toml`` (table ``[master]``)
+in shoal's config folder, or in ``--config FILE`` (:mod:`shoal.settings_file`).
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import re
 import sys
 from pathlib import Path
 
+from shoal import settings_file
 from shoal.cli import CliParser, command
 from shoal.cli._types import port, seconds
 from shoal.errors import ConfigurationError
 
 PROG = "shoal master"
+CONFIG_FILE = "master.toml"   # [master]: defaults for the options (shoal.settings_file)
 _ACTIONS = ("token", "password", "authorize", "key")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
@@ -100,7 +105,10 @@ def main(argv: list[str]) -> int:
     paths = ClusterPaths.default()
     if argv and argv[0] in _ACTIONS:
         return _tool(paths, _tools_parser().parse_args(argv))
-    args = _serve_parser().parse_args(argv)
+    parser = _serve_parser()
+    settings_file.add_config_option(parser, CONFIG_FILE, "master")
+    settings_file.load_defaults(parser, argv, CONFIG_FILE, "master")
+    args = parser.parse_args(argv)
     if (args.certfile is None) != (args.keyfile is None):
         raise ConfigurationError("HTTPS needs both --certfile and --keyfile")
     from shoal.cluster.master.serve import serve
