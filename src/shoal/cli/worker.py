@@ -66,6 +66,10 @@ def _parser() -> CliParser:
     parser.add_argument("--task-slots", type=_slots, metavar="N",
                         help="processes running executors' Python tasks (default: one per "
                         "core; 0: none)")
+    parser.add_argument("--process-tracking", choices=("auto", "cgroup", "subreaper"),
+                        default="auto", help="how every process of a job is tracked and "
+                        "killed: a cgroup v2 per job, or its supervisor as subreaper "
+                        "(auto: cgroups where the worker may make them)")
     parser.add_argument("--key", action="store_true",
                         help="log in with this machine's key instead of a password")
     return parser
@@ -89,6 +93,7 @@ def main(argv: list[str]) -> int:
     import signal
 
     from shoal.cluster.worker.agent import WorkerAgent, WorkerSettings
+    from shoal.cluster.worker.tracking import ProcessTracking
     from shoal.tasks.protocol import default_slots
 
     logging.basicConfig(level=logging.INFO, force=True,
@@ -97,14 +102,15 @@ def main(argv: list[str]) -> int:
                               name=args.name or socket.gethostname(), login=login,
                               master_silence_s=args.master_silence,
                               task_slots=default_slots() if args.task_slots is None
-                              else args.task_slots)
+                              else args.task_slots, process_tracking=args.process_tracking)
+    tracking = ProcessTracking(settings.process_tracking, settings.worker_id)
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, stop.set)
-        await WorkerAgent(settings).run(stop)
+        await WorkerAgent(settings, tracking).run(stop)
 
     asyncio.run(run())
     return 0

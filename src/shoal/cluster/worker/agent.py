@@ -32,6 +32,7 @@ from shoal.cluster.errors import LinkError
 from shoal.cluster.worker.health import HealthSampler
 from shoal.cluster.worker.jobs import Job
 from shoal.cluster.worker.tasks import TaskRunner
+from shoal.cluster.worker.tracking import ProcessTracking
 from shoal.security import ClientConfig, SecureStream, SecurityError, connect_secure_stream
 
 log = logging.getLogger("shoal.worker")
@@ -52,6 +53,7 @@ class WorkerSettings:
     heartbeat_s: float = HEARTBEAT_S
     master_silence_s: float = MASTER_SILENCE_S
     task_slots: int = 0       # processes of the task agent (shoal.tasks); 0: none
+    process_tracking: str = "auto"  # how jobs' processes are tracked: auto, cgroup, subreaper
 
 
 class _Session:
@@ -70,8 +72,10 @@ class _Session:
 
 
 class WorkerAgent:
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, tracking: ProcessTracking | None = None) -> None:
         self.settings = settings
+        self.tracking = tracking or ProcessTracking(settings.process_tracking,
+                                                    settings.worker_id)
         self.jobs: dict[str, Job] = {}
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
@@ -104,6 +108,7 @@ class WorkerAgent:
         finally:
             await self.task_runner.close()
             await self._kill_all()
+            self.tracking.close()
 
     async def _linked(self, stream: SecureStream, stop: asyncio.Event) -> None:
         try:
@@ -189,7 +194,7 @@ class WorkerAgent:
         job = Job(job_id, command, env=env if isinstance(env, dict) else None,
                   cwd=cwd if isinstance(cwd, str) else None,
                   timeout=float(timeout) if isinstance(timeout, (int, float)) else None,
-                  on_change=self._wake.set)
+                  on_change=self._wake.set, tracking=self.tracking)
         self.jobs[job_id] = job
         log.info("job %s: %s", job_id, " ".join(command)[:200])
         task = asyncio.create_task(job.run())
