@@ -21,6 +21,7 @@ import re
 import socket
 from typing import TYPE_CHECKING
 
+from shoal import ports
 from shoal.cli import CliParser, command
 from shoal.cli._types import remote_port
 from shoal.errors import ConfigurationError
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from shoal.security import ClientConfig
 
 PROG = "shoal worker"
-DEFAULT_REST_PORT = 7450
+DEFAULT_REST_PORT = ports.MASTER
 _ADDRESS = re.compile(r"^(?:[a-z]+://)?(\[[^\]]+\]|[^:/\[\]]+)(?::(\d+))?/?$")
 
 
@@ -55,7 +56,8 @@ def _parser() -> CliParser:
     trust = sub.add_parser("trust", help="pin a master's key (for --key logins)")
     trust.add_argument("address", metavar="HOST:WORKERPORT")
     trust.add_argument("keyline", nargs="+", help="the line `shoal master key` printed")
-    parser.add_argument("--master", metavar="HOST[:PORT]", help="the master (REST port 7450)")
+    parser.add_argument("--master", metavar="HOST[:PORT]",
+                        help=f"the master (REST port {ports.MASTER})")
     parser.add_argument("--worker-port", type=remote_port,
                         help="the master's worker port (PORT + 1)")
     parser.add_argument("--name", default="", help="the name shown (default: the hostname)")

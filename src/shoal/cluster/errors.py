@@ -46,5 +46,19 @@ class ScopeError(ClusterError):
     code = "forbidden"
 
 
+class TooLargeError(ClusterError):
+    """A request or a part of it over the cluster's limits (413); the message names the limit."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnavailableError(ClusterError):
+    """The master is at a limit of what it serves at once (503); try again later."""
+
+    status = 503
+    code = "unavailable"
+
+
 class LinkError(ShoalError):
     """A worker or the master broke the link protocol; the connection is dropped."""

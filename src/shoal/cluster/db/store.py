@@ -17,7 +17,13 @@ from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, upda
 from sqlalchemy.orm import Session, sessionmaker
 
 from shoal.cluster.db.models import FINAL_JOB_STATES, Job, Pool, Worker, utcnow
-from shoal.cluster.db.views import PoolView, pool_views
+from shoal.cluster.db.views import (
+    PoolSummaryView,
+    PoolView,
+    pool_summaries,
+    pool_views,
+    summarize_command,
+)
 from shoal.cluster.errors import ClusterError, ConflictError, NotFoundError
 
 WORKER_FIELDS = ("name", "hostname", "cores", "memory_total", "platform", "shoal_version",
@@ -131,7 +137,8 @@ class Store:
                     submitted_by: str) -> Pool:
         now = utcnow()
         pool = Pool(id=str(uuid.uuid4()), command=command, env=env, cwd=cwd, timeout=timeout,
-                    state="running", created_at=now, submitted_by=submitted_by)
+                    state="running", created_at=now, submitted_by=submitted_by,
+                    summary=summarize_command(command))
         pool.jobs = [Job(id=str(uuid.uuid4()), worker_id=w.id, worker_name=w.name,
                          state="queued", created_at=now) for w in workers]
         with self.sessions.begin() as session:
@@ -145,9 +152,16 @@ class Store:
                 raise NotFoundError(f"no pool has the id {pool_id!r}", code="pool_not_found")
             return found[0]
 
+    def pool_summary(self, pool_id: str) -> PoolSummaryView:
+        with self.sessions() as session:
+            found = pool_summaries(session, select(Pool).where(Pool.id == pool_id))
+            if not found:
+                raise NotFoundError(f"no pool has the id {pool_id!r}", code="pool_not_found")
+            return found[0]
+
     def list_pools(self, *, state: str | None, worker: str | None, limit: int,
-                   offset: int) -> tuple[list[PoolView], int]:
-        """A page of pools, newest first, and how many match in all."""
+                   offset: int) -> tuple[list[PoolSummaryView], int]:
+        """A page of pool summaries, newest first, and how many match in all."""
         with self.sessions() as session:
             query = select(Pool)
             if state is not None:
@@ -157,8 +171,9 @@ class Store:
                     Job.pool_id == Pool.id, or_(Job.worker_id == worker,
                                                 Job.worker_name == worker)))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            page = pool_views(session, query.order_by(Pool.created_at.desc(), Pool.id.desc())
-                              .limit(limit).offset(offset))
+            page = pool_summaries(session, query.order_by(Pool.created_at.desc(),
+                                                          Pool.id.desc())
+                                  .limit(limit).offset(offset))
             return page, int(total)
 
     def prune_pools(self, ended_before: dt.datetime) -> int:

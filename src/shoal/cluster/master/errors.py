@@ -3,7 +3,9 @@
 ``{"error": {"code": "<machine_code>", "message": "<what to do>"}}``: a
 :class:`~shoal.cluster.errors.ClusterError` keeps its status and code; a request
 that fails validation is 422 ``invalid_request`` with the first problem spelled
-out; an unknown path is 404; anything unexpected is logged and is a 500
+out; an unknown path is 404; a request body over ``limits.MAX_BODY`` is 413
+``body_too_large`` and a master too busy is 503 (:mod:`.admission` decides,
+this module words them); anything unexpected is logged and is a 500
 ``internal`` (never the traceback).
 """
 
@@ -17,11 +19,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shoal.cluster.errors import AuthenticationRequired, ClusterError
+from shoal.cluster.limits import size_text
 
 log = logging.getLogger("shoal.master")
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 422: "invalid_request"}
+               405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
+               422: "invalid_request", 503: "unavailable"}
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -31,6 +35,18 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def too_large_message(limit: int) -> str:
+    return (f"the request body is over the master's limit of {size_text(limit)}; a pool's "
+            "command, environment and folder must be smaller")
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while a chunked body is read (FastAPI lets HTTP exceptions through)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_message(limit))
 
 
 def install(app: FastAPI) -> None:

@@ -46,7 +46,7 @@ class Hub:
 
     def __init__(self, store: Store, flusher: Flusher, bus: EventBus, config: ServerConfig,
                  *, publish_job: Callable[[Job], None],
-                 publish_pool: Callable[[Pool], None],
+                 publish_pool: Callable[[str], None],
                  publish_worker: Callable[[str], None]) -> None:
         self.store = store
         self.output = OutputStore(store.sessions)
@@ -264,7 +264,7 @@ class Hub:
         data, offset = data[skip:], offset + skip
         self.flusher.add_chunk(Chunk(job_id, stream, offset, data))
         have[stream] = offset + len(data)
-        self.bus.publish(f"output:{job_id}", (stream, offset, data))
+        self.bus.publish(f"output:{job_id}", (stream, offset, data), len(data))
 
     def _ended(self, link: Link, message: protocol.Message) -> bool:
         job_id = self._own(link, message)
@@ -291,10 +291,8 @@ class Hub:
         self.job_owner.pop(job_id, None)
         self.received.pop(job_id, None)
         if ended is not None:
-            job, pool = ended
-            self._publish_job(job)
-            if pool is not None:
-                self._publish_pool(pool)
+            job, _ = ended
+            self._publish_job(job)  # its pool's summary with it
 
     def _gone(self, link: Link) -> None:
         link.closed = True
@@ -313,13 +311,13 @@ class Hub:
 
     async def dispatch(self, pool: Pool) -> None:
         """Send each job of a new pool to its worker (failed if it vanished meanwhile)."""
-        message = {"type": "run", "command": pool.command, "env": pool.env, "cwd": pool.cwd,
-                   "timeout": pool.timeout}
         for job in pool.jobs:
             link = self.links.get(job.worker_id)
             self.job_owner[job.id] = job.worker_id
             self.received[job.id] = {"stdout": 0, "stderr": 0}
-            if link is None or not await link.send({**message, "job": job.id}):
+            message = protocol.run_message(job.id, pool.command, pool.env, pool.cwd,
+                                           pool.timeout)
+            if link is None or not await link.send(message):
                 self._end(job.id, state="failed", reason=f"worker {job.worker_name} went "
                           "offline before the job could be sent")
 

@@ -159,14 +159,19 @@ function freshest(job) {
   return chosen;
 }
 
-function poolStateOf(pool) {
-  return pool.jobs.every((j) => rank(j) === 2) ? 'done' : pool.state;
+// A pool as the list shows it (the master's summaries, from GET /pools and the
+// live feed's pool events), made from a whole pool where only that is at hand.
+function summaryOf(pool) {
+  if (typeof pool.jobs === 'number') return pool;
+  const jobCounts = {};
+  for (const job of pool.jobs) jobCounts[job.state] = (jobCounts[job.state] || 0) + 1;
+  const nonzero = pool.jobs.filter((j) => j.state === 'exited' && j.exit_code !== 0).length;
+  return {...pool, jobs: pool.jobs.length, job_counts: jobCounts, nonzero_exits: nonzero,
+    command_truncated: false};
 }
 
 function updatePool(incoming) {
-  const jobs = incoming.jobs.map(freshest);
-  const pool = {...incoming, jobs};
-  pool.state = poolStateOf(pool);
+  const pool = summaryOf(incoming);
   const known = state.pools.has(pool.id);
   state.pools.set(pool.id, pool);
   if (!known) {
@@ -176,17 +181,13 @@ function updatePool(incoming) {
     state.poolTotal += 1;
   }
   renderPools();
-  if (state.pool && state.pool.id === pool.id) showPoolData(pool);
 }
 
 function updateJob(incoming) {
   const job = freshest(incoming);
-  const pool = state.pools.get(job.pool_id) || (state.pool && state.pool.id === job.pool_id
-    ? state.pool : null);
-  if (!pool) return; // kept in state.jobs for when its pool arrives
-  pool.jobs = pool.jobs.map((j) => (j.id === job.id ? job : j));
-  renderPools();
-  if (state.pool && state.pool.id === job.pool_id) showPoolData(pool);
+  if (!state.pool || state.pool.id !== job.pool_id) return;
+  state.pool.jobs = state.pool.jobs.map((j) => (j.id === job.id ? job : j));
+  showPoolData(state.pool);
 }
 
 // -- workers and health --------------------------------------------------------
@@ -301,18 +302,13 @@ async function loadPools(fromStart) {
   const query = `?limit=${POOL_PAGE}&offset=${offset}${filter ? `&state=${filter}` : ''}`;
   const page = await state.api.get(`/pools${query}`);
   if (fromStart) state.pools = new Map();
-  for (const pool of page.items) {
-    const jobs = pool.jobs.map(freshest);
-    state.pools.set(pool.id, {...pool, jobs, state: poolStateOf({...pool, jobs})});
-  }
+  for (const pool of page.items) state.pools.set(pool.id, pool);
   state.poolTotal = page.total;
   renderPools();
 }
 
 function jobCounts(pool) {
-  const counts = {};
-  for (const job of pool.jobs) counts[job.state] = (counts[job.state] || 0) + 1;
-  return Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || '–';
+  return Object.entries(pool.job_counts).map(([s, n]) => `${n} ${s}`).join(', ') || '–';
 }
 
 function renderPools() {
@@ -322,7 +318,7 @@ function renderPools() {
   body.replaceChildren(...pools.map((pool) => {
     const row = document.createElement('tr');
     if (state.pool && state.pool.id === pool.id) row.setAttribute('aria-current', 'true');
-    const command = shellJoin(pool.command);
+    const command = shellJoin(pool.command) + (pool.command_truncated ? ' …' : '');
     row.append(cell(command, 'command'), cell(pool.state, `state ${pool.state}`),
       cell(jobCounts(pool)), cell(when(pool.created_at)), cell(pool.submitted_by || '–'));
     const actions = document.createElement('td');
@@ -340,7 +336,10 @@ function renderPools() {
 
 async function kill(poolId, workerIds) {
   const pool = await state.api.post(`/pools/${poolId}/kill`, {workers: workerIds, signal: 15});
-  updatePool(pool);
+  if (!state.pools.has(pool.id)) updatePool(pool);
+  if (state.pool && state.pool.id === pool.id) {
+    showPoolData({...pool, jobs: pool.jobs.map(freshest)});
+  }
 }
 
 async function submit(event) {
@@ -367,8 +366,8 @@ async function submit(event) {
   await guarded(async () => {
     const pool = await state.api.post('/pools', {command, workers: all ? null : workers});
     clearError();
-    updatePool(pool);
-    openPool(pool.id);
+    if (!state.pools.has(pool.id)) updatePool(pool); // else the live feed was first
+    openPool(pool.id, pool);
   });
 }
 
@@ -379,16 +378,12 @@ function closeStreams() {
   state.streams.clear();
 }
 
-function openPool(poolId) {
+function openPool(poolId, known) {
   guarded(async () => {
-    // A listed pool is kept current by the live feed; fetching it again could
-    // return an answer older than an event already applied (a job shown queued
-    // after it started), so only a pool not in the list is fetched.
-    let pool = state.pools.get(poolId);
-    if (!pool) {
-      const fetched = await state.api.get(`/pools/${poolId}`);
-      pool = {...fetched, jobs: fetched.jobs.map(freshest)};
-    }
+    // Job events keep it current from here on; an answer older than an event already
+    // applied (a job shown queued after it started) cannot take a job back (freshest).
+    const fetched = known || await state.api.get(`/pools/${poolId}`);
+    const pool = {...fetched, jobs: fetched.jobs.map(freshest)};
     closeStreams();
     state.pool = pool;
     $('outputs').replaceChildren();
