@@ -39,6 +39,17 @@ class AuthenticationRequired(ClusterError):
     code = "unauthorized"
 
 
+class TooManyAttempts(ClusterError):
+    """An address that sent too many unknown tokens, refused for a while (429)."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ScopeError(ClusterError):
     """A known token whose scope is too small for the request (403)."""
 

@@ -21,15 +21,11 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shoal.cluster.limits import MAX_BODY
+from shoal.cluster.master.auth import is_event_stream
 from shoal.cluster.master.errors import BodyTooLarge, error_response, too_large_message
 
 MAX_ACTIVE = 64
 WAIT_S = 15.0
-
-
-def _streams(path: str) -> bool:
-    return path == "/api/v1/events" or (path.startswith("/api/v1/jobs/")
-                                       and path.endswith("/stream"))
 
 
 class Admission:
@@ -62,7 +58,7 @@ class Admission:
                     raise BodyTooLarge(self.body_limit)
             return message
 
-        if _streams(scope["path"]):
+        if is_event_stream(scope["path"]):
             await self.app(scope, limited, send)
             return
         if self._active is None:

@@ -12,19 +12,21 @@ this module words them); anything unexpected is logged and is a 500
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shoal.cluster.errors import AuthenticationRequired, ClusterError
+from shoal.cluster.errors import AuthenticationRequired, ClusterError, TooManyAttempts
 from shoal.cluster.limits import size_text
 
 log = logging.getLogger("shoal.master")
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
+               429: "too_many_attempts",
                422: "invalid_request", 503: "unavailable"}
 
 
@@ -32,8 +34,10 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -54,7 +58,9 @@ def install(app: FastAPI) -> None:
     async def cluster_error(_request: Request, exc: ClusterError) -> JSONResponse:
         status = AuthenticationRequired.status if isinstance(exc, AuthenticationRequired) \
             else exc.status
-        return error_response(status, exc.code, str(exc))
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} \
+            if isinstance(exc, TooManyAttempts) else None
+        return error_response(status, exc.code, str(exc), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -29,6 +29,9 @@ from shoal.security import AuthorizedKeys, LoginRateLimiter, ServerConfig
 from shoal.tasks.service import TaskService
 
 log = logging.getLogger("shoal.master")
+# Unknown tokens an address may send before it is refused for a while (a dashboard tab
+# with a revoked token, a script with an old one: a few honest mistakes cost nothing).
+TOKEN_FREE_FAILURES = 10
 
 
 def link_config(settings: MasterSettings) -> ServerConfig:
@@ -58,7 +61,7 @@ class MasterState:
         sessions = open_database(settings.db_url)
         self.store = Store(sessions)
         self.tokens = TokenStore(sessions)
-        self.gate = TokenGate(self.tokens)
+        self.gate = TokenGate(self.tokens, LoginRateLimiter(free_failures=TOKEN_FREE_FAILURES))
         self.output = OutputStore(sessions)
         self.health = HealthStore(sessions)
         self.bus = EventBus()

@@ -74,8 +74,8 @@ class _Session:
 class WorkerAgent:
     def __init__(self, settings: WorkerSettings, tracking: ProcessTracking | None = None) -> None:
         self.settings = settings
-        self.tracking = tracking or ProcessTracking(settings.process_tracking,
-                                                    settings.worker_id)
+        self.tracking = tracking if tracking is not None else ProcessTracking(
+            settings.process_tracking, settings.worker_id)
         self.jobs: dict[str, Job] = {}
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
