@@ -219,16 +219,16 @@ class Worker:
     @property
     def log(self) -> str:
         return "\n".join(p.read_text(errors="replace")
-                         for p in sorted(self.dir.glob("worker-*.log")))
+                         for p in sorted(self.dir.glob(f"{self.name}-run*.log")))
 
     @property
     def id(self) -> str:
-        return (self.dir / "state" / "worker-id").read_text().strip()
+        return (self.dir / "state" / f"worker-{self.name}.id").read_text().strip()
 
     def start(self) -> None:
         self.runs += 1
         self.dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.dir / f"worker-{self.runs}.log", "wb")  # noqa: SIM115 - kept open
+        log = open(self.dir / f"{self.name}-run{self.runs}.log", "wb")  # noqa: SIM115 - kept open
         env = {**os.environ, "SHOAL_CONFIG_DIR": str(self.dir), "SHOAL_PASSWORD": self.password}
         # No task agent unless asked for (tests/tasks/test_on_cluster.py): its processes start
         # after the worker is online, and would count as left behind by a shared cluster's test.

@@ -5,8 +5,11 @@ unless ``--worker-port`` says otherwise.  Login, as for beacons: the password
 from ``$SHOAL_PASSWORD`` (or ``--password-env VAR``), or with ``--key`` this
 machine's identity, the master's key being checked against ``known_hosts``
 (add it with ``shoal worker trust HOST:WORKERPORT KEYLINE``, the key line
-from ``shoal master key``).  The worker's id is kept in its state folder, so a
-restarted worker is the same worker.  Next to the jobs it runs executors'
+from ``shoal master key``).  The worker's id is kept in its state folder per
+``--name``, so a restarted worker is the same worker, and two workers with
+different names on one machine are two workers; a second one with the same
+name refuses to start.  A master that refuses the worker (its id or name is
+already online elsewhere) stops it with that one line.  Next to the jobs it runs executors'
 Python tasks (``shoal.Executor("shoal://MASTER:TASKPORT")``) in ``--task-slots``
 processes (one per core; 0: none), logged in to the master's task port with the
 same password or key.  SIGTERM or SIGINT stops it, killing its jobs and task
@@ -95,26 +98,31 @@ def main(argv: list[str]) -> int:
     import signal
 
     from shoal.cluster.worker.agent import WorkerAgent, WorkerSettings
+    from shoal.cluster.worker.identity import WorkerIdentity
     from shoal.cluster.worker.tracking import ProcessTracking
     from shoal.tasks.protocol import default_slots
 
-    logging.basicConfig(level=logging.INFO, force=True,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = WorkerSettings(host=host, port=port, worker_id=paths.worker_id(),
-                              name=args.name or socket.gethostname(), login=login,
-                              master_silence_s=args.master_silence,
-                              task_slots=default_slots() if args.task_slots is None
-                              else args.task_slots, process_tracking=args.process_tracking)
-    tracking = ProcessTracking(settings.process_tracking, settings.worker_id)
+    identity = WorkerIdentity(paths, args.name or socket.gethostname())  # one per name
+    try:
+        logging.basicConfig(level=logging.INFO, force=True,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        settings = WorkerSettings(host=host, port=port, worker_id=identity.id,
+                                  name=identity.name, login=login,
+                                  master_silence_s=args.master_silence,
+                                  task_slots=default_slots() if args.task_slots is None
+                                  else args.task_slots, process_tracking=args.process_tracking)
+        tracking = ProcessTracking(settings.process_tracking, settings.worker_id)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(signum, stop.set)
-        await WorkerAgent(settings, tracking).run(stop)
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.add_signal_handler(signum, stop.set)
+            await WorkerAgent(settings, tracking).run(stop)
 
-    asyncio.run(run())
+        asyncio.run(run())
+    finally:
+        identity.release()
     return 0
 
 

@@ -283,6 +283,10 @@ class ClusterClient:
     def worker(self, worker: str) -> Worker:
         return parse(Worker, self._request("GET", f"/workers/{_segment(worker)}"))
 
+    def remove_worker(self, worker: str) -> None:
+        """Remove a worker that is not online (needs a token of scope admin)."""
+        self._request("DELETE", f"/workers/{_segment(worker)}")
+
     def health(self, worker: str, *, since: str | None = None,
                resolution: str = "raw") -> list[dict[str, Any]]:
         params = {"resolution": resolution, **({"since": since} if since else {})}

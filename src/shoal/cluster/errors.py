@@ -73,3 +73,8 @@ class UnavailableError(ClusterError):
 
 class LinkError(ShoalError):
     """A worker or the master broke the link protocol; the connection is dropped."""
+
+
+class WorkerRefused(ShoalError):
+    """The master refused this worker for good (its id or name is online elsewhere, another
+    link protocol): the worker stops with the master's reason rather than retry."""

@@ -29,6 +29,7 @@ class Link:
     stream: SecureStream
     worker_id: str
     name: str
+    address: str = "?"
     last_seen: float = field(default_factory=time.monotonic)
     last_ping: float = field(default_factory=time.monotonic)
     closed: bool = False

@@ -121,6 +121,9 @@ class MasterState:
         self.bus.publish("events", ("pool", schemas.pool_summary_out(summary)
                                     .model_dump(mode="json")))
 
+    def publish_removed(self, worker_id: str) -> None:
+        self.bus.publish("events", ("worker_removed", {"id": worker_id}))
+
     def publish_worker(self, worker_id: str) -> None:
         if not self.bus.has_subscribers("events"):
             return

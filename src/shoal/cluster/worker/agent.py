@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 
 from shoal.cluster import protocol
-from shoal.cluster.errors import LinkError
+from shoal.cluster.errors import LinkError, WorkerRefused
 from shoal.cluster.worker.health import HealthSampler
 from shoal.cluster.worker.jobs import Job
 from shoal.cluster.worker.tasks import TaskRunner
@@ -41,6 +41,8 @@ MASTER_SILENCE_S = 15.0  # nothing from the master this long (it pings every 5 s
 BATCH_S = 0.02           # gather output this long before sending it
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
+# Refusals that another try would only repeat: the worker stops with the master's reason.
+FATAL_REFUSALS = ("identity_in_use", "name_in_use", "protocol")
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class WorkerAgent:
             "memory_total": memory, "platform": platform.platform(),
             **protocol.local_versions(), "jobs": reports}))
         welcome = protocol.decode(await stream.recv())
+        if welcome["type"] == "error" and welcome.get("code") in FATAL_REFUSALS:
+            raise WorkerRefused(f"the master refused this worker: {welcome.get('message')}")
         if welcome["type"] != "welcome":
             raise LinkError(f"the master refused this worker: {welcome.get('message')}")
         for job_id in welcome.get("forget", []):
