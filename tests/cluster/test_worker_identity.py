@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cluster_helpers import Master, Worker, wait_for
 from cli_helpers import cli
+from cluster_helpers import Master, Worker, wait_for
 
 
 def _exited(worker: Worker, within: float = 30.0) -> int:
@@ -80,7 +80,7 @@ def test_the_master_refuses_a_second_link_of_a_live_identity_or_name_in_one_line
 
 def test_a_stale_worker_is_removed_by_rest_and_cli_with_an_admin_token(
         master: Master, start_workers: Callable[..., list[Worker]], tmp_path: Path) -> None:
-    stale, busy, later = start_workers(3, names=["stale", "busy", "later"])
+    stale, _busy, later = start_workers(3, names=["stale", "busy", "later"])
     with master.client() as admin:
         refused = admin.delete("/api/v1/workers/busy")
         assert refused.status_code == 409

@@ -58,7 +58,7 @@ class _HostMoved(argparse.Action):
 def _serve_parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Run the cluster's master: the REST API (and "
                        "dashboard) on --port, workers connect to --worker-port. Also: "
-                       f"{PROG} token|password|authorize|key --help")
+                       f"{PROG} token|password|authorize|key --help.")
     _db_option(parser)
     parser.add_argument("--bind", default="0.0.0.0", metavar="ADDR",
                         help="the address to listen on (0.0.0.0: every interface)")

@@ -53,12 +53,18 @@ def _slots(text: str) -> int:
     return int(text)
 
 
+def _trust_parser() -> CliParser:
+    parser = CliParser(prog=f"{PROG} trust", description="Pin a master's key, for workers "
+                       "that log in with --key: its logins are checked against it.")
+    parser.add_argument("address", metavar="HOST:WORKERPORT",
+                        help=f"the master's worker port, e.g. lab1:{ports.MASTER_WORKERS}")
+    parser.add_argument("keyline", nargs="+", help="the line `shoal master key` printed")
+    return parser
+
+
 def _parser() -> CliParser:
-    parser = CliParser(prog=PROG, description="Run the master's jobs on this machine.")
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    trust = sub.add_parser("trust", help="pin a master's key (for --key logins)")
-    trust.add_argument("address", metavar="HOST:WORKERPORT")
-    trust.add_argument("keyline", nargs="+", help="the line `shoal master key` printed")
+    parser = CliParser(prog=PROG, description="Run the master's jobs on this machine. Also: "
+                       f"{PROG} trust --help.")
     parser.add_argument("--master", metavar="HOST[:PORT]",
                         help=f"the master (REST port {ports.MASTER})")
     parser.add_argument("--worker-port", type=remote_port,
@@ -82,12 +88,13 @@ def _parser() -> CliParser:
 
 @command("worker", "run a cluster master's jobs on this machine")
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
     from shoal.cluster.paths import ClusterPaths
 
+    if argv[:1] == ["trust"]:
+        trust = _trust_parser().parse_args(argv[1:])
+        return _trust(ClusterPaths.default(), trust.address, " ".join(trust.keyline))
+    args = _parser().parse_args(argv)
     paths = ClusterPaths.default()
-    if args.action == "trust":
-        return _trust(paths, args.address, " ".join(args.keyline))
     if not args.master:
         raise ConfigurationError("say which master: --master HOST[:PORT]")
     host, rest_port = parse_master(args.master)

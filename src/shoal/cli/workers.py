@@ -15,7 +15,7 @@ def _parser() -> CliParser:
 
     parser = CliParser(prog=PROG, description="List the cluster's workers: state, "
                                               "resources, health and last heartbeat. "
-                                              f"Also: {PROG} rm --help")
+                                              f"Also: {PROG} rm --help.")
     parser.add_argument("--state", choices=("online", "offline", "lost"),
                         help="only the workers in this state")
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
