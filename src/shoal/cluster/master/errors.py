@@ -23,6 +23,7 @@ from shoal.cluster.errors import AuthenticationRequired, ClusterError, TooManyAt
 from shoal.cluster.limits import size_text
 
 log = logging.getLogger("shoal.master")
+PCCI_PREFIX = "/pcci"  # the PCCI compatibility routes (routes/pcci.py) answer PCCI's way too
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
@@ -35,10 +36,18 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: dict[str, str] | None = None, *, pcci: bool = False) -> JSONResponse:
+    """The contract's error answer; on the PCCI routes also PCCI's own ``{"message"}``."""
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    body: dict[str, object] = dict(error_body(code, message))
+    if pcci:
+        body["message"] = message
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _pcci(request: Request) -> bool:
+    return request.url.path.startswith(PCCI_PREFIX + "/")
 
 
 def too_large_message(limit: int) -> str:
@@ -55,25 +64,27 @@ class BodyTooLarge(StarletteHTTPException):
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ClusterError)
-    async def cluster_error(_request: Request, exc: ClusterError) -> JSONResponse:
+    async def cluster_error(request: Request, exc: ClusterError) -> JSONResponse:
         status = AuthenticationRequired.status if isinstance(exc, AuthenticationRequired) \
             else exc.status
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} \
             if isinstance(exc, TooManyAttempts) else None
-        return error_response(status, exc.code, str(exc), headers)
+        return error_response(status, exc.code, str(exc), headers, pcci=_pcci(request))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors()[:5]:
             where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
             problems.append(f"{where}: {error.get('msg', 'invalid')}")
-        return error_response(422, "invalid_request", "; ".join(problems) or "invalid request")
+        # PCCI answered 400 to a bad body; shoal's own API says 422.
+        return error_response(400 if _pcci(request) else 422, "invalid_request",
+                              "; ".join(problems) or "invalid request", pcci=_pcci(request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail), pcci=_pcci(request))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -104,6 +104,7 @@ class Hub:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else "?"
+        port = int(peer[1]) if isinstance(peer, tuple) else 0
         try:
             stream = await open_secure_stream(reader, writer, self.config,
                                               max_message=protocol.MAX_MESSAGE)
@@ -112,7 +113,7 @@ class Hub:
             return
         link: Link | None = None
         try:
-            link = await self._hello(stream, address)
+            link = await self._hello(stream, address, port)
             await self._messages(link)
         except ChannelClosed:
             pass
@@ -163,7 +164,7 @@ class Hub:
             self._gone(other)  # silent: it is offline, and the name is free
             self._spawn(other.stream.close())
 
-    async def _hello(self, stream: SecureStream, address: str = "?") -> Link:
+    async def _hello(self, stream: SecureStream, address: str = "?", port: int = 0) -> Link:
         hello = protocol.decode(await stream.recv())
         if hello["type"] != "hello" or hello.get("protocol") != protocol.PROTOCOL_VERSION:
             await self._refuse(stream, "protocol", (
@@ -186,7 +187,7 @@ class Hub:
         await self._claim(stream, worker_id, str(info["name"]), address)
         self.flusher.flush()
         self.store.register_worker(worker_id, info, utcnow())
-        link = Link(stream, worker_id, str(info["name"]), address)
+        link = Link(stream, worker_id, str(info["name"]), address, port)
         self.links[worker_id] = link
         self.offline_since.pop(worker_id, None)
         welcome, kills = self._reconcile(worker_id, reported)
