@@ -54,6 +54,16 @@ class StoreCollector(Collector):
         known = self.store.list_workers()
         health = self.health_of([w.id for w in known])
         labels = _labels(known)
+        online = GaugeMetricFamily("shoal_worker_online", "1 while the worker is online, "
+                                   "0 when offline or lost", labels=["worker"])
+        running = self.store.running_counts()
+        busy = GaugeMetricFamily("shoal_worker_running_jobs", "the worker's unfinished jobs",
+                                 labels=["worker"])
+        for worker in known:
+            online.add_metric([labels[worker.id]], 1.0 if worker.state == "online" else 0.0)
+            busy.add_metric([labels[worker.id]], float(running.get(worker.id, 0)))
+        yield online
+        yield busy
         for field, name, text in _HEALTH_GAUGES:
             gauge = GaugeMetricFamily(name, text, labels=["worker"])
             for worker in known:
