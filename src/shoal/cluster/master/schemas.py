@@ -32,6 +32,12 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorOut} for status in (401, 403, 422, *statuses)}
 
 
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    scope: Literal["read", "submit", "admin"]
+
+
 class HealthOut(BaseModel):
     cpu_percent: float
     memory_percent: float

@@ -7,7 +7,8 @@ from shoal.cluster.master.routes.jobs import router as jobs_router
 from shoal.cluster.master.routes.metrics import router as metrics_router
 from shoal.cluster.master.routes.pcci import router as pcci_router
 from shoal.cluster.master.routes.pools import router as pools_router
+from shoal.cluster.master.routes.token import router as token_router
 from shoal.cluster.master.routes.workers import router as workers_router
 
 ROUTERS = (pools_router, jobs_router, workers_router, events_router, metrics_router,
-           pcci_router)
+           token_router, pcci_router)
