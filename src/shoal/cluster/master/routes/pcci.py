@@ -44,7 +44,7 @@ from shoal.cluster.master.auth import require
 from shoal.cluster.master.errors import PCCI_PREFIX
 from shoal.cluster.master.routes.common import master_of
 from shoal.cluster.master.routes.pools import check_run_size
-from shoal.cluster.master.schemas import SubmitIn
+from shoal.cluster.master.schemas import SubmitIn, errors
 from shoal.cluster.master.state import MasterState
 
 LIST_POOLS = 50             # GET /pools: the newest this many
@@ -116,7 +116,7 @@ def _get_pool(master: MasterState, pool_id: str) -> PoolView:
         raise NotFoundError(_NOT_FOUND, code="pool_not_found") from None
 
 
-@router.post("/job")
+@router.post("/job", responses=errors(400, 413))
 async def job(request: Request, token: Annotated[TokenInfo, Depends(require("submit"))],
               body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """PCCI's ``POST /job``: ``cmd`` (split as a shell would, no shell) on ``workers``."""
@@ -139,14 +139,14 @@ async def job(request: Request, token: Annotated[TokenInfo, Depends(require("sub
     return {"pool_id": pool.id, "message": "New pool submited"}
 
 
-@router.get("/pool/{pool_id}", dependencies=[Depends(require("read"))])
+@router.get("/pool/{pool_id}", responses=errors(404), dependencies=[Depends(require("read"))])
 async def pool(pool_id: str, request: Request) -> list[dict[str, Any]]:
     master = master_of(request)
     master.flusher.flush()
     return [_pool(master, _get_pool(master, pool_id), MAX_OUTPUT_READ)]
 
 
-@router.get("/pools", dependencies=[Depends(require("read"))])
+@router.get("/pools", responses=errors(), dependencies=[Depends(require("read"))])
 async def pools(request: Request) -> list[dict[str, Any]]:
     master = master_of(request)
     master.flusher.flush()
@@ -161,7 +161,7 @@ async def pools(request: Request) -> list[dict[str, Any]]:
     return found
 
 
-@router.get("/workers", dependencies=[Depends(require("read"))])
+@router.get("/workers", responses=errors(), dependencies=[Depends(require("read"))])
 async def workers(request: Request) -> list[dict[str, Any]]:
     links = sorted(master_of(request).hub.links.values(), key=lambda link: link.name)
     return [{"id": link.name, "socket": {
@@ -169,7 +169,8 @@ async def workers(request: Request) -> list[dict[str, Any]]:
         "_peername": {"address": link.address, "port": link.port}}} for link in links]
 
 
-@router.put("/kill/{pool_id}", dependencies=[Depends(require("submit"))])
+@router.put("/kill/{pool_id}", responses=errors(400, 404),
+            dependencies=[Depends(require("submit"))])
 async def kill(pool_id: str, request: Request,
                body: Annotated[Any, Body()] = None) -> dict[str, str]:
     """PCCI's ``PUT /kill/:pool``: kill the pool's jobs on ``workers`` (SIGTERM, then
