@@ -18,7 +18,7 @@ import psutil
 import pytest
 from cluster_helpers import Master, Worker, output, submit, wait_for, wait_pool_done
 
-from shoal.cluster.worker.tracking import ProcessTracking
+from shoal.cluster.worker.tracking import ProcessTracking, cgroup2_root
 
 MARK = "SHOAL_TEST_JOB_MARK"
 _names = itertools.count(1)
@@ -122,8 +122,10 @@ def test_a_worker_killed_with_sigkill_takes_every_process_of_its_jobs_along(
     except AssertionError:
         raise AssertionError(f"left running: {_describe(_marked(mark))}") from None
     if mode == "cgroup":  # the jobs' cgroups went with them; the worker's own stays for its
-        folder = ProcessTracking("cgroup", worker.id).folder  # next start: remove it here
-        assert folder is not None and not list(folder.glob("job-*"))
+        root = cgroup2_root()  # next start: remove it here
+        assert root is not None
+        (folder,) = root.glob(f"shoal-worker-{worker.id}-*")
+        assert not list(folder.glob("job-*"))
         folder.rmdir()
 
 

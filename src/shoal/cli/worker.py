@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
 
     from shoal.cluster.worker.agent import WorkerAgent, WorkerSettings
     from shoal.cluster.worker.identity import WorkerIdentity
-    from shoal.cluster.worker.tracking import ProcessTracking
+    from shoal.cluster.worker.tracking import ProcessTracking, state_key
     from shoal.tasks.protocol import default_slots
 
     identity = WorkerIdentity(paths, args.name or socket.gethostname())  # one per name
@@ -117,8 +117,10 @@ def main(argv: list[str]) -> int:
                                   name=identity.name, login=login,
                                   master_silence_s=args.master_silence,
                                   task_slots=default_slots() if args.task_slots is None
-                                  else args.task_slots, process_tracking=args.process_tracking)
-        tracking = ProcessTracking(settings.process_tracking, settings.worker_id)
+                                  else args.task_slots, process_tracking=args.process_tracking,
+                                  tracking_key=state_key(paths.node.state_dir))
+        tracking = ProcessTracking(settings.process_tracking, settings.worker_id,
+                                   settings.tracking_key)
 
         async def run() -> None:
             stop = asyncio.Event()

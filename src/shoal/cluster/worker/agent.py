@@ -56,6 +56,7 @@ class WorkerSettings:
     master_silence_s: float = MASTER_SILENCE_S
     task_slots: int = 0       # processes of the task agent (shoal.tasks); 0: none
     process_tracking: str = "auto"  # how jobs' processes are tracked: auto, cgroup, subreaper
+    tracking_key: str = ""          # tells apart two state folders holding one worker id
 
 
 class _Session:
@@ -77,7 +78,7 @@ class WorkerAgent:
     def __init__(self, settings: WorkerSettings, tracking: ProcessTracking | None = None) -> None:
         self.settings = settings
         self.tracking = tracking if tracking is not None else ProcessTracking(
-            settings.process_tracking, settings.worker_id)
+            settings.process_tracking, settings.worker_id, settings.tracking_key)
         self.jobs: dict[str, Job] = {}
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()

@@ -54,11 +54,7 @@ class Tracker:
         self.cgroup: str | None = None
         self.leader = 0
         if cgroup is not None:
-            try:
-                os.mkdir(cgroup)
-                self.cgroup = cgroup
-            except OSError:
-                pass  # not allowed here: the subreaper will do
+            self.cgroup = _make_cgroup(cgroup)
         subreaper = _subreaper()  # in both modes: orphans of the job are reaped here
         self.mode = "cgroup" if self.cgroup else "subreaper" if subreaper else "group"
 
@@ -108,6 +104,20 @@ class Tracker:
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 os.rmdir(self.cgroup)
+
+
+def _make_cgroup(path: str) -> str | None:
+    """Make the job's cgroup (and the worker's folder, if a worker starting meanwhile
+    removed it while it was empty); None where cgroups cannot be made."""
+    for _ in range(2):
+        try:
+            os.makedirs(path)
+            return path
+        except FileNotFoundError:
+            continue  # the folder went between making it and the job's: once more
+        except OSError:
+            return None  # not allowed here: the subreaper will do
+    return None
 
 
 def _subreaper() -> bool:

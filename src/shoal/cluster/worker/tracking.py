@@ -1,9 +1,10 @@
 """How a worker keeps track of its jobs' processes: a cgroup v2 per job, or a subreaper.
 
 ``--process-tracking auto`` (the default) uses cgroups v2 where the worker
-may make them: a folder ``shoal-worker-<id>`` in the worker's own cgroup (on
-the cgroup2 mount, ``/sys/fs/cgroup`` or, on a hybrid system,
-``/sys/fs/cgroup/unified``), and one ``job-<job id>`` in it per job.  Elsewhere
+may make them: a folder ``shoal-worker-<id>-<key>`` in the worker's own cgroup
+(on the cgroup2 mount, ``/sys/fs/cgroup`` or, on a hybrid system,
+``/sys/fs/cgroup/unified``; the key tells apart two state folders holding one id,
+a copied one), and one ``job-<job id>`` in it per job.  Elsewhere
 (no cgroup2 mount, not allowed to write there: a container, a user without a
 delegated cgroup) each job's supervisor is a child subreaper instead
 (:mod:`.supervise`).  ``cgroup`` insists on cgroups (an error if they cannot be
@@ -11,7 +12,9 @@ used), ``subreaper`` never uses them.
 
 A worker killed together with its jobs' supervisors (``kill -9`` of all of
 them at once) leaves its job cgroups behind: the next start of the same worker
-kills what is in them and removes them.
+kills what is in them and removes them.  Every start also removes the empty
+folders of workers that died (an empty folder is all a killed worker leaves; a
+live worker's supervisors make theirs again when they need it).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def cgroup2_root() -> Path | None:
 class ProcessTracking:
     """The cgroup folder this worker's jobs go in, or None (subreaper)."""
 
-    def __init__(self, mode: str, worker_id: str) -> None:
+    def __init__(self, mode: str, worker_id: str, key: str = "") -> None:
         if mode not in MODES:
             raise ConfigurationError(f"--process-tracking: expected one of {', '.join(MODES)}, "
                                      f"not {mode!r}")
@@ -60,8 +63,9 @@ class ProcessTracking:
         root = cgroup2_root()
         why = "this system has no cgroup2 mount"
         if root is not None:
-            folder = root / f"shoal-worker-{worker_id}"
+            folder = root / f"shoal-worker-{worker_id}{'-' + key if key else ''}"
             try:
+                _remove_empty(root)
                 folder.mkdir(exist_ok=True)
                 probe = folder / "job-probe"
                 probe.mkdir(exist_ok=True)
@@ -99,6 +103,19 @@ class ProcessTracking:
         if self.folder is not None:
             with contextlib.suppress(OSError):
                 self.folder.rmdir()  # only when empty: a job still ending keeps it
+
+
+def state_key(state_dir: Path) -> str:
+    """A short key for a state folder: two copies of one worker id differ by it."""
+    import hashlib
+
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+
+
+def _remove_empty(root: Path) -> None:
+    for folder in root.glob("shoal-worker-*"):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # fails unless empty: a worker with jobs keeps its folder
 
 
 def kill_cgroup(folder: Path, within: float = 5.0) -> None:
