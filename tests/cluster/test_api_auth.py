@@ -96,3 +96,21 @@ def test_tokens_made_listed_and_revoked_by_the_cli_are_stored_hashed(
     assert secret.encode() not in database and digest(secret).encode() in database
     again = shoal("master", "token", "revoke", entry["id"], env=master.env)
     assert again.returncode == 1 and "no token" in again.stderr
+
+
+def test_unknown_tokens_from_many_addresses_draw_on_one_overall_budget(master: Master) -> None:
+    reader = master.new_token("read", "known-user")
+    with master.client(reader, transport=_from("127.0.1.1")) as known:
+        assert known.get("/api/v1/pools").status_code == 200  # this address is now trusted
+    codes = []
+    for i in range(30):  # one guess each from 30 addresses: no address reaches its own limit
+        with master.client(f"guess-{i}", transport=_from(f"127.0.2.{i + 1}")) as guesser:
+            codes.append(guesser.get("/api/v1/pools").status_code)
+    assert codes[0] == 401 and codes[-1] == 429, codes
+    assert codes.count(401) <= 21, codes  # the overall budget (20, refilling slowly) is spent
+    with master.client(reader, transport=_from("127.0.2.200")) as stranger:
+        refused = stranger.get("/api/v1/pools")  # a good token from an address never seen
+        assert refused.status_code == 429, refused.text
+        assert "from all addresses together" in refused.json()["error"]["message"]
+    with master.client(reader, transport=_from("127.0.1.1")) as known:
+        assert known.get("/api/v1/pools").status_code == 200  # known users are not locked out

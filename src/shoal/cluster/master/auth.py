@@ -9,12 +9,15 @@ where a browser's EventSource cannot send a header; anywhere else it is refused
 with a message saying to send the header, so tokens do not end up in logs and
 histories through URLs.
 
-Unknown tokens are rate limited per client address (and overall) with shoal's
-:class:`~shoal.security.LoginRateLimiter`, as workers' and beacons' logins are:
-a few are free, then the address is refused for a growing while (429
-``too_many_attempts`` with ``Retry-After``), whatever token it sends.  Known
-tokens never touch the limiter, so holding one token does not reset the count
-of guesses at others.
+Every token check goes through shoal's :class:`~shoal.security.LoginRateLimiter`,
+as workers' and beacons' logins do (``begin`` before the check, then ``success``
+or ``failure``): a few unknown tokens per client address are free, then the
+address is refused for a growing while (429 ``too_many_attempts`` with
+``Retry-After``) whatever token it sends, and failures of all addresses
+together draw on an overall budget; an address that presented a known token
+keeps its per-address limit only, so an attack from elsewhere does not lock
+out known users.  (A token is 32 random bytes: the limits are defence in
+depth, not what keeps tokens from being guessed.)
 """
 
 from __future__ import annotations
@@ -53,20 +56,20 @@ class TokenGate:
         self._touched: dict[str, float] = {}
 
     def check(self, secret: str, peer: str) -> TokenInfo:
-        """The token with this secret, sent from ``peer``; 429 while the peer is refused,
-        401 (and one more failure for the peer) when unknown."""
-        wait = self.limiter.retry_after(peer)
+        """The token with this secret, sent from ``peer``: 429 while the peer is refused
+        (before the token is looked at), 401 (a failure for the peer) when unknown."""
+        wait = self.limiter.begin(peer)
         if wait > 0:
-            raise TooManyAttempts(f"too many unknown tokens from {peer}: retry in "
-                                  f"{wait:.0f} s with a token from `shoal master token "
-                                  "create`", retry_after=wait)
+            raise TooManyAttempts(f"too many unknown tokens from {peer} (or from all "
+                                  f"addresses together): retry in {wait:.0f} s with a token "
+                                  "from `shoal master token create`", retry_after=wait)
         token = self.lookup(secret)
         if token is None:
-            self.limiter.begin(peer)
             self.limiter.failure(peer)
             raise AuthenticationRequired("the token is not known (revoked, or from another "
                                          "master); create one with `shoal master token "
                                          "create`", code="invalid_token")
+        self.limiter.success(peer)
         return token
 
     def lookup(self, secret: str) -> TokenInfo | None:
