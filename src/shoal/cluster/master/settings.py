@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shoal import ports
 from shoal.cluster.paths import ClusterPaths
 
-DEFAULT_PORT = 7450
+DEFAULT_PORT = ports.MASTER
 
 
 @dataclass(frozen=True)
