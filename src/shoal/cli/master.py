@@ -82,9 +82,31 @@ def _serve_parser() -> CliParser:
                         help="a worker silent this long is offline (10)")
     parser.add_argument("--lost-after", type=seconds, default=30.0, metavar="S",
                         help="an offline worker's jobs are lost after this long (30)")
+    parser.add_argument("--login-budget", type=_whole, default=20, metavar="N",
+                        help="failed logins and unknown tokens allowed from all addresses "
+                        "together before they are refused (20)")
+    parser.add_argument("--login-refill", type=_rate, default=0.2, metavar="R",
+                        help="... after which R more a second are allowed (0.2)")
     parser.add_argument("--housekeeping", type=seconds, default=60.0,
                         help=argparse.SUPPRESS)  # how often rollups and retention run (tests)
     return parser
+
+
+def _whole(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a rate above 0 (per second), not {text!r}")
+    return value
 
 
 def _sub(parent: argparse._SubParsersAction[CliParser], name: str, text: str) -> CliParser:
@@ -148,7 +170,8 @@ def main(argv: list[str]) -> int:
         task_scheduler=args.scheduler, retention_s=args.retention, certfile=args.certfile,
         keyfile=args.keyfile, password=paths.read_master_password(),
         authorized_keys=paths.authorized_keys_file, offline_after_s=args.offline_after,
-        lost_after_s=args.lost_after, housekeeping_s=args.housekeeping, paths=paths)
+        lost_after_s=args.lost_after, housekeeping_s=args.housekeeping, paths=paths,
+        login_budget=args.login_budget, login_refill=args.login_refill)
     if args.certfile is None and not _loopback(args.bind):
         sys.stderr.write(f"{PROG}: warning: listening on {args.bind}:{args.port} without TLS: "
                          "tokens and job output cross the network in clear; give --certfile "

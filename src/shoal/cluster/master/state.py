@@ -52,7 +52,10 @@ def link_config(settings: MasterSettings) -> ServerConfig:
 
     # Failed logins of an address cost it a growing wait, as for beacons.
     return ServerConfig(password=settings.password, identity=identity, authorized_keys=keys,
-                        name=socket.gethostname(), rate_limiter=LoginRateLimiter())
+                        name=socket.gethostname(),
+                        rate_limiter=LoginRateLimiter(
+                            overall_free_failures=settings.login_budget,
+                            overall_rate=settings.login_refill))
 
 
 class MasterState:
@@ -61,7 +64,9 @@ class MasterState:
         sessions = open_database(settings.db_url)
         self.store = Store(sessions)
         self.tokens = TokenStore(sessions)
-        self.gate = TokenGate(self.tokens, LoginRateLimiter(free_failures=TOKEN_FREE_FAILURES))
+        self.gate = TokenGate(self.tokens, LoginRateLimiter(
+            free_failures=TOKEN_FREE_FAILURES, overall_free_failures=settings.login_budget,
+            overall_rate=settings.login_refill))
         self.output = OutputStore(sessions)
         self.health = HealthStore(sessions)
         self.bus = EventBus()
