@@ -430,7 +430,13 @@ class Engine:
         receive = PostedReceive(ctx, source, tag, buffer)
         self.post(receive)
         if not receive.done:
-            self.wait_until(lambda: receive.done, lambda: describe(*what))
+            try:
+                self.wait_until(lambda: receive.done, lambda: describe(*what))
+            except BaseException:
+                # Interrupted (Ctrl-C, a signal handler that raised): withdraw the receive,
+                # so the message it waited for goes to the next receive, not to nobody.
+                self.cancel(receive)
+                raise
         if receive.error is not None:
             raise receive.error
         assert receive.message is not None

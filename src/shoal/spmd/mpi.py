@@ -15,7 +15,7 @@ from shoal.spmd import world
 from shoal.spmd.bufcoll import Intracomm
 from shoal.spmd.comm import Comm, processor_name
 from shoal.spmd.constants import *
-from shoal.spmd.constants import THREAD_SERIALIZED
+from shoal.spmd.constants import THREAD_MULTIPLE
 from shoal.spmd.datatypes import *
 from shoal.spmd.group import *
 from shoal.spmd.ops import *
@@ -52,13 +52,14 @@ def Init() -> None:
                                   "is imported, as with mpi4py); do not call MPI.Init()")
 
 
-def Init_thread(required: int = THREAD_SERIALIZED) -> int:
+def Init_thread(required: int = THREAD_MULTIPLE) -> int:
     Init()
-    return THREAD_SERIALIZED
+    return THREAD_MULTIPLE
 
 
 def Query_thread() -> int:
-    return THREAD_SERIALIZED
+    """THREAD_MULTIPLE: the engine is thread-safe (mpi4py asks for it by default)."""
+    return THREAD_MULTIPLE
 
 
 def Is_thread_main() -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 
 from shoal.errors import ConfigurationError
@@ -19,6 +20,7 @@ from shoal.spmd.engine import Engine
 from shoal.transport.base import Endpoint
 
 _engine: Engine | None = None
+_making = threading.RLock()  # two threads' first calls make one engine
 _finalized = False
 _initialized = False
 
@@ -49,7 +51,14 @@ def world_size() -> int:
 
 
 def engine() -> Engine:
-    """The process's engine, made on first use."""
+    """The process's engine, made on first use (by one thread, whichever asks first)."""
+    if _engine is not None:
+        return _engine
+    with _making:
+        return _make_engine()
+
+
+def _make_engine() -> Engine:
     global _engine
     if _engine is None:
         if _finalized:

@@ -894,24 +894,26 @@ static PyObject *Rings_sleep(Rings *self, PyObject *const *args, Py_ssize_t narg
     __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     int woken = watched_moved(self, &w);
+    int interrupted = 0;
     if (!woken) {
         self->waiting++;
         Py_BEGIN_ALLOW_THREADS
         struct pollfd p = {self->doorbell_read, POLLIN, 0};
-        int rc;
-        do {
-            rc = poll(&p, 1, (int)timeout);
-        } while (rc < 0 && errno == EINTR);
+        int rc = poll(&p, 1, (int)timeout);
         if (rc > 0) {
             char drain[256];
             while (read(self->doorbell_read, drain, sizeof drain) > 0) {
             }
             woken = 1;
+        } else if (rc < 0 && errno == EINTR) {
+            interrupted = 1;
         }
         Py_END_ALLOW_THREADS
         self->waiting--;
     }
     __atomic_store_n(flag, 0, __ATOMIC_RELAXED);
+    /* A signal (Ctrl-C, a test's timer): let Python's handler run now, as time.sleep does. */
+    if (interrupted && PyErr_CheckSignals() < 0) return NULL;
     return PyBool_FromLong(woken);
 }
 
