@@ -47,8 +47,9 @@ PROGRAM = textwrap.dedent("""
         report["same_MPI"] = MPI is shoal.spmd.mpi
         report["same_world"] = MPI.COMM_WORLD is shoal_MPI.COMM_WORLD
         report["same_rc"] = mpi4py.rc is shoal.spmd.environment.rc
-        import mpi4py.run
-        report["submodules"] = [m.__name__ for m in (mpi4py.run,)]
+        import mpi4py.run, mpi4py.util.pkl5, mpi4py.util.dtlib
+        report["submodules"] = [m.__name__ for m in
+                                (mpi4py.run, mpi4py.util.pkl5, mpi4py.util.dtlib)]
     with open(f"report-{os.getpid()}.json", "w") as out:
         json.dump(report, out)
 """)
@@ -113,7 +114,9 @@ def test_every_mpi4py_import_is_shoals_under_shoal_run(tmp_path, hide):
         assert report["same_MPI"] and report["same_world"] and report["same_rc"]
         assert report["rc_is_module_rc"]
         assert report["mpi4py_file"].startswith(str(SRC / "shoal" / "compat" / "mpi4py"))
-        assert report["submodules"] == ["shoal.compat.mpi4py.run"]
+        assert report["submodules"] == ["shoal.compat.mpi4py.run",
+                                        "shoal.compat.mpi4py.util.pkl5",
+                                        "shoal.compat.mpi4py.util.dtlib"]
 
 
 def test_the_hidden_mpi4py_is_really_hidden_without_the_hook(tmp_path):
