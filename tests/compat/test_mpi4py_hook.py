@@ -47,9 +47,10 @@ PROGRAM = textwrap.dedent("""
         report["same_MPI"] = MPI is shoal.spmd.mpi
         report["same_world"] = MPI.COMM_WORLD is shoal_MPI.COMM_WORLD
         report["same_rc"] = mpi4py.rc is shoal.spmd.environment.rc
-        import mpi4py.run, mpi4py.util.pkl5, mpi4py.util.dtlib
-        report["submodules"] = [m.__name__ for m in
-                                (mpi4py.run, mpi4py.util.pkl5, mpi4py.util.dtlib)]
+        import mpi4py.run, mpi4py.util.pkl5, mpi4py.util.dtlib, mpi4py.futures
+        from mpi4py.futures import MPIPoolExecutor, MPICommExecutor
+        report["submodules"] = [m.__name__ for m in (mpi4py.run, mpi4py.util.pkl5,
+                                                     mpi4py.util.dtlib, mpi4py.futures)]
     with open(f"report-{os.getpid()}.json", "w") as out:
         json.dump(report, out)
 """)
@@ -116,7 +117,8 @@ def test_every_mpi4py_import_is_shoals_under_shoal_run(tmp_path, hide):
         assert report["mpi4py_file"].startswith(str(SRC / "shoal" / "compat" / "mpi4py"))
         assert report["submodules"] == ["shoal.compat.mpi4py.run",
                                         "shoal.compat.mpi4py.util.pkl5",
-                                        "shoal.compat.mpi4py.util.dtlib"]
+                                        "shoal.compat.mpi4py.util.dtlib",
+                                        "shoal.compat.mpi4py.futures"]
 
 
 def test_the_hidden_mpi4py_is_really_hidden_without_the_hook(tmp_path):
