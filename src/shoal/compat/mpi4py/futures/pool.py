@@ -42,6 +42,11 @@ class MPIPoolExecutor(Executor):
                 raise TypeError("initializer must be a callable")
             kwargs["initializer"] = initializer
             kwargs["initargs"] = tuple(initargs)
+        if kwargs.get("service") is not None:
+            raise NotImplementedError(
+                "MPIPoolExecutor(service=...) reaches its workers through MPI ports "
+                "(Open_port/Connect), which shoal does not have: start the workers with "
+                "shoal run -n N -m mpi4py.futures, or let MPIPoolExecutor spawn them")
         _check_use_pkl5(kwargs)
         self._options = kwargs
         self._shutdown = False
