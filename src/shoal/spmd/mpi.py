@@ -36,8 +36,9 @@ Grequest = Request
 COMM_WORLD = Intracomm(tuple(range(world.world_size())), 0, "MPI_COMM_WORLD")
 COMM_SELF = Intracomm((world.world_rank(),), 2, "MPI_COMM_SELF")
 COMM_NULL = Intracomm()
-
-# mpi4py initialises MPI when its MPI module is imported (unless mpi4py.rc says not to).
+# mpi4py initialises MPI when MPI is imported, unless mpi4py.rc says not to: so does this
+# (world.mark_initialized: a rank that leaves after this without finalizing breaks the
+# job; see shoal.launch.control.judge_exit).
 _environment.bootstrap((COMM_SELF, COMM_WORLD))
 
 
