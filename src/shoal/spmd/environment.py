@@ -39,9 +39,9 @@ from shoal.spmd.constants import (
 )
 from shoal.spmd.constants import Exception as MPIException
 
-# The thread level the engine gives: calls from several threads are safe only one at
-# a time (the engine holds no locks), so SERIALIZED is the honest answer.
-ENGINE_THREAD_LEVEL = THREAD_SERIALIZED
+# The thread level the engine gives: it is thread-safe (one lock guards its state, and
+# waiting threads release it), so any thread may call MPI at any time.
+ENGINE_THREAD_LEVEL = THREAD_MULTIPLE
 
 # MPI_VERSION, MPI_SUBVERSION of the standard whose Python binding (mpi4py 4.1) is mirrored.
 MPI_VERSION = (4, 1)
