@@ -197,3 +197,38 @@ def test_python_dash_m_mpi4py_aborts_the_job_when_a_rank_exits_with_a_status(tmp
         stdin=subprocess.DEVNULL)
     # 3, not 124: the job did not wait for --timeout
     assert done.returncode == 3, (done.returncode, done.stderr)
+
+
+def test_the_default_thread_level_is_multiple_and_threads_really_may_all_call_mpi(tmp_path):
+    # mpi4py asks for THREAD_MULTIPLE; shoal's engine is thread-safe, so it is granted.
+    # Four threads per rank ping-pong at once on their own tags; every reply must be theirs.
+    ok(run(tmp_path, """
+        import threading
+        from mpi4py import MPI
+        assert MPI.Query_thread() == MPI.THREAD_MULTIPLE
+        comm = MPI.COMM_WORLD
+        rank, peer = comm.Get_rank(), 1 - comm.Get_rank()
+        errors = []
+
+        def pingpong(tag):
+            try:
+                for i in range(200):
+                    if rank == 0:
+                        comm.send((tag, i), peer, tag)
+                        assert comm.recv(source=peer, tag=tag) == (tag, i + 1)
+                    else:
+                        got = comm.recv(source=peer, tag=tag)
+                        assert got[0] == tag, got
+                        comm.send((tag, got[1] + 1), peer, tag)
+            except BaseException as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=pingpong, args=(tag,)) for tag in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in threads), "a thread hung"
+        assert not errors, errors
+        print("ok")
+    """))
