@@ -1,11 +1,14 @@
 """CI's hold on mpi4py conformance: shoal passes at least the recorded number of mpi4py's tests.
 
-For every test file in :data:`conformance.FILES` and every rank count in :data:`CI_RANKS`,
-mpi4py's own tests (fetched from PyPI once, cached) run under ``shoal run``; the test
-fails when fewer pass than ``figures.json`` records for shoal.  MPICH's figures in the
+For every case of :data:`conformance.CASES` (each test file, and the futures tests) at
+each of its rank counts, mpi4py's own tests (fetched from PyPI once, cached) run under
+``shoal run``; the test fails when fewer pass than ``figures.json`` records for shoal.  MPICH's figures in the
 same file are the reference, measured once per MPICH version by
 ``python tests/mpi4py_suite/conformance.py --runtime mpich --record`` (too slow for every
 run: 3 and 4 MPICH ranks busy-poll 2 cores); they are not re-measured here.
+
+A file below its figure is run once more, and only a second shortfall fails (the first is
+a warning): a hang or wrong data that does not repeat is a flaky test or runtime.
 
 When shoal passes more than recorded, raise the floor:
 ``python tests/mpi4py_suite/conformance.py --runtime shoal --record``.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -55,6 +59,17 @@ def test_shoal_passes_at_least_the_recorded_mpi4py_tests(request, mpi4py_tests, 
         run = conformance.run_file("shoal", ranks, mpi4py_tests, case.module, _timeout(case),
                                    case)
         got = run.counts()
+        if got.passed < floor["passed"]:
+            # Once more: a shortfall that does not repeat is a flaky test or runtime, not
+            # a lost feature; it is reported as a warning rather than failing CI.
+            first = f"{got.passed} passed (status {run.status})"
+            run = conformance.run_file("shoal", ranks, mpi4py_tests, case.module,
+                                       _timeout(case), case)
+            got = run.counts()
+            if got.passed >= floor["passed"]:
+                warnings.warn(f"{case.key} at {ranks} ranks: {first} at the first try, "
+                              f"{got.passed} at the second (recorded {floor['passed']}): "
+                              "a flaky test or a flaky runtime", stacklevel=1)
         if got.passed < floor["passed"]:
             lost = [f"  {outcome} {test}: {why.strip().splitlines()[-1][:200] if why else ''}"
                     for test, outcome, why in run.problems()]
