@@ -2,8 +2,8 @@
 
 For every case of :data:`conformance.CASES` (each test file, and the futures tests) at
 each of its rank counts, mpi4py's own tests (fetched from PyPI once, cached) run under
-``shoal run``; the test fails when fewer pass than ``figures.json`` records for shoal.  MPICH's figures in the
-same file are the reference, measured once per MPICH version by
+``shoal run``; the test fails when fewer pass than ``figures.json`` records for shoal.
+MPICH's figures in the same file are the reference, measured once per MPICH version by
 ``python tests/mpi4py_suite/conformance.py --runtime mpich --record`` (too slow for every
 run: 3 and 4 MPICH ranks busy-poll 2 cores); they are not re-measured here.
 
