@@ -24,7 +24,6 @@ import itertools
 import os
 import threading
 import time
-import traceback
 import warnings
 import weakref
 from typing import Any
@@ -550,7 +549,3 @@ def _manager_comm_owned(pool: Pool, options: dict[str, Any], shared: _CommWorker
     finally:
         shared.stop()
         shared.comm.Free()
-
-
-def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
