@@ -293,7 +293,10 @@ class Comm:
         found: list[Message | None] = [None]
 
         def look() -> bool:
-            found[0] = engine.probe(self._ctx, world_source, tag, take)
+            # wait_until may ask again after a True: with ``take`` a second look would
+            # match (and lose) the next message, so once found, the answer stays.
+            if found[0] is None:
+                found[0] = engine.probe(self._ctx, world_source, tag, take)
             return found[0] is not None
 
         if not look() and block:
