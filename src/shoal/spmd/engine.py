@@ -669,17 +669,10 @@ class Engine:
             raise CommunicationError(
                 f"deadlock: rank {self.rank} of a 1-rank job would wait forever in "
                 f"{describe()}: no other rank exists to complete it")
-        lock = self._lock
         deadline = time.perf_counter() + self._spin
         spins = 0
         while True:
-            lock.acquire()
-            try:
-                self._progress()
-            finally:
-                lock.release()
-            if self._waiters:
-                self._wake()
+            self.progress()
             if done():
                 return
             spins += 1

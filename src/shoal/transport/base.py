@@ -13,8 +13,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from shoal.wire.frame import Frame
-from shoal.wire.header import FIELDS, HEADER_SIZE, LENGTH_OFFSET
+from shoal.wire.frame import Frame, parse
+from shoal.wire.header import HEADER_SIZE, LENGTH_OFFSET
 
 
 class Endpoint(ABC):
@@ -67,11 +67,7 @@ class Endpoint(ABC):
         """The next frame from ``src``, parsed, if it is whole and its body at most
         ``limit`` bytes; else None (nothing is taken)."""
         frame = self.take_frame(src, HEADER_SIZE, LENGTH_OFFSET, limit)
-        if frame is None:
-            return None
-        kind, flags, nparts, tag, ctx, seq, stamp, length = FIELDS.unpack_from(frame)
-        return Frame(src, tag, ctx, flags, nparts, seq, stamp, length,
-                     memoryview(frame)[HEADER_SIZE:], kind)
+        return None if frame is None else parse(src, frame)
 
     def take_match(self, src: int, ctx: int, tag: int, limit: int,
                    buffer: Any) -> Frame | None:
