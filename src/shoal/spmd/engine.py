@@ -48,6 +48,7 @@ _NO_CHUNKS: list[memoryview] = []
 _LENGTH_OFFSET = 40  # where the body length sits in the header
 _unpack_header = HEADER.unpack_from
 _SLEEP_SECONDS = 0.02  # a lost wake-up costs at most this
+_DIRECT_SLEEPS = 4  # sleeps of a receive's fast path (see Engine._sleep_for) before it posts
 
 
 class OutgoingSend:
@@ -88,10 +89,12 @@ class _Reading:
 _yield = getattr(os, "sched_yield", lambda: None)
 
 
-def _spin_seconds(size: int) -> float:
+def _spin_seconds(size: int, endpoint: Endpoint | None) -> float:
     configured = os.environ.get("SHOAL_SPIN_US")
     if configured:
         return max(0.0, float(configured)) / 1e6
+    if endpoint is not None and endpoint.spin is not None:
+        return max(0.0, endpoint.spin)
     # Spinning costs a core, sleeping costs a wake-up (tens of microseconds and
     # a trip through the scheduler).  With more ranks than cores the spin
     # yields on every round, so the rank we wait for gets the core.
@@ -116,7 +119,7 @@ class Engine:
         self._reading: list[_Reading | None] = [None] * size
         self._awaiting_ack: dict[int, OutgoingSend] = {}
         self._seq = 0
-        self._spin = _spin_seconds(size)
+        self._spin = _spin_seconds(size, endpoint)
         self._yield_mask = _yield_every(size)
         # Messages this large go by rendezvous: one copy, straight from the sender.
         self._rendezvous = _rendezvous_bytes() if (
@@ -301,15 +304,21 @@ class Engine:
 
         While spinning it polls only the awaited source's stream, which is much
         cheaper than full progress; every few rounds it makes full progress so
-        no other stream stalls.  A large message, or no message within the spin
+        no other stream stalls.  On a transport that does not spin (TCP: its
+        ``spin`` is 0) it sleeps on the transport instead and looks again
+        (:meth:`_sleep_for`).  A large message, or no message within the spin
         time, falls back to a posted receive.
         """
         message = self.try_receive(ctx, source, tag, buffer)
         if message is not None:
             return into_buffer(message, buffer)
         endpoint = self.endpoint
-        if endpoint is not None and not (0 <= source != self.rank
-                                         and endpoint.readable(source) >= HEADER_SIZE):
+        if endpoint is not None and not self._spin and 0 <= source != self.rank:
+            message = self._sleep_for(ctx, source, tag, buffer)
+            if message is not None:
+                return into_buffer(message, buffer)
+        elif endpoint is not None and self._spin and not (
+                0 <= source != self.rank and endpoint.readable(source) >= HEADER_SIZE):
             deadline = time.perf_counter() + self._spin
             spins = 0
             while True:
@@ -332,6 +341,36 @@ class Engine:
             raise receive.error
         assert receive.message is not None
         return receive.message
+
+    def _sleep_for(self, ctx: int, source: int, tag: int,
+                   buffer: memoryview | None) -> Message | None:
+        """The fast path of a blocking receive on a transport that does not spin: sleep
+        on it and take the next small frame from ``source`` straight off its stream,
+        while that frame is the answer (nothing posted or waiting on ``ctx``), for a
+        few sleeps at most; None: go the general way (post and wait)."""
+        endpoint = self.endpoint
+        assert endpoint is not None
+        matcher = self.matcher
+        for _ in range(_DIRECT_SLEEPS):
+            if (matcher.posted.get(ctx) or matcher.unexpected.get(ctx)
+                    or self._reading[source] is not None
+                    or endpoint.readable(source) >= HEADER_SIZE):
+                return None  # no longer the simple case, or a large frame to stream
+            if self._busy:
+                self.progress()
+            endpoint.set_sleeping(True)
+            try:  # look once more now that peers know to wake us, then sleep
+                message = self.try_receive(ctx, source, tag, buffer)
+                if message is None and endpoint.readable(source) < HEADER_SIZE:
+                    endpoint.sleep(_SLEEP_SECONDS)
+            finally:
+                endpoint.set_sleeping(False)
+            if message is None:
+                message = self.try_receive(ctx, source, tag, buffer)
+            if message is not None:
+                return message
+            self.progress()  # keep every other stream moving (and drain what woke us)
+        return None
 
     def cancel(self, receive: PostedReceive) -> bool:
         if self.matcher.cancel(receive):
@@ -539,7 +578,7 @@ class Engine:
         progress = self.progress
         deadline = time.perf_counter() + self._spin
         spins = 0
-        while True:
+        while self._spin:
             progress()
             if done():
                 return

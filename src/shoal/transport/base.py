@@ -16,6 +16,13 @@ from abc import ABC, abstractmethod
 class Endpoint(ABC):
     rank: int
     size: int
+    #: How long (seconds) a waiting rank should spin on this transport before it
+    #: sleeps, or None for the engine's default.  A transport whose every look at
+    #: a peer is a system call (TCP) spins briefly or not at all: a socket wakes
+    #: a sleeper as soon as bytes arrive, and on a busy machine a spinning rank
+    #: takes the core that the rank it waits for needs.
+    spin: float | None = None
+
     def is_local(self, peer: int) -> bool:
         """Whether ``peer`` is a process on this host, so a large message may be copied
         straight out of its memory (see :mod:`shoal.transport.cma`)."""
