@@ -53,7 +53,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -89,7 +89,8 @@ _SEQ_LAST = _SEQ_LIMIT - 1  # a frame with this number leaves none for the next 
 _MIN_LENGTH = HEADER_SIZE - 4 + TAG_SIZE  # the length field of an empty frame
 _INTO_THRESHOLD = 1 << 16  # below it, encrypt() and a concatenation are faster
 _pack_header = HEADER.pack
-_unpack_header = HEADER.unpack_from
+_unpack_start = struct.Struct(">IHQ").unpack_from  # HEADER, with type and flags as one u16
+_WHOLE_DATA = FRAME_DATA << 8  # a DATA frame without MORE, as that u16
 _HAS_ENCRYPT_INTO = hasattr(AESGCM, "encrypt_into") and hasattr(ChaCha20Poly1305, "encrypt_into")
 _HAS_DECRYPT_INTO = hasattr(AESGCM, "decrypt_into") and hasattr(ChaCha20Poly1305, "decrypt_into")
 OPEN_INTO_MIN = 32 * 1024  # open_frames() asks for a buffer for payloads this large
@@ -407,13 +408,16 @@ class SecureChannel:
         if self._alert_from_server and recv.seq == 0 and self._alert(buffer):
             return 0
         size = len(buffer)
+        if self.peer_closed and size:
+            raise IntegrityError("bytes arrived after the peer's CLOSE frame")
+        limit, whole_limit = self._limit, self._whole_limit
         pos = 0
         view = buffer if type(buffer) is memoryview else memoryview(buffer)
         try:
             while size - pos >= HEADER_SIZE:
-                length, kind, flags, seq = _unpack_header(view, pos)
-                if self.peer_closed or not _MIN_LENGTH <= length <= self._limit:
-                    self._refuse(length)
+                length, kind_flags, seq = _unpack_start(view, pos)
+                if not _MIN_LENGTH <= length <= limit:
+                    self._check_length(length)
                 end = pos + 4 + length
                 if size < end:
                     break
@@ -421,17 +425,16 @@ class SecureChannel:
                     raise IntegrityError(
                         f"frame {seq} arrived where frame {recv.seq} was expected: "
                         "a frame was replayed, reordered or dropped")
+                sealed, header = view[pos + HEADER_SIZE:end], view[pos:pos + HEADER_SIZE]
                 payload: bytes | memoryview
                 try:
                     if into is None or length < _INTO_MIN_LENGTH:
                         payload = recv.aead.decrypt((recv.iv ^ seq).to_bytes(12, "big"),
-                                                    view[pos + HEADER_SIZE:end],
-                                                    view[pos:pos + HEADER_SIZE])
+                                                    sealed, header)
                     else:
                         payload = into(length - _MIN_LENGTH)
                         recv.aead.decrypt_into((recv.iv ^ seq).to_bytes(12, "big"),
-                                               view[pos + HEADER_SIZE:end],
-                                               view[pos:pos + HEADER_SIZE], payload)
+                                               sealed, header, payload)
                 except InvalidTag:
                     raise IntegrityError(
                         f"frame {seq} failed authentication: it was altered or forged"
@@ -441,23 +444,16 @@ class SecureChannel:
                 if recv.epoch_bytes >= recv.rekey_bytes or seq >= _SEQ_LAST:
                     recv.turn()
                 pos = end
-                if kind == FRAME_DATA and not flags and length <= self._whole_limit \
-                        and not self._parts:
+                if kind_flags == _WHOLE_DATA and length <= whole_limit and not self._parts:
                     messages.append(payload)  # a whole message in one frame: the usual case
                 else:
-                    self._accept(kind, flags, payload, messages)
-            if self.peer_closed and size > pos:
-                raise IntegrityError("bytes arrived after the peer's CLOSE frame")
+                    self._accept(kind_flags >> 8, kind_flags & 0xFF, payload, messages)
+                    if self.peer_closed and size > pos:
+                        raise IntegrityError("bytes arrived after the peer's CLOSE frame")
         finally:
             if view is not buffer:
                 view.release()  # so that the caller may resize its bytearray
         return pos
-
-    def _refuse(self, length: int) -> NoReturn:
-        if self.peer_closed:
-            raise IntegrityError("bytes arrived after the peer's CLOSE frame")
-        self._check_length(length)
-        raise AssertionError("unreachable: the length was within bounds")
 
     def _alert(self, buffer: bytearray | memoryview) -> bool:
         """Raise the error of an ALERT at the start of the stream; True: wait for more."""

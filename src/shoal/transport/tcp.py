@@ -285,6 +285,7 @@ class TcpEndpoint(Endpoint):
         # Large plaintext payloads (decrypted into these) and large ciphertext frames.
         self._payloads = _Pool(FRAME_BYTES)
         self._frames = _Pool(FRAME_BYTES + OVERHEAD)
+        self._take = self._payloads.take
         self._poller: Any = select.epoll() if _EPOLL else select.poll()
         self._poll = self._poller.poll
         self._scale = 1.0 if _EPOLL else 1000.0  # epoll waits in seconds, poll in ms
@@ -519,6 +520,36 @@ class TcpEndpoint(Endpoint):
 
     def _pull(self, link: _Link) -> None:
         """Read and open what the socket holds now; raise a dead link's error."""
+        if not (link.out or link.partial is not None or link.failure is not None
+                or link.eof):  # the usual case, in short
+            if not link.ready:
+                if _clock() - self._checked < _RECHECK:
+                    return
+                self._check()
+                if not link.ready:
+                    return
+            view = self._recv_view
+            try:
+                n = link.sock.recv_into(view, 0, _DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                link.ready = False
+                return
+            except OSError:
+                n = -1
+            if n > 0:
+                link.ready = n == RECV_BYTES
+                with view[:n] as data:
+                    self._received(link, data)
+                if link.failure is None:
+                    return
+            elif not n:
+                self._at_eof(link)
+                if link.failure is None:
+                    return
+        self._pull_all(link)
+
+    def _pull_all(self, link: _Link) -> None:
+        """:meth:`_pull` in every case: queued output, a cut frame, a failed link."""
         if link.out:
             self._flush(link)
         if link.failure is not None:
@@ -582,7 +613,7 @@ class TcpEndpoint(Endpoint):
         channel = link.channel
         opened: list[bytes | memoryview] = []
         try:
-            used = channel.open_frames(data, opened, self._payloads.take)
+            used = channel.open_frames(data, opened, self._take)
             rest = len(data) - used
             if rest:
                 if rest < SIZE_PREFIX:
