@@ -353,22 +353,21 @@ class Engine:
         matcher = self.matcher
         for _ in range(_DIRECT_SLEEPS):
             if (matcher.posted.get(ctx) or matcher.unexpected.get(ctx)
-                    or self._reading[source] is not None
-                    or endpoint.readable(source) >= HEADER_SIZE):
-                return None  # no longer the simple case, or a large frame to stream
+                    or self._reading[source] is not None):
+                return None  # no longer the simple case
             if self._busy:
                 self.progress()
             endpoint.set_sleeping(True)
             try:  # look once more now that peers know to wake us, then sleep
-                message = self.try_receive(ctx, source, tag, buffer)
-                if message is None and endpoint.readable(source) < HEADER_SIZE:
+                if endpoint.readable(source) < HEADER_SIZE:
                     endpoint.sleep(_SLEEP_SECONDS)
             finally:
                 endpoint.set_sleeping(False)
-            if message is None:
-                message = self.try_receive(ctx, source, tag, buffer)
+            message = self.try_receive(ctx, source, tag, buffer)
             if message is not None:
                 return message
+            if endpoint.readable(source) >= HEADER_SIZE:
+                return None  # a large frame: post, so that it streams into place
             self.progress()  # keep every other stream moving (and drain what woke us)
         return None
 
