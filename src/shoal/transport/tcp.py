@@ -62,7 +62,7 @@ from shoal.security.channel import OVERHEAD, SIZE_PREFIX
 from shoal.security.sockets import handshake_socket
 from shoal.transport.base import Endpoint
 
-FRAME_BYTES = 64 * 1024  # plaintext per AEAD frame: large enough to amortize, small to pipeline
+FRAME_BYTES = 128 * 1024  # plaintext per AEAD frame: amortizes a frame, still pipelines
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
 RECV_LOW = 64 * 1024  # read the socket only while less plaintext than this waits
 RECV_BYTES = 1024 * 1024  # one recv_into at most this much
@@ -71,7 +71,7 @@ _HANDSHAKE_TIMEOUT = 30.0
 _CLOSE_LINGER = float(os.environ.get("SHOAL_TCP_LINGER", "2.0"))
 _MAX_IOV = 64  # buffers per sendmsg
 _SEAL_ALONE = 16 * 1024 + 64  # larger writes are sealed into pooled buffers
-_POOL_SPARE = 32  # spare buffers a pool keeps (each FRAME_BYTES and a little)
+_POOL_SPARE = 16  # spare buffers a pool keeps (each FRAME_BYTES and a little)
 _RECHECK = 20e-6  # readiness this fresh is not asked again (see _pull)
 _clock = time.perf_counter
 # Reads and writes never block; a socket is left blocking only so that sleep() can wait
