@@ -148,6 +148,8 @@ def endpoint_from_environment(rank: int, size: int, kind: str) -> Endpoint:
         return TcpEndpoint(rank, size, key, listener, addresses)
     local = [entry.rank for entry in table if entry.host_id == host_id]
     remote = [entry.rank for entry in table if entry.host_id != host_id]
+    if len(local) == 1:  # alone on this host: every peer is over TCP, with no layer between
+        return TcpEndpoint(rank, size, key, listener, addresses, peers=remote)
     shm = None
     try:
         if len(local) > 1:

@@ -205,7 +205,7 @@ class _Link:
 
     __slots__ = ("peer", "host", "sock", "fd", "channel", "out", "out_bytes", "out_offset",
                  "want_out", "inbox", "failure", "peer_closed", "eof", "ready", "partial",
-                 "partial_got", "partial_size", "cut")
+                 "partial_got", "partial_size", "cut", "rcvtimeo")
 
     def __init__(self, peer: int, host: str, sock: socket.socket,
                  channel: SecureChannel, pool: _Pool) -> None:
@@ -230,6 +230,7 @@ class _Link:
         self.partial_got = 0
         self.partial_size = 0
         self.cut: bytearray | None = None
+        self.rcvtimeo = 0.0  # the socket's SO_RCVTIMEO in seconds (0: none, reads may block)
 
     def where(self) -> str:
         return f"rank {self.peer} on {self.host}"
@@ -292,7 +293,6 @@ class TcpEndpoint(Endpoint):
         self._by_fd: dict[int, _Link] = {}
         self._extra: set[int] = set()  # other descriptors sleep_with() waits on
         self._checked = 0.0  # when the links' readiness was last asked (perf_counter)
-        self._rcvtimeo = -1.0  # the SO_RCVTIMEO of the links' sockets (seconds)
         self._closed = False
         try:
             self._connect_mesh(listener, addresses, wanted, timeout)
@@ -448,18 +448,27 @@ class TcpEndpoint(Endpoint):
         if link is None:
             link = self._link(src)
         inbox = link.inbox
-        if inbox.size < RECV_LOW:
+        if inbox.size < header_size:  # read only when no whole frame waits already
             self._pull(link)
-        if inbox.size < header_size:
-            return None
+            if inbox.size < header_size:
+                return None
+        elif link.out:
+            self._flush(link)
         head, offset = inbox.chunks[0], inbox.offset
         if len(head) - offset >= header_size:  # the usual case: no slice, no join
             length = _U64.unpack_from(head, offset + length_offset)[0]
         else:
             length = _U64.unpack_from(inbox.peek(header_size), length_offset)[0]
         total = header_size + length
-        if length > limit or total > inbox.size:
+        if length > limit:
             return None
+        if total > inbox.size:
+            if inbox.size >= RECV_LOW:
+                return None
+            self._pull(link)
+            if total > inbox.size:
+                return None
+            head = inbox.chunks[0]
         if offset == 0 and len(head) == total and type(head) is bytes:  # the usual case
             inbox.chunks.popleft()
             inbox.size -= total
@@ -723,12 +732,12 @@ class TcpEndpoint(Endpoint):
     def _sleep_in_recv(self, link: _Link, timeout: float) -> None:
         """Sleep in a read of the one link (with the kernel's receive timeout): waking
         and reading are then one system call, as for a plain blocking socket."""
-        if timeout != self._rcvtimeo:
+        if timeout != link.rcvtimeo:
             seconds = int(timeout)
             micros = max(0 if seconds else 1, round((timeout - seconds) * 1e6))  # 0: forever
             link.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
                                  _TIMEVAL.pack(seconds, micros))
-            self._rcvtimeo = timeout
+            link.rcvtimeo = timeout
         try:
             self._read(link, 0)
         except (BlockingIOError, InterruptedError):
