@@ -1,7 +1,7 @@
 """Ping-pong between two hosts made of network namespaces: shoal encrypted, plain
 sockets, and MPICH over TCP, in one run.
 
-    sudo python benchmarks/netns_pingpong.py [--quick] [--rounds N] [--json FILE]
+    sudo python benchmarks/netns_pingpong.py [--quick] [--rounds N] [--baseline DIR] [--json FILE]
 
 Two network namespaces joined by veth pairs on a bridge (the test network of
 ``tests/integration/netns.py``) stand for two machines.  Three ways across:
@@ -24,6 +24,9 @@ arrays): latency is half the median round trip, bandwidth the size over it.
 Each figure is the median over ``--rounds`` runs (3; 1 with ``--quick``) that
 alternate between the three, so that a change in the machine's load falls on
 all of them; the load average is printed at the start and the end.
+``--baseline DIR`` adds a fourth, alternating with the others: shoal from
+another checkout's ``DIR/src`` (e.g. ``git archive main src | tar -x -C DIR``),
+shown as "before" beside each figure, to measure a change in one run.
 Targets (issue 14, item 3): latency up to 1 KiB <= 1.5x MPICH's, bandwidth
 from 64 KiB >= 0.9x.  Needs root (namespaces) and iproute2; skips with the
 reason otherwise.
@@ -182,13 +185,16 @@ def _result(report: Report, what: str, done: subprocess.CompletedProcess[str]) -
     return None
 
 
-def run_shoal(a: Host, b: Host, folder: Path, seconds: float, report: Report) -> dict | None:
+def run_shoal(a: Host, b: Host, folder: Path, seconds: float, report: Report,
+              src: Path | None = None) -> dict | None:
     env = dict(harness.environment(harness.SHOAL), SHOAL_PASSWORD=PASSWORD,
                SHOAL_CONFIG_DIR=str(folder / "runner"))
+    if src is not None:  # another checkout's shoal, for the runner and its ranks
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env["PYTHONPATH"]])
     argv = [sys.executable, "-m", "shoal", "run", "-n", "2", "--host",
             f"{a.address}:1,{b.address}:1", "--files", "pingpong.py,harness.py",
             str(HERE / "pingpong.py"), "--program", "--seconds", str(seconds)]
-    return _result(report, "shoal", _run(a, argv, env))
+    return _result(report, "shoal" if src is None else f"shoal from {src}", _run(a, argv, env))
 
 
 def run_mpich(a: Host, b: Host, folder: Path, seconds: float, report: Report) -> dict | None:
@@ -217,7 +223,7 @@ def run_plain(a: Host, b: Host, seconds: float, report: Report) -> dict | None:
 
 # -- the report ------------------------------------------------------------------------
 
-def measure(quick: bool, rounds: int | None = None) -> Report:
+def measure(quick: bool, rounds: int | None = None, baseline: Path | None = None) -> Report:
     report = Report("Ping-pong between two network namespaces (buffer API, median one-way)")
     reason = unavailable() or (None if shutil.which("mpiexec") else "mpiexec is not on PATH")
     if reason:
@@ -227,15 +233,19 @@ def measure(quick: bool, rounds: int | None = None) -> Report:
     seconds = 0.05 if quick else 0.25
     rounds = rounds or (1 if quick else 3)
     report.raw["load_before"] = os.getloadavg()
-    collected: dict[str, list[dict]] = {"shoal": [], "mpich": [], "plain": []}
+    collected: dict[str, list[dict]] = {"shoal": [], "mpich": [], "plain": [], "before": []}
     with tempfile.TemporaryDirectory() as tmp, Network(2, net=233) as network:
         folder = Path(tmp)
         a, b = network.hosts
+        contenders = [("shoal", lambda: run_shoal(a, b, folder, seconds, report)),
+                      ("mpich", lambda: run_mpich(a, b, folder, seconds, report)),
+                      ("plain", lambda: run_plain(a, b, seconds, report))]
+        if baseline is not None:
+            contenders.append(("before", lambda: run_shoal(a, b, folder, seconds, report,
+                                                           baseline / "src")))
         with beacons([a, b], folder):
             for _ in range(rounds):  # alternate, so a change of load hits every side
-                for name, run in (("shoal", lambda: run_shoal(a, b, folder, seconds, report)),
-                                  ("mpich", lambda: run_mpich(a, b, folder, seconds, report)),
-                                  ("plain", lambda: run_plain(a, b, seconds, report))):
+                for name, run in contenders:
                     result = run()
                     if result is not None:
                         collected[name].append(result)
@@ -246,8 +256,10 @@ def measure(quick: bool, rounds: int | None = None) -> Report:
     for size in SIZES:
         values = {name: harness.pick(results[name], "latency_us", "buffer", str(size))
                   for name in results}
-        plain = values["plain"]
+        plain, before = values["plain"], values["before"]
         note = f"plaintext sockets {harness.format_value(plain)} us" if plain else ""
+        if before:
+            note += f"; before {harness.format_value(before)} us"
         report.rows.append(Row("netns ping-pong", harness.size_label(size), "latency us",
                                values["shoal"], values["mpich"], better="lower",
                                target=LATENCY_TARGET if size <= SMALL else "", note=note))
@@ -257,8 +269,10 @@ def measure(quick: bool, rounds: int | None = None) -> Report:
         values = {name: harness.pick(results[name], "latency_us", "buffer", str(size))
                   for name in results}
         rates = {name: (size / v if v else None) for name, v in values.items()}  # B/us = MB/s
-        plain = rates["plain"]
+        plain, before = rates["plain"], rates["before"]
         note = f"plaintext sockets {harness.format_value(plain)} MB/s" if plain else ""
+        if before:
+            note += f"; before {harness.format_value(before)} MB/s"
         report.rows.append(Row("netns bandwidth", harness.size_label(size), "MB/s",
                                rates["shoal"], rates["mpich"], better="higher",
                                target=BANDWIDTH_TARGET, note=note))
@@ -283,7 +297,16 @@ def main() -> int:
                   file=sys.stderr)
             return 2
         del argv[at:at + 2]
-    report = measure("--quick" in argv, rounds)
+    baseline = None
+    if "--baseline" in argv:
+        at = argv.index("--baseline")
+        if at + 1 >= len(argv) or not (Path(argv[at + 1]) / "src" / "shoal").is_dir():
+            print("netns_pingpong: --baseline takes a folder with src/shoal in it (e.g. made by "
+                  "git archive main src | tar -x -C DIR)", file=sys.stderr)
+            return 2
+        baseline = Path(argv[at + 1]).resolve()
+        del argv[at:at + 2]
+    report = measure("--quick" in argv, rounds, baseline)
     if "skipped" in report.raw:
         print(f"netns_pingpong skipped: {report.raw['skipped']}")
         return 0
