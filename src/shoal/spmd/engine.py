@@ -224,13 +224,16 @@ class Engine:
         """Write as much of ``dst``'s queue as its stream takes now."""
         queue = self._queues[dst]
         write = self.endpoint.write  # type: ignore[union-attr]
+        write_more = self.endpoint.write_more  # type: ignore[union-attr]
         while queue:
             outgoing = queue[0]
             chunks = outgoing.chunks
-            while outgoing.index < len(chunks):
+            last = len(chunks) - 1
+            while outgoing.index <= last:
                 chunk = chunks[outgoing.index]
                 remaining = chunk[outgoing.offset:] if outgoing.offset else chunk
-                n = write(dst, remaining)
+                # The rest of the message follows at once: a transport may send them together.
+                n = (write if outgoing.index == last else write_more)(dst, remaining)
                 if n < len(remaining):
                     outgoing.offset += n
                     return

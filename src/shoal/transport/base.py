@@ -32,6 +32,13 @@ class Endpoint(ABC):
     def write(self, dst: int, src: memoryview | bytes) -> int:
         """Copy a prefix of ``src`` towards ``dst`` without blocking; return its length."""
 
+    def write_more(self, dst: int, src: memoryview | bytes) -> int:
+        """:meth:`write`, when the next write to ``dst`` follows at once with more of the
+        same message: a transport may hold these bytes back to send them with it (it
+        must still deliver them on any later call or :meth:`sleep`).  The default
+        writes at once."""
+        return self.write(dst, src)
+
     @abstractmethod
     def readable(self, src: int) -> int:
         """How many bytes from ``src`` can be read now."""
