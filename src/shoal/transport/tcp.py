@@ -21,6 +21,9 @@ The engine's contract is a non-blocking byte stream per peer, so:
   socket does not take waits in a per-link queue of ciphertext bounded by
   :data:`SEND_BOUND`; at the bound ``write`` returns 0 (the engine queues).
   Each piece is a message of its own, so the peer never joins frames.
+  ``write_more`` (the engine's write of a piece that the rest of its message
+  follows at once) holds a small frame back, so that a large message's header
+  leaves with its first frame: one send, one read, one wake-up.
 * ``readable``/``take_frame`` read the socket only when it is readable and
   little plaintext waits (:data:`RECV_LOW`).  Readiness comes from one
   ``epoll`` (``poll`` where there is none) over every link, asked without
@@ -71,6 +74,7 @@ _HANDSHAKE_TIMEOUT = 30.0
 _CLOSE_LINGER = float(os.environ.get("SHOAL_TCP_LINGER", "2.0"))
 _MAX_IOV = 64  # buffers per sendmsg
 _SEAL_ALONE = 16 * 1024 + 64  # larger writes are sealed into pooled buffers
+_HOLD = 64 * 1024  # write_more() holds back small frames up to this much queued
 _POOL_SPARE = 16  # spare buffers a pool keeps (each FRAME_BYTES and a little)
 _RECHECK = 20e-6  # readiness this fresh is not asked again (see _pull)
 _clock = time.perf_counter
@@ -399,6 +403,25 @@ class TcpEndpoint(Endpoint):
             link.out_bytes += len(frame) - sent
         return n
 
+    def write_more(self, dst: int, src: memoryview | bytes) -> int:
+        """:meth:`write`, holding a small piece back so that it leaves with the next
+        write's frames in one system call (and reaches the peer in one read), e.g. the
+        header of a large message with its first frame."""
+        link = self.links[dst]
+        n = len(src)
+        if link is None or n > _SEAL_ALONE or link.out_bytes + n > _HOLD:
+            return self.write(dst, src)
+        if link.failure is not None or link.peer_closed:
+            self._raise(link)
+        try:
+            frame = link.channel.seal(src)
+        except SecurityError as exc:
+            self._fail(link, TransportError(f"the link to {link.where()} is unusable: {exc}"))
+            self._raise(link)
+        link.out.append(memoryview(frame))  # sent by the next write, read or sleep
+        link.out_bytes += len(frame)
+        return n
+
     def _write_frames(self, link: _Link, src: memoryview | bytes, n: int) -> int:
         """Seal up to :data:`SEND_BOUND` of ``src`` frame by frame, sending each at once."""
         if link.out_bytes >= SEND_BOUND:
@@ -416,14 +439,15 @@ class TcpEndpoint(Endpoint):
             while taken < n:
                 piece = flat[taken:min(n, taken + step)]
                 try:
-                    frame = channel.seal(piece, self._frames.take(len(piece) + OVERHEAD))
+                    frame = (channel.seal(piece, self._frames.take(len(piece) + OVERHEAD))
+                             if len(piece) > _SEAL_ALONE else memoryview(channel.seal(piece)))
                 except SecurityError as exc:
                     self._fail(link, TransportError(
                         f"the link to {link.where()} is unusable: {exc}"))
                     self._raise(link)
                 taken += len(piece)
                 piece.release()
-                link.out.append(frame)  # type: ignore[arg-type]  # a view, as into was given
+                link.out.append(frame)  # type: ignore[arg-type]  # always a memoryview here
                 link.out_bytes += len(frame)
                 self._flush(link)  # on the wire while the next frame is sealed
         return n
