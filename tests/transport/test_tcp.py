@@ -366,3 +366,27 @@ def test_the_header_of_a_large_message_leaves_with_its_first_frame(pair) -> None
     assert got == message
     header_frame = 48 + 30  # the engine's header, sealed
     assert counting.calls and counting.calls[0] > header_frame, counting.calls
+
+
+def test_the_inbox_hands_out_copies_of_pooled_payloads_and_recycles_their_buffers() -> None:
+    from shoal.transport.tcp_buffers import Inbox, Pool
+
+    pool = Pool(16)
+    inbox = Inbox(pool)
+    first, second = pool.take(10), pool.take(12)
+    first[:] = b"0123456789"
+    second[:] = b"abcdefghijkl"
+    inbox.append(b"xy")
+    inbox.append(first)
+    inbox.append(second)
+    assert len(inbox) == 24 and bytes(inbox.peek(5)) == b"xy012"
+    taken = inbox.read_bytes(6)
+    assert taken == b"xy0123" and type(taken) is bytes
+    whole = inbox.read_bytes(6)  # the rest of the first pooled payload: a copy
+    assert whole == b"456789" and type(whole) is bytes and len(pool.spare) == 1
+    reused = pool.take(3)  # the first buffer, back from the pool: overwriting it...
+    reused[:] = b"!!!"
+    assert whole == b"456789"  # ...changes nothing already handed out
+    target = bytearray(12)
+    inbox.read_into(memoryview(target), 12)
+    assert target == b"abcdefghijkl" and len(inbox) == 0 and len(pool.spare) == 1

@@ -36,8 +36,9 @@ The engine's contract is a non-blocking byte stream per peer, so:
   it came (an inbox per link), so it is copied once more only, into the
   engine's buffer.
 * large frames are sealed into, and large payloads opened into, buffers that
-  are reused (:class:`_Pool`): fresh ones would cost a page fault per 4 KiB
-  every time (measured: 146 faults and 0.9 ms of system time per MiB).
+  are reused (:mod:`shoal.transport.tcp_buffers`): fresh ones would cost a
+  page fault per 4 KiB every time (measured: 146 faults and 0.9 ms of system
+  time per MiB).
 * every call that touches a link also pushes its queued ciphertext, and
   ``sleep`` waits on all sockets (readable, or writable while ciphertext is
   queued), so bytes accepted by ``write`` always leave even if the engine
@@ -64,6 +65,7 @@ from shoal.security import JobKey, SecureChannel, SecurityError, TruncationError
 from shoal.security.channel import OVERHEAD, SIZE_PREFIX
 from shoal.security.sockets import handshake_socket
 from shoal.transport.base import Endpoint
+from shoal.transport.tcp_buffers import Inbox, Pool
 
 FRAME_BYTES = 128 * 1024  # plaintext per AEAD frame: amortizes a frame, still pipelines
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
@@ -75,7 +77,6 @@ _CLOSE_LINGER = float(os.environ.get("SHOAL_TCP_LINGER", "2.0"))
 _MAX_IOV = 64  # buffers per sendmsg
 _SEAL_ALONE = 16 * 1024 + 64  # larger writes are sealed into pooled buffers
 _HOLD = 64 * 1024  # write_more() holds back small frames up to this much queued
-_POOL_SPARE = 16  # spare buffers a pool keeps (each FRAME_BYTES and a little)
 _RECHECK = 20e-6  # readiness this fresh is not asked again (see _pull)
 _clock = time.perf_counter
 # Reads and writes never block; a socket is left blocking only so that sleep() can wait
@@ -91,119 +92,6 @@ _AWAKE = _IN | (select.EPOLLERR | select.EPOLLHUP if _EPOLL else select.POLLERR 
 Address = tuple[str, int]
 
 
-class _Pool:
-    """Spare buffers of one size, so that large frames do not each allocate (and
-    fault in, page by page) fresh memory: a reused buffer is already mapped."""
-
-    __slots__ = ("size", "spare")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.spare: list[bytearray] = []
-
-    def take(self, n: int) -> memoryview:
-        """A writable view of ``n`` (at most ``size``) bytes."""
-        return memoryview(self.spare.pop() if self.spare else bytearray(self.size))[:n]
-
-    def give(self, view: memoryview) -> None:
-        """Take back the buffer under ``view`` (one :meth:`take` made), if it is one of ours."""
-        buffer = view.obj
-        view.release()
-        if type(buffer) is bytearray and len(buffer) == self.size \
-                and len(self.spare) < _POOL_SPARE:
-            self.spare.append(buffer)
-
-
-class _Inbox:
-    """Decrypted bytes not yet taken, kept as the payloads they arrived in.
-
-    Not one bytearray: appending each payload to one would copy every byte
-    received once more before the engine copies it out again.  A payload is
-    bytes (small frames) or a view of a pooled buffer (large ones), which goes
-    back to the pool once taken; such a view never leaves the inbox.
-    """
-
-    __slots__ = ("chunks", "size", "offset", "pool")
-
-    def __init__(self, pool: _Pool) -> None:
-        self.chunks: deque[bytes | memoryview] = deque()
-        self.size = 0
-        self.offset = 0  # bytes of chunks[0] already taken
-        self.pool = pool
-
-    def __len__(self) -> int:
-        return self.size
-
-    def append(self, payload: bytes | memoryview) -> None:
-        if payload:
-            self.chunks.append(payload)
-            self.size += len(payload)
-
-    def clear(self) -> None:
-        while self.chunks:
-            self._pop()
-        self.size = self.offset = 0
-
-    def read_into(self, dest: memoryview, n: int) -> None:
-        """Move the first ``n`` bytes (at most ``len(self)``) into ``dest``."""
-        done = 0
-        chunks = self.chunks
-        while done < n:
-            head = chunks[0]
-            take = min(len(head) - self.offset, n - done)
-            if self.offset == 0 and take == len(head):
-                dest[done:done + take] = head
-            else:
-                with memoryview(head) as view:
-                    dest[done:done + take] = view[self.offset:self.offset + take]
-            done += take
-            self._consume(take)
-
-    def read_bytes(self, n: int) -> bytes:
-        """The first ``n`` bytes, taken (no copy when they are one whole payload)."""
-        head = self.chunks[0]
-        if self.offset == 0 and len(head) == n and type(head) is bytes:
-            self.chunks.popleft()
-            self.size -= n
-            return head
-        if len(head) - self.offset >= n:
-            out = bytes(head[self.offset:self.offset + n])
-            self._consume(n)
-            return out
-        buffer = bytearray(n)
-        self.read_into(memoryview(buffer), n)
-        return bytes(buffer)
-
-    def peek(self, n: int) -> bytes | memoryview:
-        """The first ``n`` bytes (at most ``len(self)``), left in place (a view to use at
-        once: the inbox may recycle it)."""
-        head = self.chunks[0]
-        if len(head) - self.offset >= n:
-            return memoryview(head)[self.offset:self.offset + n]
-        parts: list[bytes | memoryview] = []
-        need = n
-        for chunk in self.chunks:
-            start = self.offset if not parts else 0
-            piece = chunk[start:start + need]
-            parts.append(piece)
-            need -= len(piece)
-            if not need:
-                break
-        return b"".join(parts)
-
-    def _consume(self, n: int) -> None:
-        self.size -= n
-        self.offset += n
-        if self.offset == len(self.chunks[0]):
-            self._pop()
-            self.offset = 0
-
-    def _pop(self) -> None:
-        head = self.chunks.popleft()
-        if type(head) is memoryview:
-            self.pool.give(head)
-
-
 class _Link:
     """One authenticated connection to one peer, and its buffers."""
 
@@ -212,7 +100,7 @@ class _Link:
                  "partial_got", "partial_size", "cut", "rcvtimeo")
 
     def __init__(self, peer: int, host: str, sock: socket.socket,
-                 channel: SecureChannel, pool: _Pool) -> None:
+                 channel: SecureChannel, pool: Pool) -> None:
         self.peer = peer
         self.host = host
         self.sock = sock
@@ -222,7 +110,7 @@ class _Link:
         self.out_bytes = 0
         self.out_offset = 0  # how much of out[0] was sent
         self.want_out = False  # registered for writability (ciphertext waits)
-        self.inbox = _Inbox(pool)  # decrypted bytes the engine has not taken
+        self.inbox = Inbox(pool)  # decrypted bytes the engine has not taken
         self.failure: TransportError | None = None  # raised once the inbox is drained
         self.peer_closed = False  # the peer sent its authenticated CLOSE
         self.eof = False
@@ -288,8 +176,8 @@ class TcpEndpoint(Endpoint):
         self.links: list[_Link | None] = [None] * size
         self._recv_view = memoryview(bytearray(RECV_BYTES))
         # Large plaintext payloads (decrypted into these) and large ciphertext frames.
-        self._payloads = _Pool(FRAME_BYTES)
-        self._frames = _Pool(FRAME_BYTES + OVERHEAD)
+        self._payloads = Pool(FRAME_BYTES)
+        self._frames = Pool(FRAME_BYTES + OVERHEAD)
         self._take = self._payloads.take
         self._poller: Any = select.epoll() if _EPOLL else select.poll()
         self._poll = self._poller.poll
