@@ -276,10 +276,8 @@ class Coordinator:
         if getattr(self.sink, "closed", False):
             self.finish(0)   # nobody reads the results any more (`| head`)
 
-    def pump(self) -> None:
-        """Admit input for the room volunteers have, lend it, and see whether we are done."""
-        if self.status is not None:
-            return
+    def _admit(self) -> bool:
+        """Read what volunteers have room for into the ledger; whether a bad input was read."""
         ledger = self.ledger
         bad_input = False
         while not ledger.input_done:
@@ -292,18 +290,27 @@ class Coordinator:
                 if self.source.ended:
                     ledger.end_input()
                 break   # all it asked for (no demand left) or all there is for now
-            else:
-                for value in values:
-                    if isinstance(value, BadInput):
-                        ledger.admit_failed(value.text, value.error)
-                        bad_input = True
-                    else:
-                        ledger.admit(value)
+            for value in values:
+                if isinstance(value, BadInput):
+                    ledger.admit_failed(value.text, value.error)
+                    bad_input = True
+                else:
+                    ledger.admit(value)
             if self.source.ended:
                 ledger.end_input()
             if len(values) < need:
                 break   # the source wakes us up when it has more
-        if bad_input:
+        return bad_input
+
+    def pump(self) -> None:
+        """Admit input for the room volunteers have, lend it, and see whether we are done."""
+        if self.status is not None:
+            return
+        ledger = self.ledger
+        # Inputs that are no values (BadInput) are settled as failed when read, and fill the
+        # window without ever being lent: release them, which makes room, and read on.
+        # Nothing else would wake us up, since no volunteer holds them.
+        while self._admit():
             self._release()
             if self.status is not None:
                 return
