@@ -19,6 +19,18 @@ from shoal.stream.errors import ProtocolError
 KINDS = ("process", "machine", "browser", "relay")
 LENGTH = struct.Struct(">I")
 MAX_MESSAGE = 64 << 20
+# A figure a volunteer reports (seconds, items, units) is finite and at most this: sums of
+# them stay finite, so the monitor's JSON never meets an infinity or a NaN.
+MAX_FIGURE = 1e12
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# NaN and Infinity are what Python's json reads by default, and no browser's JSON: refused,
+# so that no such number reaches the monitor or the output.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -28,7 +40,7 @@ def encode(message: dict[str, Any]) -> str:
 
 def decode(text: str | bytes) -> dict[str, Any]:
     try:
-        message = json.loads(text)
+        message = _DECODER.decode(text if isinstance(text, str) else text.decode())
     except ValueError as exc:
         raise ProtocolError(f"a message is not JSON: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -137,8 +149,11 @@ def redirect(url: str) -> dict[str, Any]:
 # -- checks of what volunteers send --------------------------------------------------------
 def _number(message: dict[str, Any], key: str, default: float = 0.0) -> float:
     value = message.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ProtocolError(f"{message['type']}: {key} must be a number >= 0")
+    # `not 0 <= value <= MAX_FIGURE` is true of NaN and the infinities too.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0 <= value <= MAX_FIGURE:
+        raise ProtocolError(f"{message['type']}: {key} must be a number from 0 to "
+                            f"{MAX_FIGURE:g}")
     return float(value)
 
 
@@ -175,7 +190,7 @@ def check_result(message: dict[str, Any]) -> tuple[int, bool]:
     if not ok and not isinstance(message.get("error"), str):
         raise ProtocolError("result: failed results carry an error string")
     cpu_time = message.get("cpu_time", 0.0)
-    if type(cpu_time) is not float or cpu_time < 0:   # the common case, checked fast
+    if type(cpu_time) is not float or not 0 <= cpu_time <= MAX_FIGURE:   # NaN fails too
         _number(message, "cpu_time")
     return item_id, ok
 
@@ -186,7 +201,7 @@ def check_results(message: dict[str, Any]) -> tuple[int, list[Any], float]:
             or not isinstance(values, list):
         raise ProtocolError("results: needs an integer start >= 0 and a list of values")
     cpu_time = message.get("cpu_time", 0.0)
-    if type(cpu_time) is not float or cpu_time < 0:
+    if type(cpu_time) is not float or not 0 <= cpu_time <= MAX_FIGURE:   # NaN fails too
         cpu_time = _number(message, "cpu_time")
     return start, values, cpu_time
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+MAX_FIGURE = 1e12   # shoal.stream.protocol.MAX_FIGURE (this module stays light)
+
 
 @dataclass
 class Totals:
@@ -33,8 +35,10 @@ def report(*, cpu_time: float = 0.0, transfer_time: float = 0.0, items: int = 0,
     """
     for name, value in (("cpu_time", cpu_time), ("transfer_time", transfer_time),
                         ("items", items), ("units", units)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"shoal.report: {name} must be a number >= 0, not {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                or not 0 <= value <= MAX_FIGURE:   # NaN and infinities fail this too
+            raise ValueError(f"shoal.report: {name} must be a number from 0 to "
+                             f"{MAX_FIGURE:g}, not {value!r}")
     with _lock:
         _totals.cpu_time += cpu_time
         _totals.transfer_time += transfer_time
