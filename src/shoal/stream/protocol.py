@@ -18,6 +18,12 @@ from shoal.stream.errors import ProtocolError
 
 KINDS = ("process", "machine", "browser", "relay")
 LENGTH = struct.Struct(">I")
+# The limits, the same on every transport (WebSocket, pipe, the root's link) and in --local:
+# an item's value and a result, as this protocol's JSON, are at most MAX_VALUE bytes (an
+# input line at most as many: shoal.stream.sources.MAX_LINE); one message at most
+# MAX_MESSAGE.  Senders split a message with several values into messages that fit, so any
+# value within MAX_VALUE travels; a result over it fails its item, once, saying so.
+MAX_VALUE = 16 << 20
 MAX_MESSAGE = 64 << 20
 # A figure a volunteer reports (seconds, items, units) is finite and at most this: sums of
 # them stay finite, so the monitor's JSON never meets an infinity or a NaN.
@@ -35,7 +41,58 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 def encode(message: dict[str, Any]) -> str:
     # allow_nan=False: a NaN would be valid Python JSON but not JSON for a browser.
+    # ensure_ascii (the default): the text is ASCII, so its length is its size in bytes.
     return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def value_size(value: Any) -> int:
+    """Bytes of ``value`` as this protocol's JSON (ValueError/TypeError if it is none)."""
+    return len(json.dumps(value, separators=(",", ":"), allow_nan=False))
+
+
+def too_large(what: str, size: int) -> str:
+    """The error of an item whose value or result is over MAX_VALUE."""
+    return (f"{what} is {size:,} bytes as JSON, over the limit of {MAX_VALUE >> 20} MiB "
+            "for one item's value or result (shoal.stream.protocol.MAX_VALUE)")
+
+
+def split(message: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Two messages saying what ``message`` says, each with half of its values; None when
+    it has fewer than two (senders use this to keep every message within MAX_MESSAGE)."""
+    kind = message["type"]
+    if kind in ("items", "results", "values") and "values" in message:
+        key = "values"
+    elif kind == "items":
+        key = "items"
+    elif kind == "outcomes":
+        key = "outcomes"
+    else:
+        return None
+    values = message[key]
+    if len(values) < 2:
+        return None
+    half = len(values) // 2
+    first, second = {**message, key: values[:half]}, {**message, key: values[half:]}
+    if "start" in message:
+        second["start"] = message["start"] + half
+    if kind == "results":
+        first["cpu_time"] = 0.0    # told once, with the last part
+    if kind == "values":
+        first["end"] = False
+    return [first, second]
+
+
+def encode_fitting(message: dict[str, Any]) -> list[str]:
+    """``message`` as JSON texts of at most MAX_MESSAGE bytes each (one, but for a message
+    with several large values).  ProtocolError for a single value over the limit."""
+    text = encode(message)
+    if len(text) <= MAX_MESSAGE:
+        return [text]
+    parts = split(message)
+    if parts is None:
+        raise ProtocolError(f"a {message['type']!r} message of {len(text):,} bytes is over "
+                            f"the limit of {MAX_MESSAGE >> 20} MiB")
+    return [*encode_fitting(parts[0]), *encode_fitting(parts[1])]
 
 
 def decode(text: str | bytes) -> dict[str, Any]:
@@ -51,15 +108,27 @@ def decode(text: str | bytes) -> dict[str, Any]:
 def pickle_frame(message: dict[str, Any]) -> bytes:
     """A message on the pipe to a local process: length, then the pickled dict."""
     body = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    if len(body) > MAX_MESSAGE:
+        return pickle_frames([message])   # split into frames that fit
     return LENGTH.pack(len(body)) + body
 
 
 def pickle_frames(messages: list[dict[str, Any]]) -> bytes:
     """Several messages in one frame (a pickled list): one unpickling for a burst of
-    results, which is most of what a fast stream's coordinator does per item."""
+    results, which is most of what a fast stream's coordinator does per item.  Frames
+    stay within MAX_MESSAGE: large values go in several."""
     body = pickle.dumps(messages if len(messages) > 1 else messages[0],
                         pickle.HIGHEST_PROTOCOL)
-    return LENGTH.pack(len(body)) + body
+    if len(body) <= MAX_MESSAGE:
+        return LENGTH.pack(len(body)) + body
+    if len(messages) > 1:
+        half = len(messages) // 2
+        return pickle_frames(messages[:half]) + pickle_frames(messages[half:])
+    parts = split(messages[0])
+    if parts is None:
+        raise ProtocolError(f"a {messages[0]['type']!r} message of {len(body):,} bytes is "
+                            f"over the limit of {MAX_MESSAGE >> 20} MiB")
+    return pickle_frames(parts[:1]) + pickle_frames(parts[1:])
 
 
 def unpickle(body: bytes) -> list[dict[str, Any]]:
@@ -97,9 +166,18 @@ def result_ok(item_id: int, value: Any, cpu_time: float) -> dict[str, Any]:
     return {"type": "result", "id": item_id, "ok": True, "value": value, "cpu_time": cpu_time}
 
 
+MAX_ERROR = 1 << 16   # characters of a failure's message kept (its traceback: 16 times more)
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
 def result_error(item_id: int, error: str, traceback: str) -> dict[str, Any]:
-    return {"type": "result", "id": item_id, "ok": False, "error": error,
-            "traceback": traceback}
+    return {"type": "result", "id": item_id, "ok": False, "error": _clip(error, MAX_ERROR),
+            "traceback": _clip(traceback, 16 * MAX_ERROR)}
 
 
 def results(start: int, values: list[Any], cpu_time: float) -> dict[str, Any]:

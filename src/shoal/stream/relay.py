@@ -112,7 +112,8 @@ async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: i
     async def write() -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await parent.send(protocol.encode(await outbox.get()))
+                for text in protocol.encode_fitting(await outbox.get()):
+                    await parent.send(text)
 
     writer = asyncio.ensure_future(write())
     coordinator: Coordinator | None = None

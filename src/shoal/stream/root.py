@@ -22,6 +22,7 @@ from shoal.stream.errors import ProtocolError, RootRefused, StreamError
 from shoal.stream.hub import Hub
 from shoal.stream.ledger import Outcome
 from shoal.stream.tls import client_context, unreachable
+from shoal.stream.values import BadInput
 
 
 # -- the server's side ---------------------------------------------------------------------
@@ -96,6 +97,15 @@ def _job(message: dict[str, Any], *, heartbeat: float, window: int,
                max_losses=max_losses, degree=degree, secret=volunteer_secret)
 
 
+def _within_limit(value: Any) -> Any:
+    """A value from the root, or a failed item in its place when it is over MAX_VALUE (the
+    root's own reader refuses those: this is a root that does not)."""
+    size = protocol.value_size(value)
+    if size <= protocol.MAX_VALUE:
+        return value
+    return BadInput("...", "BadInput: " + protocol.too_large("a value from the root", size))
+
+
 async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
                      window: int = 1024, max_losses: int = 3, degree: int = 10,
                      volunteer_secret: str | None = None) -> None:
@@ -126,11 +136,15 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
 
         async def read() -> None:
             while True:
-                message = protocol.decode(await websocket.receive_text())
+                text = await websocket.receive_text()
+                message = protocol.decode(text)
                 if message.get("type") != "values" or not isinstance(message.get("values"),
                                                                      list):
                     raise ProtocolError("the root may only send values")
-                source.arrived(message["values"], bool(message.get("end")))
+                values = message["values"]
+                if len(text) > protocol.MAX_VALUE:   # one of them may be over the limit
+                    values = [_within_limit(value) for value in values]
+                source.arrived(values, bool(message.get("end")))
 
         reader = asyncio.ensure_future(read())
         await asyncio.wait([run, reader], return_when=asyncio.FIRST_COMPLETED)
@@ -183,7 +197,8 @@ async def run_root(url: str, *, module_name: str, source_text: str, function: st
 
     async def write() -> None:
         while True:
-            await connection.send(protocol.encode(await outbox.get()))
+            for text in protocol.encode_fitting(await outbox.get()):
+                await connection.send(text)
 
     values.start(feed)
     writer = asyncio.ensure_future(write())

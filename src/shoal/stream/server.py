@@ -39,7 +39,8 @@ class WebSocketLink:
 
     def send(self, message: dict[str, Any]) -> None:
         if not self.closed:
-            self._outbox.put_nowait(protocol.encode(message))
+            for text in protocol.encode_fitting(message):
+                self._outbox.put_nowait(text)
 
     def close(self) -> None:
         if not self.closed:
@@ -131,7 +132,8 @@ class _Server:
 
         self.server = Quiet(uvicorn.Config(
             app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
-            ws_ping_interval=None, ssl_certfile=certificate.certfile if certificate else None,
+            ws_ping_interval=None, ws_max_size=protocol.MAX_MESSAGE,
+            ssl_certfile=certificate.certfile if certificate else None,
             ssl_keyfile=certificate.keyfile if certificate else None))
         self.task: asyncio.Future[None] | None = None
 

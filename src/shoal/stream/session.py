@@ -76,10 +76,11 @@ def run_local(options: Options, processor: Processor, err: TextIO | None = None)
     sink = LinesSink(err=err, as_json=options.as_json)
     values: Iterator[Any]
     if options.stdin:
-        values = (parse_json(line.rstrip("\n"), f"input line {n + 1}") if options.as_json
-                  else parse_text(line.rstrip("\n").removesuffix("\r"))
-                  for n, line in enumerate(sys.stdin)
-                  if not (options.as_json and not line.strip()))
+        # The same reader as the coordinator's, blocking: the same lines, the same limits.
+        from shoal.stream.sources import StdinSource
+
+        source = StdinSource(sys.stdin.fileno(), as_json=options.as_json, blocking=True)
+        values = source.each()
     else:
         values = item_values(options)
     for item_id, value in enumerate(values):

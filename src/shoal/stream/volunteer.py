@@ -43,7 +43,7 @@ class WebSocketChannel:
     def send_many(self, messages: list[dict[str, Any]]) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        texts = [protocol.encode(message) for message in messages]
+        texts = [text for message in messages for text in protocol.encode_fitting(message)]
         try:
             with self._lock:
                 for text in texts:

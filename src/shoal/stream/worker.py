@@ -125,23 +125,30 @@ def _trimmed_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-_PLAIN = (int, str, bool, type(None))
+# Results sent as they are, unchecked: the common case of a fast stream.  A string goes
+# through _not_plain for its size (a cheap length check unless it is several MiB).
+_PLAIN = (int, bool, type(None))
 _PLAIN_TYPES = frozenset(_PLAIN)
+_SHORT_STR = protocol.MAX_VALUE // 6   # characters: as JSON, at most 6 bytes each
 
 
 def _not_plain(result: Any) -> tuple[bool, Any]:
     """(True, the result to send) or (False, (error, traceback)): what :func:`compute`
-    checks for a result that is no int, str, bool or None."""
+    checks for a result that is no int, bool or None: that it is JSON, within MAX_VALUE."""
+    if type(result) is str and len(result) <= _SHORT_STR:
+        return True, result
     if inspect.iscoroutine(result):
         # An `async def` processor (as a browser volunteer allows): run it to its end.
         result = asyncio.run(result)
         if type(result) in _PLAIN_TYPES:
             return True, result
     try:
-        protocol.encode({"value": result})
+        size = protocol.value_size(result)
     except (TypeError, ValueError) as exc:
         return False, (f"TypeError: the result is not JSON ({exc}); return numbers, "
                        "strings, lists or dicts", "")
+    if size > protocol.MAX_VALUE:
+        return False, ("ResultTooLarge: " + protocol.too_large("the result", size), "")
     return True, result
 
 

@@ -21,6 +21,10 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+# An item's result as JSON is at most this many bytes (shoal.stream.protocol.MAX_VALUE, the same
+# for every volunteer; this file is served alone, so it is written here again).
+MAX_VALUE = 16 << 20
+
 # Built once: json.dumps with any option builds a new encoder per call, a third of the time an
 # item costs in Pyodide for a trivial function.
 _ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
@@ -191,8 +195,17 @@ def _success(result: Any, started: float) -> str:
     # The text starts with {"ok":true exactly when the item succeeded: the worker counts on it.
     cpu_time = time.process_time() - started
     try:
-        return _ENCODE({"ok": True, "value": result, "cpu_time": cpu_time})
+        text = _ENCODE({"ok": True, "value": result, "cpu_time": cpu_time})
     except (TypeError, ValueError) as error:
         message = f"the result {type(result).__name__} cannot be sent as JSON: {error}"
         return json.dumps({"ok": False, "error": f"TypeError: {message}",
                            "traceback": message})
+    if len(text) > MAX_VALUE:   # roughly the value's size: within a few dozen bytes
+        size = len(_ENCODE(result))
+        if size > MAX_VALUE:
+            message = (f"the result is {size:,} bytes as JSON, over the limit of "
+                       f"{MAX_VALUE >> 20} MiB for one item's value or result "
+                       "(shoal.stream.protocol.MAX_VALUE)")
+            return json.dumps({"ok": False, "error": f"ResultTooLarge: {message}",
+                               "traceback": ""})
+    return text
