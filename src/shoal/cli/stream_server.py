@@ -56,17 +56,18 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
         return defaults.get(name, fallback) if value is None or value is False else value
 
     secret = pick("secret", None)
-    hub = Hub(secret=secret if isinstance(secret, str) else None)
+    volunteer_secret = pick("volunteer_secret", None)
+    hub = Hub(secret=secret if isinstance(secret, str) else None,
+              volunteer_secret=volunteer_secret if isinstance(volunteer_secret, str) else None)
     options = {"heartbeat": float(pick("heartbeat", 30.0)),  # type: ignore[arg-type]
                "window": int(pick("window", 1024)),  # type: ignore[call-overload]
                "max_losses": int(defaults.get("max_losses", 3)),  # type: ignore[call-overload]
-               "degree": int(pick("degree", 10)),  # type: ignore[call-overload]
-               "volunteer_secret": pick("volunteer_secret", None)}
+               "degree": int(pick("degree", 10))}  # type: ignore[call-overload]
     certfile, keyfile = pick("certfile", None), pick("keyfile", None)
     certificate = server_certificate(str(certfile) if certfile else None,
                                      str(keyfile) if keyfile else None)
     bind = str(pick("bind", "0.0.0.0"))
-    warning = clear_text_warning(PROG, bind, bool(secret or options["volunteer_secret"]),
+    warning = clear_text_warning(PROG, bind, bool(secret or volunteer_secret),
                                  certificate)
     if warning:
         sys.stderr.write(warning + "\n")
@@ -76,8 +77,7 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
                      f"MODULE --host {hub.url}`; volunteers: a browser, or `shoal volunteer "
                      f"{hub.url}`)\n")
     sys.stderr.flush()
-    secret_args = (["--secret", str(options["volunteer_secret"])]
-                   if options["volunteer_secret"] else [])
+    secret_args = ["--secret", str(volunteer_secret)] if volunteer_secret else []
     if certificate is not None:
         # Our own certificate is what our local volunteers trust (it may be self-signed).
         secret_args += ["--cafile", certificate.certfile]

@@ -10,7 +10,6 @@ and the coordinator answers through :meth:`Link.send`, which never blocks.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import sys
 import time
@@ -74,7 +73,6 @@ class Job:
     on_error: str = "stop"
     window: int = 1024
     max_losses: int = 3
-    secret: str | None = None      # volunteers must present it, when set
     degree: int = 0                # direct volunteers at most before redirecting (0: any)
 
 
@@ -129,13 +127,6 @@ class Coordinator:
             kind, name, capacity = protocol.check_hello(message)
         except ProtocolError as exc:
             self._refuse(link, str(exc))
-            return None
-        given = message.get("secret")
-        if self.job.secret is not None and not getattr(link, "trusted", False) and not (
-                isinstance(given, str)
-                and hmac.compare_digest(given.encode(), self.job.secret.encode())):
-            self._refuse(link, "this stream needs the right secret to volunteer "
-                               "(shoal volunteer URL --secret S)")
             return None
         if self.status is not None:
             link.send(protocol.STOP)   # too late for this stream: nothing wrong with it

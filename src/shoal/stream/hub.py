@@ -13,19 +13,37 @@ from typing import Any
 
 from shoal.stream import protocol
 from shoal.stream.coordinator import Coordinator, Link
+from shoal.stream.guard import Limits, SecretCheck
+
+VOLUNTEER_REFUSED = ("this stream needs the right secret to volunteer "
+                     "(shoal volunteer URL --secret S)")
 
 
 class Hub:
+    """``secret``: what a root must present (a stream-server's ``--secret``);
+    ``volunteer_secret``: what volunteers joining over the network must present.  Both are
+    checked here, rate limited per address and overall (:mod:`shoal.stream.guard`); local
+    processes speak to the coordinator directly, over pipes nobody else holds."""
+
     def __init__(self, coordinator: Coordinator | None = None, *,
-                 secret: str | None = None) -> None:
+                 secret: str | None = None, volunteer_secret: str | None = None) -> None:
         self.coordinator = coordinator
-        self.secret = secret      # the root role's secret (stream-server)
+        limits = Limits()
+        self.root_check = SecretCheck(secret, limits, what="the root role",
+                                      wrong="wrong or missing secret for the root role")
+        self.volunteer_check = SecretCheck(volunteer_secret, limits, what="volunteering",
+                                           wrong=VOLUNTEER_REFUSED)
         self.url = ""
         self.waiting: dict[Link, dict[str, Any]] = {}
         self.streams_run = 0
         self.started = time.monotonic()
 
-    def hello(self, link: Link, message: dict[str, Any]) -> None:
+    def hello(self, link: Link, message: dict[str, Any], peer: str) -> None:
+        refused = self.volunteer_check.check(message.get("secret"), peer)
+        if refused is not None:
+            link.send(protocol.error(refused))
+            link.close()
+            return
         if self.coordinator is not None and self.coordinator.status is None:
             self.coordinator.hello(link, message)
         else:

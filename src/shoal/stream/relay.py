@@ -97,7 +97,7 @@ async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: i
 
     target = volunteer_url(url)
     trusted = client_context(target, cafile)
-    hub = Hub()
+    hub = Hub(volunteer_secret=secret)   # its children present the same secret
     server = await serve(hub, bind, port, certificate=certificate)
     say(f"relaying; children join at {hub.url}")
     try:
@@ -130,8 +130,7 @@ async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: i
                 job = Job(message["module"]["name"], message["module"]["source"],
                           message["function"], batch=int(message["batch"]),
                           heartbeat=float(message["heartbeat"]), ordered=False,
-                          on_error="report", window=1 << 20, degree=degree,
-                          secret=secret)   # its children present the same secret
+                          on_error="report", window=1 << 20, degree=degree)
                 coordinator = Coordinator(job, items, ToParent(items, send))
 
                 def children_changed(event: str, member: Member,

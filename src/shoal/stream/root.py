@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from shoal.stream.hub import Hub
 from shoal.stream.ledger import Outcome
 from shoal.stream.tls import client_context, unreachable
 from shoal.stream.values import BadInput
+from shoal.stream.wslink import WebSocketLink, peer
 
 
 # -- the server's side ---------------------------------------------------------------------
@@ -82,7 +82,7 @@ class RootSink:
 
 
 def _job(message: dict[str, Any], *, heartbeat: float, window: int,
-         max_losses: int, degree: int, volunteer_secret: str | None) -> Job:
+         max_losses: int, degree: int) -> Job:
     module, function = message.get("module"), message.get("function")
     batch, on_error = message.get("batch", 1), message.get("on_error", "stop")
     if (not isinstance(module, dict) or not isinstance(module.get("name"), str)
@@ -94,7 +94,7 @@ def _job(message: dict[str, Any], *, heartbeat: float, window: int,
         raise ProtocolError(f"stream: on_error must be one of {', '.join(POLICIES)}")
     return Job(module["name"], module["source"], function, batch=batch, heartbeat=heartbeat,
                ordered=bool(message.get("ordered", True)), on_error=on_error, window=window,
-               max_losses=max_losses, degree=degree, secret=volunteer_secret)
+               max_losses=max_losses, degree=degree)
 
 
 def _within_limit(value: Any) -> Any:
@@ -107,11 +107,8 @@ def _within_limit(value: Any) -> Any:
 
 
 async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
-                     window: int = 1024, max_losses: int = 3, degree: int = 10,
-                     volunteer_secret: str | None = None) -> None:
+                     window: int = 1024, max_losses: int = 3, degree: int = 10) -> None:
     """Run one root's stream on this server's volunteers (the /root WebSocket)."""
-    from shoal.stream.server import WebSocketLink
-
     link = WebSocketLink(websocket)
     writer = asyncio.ensure_future(link.write_loop())
     coordinator: Coordinator | None = None
@@ -119,15 +116,13 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
         first = protocol.decode(await websocket.receive_text())
         if first.get("type") != "stream":
             raise ProtocolError("the root's first message must be a stream")
-        given = first.get("secret")
-        if hub.secret is not None and not (
-                isinstance(given, str) and hmac.compare_digest(given.encode(),
-                                                               hub.secret.encode())):
-            raise ProtocolError("wrong or missing secret for the root role")
+        refused = hub.root_check.check(first.get("secret"), peer(websocket))
+        if refused is not None:
+            raise ProtocolError(refused)
         if hub.busy():
             raise ProtocolError("this stream-server is running another stream; try later")
         job = _job(first, heartbeat=heartbeat, window=window, max_losses=max_losses,
-                   degree=degree, volunteer_secret=volunteer_secret)
+                   degree=degree)
         source = RootSource(link)
         coordinator = Coordinator(job, source, RootSink(link))
         hub.begin(coordinator)

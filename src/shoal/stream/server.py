@@ -24,38 +24,9 @@ from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError
 from shoal.stream.hub import Hub
 from shoal.stream.monitor_page import PAGE
+from shoal.stream.root import serve_root
 from shoal.stream.tls import ServerCertificate
-
-_CLOSE = None
-
-
-class WebSocketLink:
-    """The coordinator's end of one volunteer's WebSocket; sends never block."""
-
-    def __init__(self, websocket: Any) -> None:
-        self.websocket = websocket
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
-        self.closed = False
-
-    def send(self, message: dict[str, Any]) -> None:
-        if not self.closed:
-            for text in protocol.encode_fitting(message):
-                self._outbox.put_nowait(text)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._outbox.put_nowait(_CLOSE)
-
-    async def write_loop(self) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                text = await self._outbox.get()
-                if text is _CLOSE:
-                    break
-                await self.websocket.send_text(text)
-        with contextlib.suppress(Exception):
-            await self.websocket.close()
+from shoal.stream.wslink import WebSocketLink, peer
 
 
 def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAPI:
@@ -67,7 +38,7 @@ def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAP
         link = WebSocketLink(websocket)
         writer = asyncio.ensure_future(link.write_loop())
         try:
-            hub.hello(link, protocol.decode(await websocket.receive_text()))
+            hub.hello(link, protocol.decode(await websocket.receive_text()), peer(websocket))
             while not link.closed:
                 hub.receive(link, [protocol.decode(await websocket.receive_text())])
         except ProtocolError as exc:
@@ -84,8 +55,6 @@ def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAP
 
     @app.websocket("/root")
     async def root(websocket: WebSocket) -> None:
-        from shoal.stream.root import serve_root
-
         await websocket.accept()
         await serve_root(websocket, hub, **(root_options or {}))
 

@@ -121,9 +121,9 @@ async def run_embedded(options: Options, processor: Processor,
               batch=options.batch, heartbeat=options.heartbeat,
               ordered=not options.unordered, on_error=options.on_error,
               window=window_for(options), max_losses=options.max_losses,
-              degree=options.degree, secret=options.volunteer_secret)
+              degree=options.degree)
     coordinator = Coordinator(job, _source(options), LinesSink(err=err, as_json=options.as_json))
-    hub = Hub(coordinator)
+    hub = Hub(coordinator, volunteer_secret=options.volunteer_secret)
     server = await serve(hub, options.bind, options.port, certificate=certificate)
     err.write(f"shoal stream: volunteers join at {hub.url} (a browser, or "
               f"`shoal volunteer {hub.url}`); monitor at {hub.url}monitor\n")
