@@ -154,9 +154,9 @@ def test_a_stream_runs_on_a_tls_stream_server_joined_with_its_certificate(
                        stderr=err_file)
     try:
         url = wait_for_url(err, server, scheme="https")
-        done = stream(module("square"), *map(str, range(20)), "--host", url, "--secret", "s3",
+        done = stream(module("square"), *map(str, range(20)), "--server", url, "--secret", "s3",
                       "--cafile", pem["cert"], "--batch", "2")
-        untrusting = stream(module("square"), "1", "--host", url, "--secret", "s3")
+        untrusting = stream(module("square"), "1", "--server", url, "--secret", "s3")
     finally:
         stop(server)
     assert done.returncode == 0, done.stderr

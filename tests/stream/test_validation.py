@@ -20,7 +20,7 @@ from shoal.stream.values import BadInput, parse_json
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
 def test_nan_and_infinity_are_not_json_on_the_wire_nor_in_input(text: str):
     with pytest.raises(ProtocolError, match="not JSON"):
-        protocol.decode('{"type": "result", "id": 0, "ok": true, "value": %s}' % text)
+        protocol.decode('{"type": "result", "id": 0, "ok": true, "value": ' + text + "}")
     assert isinstance(parse_json(text, "input line 1"), BadInput)
 
 

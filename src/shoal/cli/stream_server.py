@@ -1,5 +1,5 @@
-"""``shoal stream-server``: a coordinator that outlives streams; `shoal stream --host` runs
-streams on it, and volunteers stay connected from one stream to the next."""
+"""``shoal stream-server``: a coordinator that outlives streams; `shoal stream --server`
+runs streams on it, and volunteers stay connected from one stream to the next."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+from shoal import ports
 from shoal.cli import CliParser, command
 from shoal.cli._types import count, port, positive_int, seconds
 
@@ -17,10 +18,11 @@ PROG = "shoal stream-server"
 
 def _parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Serve streams: volunteers (browsers, `shoal "
-                       "volunteer URL`) join here; `shoal stream MODULE --host URL` runs a "
+                       "volunteer URL`) join here; `shoal stream MODULE --server URL` runs a "
                        "stream on them.")
-    parser.add_argument("--port", type=port, metavar="P", help="port (default: stream.toml, "
-                                                               "else 7450; 0 picks a free one)")
+    parser.add_argument("--port", type=port, metavar="P",
+                        help=f"port (default: stream.toml, else {ports.STREAM_SERVER}; 0 picks "
+                             "a free one)")
     parser.add_argument("--bind", metavar="ADDR", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--secret", metavar="S",
                         help="only a root presenting S may run a stream (default: stream.toml; "
@@ -71,10 +73,10 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
                                  certificate)
     if warning:
         sys.stderr.write(warning + "\n")
-    server = await serve(hub, bind, int(pick("port", 7450)),  # type: ignore[call-overload]
+    server = await serve(hub, bind, int(pick("port", ports.STREAM_SERVER)),  # type: ignore[call-overload]
                          root_options=options, certificate=certificate)
     sys.stderr.write(f"shoal stream-server: serving at {hub.url} (streams: `shoal stream "
-                     f"MODULE --host {hub.url}`; volunteers: a browser, or `shoal volunteer "
+                     f"MODULE --server {hub.url}`; volunteers: a browser, or `shoal volunteer "
                      f"{hub.url}`)\n")
     sys.stderr.flush()
     secret_args = ["--secret", str(volunteer_secret)] if volunteer_secret else []
@@ -111,9 +113,11 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
     return 0
 
 
-@command("stream-server", "a coordinator that `shoal stream --host` runs streams on")
+@command("stream-server", "a coordinator that `shoal stream --server` runs streams on")
 def main(argv: list[str]) -> int:
     from shoal.stream.config import load_defaults
+    from shoal.stream.extra import SERVER, require
 
     args = _parser().parse_args(argv)
+    require(PROG, SERVER)
     return asyncio.run(_serve(args, load_defaults()))

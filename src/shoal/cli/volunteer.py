@@ -47,9 +47,12 @@ def _parser() -> CliParser:
 @command("volunteer", "compute items of a stream (shoal stream / stream-server) here")
 def main(argv: list[str]) -> int:
     from shoal.stream.config import load_defaults
-    from shoal.stream.volunteer import serve
+    from shoal.stream.extra import CLIENT, SERVER, require
 
     args = _parser().parse_args(argv)
+    require(PROG + (" --relay" if args.relay else ""), SERVER if args.relay else CLIENT)
+    from shoal.stream.volunteer import serve
+
     cafile = args.cafile or load_defaults().get("cafile")
 
     def say(text: str) -> None:

@@ -12,31 +12,41 @@ at, so a guess made while blocked costs a try and tells nothing.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal.security.ratelimit import LoginRateLimiter
+if TYPE_CHECKING:
+    from shoal.security.ratelimit import LoginRateLimiter
 
 OVERALL = "*"   # the overall budget's key: every address together
 
 
-def _per_address() -> LoginRateLimiter:
-    return LoginRateLimiter()
-
-
-def _overall() -> LoginRateLimiter:
-    # Many addresses (a /8 of loopback, a botnet) share one budget, larger than one
-    # address's: a few dozen wrong secrets an hour before everyone waits, briefly at first.
-    return LoginRateLimiter(free_failures=20, base_delay=0.5, max_delay=60.0,
-                            forget_after=600.0)
-
-
-@dataclass
 class Limits:
-    """The back-off state one server shares between its secrets."""
+    """The back-off state one server shares between its secrets.  Made when first needed:
+    shoal.security is imported only by a server that has a secret to guard."""
 
-    per_address: LoginRateLimiter = field(default_factory=_per_address)
-    overall: LoginRateLimiter = field(default_factory=_overall)
+    def __init__(self, per_address: LoginRateLimiter | None = None,
+                 overall: LoginRateLimiter | None = None) -> None:
+        self._per_address = per_address
+        self._overall = overall
+
+    @property
+    def per_address(self) -> LoginRateLimiter:
+        if self._per_address is None:
+            from shoal.security.ratelimit import LoginRateLimiter
+
+            self._per_address = LoginRateLimiter()
+        return self._per_address
+
+    @property
+    def overall(self) -> LoginRateLimiter:
+        if self._overall is None:
+            from shoal.security.ratelimit import LoginRateLimiter
+
+            # Many addresses (a /8 of loopback, a botnet) share one budget, larger than one
+            # address's: a few dozen wrong secrets before everyone waits, briefly at first.
+            self._overall = LoginRateLimiter(free_failures=20, base_delay=0.5,
+                                             max_delay=60.0, forget_after=600.0)
+        return self._overall
 
 
 class SecretCheck:

@@ -1,7 +1,7 @@
 """Between the web server and the coordinator: who is connected, and to which stream.
 
 An embedded coordinator (``shoal stream``) exists from the start.  A stream-server's
-coordinator exists only while a root (``shoal stream --host``) runs a stream: volunteers
+coordinator exists only while a root (``shoal stream --server``) runs a stream: volunteers
 that join before wait here and are welcomed when the stream starts; when it ends they are
 told to stop.
 """

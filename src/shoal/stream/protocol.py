@@ -3,7 +3,7 @@
 Every message is a JSON object with a ``"type"``.  Over WebSocket one message is one text
 frame; over the pipe to a local process (:mod:`shoal.stream.local`) it is a 4-byte
 big-endian length and the pickled message (both ends are our own processes).  The root
-role (``shoal stream --host``) has its own messages at ``/root``, listed at the end.
+role (``shoal stream --server``) has its own messages at ``/root``, listed at the end.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def check_report(message: dict[str, Any]) -> tuple[float, float, float, float]:
             _number(message, "items"), _number(message, "units"))
 
 
-# -- the root role: shoal stream --host <-> shoal stream-server (at /root) -----------------
+# -- the root role: shoal stream --server <-> shoal stream-server (at /root) -----------------
 #   root -> server  {"type": "stream", "secret": str|null, "module": {"name", "source"},
 #                    "function": str, "batch": int, "ordered": bool, "on_error": str}
 #   server -> root  {"type": "accepted", "url": str}   or {"type": "error", "message": str}

@@ -1,4 +1,4 @@
-"""The root role: ``shoal stream --host URL`` runs its stream on a ``shoal stream-server``.
+"""The root role: ``shoal stream --server URL`` runs its stream on a ``shoal stream-server``.
 
 The root keeps the input and the output; the server keeps the coordinator and its
 volunteers.  The server pulls values (``want``), the root answers (``values``), outcomes

@@ -1,5 +1,5 @@
 """One ``shoal stream`` run: wires the source, the coordinator, the web server, local
-volunteers and the monitor together (or, with ``--local``, none of them; with ``--host``,
+volunteers and the monitor together (or, with ``--local``, none of them; with ``--server``,
 the root role on a stream-server)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Options:
     batch: int = 1
     port: int = 0
     bind: str = "0.0.0.0"
-    host: str | None = None
+    server: str | None = None     # a stream-server's URL: the root role there
     secret: str | None = None
     volunteer_secret: str | None = None
     degree: int = 10
@@ -43,7 +43,7 @@ class Options:
     progress: bool = False
     certfile: str | None = None   # with keyfile: serve HTTPS/WSS
     keyfile: str | None = None
-    cafile: str | None = None     # what --host's certificate is checked against
+    cafile: str | None = None     # what --server's certificate is checked against
 
 
 def item_values(options: Options) -> Iterator[Any]:
@@ -157,7 +157,7 @@ async def run_on_server(options: Options, processor: Processor,
                         err: TextIO | None = None) -> int:
     from shoal.stream.root import run_root
 
-    assert options.host is not None
+    assert options.server is not None
     err = err or sys.stderr
     if not processor.source:
         from shoal.stream.errors import ProcessorError
@@ -170,7 +170,7 @@ async def run_on_server(options: Options, processor: Processor,
         err.flush()
 
     task = asyncio.ensure_future(run_root(
-        options.host, module_name=processor.module_name, source_text=processor.source,
+        options.server, module_name=processor.module_name, source_text=processor.source,
         function=processor.function_name, batch=options.batch,
         ordered=not options.unordered, on_error=options.on_error, secret=options.secret,
         values=_source(options), sink=LinesSink(err=err, as_json=options.as_json),

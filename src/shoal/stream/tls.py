@@ -3,7 +3,7 @@
 Browsers speak only WebSocket, so the channel security between machines is TLS (HTTPS and
 WSS), not the beacons' own handshake.  A coordinator (``shoal stream``, ``shoal
 stream-server``, a relay) serves TLS with ``--certfile``/``--keyfile``; whatever connects to
-one (``shoal volunteer``, a relay's parent link, ``shoal stream --host``) trusts the system's
+one (``shoal volunteer``, a relay's parent link, ``shoal stream --server``) trusts the system's
 CAs, or the certificates in ``--cafile`` (a self-signed coordinator's own certificate).
 """
 
