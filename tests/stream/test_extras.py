@@ -127,6 +127,12 @@ def test_every_stream_command_works_with_the_stream_extra(installs, tmp_path):
         assert done.returncode == 0, done.stderr
     done = run(stream, "volunteer", "http://127.0.0.1:9/")
     assert done.returncode == 1 and "cannot reach the coordinator" in done.stderr
+    # A secret is guarded with shoal.security's rate limiter: the extra brings what it needs.
+    probe = ("from shoal.stream.guard import Limits, SecretCheck\n"
+             "print(SecretCheck('s', Limits(), what='x', wrong='no').check('s', 'peer'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=stream, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "None\n"), done.stderr
 
 
 @pytest.mark.parametrize("command", [
