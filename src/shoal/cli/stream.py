@@ -57,7 +57,9 @@ def _parser() -> CliParser:
     net.add_argument("--port", type=port, metavar="P",
                      help="port of the embedded coordinator (default: a free one)")
     net.add_argument("--bind", metavar="ADDR",
-                     help="address to listen on (default 0.0.0.0: other machines may join)")
+                     help="address to listen on (default 127.0.0.1, this machine only, "
+                          "unless --volunteer-secret and --certfile are given; 0.0.0.0: "
+                          "every address, so other machines may join)")
     net.add_argument("--server", metavar="URL",
                      help="run on a `shoal stream-server` at URL instead of embedding one")
     net.add_argument("--host", action=OldHost, nargs="?", help=argparse.SUPPRESS)
@@ -97,7 +99,7 @@ def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
         module=args.module, items=list(args.items), stdin=args.stdin, as_json=args.as_json,
         local=args.local, unordered=pick("unordered", False), on_error=pick("on_error", "stop"),
         workers=pick("workers", cores()), start_idle=pick("start_idle", False),
-        batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", "0.0.0.0"),
+        batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", None),
         server=pick("server", None), secret=pick("secret", None),
         volunteer_secret=pick("volunteer_secret", None), degree=pick("degree", 10),
         reporting_interval=float(pick("reporting_interval", 3.0)),

@@ -50,7 +50,7 @@ def _parser() -> CliParser:
 async def _serve(args: object, defaults: dict[str, object]) -> int:
     from shoal.stream.hub import Hub
     from shoal.stream.server import serve
-    from shoal.stream.tls import clear_text_warning, server_certificate
+    from shoal.stream.tls import network_warning, server_certificate
     from shoal.stream.watch import Watch
 
     def pick(name: str, fallback: object) -> object:
@@ -69,8 +69,8 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
     certificate = server_certificate(str(certfile) if certfile else None,
                                      str(keyfile) if keyfile else None)
     bind = str(pick("bind", "0.0.0.0"))
-    warning = clear_text_warning(PROG, bind, bool(secret or volunteer_secret),
-                                 certificate)
+    warning = network_warning(PROG, bind, secret=bool(secret), secret_option="--secret",
+                              certificate=certificate)
     if warning:
         sys.stderr.write(warning + "\n")
     server = await serve(hub, bind, int(pick("port", ports.STREAM_SERVER)),  # type: ignore[call-overload]

@@ -28,7 +28,7 @@ from shoal.stream.errors import StreamError
 from shoal.stream.hub import Hub
 from shoal.stream.ledger import Outcome
 from shoal.stream.root import volunteer_url
-from shoal.stream.tls import ServerCertificate, client_context, unreachable
+from shoal.stream.tls import ServerCertificate, client_context, network_warning, unreachable
 
 
 class ParentItems:
@@ -97,6 +97,10 @@ async def run_relay(url: str, *, bind: str = "0.0.0.0", port: int = 0, degree: i
 
     target = volunteer_url(url)
     trusted = client_context(target, cafile)
+    warning = network_warning("shoal volunteer --relay", bind, secret=bool(secret),
+                              secret_option="--secret", certificate=certificate)
+    if warning:
+        say(warning.removeprefix("shoal volunteer --relay: "))
     hub = Hub(volunteer_secret=secret)   # its children present the same secret
     server = await serve(hub, bind, port, certificate=certificate)
     say(f"relaying; children join at {hub.url}")

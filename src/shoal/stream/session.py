@@ -30,7 +30,7 @@ class Options:
     start_idle: bool = False
     batch: int = 1
     port: int = 0
-    bind: str = "0.0.0.0"
+    bind: str | None = None   # None: loopback, unless a secret and TLS are both set
     server: str | None = None     # a stream-server's URL: the root role there
     secret: str | None = None
     volunteer_secret: str | None = None
@@ -108,13 +108,21 @@ async def run_embedded(options: Options, processor: Processor,
     from shoal.stream.hub import Hub
     from shoal.stream.local import LocalPool
     from shoal.stream.server import serve
-    from shoal.stream.tls import clear_text_warning, server_certificate
+    from shoal.stream.tls import network_warning, server_certificate
     from shoal.stream.watch import Watch
 
     err = err or sys.stderr
     certificate = server_certificate(options.certfile, options.keyfile)
-    warning = clear_text_warning("shoal stream", options.bind,
-                                 bool(options.volunteer_secret), certificate)
+    bind = options.bind
+    if bind is None:
+        # Safe by default: other machines may join only when asked (--bind), or when the
+        # stream has both a volunteer secret and TLS.
+        bind = "0.0.0.0" if options.volunteer_secret and certificate else "127.0.0.1"
+        if bind == "127.0.0.1":
+            err.write("shoal stream: listening on 127.0.0.1 only (this machine); --bind "
+                      "0.0.0.0 lets other machines and their browsers join\n")
+    warning = network_warning("shoal stream", bind, secret=bool(options.volunteer_secret),
+                              secret_option="--volunteer-secret", certificate=certificate)
     if warning:
         err.write(warning + "\n")
     job = Job(processor.module_name, processor.source, processor.function_name,
@@ -124,7 +132,7 @@ async def run_embedded(options: Options, processor: Processor,
               degree=options.degree)
     coordinator = Coordinator(job, _source(options), LinesSink(err=err, as_json=options.as_json))
     hub = Hub(coordinator, volunteer_secret=options.volunteer_secret)
-    server = await serve(hub, options.bind, options.port, certificate=certificate)
+    server = await serve(hub, bind, options.port, certificate=certificate)
     err.write(f"shoal stream: volunteers join at {hub.url} (a browser, or "
               f"`shoal volunteer {hub.url}`); monitor at {hub.url}monitor\n")
     err.flush()
