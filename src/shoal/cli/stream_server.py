@@ -59,7 +59,7 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
 
     secret = pick("secret", None)
     volunteer_secret = pick("volunteer_secret", None)
-    hub = Hub(secret=secret if isinstance(secret, str) else None,
+    hub = Hub(lasting=True, secret=secret if isinstance(secret, str) else None,
               volunteer_secret=volunteer_secret if isinstance(volunteer_secret, str) else None)
     options = {"heartbeat": float(pick("heartbeat", 30.0)),  # type: ignore[arg-type]
                "window": int(pick("window", 1024)),  # type: ignore[call-overload]

@@ -197,6 +197,7 @@ BYE = {"type": "bye"}
 # -- coordinator -> volunteer --------------------------------------------------------------
 PING = {"type": "ping"}
 STOP = {"type": "stop"}
+WAITING = {"type": "waiting"}   # a stream-server has no stream yet: the welcome comes later
 
 
 def welcome(volunteer_id: str, module_name: str, source: str, function: str, batch: int,

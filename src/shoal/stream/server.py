@@ -60,7 +60,7 @@ def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAP
 
     @app.get("/monitor.json")
     async def monitor_json() -> JSONResponse:
-        return JSONResponse(hub.snapshot())
+        return JSONResponse(hub.watched())
 
     @app.get("/monitor")
     async def monitor_page() -> HTMLResponse:

@@ -147,6 +147,7 @@ async def run_embedded(options: Options, processor: Processor,
             await pool.start(options.workers)
         watch.start()
         status = await coordinator.run()
+        await hub.show_the_end()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -41,6 +41,7 @@ class VolunteerStats:
     _transfer: float = 0.0
     _units: float = 0.0
     _reported: bool = False
+    unit: str = ""                 # what the units count (shoal.report(units="Gizmos"))
     throughput: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     cpu: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     transfer: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -80,4 +81,8 @@ class VolunteerStats:
     def as_json(self) -> dict[str, Any]:
         return {"items_done": self.items_done, "failed": self.failed,
                 "throughput": summary(self.throughput), "cpu_usage": summary(self.cpu),
-                "transfer_load": summary(self.transfer), "units_per_s": summary(self.units)}
+                "transfer_load": summary(self.transfer), "units_per_s": summary(self.units),
+                "unit": self.unit,
+                # One throughput sample per reporting interval, the last just closed: what
+                # the monitor page charts.
+                "series": [round(x, 3) for x in self.throughput]}

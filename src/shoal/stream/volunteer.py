@@ -79,7 +79,18 @@ def serve(url: str, *, capacity: int = 1, name: str = "", secret: str | None = N
                 return done   # the coordinator is gone: its streams are over
             raise unreachable("the coordinator", target, exc) from None
         channel = WebSocketChannel(connection)
-        volunteer = Volunteer(channel, kind=kind, name=name, capacity=capacity, secret=secret)
+
+        def said(event: str, message: dict[str, Any], target: str = target) -> None:
+            if event == "waiting":
+                say(f"connected to {target}; waiting for a stream")
+            else:
+                module = message.get("module") or {}
+                say(f"joined the stream at {target} as {message.get('volunteer_id')}: "
+                    f"{message.get('function')} from {module.get('name')}, "
+                    f"{min(capacity, int(message.get('batch') or 1))} items at a time")
+
+        volunteer = Volunteer(channel, kind=kind, name=name, capacity=capacity, secret=secret,
+                              on_event=said)
         try:
             count = volunteer.run()
         except Redirected as redirect:

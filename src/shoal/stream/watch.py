@@ -33,6 +33,7 @@ class Watch:
     def __init__(self, hub: Hub, *, interval: float, log: bool,
                  progress: bool, err: TextIO | None = None) -> None:
         self.hub = hub
+        hub.reporting_interval = interval
         self.interval = interval
         self.log = log
         self.err = err or sys.stderr

@@ -175,12 +175,16 @@ class Volunteer:
     def __init__(self, channel: Channel, *, kind: str, name: str, capacity: int,
                  secret: str | None = None,
                  function: Callable[[Any], Any] | None = None,
-                 module: types.ModuleType | None = None, threaded: bool = True) -> None:
+                 module: types.ModuleType | None = None, threaded: bool = True,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.channel = channel
         # Without a reader thread, pings are answered between items only: right for local
         # processes, whose coordinator notices their death by the pipe's end and does not
         # ping them, and one thread hand-off per message cheaper.
         self.threaded = threaded
+        # Told "waiting" (connected, no stream yet) and "welcome" (joined a stream), with
+        # the message: how `shoal volunteer` says what it is doing.
+        self.on_event = on_event or (lambda event, message: None)
         self.kind, self.name, self.capacity, self.secret = kind, name, capacity, secret
         # Where the function comes from: given, or named by the welcome in the module this
         # process imported (local processes), or rebuilt from the welcome's source.
@@ -199,6 +203,12 @@ class Volunteer:
         self.channel.send(protocol.hello(self.kind, self.name, self.capacity, self.secret,
                                          runs=True))
         message = self.channel.recv()
+        while message is not None and message["type"] in ("waiting", "ping"):
+            if message["type"] == "ping":
+                self.channel.send(protocol.PONG)
+            else:
+                self.on_event("waiting", message)   # a stream-server with no stream yet
+            message = self.channel.recv()
         if message is None:
             raise ProtocolError("the coordinator closed the connection before welcoming us")
         if message["type"] == "stop":
@@ -209,6 +219,7 @@ class Volunteer:
             raise ProtocolError(f"the coordinator refused us: {message.get('message')}")
         if message["type"] != "welcome":
             raise ProtocolError(f"expected a welcome, got {message['type']!r}")
+        self.on_event("welcome", message)
         return message
 
     def _read(self, *, one_burst: bool = False) -> None:
