@@ -26,8 +26,14 @@ def require(what: str, modules: tuple[str, ...]) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except ImportError:
+        except ModuleNotFoundError as exc:
+            if exc.name != name:   # installed, but something it needs is not
+                raise MissingExtra(f"{what}: {name} is installed but cannot be imported "
+                                   f"({exc}): pip install 'shoal[stream]'") from None
             missing.append(name)
+        except ImportError as exc:
+            raise MissingExtra(f"{what}: {name} is installed but cannot be imported "
+                               f"({exc})") from None
     if missing:
         raise MissingExtra(f"{what} needs the `stream` extra ({', '.join(missing)} "
                            "missing): pip install 'shoal[stream]'")

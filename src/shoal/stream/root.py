@@ -27,7 +27,10 @@ from shoal.stream.wslink import WebSocketLink, peer
 
 # -- the server's side ---------------------------------------------------------------------
 class RootSource:
-    """Values pulled from the root: asks for what the coordinator lacks, never more."""
+    """Values pulled from the root: asks for what the coordinator lacks, and a little more
+    (twice that, and 8), so that the next values are here before a volunteer asks: a round
+    trip to the root per item would be most of a quick item's cost.  Still bounded: at most
+    three times what the coordinator asked for at once is waiting here."""
 
     def __init__(self, link: Any) -> None:
         self.link = link
@@ -45,8 +48,11 @@ class RootSource:
         if self._end:
             self.ended = not self._values
         else:
-            missing = count - len(out) - self._asked
-            if missing > 0:
+            lacking = count - len(out)
+            coming = len(self._values) + self._asked
+            # Below a low mark, ask up to a high one: one "want" for several values.
+            missing = lacking + 2 * count + 8 - coming
+            if coming < lacking + count + 4:
                 self._asked += missing
                 self.link.send({"type": "want", "count": missing})
         return out
