@@ -19,12 +19,14 @@ from typing import Any, Protocol
 from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError
 from shoal.stream.ledger import Ledger, Lent, Outcome, Run
+from shoal.stream.pace import LendAhead
 from shoal.stream.stats import VolunteerStats
 from shoal.stream.values import BadInput
 
 POLICIES = ("stop", "skip", "report")
 # A local process is lent its next batch while it computes the current one (so it never
-# waits a round trip for work): it holds at most this many batches, and computes one.
+# waits a round trip for work): it holds at least this many batches, and more when its
+# items are quick (shoal.stream.pace: what it computes in a few milliseconds).
 PIPELINE = 2
 
 
@@ -89,13 +91,17 @@ class Member:
     relay_url: str | None = None
     redirected: int = 0            # volunteers sent to this relay
     runs: bool = False             # takes items as a start and values (protocol.items_run)
-    batch: int = 0                 # items per items message (0: all its free slots)
+    batch: int = 0                 # a local process's batch (0: not a local process)
+    ahead: LendAhead | None = None   # a local process: how far ahead it is lent
 
     @property
     def refill_at(self) -> int:
-        # Pipelined: one whole batch at a time.  Else refill once half its slots are free,
-        # so each items message carries several items (with batch 1: every time).
-        return self.batch or (self.capacity + 1) // 2
+        # A local process: once a batch, or a quarter of what it is lent ahead, is free (one
+        # message then carries all its free slots).  Else once half its slots are free, so
+        # each items message carries several items (with batch 1: every time).
+        if self.batch:
+            return max(self.batch, self.capacity // 4)
+        return (self.capacity + 1) // 2
 
     def items_message(self, lent: Lent) -> dict[str, Any]:
         if self.runs and isinstance(lent.ids, range):
@@ -150,6 +156,7 @@ class Coordinator:
         if kind == "process":
             member.batch = batch
             member.capacity = PIPELINE * batch
+            member.ahead = LendAhead(member.capacity)
         self.members[link] = member
         self.ledger.join(link, member.capacity)
         job = self.job
@@ -165,7 +172,8 @@ class Coordinator:
         member = self.members.get(link)
         if member is None:
             return
-        member.last_seen = time.monotonic()
+        member.last_seen = now = time.monotonic()
+        settled = 0
         try:
             for message in messages:
                 kind = message["type"]
@@ -173,8 +181,9 @@ class Coordinator:
                     start, values, cpu_time = protocol.check_results(message)
                     used = self.ledger.settle_run(link, start, values)
                     member.stats.results(used, cpu_time)
+                    settled += used
                 elif kind == "result":
-                    self._result(member, message)
+                    settled += self._result(member, message)
                 elif kind == "capacity" and member.kind == "relay":
                     member.capacity = min(protocol.check_capacity(message), self.job.window)
                     self.ledger.set_capacity(link, member.capacity)
@@ -191,6 +200,8 @@ class Coordinator:
             self._refuse(link, str(exc))
             self.lost(link)
             return
+        if member.ahead is not None and settled:
+            self._pace(member, now, settled)
         self._release()
         self.pump()
 
@@ -228,7 +239,7 @@ class Coordinator:
         link.send(protocol.error(reason))
         link.close()
 
-    def _result(self, member: Member, message: dict[str, Any]) -> None:
+    def _result(self, member: Member, message: dict[str, Any]) -> int:
         item_id, ok = protocol.check_result(message)
         if ok:
             outcome = Outcome(item_id, True, value=message["value"])
@@ -237,6 +248,21 @@ class Coordinator:
                               traceback=str(message.get("traceback") or ""))
         if self.ledger.settle(member.link, outcome):
             member.stats.result(ok, float(message.get("cpu_time") or 0.0))
+            return 1
+        return 0
+
+    def _pace(self, member: Member, now: float, settled: int) -> None:
+        """A local process answered: lend it as far ahead as its items' pace asks."""
+        ahead = member.ahead
+        assert ahead is not None
+        ahead.results(now, settled)
+        processes = sum(1 for m in self.members.values() if m.ahead is not None)
+        # At most three quarters of the window among the local processes: the rest is for
+        # other volunteers, and for items that wait for an earlier one to be printed.
+        depth = ahead.depth(3 * self.job.window // (4 * processes))
+        if depth != member.capacity:
+            member.capacity = depth
+            self.ledger.set_capacity(member.link, depth)
 
     def _release(self) -> None:
         released = self.ledger.release_runs()
@@ -309,7 +335,7 @@ class Coordinator:
             for link, member in self.members.items():
                 messages = []
                 while ledger.free_slots(link) >= member.refill_at:
-                    lent = ledger.lend_batch(link, member.batch or None)
+                    lent = ledger.lend_batch(link)
                     if not lent:
                         break
                     messages.append(member.items_message(lent))

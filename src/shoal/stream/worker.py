@@ -320,6 +320,8 @@ class Volunteer:
         next_id = self._next_id
         clock = time.monotonic
         plain = _PLAIN_TYPES
+        deadline = self._since + FLUSH_AFTER
+        self.done += len(values)
         for item_id, value in zip(ids, values, strict=True):
             try:
                 result = function(value)
@@ -341,12 +343,12 @@ class Volunteer:
                 else:
                     next_id = -1
                     pending.append(protocol.result_error(item_id, *result))
-            self.done += 1
-            if clock() - self._since > FLUSH_AFTER:
+            if clock() > deadline:
                 self._next_id = next_id
                 self._flush_results()
                 pending, run, next_id = self._pending, self._run, self._next_id
                 self._since, self._cpu_since = clock(), time.thread_time()
+                deadline = self._since + FLUSH_AFTER
         self._next_id = next_id
 
     def _flush_results(self) -> None:
