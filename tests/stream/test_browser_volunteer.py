@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -262,3 +265,44 @@ def test_a_module_the_browser_cannot_import_is_refused_by_the_tab_not_the_stream
         with python_volunteer(url):  # a Python volunteer, which has numpy, finishes them
             assert running.wait() == 0, running.stderr
         assert running.stdout_lines == [f"{2 * i} on linux" for i in range(5)]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "stream"
+
+LATER = """
+import asyncio
+import sys
+
+def process(x, cb):
+    # Pando's square.js answers from a timer; in a browser, asyncio's loop is the timer.
+    asyncio.get_event_loop().call_later(0.01, cb, None, f"{x * x} on {sys.platform}")
+"""
+
+
+def test_pandos_examples_and_a_callback_answered_later_run_in_a_browser_tab(
+        open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str]) -> None:
+    """square, collatz, error and the raytracer, each in a tab, print what --local prints;
+    a callback-style processor answering from the event loop works there too."""
+    streams = [
+        (str(EXAMPLES / "square.py"), [str(i) for i in range(1, 11)], []),
+        (str(EXAMPLES / "collatz.py"), ["1", "6", "7", "27", "97"], []),
+        (str(EXAMPLES / "error.py"), ["1", "2", "3", "4"], ["--on-error", "report"]),
+        (str(EXAMPLES / "raytracer.py"), [str(y) for y in range(0, 120, 10)], []),
+    ]
+    for path, items, options in streams:
+        local = subprocess.run([sys.executable, "-m", "shoal", "stream", path, *items,
+                                "--local", *options], capture_output=True, text=True,
+                               timeout=60, env={**os.environ, **quiet_config})
+        with stream([path, *items, "--workers", "0", *options], env=quiet_config) as running:
+            page = open_page(running.url())
+            assert running.wait() == 0, running.stderr
+            wait_for_state(page, "finished")
+            computed = items_done(page)
+            page.close()
+        assert running.stdout_lines == local.stdout.splitlines(), path
+        assert computed >= len(items) - (1 if "error" in path else 0)
+    with stream([module(tmp_path, "later", LATER), "3", "4", "--workers", "0"],
+                env=quiet_config) as running:
+        page = open_page(running.url())
+        assert running.wait() == 0, running.stderr
+        assert running.stdout_lines == ["9 on emscripten", "16 on emscripten"]

@@ -38,6 +38,9 @@ def _parser() -> CliParser:
     parser.add_argument("--stdin", action="store_true", help="read items from stdin, one a line")
     parser.add_argument("--json", action="store_true", dest="as_json",
                         help="items and results are JSON values, one a line")
+    parser.add_argument("--strings", action="store_true",
+                        help="items are the lines (or ITEMS) as strings, never read as "
+                             "numbers (as Pando hands them)")
     parser.add_argument("--local", action="store_true",
                         help="run every item in this process, one by one (to try a module)")
     parser.add_argument("--unordered", action="store_true",
@@ -97,6 +100,7 @@ def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
 
     return Options(
         module=args.module, items=list(args.items), stdin=args.stdin, as_json=args.as_json,
+        strings=pick("strings", False),
         local=args.local, unordered=pick("unordered", False), on_error=pick("on_error", "stop"),
         workers=pick("workers", cores()), start_idle=pick("start_idle", False),
         batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", None),
@@ -119,6 +123,9 @@ def main(argv: list[str]) -> int:
     if args.stdin and args.items:
         raise ConfigurationError("give ITEMS or --stdin, not both")
     options = options_from(args, load_defaults())
+    if options.as_json and options.strings:
+        raise ConfigurationError("give --json or --strings, not both (JSON lines are "
+                                 "values; --strings keeps every line a string)")
     if options.on_error not in ("stop", "skip", "report"):
         raise ConfigurationError("on_error in stream.toml must be stop, skip or report")
     if not options.local:

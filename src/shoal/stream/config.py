@@ -39,7 +39,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "reporting_interval": (int, float), "on_error": str, "degree": int, "window": int,
     "secret": str, "max_losses": int, "unordered": bool, "monitor_log": bool,
     "start_idle": bool, "server": str, "volunteer_secret": str,
-    "certfile": str, "keyfile": str, "cafile": str,
+    "certfile": str, "keyfile": str, "cafile": str, "strings": bool,
 }
 
 

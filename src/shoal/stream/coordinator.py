@@ -188,8 +188,8 @@ class Coordinator:
                     member.capacity = min(protocol.check_capacity(message), self.job.window)
                     self.ledger.set_capacity(link, member.capacity)
                 elif kind == "report":
-                    cpu, transfer, _items, units = protocol.check_report(message)
-                    member.stats.report(cpu, transfer, units)
+                    cpu, transfer, _items, units, unit = protocol.check_report(message)
+                    member.stats.report(cpu, transfer, units, unit)
                 elif kind == "bye":
                     self.lost(link)
                     link.close()

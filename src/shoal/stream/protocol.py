@@ -186,9 +186,13 @@ def results(start: int, values: list[Any], cpu_time: float) -> dict[str, Any]:
     return {"type": "results", "start": start, "values": values, "cpu_time": cpu_time}
 
 
-def report(cpu_time: float, transfer_time: float, items: int, units: float) -> dict[str, Any]:
-    return {"type": "report", "cpu_time": cpu_time, "transfer_time": transfer_time,
-            "items": items, "units": units}
+def report(cpu_time: float, transfer_time: float, items: int, units: float,
+           unit: str = "") -> dict[str, Any]:
+    message = {"type": "report", "cpu_time": cpu_time, "transfer_time": transfer_time,
+               "items": items, "units": units}
+    if unit:
+        message["unit"] = unit   # what the units count: "Gizmos"
+    return message
 
 
 PONG = {"type": "pong"}
@@ -285,9 +289,17 @@ def check_results(message: dict[str, Any]) -> tuple[int, list[Any], float]:
     return start, values, cpu_time
 
 
-def check_report(message: dict[str, Any]) -> tuple[float, float, float, float]:
+MAX_UNIT = 64   # characters of a unit's name (as shoal.stream.reporting.MAX_UNIT)
+
+
+def check_report(message: dict[str, Any]) -> tuple[float, float, float, float, str]:
+    """(cpu_time, transfer_time, items, units, unit name or "") of a report."""
+    unit = message.get("unit", "")
+    if not isinstance(unit, str) or len(unit) > MAX_UNIT or not unit.isprintable():
+        raise ProtocolError(f"report: unit must be a printable name of at most {MAX_UNIT} "
+                            "characters")
     return (_number(message, "cpu_time"), _number(message, "transfer_time"),
-            _number(message, "items"), _number(message, "units"))
+            _number(message, "items"), _number(message, "units"), unit)
 
 
 # -- the root role: shoal stream --server <-> shoal stream-server (at /root) -----------------

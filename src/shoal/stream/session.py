@@ -23,6 +23,7 @@ class Options:
     items: list[str] = field(default_factory=list)
     stdin: bool = False
     as_json: bool = False
+    strings: bool = False    # items are the lines (or ITEMS) as they are, never numbers
     local: bool = False
     unordered: bool = False
     on_error: str = "stop"
@@ -49,7 +50,10 @@ class Options:
 def item_values(options: Options) -> Iterator[Any]:
     """The ITEMS arguments as values (parsed like input lines)."""
     for index, text in enumerate(options.items):
-        yield parse_json(text, f"item {index + 1}") if options.as_json else parse_text(text)
+        if options.as_json:
+            yield parse_json(text, f"item {index + 1}")
+        else:
+            yield text if options.strings else parse_text(text)
 
 
 def window_for(options: Options) -> int:
@@ -62,7 +66,8 @@ def _source(options: Options) -> Any:
     from shoal.stream.sources import StdinSource, ValuesSource
 
     if options.stdin:
-        return StdinSource(sys.stdin.fileno(), as_json=options.as_json)
+        return StdinSource(sys.stdin.fileno(), as_json=options.as_json,
+                           strings=options.strings)
     return ValuesSource(item_values(options))
 
 
@@ -79,7 +84,8 @@ def run_local(options: Options, processor: Processor, err: TextIO | None = None)
         # The same reader as the coordinator's, blocking: the same lines, the same limits.
         from shoal.stream.sources import StdinSource
 
-        source = StdinSource(sys.stdin.fileno(), as_json=options.as_json, blocking=True)
+        source = StdinSource(sys.stdin.fileno(), as_json=options.as_json,
+                             strings=options.strings, blocking=True)
         values = source.each()
     else:
         values = item_values(options)

@@ -56,10 +56,11 @@ class StdinSource:
     with no event loop), where :meth:`take` waits for what it is asked.
     """
 
-    def __init__(self, fd: int = 0, *, as_json: bool = False,
+    def __init__(self, fd: int = 0, *, as_json: bool = False, strings: bool = False,
                  max_line: int = MAX_LINE, blocking: bool = False) -> None:
         self.fd = fd
         self.as_json = as_json
+        self.strings = strings   # every line is the string itself, never a number
         self.max_line = max_line
         self.ended = False
         self.lines_read = 0
@@ -81,7 +82,10 @@ class StdinSource:
 
     def _parse(self, line: str) -> Any:
         where = f"input line {self.lines_read}"
-        value = parse_json(line, where) if self.as_json else parse_text(line)
+        if self.as_json:
+            value = parse_json(line, where)
+        else:
+            value = line if self.strings else parse_text(line)
         if len(line) > _SHORT and not isinstance(value, BadInput):
             size = value_size(value)
             if size > MAX_VALUE:

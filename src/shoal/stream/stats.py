@@ -60,8 +60,10 @@ class VolunteerStats:
         self._items += count
         self._result_cpu += cpu_time
 
-    def report(self, cpu_time: float, transfer_time: float, units: float) -> None:
+    def report(self, cpu_time: float, transfer_time: float, units: float,
+               unit: str = "") -> None:
         self._reported = True
+        self.unit = unit or self.unit
         self._reported_cpu += cpu_time
         self._transfer += transfer_time
         self._units += units

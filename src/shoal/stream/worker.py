@@ -259,7 +259,7 @@ class Volunteer:
         if totals is not None:
             self._last_report = now
             self.channel.send(protocol.report(totals.cpu_time, totals.transfer_time,
-                                              totals.items, totals.units))
+                                              totals.items, totals.units, totals.unit))
 
     def run(self) -> int:
         """Serve until stopped; the number of items computed."""
@@ -271,9 +271,12 @@ class Volunteer:
             self.channel.close()
             return 0
         if self.function is None and self.module is not None:
-            self.function = getattr(self.module, welcome["function"], None)
-            if not callable(self.function):
+            from shoal.stream.processor import callable_of
+
+            found = getattr(self.module, welcome["function"], None)
+            if not callable(found):
                 raise ProtocolError(f"the module has no function {welcome['function']!r}")
+            self.function = callable_of(found)
         if self.function is None:
             from shoal.stream.processor import from_source
 
