@@ -396,16 +396,42 @@ class Coordinator:
                 else:
                     link.send(protocol.PING)
 
+    def lend_copies(self) -> None:
+        """Stragglers: lend each overdue item to a volunteer that holds nothing as well (the
+        first result wins), so that one slow or frozen volunteer does not hold the stream."""
+        ledger = self.ledger
+        overdue = ledger.overdue()
+        if not overdue or self.status is not None:
+            return
+        for link, member in list(self.members.items()):
+            if not overdue:
+                return
+            if ledger.holding(link) or not ledger.free_slots(link):
+                continue   # only volunteers with empty hands
+            lent = ledger.lend_copies(link, overdue)
+            if lent:
+                link.send(member.items_message(lent))
+                overdue = overdue[len(lent):]
+
+    async def _stragglers(self) -> None:
+        while self.status is None:
+            # Often enough to notice an item late by a few times the usual time (at least
+            # MIN_OVERDUE), seldom enough to cost nothing.
+            await asyncio.sleep(min(1.0, max(0.05, self.ledger.latency)))
+            self.lend_copies()
+
     async def run(self) -> int:
         """Read, lend and print until the stream ends; the exit status."""
         self._done = asyncio.Event()
         self.source.start(self.pump)
         beats = asyncio.ensure_future(self._heartbeats())
+        stragglers = asyncio.ensure_future(self._stragglers())
         try:
             self.pump()
             if self.status is None:
                 await self._done.wait()
         finally:
+            stragglers.cancel()
             beats.cancel()
             self.source.close()
             self.sink.flush()
@@ -430,6 +456,8 @@ class Coordinator:
                 "buffered": ledger.buffered, "open": ledger.open_count,
                 "peak_open": ledger.peak_open, "window": ledger.window,
                 "relent": ledger.relent, "duplicates": ledger.duplicates,
+                "lent_twice": ledger.copies, "won_by_second": ledger.copies_won,
+                "usual_item_s": ledger.latency,
                 "unsolicited": ledger.unsolicited,
                 "failures": self.failures, "input_done": ledger.input_done,
                 "status": self.status,
