@@ -123,7 +123,7 @@ class Coordinator:
         self.status: int | None = None
         self._ids = itertools.count(1)
         self._done: asyncio.Event | None = None
-        self._listeners: list[Any] = []   # called with (event, member) on join/leave
+        self._listeners: list[Any] = []   # called (event, member): join, leave, capacity
         self.departed: list[dict[str, Any]] = []
 
     # -- links call these -----------------------------------------------------------------
@@ -263,6 +263,8 @@ class Coordinator:
         if depth != member.capacity:
             member.capacity = depth
             self.ledger.set_capacity(member.link, depth)
+            for listener in self._listeners:
+                listener("capacity", member)
 
     def _release(self) -> None:
         released = self.ledger.release_runs()
@@ -355,12 +357,16 @@ class Coordinator:
     def add_listener(self, listener: Any) -> None:
         self._listeners.append(listener)
 
-    def finish(self, status: int) -> None:
+    def finish(self, status: int, *, tell: bool = True) -> None:
+        """The stream ends: every volunteer is told to stop and its link closed.  Without
+        ``tell`` the links are only closed, as a connection that breaks: volunteers come
+        back (a relay that lost its parent: its children find a new place, or wait)."""
         if self.status is not None:
             return
         self.status = status
         for link in list(self.members):
-            link.send(protocol.STOP)
+            if tell:
+                link.send(protocol.STOP)
             link.close()
         if self._done is not None:
             self._done.set()
