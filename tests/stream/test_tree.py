@@ -145,3 +145,27 @@ def test_a_relay_computes_too(tmp_path: Path):
         tree.close()
     assert root.returncode == 0, err.read_text()
     assert out.splitlines() == [f"{i} linux" for i in range(40)]
+
+
+def test_a_relay_serves_one_stream_after_another_on_a_stream_server(tmp_path: Path):
+    err = tmp_path / "server.err"
+    with open(err, "w") as err_file:
+        server = start("stream-server", "--port", "0", "--bind", "127.0.0.1", stderr=err_file)
+    tree = Tree(tmp_path)
+    try:
+        url = wait_for_url(err, server)
+        _, relay_url = tree.relay(url, "R")
+        tree.volunteers(relay_url, 2, "child")   # its children, joined at the relay itself
+        wait_until(lambda: "relay" in kinds(url) or monitor(url)["waiting_volunteers"],
+                   "the relay to wait for a stream")
+        for count in (30, 20):
+            done = subprocess.run([sys.executable, "-m", "shoal", "stream", module("tree_item"),
+                                   *map(str, range(count)), "--server", url],
+                                  capture_output=True, text=True, timeout=60, env=env())
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.splitlines() == [f"{i} linux" for i in range(count)]
+            relayed = (tmp_path / "R.err").read_text().count("joined as")
+        assert relayed == 2   # the relay joined both streams
+    finally:
+        stop(server)
+        tree.close()
