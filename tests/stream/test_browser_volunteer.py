@@ -279,30 +279,32 @@ def process(x, cb):
 """
 
 
-def test_pandos_examples_and_a_callback_answered_later_run_in_a_browser_tab(
+@pytest.mark.parametrize(("name", "items", "options"), [
+    ("square", [str(i) for i in range(1, 11)], []),
+    ("collatz", ["1", "6", "7", "27", "97"], []),
+    ("error", ["1", "2", "3", "4"], ["--on-error", "report"]),
+    ("raytracer", [str(y) for y in range(0, 120, 10)], []),
+])
+def test_pandos_examples_run_in_a_browser_tab_as_they_do_locally(
+        open_page: Callable[[str], Any], quiet_config: dict[str, str], name: str,
+        items: list[str], options: list[str]) -> None:
+    path = str(EXAMPLES / f"{name}.py")
+    local = subprocess.run([sys.executable, "-m", "shoal", "stream", path, *items, "--local",
+                            *options], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **quiet_config})
+    with stream([path, *items, "--workers", "0", *options], env=quiet_config) as running:
+        page = open_page(running.url())
+        assert running.wait() == 0, running.stderr
+        wait_for_state(page, "finished")
+        computed = items_done(page)
+    assert running.stdout_lines == local.stdout.splitlines()
+    assert computed == len(items) - (1 if name == "error" else 0)
+
+
+def test_a_callback_style_processor_answering_later_runs_in_a_browser_tab(
         open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str]) -> None:
-    """square, collatz, error and the raytracer, each in a tab, print what --local prints;
-    a callback-style processor answering from the event loop works there too."""
-    streams = [
-        (str(EXAMPLES / "square.py"), [str(i) for i in range(1, 11)], []),
-        (str(EXAMPLES / "collatz.py"), ["1", "6", "7", "27", "97"], []),
-        (str(EXAMPLES / "error.py"), ["1", "2", "3", "4"], ["--on-error", "report"]),
-        (str(EXAMPLES / "raytracer.py"), [str(y) for y in range(0, 120, 10)], []),
-    ]
-    for path, items, options in streams:
-        local = subprocess.run([sys.executable, "-m", "shoal", "stream", path, *items,
-                                "--local", *options], capture_output=True, text=True,
-                               timeout=60, env={**os.environ, **quiet_config})
-        with stream([path, *items, "--workers", "0", *options], env=quiet_config) as running:
-            page = open_page(running.url())
-            assert running.wait() == 0, running.stderr
-            wait_for_state(page, "finished")
-            computed = items_done(page)
-            page.close()
-        assert running.stdout_lines == local.stdout.splitlines(), path
-        assert computed >= len(items) - (1 if "error" in path else 0)
     with stream([module(tmp_path, "later", LATER), "3", "4", "--workers", "0"],
                 env=quiet_config) as running:
-        page = open_page(running.url())
+        open_page(running.url())
         assert running.wait() == 0, running.stderr
         assert running.stdout_lines == ["9 on emscripten", "16 on emscripten"]
