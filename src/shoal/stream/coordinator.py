@@ -202,8 +202,12 @@ class Coordinator:
             return
         if member.ahead is not None and settled:
             self._pace(member, now, settled)
-        self._release()
+        # Lend first: the volunteer that answered waits for its next items, while printing
+        # (or sending results on to a root) waits for nobody.  Then print, and lend what the
+        # window's room, made by printing, lets in.
         self.pump()
+        if self._release():
+            self.pump()
 
     def lost(self, link: Link) -> None:
         """The link closed or went silent: its items are lent again."""
@@ -266,10 +270,11 @@ class Coordinator:
             for listener in self._listeners:
                 listener("capacity", member)
 
-    def _release(self) -> None:
+    def _release(self) -> bool:
+        """Print what may be printed now; whether anything was."""
         released = self.ledger.release_runs()
         if not released:
-            return
+            return False
         sink = self.sink
         emit_run = getattr(sink, "emit_run", None)   # a sink that takes runs whole
         for outcome in released:
@@ -285,10 +290,11 @@ class Coordinator:
             if self.job.on_error == "stop":
                 sink.flush()
                 self.finish(1)
-                return
+                return True
         # At once: results that arrived together came as runs, in one message or one read
         # (a turn of the loop more per read, to gather several, costs more than it saves).
         self._flush()
+        return True
 
     def _flush(self) -> None:
         self.sink.flush()

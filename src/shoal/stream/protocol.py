@@ -309,7 +309,8 @@ def check_report(message: dict[str, Any]) -> tuple[float, float, float, float, s
 #   server -> root  {"type": "want", "count": int}     the root answers with
 #   root -> server  {"type": "values", "values": [...], "end": bool}
 #   server -> root  {"type": "outcomes", "outcomes": [{"id", "ok", "value" | "error",
-#                    "traceback", "item"}]}            in the order to print
+#                    "traceback", "item"} | {"start", "values"}]}   in the order to print
+#                    ({"start", "values"}: ok results of the items start, start + 1, ...)
 #   server -> root  {"type": "done", "status": int}
 def outcome_to_json(outcome: Any) -> dict[str, Any]:
     if outcome.ok:

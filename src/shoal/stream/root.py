@@ -69,22 +69,47 @@ class RootSource:
 
 
 class RootSink:
-    """Outcomes sent to the root, one message per burst."""
+    """Outcomes sent to the root, one message per burst, and at most one per GATHER seconds:
+    results of quick items then share a message (each message is a wakeup of the root and
+    a system call here, most of what a quick item costs through a stream-server), while a
+    slow stream's results still go at once."""
+
+    GATHER = 0.002
 
     def __init__(self, link: Any) -> None:
         self.link = link
         self._pending: list[dict[str, Any]] = []
+        self._last_sent = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
 
     def emit(self, outcome: Outcome) -> None:
         self._pending.append(protocol.outcome_to_json(outcome))
+
+    def emit_run(self, start: int, values: list[Any]) -> None:
+        """Ok results of consecutive items, as one entry."""
+        self._pending.append({"start": start, "values": values})
 
     def fail(self, outcome: Outcome, policy: str) -> None:
         self._pending.append(protocol.outcome_to_json(outcome))
 
     def flush(self) -> None:
+        if not self._pending or self._timer is not None:
+            return   # nothing, or a send is due soon
+        loop = asyncio.get_running_loop()
+        wait = self._last_sent + self.GATHER - loop.time()
+        if wait <= 0:
+            self.flush_now()
+        else:
+            self._timer = loop.call_later(wait, self.flush_now)
+
+    def flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._pending:
             self.link.send({"type": "outcomes", "outcomes": self._pending})
             self._pending = []
+            self._last_sent = asyncio.get_running_loop().time()
 
 
 def _job(message: dict[str, Any], *, heartbeat: float, window: int,
@@ -130,7 +155,8 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
         job = _job(first, heartbeat=heartbeat, window=window, max_losses=max_losses,
                    degree=degree)
         source = RootSource(link)
-        coordinator = Coordinator(job, source, RootSink(link))
+        sink = RootSink(link)
+        coordinator = Coordinator(job, source, sink)
         hub.begin(coordinator)
         link.send({"type": "accepted", "url": hub.url})
         run = asyncio.ensure_future(coordinator.run())
@@ -155,6 +181,7 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
                 reader.exception()    # retrieved, so asyncio does not log it
         status = await run
         reader.cancel()
+        sink.flush_now()   # every outcome before "done"
         link.send({"type": "done", "status": status})
     except ProtocolError as exc:
         link.send(protocol.error(str(exc)))
@@ -217,7 +244,15 @@ async def run_root(url: str, *, module_name: str, source_text: str, function: st
                 owed += int(message["count"])
                 feed()
             elif kind == "outcomes":
+                emit_run = getattr(sink, "emit_run", None)
                 for raw in message["outcomes"]:
+                    if "start" in raw:   # a run of ok results
+                        if emit_run is not None:
+                            emit_run(int(raw["start"]), raw["values"])
+                        else:
+                            for k, value in enumerate(raw["values"]):
+                                sink.emit(Outcome(int(raw["start"]) + k, True, value=value))
+                        continue
                     outcome = Outcome(raw["id"], raw["ok"], value=raw.get("value"),
                                       error=raw.get("error", ""),
                                       traceback=raw.get("traceback", ""), item=raw.get("item"))
