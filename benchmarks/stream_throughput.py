@@ -61,7 +61,7 @@ class GatedValues(ValuesSource):
 async def _shoal(n: int, workers: int, batch: int, function: str) -> float:
     # Not processor.load: importing the file again would replace the module Pool pickles by.
     job = Job("stream_functions", "", function, batch=batch,
-              window=max(1024, 8 * batch * workers))
+              window=max(1024, 16 * batch * workers))   # as `shoal stream`: window_for
     out = io.BytesIO()
     source = GatedValues(range(n))
     coordinator = Coordinator(job, source, LinesSink(out))

@@ -18,11 +18,11 @@ def run(args: list[str], data: bytes) -> subprocess.CompletedProcess[bytes]:
 
 @pytest.mark.parametrize("policy", ["report", "skip"])
 def test_more_bad_lines_in_a_row_than_the_window_holds_do_not_hang(policy: str):
-    # 600 lines that are not JSON, then good ones: the window (256) fills with failed
+    # 600 lines that are not JSON, then good ones: the window (64 here) fills with failed
     # items several times over.
     data = b"notjson\n" * 600 + b"".join(b"%d\n" % i for i in range(5))
-    done = run([module("square"), "--stdin", "--json", "--on-error", policy, "--workers", "2"],
-               data)
+    done = run([module("square"), "--stdin", "--json", "--on-error", policy, "--workers", "2",
+                "--window", "64"], data)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.decode().splitlines()
     squares = [str(i * i) for i in range(5)]
@@ -43,7 +43,7 @@ def test_random_bytes_under_json_are_failed_items_in_their_place():
     expected = [row for row in rows
                 if row.decode(errors="replace").removesuffix("\r").strip()]
     done = run([module("square"), "--stdin", "--json", "--on-error", "report",
-                "--workers", "1"], data)
+                "--workers", "1", "--window", "64"], data)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.decode().splitlines()
     assert len(lines) == len(expected)

@@ -21,7 +21,7 @@ def test_slow_items_keep_two_batches():
     ahead = LendAhead(least=8)
     now = 0.0
     for _ in range(10):
-        now += 8 * 0.010                         # 10 ms an item, 8 at a time
+        now += 8 * 0.050                         # 50 ms an item, 8 at a time
         ahead.results(now, 8)
     assert ahead.item_time > AHEAD
     assert ahead.depth(most=500) == 8

@@ -11,7 +11,7 @@ round trip is shared by more items, the measure comes closer to the item's own t
 the depth grows, in a few steps.  An average follows changes (``WEIGHT``).
 
 Quick items (a microsecond) are then lent in runs of hundreds, one message each way per run,
-as ``multiprocessing.Pool.imap`` queues its chunks ahead; slow items (milliseconds) are lent
+as ``multiprocessing.Pool.imap`` queues its chunks ahead; slow items (10 ms and more) are lent
 two batches at a time as before, so that no process holds much more than it is computing
 when the stream nears its end.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-AHEAD = 0.004    # seconds of work a local process is lent ahead
+AHEAD = 0.010    # seconds of work a local process is lent ahead
 WEIGHT = 0.3     # of each new measure in the running average
 
 

@@ -59,7 +59,7 @@ def item_values(options: Options) -> Iterator[Any]:
 def window_for(options: Options) -> int:
     # Room for every volunteer's batch several times over, so a slow item does not stall
     # the others at once, and bounded so that an endless input stays in bounded memory.
-    return options.window or max(256, 8 * options.batch * max(1, options.workers))
+    return options.window or max(1024, 16 * options.batch * max(1, options.workers))
 
 
 def _source(options: Options) -> Any:
