@@ -12,6 +12,8 @@ The facade.  Message passing, klyng style::
 
     shoal.init(main)
 
+klyng's own forms work too: ``shoal.send({"to": 1, "data": x, "subject": s})``,
+``shoal.recv({"from": -1, "subject": s})`` (see docs/coming-from-klyng.md),
 or mpi4py style: ``from shoal import MPI``.  Start ranks with
 ``shoal run -n 4 program.py``.
 """
@@ -35,7 +37,7 @@ from shoal.spmd.klyng import ANY_SOURCE, ANY_TAG, end, init, rank, recv, send, s
 if TYPE_CHECKING:
     from shoal import MPI, stream
     from shoal.stream.reporting import report
-    from shoal.tasks import Executor, Task, TaskSystem
+    from shoal.tasks import Executor, Task, TaskSystem, remote
 
 
 def __getattr__(name: str) -> Any:
@@ -56,7 +58,7 @@ def __getattr__(name: str) -> Any:
 
         return report
     # The task face pulls in the secure channel (cryptography): imported on first use.
-    if name in ("Executor", "Task", "TaskSystem"):
+    if name in ("Executor", "Task", "TaskSystem", "remote"):
         import shoal.tasks
 
         return getattr(shoal.tasks, name)
@@ -82,6 +84,7 @@ __all__ = [
     "init",
     "rank",
     "recv",
+    "remote",
     "report",
     "send",
     "size",

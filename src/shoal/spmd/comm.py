@@ -148,6 +148,9 @@ class Comm:
         except SerializationError as exc:
             raise SerializationError(f"rank {self._rank} cannot send to rank {dest}: {exc}"
                                      ) from None
+        if len(parts) == 1 and engine.send_fast(self._ranks[dest], self._ctx, tag, parts[0],
+                                                PICKLED):
+            return
         outgoing = engine.send(self._ranks[dest], self._ctx, tag, parts, PICKLED)
         if not outgoing.done:
             engine.wait_until(lambda: outgoing.done, self._describe("send", dest, tag))
@@ -185,9 +188,16 @@ class Comm:
         if self._freed:
             self._engine_free_check()
         engine = world._engine or world.engine()
-        world_source = self._ranks[source] if 0 <= source < self._size else self._source(source)
-        message = engine.receive(self._ctx, world_source, tag, None, _blocked_in, self, "recv",
-                                 source, tag)
+        if 0 <= source < self._size:
+            world_source = self._ranks[source]
+            message = engine.receive_fast(world_source, self._ctx, tag, None,
+                                          engine.fast_spin_ns)
+            if message is None:
+                message = engine.receive(self._ctx, world_source, tag, None, _blocked_in, self,
+                                         "recv", source, tag)
+        else:
+            message = engine.receive(self._ctx, self._source(source), tag, None, _blocked_in,
+                                     self, "recv", source, tag)
         if status is not None:
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
         return self._decode(message)
@@ -293,6 +303,12 @@ class Comm:
     # -- buffer API: point to point ----------------------------------------------
 
     def Send(self, buf: Any, dest: int, tag: int = 0) -> None:
+        # The hot path of the buffer API: a plain contiguous buffer goes out in one call.
+        if (0 <= dest < self._size and 0 <= tag <= self._tag_bound and not self._freed
+                and type(buf) is not list and type(buf) is not tuple
+                and (world._engine or world.engine()).send_fast(self._ranks[dest], self._ctx,
+                                                                tag, buf, 0)):
+            return
         if dest == PROC_NULL:
             return
         self._check_send_tag(tag)
@@ -327,6 +343,17 @@ class Comm:
 
     def Recv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
              status: Status | None = None) -> None:
+        if (0 <= source < self._size and not self._freed and type(buf) is not list
+                and type(buf) is not tuple and (tag == ANY_TAG or 0 <= tag <= self._tag_bound)):
+            # The hot path of the buffer API: the message goes straight into a plain
+            # contiguous buffer, in one call (which spins for it a little).
+            engine = world._engine or world.engine()
+            message = engine.receive_fast(self._ranks[source], self._ctx, tag, buf,
+                                          engine.fast_spin_ns)
+            if message is not None:
+                if status is not None:
+                    _fill(status, source, message.tag, message.length)
+                return
         if source == PROC_NULL:
             _fill(status, PROC_NULL, ANY_TAG, 0)
             return
