@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 import pytest
 from volunteer_browser import (
     CuttableProxy,
@@ -46,6 +47,7 @@ def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
     """Opens a tab (in a fresh browser context) at a URL; closes every tab after the test,
     passed or failed, so no renderer process outlives it."""
     pages: list[Any] = []
+    before = _descendants()
 
     def open_at(url: str) -> Any:
         page = browser.new_page()
@@ -57,6 +59,21 @@ def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
     for page in pages:
         with contextlib.suppress(Exception):  # closed by the test already
             page.close()
+    # A closed tab's renderer process ends on its own, seconds later on a busy machine, and
+    # Chromium may start or end a helper meanwhile: wait until no process this test saw
+    # start is left, for a whole second, so that none is taken for one the test left behind.
+    deadline = time.monotonic() + 20
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if _descendants() - before:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            break
+        time.sleep(0.05)
+
+
+def _descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 @pytest.fixture
