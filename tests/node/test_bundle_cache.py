@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
+import tarfile
 import time
 from pathlib import Path
+
+import pytest
 
 from shoal.node.bundles import BundleStore, make_bundle
 
@@ -73,3 +77,25 @@ def test_the_bundle_just_stored_is_kept_even_alone_over_the_budget(tmp_path: Pat
         assert (folder / "prog.py").read_text().startswith("print('hi')")
     finally:
         shutil.rmtree(folder)
+
+
+def test_a_file_that_vanishes_while_the_folder_is_bundled_is_left_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "prog.py").write_text("print('hi')\n")
+    (proj / "status.json.tmp").write_text("{}")
+    real_read = Path.read_bytes
+
+    def read_after_a_rename(self: Path) -> bytes:
+        if self.name == "status.json.tmp":  # another program renames it away first
+            self.rename(self.with_name("status.json"))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_after_a_rename)
+    data, _ = make_bundle(proj)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["prog.py"]
+    (proj / "status.json").rename(proj / "status.json.tmp")
+    with pytest.raises(FileNotFoundError):  # a file named explicitly must exist
+        make_bundle(proj, ["prog.py", "status.json.tmp"])

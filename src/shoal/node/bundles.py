@@ -202,7 +202,10 @@ def make_bundle(root: str | os.PathLike[str], files: Sequence[str] | None = None
     """A tar of ``files`` (paths relative to ``root``; default: all under root) and its SHA-256.
 
     Members are sorted with fixed owners and times, so the same files give the
-    same hash and a beacon that has them is not sent them again.
+    same hash and a beacon that has them is not sent them again.  When the
+    folder is walked, a file that vanishes between listing and reading (a
+    temporary file another program renames away) is left out; a file named in
+    ``files`` must exist.
     """
     base = Path(root)
     names = sorted(files) if files is not None else sorted(
@@ -211,7 +214,12 @@ def make_bundle(root: str | os.PathLike[str], files: Sequence[str] | None = None
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
-            data = (base / name).read_bytes()
+            try:
+                data = (base / name).read_bytes()
+            except FileNotFoundError:
+                if files is not None:
+                    raise
+                continue
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o600, 0
             tar.addfile(info, io.BytesIO(data))
