@@ -74,7 +74,7 @@ def _tools_parser() -> CliParser:
     parser = CliParser(prog=PROG)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     token = sub.add_parser("token", help="API tokens").add_subparsers(
-        dest="token_action", metavar="token ACTION", required=True)
+        dest="token_action", metavar="ACTION", required=True)
     create = token.add_parser("create", help="make a token (printed once)")
     create.add_argument("--scope", choices=("read", "submit", "admin"), required=True)
     create.add_argument("--name", default="", help="shown in pools' submitted_by")
