@@ -11,7 +11,7 @@ PROG = "shoal workers"
 
 
 def _parser() -> CliParser:
-    from shoal.cluster.client import add_connection_arguments
+    from shoal.cluster.client_options import add_connection_arguments
 
     parser = CliParser(prog=PROG, description="List the cluster's workers: state, "
                                               "resources, health and last heartbeat.")
