@@ -96,3 +96,8 @@ def test_a_failing_assert_on_one_rank_fails_the_whole_run_instead_of_hanging(
     assert result.returncode != 0, f"a run with a failed assert exited 0\n{result.stdout}"
     assert "deliberate failure on rank 1" in result.stderr, result.stderr[-4000:]
     assert "should never get here" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_threads_of_a_rank_send_and_receive_at_once_thread_multiple(run_ok, backend, ranks):
+    run_ok(backend, ranks, "threads.py")
