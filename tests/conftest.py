@@ -34,6 +34,19 @@ def pytest_configure(config: pytest.Config) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+# Tests that drive a browser, build network-namespace hosts or start PostgreSQL are `slow`
+# (pyproject's marker): the fast tests, `-m "not slow"`, leave them out.  A module may also
+# mark itself (`pytestmark = pytest.mark.slow`).
+_SLOW_FIXTURES = frozenset({"browser", "playwright", "page", "open_page", "three_hosts",
+                            "beacon_hosts", "postgres_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def _descendants() -> list[psutil.Process]:
     try:
         return psutil.Process().children(recursive=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 Entry = Callable[[list[str]], int]
 
@@ -51,16 +51,41 @@ def registered() -> dict[str, Command]:
     return dict(_REGISTRY)
 
 
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+class _SubCommands(argparse._SubParsersAction):
+    """Sub-subcommands (``shoal beacon up``) whose one-line ``help`` is also their
+    description, unless they have one of their own: every ``--help`` says what it does."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if kwargs.get("description") is None and kwargs.get("help"):
+            kwargs["description"] = _sentence(str(kwargs["help"]))
+        return super().add_parser(name, **kwargs)
+
+
 class CliParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr and exit status 2.
 
     argparse's own ``error`` prints the whole usage first; a single line that
-    says what to do is easier to read and to test.
+    says what to do is easier to read and to test.  A command's parser without a
+    description takes the command's registered summary; a sub-subcommand's takes
+    its ``help``.
     """
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)  # "--time 5" must not mean --timeout
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        prog = kwargs.get("prog")
+        if kwargs.get("description") is None and isinstance(prog, str):
+            found = _REGISTRY.get(prog[len("shoal "):]) if prog.startswith("shoal ") else None
+            if found is not None:
+                kwargs["description"] = _sentence(found.summary)
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _SubCommands)
 
     def error(self, message: str) -> NoReturn:
         usage_error(self.prog, message)

@@ -32,7 +32,7 @@ def _signal(text: str) -> int:
 
 def _parser() -> CliParser:
     from shoal.cli.submit import _names
-    from shoal.cluster.client import add_connection_arguments
+    from shoal.cluster.client_options import add_connection_arguments
 
     parser = CliParser(prog=PROG, description="Kill a pool's jobs (each one's whole process "
                                               "tree), on every worker or the listed ones.")

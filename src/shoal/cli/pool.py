@@ -29,7 +29,7 @@ _STATE_STYLE = {"running": "cyan", "queued": "cyan", "exited": "green", "done": 
 
 
 def _parser() -> CliParser:
-    from shoal.cluster.client import add_connection_arguments
+    from shoal.cluster.client_options import add_connection_arguments
 
     parser = CliParser(prog=PROG, description="Show a pool: the command, and its job on each "
                                               "worker with its state, exit code or signal.")

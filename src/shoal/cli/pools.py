@@ -12,7 +12,7 @@ PROG = "shoal pools"
 
 
 def _parser() -> CliParser:
-    from shoal.cluster.client import add_connection_arguments
+    from shoal.cluster.client_options import add_connection_arguments
 
     parser = CliParser(prog=PROG, description="List the cluster's pools, newest first.")
     parser.add_argument("--state", choices=("running", "done"),

@@ -27,7 +27,7 @@ def _assignment(text: str) -> tuple[str, str]:
 
 
 def _parser() -> CliParser:
-    from shoal.cluster.client import add_connection_arguments
+    from shoal.cluster.client_options import add_connection_arguments
 
     parser = CliParser(
         prog=PROG,

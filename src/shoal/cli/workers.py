@@ -11,7 +11,7 @@ PROG = "shoal workers"
 
 
 def _parser() -> CliParser:
-    from shoal.cluster.client import add_connection_arguments
+    from shoal.cluster.client_options import add_connection_arguments
 
     parser = CliParser(prog=PROG, description="List the cluster's workers: state, "
                                               "resources, health and last heartbeat. "
@@ -53,7 +53,7 @@ def _num(value: float | None, fmt: str, unit: str = "") -> str:
 
 
 def _rm_parser() -> CliParser:
-    from shoal.cluster.client import add_connection_arguments
+    from shoal.cluster.client_options import add_connection_arguments
 
     parser = CliParser(prog=f"{PROG} rm", description="Remove stale workers (offline or "
                        "lost): they leave every list; their pools and jobs stay. Needs a "

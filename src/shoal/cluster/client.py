@@ -54,6 +54,14 @@ from shoal.cluster.client_models import (
     Worker,
     parse,
 )
+from shoal.cluster.client_options import (  # apart, without httpx: the CLI's --help needs them
+    ENV_CA_CERT,
+    ENV_MASTER,
+    ENV_TOKEN,
+)
+from shoal.cluster.client_options import (
+    add_connection_arguments as add_connection_arguments,  # re-exported: its old home
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,7 +70,6 @@ else:  # pragma: no cover - Python 3.10
 
 API = "/api/v1"
 CONFIG_FILE = "client.toml"
-ENV_MASTER, ENV_TOKEN, ENV_CA_CERT = "SHOAL_MASTER", "SHOAL_TOKEN", "SHOAL_CA_CERT"
 # How long a followed stream keeps trying to reconnect to a master that went away
 # (a restart takes a few seconds; the master keeps every job's output).
 RECONNECT_FOR_S = 60.0
@@ -140,16 +147,6 @@ class ClientSettings:
         ca_cert = env.get(ENV_CA_CERT) or config.get("ca_cert")
         return cls(normalize_master_url(str(found_master)), str(found_token).strip(),
                    str(ca_cert) if ca_cert else None)
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--master URL`` and ``--token TOKEN``, shared by every client command."""
-    parser.add_argument("--master", metavar="URL",
-                        help="the master, e.g. http://lab-master:7450 "
-                             f"(default: ${ENV_MASTER}, else client.toml)")
-    parser.add_argument("--token", metavar="TOKEN",
-                        help=f"a token from `shoal master token create` (default: ${ENV_TOKEN}, "
-                             "else client.toml)")
 
 
 def connect(args: argparse.Namespace) -> ClusterClient:

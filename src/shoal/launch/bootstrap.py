@@ -211,7 +211,7 @@ def run(argv: Sequence[str]) -> int:
         if not os.path.exists(target):
             return _usage_error(f"no such program: {target!r}")
         sys.argv = [target, *args]
-        if not sys.flags.safe_path:
+        if not getattr(sys.flags, "safe_path", False):  # -P / PYTHONSAFEPATH: 3.11+
             folder = os.path.dirname(os.path.realpath(target))
             if sys.path and sys.path[0] == os.getcwd():
                 sys.path[0] = folder

@@ -545,7 +545,7 @@ def _unordered(first: list[TaskFuture], refill: _Refill | None, end_time: float 
                 left = None if end_time is None else max(0.0, end_time - time.monotonic())
                 finished = done.get(timeout=left)
             except queue.Empty:
-                raise TimeoutError() from None
+                raise concurrent.futures.TimeoutError() from None  # builtin only from 3.11
             outstanding.discard(finished)
             if refill is not None:
                 for nxt in refill(len(outstanding)):

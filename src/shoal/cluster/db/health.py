@@ -109,10 +109,10 @@ class HealthStore:
         columns = [HealthSample.worker_id, HealthSample.sampled_at,
                    *(getattr(HealthSample, f) for f in HEALTH_FIELDS)]
         with self.sessions() as session:
-            done = dict(session.execute(
+            done: dict[str, dt.datetime] = {worker: last for worker, last in session.execute(
                 select(HealthSample.worker_id, func.max(HealthSample.sampled_at))
                 .where(HealthSample.resolution == target)
-                .group_by(HealthSample.worker_id)).all())
+                .group_by(HealthSample.worker_id)).all()}  # not dict(rows): SQLAlchemy 2.0's types
             # Where each worker's work starts: after its last rollup, or at its first sample.
             starts = [last + step for last in done.values()]
             for worker in session.scalars(select(Worker.id)):

@@ -142,12 +142,13 @@ class Store:
     def count_by_state(self) -> tuple[dict[str, int], dict[str, int]]:
         """(workers by state, jobs by state), for /metrics."""
         with self.sessions() as session:
-            workers = dict(session.execute(select(Worker.state, func.count())
-                                           .where(Worker.state != REMOVED)
-                                           .group_by(Worker.state)).all())
-            jobs = dict(session.execute(select(Job.state, func.count())
-                                        .group_by(Job.state)).all())
-            return ({k: int(v) for k, v in workers.items()}, {k: int(v) for k, v in jobs.items()})
+            # Comprehensions, not dict(rows): SQLAlchemy 2.0's Row is no tuple to mypy.
+            workers = {k: int(v) for k, v in session.execute(
+                select(Worker.state, func.count()).where(Worker.state != REMOVED)
+                .group_by(Worker.state)).all()}
+            jobs = {k: int(v) for k, v in session.execute(
+                select(Job.state, func.count()).group_by(Job.state)).all()}
+            return workers, jobs
 
     # -- pools --------------------------------------------------------------------------
 

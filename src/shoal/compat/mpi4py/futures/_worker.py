@@ -139,7 +139,7 @@ def import_main(mod_name: str | None, mod_path: str | None,
             code = spec.loader.get_code(spec.name)  # type: ignore[attr-defined]
             module.__dict__.update(__file__=spec.origin, __package__=spec.parent)
         elif mod_path and os.path.isfile(mod_path):
-            if not sys.flags.safe_path and sys.path:
+            if not getattr(sys.flags, "safe_path", False) and sys.path:  # 3.11+
                 sys.path[0] = os.path.realpath(os.path.dirname(mod_path))
             with open(mod_path, "rb") as handle:
                 code = compile(handle.read(), mod_path, "exec", dont_inherit=True)
