@@ -1,67 +1,147 @@
-"""Nonblocking operations: ``Status``, ``Request`` and matched ``Message`` handles.
+"""Nonblocking operations: ``Status``, ``Request``, ``Prequest``, ``Grequest``, ``Message``.
 
 The surface is mpi4py's: upper-case methods for the buffer API (``Wait``,
 ``Test``, ``Waitall`` ...) and lower-case ones that also return the received
 object (``wait``, ``test``, ``waitall`` ...).
+
+A request is made by the operation that starts it, from three functions:
+``done()`` (has it completed? it may make progress), ``finish(status)`` (run
+once at completion: fill the status, decode or unpack the data, return the
+object) and ``describe()`` (what a rank blocked on it waits for).  A plain
+request becomes ``REQUEST_NULL`` when it completes; a persistent one
+(:class:`Prequest`) becomes inactive and can be started again.  A copy
+``Request(req)`` shares the operation (mpi4py copies the handle).
 """
 
 from __future__ import annotations
 
+import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from shoal.spmd import world
+from shoal.spmd.constants import ERR_REQUEST
+from shoal.spmd.constants import Exception as MPIException
+from shoal.spmd.handles import Record, lookup
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG
-from shoal.wire.codec import PICKLE
 
 PROC_NULL = -1
 UNDEFINED = -32766
 
 
 class Status:
-    """Where a received message came from, its tag and size."""
+    """Where a received message came from, its tag and size (MPICH's five ints)."""
+
+    __slots__ = ("_mem", "__weakref__")
+    __module__ = "shoal.MPI"
+
+    # _mem: count (low 32 bits), count high bits << 1 | cancelled, source, tag, error
 
     def __init__(self, status: Status | None = None) -> None:
-        self.source = ANY_SOURCE
-        self.tag = ANY_TAG
-        self.error = 0
-        self.count = 0  # in bytes
-        self.cancelled = False
-        if status is not None:
-            self.source, self.tag, self.error = status.source, status.tag, status.error
-            self.count, self.cancelled = status.count, status.cancelled
+        if status is None:
+            self._mem = array.array("i", (0, 0, ANY_SOURCE, ANY_TAG, 0))
+        elif isinstance(status, Status):
+            self._mem = array.array("i", status._mem)
+        else:
+            raise TypeError(f"expected Status or None, got {type(status).__name__}")
+
+    # -- fields
+    @property
+    def source(self) -> int:
+        return self._mem[2]
+
+    @source.setter
+    def source(self, value: int) -> None:
+        self._mem[2] = int(value)
+
+    @property
+    def tag(self) -> int:
+        return self._mem[3]
+
+    @tag.setter
+    def tag(self, value: int) -> None:
+        self._mem[3] = int(value)
+
+    @property
+    def error(self) -> int:
+        return self._mem[4]
+
+    @error.setter
+    def error(self, value: int) -> None:
+        self._mem[4] = int(value)
+
+    def _get_bytes(self) -> int:
+        mem = self._mem
+        return (mem[0] & 0xFFFFFFFF) | ((mem[1] >> 1) << 32)
+
+    def _set_bytes(self, nbytes: int) -> None:
+        low = nbytes & 0xFFFFFFFF
+        self._mem[0] = low - (1 << 32) if low >= 1 << 31 else low
+        self._mem[1] = ((nbytes >> 32) << 1) | (self._mem[1] & 1)
+
+    @property
+    def count(self) -> int:
+        return self._get_bytes()
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self._set_bytes(int(value))
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._mem[1] & 1)
+
+    @cancelled.setter
+    def cancelled(self, value: bool) -> None:
+        self._mem[1] = (self._mem[1] & ~1) | (1 if value else 0)
 
     def Get_source(self) -> int:
-        return self.source
+        return self._mem[2]
 
     def Set_source(self, source: int) -> None:
         self.source = source
 
     def Get_tag(self) -> int:
-        return self.tag
+        return self._mem[3]
 
     def Set_tag(self, tag: int) -> None:
         self.tag = tag
 
     def Get_error(self) -> int:
-        return self.error
+        return self._mem[4]
 
     def Set_error(self, error: int) -> None:
         self.error = error
 
     def Get_count(self, datatype: Any = None) -> int:
-        size = 1 if datatype is None else datatype.Get_size()
-        if size == 0:
+        """Whole elements of ``datatype`` received (``UNDEFINED`` if not whole)."""
+        nbytes = self._get_bytes()
+        if datatype is None:
+            return nbytes
+        unit = datatype._checked().packed
+        if unit == 0:
             return 0
-        if self.count % size:
-            return UNDEFINED
-        return self.count // size
+        return UNDEFINED if nbytes % unit else nbytes // unit
 
     def Get_elements(self, datatype: Any) -> int:
-        return self.Get_count(datatype)
+        """Basic elements received, counting those of a partly filled element."""
+        nbytes = self._get_bytes()
+        info = datatype._checked()
+        unit = info.packed
+        if unit == 0:
+            return 0
+        whole, rest = divmod(nbytes, unit)
+        per = info.leaf_count if info.leaf is not None else 1
+        if not rest:
+            return whole * per
+        if info.leaf is None or rest % (unit // per):
+            return UNDEFINED
+        return whole * per + rest // (unit // per)
 
     def Set_elements(self, datatype: Any, count: int) -> None:
-        self.count = count * datatype.Get_size()
+        info = datatype._checked()
+        per = info.leaf_count if info.leaf is not None else 1
+        self._set_bytes(int(count) * (info.packed // per if per else 0))
 
     def Is_cancelled(self) -> bool:
         return self.cancelled
@@ -69,74 +149,233 @@ class Status:
     def Set_cancelled(self, flag: bool) -> None:
         self.cancelled = bool(flag)
 
+    def tomemory(self) -> memoryview:
+        """The status's own memory, five C ints (writes change the status)."""
+        return memoryview(self._mem)
+
+    def py2f(self) -> list[int]:
+        return list(self._mem)
+
+    @classmethod
+    def f2py(cls, arg: list[int]) -> Status:
+        status = cls()
+        status._mem = array.array("i", [int(v) for v in arg][:5])
+        return status
+
+    # -- comparisons and pickling
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Status) and (self.source, self.tag, self.error, self.count,
-                                              self.cancelled) == (
-            other.source, other.tag, other.error, other.count, other.cancelled)
+        if not isinstance(other, Status):
+            return NotImplemented
+        return self._mem == other._mem
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Status):
+            return NotImplemented
+        return self._mem != other._mem
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self.source, "tag": self.tag, "error": self.error,
+                "count": self.count, "cancelled": self.cancelled}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._mem = array.array("i", (0, 0, ANY_SOURCE, ANY_TAG, 0))
+        self.source, self.tag, self.error = state["source"], state["tag"], state["error"]
+        self.count = state.get("count", 0)
+        self.cancelled = state.get("cancelled", False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import copyreg
+
+        return (copyreg.__newobj__, (type(self),), self.__getstate__())  # type: ignore
 
     def __repr__(self) -> str:
         return f"<Status source={self.source} tag={self.tag} count={self.count}>"
 
 
-def _fill(status: Status | None, source: int, tag: int, count: int,
-          cancelled: bool = False) -> None:
+class _Result:
+    """A request's own record of how it completed (filled into the caller's Status)."""
+
+    __slots__ = ("source", "tag", "count", "error", "cancelled")
+
+    def __init__(self) -> None:
+        self.source = ANY_SOURCE
+        self.tag = ANY_TAG
+        self.count = 0
+        self.error = 0
+        self.cancelled = False
+
+
+def _fill(status: Any, source: int, tag: int, count: int, cancelled: bool = False) -> None:
     if status is not None:
         status.source, status.tag, status.count = source, tag, count
         status.error, status.cancelled = 0, cancelled
 
 
+def _copy_result(status: Status | None, result: _Result | None) -> None:
+    if status is None:
+        return
+    if result is None:
+        _fill(status, ANY_SOURCE, ANY_TAG, 0)
+    else:
+        _fill(status, result.source, result.tag, result.count, result.cancelled)
+        status.error = result.error
+
+
+class _Op:
+    """The shared state of a request: what it waits for and how it completes."""
+
+    __slots__ = ("done", "finish", "describe", "cancel", "peek", "active", "result",
+                 "handle", "start", "greq")
+
+    def __init__(self, done: Callable[[], bool] | None, finish: Any, describe: Any,
+                 cancel: Any, peek: Any) -> None:
+        self.done = done
+        self.finish = finish
+        self.describe = describe
+        self.cancel = cancel
+        self.peek = peek
+        self.active = done is not None
+        self.result: _Result | None = None
+        self.handle: _RequestRecord | None = None
+        self.start: Callable[[], Request] | None = None  # persistent requests
+        self.greq: Any = None  # generalized requests
+
+
+class _RequestRecord(Record):
+    """A registered handle for a request (made only when ``.handle`` is asked for)."""
+
+    __slots__ = ("op",)
+
+    def __init__(self, op: _Op | None) -> None:
+        super().__init__()
+        self.op = op
+
+
+_NULL_RECORD = _RequestRecord(None)
+
+
 class Request:
     """A pending operation.  ``REQUEST_NULL`` is an inactive one."""
 
-    def __init__(self, done: Callable[[], bool] | None = None,
-                 finish: Callable[[Status | None], Any] | None = None,
-                 describe: Callable[[], str] | None = None,
-                 cancel: Callable[[], bool] | None = None,
-                 peek: Callable[[Status], None] | None = None) -> None:
-        self._done = done
-        self._peek = peek
-        self._finish = finish
-        self._describe = describe or (lambda: "Wait")
-        self._cancel = cancel
-        self._completed = done is None
-        self._status = Status()
+    __slots__ = ("_op", "_null", "__weakref__")
+    __module__ = "shoal.MPI"
+
+    _op: _Op
+    _null: bool
+
+    def __new__(cls, request: Request | None = None) -> Request:
+        obj = object.__new__(cls)
+        if request is None:
+            obj._op, obj._null = _NULL_OP, True
+        elif isinstance(request, Request):
+            obj._op, obj._null = request._op, request._null
+        else:
+            raise TypeError(f"expected Request or None, got {type(request).__name__}")
+        return obj
+
+    @classmethod
+    def _make(cls, done: Callable[[], bool] | None = None,
+              finish: Callable[[Any], Any] | None = None,
+              describe: Callable[[], str] | None = None,
+              cancel: Callable[[], bool] | None = None,
+              peek: Callable[[Any], None] | None = None) -> Request:
+        obj = object.__new__(cls)
+        obj._op = _Op(done, finish, describe, cancel, peek)
+        obj._null = done is None
+        return obj
 
     def __bool__(self) -> bool:
         # Like mpi4py: a request is false once it completed (it became REQUEST_NULL).
-        return not self._completed
+        return not self._null
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Request):
             return NotImplemented
-        return self is other or (self._completed and other._completed)
+        return (self._null and other._null) or (not self._null and not other._null
+                                                and self._op is other._op)
 
-    __hash__ = object.__hash__
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        import copyreg
+
+        if self._null:
+            if self is REQUEST_NULL:
+                return "REQUEST_NULL"
+            return (copyreg.__newobj__, (type(self), REQUEST_NULL))  # type: ignore
+        cls = type(self)
+        raise ValueError(f"cannot serialize '{cls.__module__}.{cls.__name__}' instance")
+
+    # -- handles ----------------------------------------------------------------
+
+    @property
+    def handle(self) -> int:
+        if self._null:
+            return int(_NULL_RECORD.handle)
+        op = self._op
+        if op.handle is None:
+            op.handle = _RequestRecord(op)
+        return int(op.handle.handle)
+
+    @classmethod
+    def fromhandle(cls, handle: int) -> Request:
+        record = lookup(handle)
+        if not isinstance(record, _RequestRecord):
+            raise ValueError(f"handle {handle} is not a Request handle")
+        obj = object.__new__(cls)
+        obj._op = record.op if record.op is not None else _NULL_OP
+        obj._null = record.op is None
+        return obj
+
+    def toint(self) -> int:
+        return self.handle
+
+    @classmethod
+    def fromint(cls, arg: int, /) -> Request:
+        return cls.fromhandle(arg)
+
+    def py2f(self) -> int:
+        return self.handle
+
+    @classmethod
+    def f2py(cls, arg: int) -> Request:
+        return cls.fromhandle(arg)
 
     # -- core -----------------------------------------------------------------
 
     def _ready(self) -> bool:
-        return self._completed or self._done is None or self._done()
+        op = self._op
+        return not op.active or op.done is None or op.done()
 
-    def _complete(self, status: Status | None) -> Any:
-        """Finish the request once; later calls see a null request (empty status)."""
-        if self._completed:
+    def _complete(self, status: Any) -> Any:
+        """Finish the operation once; a null or inactive request gives an empty status."""
+        op = self._op
+        if self._null or not op.active:
             if status is not None:
                 _fill(status, ANY_SOURCE, ANY_TAG, 0)
             return None
-        self._completed = True
-        result = self._finish(self._status) if self._finish is not None else None
+        op.active = False
+        result = _Result()
+        op.result = result
+        value = op.finish(result) if op.finish is not None else None
+        if op.start is None:
+            self._null = True
         if status is not None:
-            _fill(status, self._status.source, self._status.tag, self._status.count,
-                  self._status.cancelled)
-        return result
+            _copy_result(status, result)
+        return value
 
     def _block(self) -> None:
         if not self._ready():
-            done = self._done
-            assert done is not None
-            world.engine().wait_until(done, self._describe)
+            op = self._op
+            assert op.done is not None
+            world.engine().wait_until(op.done, op.describe or _waiting)
 
     # -- upper case: buffers ----------------------------------------------------
 
@@ -146,7 +385,7 @@ class Request:
         return True
 
     def Test(self, status: Status | None = None) -> bool:
-        if not self._completed:
+        if not self._null and self._op.active:
             world.engine().progress()
         if self._ready():
             self._complete(status)
@@ -154,25 +393,38 @@ class Request:
         return False
 
     def Get_status(self, status: Status | None = None) -> bool:
-        if not self._completed:
-            world.engine().progress()
+        op = self._op
+        if self._null or not op.active:
+            if status is not None:
+                _fill(status, ANY_SOURCE, ANY_TAG, 0)
+            return True
+        world.engine().progress()
         ready = self._ready()
         if ready and status is not None:
-            if not self._completed and self._peek is not None:
-                self._peek(status)
+            if op.peek is not None:
+                op.peek(status)
             else:
-                _fill(status, self._status.source, self._status.tag, self._status.count,
-                      self._status.cancelled)
+                _fill(status, ANY_SOURCE, ANY_TAG, 0)
         return ready
 
     def Cancel(self) -> None:
-        if not self._completed and self._cancel is not None and self._cancel():
-            self._status.cancelled = True
+        op = self._op
+        if not self._null and op.active and op.cancel is not None and op.cancel():
+            # The operation completes as cancelled; its finish reports that.
+            pass
 
     def Free(self) -> None:
-        self._completed = True
+        op = self._op
+        if op.greq is not None and op.active:
+            return  # a generalized request is freed when it completes
+        if op.start is not None and op.active:
+            raise MPIException(ERR_REQUEST, "cannot free a persistent request while it "
+                               "is active: Wait for it first")
+        self._null = True
 
-    free = Free
+    def free(self) -> None:
+        if not self._null and self is not REQUEST_NULL:
+            self.Free()
 
     # -- lower case: objects ----------------------------------------------------
 
@@ -181,7 +433,7 @@ class Request:
         return self._complete(status)
 
     def test(self, status: Status | None = None) -> tuple[bool, Any | None]:
-        if not self._completed:
+        if not self._null and self._op.active:
             world.engine().progress()
         if self._ready():
             return True, self._complete(status)
@@ -196,34 +448,51 @@ class Request:
     # -- many requests ------------------------------------------------------------
 
     @classmethod
-    def Waitall(cls, requests: Sequence[Request], statuses: list[Status] | None = None) -> bool:
+    def Waitall(cls, requests: Sequence[Request], statuses: Any = None) -> bool:
         cls.waitall(requests, statuses)
         return True
 
     @classmethod
-    def waitall(cls, requests: Sequence[Request],
-                statuses: list[Status] | None = None) -> list[Any]:
+    def waitall(cls, requests: Sequence[Request], statuses: Any = None) -> list[Any]:
+        requests = list(requests)
         pending = [r for r in requests if not r._ready()]
         if pending:
             world.engine().wait_until(lambda: all(r._ready() for r in pending),
                                       lambda: f"Waitall ({len(pending)} requests)")
         results = []
+        done = _statuses(len(requests), statuses)
         for index, request in enumerate(requests):
-            status = _status_at(statuses, index)
-            results.append(request._complete(status))
+            results.append(request._complete(done[index] if done is not None else None))
+        _give_back(statuses, done, len(requests))
         return results
 
     @classmethod
-    def Testall(cls, requests: Sequence[Request], statuses: list[Status] | None = None) -> bool:
+    def Testall(cls, requests: Sequence[Request], statuses: Any = None) -> bool:
         return cls.testall(requests, statuses)[0]
 
     @classmethod
-    def testall(cls, requests: Sequence[Request],
-                statuses: list[Status] | None = None) -> tuple[bool, list[Any] | None]:
+    def testall(cls, requests: Sequence[Request], statuses: Any = None
+                ) -> tuple[bool, list[Any] | None]:
+        requests = list(requests)
         world.engine().progress()
         if not all(r._ready() for r in requests):
+            _give_back(statuses, _statuses(len(requests), statuses), len(requests))
             return False, None
         return True, cls.waitall(requests, statuses)
+
+    @classmethod
+    def Get_status_all(cls, requests: Sequence[Request], statuses: Any = None) -> bool:
+        requests = list(requests)
+        world.engine().progress()
+        flag = all(r._ready() for r in requests)
+        done = _statuses(len(requests), statuses)
+        if flag and done is not None:
+            for index, request in enumerate(requests):
+                request.Get_status(done[index])
+        _give_back(statuses, done, len(requests))
+        return flag
+
+    get_status_all = Get_status_all
 
     @classmethod
     def Waitany(cls, requests: Sequence[Request], status: Status | None = None) -> int:
@@ -232,13 +501,17 @@ class Request:
     @classmethod
     def waitany(cls, requests: Sequence[Request],
                 status: Status | None = None) -> tuple[int, Any]:
-        active = [r for r in requests if not r._completed]
+        requests = list(requests)
+        active = [r for r in requests if not r._null and r._op.active]
         if not active:
+            if status is not None:
+                _fill(status, ANY_SOURCE, ANY_TAG, 0)
             return UNDEFINED, None
-        world.engine().wait_until(lambda: any(r._ready() for r in active),
-                                  lambda: f"Waitany ({len(active)} requests)")
+        if not any(r._ready() for r in active):
+            world.engine().wait_until(lambda: any(r._ready() for r in active),
+                                      lambda: f"Waitany ({len(active)} requests)")
         for index, request in enumerate(requests):
-            if not request._completed and request._ready():
+            if not request._null and request._op.active and request._ready():
                 return index, request._complete(status)
         raise AssertionError("a ready request vanished")  # pragma: no cover
 
@@ -254,54 +527,242 @@ class Request:
         world.engine().progress()
         active = False
         for index, request in enumerate(requests):
-            if request._completed:
+            if request._null or not request._op.active:
                 continue
             active = True
             if request._ready():
                 return index, True, request._complete(status)
+        if not active and status is not None:
+            _fill(status, ANY_SOURCE, ANY_TAG, 0)
         return UNDEFINED, not active, None
 
     @classmethod
+    def Get_status_any(cls, requests: Sequence[Request],
+                       status: Status | None = None) -> tuple[int, bool]:
+        world.engine().progress()
+        active = False
+        for index, request in enumerate(requests):
+            if request._null or not request._op.active:
+                continue
+            active = True
+            if request._ready():
+                request.Get_status(status)
+                return index, True
+        if not active and status is not None:
+            _fill(status, ANY_SOURCE, ANY_TAG, 0)
+        return UNDEFINED, not active
+
+    get_status_any = Get_status_any
+
+    @classmethod
     def Waitsome(cls, requests: Sequence[Request],
-                 statuses: list[Status] | None = None) -> list[int] | None:
+                 statuses: Any = None) -> list[int] | None:
         return cls.waitsome(requests, statuses)[0]
 
     @classmethod
-    def waitsome(cls, requests: Sequence[Request], statuses: list[Status] | None = None
+    def waitsome(cls, requests: Sequence[Request], statuses: Any = None
                  ) -> tuple[list[int] | None, list[Any] | None]:
-        active = [r for r in requests if not r._completed]
+        requests = list(requests)
+        active = [r for r in requests if not r._null and r._op.active]
         if not active:
             return None, None
-        world.engine().wait_until(lambda: any(r._ready() for r in active),
-                                  lambda: f"Waitsome ({len(active)} requests)")
+        if not any(r._ready() for r in active):
+            world.engine().wait_until(lambda: any(r._ready() for r in active),
+                                      lambda: f"Waitsome ({len(active)} requests)")
         return cls.testsome(requests, statuses)
 
     @classmethod
     def Testsome(cls, requests: Sequence[Request],
-                 statuses: list[Status] | None = None) -> list[int] | None:
+                 statuses: Any = None) -> list[int] | None:
         return cls.testsome(requests, statuses)[0]
 
     @classmethod
-    def testsome(cls, requests: Sequence[Request], statuses: list[Status] | None = None
+    def testsome(cls, requests: Sequence[Request], statuses: Any = None
                  ) -> tuple[list[int] | None, list[Any] | None]:
+        requests = list(requests)
         world.engine().progress()
-        if all(r._completed for r in requests):
+        if all(r._null or not r._op.active for r in requests):
             return None, None
+        done = _statuses(len(requests), statuses)
         indices: list[int] = []
         objects: list[Any] = []
         for index, request in enumerate(requests):
-            if not request._completed and request._ready():
-                objects.append(request._complete(_status_at(statuses, len(indices))))
+            if not request._null and request._op.active and request._ready():
+                slot = done[len(indices)] if done is not None else None
+                objects.append(request._complete(slot))
                 indices.append(index)
+        _give_back(statuses, done, len(requests))
         return indices, objects
 
+    @classmethod
+    def Get_status_some(cls, requests: Sequence[Request],
+                        statuses: Any = None) -> list[int] | None:
+        requests = list(requests)
+        world.engine().progress()
+        if all(r._null or not r._op.active for r in requests):
+            return None
+        done = _statuses(len(requests), statuses)
+        indices: list[int] = []
+        for index, request in enumerate(requests):
+            if not request._null and request._op.active and request._ready():
+                request.Get_status(done[len(indices)] if done is not None else None)
+                indices.append(index)
+        _give_back(statuses, done, len(requests))
+        return indices
 
-def _status_at(statuses: list[Status] | None, index: int) -> Status | None:
+    get_status_some = Get_status_some
+
+
+def _waiting() -> str:
+    return "Wait"
+
+
+def _statuses(count: int, statuses: Any) -> list[Status] | None:
+    """Fresh statuses to complete into (copied into the caller's afterwards)."""
     if statuses is None:
         return None
-    while len(statuses) <= index:
-        statuses.append(Status())
-    return statuses[index]
+    return [Status() for _ in range(count)]
+
+
+def _give_back(statuses: Any, done: list[Status] | None, count: int) -> None:
+    """Copy completed statuses into the caller's sequence, growing a list (mpi4py's rule)."""
+    if statuses is None or done is None:
+        return
+    if isinstance(statuses, list) and len(statuses) < count:
+        statuses.extend(Status() for _ in range(len(statuses), count))
+    for i in range(min(count, len(statuses))):
+        statuses[i]._mem = array.array("i", done[i]._mem)
+
+
+_NULL_OP = _Op(None, None, None, None, None)
+_NULL_OP.handle = _NULL_RECORD
+
+
+class Prequest(Request):
+    """A persistent request: ``Start`` runs its operation again, ``Wait`` leaves it
+    inactive (not null) until ``Free``."""
+
+    __slots__ = ()
+    __module__ = "shoal.MPI"
+
+    def __new__(cls, request: Request | None = None) -> Prequest:
+        if request is not None and not request._null and not isinstance(request, Prequest):
+            raise TypeError(f"expected Prequest, got {type(request).__name__}")
+        return super().__new__(cls, request)  # type: ignore[return-value]
+
+    @classmethod
+    def _persistent(cls, start: Callable[[], Request]) -> Prequest:
+        obj = object.__new__(cls)
+        op = _Op(None, None, None, None, None)
+        op.start = start
+        op.active = False
+        obj._op, obj._null = op, False
+        return obj
+
+    def Start(self) -> None:
+        op = self._op
+        if self._null or op.start is None:
+            raise MPIException(ERR_REQUEST, "Start needs a persistent request (not null)")
+        if op.active:
+            raise MPIException(ERR_REQUEST, "this persistent request is already active: "
+                               "Wait for it before starting it again")
+        inner = op.start()
+        inner_op = inner._op
+        op.done = inner_op.done if not inner._null else None
+        op.finish = inner_op.finish
+        op.describe = inner_op.describe
+        op.cancel = inner_op.cancel
+        op.peek = inner_op.peek
+        op.active = True
+        if op.done is None:
+            op.done = _always
+
+    @classmethod
+    def Startall(cls, requests: Sequence[Prequest]) -> None:
+        for request in requests:
+            request.Start()
+
+    def Pready(self, partition: int) -> None:
+        raise NotImplementedError("partitioned communication is not supported by shoal")
+
+    def Pready_range(self, partition_low: int, partition_high: int) -> None:
+        raise NotImplementedError("partitioned communication is not supported by shoal")
+
+    def Pready_list(self, partitions: Sequence[int]) -> None:
+        raise NotImplementedError("partitioned communication is not supported by shoal")
+
+    def Parrived(self, partition: int) -> bool:
+        raise NotImplementedError("partitioned communication is not supported by shoal")
+
+
+def _always() -> bool:
+    return True
+
+
+class _Greq:
+    __slots__ = ("query_fn", "free_fn", "cancel_fn", "args", "kwargs", "complete", "obj")
+
+    def __init__(self, query_fn: Any, free_fn: Any, cancel_fn: Any, args: Any,
+                 kwargs: Any) -> None:
+        self.query_fn, self.free_fn, self.cancel_fn = query_fn, free_fn, cancel_fn
+        self.args = tuple(args) if args is not None else ()
+        self.kwargs = dict(kwargs) if kwargs is not None else {}
+        self.complete = False
+        self.obj: Any = None
+
+
+class Grequest(Request):
+    """A generalized request: the program says when it is complete."""
+
+    __slots__ = ()
+    __module__ = "shoal.MPI"
+
+    def __new__(cls, request: Request | None = None) -> Grequest:
+        if request is not None and not request._null and not isinstance(request, Grequest):
+            raise TypeError(f"expected Grequest, got {type(request).__name__}")
+        return super().__new__(cls, request)  # type: ignore[return-value]
+
+    @classmethod
+    def Start(cls, query_fn: Callable[..., None] | None = None,
+              free_fn: Callable[..., None] | None = None,
+              cancel_fn: Callable[..., None] | None = None,
+              args: tuple[Any] | None = None,
+              kwargs: dict[str, Any] | None = None) -> Grequest:
+        state = _Greq(query_fn, free_fn, cancel_fn, args, kwargs)
+
+        def finish(result: _Result) -> Any:
+            status = Status()
+            if state.query_fn is not None:
+                state.query_fn(status, *state.args, **state.kwargs)
+            result.source, result.tag, result.error = status.source, status.tag, status.error
+            result.count = status.count
+            result.cancelled = status.cancelled if state.cancel_fn is not None else False
+            if state.free_fn is not None:
+                state.free_fn(*state.args, **state.kwargs)
+            return state.obj
+
+        def cancel() -> bool:
+            if state.cancel_fn is not None:
+                state.cancel_fn(state.complete, *state.args, **state.kwargs)
+            return False
+
+        obj = object.__new__(cls)
+        op = _Op(lambda: state.complete, finish, lambda: "a generalized request", cancel, None)
+        op.greq = state
+        obj._op, obj._null = op, False
+        return obj
+
+    def Complete(self) -> None:
+        greq = self._op.greq
+        if greq is None:
+            raise MPIException(ERR_REQUEST, "Complete needs an active generalized request")
+        greq.complete = True
+
+    def complete(self, obj: Any = None) -> None:
+        greq = self._op.greq
+        if greq is not None:
+            greq.obj = obj
+        Grequest.Complete(self)
 
 
 REQUEST_NULL = Request()
@@ -310,10 +771,28 @@ REQUEST_NULL = Request()
 class Message:
     """A message taken out of matching by ``mprobe``/``improbe``, to be received once."""
 
-    def __init__(self, comm: Any = None, message: Any = None, no_proc: bool = False) -> None:
-        self._comm = comm
-        self._message = message
-        self._no_proc = no_proc
+    __slots__ = ("_comm", "_message", "_no_proc", "__weakref__")
+    __module__ = "shoal.MPI"
+
+    _comm: Any
+    _message: Any
+    _no_proc: bool
+
+    def __new__(cls, message: Message | None = None) -> Message:
+        obj = object.__new__(cls)
+        obj._comm, obj._message, obj._no_proc = None, None, False
+        if message is not None:
+            if not isinstance(message, Message):
+                raise TypeError(f"expected Message or None, got {type(message).__name__}")
+            obj._comm, obj._message, obj._no_proc = (message._comm, message._message,
+                                                     message._no_proc)
+        return obj
+
+    @classmethod
+    def _make(cls, comm: Any = None, message: Any = None, no_proc: bool = False) -> Message:
+        obj = object.__new__(cls)
+        obj._comm, obj._message, obj._no_proc = comm, message, no_proc
+        return obj
 
     def __bool__(self) -> bool:
         return self._message is not None or self._no_proc
@@ -321,21 +800,73 @@ class Message:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):
             return NotImplemented
-        return self is other or (not self and not other)
+        if self._message is not None or other._message is not None:
+            return self._message is other._message
+        return self._no_proc == other._no_proc
 
-    __hash__ = object.__hash__
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        import copyreg
+
+        if self._message is None:
+            constant = MESSAGE_NO_PROC if self._no_proc else MESSAGE_NULL
+            if self is constant:
+                return "MESSAGE_NO_PROC" if self._no_proc else "MESSAGE_NULL"
+            return (copyreg.__newobj__, (type(self), constant))  # type: ignore
+        cls = type(self)
+        raise ValueError(f"cannot serialize '{cls.__module__}.{cls.__name__}' instance")
+
+    @property
+    def handle(self) -> int:
+        if self._message is None:
+            return int((_NO_PROC_RECORD if self._no_proc else _MESSAGE_NULL_RECORD).handle)
+        return id(self._message)
+
+    @classmethod
+    def fromhandle(cls, handle: int) -> Message:
+        if handle == _NO_PROC_RECORD.handle:
+            return cls._make(no_proc=True)
+        if handle == _MESSAGE_NULL_RECORD.handle:
+            return cls._make()
+        raise ValueError(f"handle {handle} is not a null Message handle")
+
+    def toint(self) -> int:
+        return self.handle
+
+    @classmethod
+    def fromint(cls, arg: int, /) -> Message:
+        return cls.fromhandle(arg)
+
+    def py2f(self) -> int:
+        return self.handle
+
+    @classmethod
+    def f2py(cls, arg: int) -> Message:
+        return cls.fromhandle(arg)
+
+    def free(self) -> None:
+        """Messages are freed by receiving them; nothing to do (as in mpi4py)."""
+
+    def _take(self) -> Any:
+        message, self._message = self._message, None
+        if message is None:
+            raise MPIException(ERR_REQUEST, "this Message was already received (or is "
+                               "MESSAGE_NULL)")
+        return message
 
     def recv(self, status: Status | None = None) -> Any:
         if self._no_proc:
             _fill(status, PROC_NULL, ANY_TAG, 0)
-            self._no_proc = False
+            if self is not MESSAGE_NO_PROC:
+                self._no_proc = False
             return None
-        message, self._message = self._message, None
-        if message is None:
-            from shoal.spmd.constants import ERR_REQUEST
-            from shoal.spmd.constants import Exception as MPIException
-
-            raise MPIException(ERR_REQUEST, "this Message was already received")
+        message = self._take()
         _fill(status, self._comm._comm_rank(message.source), message.tag, message.length)
         return self._comm._decode(message)
 
@@ -343,31 +874,27 @@ class Message:
         status = Status()
         value = self.recv(status)
 
-        def finish(into: Status | None) -> Any:
+        def finish(into: Any) -> Any:
             _fill(into, status.source, status.tag, status.count)
             return value
 
-        return Request(lambda: True, finish)
+        return Request._make(_always, finish)
 
     def Recv(self, buf: Any, status: Status | None = None) -> None:
         if self._no_proc:
             _fill(status, PROC_NULL, ANY_TAG, 0)
-            self._no_proc = False
+            if self is not MESSAGE_NO_PROC:
+                self._no_proc = False
             return
-        message, self._message = self._message, None
-        if message is None:
-            from shoal.spmd.constants import ERR_REQUEST
-            from shoal.spmd.constants import Exception as MPIException
-
-            raise MPIException(ERR_REQUEST, "this Message was already received")
+        message = self._take()
         self._comm._copy_into(buf, message)
         _fill(status, self._comm._comm_rank(message.source), message.tag, message.length)
 
     def Irecv(self, buf: Any) -> Request:
         status = Status()
         self.Recv(buf, status)
-        return Request(lambda: True, lambda into: _fill(into, status.source, status.tag,
-                                                        status.count))
+        return Request._make(_always, lambda into: _fill(into, status.source, status.tag,
+                                                         status.count))
 
     @classmethod
     def probe(cls, comm: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
@@ -383,8 +910,21 @@ class Message:
     Iprobe = iprobe
 
 
-MESSAGE_NULL = Message()
-MESSAGE_NO_PROC = Message(no_proc=True)
+_MESSAGE_NULL_RECORD = Record()
+_NO_PROC_RECORD = Record()
+MESSAGE_NULL = Message._make()
+MESSAGE_NO_PROC = Message._make(no_proc=True)
 
-__all__ = ["MESSAGE_NO_PROC", "MESSAGE_NULL", "PICKLE", "REQUEST_NULL", "Message", "Request",
-           "Status"]
+
+def proc_null_request() -> Request:
+    """An active request that completes at once with the PROC_NULL status (mpi4py's
+    ``isend``/``irecv`` to/from ``MPI.PROC_NULL``)."""
+    return Request._make(_always, _proc_null_finish)
+
+
+def _proc_null_finish(result: Any) -> None:
+    _fill(result, PROC_NULL, ANY_TAG, 0)
+
+
+__all__ = ["MESSAGE_NO_PROC", "MESSAGE_NULL", "REQUEST_NULL", "Grequest", "Message",
+           "Prequest", "Request", "Status"]
