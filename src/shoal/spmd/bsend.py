@@ -29,9 +29,9 @@ class Attached:
         if self.automatic:
             self.view = memoryview(bytearray())
         else:
-            from shoal.spmd.memory import _BufferAPI
+            from shoal.spmd.buffers import _flat_view
 
-            view = buf._bytes() if isinstance(buf, _BufferAPI) else memoryview(buf)
+            view, _ = _flat_view(buf, True)
             if view.readonly:
                 raise C.BufferErrorException(C.ERR_BUFFER, "the buffer to attach is "
                                              "read-only: attach writable memory (e.g. "

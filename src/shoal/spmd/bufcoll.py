@@ -26,7 +26,8 @@ _RING_BYTES = 64 * 1024  # a commutative Allreduce at least this large goes roun
 
 
 def _in_place(buf: Any) -> bool:
-    return buf is C.IN_PLACE
+    """``MPI.IN_PLACE``, or ``None``, which mpi4py's collectives read the same way."""
+    return buf is C.IN_PLACE or buf is None
 
 
 def _blocks(counts: list[int], displs: list[int] | None, itemsize: int) -> list[tuple[int, int]]:
@@ -47,7 +48,7 @@ def _even(spec: BufferSpec, n: int) -> list[tuple[int, int]]:
 
 def _check_match(send: BufferSpec, recv: BufferSpec, what: str) -> None:
     """A reduction's send and receive buffers must agree, as mpi4py checks."""
-    if send.datatype.size != recv.datatype.size:
+    if send.datatype._info is not recv.datatype._info:
         raise C.ValueErrorException(C.ERR_TYPE, f"{what}: mismatch in send and receive "
                                     "MPI datatypes")
     if send.count != recv.count:
@@ -217,7 +218,7 @@ class BufferCollectives(ObjectCollectives):
             raise C.ValueErrorException(C.ERR_COUNT, f"Reduce_scatter: expecting {n} "
                                         f"recvcounts, got {len(counts)}")
         if not in_place:
-            if spec.datatype.size != out_spec.datatype.size:
+            if spec.datatype._info is not out_spec.datatype._info:
                 raise C.ValueErrorException(C.ERR_TYPE, "Reduce_scatter: mismatch in send "
                                             "and receive MPI datatypes")
             if spec.count != sum(counts):

@@ -125,14 +125,14 @@ class Stage:
     def pack(self) -> memoryview:
         out = memoryview(bytearray(self.count * self.info.packed))
         if self.user is None:
-            derived.pack_absolute(self.info, self.count, out)
+            derived.pack_absolute(self.info, self.base, self.count, out)
         else:
             derived.pack(self.info, self.user, self.base, self.count, out)
         return out
 
     def unpack(self, packed: memoryview) -> None:
         if self.user is None:
-            derived.unpack_absolute(self.info, packed, self.count)
+            derived.unpack_absolute(self.info, packed, self.base, self.count)
         else:
             derived.unpack(self.info, packed, self.user, self.base, self.count)
 
@@ -360,7 +360,7 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
     if buf is C.BOTTOM:
         if dtype is None:
             raise ValueErrorException(C.ERR_TYPE, "MPI.BOTTOM needs a datatype")
-        return _bottom(to_datatype(dtype), count, vector)
+        return _bottom(to_datatype(dtype), count, displ, vector, blocks)
     flat, fmt = _flat_view(buf, readonly)
     datatype = _datatype_of_format(fmt, buf) if dtype is None else to_datatype(dtype)
     extent = _usable(datatype)
@@ -369,12 +369,18 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
     return _simple(flat, buf is None, datatype, extent, count, displ, blocks or 1)
 
 
-def _bottom(datatype: Datatype, count: Any, vector: bool) -> BufferSpec:
+def _bottom(datatype: Datatype, count: Any, displ: Any, vector: bool,
+            blocks: int | None) -> BufferSpec:
     """``[MPI.BOTTOM, count, datatype]``: a type built from absolute addresses."""
-    n = 1 if count is None else _index(count, "count") if _is_integral(count) else 0
     info = datatype._info
     _usable(datatype)
-    if vector or n <= 0 or not info.segments() or info.predefined:
+    if vector:  # only empty blocks: shoal's v-collectives take no absolute addresses
+        spec = _vector(memoryview(bytearray()), False, datatype, info.extent, count, displ,
+                       blocks)
+        spec.marker = C.BOTTOM
+        return spec
+    n = 1 if count is None else _index(count, "count") if _is_integral(count) else 0
+    if n <= 0 or not info.segments() or info.predefined:
         return BufferSpec(memoryview(bytearray()), n, datatype, marker=C.BOTTOM)
     if info.true_lb < 4096:
         raise ValueErrorException(
@@ -437,6 +443,9 @@ def _simple_staged(flat: memoryview, no_buffer: bool, datatype: Datatype, count:
     first = 0 if displ is None else _index(displ, "displacement")
     if first < 0:
         raise ValueErrorException(C.ERR_ARG, f"negative displacement {first}")
+    if info.extent <= 0 and (count is None or first > 0):
+        raise ValueErrorException(C.ERR_TYPE, f"cannot infer a count or displace by elements "
+                                  f"of a datatype of extent {info.extent}")
     if count is not None:
         n = _index(count, "count")
         if n < 0:
@@ -459,6 +468,9 @@ def _vector(flat: memoryview, no_buffer: bool, datatype: Datatype, extent: int,
     name = datatype.name or "the derived datatype"
     bsize = flat.nbytes
     staged = not datatype._info.contiguous
+    if counts is None and datatype._info.extent <= 0:
+        raise ValueErrorException(C.ERR_TYPE, f"cannot infer counts from a datatype of "
+                                  f"extent {datatype._info.extent}")
     if counts is None or _is_integral(counts):
         if blocks is None:
             raise ValueErrorException(C.ERR_COUNT, "a list of counts (one per "
@@ -522,6 +534,9 @@ def parse_wspec(spec: Any, *, readonly: bool, blocks: int) -> list[BufferSpec]:
         buf, (counts, displs), types = spec
     else:
         buf, counts, displs, types = spec
+    bottom = buf is C.BOTTOM
+    if bottom and (counts is None or displs is None):
+        raise ValueErrorException(C.ERR_ARG, "MPI.BOTTOM needs counts and displacements")
     if counts is None and displs is None:
         count_list, displ_list = [1] * blocks, [0] * blocks
     else:
@@ -532,17 +547,21 @@ def parse_wspec(spec: Any, *, readonly: bool, blocks: int) -> list[BufferSpec]:
     if len(type_list) != blocks:
         raise ValueErrorException(C.ERR_COUNT, f"expecting {blocks} datatypes (one per "
                                   f"process), got {len(type_list)}")
-    flat, _ = _flat_view(buf, readonly) if buf is not C.BOTTOM else (memoryview(b""), None)
+    flat, _ = _flat_view(buf, readonly) if not bottom else (memoryview(bytearray()), None)
     out = []
     for i, (c, d, t) in enumerate(zip(count_list, displ_list, type_list, strict=True)):
         if c < 0 or d < 0:
             raise ValueErrorException(C.ERR_ARG, f"negative count or displacement for "
                                       f"process {i}")
         if c == 0:
-            out.append(BufferSpec(memoryview(b""), 0, t))
+            out.append(BufferSpec(memoryview(bytearray()), 0, t))
             continue
         _usable(t)
         info = t._info
+        if bottom:  # absolute addresses: byte displacement d from address 0
+            stage = Stage(info, None, d, c)
+            out.append(BufferSpec(stage.pack(), c, t, stage=stage))
+            continue
         if info.contiguous:
             end = d + c * info.extent
             if end > flat.nbytes:

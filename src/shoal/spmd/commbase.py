@@ -269,6 +269,8 @@ class CommBase(Handle):
         return self.Get_group()
 
     def Compare(self, comm: Any) -> int:
+        self._engine_free_check()
+        comm._engine_free_check()
         if self._info is comm._info:
             return C.IDENT
         if self._ranks == comm._ranks:
@@ -290,6 +292,13 @@ class CommBase(Handle):
 
     def _predefined(self) -> bool:
         return self._ctx in (0, 2) or self._info is _NULL_COMM
+
+    def Disconnect(self) -> None:
+        """Free the communicator (its sends already left or are queued in the engine,
+        which delivers them whatever happens to the communicator)."""
+        self._engine_free_check()
+        world.engine().progress()
+        self.Free()
 
     # -- names, kinds ----------------------------------------------------------------
 

@@ -419,6 +419,9 @@ def Remove_error_class(errorclass: int) -> None:
     if any(c != code and k == code for c, k in _added_class.items()):
         raise Exception(ERR_OTHER, f"error class {code} still has error codes: remove them "
                         "first")
+    if _added_string.get(code):
+        raise Exception(ERR_OTHER, f"error class {code} still has an error string: remove "
+                        "it first")
     del _added_class[code]
     _added_string.pop(code, None)
 
@@ -439,6 +442,9 @@ def Remove_error_code(errorcode: int) -> None:
     code = int(errorcode)
     if code not in _added_class or _added_class[code] == code:
         raise Exception(ERR_ARG, f"error code {code} was not added by Add_error_code")
+    if _added_string.get(code):
+        raise Exception(ERR_OTHER, f"error code {code} still has an error string: remove it "
+                        "first")
     del _added_class[code]
     _added_string.pop(code, None)
 
@@ -586,6 +592,10 @@ class TypeErrorException(Exception, builtins.TypeError):
 
 class BufferErrorException(Exception, builtins.BufferError):
     """``MPI.Exception`` that is also a :class:`BufferError`."""
+
+
+class KeyErrorException(Exception, builtins.KeyError):
+    """``MPI.Exception`` that is also a :class:`KeyError` (an unknown type code)."""
 
 
 # mpi4py's names only (shoal.spmd.mpi star-imports this); TAG_UB_VALUE,

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from shoal.spmd import attrs
 from shoal.spmd import constants as C
 from shoal.spmd import derived as D
 from shoal.spmd.constants import TypeErrorException, ValueErrorException
@@ -311,9 +312,11 @@ class Datatype(Handle):
             raise C.Exception(C.ERR_TYPE, "Get_value_index: MPI.DATATYPE_NULL is not a "
                               "value or index type")
         if index_info is INT._info:
-            for name in ("SHORT", "INT", "LONG", "FLOAT", "DOUBLE", "LONG_DOUBLE"):
+            pairs = {"SHORT": SHORT_INT, "INT": TWOINT, "LONG": LONG_INT, "FLOAT": FLOAT_INT,
+                     "DOUBLE": DOUBLE_INT, "LONG_DOUBLE": LONG_DOUBLE_INT}
+            for name, pair in pairs.items():
                 if value_info is _predefined_by_name[name]._info:
-                    return _predefined_by_name[f"{name}_INT"]
+                    return pair
         return DATATYPE_NULL
 
     @classmethod
@@ -349,6 +352,29 @@ class Datatype(Handle):
                 return found
         raise C.Exception(C.ERR_ARG, f"no predefined type of class {typeclass} has "
                           f"size {size}")
+
+    # -- attributes ------------------------------------------------------------------
+
+    def _attrs(self) -> dict[int, Any]:
+        return self._checked().attrs
+
+    def Get_attr(self, keyval: int) -> Any:
+        return attrs.get_attr(self._attrs(), keyval)
+
+    def Set_attr(self, keyval: int, attrval: Any) -> None:
+        attrs.set_attr(self, self._attrs(), keyval, attrval)
+
+    def Delete_attr(self, keyval: int) -> None:
+        attrs.delete_attr(self, self._attrs(), keyval)
+
+    @classmethod
+    def Create_keyval(cls, copy_fn: Any = None, delete_fn: Any = None,
+                      nopython: bool = False) -> int:
+        return attrs.create_keyval(copy_fn, delete_fn, nopython)
+
+    @classmethod
+    def Free_keyval(cls, keyval: int) -> int:
+        return attrs.free_keyval(keyval)
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -686,7 +712,7 @@ def to_datatype(datatype: Datatype | str) -> Datatype:
         try:
             return _typedict[datatype]
         except KeyError:
-            raise ValueErrorException(C.ERR_TYPE, f"cannot map {datatype!r} to MPI datatype: "
+            raise C.KeyErrorException(C.ERR_TYPE, f"cannot map {datatype!r} to MPI datatype: "
                                       "use an MPI datatype such as MPI.DOUBLE or a "
                                       "type code such as 'd'") from None
     raise TypeErrorException(C.ERR_TYPE, f"expected an MPI.Datatype or a type code, "

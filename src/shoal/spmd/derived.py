@@ -106,6 +106,7 @@ class TypeInfo(Record):
         self.leaf_count = leaf_count  # leaf elements per element, when homogeneous
         self._segments: list[tuple[int, int]] | None = None
         self._plans: dict[int, Any] = {}
+        self.attrs: dict[int, Any] = {}  # Datatype.Set_attr's values
 
     @property
     def extent(self) -> int:
@@ -557,26 +558,26 @@ def _copy_runs(info: TypeInfo, user: memoryview, base: int, count: int,
             position += length
 
 
-def pack_absolute(info: TypeInfo, count: int, out: memoryview) -> None:
+def pack_absolute(info: TypeInfo, base: int, count: int, out: memoryview) -> None:
     """Gather from absolute addresses (a buffer spec of ``MPI.BOTTOM``)."""
     import ctypes
 
     position = 0
     for k in range(count):
-        start = k * info.extent
+        start = base + k * info.extent
         for offset, length in info.segments():
             out[position:position + length] = ctypes.string_at(start + offset, length)
             position += length
 
 
-def unpack_absolute(info: TypeInfo, packed: memoryview, count: int) -> None:
+def unpack_absolute(info: TypeInfo, packed: memoryview, base: int, count: int) -> None:
     """Scatter to absolute addresses (a receive spec of ``MPI.BOTTOM``)."""
     import ctypes
 
     position = 0
     source = bytes(packed)
     for k in range(count):
-        start = k * info.extent
+        start = base + k * info.extent
         for offset, length in info.segments():
             ctypes.memmove(start + offset, source[position:position + length], length)
             position += length

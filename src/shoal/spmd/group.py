@@ -56,7 +56,8 @@ class Group(Handle):
                 my_world_rank: int = C.UNDEFINED) -> Group:
         if world_ranks is None or isinstance(world_ranks, Group):
             return Handle.__new__(cls, world_ranks)
-        if isinstance(world_ranks, (str, bytes)) or not isinstance(world_ranks, Iterable):
+        if (isinstance(world_ranks, (str, bytes, Handle))
+                or not isinstance(world_ranks, Iterable)):
             raise TypeError(f"expected Group, a sequence of world ranks or None, got "
                             f"{type(world_ranks).__name__}")
         ranks = tuple(int(r) for r in world_ranks)

@@ -184,31 +184,31 @@ class Handle:
 
 def sizeof(obj: Any) -> int:
     """``MPI._sizeof``: the size of an MPI object's C handle."""
-    from shoal.spmd.request import Status
+    from shoal.spmd.request import Message, Request, Status
 
     cls = obj if isinstance(obj, type) else type(obj)
     if issubclass(cls, Status):
         return 20  # MPICH's MPI_Status: five ints
-    if issubclass(cls, Handle):
+    if issubclass(cls, (Handle, Request, Message)):
         return 4  # MPICH's handles are ints
     raise TypeError(f"expected an MPI object or class, got {type(obj).__name__}")
 
 
 def addressof(obj: Any) -> int:
     """``MPI._addressof``: where the object's handle lives (its identity here)."""
-    from shoal.spmd.request import Status
+    from shoal.spmd.request import Message, Request, Status
 
-    if isinstance(obj, (Handle, Status)):
+    if isinstance(obj, (Handle, Status, Request, Message)):
         return id(obj)
     raise TypeError(f"expected an MPI object, got {type(obj).__name__}")
 
 
 def handleof(obj: Any) -> int:
     """``MPI._handleof``: the object's handle as an integer."""
-    from shoal.spmd.request import Status
+    from shoal.spmd.request import Message, Request, Status
 
-    if isinstance(obj, Handle):
-        return obj.handle
+    if isinstance(obj, (Handle, Request, Message)):
+        return int(obj.handle)
     if isinstance(obj, Status):
         return 0
     raise TypeError(f"expected an MPI object, got {type(obj).__name__}")

@@ -40,7 +40,12 @@ def _raw_view(obj: Any, readonly: bool) -> memoryview:
         try:
             view = memoryview(obj)
         except TypeError:
-            raise TypeError(f"expected a buffer, got {type(obj).__name__}") from None
+            from shoal.spmd.foreign import foreign_view
+
+            found = foreign_view(obj)
+            if found is None:
+                raise TypeError(f"expected a buffer, got {type(obj).__name__}") from None
+            view = found[0]
     if not view.c_contiguous:
         raise BufferError("the buffer is not contiguous")
     view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
@@ -82,6 +87,14 @@ class _BufferAPI:
         view = _raw_view(obj, readonly)
         return buffer._make(obj, view.nbytes, readonly or view.readonly)
 
+    def _host(self) -> None:
+        """Refuse host access to device memory, as mpi4py does."""
+        from shoal.spmd.foreign import is_device
+
+        if self._obj is not None and not isinstance(self._obj, (bytes, bytearray, memoryview)) \
+                and is_device(self._obj):
+            raise BufferError("MPI.buffer: device memory cannot be accessed from the host")
+
     @staticmethod
     def fromaddress(address: int, nbytes: int, readonly: bool = False) -> Any:
         raw = _from_address(address, nbytes)
@@ -108,8 +121,12 @@ class _BufferAPI:
         return buffer._make(self._obj, len(self), True)
 
     def cast(self, format: str, shape: Any = None) -> memoryview:
+        self._host()
         view: Any = self._bytes()
         return view.cast(format) if shape is None else view.cast(format, list(shape))
+
+
+_EMPTY: Any = object()  # buffer(): an empty buffer (buffer(None) is an error, as in mpi4py)
 
 
 def _nonnegative(nbytes: Any) -> int:
@@ -144,8 +161,8 @@ if _np is not None and sys.version_info < (3, 12):
 
         __module__ = "shoal.MPI"
 
-        def __new__(cls, obj: Any = None) -> buffer:
-            if obj is None:
+        def __new__(cls, obj: Any = _EMPTY) -> buffer:
+            if obj is _EMPTY:
                 return cls._make(None, 0, False)
             view = _raw_view(obj, False)
             return cls._make(obj, view.nbytes, view.readonly)
@@ -182,9 +199,11 @@ if _np is not None and sys.version_info < (3, 12):
             return 0 if self._released else int(_np.ndarray.__len__(self))
 
         def __getitem__(self, item: Any) -> Any:
+            self._host()
             return _np.ndarray.__getitem__(self, _check_index(item, len(self)))
 
         def __setitem__(self, item: Any, value: Any) -> None:
+            self._host()
             if not self.flags.writeable:
                 raise TypeError("cannot modify a read-only MPI.buffer")
             if isinstance(value, _BufferAPI):
@@ -197,6 +216,7 @@ if _np is not None and sys.version_info < (3, 12):
             raise NotImplementedError("cannot delete items of an MPI.buffer")
 
         def tobytes(self, order: str | None = None) -> bytes:
+            self._host()
             return bytes(self._bytes()) if not self._released else b""
 
         def release(self) -> None:
@@ -213,9 +233,9 @@ else:
         __module__ = "shoal.MPI"
         __slots__ = ("_obj", "_view", "_released", "_from_address", "__weakref__")
 
-        def __init__(self, obj: Any = None) -> None:
+        def __init__(self, obj: Any = _EMPTY) -> None:
             self._from_address = False
-            if obj is None:
+            if obj is _EMPTY:
                 self._obj, self._view, self._released = None, memoryview(bytearray()), False
             else:
                 view = _raw_view(obj, False)
@@ -251,6 +271,7 @@ else:
             return self._view.nbytes
 
         def __getitem__(self, item: Any) -> Any:
+            self._host()
             index = _check_index(item, len(self))
             if isinstance(index, slice):
                 return buffer._make(self._view[index], index.stop - index.start,
@@ -258,6 +279,7 @@ else:
             return self._view[index]
 
         def __setitem__(self, item: Any, value: Any) -> None:
+            self._host()
             if self._view.readonly:
                 raise TypeError("cannot modify a read-only MPI.buffer")
             index = _check_index(item, len(self))
@@ -275,6 +297,7 @@ else:
             raise NotImplementedError("cannot delete items of an MPI.buffer")
 
         def tobytes(self, order: str | None = None) -> bytes:
+            self._host()
             return self._view.tobytes()
 
         def release(self) -> None:
@@ -306,6 +329,8 @@ def Free_mem(mem: Any) -> None:
 
 def Get_address(location: Any) -> int:
     """The address of a buffer's first byte (``MPI.BOTTOM`` is 0)."""
+    if location is None:
+        return 0
     if isinstance(location, C._Sentinel):
         return int(location)  # MPI.BOTTOM, MPI.IN_PLACE: their own values
     if isinstance(location, _BufferAPI):

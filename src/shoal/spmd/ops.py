@@ -97,10 +97,11 @@ _user_lock = threading.Lock()
 class Op(Handle):
     """``MPI.Op``: a reduction operation, predefined or made by :meth:`Create`."""
 
-    __slots__ = ()
+    __slots__ = ("_clone",)
     __module__ = "shoal.MPI"
     _NULL = _NULL_INFO
     _info: _OpInfo
+    _clone: bool
 
     @classmethod
     def Create(cls, function: UserFunction, commute: bool = False) -> Op:
@@ -123,10 +124,17 @@ class Op(Handle):
             _user_slots[slot] = info
         return cls._wrap(info)
 
+    @classmethod
+    def _from_record(cls, record: Any) -> Op:
+        op = cls._wrap(record)
+        op._clone = True  # made from a bare handle: the function is not known to it
+        return op
+
     def _reduce_created(self) -> tuple[Any, ...]:
         info = self._info
-        if info.user is None:
-            raise ValueError("cannot pickle a freed MPI.Op")
+        if info.user is None or getattr(self, "_clone", False):
+            raise ValueError("cannot pickle user-defined reduction operation made from a "
+                             "handle")
         return (type(self).Create, (info.user, info.commute))
 
     def _predefined(self) -> bool:

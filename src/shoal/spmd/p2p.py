@@ -86,7 +86,7 @@ class PointToPoint(CommBase):
         from shoal.spmd.bsend import buffered_send
 
         buffered_send(self, self._encode(obj, dest), dest, tag, PICKLED)
-        return proc_null_request_done(dest, tag)
+        return _buffered_request(dest, tag)
 
     def _isend(self, obj: Any, dest: int, tag: int, flags: int, call: str) -> Request:
         if dest == PROC_NULL:
@@ -252,19 +252,19 @@ class PointToPoint(CommBase):
         return self._Isend(buf, dest, tag, SYNC, "Issend")
 
     def Ibsend(self, buf: Any, dest: int, tag: int = 0) -> Request:
-        view = buffer_view(buf, readonly=True)
         if dest == PROC_NULL:
             return proc_null_request()
+        view = buffer_view(buf, readonly=True)
         self._check_send_tag(tag)
         from shoal.spmd.bsend import buffered_send
 
         buffered_send(self, [view], dest, tag, 0)
-        return proc_null_request_done(dest, tag)
+        return _buffered_request(dest, tag)
 
     def _Isend(self, buf: Any, dest: int, tag: int, flags: int, call: str) -> Request:
-        view = buffer_view(buf, readonly=True)
         if dest == PROC_NULL:
             return proc_null_request()
+        view = buffer_view(buf, readonly=True)
         self._check_send_tag(tag)
         outgoing = self._start_send([view], dest, tag, flags, self._ctx)
         return Request._make(lambda: outgoing.done, None, self._describe(call, dest, tag))
@@ -290,11 +290,11 @@ class PointToPoint(CommBase):
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
 
     def Irecv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
-        spec = parse_buffer(buf, readonly=False) if buf is not None else None
         if source == PROC_NULL:
             return proc_null_request()
         self._check_recv_tag(tag)
-        view = spec.view if spec is not None else buffer_view(buf, readonly=False)
+        spec = parse_buffer(buf, readonly=False)
+        view = spec.view
         receive = self._post(source, tag, self._ctx, view)
 
         def finish(status: _Result) -> None:
@@ -305,7 +305,7 @@ class PointToPoint(CommBase):
                 raise receive.error
             message = receive.message
             assert message is not None
-            if spec is not None and spec.stage is not None:
+            if spec.stage is not None:
                 spec.commit()
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
 
@@ -345,6 +345,9 @@ class PointToPoint(CommBase):
                          recvtag: int = ANY_TAG, status: Status | None = None) -> None:
         self._check_source(source)
         self._check_recv_tag(recvtag)
+        if source == PROC_NULL and dest == PROC_NULL:
+            _fill(status, PROC_NULL, ANY_TAG, 0)
+            return
         spec = parse_buffer(buf, readonly=False)
         copy = bytes(spec.view)
         request = self.Irecv_spec(spec, source, recvtag)
@@ -388,6 +391,9 @@ class PointToPoint(CommBase):
                           source: int = ANY_SOURCE, recvtag: int = ANY_TAG) -> Request:
         self._check_source(source)
         self._check_recv_tag(recvtag)
+        if source == PROC_NULL and dest == PROC_NULL:
+            return _pair(proc_null_request(), proc_null_request(),
+                         self._describe("Isendrecv_replace", source, recvtag))
         spec = parse_buffer(buf, readonly=False)
         copy = bytes(spec.view)
         receive = self.Irecv_spec(spec, source, recvtag)
@@ -439,7 +445,7 @@ def _pair(send: Request, receive: Request, describe: Any) -> Request:
     return Request._make(done, finish, describe)
 
 
-def proc_null_request_done(dest: int, tag: int) -> Request:
+def _buffered_request(dest: int, tag: int) -> Request:
     """The request of a buffered send: complete as soon as the data is in the buffer."""
     return Request._make(_always, None)
 

@@ -409,12 +409,15 @@ class Request:
 
     def Cancel(self) -> None:
         op = self._op
-        if not self._null and op.active and op.cancel is not None and op.cancel():
-            # The operation completes as cancelled; its finish reports that.
-            pass
+        if self._null:
+            raise MPIException(ERR_REQUEST, "cannot cancel MPI.REQUEST_NULL")
+        if op.active and op.cancel is not None:
+            op.cancel()  # a cancelled operation completes; its finish reports it
 
     def Free(self) -> None:
         op = self._op
+        if self._null:
+            raise MPIException(ERR_REQUEST, "cannot free MPI.REQUEST_NULL")
         if op.greq is not None and op.active:
             return  # a generalized request is freed when it completes
         if op.start is not None and op.active:
@@ -423,7 +426,7 @@ class Request:
         self._null = True
 
     def free(self) -> None:
-        if not self._null and self is not REQUEST_NULL:
+        if not self._null:
             self.Free()
 
     # -- lower case: objects ----------------------------------------------------
@@ -591,7 +594,7 @@ class Request:
                 slot = done[len(indices)] if done is not None else None
                 objects.append(request._complete(slot))
                 indices.append(index)
-        _give_back(statuses, done, len(requests))
+        _give_back(statuses, done, len(indices))
         return indices, objects
 
     @classmethod
@@ -607,7 +610,7 @@ class Request:
             if not request._null and request._op.active and request._ready():
                 request.Get_status(done[len(indices)] if done is not None else None)
                 indices.append(index)
-        _give_back(statuses, done, len(requests))
+        _give_back(statuses, done, len(indices))
         return indices
 
     get_status_some = Get_status_some
@@ -625,12 +628,13 @@ def _statuses(count: int, statuses: Any) -> list[Status] | None:
 
 
 def _give_back(statuses: Any, done: list[Status] | None, count: int) -> None:
-    """Copy completed statuses into the caller's sequence, growing a list (mpi4py's rule)."""
+    """Copy completed statuses into the caller's sequence (mpi4py's rule: a list grows to
+    the ``count`` of completed requests; a tuple is filled as far as it goes)."""
     if statuses is None or done is None:
         return
     if isinstance(statuses, list) and len(statuses) < count:
         statuses.extend(Status() for _ in range(len(statuses), count))
-    for i in range(min(count, len(statuses))):
+    for i in range(min(len(done), len(statuses))):
         statuses[i]._mem = array.array("i", done[i]._mem)
 
 
@@ -851,7 +855,10 @@ class Message:
         return cls.fromhandle(arg)
 
     def free(self) -> None:
-        """Messages are freed by receiving them; nothing to do (as in mpi4py)."""
+        """A copy of ``MESSAGE_NO_PROC`` becomes null; a matched message stays until it
+        is received (as in mpi4py)."""
+        if self._message is None and self is not MESSAGE_NO_PROC:
+            self._no_proc = False
 
     def _take(self) -> Any:
         message, self._message = self._message, None
