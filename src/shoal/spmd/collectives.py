@@ -26,12 +26,15 @@ from typing import Any
 
 from shoal.spmd import constants as C
 from shoal.spmd import world
-from shoal.spmd.objcodec import PICKLE
+from shoal.spmd.objcodec import PICKLE, Pickle
 from shoal.spmd.ops import SUM, Op
 from shoal.spmd.p2p import PointToPoint
 from shoal.wire.header import PICKLED, split_parts
 
 _RING_THRESHOLD = 64 * 1024  # bytes: above this a commutative Allreduce uses the ring
+
+
+_ENVELOPE = Pickle()  # shoal's own containers in collectives: always the standard pickle
 
 
 def _reducer(op: Any) -> Callable[[Any, Any], Any]:
@@ -91,6 +94,23 @@ class ObjectCollectives(PointToPoint):
 
     def _csend_obj(self, obj: Any, dest: int, tag: int, what: str) -> None:
         self._cwait(self._csend(self._encode(obj, dest), dest, tag, PICKLED), what)
+
+    def _csend_items(self, items: dict[int, Any], dest: int, tag: int, what: str) -> None:
+        """Send values keyed by rank (gather, scatter): shoal's own dict travels with the
+        standard pickle, the values with ``MPI.pickle`` (json cannot carry int keys)."""
+        payload = items if PICKLE.standard else {k: PICKLE.dumps(v) for k, v in items.items()}
+        parts = _ENVELOPE.encode(payload)
+        self._cwait(self._csend(parts, dest, tag, PICKLED), what)
+
+    def _crecv_items(self, source: int, tag: int, what: str) -> dict[int, Any]:
+        message = self._crecv_message(source, tag, what)
+        body = message.body if message.body is not None else b""
+        parts = (body,) if message.nparts == 1 else split_parts(memoryview(body),
+                                                               message.nparts)
+        items = _ENVELOPE.decode(parts)
+        if PICKLE.standard:
+            return items
+        return {k: PICKLE.loads(v) for k, v in items.items()}
 
     def _cxchg_obj(self, value: Any, partner: int, tag: int, what: str) -> Any:
         """Send ``value`` to ``partner`` and receive its value, both at once."""
@@ -213,10 +233,11 @@ class ObjectCollectives(PointToPoint):
         mask = 1
         while mask < n:
             if relative & mask:
-                self._csend_obj(collected, (relative - mask + root) % n, tag, "gather")
+                self._csend_items(collected, (relative - mask + root) % n, tag, "gather")
                 return None
             if relative + mask < n:
-                collected.update(self._crecv_obj((relative + mask + root) % n, tag, "gather"))
+                collected.update(self._crecv_items((relative + mask + root) % n, tag,
+                                                   "gather"))
             mask <<= 1
         return [collected[i] for i in range(n)]
 
@@ -238,14 +259,14 @@ class ObjectCollectives(PointToPoint):
             mask = _top_bit(n)
         else:
             mask = relative & -relative
-            mine = self._crecv_obj((relative - mask + root) % n, tag, "scatter")
+            mine = self._crecv_items((relative - mask + root) % n, tag, "scatter")
         mask >>= 1
         while mask > 0:
             if relative + mask < n:
                 part = {k: v for k, v in mine.items() if k >= relative + mask}
                 for k in part:
                     del mine[k]
-                self._csend_obj(part, (relative + mask + root) % n, tag, "scatter")
+                self._csend_items(part, (relative + mask + root) % n, tag, "scatter")
             mask >>= 1
         return mine[relative]
 

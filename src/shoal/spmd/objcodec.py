@@ -41,6 +41,7 @@ class Pickle:
         self._dumps = dumps
         self._loads = loads
         self._protocol: int | None = None
+        self.standard = True  # the standard pickle (set with PROTOCOL below)
         self.PROTOCOL = protocol
         self.THRESHOLD = threshold
 
@@ -55,8 +56,8 @@ class Pickle:
         self._protocol = protocol
         # The zero-copy path needs the standard pickle at protocol 5 (or the highest).
         p = _stdlib.HIGHEST_PROTOCOL if protocol is not None and protocol < 0 else protocol
-        self._oob = (self._dumps is _stdlib.dumps and self._loads is _stdlib.loads
-                     and p is not None and p >= 5)
+        self.standard = self._dumps is _stdlib.dumps and self._loads is _stdlib.loads
+        self._oob = self.standard and p is not None and p >= 5
 
     @property
     def THRESHOLD(self) -> int:

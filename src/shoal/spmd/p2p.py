@@ -81,7 +81,7 @@ class PointToPoint(CommBase):
 
     def ibsend(self, obj: Any, dest: int, tag: int = 0) -> Request:
         if dest == PROC_NULL:
-            return proc_null_request()
+            return proc_null_request(receive=False)
         self._check_send_tag(tag)
         from shoal.spmd.bsend import buffered_send
 
@@ -90,7 +90,7 @@ class PointToPoint(CommBase):
 
     def _isend(self, obj: Any, dest: int, tag: int, flags: int, call: str) -> Request:
         if dest == PROC_NULL:
-            return proc_null_request()
+            return proc_null_request(receive=False)
         self._check_send_tag(tag)
         outgoing = self._start_send(self._encode(obj, dest), dest, tag, flags, self._ctx)
         return Request._make(lambda: outgoing.done, None, self._describe(call, dest, tag))
@@ -253,7 +253,7 @@ class PointToPoint(CommBase):
 
     def Ibsend(self, buf: Any, dest: int, tag: int = 0) -> Request:
         if dest == PROC_NULL:
-            return proc_null_request()
+            return proc_null_request(receive=False)
         view = buffer_view(buf, readonly=True)
         self._check_send_tag(tag)
         from shoal.spmd.bsend import buffered_send
@@ -263,7 +263,7 @@ class PointToPoint(CommBase):
 
     def _Isend(self, buf: Any, dest: int, tag: int, flags: int, call: str) -> Request:
         if dest == PROC_NULL:
-            return proc_null_request()
+            return proc_null_request(receive=False)
         view = buffer_view(buf, readonly=True)
         self._check_send_tag(tag)
         outgoing = self._start_send([view], dest, tag, flags, self._ctx)

@@ -923,10 +923,11 @@ MESSAGE_NULL = Message._make()
 MESSAGE_NO_PROC = Message._make(no_proc=True)
 
 
-def proc_null_request() -> Request:
-    """An active request that completes at once with the PROC_NULL status (mpi4py's
-    ``isend``/``irecv`` to/from ``MPI.PROC_NULL``)."""
-    return Request._make(_always, _proc_null_finish)
+def proc_null_request(receive: bool = True) -> Request:
+    """An active request that completes at once (mpi4py's ``isend``/``irecv`` to or from
+    ``MPI.PROC_NULL``): a receive with the PROC_NULL status, a send with the empty one,
+    as MPICH reports them."""
+    return Request._make(_always, _proc_null_finish if receive else None)
 
 
 def _proc_null_finish(result: Any) -> None:
