@@ -141,7 +141,7 @@ def beacons(hosts: list[Host], folder: Path) -> Iterator[None]:
             subprocess.run(host.command([*shoal, "password", "--stdin"]), env=env, check=True,
                            input=PASSWORD + "\n", text=True, capture_output=True, timeout=60)
             started.append(env)
-            up = _run(host, [*shoal, "up", "--host", "0.0.0.0", "--port", str(PORT)], env, 60)
+            up = _run(host, [*shoal, "up", "--bind", "0.0.0.0", "--port", str(PORT)], env, 60)
             if up.returncode != 0:
                 raise RuntimeError(f"the beacon in {host.name} did not start: {up.stderr}")
         yield

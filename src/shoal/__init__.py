@@ -12,6 +12,8 @@ The facade.  Message passing, klyng style::
 
     shoal.init(main)
 
+klyng's own forms work too: ``shoal.send({"to": 1, "data": x, "subject": s})``,
+``shoal.recv({"from": -1, "subject": s})`` (see docs/coming-from-klyng.md),
 or mpi4py style: ``from shoal import MPI``.  Start ranks with
 ``shoal run -n 4 program.py``.
 """

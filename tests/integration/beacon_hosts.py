@@ -67,7 +67,7 @@ class NetBeacon:
         if password is not None:
             done = self.shoal("beacon", "password", "--stdin", stdin=password + "\n")
             assert done.returncode == 0, done.stderr
-        done = self.shoal("beacon", "up", "--host", "0.0.0.0", "--port", str(PORT))
+        done = self.shoal("beacon", "up", "--bind", "0.0.0.0", "--port", str(PORT))
         assert done.returncode == 0, done.stderr
         self.pid = int((self.folder / "state" / "beacon.pid").read_text().split()[0])
         return self

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from beacon_hosts import BeaconHosts
+from beacon_hosts import BeaconHosts, python_shoal
 
 from shoal.security import Identity
 
@@ -77,3 +77,72 @@ def test_an_authorized_key_logs_in_across_the_network_and_the_beacon_key_is_reco
     beacon_key = target.shoal("beacon", "key").stdout.split()[1]
     known = (beacon_hosts.folder / "runner" / "known_hosts").read_text()
     assert f"{target.host.address}:7447 shoal-ed25519 {beacon_key}" in known, known
+
+
+VANISHES = """
+import os
+from shoal import MPI
+comm = MPI.COMM_WORLD
+comm.Barrier()
+if comm.rank == 2:
+    os._exit(0)          # no Finalize: rank 0 waits for it forever
+print("rank 0 got", comm.recv(source=2), flush=True)
+"""
+
+KLYNG_RING = """
+import os, socket
+import shoal
+
+def main():
+    rank, size = shoal.rank(), shoal.size()
+    if rank == 0:
+        shoal.send({"to": 1, "data": [os.getpid()], "subject": ("lap", 0)})
+        pids = shoal.recv({"from": -1, "subject": ("lap", size - 1)})
+        print("ring of", len(pids), "ranks, rank 0 in the runner:", os.getppid() == int(
+            os.environ["RUNNER_PID"]) if "RUNNER_PID" in os.environ else "?", flush=True)
+    else:
+        pids = shoal.recv({"from": rank - 1, "subject": ("lap", rank - 1)})
+        shoal.send({"to": (rank + 1) % size, "data": pids + [os.getpid()],
+                    "subject": ("lap", rank)})
+
+shoal.init(main)
+"""
+
+
+def test_a_rank_on_another_host_that_exits_without_finalizing_ends_the_job_naming_it(
+        beacon_hosts: BeaconHosts, tmp_path: Path) -> None:
+    program = tmp_path / "vanish.py"
+    program.write_text(VANISHES)
+    done = beacon_hosts.run(["-n", "3", "--hostfile", str(beacon_hosts.hosts_file([1, 1, 1])),
+                             "--timeout", "60", str(program)], timeout=100)
+    assert done.returncode not in (0, 124), (done.returncode, done.stderr)
+    target = beacon_hosts.beacons[2].host.address
+    # Rank 0 may see rank 2's link close before the runner hears of its exit; either way
+    # the output names rank 2 and its host as having left without finalizing.
+    assert (f"rank 2 on {target}:7447 exited without finalizing" in done.stderr
+            or f"rank 2 on {target}:7447 had exited without finalizing" in done.stderr
+            ), done.stderr
+
+
+def test_a_klyng_machines_file_runs_rank_0_in_the_runner_and_the_rest_on_two_hosts(
+        beacon_hosts: BeaconHosts, tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    program = tmp_path / "klyng_ring.py"
+    program.write_text(KLYNG_RING)
+    machines = tmp_path / "machines.json"
+    machines.write_text(json.dumps({
+        "local": {"max_procs": 1},
+        beacon_hosts.beacons[1].host.address: {"max_procs": 2, "passwd": "correct horse battery"},
+        beacon_hosts.beacons[2].host.address: {"max_procs": 2, "port": 7447,
+                                               "passwd": "correct horse battery"}}))
+    machines.chmod(0o600)
+    env = beacon_hosts.runner_env(password=None)
+    # A wrapper that tells rank 0 the runner's pid: the runner is exec'd in place of it.
+    runner = beacon_hosts.network.hosts[0].command(
+        ["sh", "-c", 'RUNNER_PID=$$ exec "$@"', "sh", *python_shoal(
+            "run", "-n", "5", "--hostfile", str(machines), "--env", "X=1", str(program))])
+    done = subprocess.run(runner, capture_output=True, text=True, timeout=100, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ring of 5 ranks, rank 0 in the runner: True" in done.stdout, done.stdout

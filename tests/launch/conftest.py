@@ -27,8 +27,8 @@ def start_shoal() -> Iterator[Callable[..., Running]]:
     """Start `shoal` in the background; it is killed at the end of the test if still running."""
     started: list[Running] = []
 
-    def start(*args: str) -> Running:
-        running = Running(*args)
+    def start(*args: str, env: dict[str, str] | None = None) -> Running:
+        running = Running(*args, env=env)
         started.append(running)
         return running
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -25,6 +27,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def rank_processes(launcher: int) -> list[psutil.Process]:
+    """The ranks of a running ``shoal run``: its children, or those of its fork server."""
+    children = psutil.Process(launcher).children()
+    if len(children) == 1 and "shoal.launch.forkserver" in " ".join(children[0].cmdline()):
+        return children[0].children()
+    return children
+
+
 def shoal_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "shoal", *args]
 
@@ -35,9 +45,9 @@ RunShoal = Callable[..., "subprocess.CompletedProcess[str]"]
 class Running:
     """A `shoal` started in the background whose output lines are timestamped as they come."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.start = time.monotonic()
-        self.proc = subprocess.Popen(shoal_argv(*args), cwd=PROGRAMS, env=clean_env(),
+        self.proc = subprocess.Popen(shoal_argv(*args), cwd=PROGRAMS, env=env or clean_env(),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self.lines: list[tuple[float, str, str]] = []  # (time, "out" or "err", line)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import psutil
 import pytest
-from launch_helpers import Running, RunShoal
+from launch_helpers import Running, RunShoal, clean_env, rank_processes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,27 +44,37 @@ def test_abort_stops_every_rank_and_exits_with_its_code(start_shoal: StartShoal)
     assert "rank 1 called Abort(3): rank 1 cannot go on" in job.text("err")
 
 
+# Ranks start through the fork server by default; SHOAL_FORK_SERVER=0 starts each
+# as a child of the launcher.  Both must end the same way.
+SPAWN = pytest.mark.parametrize("fork_server", ["1", "0"], ids=["forked", "spawned"])
+
+
+@SPAWN
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_to_the_runner_stops_every_rank(start_shoal: StartShoal, signum: int,
-                                                 status: int) -> None:
-    job = start_shoal("run", "-n", "2", "print_then_sleep.py")
+                                                 status: int, fork_server: str) -> None:
+    job = start_shoal("run", "-n", "2", "print_then_sleep.py",
+                      env=clean_env(SHOAL_FORK_SERVER=fork_server))
     job.wait_for(lambda line: line.startswith("ready"), count=2)
-    ranks = psutil.Process(job.proc.pid).children()
-    assert len(ranks) == 2
+    everything = psutil.Process(job.proc.pid).children(recursive=True)
+    assert len(rank_processes(job.proc.pid)) == 2
     job.proc.send_signal(signum)
     assert job.wait(timeout=10) == status
-    _, alive = psutil.wait_procs(ranks, timeout=3)
+    _, alive = psutil.wait_procs(everything, timeout=3)
     assert not alive
 
 
-def test_a_sigkilled_runner_leaves_no_rank_behind(start_shoal: StartShoal) -> None:
-    job = start_shoal("run", "-n", "2", "print_then_sleep.py")
+@SPAWN
+def test_a_sigkilled_runner_leaves_no_rank_behind(start_shoal: StartShoal,
+                                                  fork_server: str) -> None:
+    job = start_shoal("run", "-n", "2", "print_then_sleep.py",
+                      env=clean_env(SHOAL_FORK_SERVER=fork_server))
     job.wait_for(lambda line: line.startswith("ready"), count=2)
-    ranks = psutil.Process(job.proc.pid).children()
-    assert len(ranks) == 2
+    everything = psutil.Process(job.proc.pid).children(recursive=True)
+    assert len(rank_processes(job.proc.pid)) == 2
     os.kill(job.proc.pid, signal.SIGKILL)
     job.wait()
-    _, alive = psutil.wait_procs(ranks, timeout=5)
+    _, alive = psutil.wait_procs(everything, timeout=5)
     assert not alive
 
 

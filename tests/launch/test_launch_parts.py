@@ -120,3 +120,36 @@ def test_report_ignores_a_control_fd_that_is_not_a_pipe(monkeypatch: pytest.Monk
 def test_shoal_options_end_where_the_program_begins(
         argv: list[str], expected: tuple[list[str], str | None, str | None, list[str]]) -> None:
     assert split_argv(argv) == expected
+
+
+def _progress(*events: str) -> control.RankProgress:
+    progress = control.RankProgress()
+    for name in events:
+        progress.observe(control.ControlEvent(0, name))
+    return progress
+
+
+@pytest.mark.parametrize(("events", "returncode", "others", "ending"), [
+    # Joined and left without finalizing: breaks the job while others run, whatever the status.
+    (("init",), 0, True, control.Ending.BROKEN),
+    (("init",), 3, True, control.Ending.BROKEN),
+    (("init",), -9, True, control.Ending.BROKEN),
+    # ... but alone at the end only its status counts.
+    (("init",), 0, False, control.Ending.CLEAN),
+    (("init",), 3, False, control.Ending.FAILED),
+    # Finalized: its part is done, the others run on.
+    (("init", "finalized"), 0, True, control.Ending.CLEAN),
+    (("init", "finalized"), 3, True, control.Ending.FAILED),
+    (("init", "finalized"), -11, True, control.Ending.FAILED),
+    # Never joined: may end first; only a crash ends the job.
+    ((), 0, True, control.Ending.CLEAN),
+    ((), 3, True, control.Ending.FAILED),
+    ((), -11, True, control.Ending.BROKEN),
+    ((), -11, False, control.Ending.FAILED),
+    # Unknown events change nothing.
+    (("later", "init"), 0, True, control.Ending.BROKEN),
+])
+def test_judge_exit_says_what_a_ranks_exit_means_for_the_job(
+        events: tuple[str, ...], returncode: int, others: bool,
+        ending: control.Ending) -> None:
+    assert control.judge_exit(_progress(*events), returncode, others) is ending

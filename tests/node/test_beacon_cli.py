@@ -29,7 +29,7 @@ def test_up_status_and_down_start_report_and_stop_a_beacon(
     assert status.returncode == 0
     assert f"running, pid {beacon.pid}, port {beacon.port}" in status.stdout
     assert "password login: on" in status.stdout
-    again = shoal("beacon", "up", "--host", "127.0.0.1", "--port", "0")
+    again = shoal("beacon", "up", "--bind", "127.0.0.1", "--port", "0")
     assert again.returncode == 1 and "already running" in again.stderr
     down = shoal("beacon", "down")
     assert down.returncode == 0 and f"pid {beacon.pid}" in down.stdout
@@ -39,8 +39,52 @@ def test_up_status_and_down_start_report_and_stop_a_beacon(
     assert stopped.returncode == 3 and "not running" in stopped.stdout
 
 
+def test_up_takes_bind_and_the_old_host_option_is_one_line_pointing_to_bind(
+        config_dir: Path) -> None:
+    assert shoal("beacon", "password", "--stdin", stdin="long enough pw\n").returncode == 0
+    old = shoal("beacon", "up", "--host", "127.0.0.1", "--port", "0")
+    assert old.returncode == 2
+    assert old.stderr.count("\n") == 1, old.stderr
+    assert "--host is the hosts to run on (mpiexec's meaning); use --bind ADDR" in old.stderr
+    assert not (config_dir / "state" / "beacon.pid").exists()
+    helped = shoal("beacon", "up", "--help")
+    assert "--bind ADDR" in helped.stdout and "--host" not in helped.stdout
+    from shoal import ports
+
+    assert f"else {ports.BEACON}" in helped.stdout
+    up = shoal("beacon", "up", "--bind", "127.0.0.1", "--port", "0")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "listening on 127.0.0.1:" in up.stdout
+    finally:
+        shoal("beacon", "down")
+
+
+def test_status_into_a_reader_that_stopped_ends_quietly_as_unix_tools_do(
+        config_dir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from shoal.security import Identity
+
+    config_dir.mkdir(parents=True, exist_ok=True)
+    keys = "".join(Identity.generate(f"runner{i}").public_line() + "\n" for i in range(3000))
+    # A long status: ~200 KB, more than a pipe holds (64 KiB).
+    (config_dir / "authorized_keys").write_text(keys)
+    (config_dir / "authorized_keys").chmod(0o600)
+    proc = subprocess.Popen([sys.executable, "-m", "shoal", "beacon", "status"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()  # `| head -1`: one line, then the reader is gone
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 141, err  # 128 + SIGPIPE, as a Unix tool's
+    assert err == ""
+
+
 def test_up_refuses_to_start_a_beacon_nobody_could_log_in_to(config_dir: Path) -> None:
-    done = shoal("beacon", "up", "--host", "127.0.0.1", "--port", "0")
+    done = shoal("beacon", "up", "--bind", "127.0.0.1", "--port", "0")
     assert done.returncode == 2
     assert "shoal beacon password" in done.stderr and "authorize" in done.stderr
     assert not (config_dir / "state" / "beacon.pid").exists()
@@ -53,7 +97,7 @@ def test_the_password_identity_and_folders_are_private_to_the_user(config_dir: P
     assert _mode(config_dir / "password") == 0o600
     assert _mode(config_dir / "identity") == 0o600
     (config_dir / "password").chmod(0o644)
-    done = shoal("beacon", "up", "--host", "127.0.0.1", "--port", "0")
+    done = shoal("beacon", "up", "--bind", "127.0.0.1", "--port", "0")
     assert done.returncode == 2 and "chmod 600" in done.stderr
 
 

@@ -59,9 +59,13 @@ def test_a_job_runs_the_chosen_ranks_and_streams_their_output_labelled_by_rank_a
 
 def test_a_failing_rank_gives_the_job_its_status_and_stops_the_others(
         beacon: Beacon, tmp_path: Path) -> None:
+    # Rank 1 joins the job's communication, then dies without finalizing: as on one host,
+    # that stops the others at once (a rank that finalized, or never joined, and exits
+    # non-zero would let them finish: tests/node/test_rank_endings.py).
     write_program(tmp_path / "proj", "fail.py",
                   "import os, sys, time\n"
-                  "if os.environ['SHOAL_RANK'] == '1': sys.exit(7)\n"
+                  "from shoal import MPI\n"
+                  "if os.environ['SHOAL_RANK'] == '1': os._exit(7)\n"
                   "time.sleep(60)\n")
     data, sha = make_bundle(tmp_path / "proj")
     with _client(beacon) as client:

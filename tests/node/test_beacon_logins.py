@@ -81,3 +81,33 @@ def test_a_changed_password_counts_for_new_logins_without_a_restart(beacon: Beac
         BeaconClient.connect("127.0.0.1", beacon.port, password=PASSWORD)
     with BeaconClient.connect("127.0.0.1", beacon.port, password="a brand new one") as client:
         assert client.status()["pid"] == beacon.pid
+
+
+def _login_from(address: str, port: int, password: str) -> str:
+    """Log in from a given loopback address: "ok", "refused" (wrong) or "rate limited"."""
+    import socket
+
+    from shoal.security import ClientConfig, open_secure
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                    source_address=(address, 0))
+    try:
+        with open_secure(sock, ClientConfig(password=password), timeout=10):
+            return "ok"
+    except RateLimitedError:
+        return "rate limited"
+    except AuthenticationError:
+        return "refused"
+
+
+def test_wrong_passwords_from_many_addresses_draw_on_one_overall_budget(
+        start_beacon: Callable[..., Beacon]) -> None:
+    beacon = start_beacon(toml="[logins]\noverall_free_failures = 10\n")
+    assert _login_from("127.0.0.200", beacon.port, PASSWORD) == "ok"  # a known user
+    results = [_login_from(f"127.0.0.{10 + i}", beacon.port, "a guess") for i in range(50)]
+    # Each address failed once (3 are free per address), yet only 10 guesses reached the check.
+    assert results.count("refused") == 10, results
+    assert results.count("rate limited") == 40, results
+    assert _login_from("127.0.0.201", beacon.port, PASSWORD) == "rate limited"
+    assert _login_from("127.0.0.200", beacon.port, PASSWORD) == "ok"
+    assert wait_for(lambda: "from all addresses together" in beacon.log, 5)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,30 +36,6 @@ if len(sys.argv) > 1 and sys.argv[1] == "hang":
 print(f"rank {rank} of {size} on beacon {os.environ['SHOAL_HOST_ID']}: total {total}",
       flush=True)
 """
-
-
-def _shoal(env: dict[str, str], *args: str, stdin: str | None = None,
-           timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shoal", *args], input=stdin, text=True,
-                          capture_output=True, timeout=timeout, env=env)
-
-
-@pytest.fixture
-def two_beacons(tmp_path: Path) -> Iterator[list[Beacon]]:
-    beacons, envs = [], []
-    for index in range(2):
-        folder = tmp_path / f"beacon{index}"
-        env = dict(os.environ, SHOAL_CONFIG_DIR=str(folder))
-        assert _shoal(env, "beacon", "password", "--stdin", stdin=PASSWORD + "\n"
-                      ).returncode == 0
-        done = _shoal(env, "beacon", "up", "--host", "127.0.0.1", "--port", "0")
-        assert done.returncode == 0, done.stderr
-        pid, port = (int(w) for w in (folder / "state" / "beacon.pid").read_text().split())
-        beacons.append(Beacon(folder, port, pid))
-        envs.append(env)
-    yield beacons
-    for env in envs:
-        _shoal(env, "beacon", "down")
 
 
 def _hosts_file(tmp_path: Path, beacons: list[Beacon]) -> Path:
@@ -98,7 +73,9 @@ def test_a_failing_rank_on_one_host_ends_the_job_on_every_host(two_beacons, tmp_
     assert re.search(r"rank 3 on 127\.0\.0\.1:\d+ exited with status 7", done.stderr)
 
 
-def test_a_beacon_killed_mid_job_ends_the_job_naming_its_host(two_beacons, tmp_path) -> None:
+def test_a_beacon_killed_mid_job_ends_the_job_naming_its_host(own_two_beacons,
+                                                            tmp_path) -> None:
+    two_beacons = own_two_beacons
     program = write_program(tmp_path / "job", "ring.py", PROGRAM)
     env = dict(os.environ, SHOAL_PASSWORD=PASSWORD)
     runner = subprocess.Popen([sys.executable, "-m", "shoal", "run", "-n", "4", "--hosts",

@@ -165,7 +165,8 @@ def test_parallel_attempts_beyond_the_pending_limit_are_refused() -> None:
 @pytest.mark.timeout(30)
 def test_old_failures_are_forgotten_and_the_table_stays_bounded() -> None:
     clock = Clock()
-    limiter = LoginRateLimiter(free_failures=5, forget_after=60.0, max_peers=10, clock=clock)
+    limiter = LoginRateLimiter(free_failures=5, forget_after=60.0, max_peers=10, clock=clock,
+                               overall_free_failures=1000)
     for i in range(50):
         limiter.begin(f"peer{i}")
         limiter.failure(f"peer{i}")
@@ -179,3 +180,53 @@ def test_old_failures_are_forgotten_and_the_table_stays_bounded() -> None:
 def test_nonsense_limiter_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         LoginRateLimiter(base_delay=0)
+    with pytest.raises(ValueError):
+        LoginRateLimiter(overall_rate=0)
+    with pytest.raises(ValueError):
+        LoginRateLimiter(overall_free_failures=0)
+
+
+@pytest.mark.timeout(30)
+def test_failures_from_many_addresses_draw_on_one_overall_budget() -> None:
+    clock = Clock()
+    limiter = LoginRateLimiter(free_failures=3, overall_free_failures=10, overall_rate=0.5,
+                               clock=clock)
+    reached = 0
+    for i in range(50):  # one guess from each of 50 addresses: each is "free" per address
+        if limiter.begin(f"10.0.0.{i}") == 0.0:
+            reached += 1
+            limiter.failure(f"10.0.0.{i}")
+    assert reached == 10
+    assert limiter.begin("10.0.1.1") > 0  # a new address waits too
+    clock.now += 2.0  # one unit back (0.5 a second)
+    assert limiter.begin("10.0.1.1") == 0.0
+    limiter.failure("10.0.1.1")
+    assert limiter.begin("10.0.1.2") > 0
+
+
+@pytest.mark.timeout(30)
+def test_attempts_under_way_hold_the_overall_budget_and_a_success_gives_it_back() -> None:
+    limiter = LoginRateLimiter(overall_free_failures=3, clock=Clock())
+    assert [limiter.begin(f"p{i}") for i in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.begin("p3") > 0  # three attempts at once hold the whole budget
+    limiter.success("p0")
+    assert limiter.begin("p3") == 0.0
+
+
+@pytest.mark.timeout(30)
+def test_a_peer_that_logged_in_recently_is_not_locked_out_by_an_attack_from_elsewhere() -> None:
+    clock = Clock()
+    limiter = LoginRateLimiter(overall_free_failures=2, forget_after=600.0, clock=clock)
+    assert limiter.begin("known") == 0.0
+    limiter.success("known")
+    for i in range(5):
+        if limiter.begin(f"attacker{i}") == 0.0:
+            limiter.failure(f"attacker{i}")
+    assert limiter.begin("stranger") > 0
+    assert limiter.begin("known") == 0.0  # its own per-address limits still apply
+    limiter.failure("known")
+    clock.now += 601.0  # trust is forgotten like failures
+    for i in range(5):
+        if limiter.begin(f"again{i}") == 0.0:
+            limiter.failure(f"again{i}")
+    assert limiter.begin("known") > 0

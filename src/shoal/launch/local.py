@@ -2,15 +2,23 @@
 
 Each rank is ``python -m shoal.launch.bootstrap -- prog.py args`` in its own
 session (so it and anything it starts can be killed as one process group, and a
-Ctrl-C on the terminal reaches the launcher only).  The launcher reads every
-rank's stdout, stderr and control pipe in one ``selectors`` loop on the calling
-thread, and decides the job's exit status:
+Ctrl-C on the terminal reaches the launcher only), or the same forked by the
+fork server (:mod:`shoal.launch.forkserver`), which saves each rank Python's
+start-up.  The launcher reads every rank's stdout, stderr and control pipe, and
+notices each rank's end, in one ``selectors`` loop on the calling thread, and
+decides the job's exit status:
 
 * 0 when every rank exits 0;
 * otherwise the status of the first rank that failed (an uncaught exception is
-  1, a signal N is 128 + N), after stopping the others;
+  1, KeyboardInterrupt 130, a signal N is 128 + N; a rank that left without
+  finalizing with status 0 counts as 1);
 * the code of the first ``Abort(code)``; 124 on ``--timeout``; 2 for a usage
   error found by a rank; 128 + N when the launcher itself gets signal N.
+
+When a rank fails, :func:`shoal.launch.control.judge_exit` says whether the others
+are stopped: at once after an uncaught exception, an ``Abort``, a crash, or a rank
+that left the job's communication without finalizing while others ran; not when it
+had finished its part (finalized) or never joined, as MPICH does.
 
 Stopping means SIGTERM to each rank's process group, then SIGKILL
 :data:`KILL_AFTER` seconds later to whatever is left.
@@ -25,14 +33,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import FrameType
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from shoal.errors import ConfigurationError, LaunchError
-from shoal.launch import control
+from shoal.launch import control, forkserver
 from shoal.launch.bytecode import ensure_compiled
 from shoal.launch.output import LineStream, Sink
 from shoal.transport.shm import ShmJob
@@ -49,20 +55,28 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "S
                       if hasattr(signal, name))
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses, here and in control.py: importing dataclasses costs the
+# launcher some 7 ms before it can start a single rank (benchmarks/startup.py).
+
+
 class LaunchOptions:
     """What to run and how: the parsed form of ``shoal run``."""
 
-    nprocs: int
-    program: str | None = None   # a script path, or None with ``module``
-    module: str | None = None    # ``-m module``
-    args: Sequence[str] = ()
-    tag_output: bool = False
-    timeout: float | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    transport: str = "shm"       # or "tcp": encrypted links over 127.0.0.1
+    __slots__ = ("nprocs", "program", "module", "args", "tag_output", "timeout", "env",
+                 "transport")
 
-    def __post_init__(self) -> None:
+    def __init__(self, nprocs: int, program: str | None = None, module: str | None = None,
+                 args: Sequence[str] = (), tag_output: bool = False,
+                 timeout: float | None = None, env: Mapping[str, str] | None = None,
+                 transport: str = "shm") -> None:
+        self.nprocs = nprocs
+        self.program = program          # a script path, or None with ``module``
+        self.module = module            # ``-m module``
+        self.args = args
+        self.tag_output = tag_output
+        self.timeout = timeout
+        self.env: Mapping[str, str] = dict(env or {})
+        self.transport = transport      # or "tcp": encrypted links over 127.0.0.1
         if self.nprocs < 1:
             raise ConfigurationError(f"-n must be at least 1, not {self.nprocs}")
         if (self.program is None) == (self.module is None):
@@ -76,13 +90,19 @@ class LaunchOptions:
         return [*head, *self.args]
 
 
-@dataclass
 class JobResult:
     """How a job ended."""
 
-    status: int                       # the launcher's exit status
-    returncodes: list[int | None]     # each rank's, as subprocess reports it
-    reason: str = "finished"          # finished, failed, abort, timeout, usage, signal
+    __slots__ = ("status", "returncodes", "reason")
+
+    def __init__(self, status: int, returncodes: list[int | None],
+                 reason: str = "finished") -> None:
+        self.status = status              # the launcher's exit status
+        self.returncodes = returncodes    # each rank's, as subprocess reports it
+        self.reason = reason              # finished, failed, abort, timeout, usage, signal
+
+    def __repr__(self) -> str:
+        return f"JobResult({self.status!r}, {self.returncodes!r}, {self.reason!r})"
 
 
 def exit_status(returncode: int) -> int:
@@ -90,19 +110,107 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-@dataclass
+class _Process(Protocol):
+    """A started rank, whoever started it."""
+
+    pid: int
+
+    def ended(self) -> int | None:
+        """Its return code if it has ended (what it left in its group is killed), else None."""
+
+    def wait(self) -> int:
+        """Its return code, once it has ended."""
+
+
+class _Child:
+    """A rank started as a child of the launcher (``python -m shoal.launch.bootstrap``)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+
+    def ended(self) -> int | None:
+        try:
+            # WNOWAIT: look without reaping, so the process group still
+            # exists (with the zombie leader in it) while we kill whatever
+            # the rank left behind; no pid can be reused before we reap.
+            exited = os.waitid(os.P_PID, self.pid,
+                               os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            exited = True  # reaped elsewhere already; Popen.wait copes with that
+        if not exited:
+            return None
+        _killpg(self.pid, signal.SIGKILL)
+        return self.popen.wait()
+
+    def wait(self) -> int:
+        return self.popen.wait()
+
+
+class _Forked:
+    """A rank forked by the fork server, which reports its end (and kills its group)."""
+
+    def __init__(self, server: forkserver.ForkServer, rank: int, pid: int) -> None:
+        self.server = server
+        self.rank = rank
+        self.pid = pid
+
+    def ended(self) -> int | None:
+        code = self.server.returncodes.get(self.rank)
+        if code is not None:
+            self.server.release(self.rank)
+        return code
+
+    def wait(self) -> int:
+        code = self.server.wait_for(self.rank, KILL_AFTER)
+        if code is None:  # the server is stuck or gone: its death kills the rank
+            self.server.kill()
+            return -signal.SIGKILL
+        self.server.release(self.rank)
+        return code
+
+
 class _Rank:
-    rank: int
-    proc: subprocess.Popen[bytes]
-    streams: dict[int, LineStream]
-    reader: control.ControlReader
-    control_fd: int
-    pipes: dict[int, IO[bytes]]      # stdout and stderr by fd, to close at EOF
-    returncode: int | None = None
+    def __init__(self, rank: int, proc: _Process, streams: dict[int, LineStream],
+                 control_fd: int, pidfd: int) -> None:
+        self.rank = rank
+        self.proc = proc
+        self.streams = streams            # stdout and stderr by fd (closed at EOF)
+        self.reader = control.ControlReader(rank)
+        self.control_fd = control_fd
+        self.pidfd = pidfd                # readable when the rank ends (launcher's children)
+        self.returncode: int | None = None
+        self.progress = control.RankProgress()
 
     @property
     def running(self) -> bool:
         return self.returncode is None
+
+
+class _Pipes:
+    """The launcher's ends and the rank's ends of one rank's pipes."""
+
+    def __init__(self, stdout: tuple[int, int], stderr: tuple[int, int],
+                 control: tuple[int, int], key: tuple[int, int] | None) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.control = control
+        self.key = key                    # the job key for --transport tcp
+
+    def rank_ends(self) -> list[int]:
+        return [self.stdout[1], self.stderr[1], self.control[1],
+                *(self.key[:1] if self.key else ())]
+
+    def close_rank_ends(self) -> None:
+        for fd in self.rank_ends():
+            os.close(fd)
+        if self.key is not None:
+            os.close(self.key[1])
+
+    def close_all(self) -> None:
+        self.close_rank_ends()
+        for fd in (self.stdout[0], self.stderr[0], self.control[0]):
+            os.close(fd)
 
 
 class LocalJob:
@@ -112,7 +220,7 @@ class LocalJob:
         self.options = options
         self.out = Sink(stdout)
         self.err = Sink(stderr)
-        self.job_id = uuid.uuid4().hex
+        self.job_id = os.urandom(16).hex()  # as uuid4().hex, without importing uuid
         self.ranks: list[_Rank] = []
         self._selector = selectors.DefaultSelector()
         self._shm: ShmJob | None = None
@@ -122,6 +230,7 @@ class LocalJob:
         self._kill_at: float | None = None            # when to SIGKILL what is left
         self._stacks_at: float | None = None          # when to print the --timeout report
         self._blocked: dict[int, tuple[str, float]] = {}
+        self._server: forkserver.ForkServer | None = None
         self._signal: int | None = None
         self._signals_seen = 0
         self._start_time = time.monotonic()
@@ -138,69 +247,124 @@ class LocalJob:
 
             self._job_key = JobKey.generate(self.job_id)
             self._rendezvous = RendezvousServer(self._job_key, self.options.nprocs).start()
+        pipes: list[_Pipes] = []
         try:
-            for rank in range(self.options.nprocs):
-                self.ranks.append(self._spawn(rank))
-            # The ranks hold their own copies now; ours would keep pipes open.
-            self._shm.close_rank_fds()
+            pipes = [self._open_pipes() for _ in range(self.options.nprocs)]
+            if forkserver.wanted(self.options.nprocs):
+                self._fork_ranks(pipes)
+            else:
+                for rank, rank_pipes in enumerate(pipes):
+                    self._spawn(rank, rank_pipes)
+            for rank_pipes in pipes:
+                if rank_pipes.key is not None and self._job_key is not None:
+                    os.write(rank_pipes.key[1], self._job_key.hex().encode())
         except BaseException:
+            for rank_pipes in pipes[len(self.ranks):]:
+                rank_pipes.close_all()
             self._kill_everything()
             self._close()
             raise
+        finally:
+            # The ranks hold their own copies now; ours would keep pipes open.
+            for rank_pipes in pipes[:len(self.ranks)]:
+                rank_pipes.close_rank_ends()
+            if self._shm is not None:
+                self._shm.close_rank_fds()
         self._start_time = time.monotonic()
 
-    def _rank_env(self, rank: int) -> dict[str, str]:
+    def _common_env(self) -> dict[str, str]:
+        """The environment every rank shares (a fork server is started with it)."""
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"  # output streams live; a user --env may override
         env.update(self.options.env)
-        assert self._shm is not None
-        env.update(self._shm.rank_env(rank))
-        env.update(SHOAL_RANK=str(rank), SHOAL_SIZE=str(self.options.nprocs),
-                   SHOAL_JOB_ID=self.job_id, SHOAL_LAUNCHER_PID=str(os.getpid()))
+        env.update(SHOAL_SIZE=str(self.options.nprocs), SHOAL_JOB_ID=self.job_id,
+                   SHOAL_LAUNCHER_PID=str(os.getpid()))
         if self._rendezvous is not None:
             env.update(SHOAL_TRANSPORT="tcp", SHOAL_RENDEZVOUS=self._rendezvous.address_text,
                        SHOAL_TCP_HOST="127.0.0.1")
         return env
 
-    def _spawn(self, rank: int) -> _Rank:
+    def _rank_env(self, rank: int, pipes: _Pipes) -> dict[str, str]:
         assert self._shm is not None
-        read_end, write_end = control.open_channel()
-        env = self._rank_env(rank)
-        env[control.ENV_VAR] = str(write_end)
-        key_fds: tuple[int, ...] = ()
-        if self._job_key is not None:  # the key goes through a pipe, never the environment
-            key_fds = os.pipe()
-            env["SHOAL_JOB_KEY_FD"] = str(key_fds[0])
+        env = self._common_env()
+        env.update(self._shm.rank_env(rank))
+        env.update(SHOAL_RANK=str(rank))
+        env[control.ENV_VAR] = str(pipes.control[1])
+        if pipes.key is not None:  # the key goes through a pipe, never the environment
+            env["SHOAL_JOB_KEY_FD"] = str(pipes.key[0])
+        return env
+
+    def _open_pipes(self) -> _Pipes:
+        opened: list[int] = []
+        try:
+            for _ in range(3 if self._job_key is None else 4):
+                opened.extend(os.pipe())
+        except OSError as exc:
+            for fd in opened:
+                os.close(fd)
+            raise LaunchError(f"could not start the ranks: {exc}") from exc
+        for fd in opened[0:6:2]:  # the launcher's read ends are multiplexed
+            os.set_blocking(fd, False)
+        pairs = [(opened[i], opened[i + 1]) for i in range(0, len(opened), 2)]
+        return _Pipes(pairs[0], pairs[1], pairs[2], pairs[3] if len(pairs) > 3 else None)
+
+    def _spawn(self, rank: int, pipes: _Pipes) -> None:
+        """Start one rank as a child of the launcher."""
+        assert self._shm is not None
         argv = [sys.executable, "-m", "shoal.launch.bootstrap", "--",
                 *self.options.target_argv()]
         try:
             # Started from this thread, which lives as long as the job: the
             # ranks' PR_SET_PDEATHSIG fires when the *thread* that forked them ends.
             proc = subprocess.Popen(
-                argv, env=env, stdin=None if rank == 0 else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                pass_fds=(write_end, *key_fds[:1], *self._shm.rank_fds(rank)))
-            if self._job_key is not None:
-                os.write(key_fds[1], self._job_key.hex().encode())
+                argv, env=self._rank_env(rank, pipes),
+                stdin=None if rank == 0 else subprocess.DEVNULL,
+                stdout=pipes.stdout[1], stderr=pipes.stderr[1], start_new_session=True,
+                pass_fds=(*pipes.rank_ends()[2:], *self._shm.rank_fds(rank)))
         except OSError as exc:
-            os.close(read_end)
             raise LaunchError(f"could not start rank {rank}: {exc}") from exc
-        finally:
-            os.close(write_end)
-            for fd in key_fds:
-                os.close(fd)
-        assert proc.stdout is not None and proc.stderr is not None
-        streams: dict[int, LineStream] = {}
-        pipes: dict[int, IO[bytes]] = {}
-        for pipe, sink in ((proc.stdout, self.out), (proc.stderr, self.err)):
-            fd = pipe.fileno()
-            os.set_blocking(fd, False)
-            streams[fd] = LineStream(rank, sink, self.options.tag_output)
-            pipes[fd] = pipe
-        entry = _Rank(rank, proc, streams, control.ControlReader(rank), read_end, pipes)
-        for fd in (*streams, read_end):
+        pidfd = -1
+        if hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(proc.pid)
+            except OSError:
+                pass  # then the loop's tick notices the end
+        self._add_rank(rank, _Child(proc), pipes, pidfd)
+
+    def _fork_ranks(self, pipes: list[_Pipes]) -> None:
+        """Start every rank through a fork server."""
+        assert self._shm is not None
+        n = self.options.nprocs
+        common = self._common_env()
+        keeps = [(*pipes[r].rank_ends()[2:], *self._shm.rank_fds(r)) for r in range(n)]
+        shared = set(keeps[0]).intersection(*keeps[1:])
+        specs = []
+        for rank in range(n):
+            env = self._rank_env(rank, pipes[rank])
+            specs.append({
+                "rank": rank, "argv": ["--", *self.options.target_argv()],
+                "env": {k: v for k, v in env.items() if common.get(k) != v},
+                "stdin": rank == 0, "stdout": pipes[rank].stdout[1],
+                "stderr": pipes[rank].stderr[1],
+                "keep": [fd for fd in keeps[rank] if fd not in shared]})
+        every = sorted({fd for keep in keeps for fd in keep}
+                       | {fd for p in pipes for fd in p.rank_ends()[:2]})
+        try:
+            self._server = forkserver.ForkServer(common, every, self.options.target_argv())
+            pids = self._server.start_ranks(specs, sorted(shared))
+        except (OSError, forkserver.ForkServerError) as exc:
+            raise LaunchError(f"could not start the ranks: {exc}") from exc
+        for rank in range(n):
+            self._add_rank(rank, _Forked(self._server, rank, pids[rank]), pipes[rank], -1)
+        self._selector.register(self._server.reports, selectors.EVENT_READ, self._server)
+
+    def _add_rank(self, rank: int, proc: _Process, pipes: _Pipes, pidfd: int) -> None:
+        streams = {pipes.stdout[0]: LineStream(rank, self.out, self.options.tag_output),
+                   pipes.stderr[0]: LineStream(rank, self.err, self.options.tag_output)}
+        entry = _Rank(rank, proc, streams, pipes.control[0], pidfd)
+        self.ranks.append(entry)
+        for fd in (*streams, pipes.control[0], *([pidfd] if pidfd >= 0 else [])):
             self._selector.register(fd, selectors.EVENT_READ, entry)
-        return entry
 
     # -- the loop ----------------------------------------------------------------
 
@@ -216,6 +380,8 @@ class LocalJob:
                 self._check_signal()
                 self._check_timeout(now)
                 self._check_kill(now)
+            if self._server is not None and self._server.reports in self._selector.get_map():
+                self._selector.unregister(self._server.reports)  # it has nothing more to say
             self._drain()
         finally:
             self._restore_signals(previous)
@@ -229,8 +395,23 @@ class LocalJob:
 
     def _read(self, timeout: float) -> None:
         for key, _ in self._selector.select(timeout):
-            entry: _Rank = key.data
-            self._read_fd(entry, int(key.fd))
+            if isinstance(key.data, forkserver.ForkServer):
+                if not key.data.feed():
+                    self._on_server_gone()
+            elif key.fd != key.data.pidfd:  # a pidfd only wakes the loop up: _reap looks
+                self._read_fd(key.data, int(key.fd))
+
+    def _on_server_gone(self) -> None:
+        """The fork server died (its ranks die with it): say so, and end the job."""
+        assert self._server is not None
+        self._selector.unregister(self._server.reports)
+        for entry in self.ranks:
+            if entry.running and entry.rank not in self._server.returncodes:
+                _killpg(entry.proc.pid, signal.SIGKILL)
+                self._server.returncodes[entry.rank] = -signal.SIGKILL
+        if self._decide(1, "failed"):
+            self.err.message("shoal: the fork server that started the ranks died; "
+                             "stopping the job")
 
     def _read_fd(self, entry: _Rank, fd: int) -> None:
         try:
@@ -246,17 +427,17 @@ class LocalJob:
                 stream.feed(data, now)
             else:
                 for event in entry.reader.feed(data):
-                    self._on_event(event)
+                    self._on_event(entry, event)
             return
         # End of file: the rank (and everything in its group) closed this pipe.
         self._selector.unregister(fd)
         if stream is not None:
             stream.flush()
             del entry.streams[fd]
-            entry.pipes.pop(fd).close()
+            os.close(fd)
         else:
             for event in entry.reader.finish():
-                self._on_event(event)
+                self._on_event(entry, event)
             os.close(fd)
             entry.control_fd = -1
 
@@ -285,30 +466,38 @@ class LocalJob:
             stream.flush()
 
     def _reap(self) -> None:
+        ended = []
         for entry in self.ranks:
             if not entry.running:
                 continue
-            pid = entry.proc.pid
-            try:
-                # WNOWAIT: look without reaping, so the process group still
-                # exists (with the zombie leader in it) while we kill whatever
-                # the rank left behind; no pid can be reused before we reap.
-                exited = os.waitid(os.P_PID, pid,
-                                   os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-            except ChildProcessError:
-                exited = True  # reaped elsewhere already; Popen.wait copes with that
-            if not exited:
+            code = entry.proc.ended()
+            if code is None:
                 continue
-            _killpg(pid, signal.SIGKILL)
-            entry.returncode = entry.proc.wait()
+            entry.returncode = code
+            self._forget_pidfd(entry)
             self._drain_rank(entry)
+            ended.append(entry)
+        # Judged together: ranks that ended at the same moment were not "still running".
+        for entry in ended:
             self._on_exit(entry)
 
     # -- what happened -----------------------------------------------------------
 
-    def _decide(self, status: int, reason: str) -> bool:
-        """Record the job's outcome if none is recorded yet; True if this one counts."""
-        if self._verdict is not None:
+    @property
+    def _stopping(self) -> bool:
+        """Whether the job is being ended (every rank is or will be signalled)."""
+        return self._kill_at is not None or self._stacks_at is not None
+
+    def _decide(self, status: int, reason: str, ends_job: bool = False) -> bool:
+        """Record the job's outcome if none is recorded yet; True if this one counts.
+
+        The first failing rank's status stands; only what ends the job from outside
+        (``ends_job``: --timeout, a signal to the launcher) replaces the status of a
+        rank that failed while the others ran on.
+        """
+        replaces = (ends_job and self._verdict is not None and self._verdict[1] == "failed"
+                    and not self._stopping)
+        if self._verdict is not None and not replaces:
             return False
         self._verdict = (status, reason)
         return True
@@ -316,20 +505,33 @@ class LocalJob:
     def _on_exit(self, entry: _Rank) -> None:
         code = entry.returncode
         assert code is not None
-        if code == 0:
+        if self._stopping:
+            return  # the job is being stopped: ranks end because we end them
+        others = [r.rank for r in self.ranks if r.running]
+        ending = control.judge_exit(entry.progress, code, bool(others))
+        if ending is control.Ending.CLEAN:
             return
-        if self._decide(exit_status(code), "failed"):
-            if code < 0:
-                name = _signal_name(-code)
-                self.err.message(f"shoal: rank {entry.rank} was killed by {name}")
-            else:
-                self.err.message(f"shoal: rank {entry.rank} exited with status {code}")
-            self._stop()
+        how = (f"was killed by {_signal_name(-code)}" if code < 0
+               else f"exited with status {code}")
+        if ending is control.Ending.FAILED:
+            # It finished its part (or never took part): the others run on.
+            self._decide(exit_status(code), "failed")
+            self.err.message(f"shoal: rank {entry.rank} {how}")
+            return
+        self._decide(exit_status(code) or 1, "failed")
+        if code >= 0:
+            how += " without finalizing"
+        self.err.message(f"shoal: rank {entry.rank} {how} while {_rank_list(others)} "
+                         f"{'was' if len(others) == 1 else 'were'} still running; "
+                         f"stopping {'it' if len(others) == 1 else 'them'}")
+        self._stop()
 
-    def _on_event(self, event: control.ControlEvent) -> None:
+    def _on_event(self, entry: _Rank, event: control.ControlEvent) -> None:
+        entry.progress.observe(event)
         fields = event.fields
         if event.event == control.ERROR:
-            if self._decide(1, "failed"):
+            if not self._stopping:
+                self._decide(_as_int(fields.get("status"), 1), "failed")
                 text = str(fields.get("traceback", "")).rstrip("\n")
                 self.err.message(f"shoal: rank {event.rank} failed:\n{text}")
                 # The failing rank is exiting by itself; give it until the SIGKILL.
@@ -341,12 +543,14 @@ class LocalJob:
                                  f"{summary[0] if summary else 'an exception'}")
         elif event.event == control.ABORT:
             code = _as_int(fields.get("code"), 1)
-            if self._decide(code, "abort"):
+            if not self._stopping:
+                self._decide(code, "abort")
                 message = str(fields.get("message") or "")
                 self.err.message(f"shoal: rank {event.rank} called Abort({code})"
                                  + (f": {message}" if message else ""))
                 self._stop()
-        elif event.event == control.USAGE and self._decide(2, "usage"):
+        elif event.event == control.USAGE and not self._stopping:
+            self._decide(2, "usage")
             self.err.message(f"shoal run: error: {fields.get('message', 'bad usage')}")
             self._stop()
         # Any other event is for a newer launcher: ignore it.
@@ -377,8 +581,9 @@ class LocalJob:
             return
         if timeout is None or now - self._start_time < timeout:
             return
-        if not self._decide(124, "timeout"):
+        if self._stopping:
             return
+        self._decide(124, "timeout", ends_job=True)
         assert self._shm is not None
         self._blocked = self._shm.blocked_calls()
         # Ask each live rank for its Python stacks (faulthandler, set up by the
@@ -438,7 +643,7 @@ class LocalJob:
         if self._signal is None:
             return
         signum, self._signal = self._signal, None
-        if self._decide(128 + signum, "signal"):
+        if self._decide(128 + signum, "signal", ends_job=True):
             self.err.message(f"shoal: got {_signal_name(signum)}, stopping all ranks")
         if self._signals_seen > 1:
             self._kill_at = time.monotonic()  # asked twice: no more patience
@@ -450,17 +655,29 @@ class LocalJob:
         for entry in self.ranks:
             if entry.running:
                 _killpg(entry.proc.pid, signal.SIGKILL)
+        for entry in self.ranks:
+            if entry.running:
                 entry.returncode = entry.proc.wait()
+
+    def _forget_pidfd(self, entry: _Rank) -> None:
+        if entry.pidfd >= 0:
+            self._selector.unregister(entry.pidfd)
+            os.close(entry.pidfd)
+            entry.pidfd = -1
 
     def _close(self) -> None:
         for entry in self.ranks:
-            for pipe in entry.pipes.values():
-                pipe.close()
-            entry.pipes.clear()
+            for fd in entry.streams:
+                os.close(fd)
+            entry.streams.clear()
             if entry.control_fd >= 0:
                 os.close(entry.control_fd)
                 entry.control_fd = -1
+            self._forget_pidfd(entry)
         self._selector.close()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._shm is not None:
             self._shm.close()
             self._shm = None
@@ -494,11 +711,28 @@ def _raise_fd_limit(nprocs: int) -> None:
 
 def _without_bootstrap_frames(dump: bytes) -> bytes:
     """A faulthandler dump minus the frames every rank has below the program."""
-    own = (b"shoal/launch/bootstrap.py\"", b"\"<frozen runpy>\"")
+    own = (b"shoal/launch/bootstrap.py\"", b"shoal/launch/forkserver.py\"",
+           b"\"<frozen runpy>\"")
     lines = [line for line in dump.splitlines(keepends=True)
              if not any(marker in line for marker in own)]
     text = b"".join(lines)
     return text if text.endswith(b"\n") else text + b"\n"
+
+
+def _rank_list(ranks: Sequence[int]) -> str:
+    """``rank 0``, ``ranks 0 and 2``, ``ranks 0, 2-5 and 9``: runs of ranks shortened."""
+    runs: list[list[int]] = []
+    for rank in sorted(ranks):
+        if runs and rank == runs[-1][1] + 1:
+            runs[-1][1] = rank
+        else:
+            runs.append([rank, rank])
+    parts = [str(a) if a == b else f"{a}, {b}" if b == a + 1 else f"{a}-{b}" for a, b in runs]
+    if len(ranks) == 1:
+        return f"rank {parts[0]}"
+    text = ", ".join(parts)
+    head, sep, last = text.rpartition(", ")
+    return f"ranks {head} and {last}" if sep else f"ranks {text}"
 
 
 def _killpg(pgid: int, signum: int) -> None:

@@ -4,9 +4,15 @@ A **bundle** is a tar of the program's files (:func:`make_bundle`), built the
 same way every time, so the same files give the same hash.  The beacon keeps
 each one it received (0600, in its cache folder), so a runner asks
 :meth:`BundleStore.has` first and sends the bytes only once.  For each job
-the bundle is unpacked into a fresh private temp folder (0700); tar members
-that would land outside it, links and device files are refused (``tarfile``'s
-``data`` filter).
+the bundle is unpacked into a fresh private temp folder (0700).  A bundle
+holds regular files and folders only (that is what :func:`make_bundle` makes):
+every member is checked before anything is written, and a member whose name is
+absolute, climbs out with ``..``, holds a NUL byte, or that is a link, a device
+or a FIFO is refused with a :class:`~shoal.node.protocol.BeaconError` naming
+it, leaving nothing behind.  Where ``tarfile`` has its ``data`` filter (Python
+3.10.12+, 3.11.4+) it is used as well; on older patch releases (Debian 12's
+3.11.2) the checked members are written by :func:`_write_members` itself, with
+private modes, so every Python >= 3.10 unpacks alike.
 
 The cache is bounded: after every new bundle (and when the beacon starts),
 bundles unused for longer than ``max_age`` seconds are removed, then the
@@ -89,10 +95,13 @@ class BundleStore:
         folder = Path(tempfile.mkdtemp(prefix="shoal-job-"))
         try:
             with tarfile.open(self.path(sha256), "r:") as tar:
-                tar.extractall(folder, filter="data")
-        except (tarfile.TarError, OSError) as exc:
+                extract(tar, folder)
+        except BaseException as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            raise BeaconError(f"cannot unpack bundle {sha256}: {exc}", code="bundle") from None
+            if not isinstance(exc, Exception):
+                raise
+            why = str(exc) if isinstance(exc, BeaconError) else f"{type(exc).__name__}: {exc}"
+            raise BeaconError(f"cannot unpack bundle {sha256}: {why}", code="bundle") from None
         return folder
 
     def prune(self, keep: str | None = None) -> list[str]:
@@ -120,6 +129,67 @@ class BundleStore:
             log.info("bundle %s removed from the cache (%s)", sha,
                      "unused too long" if stale else "cache over its size")
         return removed
+
+
+# tarfile's extraction filters exist from 3.10.12 / 3.11.4 / 3.12 on, not before.
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+
+
+def check_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The members of a bundle, each checked; BeaconError naming the first bad one."""
+    members = tar.getmembers()
+    for member in members:
+        name = member.name
+        why = None
+        if "\0" in name:
+            why = "its name holds a NUL byte"
+        elif os.path.isabs(name):
+            why = "its path is absolute"
+        elif ".." in name.split("/"):
+            why = "its path climbs out with '..'"
+        elif not name.strip("/") or name.strip("/") == ".":
+            why = "it has no name"
+        elif not (member.isreg() or member.isdir()):
+            why = ("it is a link" if member.issym() or member.islnk()
+                   else "it is a device, FIFO or other special file")
+        if why:
+            raise BeaconError(f"the bundle's member {name!r} is refused: {why} (a bundle "
+                              "holds regular files and folders inside it only)", code="bundle")
+    return members
+
+
+def extract(tar: tarfile.TarFile, folder: Path) -> None:
+    """Unpack a bundle into ``folder`` safely, on every Python >= 3.10."""
+    members = check_members(tar)
+    if HAS_DATA_FILTER:
+        tar.extractall(folder, members=members, filter="data")
+    else:
+        _write_members(tar, members, folder)
+
+
+def _write_members(tar: tarfile.TarFile, members: list[tarfile.TarInfo], folder: Path) -> None:
+    """Write checked members (files and folders only) below ``folder``, never following a link.
+
+    The fallback for Pythons without ``tarfile``'s ``data`` filter.  Modes are
+    those of the filter: permission bits only, owner read/write always, no
+    write for group or others; owners and times are not restored.
+    """
+    root = os.path.realpath(folder)
+    for member in members:
+        target = os.path.realpath(os.path.join(root, member.name))
+        if os.path.commonpath([root, target]) != root:
+            raise BeaconError(f"the bundle's member {member.name!r} would land outside the "
+                              "job's folder: refused", code="bundle")
+        if member.isdir():
+            os.makedirs(target, mode=0o700, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        source = tar.extractfile(member)
+        assert source is not None  # a regular file always has its data
+        mode = (member.mode & 0o755) | 0o600
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        with os.fdopen(fd, "wb") as out, source:
+            shutil.copyfileobj(source, out)
 
 
 def _touch(path: Path) -> None:

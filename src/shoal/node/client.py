@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from shoal.launch import control
 from shoal.node import protocol
 from shoal.node.bundles import make_bundle
 from shoal.node.config import DEFAULT_PORT
@@ -52,8 +53,8 @@ from shoal.security import (
     connect_secure,
 )
 
-__all__ = ["BeaconClient", "BeaconError", "BeaconLost", "Output", "RankExit", "RemoteJob",
-           "make_bundle"]
+__all__ = ["BeaconClient", "BeaconError", "BeaconLost", "Output", "RankEvent", "RankExit",
+           "RemoteJob", "event_from_message", "make_bundle"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +71,47 @@ class Output:
 class RankExit:
     rank: int
     status: int   # shell-style: 128 + N for a death by signal N
+    initialized: bool = False  # it had joined the job's communication ...
+    finalized: bool = False    # ... and left it cleanly
+    signaled: bool = False     # it died by a signal (a crash, a kill)
+
+    def ending(self, others_running: bool) -> control.Ending:
+        """What this exit means for the job: the same rule as on one host."""
+        progress = control.RankProgress()
+        progress.initialized, progress.finalized = self.initialized, self.finalized
+        returncode = -(self.status - 128) if self.signaled else self.status
+        return control.judge_exit(progress, returncode, others_running)
 
 
-Event = Output | RankExit
+@dataclasses.dataclass(frozen=True)
+class RankEvent:
+    """What a rank told its launcher: ``error`` (an uncaught exception: ``traceback``,
+    ``exception``), ``abort`` (``code``, ``message``) or ``usage`` (``message``)."""
+
+    rank: int
+    host: str
+    event: str
+    fields: dict[str, Any]
+
+
+Event = Output | RankExit | RankEvent
+
+
+def event_from_message(message: Message) -> Event | None:
+    """The event a job message stands for (None for messages that are not events)."""
+    kind = message["type"]
+    if kind == "output":
+        return Output(int(message["rank"]), str(message["host"]), str(message["stream"]),
+                      protocol.unb64(message["data"]))
+    if kind == "exit":
+        return RankExit(int(message["rank"]), int(message["status"]),
+                        bool(message.get("initialized")), bool(message.get("finalized")),
+                        bool(message.get("signaled")))
+    if kind == "rank_event":
+        fields = message.get("fields")
+        return RankEvent(int(message["rank"]), str(message.get("host", "")),
+                         str(message["event"]), dict(fields) if isinstance(fields, dict) else {})
+    return None
 
 
 class BeaconClient:
@@ -81,6 +120,9 @@ class BeaconClient:
     def __init__(self, sock: SecureSocket, welcome: Message) -> None:
         self.sock = sock
         self.host_name: str = str(welcome.get("host", ""))
+        # The beacon's key fingerprint: the same beacon under two names has one id.
+        self.beacon_id: str | None = welcome.get("id") if isinstance(welcome.get("id"), str) \
+            else None
         self.versions = {"python": str(welcome.get("python")), "shoal": str(welcome.get("shoal"))}
         self._job: RemoteJob | None = None
         # Held for all the messages of one request, so that a heartbeat never
@@ -230,12 +272,11 @@ class RemoteJob:
         while self.status is None:
             message = self.client.receive(timeout, job_running=True)
             kind = message["type"]
-            if kind == "output":
-                return Output(int(message["rank"]), str(message["host"]),
-                              str(message["stream"]), protocol.unb64(message["data"]))
-            if kind == "exit":
-                self.statuses[int(message["rank"])] = int(message["status"])
-                return RankExit(int(message["rank"]), int(message["status"]))
+            event = event_from_message(message)
+            if isinstance(event, RankExit):
+                self.statuses[event.rank] = event.status
+            if event is not None:
+                return event
             if kind == "done":
                 self.statuses = {int(r): int(s) for r, s in message["statuses"].items()}
                 self.status = int(message["status"])

@@ -14,7 +14,7 @@ beacons on one machine never touch the user's real files.
 ``beacon.toml`` (every key optional)::
 
     [beacon]
-    host = "0.0.0.0"        # the address to listen on
+    bind = "0.0.0.0"        # the address to listen on (``host``: its old name)
     port = 7447
     max_bundle_mb = 512     # the largest bundle accepted
     cache_mb = 2048         # bundles kept, least recently used removed first ...
@@ -23,6 +23,8 @@ beacons on one machine never touch the user's real files.
     free_failures = 3       # failed logins of one address that cost nothing
     base_delay = 1.0        # then a block of base_delay * 2**k seconds ...
     max_delay = 300.0       # ... at most this long
+    overall_free_failures = 20  # failed logins of all addresses together ...
+    overall_rate = 0.2          # ... refilled at this many a second (see ratelimit)
 
 The password is kept in a 0600 file as text: the security layer's login is
 SPAKE2, a balanced PAKE, so the server needs the password itself (there is no
@@ -38,16 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal import ports
 from shoal.errors import ConfigurationError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 APP = "shoal"
 ENV_DIR = "SHOAL_CONFIG_DIR"
-DEFAULT_PORT = 7447
+DEFAULT_PORT = ports.BEACON
 DEFAULT_HOST = "0.0.0.0"
 
 
@@ -97,10 +95,16 @@ class BeaconSettings:
     free_failures: int = 3
     base_delay: float = 1.0
     max_delay: float = 300.0
+    overall_free_failures: int = 20
+    overall_rate: float = 0.2
 
 
 def load_settings(paths: BeaconPaths) -> BeaconSettings:
     """``beacon.toml`` read into :class:`BeaconSettings` (defaults if there is none)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         data: dict[str, Any] = tomllib.loads(paths.config_file.read_text())
     except FileNotFoundError:
@@ -110,14 +114,16 @@ def load_settings(paths: BeaconPaths) -> BeaconSettings:
     beacon, logins = data.get("beacon", {}), data.get("logins", {})
     try:
         return BeaconSettings(
-            host=str(beacon.get("host", DEFAULT_HOST)),
+            host=str(beacon.get("bind", beacon.get("host", DEFAULT_HOST))),
             port=int(beacon.get("port", DEFAULT_PORT)),
             max_bundle=int(float(beacon.get("max_bundle_mb", 512)) * (1 << 20)),
             cache_bytes=int(float(beacon.get("cache_mb", 2048)) * (1 << 20)),
             cache_age=float(beacon.get("cache_days", 30)) * 86400.0,
             free_failures=int(logins.get("free_failures", 3)),
             base_delay=float(logins.get("base_delay", 1.0)),
-            max_delay=float(logins.get("max_delay", 300.0)))
+            max_delay=float(logins.get("max_delay", 300.0)),
+            overall_free_failures=int(logins.get("overall_free_failures", 20)),
+            overall_rate=float(logins.get("overall_rate", 0.2)))
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigurationError(f"{paths.config_file}: bad value: {exc}") from None
 

@@ -61,8 +61,11 @@ def build_server(paths: BeaconPaths, settings: BeaconSettings) -> object:
         raise ConfigurationError(
             "nobody could log in to this beacon: set a password with `shoal beacon password` "
             "or authorize a runner's key with `shoal beacon authorize KEYFILE`")
-    return BeaconServer(paths, settings, password=password, identity=identity,
-                        authorized_keys=keys)
+    try:
+        return BeaconServer(paths, settings, password=password, identity=identity,
+                            authorized_keys=keys)
+    except ValueError as exc:  # a [logins] setting the rate limiter cannot work with
+        raise ConfigurationError(f"{paths.config_file}: {exc}") from None
 
 
 def _log_to(path: Path, also_stderr: bool) -> None:
@@ -117,7 +120,7 @@ def start_background(paths: BeaconPaths, host: str, port: int) -> tuple[int, int
     paths.pid_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal", "beacon", "up", "--foreground", "--quiet",
-         "--host", host, "--port", str(port)],
+         "--bind", host, "--port", str(port)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, start_new_session=True, cwd="/")
     deadline = time.monotonic() + START_TIMEOUT

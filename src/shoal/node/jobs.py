@@ -8,6 +8,22 @@ A :class:`BeaconJob` starts its ranks as ``python -m shoal.launch.bootstrap
 its own session so it and whatever it starts are killed as one group.  Output
 is sent to the runner live, a line at a time (a partial line after
 :data:`FLUSH_AFTER` seconds), labelled with the rank and host.
+
+Each rank also gets a control channel (:mod:`shoal.launch.control`: a pipe
+named by ``SHOAL_CONTROL_FD``) on which it reports that it joined the job's
+communication (``init``), left it cleanly (``finalized``), an uncaught
+exception (``error``, with its traceback), ``Abort(code)`` or a usage mistake.
+Those three are passed to the runner as ``rank_event`` messages; init and
+finalized travel with the rank's ``exit``.  This beacon stops its other ranks
+at once when a rank fails (an uncaught exception, Abort, a signal, or a
+non-zero exit before finalizing) or ends without finalizing while they still
+run; a rank that finalized and then exits non-zero leaves the others to finish
+(the job's status is still its status), as MPICH does.  The runner applies the
+same rules across beacons.
+
+The runner may also run ranks itself with this class (a klyng ``"local"``
+machine, see :mod:`shoal.node.runner_ranks`): then they run in the runner's
+own folder and environment, and rank 0 reads the runner's stdin.
 """
 
 from __future__ import annotations
@@ -22,15 +38,17 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from shoal.launch import control
 from shoal.node import protocol
 from shoal.node.protocol import BeaconError, Message
 from shoal.transport.shm import ShmJob
 
 KILL_AFTER = 1.0      # seconds between SIGTERM and SIGKILL
 FLUSH_AFTER = 0.1     # seconds a partial output line waits for its end
+CONTROL_DRAIN = 1.0   # seconds to wait for a dead rank's last control events
 READ_SIZE = 1 << 16
-# Which ranks share a host (so shared memory): those started by this beacon.
-_HOST_ID = f"{socket.gethostname()}:{os.getpid()}"
+# Control events passed on to the runner (init and finalized go with "exit").
+FORWARDED_EVENTS = (control.ERROR, control.ABORT, control.USAGE)
 
 Send = Callable[[Message], Awaitable[None]]
 
@@ -45,7 +63,8 @@ class BeaconJob:
     def __init__(self, job_id: str, workdir: Path, *, program: str | None, module: str | None,
                  args: Sequence[str], ranks: Sequence[int], size: int,
                  env: Mapping[str, str], host: str, runner: str, send: Send,
-                 transport: Mapping[str, str] | None = None) -> None:
+                 transport: Mapping[str, str] | None = None, own_ranks: bool = False
+                 ) -> None:
         # With a transport, the ranks talk to the job's other ranks: shared memory
         # among this beacon's ranks, encrypted TCP to the others (see
         # shoal.transport.rendezvous for the environment this sets up).
@@ -60,14 +79,23 @@ class BeaconJob:
         self.host = host
         self.runner = runner
         self._send = send
+        # own_ranks: the runner runs these ranks itself (no beacon): its folder (not
+        # removed at the end), its whole environment, its stdin for rank 0.
+        self.own_ranks = own_ranks
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.statuses: dict[int, int] = {}
+        self.initialized: set[int] = set()
+        self.finalized: set[int] = set()
+        self._control: dict[int, int] = {}  # rank -> read end of its control pipe
         self._first_failure: int | None = None
         self._stopping = False
+        # Which ranks share a host (so shared memory): those of this job started here.
+        self.host_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def _rank_env(self, rank: int) -> dict[str, str]:
         # The beacon's own SHOAL_* settings (its config folder, ...) are not the job's.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        env = {k: v for k, v in os.environ.items()
+               if self.own_ranks or not k.startswith("SHOAL_")}
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.env)
         env.update(SHOAL_RANK=str(rank), SHOAL_SIZE=str(self.size), SHOAL_JOB_ID=self.job_id,
@@ -80,29 +108,36 @@ class BeaconJob:
             # Local shared-memory numbers follow the global ranks' order.
             for index, rank in enumerate(sorted(self.ranks)):
                 env, fds, key_pipe = self._rank_env(rank), [], None
+                control_read, control_write = control.open_channel()
+                self._control[rank] = control_read
+                fds.append(control_write)
+                env[control.ENV_VAR] = str(control_write)
                 if self.transport is not None:
                     key_pipe = os.pipe()  # the job key never enters env or argv
                     fds.append(key_pipe[0])
                     env.update(SHOAL_TRANSPORT="hybrid",
                                SHOAL_RENDEZVOUS=self.transport["rendezvous"],
-                               SHOAL_JOB_KEY_FD=str(key_pipe[0]), SHOAL_HOST_ID=_HOST_ID)
+                               SHOAL_JOB_KEY_FD=str(key_pipe[0]), SHOAL_HOST_ID=self.host_id)
                     if shm is not None:
                         env.update(shm.rank_env(index))
                         fds.extend(shm.rank_fds(index))
+                stdin = None if self.own_ranks and rank == 0 else asyncio.subprocess.DEVNULL
                 try:
                     self.procs[rank] = await asyncio.create_subprocess_exec(
                         sys.executable, "-m", "shoal.launch.bootstrap", "--", *self.target,
                         *self.args, cwd=self.workdir, env=env, pass_fds=fds,
-                        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                        stdin=stdin, stdout=asyncio.subprocess.PIPE,
                         stderr=asyncio.subprocess.PIPE, start_new_session=True)
                     if key_pipe is not None and self.transport is not None:
                         os.write(key_pipe[1], self.transport["key"].encode("ascii"))
                 finally:
+                    os.close(control_write)
                     if key_pipe is not None:
                         os.close(key_pipe[0])
                         os.close(key_pipe[1])
         except OSError as exc:
             self.kill_now()
+            self._close_control()
             raise BeaconError(f"could not start the ranks: {exc}", code="run") from None
         finally:
             if shm is not None:
@@ -118,6 +153,7 @@ class BeaconJob:
             for proc in self.procs.values():
                 with contextlib.suppress(ProcessLookupError):
                     await proc.wait()
+            self._close_control()
         status = self._first_failure or 0
         await self._send({"type": "done", "job": self.job_id, "status": status,
                           "statuses": {str(r): s for r, s in self.statuses.items()}})
@@ -127,21 +163,83 @@ class BeaconJob:
         assert proc.stdout is not None and proc.stderr is not None
         readers = [asyncio.create_task(self._pump(rank, "stdout", proc.stdout)),
                    asyncio.create_task(self._pump(rank, "stderr", proc.stderr))]
+        events = asyncio.create_task(self._read_control(rank))
         try:
             returncode = await proc.wait()
             # What the rank started dies with it: no process outlives the job, and
             # the pipes it holds close, so the readers below finish.
             _killpg(proc.pid, signal.SIGKILL)
             await asyncio.gather(*readers)
+            # Its last words (an error, finalized) are in the pipe by now: read them first.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(events), CONTROL_DRAIN)
         finally:
-            for task in readers:
+            for task in (*readers, events):
                 task.cancel()
         status = shell_status(returncode)
         self.statuses[rank] = status
-        await self._send({"type": "exit", "job": self.job_id, "rank": rank, "status": status})
+        initialized, finalized = rank in self.initialized, rank in self.finalized
+        await self._send({"type": "exit", "job": self.job_id, "rank": rank, "status": status,
+                          "initialized": initialized, "finalized": finalized,
+                          "signaled": returncode < 0})
         if status != 0 and self._first_failure is None:
             self._first_failure = status  # a killed job reports its first rank's signal
-            self.stop()  # as the local launcher does: one failed rank ends the job
+        others_run = any(p.returncode is None for r, p in self.procs.items() if r != rank)
+        progress = control.RankProgress()
+        progress.initialized, progress.finalized = initialized, finalized
+        if control.judge_exit(progress, returncode, others_run) is control.Ending.BROKEN:
+            self.stop()  # it left its peers in the lurch: the local launcher's rule
+
+    async def _read_control(self, rank: int) -> None:
+        """Read one rank's control events until the pipe's end (every writer gone)."""
+        fd = self._control.get(rank)
+        if fd is None:
+            return
+        loop = asyncio.get_running_loop()
+        reader = control.ControlReader(rank)
+        readable = asyncio.Event()
+        loop.add_reader(fd, readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                for event in (reader.feed(data) if data else reader.finish()):
+                    await self._on_event(event)
+                if not data:
+                    return
+        finally:
+            loop.remove_reader(fd)
+
+    async def _on_event(self, event: control.ControlEvent) -> None:
+        if event.event == control.INIT:
+            self.initialized.add(event.rank)
+        elif event.event == control.FINALIZED:
+            self.finalized.add(event.rank)
+        elif event.event in FORWARDED_EVENTS:
+            fields = {k: v for k, v in event.fields.items()
+                      if v is None or isinstance(v, (str, int, float, bool))}
+            await self._send({"type": "rank_event", "job": self.job_id, "rank": event.rank,
+                              "host": self.host, "event": event.event, "fields": fields})
+            if event.event == control.ERROR:
+                # The failing rank exits by itself, its traceback sent; the others stop now.
+                for rank, proc in self.procs.items():
+                    if rank != event.rank and proc.returncode is None:
+                        _killpg(proc.pid, signal.SIGTERM)
+                self._kill_later()
+            else:
+                self.stop()
+
+    def _close_control(self) -> None:
+        for fd in self._control.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._control.clear()
 
     async def _pump(self, rank: int, stream: str, reader: asyncio.StreamReader) -> None:
         pending = b""
@@ -169,11 +267,15 @@ class BeaconJob:
         """SIGTERM every rank's group now, SIGKILL what is left :data:`KILL_AFTER` later."""
         if self._stopping:
             return
-        self._stopping = True
         for proc in self.procs.values():
             if proc.returncode is None:
                 _killpg(proc.pid, signal.SIGTERM)
-        asyncio.get_running_loop().call_later(KILL_AFTER, self.kill_now)
+        self._kill_later()
+
+    def _kill_later(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            asyncio.get_running_loop().call_later(KILL_AFTER, self.kill_now)
 
     def kill_now(self) -> None:
         for proc in self.procs.values():
@@ -181,7 +283,9 @@ class BeaconJob:
 
     def cleanup(self) -> None:
         self.kill_now()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self._close_control()
+        if not self.own_ranks:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def describe(self) -> Message:
         return {"job": self.job_id, "runner": self.runner, "ranks": self.ranks,

@@ -11,8 +11,10 @@ each request in order.  ``error`` may answer any request::
 
     runner -> beacon                        beacon -> runner
     {"type":"hello","protocol":1,           {"type":"welcome","protocol":1,
-     "python":"3.11.7","shoal":"0.1.0",      "python":..,"shoal":..,"host":"node7"}
-     "runner":"alice@laptop"}               (or error "protocol")
+     "python":"3.11.7","shoal":"0.1.0",      "python":..,"shoal":..,"host":"node7",
+     "runner":"alice@laptop"}                "id":"SHA256:..."}  (the beacon's key's
+                                             fingerprint: one beacon, whatever its name)
+                                            (or error "protocol")
     {"type":"status"}                       {"type":"status", <see BeaconServer.status>}
     {"type":"has_bundle","sha256":HEX}      {"type":"bundle_known","sha256":HEX,"known":bool}
     {"type":"bundle","sha256":HEX,          {"type":"bundle_stored","sha256":HEX}
@@ -24,7 +26,13 @@ each request in order.  ``error`` may answer any request::
      "env":{"K":"V"}}                        {"type":"output","job":ID,"rank":R,
                                               "host":H,"stream":"stdout"|"stderr",
                                               "data":BASE64}
-                                             {"type":"exit","job":ID,"rank":R,"status":S}
+                                             {"type":"exit","job":ID,"rank":R,"status":S,
+                                              "initialized":bool,"finalized":bool,
+                                              "signaled":bool}
+                                             {"type":"rank_event","job":ID,"rank":R,
+                                              "host":H,"event":"error"|"abort"|"usage",
+                                              "fields":{"traceback":..,"exception":..}
+                                              | {"code":N,"message":..} | {"message":..}}
                                              {"type":"done","job":ID,"status":S,
                                               "statuses":{"0":S0,..}}
     {"type":"kill","job":ID}                (the job ends: exit ... done)
@@ -44,7 +52,13 @@ side silent for a while, so silence is not counted then.)  A runner never
 sends a heartbeat between a ``bundle`` header and its body.
 
 ``status`` values are shell-style (a death by signal N is 128 + N); ``done``'s
-status is 0 if every rank exited 0, else the first failing rank's.  The runner
+status is 0 if every rank exited 0, else the first failing rank's.  ``exit``
+says whether the rank had joined the job's communication (``initialized``) and
+left it cleanly (``finalized``), from the rank's control channel
+(:mod:`shoal.launch.control`); ``rank_event`` passes on an uncaught exception
+(``error``), ``Abort`` (``abort``) or a usage mistake (``usage``).  A rank that
+exits initialized but not finalized while others run, or fails, ends the job
+(see :mod:`shoal.node.jobs` and :mod:`shoal.launch.remote`).  The runner
 may send ``kill`` (or close the session, or vanish) at any time: the beacon
 kills every rank of that runner's job.  Unknown message types are answered by
 error ``unknown`` and otherwise ignored, so fields and types can be added.

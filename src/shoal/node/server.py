@@ -79,7 +79,11 @@ class BeaconServer:
         self.versions = protocol.local_versions()
         self.limiter = LoginRateLimiter(free_failures=settings.free_failures,
                                         base_delay=settings.base_delay,
-                                        max_delay=settings.max_delay)
+                                        max_delay=settings.max_delay,
+                                        overall_free_failures=settings.overall_free_failures,
+                                        overall_rate=settings.overall_rate)
+        # What tells this beacon apart, whatever name a runner reached it by: its key.
+        self.beacon_id = identity.fingerprint
         self.config = ServerConfig(password=password, identity=identity,
                                    authorized_keys=authorized_keys, name=self.host_name,
                                    rate_limiter=self.limiter)
@@ -172,7 +176,8 @@ class BeaconServer:
         session.versions = {k: hello.get(k) for k in ("python", "shoal")}
         session.runner = str(hello.get("runner") or session.runner)
         await self._send(session, {"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
-                                   "host": self.host_name, **self.versions})
+                                   "host": self.host_name, "id": self.beacon_id,
+                                   **self.versions})
         while True:
             try:
                 data = await session.stream.recv()
@@ -186,6 +191,12 @@ class BeaconServer:
                 reply = await self._handle(session, message)
             except BeaconError as exc:
                 reply = protocol.error(exc.code, str(exc))
+            except (SecurityError, OSError):
+                raise  # the session itself broke: nobody to answer
+            except Exception as exc:  # a bug or an unforeseen fault: say what, to both ends
+                log.exception("request %r of runner %r failed", message["type"], session.runner)
+                reply = protocol.error("internal", f"the beacon on {self.host_name} failed to "
+                                       f"handle {message['type']!r}: {type(exc).__name__}: {exc}")
             if reply is not None:
                 await self._send(session, reply)
 

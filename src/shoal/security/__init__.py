@@ -9,7 +9,8 @@ Layers, bottom up (each module documents its bytes):
 * :mod:`~shoal.security.sockets` / :mod:`~shoal.security.streams`: blocking
   sockets and asyncio streams;
 * :mod:`~shoal.security.keys`, :mod:`~shoal.security.ratelimit`,
-  :mod:`~shoal.security.jobkeys`: key files, failed-login back-off, job keys.
+  :mod:`~shoal.security.jobkeys`: key files, failed-login back-off (per address and
+  overall), job keys.
 
 The handshake and channel cores are sans-I/O state machines over bytes.  Only
 plaintext from frames that authenticated is ever returned, so a value decoded

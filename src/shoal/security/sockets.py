@@ -10,12 +10,16 @@
 One thread may send while another receives; the socket is put in blocking
 mode.  A failed frame closes the socket and raises; ``close()`` sends the
 authenticated CLOSE frame (and wakes a thread blocked in ``recv()``).
+
+Waits use ``poll(2)``, never ``select(2)``: a process may hold any number of
+open files (``select`` refuses descriptors from 1,024 on).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import select
 import socket
 import threading
@@ -36,6 +40,17 @@ from shoal.security.session import SessionInbox
 
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 RECV_SIZE = 1 << 18
+
+
+def readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether ``sock`` has something to read (data, EOF or an error) within ``timeout`` s.
+
+    ``poll(2)``, so descriptors above 1,023 work; a closed or hung-up socket
+    counts as readable, so the ``recv()`` that follows reports it.
+    """
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(min(max(0, math.ceil(timeout * 1000)), 2**31 - 1)))
 
 
 def _peer_host(sock: socket.socket) -> str:
@@ -123,7 +138,7 @@ class SecureSocket(SessionInbox):
                 try:
                     if deadline is not None:
                         left = deadline - time.monotonic()
-                        if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                        if left <= 0 or not readable(self.sock, left):
                             raise TimeoutError("no message within the timeout")
                     data = self.sock.recv(RECV_SIZE)
                 except TimeoutError:
@@ -162,7 +177,7 @@ class SecureSocket(SessionInbox):
     def _drain(self) -> None:
         # Unread bytes make close() send a reset, which can destroy our CLOSE
         # frame before the peer reads it; read what is already there first.
-        while select.select([self.sock], [], [], 0)[0]:
+        while readable(self.sock, 0):
             if not self.sock.recv(RECV_SIZE):
                 return
 

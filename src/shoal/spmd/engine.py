@@ -11,18 +11,29 @@ intermediate copy.
 Every blocking call waits in :meth:`Engine.wait_until`, which keeps making
 progress on *all* streams (so two ranks that send each other large messages at
 once both finish) and spins briefly before sleeping on the transport.
+
+Threads (MPI's ``THREAD_MULTIPLE``): every public method holds the engine's one
+lock while it touches the engine's state (the matcher, the queues, the streams);
+a thread that must wait releases it, so the others go on, and any thread's
+progress completes any thread's requests.  While waiting, at most one thread
+sleeps on the transport's doorbell; the others wait on a condition that the
+threads making progress notify.  Small messages take one call into the
+transport each way (``send_frame`` / ``take_message``: compiled for shared
+memory), and spinning happens inside the transport with the GIL released
+(``Endpoint.wait``), so a waiting thread costs the others nothing.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import CommunicationError
-from shoal.spmd.matching import ANY_TAG, Matcher, Message, PostedReceive
+from shoal.spmd.matching import Matcher, Message, PostedReceive
 from shoal.transport import cma
 from shoal.transport.base import Endpoint
 from shoal.wire.header import (
@@ -45,9 +56,8 @@ from shoal.wire.header import (
 _SMALL = 16 * 1024
 _ZEROS = bytes(8)
 _NO_CHUNKS: list[memoryview] = []
-_LENGTH_OFFSET = 40  # where the body length sits in the header
-_unpack_header = HEADER.unpack_from
 _SLEEP_SECONDS = 0.02  # a lost wake-up costs at most this
+_SPIN_QUANTUM_NS = 50_000  # a spinning thread looks at the engine's state this often
 
 
 class OutgoingSend:
@@ -105,6 +115,8 @@ def _yield_every(size: int) -> int:
 
 
 class Engine:
+    """One process's progress engine (see the module docstring); thread-safe."""
+
     def __init__(self, rank: int, size: int, endpoint: Endpoint | None) -> None:
         self.rank = rank
         self.size = size
@@ -118,20 +130,71 @@ class Engine:
         self._seq = 0
         self._spin = _spin_seconds(size)
         self._yield_mask = _yield_every(size)
+        # Spin rounds between two sched_yield calls inside the transport: every round when
+        # the job has more ranks than cores (the rank we wait for needs this core).
+        self._yield_rounds = 1 if self._yield_mask == 0 else 0
         # Messages this large go by rendezvous: one copy, straight from the sender.
         self._rendezvous = _rendezvous_bytes() if (
             endpoint is not None and any(map(endpoint.is_local, self._peers))
             and _cma_usable()) else _NEVER
+        # THREAD_MULTIPLE: the lock guards all of the above; waiting threads release it.
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._waiters = 0  # threads inside the sleeping phase of wait_until
+        self._sleeper = False  # one of them sleeps on the transport's doorbell
 
     # -- sending ---------------------------------------------------------------
 
     def send(self, dst: int, ctx: int, tag: int, parts: list[Any], flags: int = 0) -> OutgoingSend:
         """Start sending ``parts`` (bytes-like, ``nbytes`` each) as one message."""
-        self._seq += 1
-        seq = self._seq
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._seq += 1
+            seq = self._seq
+            if (len(parts) == 1 and dst != self.rank and not self._queues[dst]
+                    and self.endpoint.send_frame(  # type: ignore[union-attr]
+                        dst, DATA, flags, 1, tag, ctx, seq, parts[0], _SMALL)):
+                # The common case, in one call: a whole small frame went into the stream.
+                if not flags & SYNC:
+                    return _SENT
+                outgoing = OutgoingSend(dst, _NO_CHUNKS, True, seq)
+                self._awaiting_ack[seq] = outgoing
+                return outgoing
+            outgoing = self._send(dst, ctx, tag, parts, flags, seq)
+        finally:
+            lock.release()
+        if self._waiters:
+            self._wake()
+        return outgoing
+
+    def send_buffer(self, dst: int, ctx: int, tag: int, buffer: Any) -> bool:
+        """The fast path of a standard send of one buffer (any object exporting
+        contiguous bytes, e.g. a numpy array): True if it went out whole now; False if
+        the caller must use :meth:`send` (the buffer is not contiguous bytes, it is
+        large, or the stream holds a queue)."""
+        if dst == self.rank:
+            return False
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._queues[dst]:
+                return False
+            try:
+                sent = self.endpoint.send_frame(  # type: ignore[union-attr]
+                    dst, DATA, 0, 1, tag, ctx, self._seq + 1, buffer, _SMALL)
+            except (BufferError, TypeError, ValueError):
+                return False  # not contiguous bytes: the general path says what is wrong
+            if sent:
+                self._seq += 1
+            return sent
+        finally:
+            lock.release()
+
+    def _send(self, dst: int, ctx: int, tag: int, parts: list[Any], flags: int,
+              seq: int) -> OutgoingSend:
         sync = bool(flags & SYNC)
         if len(parts) == 1 and dst != self.rank and not self._queues[dst]:
-            # The common case, kept short: one small part, nothing queued before it.
             part = parts[0]
             length = len(part) if type(part) is bytes else memoryview(part).nbytes
             if length <= _SMALL:
@@ -247,17 +310,40 @@ class Engine:
         Posting before reading lets a large message that is still in the stream
         go straight into the receive's buffer.
         """
-        message = self.matcher.post(receive)
-        if message is not None:
-            self._complete(receive, message)
-        else:
-            self.progress()
+        lock = self._lock
+        lock.acquire()
+        try:
+            message = self.matcher.post(receive)
+            if message is not None:
+                self._complete(receive, message)
+            else:
+                self._progress()
+        finally:
+            lock.release()
+        if self._waiters:
+            self._wake()
 
     def try_receive(self, ctx: int, source: int, tag: int,
-                    buffer: memoryview | None = None) -> Message | None:
-        """The message a receive would get right now, matched; None if it must wait.
+                    buffer: Any = None) -> Message | None:
+        """The message a receive would get right now, matched, without waiting; None if
+        it must wait.  ``buffer`` may be a memoryview or, for a specific ``source``, any
+        object exporting writable contiguous bytes (the body goes straight into it)."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            if (buffer is not None and type(buffer) is not memoryview
+                    and not 0 <= source != self.rank):
+                return None  # only the one-source fast path takes a raw buffer
+            message = self._try_receive(ctx, source, tag, buffer)
+        finally:
+            lock.release()
+        if self._waiters:
+            self._wake()
+        return message
 
-        The fast path of a blocking receive: no receive object is posted when
+    def _try_receive(self, ctx: int, source: int, tag: int,
+                     buffer: memoryview | None) -> Message | None:
+        """The fast path of a blocking receive: no receive object is posted when
         the message is already here.  Earlier posted receives on the same
         context come first, so with any of those the caller must post.
         """
@@ -269,28 +355,24 @@ class Engine:
             if source >= 0:
                 if source != self.rank and self._reading[source] is None:
                     if not matcher.unexpected.get(ctx):
-                        # Nothing waits on this context: the next frame from the
-                        # source is the answer if it matches.
-                        frame = endpoint.take_frame(source, HEADER_SIZE, _LENGTH_OFFSET,
-                                                    _SMALL)
-                        if frame is None:
-                            return None
-                        kind, flags, nparts, _, mtag, mctx, seq, stamp, length = \
-                            _unpack_header(frame)
-                        if kind == DATA and mctx == ctx and tag in (ANY_TAG, mtag):
-                            direct = Message(source, mtag, ctx, flags, nparts, seq, stamp,
-                                             length, memoryview(frame)[HEADER_SIZE:])
-                            if flags & SYNC:
+                        # Nothing waits on this context: the next frame from the source
+                        # is the answer if it matches (its body straight into the buffer).
+                        direct = endpoint.take_match(source, ctx, tag, _SMALL, buffer)
+                        if direct is not None:
+                            if direct.flags & SYNC:
                                 self._acknowledge(direct)
                             return direct
-                        self._arrived_frame(source, frame)
+                        if not endpoint.readable(source):
+                            return None
                     self._read(source)
             else:
                 for peer in self._peers:
                     self._read(peer)
         message = matcher.take(ctx, source, tag)
         if message is not None:
-            self._matched(message, buffer)
+            # A raw buffer (not a memoryview) is only ever filled by take_match above;
+            # here the caller copies the body in.
+            self._matched(message, buffer if type(buffer) is memoryview else None)
         return message
 
     def receive(self, ctx: int, source: int, tag: int, buffer: memoryview | None,
@@ -299,28 +381,47 @@ class Engine:
         (and ``message.body`` is None).  ``describe(*what)`` says what is awaited, should
         the rank have to sleep (it is formatted only then).
 
-        While spinning it polls only the awaited source's stream, which is much
-        cheaper than full progress; every few rounds it makes full progress so
-        no other stream stalls.  A large message, or no message within the spin
-        time, falls back to a posted receive.
+        While spinning it watches only the awaited source's stream, which is much
+        cheaper than full progress (inside the transport and without the GIL where
+        it can); between spins it makes full progress so no other stream stalls.  A
+        large message, or no message within the spin time, falls back to a posted
+        receive.
         """
-        message = self.try_receive(ctx, source, tag, buffer)
+        lock = self._lock
+        lock.acquire()
+        try:
+            message = self._try_receive(ctx, source, tag, buffer)
+        finally:
+            lock.release()
         if message is not None:
+            if self._waiters:
+                self._wake()
             return into_buffer(message, buffer)
         endpoint = self.endpoint
         if endpoint is not None and not (0 <= source != self.rank
                                          and endpoint.readable(source) >= HEADER_SIZE):
             deadline = time.perf_counter() + self._spin
+            watch = source if 0 <= source != self.rank else -1
             spins = 0
             while True:
-                message = self.try_receive(ctx, source, tag, buffer)
+                if endpoint.wait(watch, self._busy, _SPIN_QUANTUM_NS, self._yield_rounds):
+                    spins = -1  # something arrived: look at once
+                lock.acquire()
+                try:
+                    message = self._try_receive(ctx, source, tag, buffer)
+                    if message is None:
+                        if watch >= 0 and endpoint.readable(watch) >= HEADER_SIZE:
+                            break  # a large frame: post so it streams into place
+                        spins += 1
+                        if not spins & self._yield_mask:
+                            self._progress()
+                finally:
+                    lock.release()
                 if message is not None:
+                    if self._waiters:
+                        self._wake()
                     return into_buffer(message, buffer)
-                if source >= 0 and endpoint.readable(source) >= HEADER_SIZE:
-                    break  # a large frame: post so it streams into place
-                spins += 1
                 if not spins & self._yield_mask:
-                    self.progress()
                     if time.perf_counter() > deadline:
                         break
                     _yield()
@@ -334,21 +435,26 @@ class Engine:
         return receive.message
 
     def cancel(self, receive: PostedReceive) -> bool:
-        if self.matcher.cancel(receive):
-            receive.cancelled = True
-            receive.done = True
-            return True
-        return False
+        with self._lock:
+            if self.matcher.cancel(receive):
+                receive.cancelled = True
+                receive.done = True
+                return True
+            return False
 
     def probe(self, ctx: int, source: int, tag: int, take: bool) -> Message | None:
         """The waiting message a receive would match now, removed if ``take``."""
-        self.progress()
-        if take:
-            message = self.matcher.take(ctx, source, tag)
-            if message is not None:
-                self._matched(message, None)
-            return message
-        return self.matcher.find(ctx, source, tag)
+        with self._lock:
+            self._progress()
+            if take:
+                message = self.matcher.take(ctx, source, tag)
+                if message is not None:
+                    self._matched(message, None)
+            else:
+                message = self.matcher.find(ctx, source, tag)
+        if self._waiters:
+            self._wake()
+        return message
 
     def _complete(self, receive: PostedReceive, message: Message) -> None:
         """Give a complete message to the receive it matched."""
@@ -414,9 +520,9 @@ class Engine:
         while True:
             reading = self._reading[src]
             if reading is None:
-                frame = endpoint.take_frame(src, HEADER_SIZE, _LENGTH_OFFSET, _SMALL)
+                frame = endpoint.take_message(src, _SMALL)
                 if frame is not None:
-                    self._arrived_frame(src, frame)
+                    self._on_frame(frame)
                     progressed = True
                     continue
             available = endpoint.readable(src)
@@ -428,7 +534,8 @@ class Engine:
                 available -= HEADER_SIZE
                 if length <= available and length <= _SMALL:
                     body = endpoint.read_bytes(src, length) if length else b""
-                    self._frame(src, kind, flags, nparts, tag, ctx, seq, stamp, length, body)
+                    self._on_frame(Message(src, tag, ctx, flags, nparts, seq, stamp, length,
+                                           body, kind))
                     progressed = True
                     continue
                 message = Message(src, tag, ctx, flags, nparts, seq, stamp, length)
@@ -449,34 +556,27 @@ class Engine:
             self._finish_body(reading)
             progressed = True
 
-    def _arrived_frame(self, src: int, frame: bytes) -> None:
-        """A whole small frame (header and body) from ``src``."""
-        kind, flags, nparts, _, tag, ctx, seq, stamp, length = _unpack_header(frame)
-        self._frame(src, kind, flags, nparts, tag, ctx, seq, stamp, length,
-                    memoryview(frame)[HEADER_SIZE:])
-
-    def _frame(self, src: int, kind: int, flags: int, nparts: int, tag: int, ctx: int,
-               seq: int, stamp: int, length: int, body: Any) -> None:
+    def _on_frame(self, frame: Message) -> None:
         """A whole frame with a small body: an ack, a message, or a rendezvous offer."""
+        kind = frame.kind
         if kind == ACK:
-            waiting = self._awaiting_ack.pop(seq, None)
+            waiting = self._awaiting_ack.pop(frame.seq, None)
             if waiting is not None:
                 waiting.done = True
                 waiting.hold = None
             return
-        if kind == DATA:
-            message = Message(src, tag, ctx, flags, nparts, seq, stamp, length, body)
-        elif kind == RTS:
-            pid, length, pieces = parse_rts(body, nparts)
-            message = Message(src, tag, ctx, flags, nparts, seq, stamp, length)
-            message.remote = (pid, pieces)
-        else:
+        if kind == RTS:
+            pid, frame.length, pieces = parse_rts(frame.body, frame.nparts)
+            frame.body = None
+            frame.remote = (pid, pieces)
+            frame.kind = DATA
+        elif kind != DATA:
             raise CommunicationError(
-                f"rank {self.rank} got a frame of unknown kind {kind} from rank {src}; "
-                "are both ends the same shoal version?")
-        receive = self.matcher.arrive(message)
+                f"rank {self.rank} got a frame of unknown kind {kind} from rank "
+                f"{frame.source}; are both ends the same shoal version?")
+        receive = self.matcher.arrive(frame)
         if receive is not None:
-            self._complete(receive, message)
+            self._complete(receive, frame)
 
     def _start_body(self, message: Message) -> _Reading:
         """Choose where a large body goes: the matching receive's buffer, or a new one."""
@@ -495,9 +595,9 @@ class Engine:
     def _finish_body(self, reading: _Reading) -> None:
         message = reading.message
         if reading.kind != DATA:
-            self._frame(message.source, reading.kind, message.flags, message.nparts,
-                        message.tag, message.ctx, message.seq, message.stamp, message.length,
-                        bytes(reading.target))
+            message.kind = reading.kind
+            message.body = bytes(reading.target)
+            self._on_frame(message)
             return
         receive = reading.receive
         if receive is not None and reading.target is receive.buffer:
@@ -521,14 +621,39 @@ class Engine:
         """Push queued sends and take in whatever has arrived, without blocking."""
         if self.endpoint is None:
             return
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._progress()
+        finally:
+            lock.release()
+        if self._waiters:
+            self._wake()
+
+    def _progress(self) -> None:
+        if self.endpoint is None:
+            return
         if self._busy:
             for dst in tuple(self._busy):
                 self._pump(dst)
         for src in self._peers:
             self._read(src)
 
+    def _wake(self) -> None:
+        """Tell the threads waiting in wait_until that the engine's state changed: they
+        look at their requests again (the doorbell sleeper, through its doorbell)."""
+        with self._lock:
+            self._changed.notify_all()
+            sleeper = self._sleeper
+        endpoint = self.endpoint
+        if sleeper and endpoint is not None:
+            endpoint.wake_self()
+
     def wait_until(self, done: Callable[[], bool], describe: Callable[[], str]) -> None:
-        """Make progress until ``done()``; spin first, then sleep on the transport."""
+        """Make progress until ``done()``; spin first, then sleep on the transport.
+
+        ``done`` is called without the engine's lock (it may call the engine).
+        """
         if done():
             return
         endpoint = self.endpoint
@@ -536,43 +661,80 @@ class Engine:
             raise CommunicationError(
                 f"deadlock: rank {self.rank} of a 1-rank job would wait forever in "
                 f"{describe()}: no other rank exists to complete it")
-        progress = self.progress
+        lock = self._lock
         deadline = time.perf_counter() + self._spin
         spins = 0
         while True:
-            progress()
+            lock.acquire()
+            try:
+                self._progress()
+            finally:
+                lock.release()
+            if self._waiters:
+                self._wake()
             if done():
                 return
             spins += 1
+            if endpoint.wait(-1, self._busy, _SPIN_QUANTUM_NS, self._yield_rounds):
+                continue
+            if time.perf_counter() > deadline:
+                break
             if not spins & self._yield_mask:
-                if time.perf_counter() > deadline:
-                    break
                 # Let a peer that shares this core run: on a loaded or
                 # oversubscribed machine it is the one we are waiting for.
                 _yield()
         endpoint.set_status(describe())
         try:
-            while True:
-                endpoint.set_sleeping(True)
-                progress()
-                if done():
-                    return
-                endpoint.sleep(_SLEEP_SECONDS)
-                endpoint.set_sleeping(False)
-                progress()
-                if done():
-                    return
+            self._sleep_until(done)
         finally:
-            endpoint.set_sleeping(False)
             endpoint.set_status("")
+
+    def _sleep_until(self, done: Callable[[], bool]) -> None:
+        """The sleeping phase: one thread sleeps on the transport, the others on a
+        condition; whoever makes progress wakes them."""
+        endpoint = self.endpoint
+        assert endpoint is not None
+        lock = self._lock
+        lock.acquire()
+        self._waiters += 1
+        try:
+            while True:
+                self._progress()
+                self._changed.notify_all()
+                lock.release()
+                try:
+                    if done():
+                        return
+                finally:
+                    lock.acquire()
+                if self._sleeper:
+                    # Another thread watches the transport; it notifies after progress.
+                    self._changed.wait(_SLEEP_SECONDS)
+                    continue
+                self._sleeper = True
+                endpoint.set_sleeping(True)
+                self._progress()
+                lock.release()
+                try:
+                    if not done():
+                        endpoint.sleep(_SLEEP_SECONDS)
+                finally:
+                    lock.acquire()
+                    endpoint.set_sleeping(False)
+                    self._sleeper = False
+        finally:
+            self._waiters -= 1
+            lock.release()
 
     def close(self) -> None:
         """Finish queued sends, then release the transport."""
         if self.endpoint is None:
             return
         self.wait_until(lambda: not self._busy, lambda: "Finalize (flushing sends)")
-        self.endpoint.close()
-        self.endpoint = None
+        with self._lock:
+            endpoint, self.endpoint = self.endpoint, None
+        if endpoint is not None:
+            endpoint.close()
 
 
 _NEVER = 1 << 62

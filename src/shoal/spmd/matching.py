@@ -15,36 +15,15 @@ MPI's rules, kept here without any I/O so they can be tested alone:
 
 from __future__ import annotations
 
-from typing import Any
+from shoal.wire.frame import Frame
 
 ANY_SOURCE = -2  # the same values as MPICH and mpi4py
 ANY_TAG = -1
 
 
-class Message:
-    """A message that has fully arrived (or, for a posted receive, its header)."""
-
-    __slots__ = ("source", "tag", "ctx", "flags", "nparts", "seq", "stamp", "body", "length",
-                 "remote")
-
-    def __init__(self, source: int, tag: int, ctx: int, flags: int, nparts: int, seq: int,
-                 stamp: int, length: int, body: Any = None) -> None:
-        self.source = source
-        self.tag = tag
-        self.ctx = ctx
-        self.flags = flags
-        self.nparts = nparts
-        self.seq = seq
-        self.stamp = stamp
-        self.length = length
-        self.body = body
-        # (pid, [(address, length), ...]) while the data is still in the sender's
-        # memory (a large message sent by rendezvous); None once it is here.
-        self.remote: tuple[int, list[tuple[int, int]]] | None = None
-
-    def __repr__(self) -> str:
-        return (f"Message(source={self.source}, tag={self.tag}, ctx={self.ctx}, "
-                f"length={self.length})")
+# A message is a received frame (header fields, source, body); the compiled rings make
+# their own frames with the same attributes, which the matcher uses alike.
+Message = Frame
 
 
 class PostedReceive:

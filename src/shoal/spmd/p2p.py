@@ -16,6 +16,7 @@ from shoal.errors import SerializationError
 from shoal.spmd import world
 from shoal.spmd.buffers import buffer_view, parse_buffer
 from shoal.spmd.commbase import PROC_NULL, CommBase, _blocked_in
+from shoal.spmd.engine import into_buffer
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message
 from shoal.spmd.objcodec import PICKLE
 from shoal.spmd.request import Message as MatchedMessage
@@ -221,6 +222,12 @@ class PointToPoint(CommBase):
     # -- buffer API -------------------------------------------------------------------
 
     def Send(self, buf: Any, dest: int, tag: int = 0) -> None:
+        # The hot path of the buffer API: a plain contiguous buffer goes out in one call.
+        if (0 <= dest < self._size and 0 <= tag <= self._tag_bound and not self._freed
+                and type(buf) is not list and type(buf) is not tuple
+                and (world._engine or world.engine()).send_buffer(self._ranks[dest], self._ctx,
+                                                                  tag, buf)):
+            return
         if dest == PROC_NULL:
             return
         self._check_send_tag(tag)
@@ -271,6 +278,21 @@ class PointToPoint(CommBase):
 
     def Recv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
              status: Status | None = None) -> None:
+        if (0 <= source < self._size and not self._freed and type(buf) is not list
+                and type(buf) is not tuple and (tag == ANY_TAG or 0 <= tag <= self._tag_bound)):
+            # The hot path of the buffer API: a message already here goes straight into a
+            # plain contiguous buffer, in one call.
+            try:
+                message = (world._engine or world.engine()).try_receive(
+                    self._ctx, self._ranks[source], tag, buf)
+            except (BufferError, TypeError, ValueError):
+                message = None  # not a writable contiguous buffer: the general path says so
+            if message is not None:
+                if message.body is not None:
+                    into_buffer(message, buffer_view(buf, readonly=False))
+                if status is not None:
+                    _fill(status, source, message.tag, message.length)
+                return
         if source == PROC_NULL:
             _fill(status, PROC_NULL, ANY_TAG, 0)
             return

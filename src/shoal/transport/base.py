@@ -11,6 +11,10 @@ lets two ranks that send each other large messages at once both get through.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
+
+from shoal.wire.frame import Frame
+from shoal.wire.header import FIELDS, HEADER_SIZE, LENGTH_OFFSET
 
 
 class Endpoint(ABC):
@@ -47,6 +51,46 @@ class Endpoint(ABC):
         """
         return None
 
+    def send_frame(self, dst: int, kind: int, flags: int, nparts: int, tag: int, ctx: int,
+                   seq: int, payload: Any, limit: int) -> bool:
+        """Write one whole frame (header stamped now, then ``payload``: any object that
+        exports contiguous bytes) towards ``dst`` if the payload is at most ``limit`` bytes
+        and it all fits now, and return True; else write nothing and return False.
+
+        The fast path of small sends: the engine frames and queues the message
+        itself when this returns False, which the default always does.  A payload
+        that is not contiguous bytes raises (BufferError or TypeError), writing nothing.
+        """
+        return False
+
+    def take_message(self, src: int, limit: int) -> Frame | None:
+        """The next frame from ``src``, parsed, if it is whole and its body at most
+        ``limit`` bytes; else None (nothing is taken)."""
+        frame = self.take_frame(src, HEADER_SIZE, LENGTH_OFFSET, limit)
+        if frame is None:
+            return None
+        kind, flags, nparts, tag, ctx, seq, stamp, length = FIELDS.unpack_from(frame)
+        return Frame(src, tag, ctx, flags, nparts, seq, stamp, length,
+                     memoryview(frame)[HEADER_SIZE:], kind)
+
+    def take_match(self, src: int, ctx: int, tag: int, limit: int,
+                   buffer: Any) -> Frame | None:
+        """The fast path of a receive: the next frame from ``src`` if it is a whole DATA
+        frame on ``ctx`` with ``tag`` (-1: any) and a body of at most ``limit`` bytes;
+        else None, leaving everything in place.  With a writable ``buffer``, a body that
+        fits is copied into it (the frame's body is then None).  The default finds
+        nothing: the engine's general path reads the frame."""
+        return None
+
+    def wait(self, src: int, busy: Any, timeout_ns: int, yield_every: int) -> bool:
+        """Wait cheaply, up to ``timeout_ns``, until data from ``src`` (-1: any peer) or
+        space towards a rank in ``busy`` may have arrived; True if it did.
+
+        Transports that can spin without the engine (and without the GIL) do so;
+        the default returns False at once and the engine polls by itself.
+        """
+        return False
+
     @abstractmethod
     def set_sleeping(self, flag: bool) -> None:
         """Announce that this rank is about to sleep (peers must wake it) or is awake."""
@@ -54,6 +98,10 @@ class Endpoint(ABC):
     @abstractmethod
     def sleep(self, timeout: float) -> None:
         """Block until a peer makes progress for this rank or ``timeout`` passes."""
+
+    def wake_self(self) -> None:  # noqa: B027 - optional hook
+        """Wake this rank's own :meth:`sleep` from another of its threads, if the
+        transport can (else that sleep ends at its timeout)."""
 
     def set_status(self, text: str) -> None:  # noqa: B027 - optional hook
         """Publish the call this rank is blocked in, for ``shoal run --timeout``."""

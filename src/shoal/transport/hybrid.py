@@ -92,6 +92,10 @@ class HybridEndpoint(Endpoint):
             except BlockingIOError:
                 pass
 
+    def wake_self(self) -> None:
+        if self.shm is not None:
+            self.shm.wake_self()
+
     def set_status(self, text: str) -> None:
         if self.shm is not None:
             self.shm.set_status(text)

@@ -19,7 +19,11 @@ Every message on a rank-to-rank stream is a 48-byte header followed by a body::
                            receive takes the earliest stamp among the matching messages
     40     8     length    body length in bytes
 
-All fields little-endian.  An RTS body is ``u64 pid, u64 message length`` and then
+All fields little-endian.  The compiled rings (``shoal/transport/_shmcore.c``,
+``header_t``) pack and parse this same layout; tests/transport checks that both
+implementations write and read identical bytes.
+
+An RTS body is ``u64 pid, u64 message length`` and then
 ``nparts`` pairs ``u64 address, u64 length``: the receiver copies the parts out
 of process ``pid`` with ``process_vm_readv`` (one copy) once the message is
 matched, lays them out as a DATA body would be, and answers with an ACK
@@ -36,6 +40,10 @@ import struct
 HEADER = struct.Struct("<BBHIqqQQQ")
 HEADER_SIZE = HEADER.size
 assert HEADER_SIZE == 48
+# The same header without its reserved word: (kind, flags, nparts, tag, ctx, seq, stamp,
+# length), the order in which transports hand a parsed frame to the engine.
+FIELDS = struct.Struct("<BBH4xqqQQQ")
+LENGTH_OFFSET = 40  # where the body length sits
 
 DATA = 1
 ACK = 2
