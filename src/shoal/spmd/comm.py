@@ -39,6 +39,7 @@ class Comm(NonblockingCollectives):
         comm._info.attrs = attrs.copy_attrs(self, record.attrs)
         comm._info.hints = dict(record.hints) if info is None else as_record(info)
         comm._info.errhandler = record.errhandler
+        comm._info.topo = record.topo  # a duplicate keeps the topology
         return comm
 
     def Clone(self) -> Any:
@@ -77,6 +78,42 @@ class Intracomm(Comm):
     """mpi4py's ``Intracomm``."""
 
     __module__ = "shoal.MPI"
+
+    # -- topologies (see topo.py) ---------------------------------------------------
+
+    def Create_cart(self, dims: Any, periods: Any = None, reorder: bool = False) -> Any:
+        from shoal.spmd import topo
+
+        return topo.create_cart(self, dims, periods, reorder)
+
+    def Create_graph(self, index: Any, edges: Any, reorder: bool = False) -> Any:
+        from shoal.spmd import topo
+
+        return topo.create_graph(self, index, edges, reorder)
+
+    def Create_dist_graph_adjacent(self, sources: Any, destinations: Any,
+                                   sourceweights: Any = None, destweights: Any = None,
+                                   info: Any = None, reorder: bool = False) -> Any:
+        from shoal.spmd import topo
+
+        return topo.create_dist_graph_adjacent(self, sources, destinations, sourceweights,
+                                               destweights)
+
+    def Create_dist_graph(self, sources: Any, degrees: Any, destinations: Any,
+                          weights: Any = None, info: Any = None, reorder: bool = False) -> Any:
+        from shoal.spmd import topo
+
+        return topo.create_dist_graph(self, sources, degrees, destinations, weights)
+
+    def Cart_map(self, dims: Any, periods: Any = None) -> int:
+        from shoal.spmd import topo
+
+        return topo.cart_map(self, dims, periods)
+
+    def Graph_map(self, index: Any, edges: Any) -> int:
+        from shoal.spmd import topo
+
+        return topo.graph_map(self, index, edges)
 
     @classmethod
     def Create_from_group(cls, group: Any, stringtag: str = "org.mpi4py", info: Any = None,

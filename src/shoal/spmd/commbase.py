@@ -46,7 +46,7 @@ class CommRecord(Record):
     """The shared state behind equal communicator handles."""
 
     __slots__ = ("ranks", "index", "ctx", "name", "serial", "coll_seq", "attrs", "hints",
-                 "errhandler", "bsend", "lock", "locks", "commctx")
+                 "errhandler", "bsend", "lock", "locks", "commctx", "topo")
 
     def __init__(self, ranks: tuple[int, ...], ctx: int, name: str = "") -> None:
         super().__init__()
@@ -63,6 +63,7 @@ class CommRecord(Record):
         self.lock = threading.Lock()  # for the counters, under THREAD_MULTIPLE
         self.locks: dict[Any, Any] = {}  # mpi4py's named communicator locks
         self.commctx: Any = None  # the private duplicate mpi4py.util.pkl5 asks for
+        self.topo: Any = None  # a topology.Topology, for Cartesian and graph communicators
 
 
 _NULL_COMM = CommRecord((), -2, "MPI_COMM_NULL")
@@ -75,6 +76,7 @@ class CommBase(Handle):
     _NULL = _NULL_COMM
     _INTRA: ClassVar[type]  # the class of communicators made from groups (set by comm.py)
     _COMM: ClassVar[type]  # the class of COMM_NULL (set by comm.py)
+    _TOPOLOGIES: ClassVar[dict[int, type]] = {}  # topology kind -> class (set by topo.py)
     _tag_bound = TAG_UPPER_BOUND
     _info: CommRecord
 
@@ -88,8 +90,15 @@ class CommBase(Handle):
 
     def __new__(cls, comm: Any = None) -> Any:
         obj = Handle.__new__(cls, comm)
+        if comm is not None and obj._info is not _NULL_COMM and not cls._accepts(obj._info):
+            raise TypeError(f"a {type(comm).__name__} of this kind is not a {cls.__name__}")
         obj._load()
         return obj
+
+    @classmethod
+    def _accepts(cls, record: Any) -> bool:
+        """Whether a communicator with this record may be wrapped as this class."""
+        return True
 
     def _load(self) -> None:
         """Copy the record's fields the hot paths read."""
@@ -113,6 +122,8 @@ class CommBase(Handle):
     @classmethod
     def _from_record(cls, record: Any) -> Any:
         kind = cls._COMM if record is _NULL_COMM else cls._INTRA
+        if record.topo is not None:
+            kind = cls._TOPOLOGIES[record.topo.kind]
         obj: Any = Handle.__new__(kind)
         obj._info = record
         obj._load()
@@ -335,7 +346,8 @@ class CommBase(Handle):
 
     def Get_topology(self) -> int:
         self._engine_free_check()
-        return UNDEFINED
+        topology = self._info.topo
+        return UNDEFINED if topology is None else int(topology.kind)
 
     @property
     def topology(self) -> int:

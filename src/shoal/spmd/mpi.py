@@ -73,6 +73,7 @@ from shoal.spmd.request import (
     Request,
     Status,
 )
+from shoal.spmd.topo import *
 
 
 def _constant_comm(cls: Any, record: Any, name: str) -> Any:
