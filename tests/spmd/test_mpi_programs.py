@@ -138,3 +138,9 @@ def test_swapped_object_codecs_and_user_operations_behave_as_in_mpi4py(run_ok, b
 @pytest.mark.parametrize("ranks", [2])
 def test_dlpack_and_array_interface_buffers_travel_in_place(run_ok, backend, ranks):
     run_ok(backend, ranks, "foreign_buffers.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 4])
+def test_cartesian_graph_and_distributed_graph_topologies_route_neighbor_collectives(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "topologies.py")
