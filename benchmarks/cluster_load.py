@@ -90,7 +90,7 @@ def start_master(folder: Path) -> Master:
     port, link_port = free_port(), free_port()
     log = (folder / "master.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "shoal", "master", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "shoal", "master", "--bind", "127.0.0.1", "--port", str(port),
          "--worker-port", str(link_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     master = Master(process, f"http://127.0.0.1:{port}", link_port, token)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import os
 import time
 
 import shoal
@@ -59,7 +58,7 @@ def main() -> None:
     expected = [curvature(sequence, p) for p in positions]
     sequential = time.perf_counter() - start
 
-    with shoal.Executor(args.address, password=os.environ.get("SHOAL_TASKS_PASSWORD")) as ex:
+    with shoal.Executor(args.address) as ex:  # a remote service: password in $SHOAL_PASSWORD
         ex.submit(curvature, sequence, 0).result()
         timings = {}
         for chunksize in (1, args.chunksize):

@@ -37,7 +37,7 @@ from shoal.spmd.klyng import ANY_SOURCE, ANY_TAG, end, init, rank, recv, send, s
 if TYPE_CHECKING:
     from shoal import MPI, stream
     from shoal.stream.reporting import report
-    from shoal.tasks import Executor, Task, TaskSystem
+    from shoal.tasks import Executor, Task, TaskSystem, remote
 
 
 def __getattr__(name: str) -> Any:
@@ -58,7 +58,7 @@ def __getattr__(name: str) -> Any:
 
         return report
     # The task face pulls in the secure channel (cryptography): imported on first use.
-    if name in ("Executor", "Task", "TaskSystem"):
+    if name in ("Executor", "Task", "TaskSystem", "remote"):
         import shoal.tasks
 
         return getattr(shoal.tasks, name)
@@ -84,6 +84,7 @@ __all__ = [
     "init",
     "rank",
     "recv",
+    "remote",
     "report",
     "send",
     "size",

@@ -93,6 +93,7 @@ class Master:
     token: str = ""
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    address_space: int | None = None  # bytes: RLIMIT_AS of the master process, if given
 
     @property
     def url(self) -> str:
@@ -153,10 +154,20 @@ class Master:
     def start(self) -> None:
         self.runs += 1
         log = open(self.dir / f"master-{self.runs}.log", "wb")  # noqa: SIM115 - kept open
+        env, limit = self.env, None
+        if self.address_space is not None:
+            import resource
+
+            cap = self.address_space
+            env = {**env, "MALLOC_ARENA_MAX": "2"}  # glibc's per-thread arenas reserve 64 MiB
+
+            def limit() -> None:  # in the child, before exec: this process only
+                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shoal", "master", "--host", "127.0.0.1", "--port",
-             str(self.port), *self.options], env=self.env, stdout=log, stderr=log,
-            stdin=subprocess.DEVNULL)
+            [sys.executable, "-m", "shoal", "master", "--bind", "127.0.0.1", "--port",
+             str(self.port), *self.options], env=env, stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL, preexec_fn=limit)
         log.close()
 
         def up() -> bool:
@@ -208,16 +219,16 @@ class Worker:
     @property
     def log(self) -> str:
         return "\n".join(p.read_text(errors="replace")
-                         for p in sorted(self.dir.glob("worker-*.log")))
+                         for p in sorted(self.dir.glob(f"{self.name}-run*.log")))
 
     @property
     def id(self) -> str:
-        return (self.dir / "state" / "worker-id").read_text().strip()
+        return (self.dir / "state" / f"worker-{self.name}.id").read_text().strip()
 
     def start(self) -> None:
         self.runs += 1
         self.dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.dir / f"worker-{self.runs}.log", "wb")  # noqa: SIM115 - kept open
+        log = open(self.dir / f"{self.name}-run{self.runs}.log", "wb")  # noqa: SIM115 - kept open
         env = {**os.environ, "SHOAL_CONFIG_DIR": str(self.dir), "SHOAL_PASSWORD": self.password}
         # No task agent unless asked for (tests/tasks/test_on_cluster.py): its processes start
         # after the worker is online, and would count as left behind by a shared cluster's test.
@@ -259,7 +270,15 @@ def wait_pool_done(master: Master, pool_id: str, within: float = 30.0) -> dict[s
 
 
 def output(master: Master, job_id: str) -> dict[str, Any]:
+    """The job's whole output so far: the answers of GET .../output, paged through."""
     result: dict[str, Any] = master.api("GET", f"/api/v1/jobs/{job_id}/output")
+    while result["truncated"]:
+        more = master.api("GET", f"/api/v1/jobs/{job_id}/output",
+                          params={"offset_stdout": result["offset_stdout"],
+                                  "offset_stderr": result["offset_stderr"]})
+        more["stdout"] = result["stdout"] + more["stdout"]
+        more["stderr"] = result["stderr"] + more["stderr"]
+        result = more
     return result
 
 

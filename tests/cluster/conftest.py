@@ -12,8 +12,9 @@
     Its timings are short for tests: offline after 3 s of silence, jobs lost
     3 s later (``start_master(options=[...])`` to choose others).
 
-``start_master(options=None)``
-    The factory behind ``master``, for other options (e.g. ``--retention``).
+``start_master(options=None, address_space=None)``
+    The factory behind ``master``, for other options (e.g. ``--retention``), or
+    with its address space capped (``RLIMIT_AS``, bytes) for memory tests.
 
 ``start_workers(n, names=None, to=None, extra=None)``
     Starts ``n`` ``shoal worker`` processes (linked to ``to``, default
@@ -58,10 +59,11 @@ FAST_TIMINGS = ["--offline-after", "3", "--lost-after", "3"]
 def _masters(base: Path) -> Iterator[Callable[..., Master]]:
     started: list[Master] = []
 
-    def start(options: list[str] | None = None) -> Master:
+    def start(options: list[str] | None = None, address_space: int | None = None) -> Master:
         folder = base / f"master{len(started) + 1}"
         folder.mkdir()
-        master = Master(folder, free_port_pair(), FAST_TIMINGS if options is None else options)
+        master = Master(folder, free_port_pair(), FAST_TIMINGS if options is None else options,
+                        address_space=address_space)
         started.append(master)
         master.setup()
         master.start()

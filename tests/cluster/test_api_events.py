@@ -38,6 +38,9 @@ def test_the_event_stream_tells_a_pools_life_as_it_happens(
     states = [d["state"] for k, d in mine if k == "job"]
     assert states[-1] == "exited" and "running" in states
     assert mine[0] == ("pool", mine[0][1]) and mine[-1][1]["state"] == "done"
-    assert mine[-1][1]["jobs"][0]["exit_code"] == 5
+    final = mine[-1][1]  # pools come as summaries: counts, not job rows
+    assert final["outcome"] == "failed" and final["nonzero_exits"] == 1
+    assert final["job_counts"] == {"exited": 1} and final["jobs"] == 1
+    assert [d["exit_code"] for k, d in mine if k == "job"][-1] == 5
     workers = [d for k, d in seen if k == "worker"]
     assert all(w["name"] in ("w1", "w2") for w in workers)

@@ -21,7 +21,7 @@ def test_a_command_submitted_to_all_workers_runs_once_on_each(
         assert job["started_at"] and job["ended_at"] and job["pid"]
         text = output(master, job["id"])
         assert text == {"stdout": "out-x\n", "stderr": "err\n", "offset_stdout": 6,
-                        "offset_stderr": 4, "done": True}
+                        "offset_stderr": 4, "done": True, "truncated": False}
     assert done["ended_at"] is not None and done["submitted_by"] == "admin-of-tests"
 
 

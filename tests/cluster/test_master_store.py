@@ -59,4 +59,4 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
     with sessions.kw["bind"].connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
-        assert context.get_current_revision() == "0002"  # the newest revision
+        assert context.get_current_revision() == "0003"  # the newest revision

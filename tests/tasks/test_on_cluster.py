@@ -60,6 +60,11 @@ def started_cluster(base: Path) -> Iterator[tuple[Master, list[Worker]]]:
             worker.start()
         for worker in workers:
             worker.wait_online()
+        # The agents' processes start once they link: before any test begins (each test
+        # checks that it leaves no process behind).
+        with executor(master) as ex:
+            wait_for(lambda: sorted(len(a["pids"]) for a in ex.status()["agents"]) == [1, 1],
+                     30, what="both task agents linking")
         yield master, workers
     finally:
         for worker in workers:

@@ -53,7 +53,7 @@ class ServiceThread:
 
 
 def start_agent(address: str, name: str, slots: int = 1) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, SHOAL_TASKS_PASSWORD=PASSWORD,
+    env = dict(os.environ, SHOAL_PASSWORD=PASSWORD,
                PYTHONPATH=os.pathsep.join([str(HERE), *sys.path]))
     return subprocess.Popen([sys.executable, "-m", "shoal.cli.main", "tasks", "agent", address,
                              "--slots", str(slots), "--name", name, "--quiet"],
@@ -193,11 +193,11 @@ def test_an_agent_that_stops_heartbeating_is_dropped_and_its_task_runs_elsewhere
 def test_a_peer_with_another_python_version_is_refused_with_both_versions_named(service):
     from shoal.security import ClientConfig
     from shoal.tasks import protocol
-    from shoal.tasks.client import Connection
+    from shoal.tasks.client import Connection, connect
 
     hello = {"role": "client", "session": "old", **protocol.versions(), "python": "2.7"}
-    conn = Connection("127.0.0.1", service.port, ClientConfig(password=PASSWORD), hello,
-                      lambda message: None, lambda why: None)
+    conn = Connection(connect("127.0.0.1", service.port, ClientConfig(password=PASSWORD)),
+                      hello, lambda message: None, lambda why: None)
     try:
         assert conn.welcome[0] == "refused"
         assert "python 2.7" in conn.welcome[1] and protocol.versions()["python"] in (

@@ -53,3 +53,16 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_a_long_task_does_not_hold_up_the_short_ones_queued_behind_it(tmp_path: Path):
+    with Executor(workers=2) as ex:
+        # Fast tasks first: the agent then hands a process many tasks at once, so the long
+        # one and every short one go to the same process, and the other must take them.
+        assert list(ex.map(helpers.square, range(300))) == [x * x for x in range(300)]
+        gate = tmp_path / "gate"
+        results = ex.map(helpers.long_or_short, [str(gate)] + [None] * 40, unordered=True)
+        # The 40 short ones all finish while the long one still waits for its gate.
+        assert [next(results) for _ in range(40)] == ["short"] * 40
+        gate.touch()
+        assert list(results) == ["long"]

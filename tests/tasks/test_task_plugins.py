@@ -66,6 +66,42 @@ def test_a_local_cluster_runs_with_the_plugin_policy(installed_example):
         assert list(ex.map(helpers.square, range(20))) == [x * x for x in range(20)]
 
 
+def test_task_hooks_of_a_plugin_are_installed_by_name(installed_example):
+    from shoal.tasks.hooks import TaskInfo, named_hooks
+
+    [hooks] = named_hooks(["fair-log"])
+    assert type(hooks).__module__ == "shoal_fair_scheduler"
+    hooks.task_finished(TaskInfo(1, "s:1"), "gpu1/0", False)
+    hooks.task_finished(TaskInfo(2, "s:2"), "gpu1/1", True)
+    assert dict(hooks.finished) == {"gpu1": 2}
+    with pytest.raises(LookupError, match=r"no task hook plugin named 'nope' .*fair-log"):
+        named_hooks(["nope"])
+
+
+def test_a_service_started_from_tasks_toml_installs_the_plugins_it_names(installed_example,
+                                                                          tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+
+    (tmp_path / "tasks.toml").write_text('[serve]\nbind = "127.0.0.1"\nport = 0\n'
+                                         'scheduler = "fair"\nhooks = ["fair-log"]\n')
+    env = dict(os.environ, SHOAL_CONFIG_DIR=str(tmp_path), SHOAL_PASSWORD="pw",
+               PYTHONPATH=os.pathsep.join([str(installed_example), *sys.path]))
+    serve = subprocess.Popen([sys.executable, "-m", "shoal", "tasks", "serve"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert serve.stdout is not None
+        address = re.search(r"shoal://\S+", serve.stdout.readline()).group(0)
+        with Executor(address, password="pw") as ex:
+            assert ex.scheduler == "fair"
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(20)
+    assert serve.returncode == 0
+
+
 def test_an_unknown_codec_is_a_clear_error():
     with pytest.raises(LookupError, match=r"shoal\.codecs"):
         Executor(workers=1, codec="no-such-codec")

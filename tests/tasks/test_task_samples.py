@@ -18,12 +18,15 @@ def run(name: str, *args: str, cwd: Path) -> str:
     return proc.stdout
 
 
-def test_mandelbrot_writes_a_png_of_the_requested_size(tmp_path):
+def test_mandelbrot_runs_in_concurrents_two_flavours_and_writes_the_png(tmp_path):
     out = run("mandelbrot.py", "--width", "96", "--height", "64", "--out", "m.png", cwd=tmp_path)
     png = (tmp_path / "m.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert int.from_bytes(png[16:20], "big") == 96 and int.from_bytes(png[20:24], "big") == 64
-    assert "speed-up" in out
+    # Each flavour's image equals the sequential one (the sample asserts it) and is timed.
+    timed = [line.split()[0] for line in out.splitlines() if "speed-up" in line]
+    assert timed == ["tasks", "system", "map"]
+    assert "sequential" in out
 
 
 def test_md5_reverse_finds_the_number_and_stops_early(tmp_path):

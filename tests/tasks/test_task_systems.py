@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import task_helpers as helpers
 
@@ -55,6 +57,12 @@ class Search(TaskSystem):
         self.target = target
         self.found = None
         self.finished = 0
+        self.where = ""
+
+    def init_system(self):
+        import os
+
+        self.where = f"initialised in pid {os.getpid()}"
 
     def generate_tasks(self):
         return (Task(helpers.find_in_range, lo, lo + 10, self.target) for lo in range(0, 1000, 10))
@@ -68,7 +76,7 @@ class Search(TaskSystem):
         return self.found is not None
 
     def gather_result(self):
-        return self.found, self.finished
+        return self.found, self.finished, self.where
 
 
 class Broken(TaskSystem):
@@ -86,8 +94,10 @@ def test_a_task_system_generates_follow_up_tasks_and_sees_remote_errors(executor
 
 
 def test_a_search_system_stops_early_when_it_finds_the_answer(executor):
-    found, finished = executor.run_system(Search(42), timeout=60)
+    found, finished, where = executor.run_system(Search(42), timeout=60)
     assert found == 42 and finished < 100
+    # init_system (Concurrent's) ran first, on the service: the local cluster's process.
+    assert where.startswith("initialised in pid ") and where != f"initialised in pid {os.getpid()}"
 
 
 def test_an_exception_in_the_system_reaches_the_caller_with_its_traceback(executor):
@@ -99,5 +109,5 @@ def test_an_exception_in_the_system_reaches_the_caller_with_its_traceback(execut
 def test_run_system_works_from_asyncio(executor):
     import asyncio
 
-    found, _ = asyncio.run(executor.arun_system(Search(7)))
+    found, _, _ = asyncio.run(executor.arun_system(Search(7)))
     assert found == 7

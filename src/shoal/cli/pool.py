@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the client needs httpx, imported only when a command runs
 
 PROG = "shoal pool"
 _STATE_STYLE = {"running": "cyan", "queued": "cyan", "exited": "green", "done": "green",
-                "killed": "yellow", "lost": "red", "failed": "red",
+                "ok": "green", "killed": "yellow", "lost": "red", "failed": "red",
                 "online": "green", "offline": "dim"}
 
 
@@ -94,13 +94,21 @@ def styled_state(state: str) -> str:
     return f"[{style}]{state}[/]" if style else state
 
 
+def styled_outcome(state: str, outcome: str) -> str:
+    """A pool's state for people: ``running``, or once done how it went (``done: failed``)."""
+    if state != "done":
+        return styled_state(state)
+    style = _STATE_STYLE.get(outcome, "green")
+    return f"[{style}]done: {outcome}[/]"
+
+
 def print_pool(pool: Pool, out: Console | None = None) -> None:
     """The pool's heading and a table of its jobs, one row per worker."""
     from rich.markup import escape
     from rich.table import Table
 
     out = out or console()
-    out.print(f"pool [bold]{pool.id}[/]  {styled_state(pool.state)}  "
+    out.print(f"pool [bold]{pool.id}[/]  {styled_outcome(pool.state, pool.outcome)}  "
               f"created {when(pool.created_at)}"
               + (f"  ended {when(pool.ended_at)}" if pool.ended_at else "")
               + (f"  by {escape(pool.submitted_by)}" if pool.submitted_by else ""))

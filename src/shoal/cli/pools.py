@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections import Counter
 
 from shoal.cli import CliParser, command
 from shoal.cli._types import count
@@ -35,14 +34,15 @@ def main(argv: list[str]) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from shoal.cli.pool import console, pool_json, styled_state, when
+    from shoal.cli.pool import console, styled_outcome, when
     from shoal.cluster.client import connect
+    from shoal.cluster.client_models import to_json
 
     with connect(args) as client:
         page = client.pools(state=args.state, worker=args.worker, limit=args.limit,
                             offset=args.offset)
     if args.json:
-        print(json.dumps({"items": [pool_json(pool) for pool in page.items],
+        print(json.dumps({"items": [to_json(pool) for pool in page.items],
                           "total": page.total, "limit": page.limit, "offset": page.offset},
                          indent=2))
         return 0
@@ -58,10 +58,12 @@ def main(argv: list[str]) -> int:
     table.add_column("by")
     table.add_column("command", overflow="ellipsis", no_wrap=True, max_width=60)
     for pool in page.items:
-        states = Counter(job.state for job in pool.jobs)
-        jobs = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-        table.add_row(pool.id, styled_state(pool.state), jobs or "-", when(pool.created_at),
-                      escape(pool.submitted_by), escape(shlex.join(pool.command)))
+        jobs = ", ".join(f"{n} {state}" + (f" ({pool.nonzero_exits} non-zero)"
+                                            if state == "exited" and pool.nonzero_exits else "")
+                         for state, n in sorted(pool.job_counts.items()))
+        command = shlex.join(pool.command) + (" …" if pool.command_truncated else "")
+        table.add_row(pool.id, styled_outcome(pool.state, pool.outcome), jobs or "-",
+                      when(pool.created_at), escape(pool.submitted_by), escape(command))
     out.print(table)
     last = page.offset + len(page.items)
     if last < page.total or page.offset:

@@ -30,7 +30,7 @@ def _parser() -> CliParser:
     from shoal.cluster.client import add_connection_arguments
 
     parser = CliParser(
-        prog=PROG, usage="shoal submit (--workers a,b | --all) [options] -- cmd [args ...]",
+        prog=PROG,
         description="Run a command on chosen workers of the cluster: a pool with one job "
                     "per worker. Prints the pool's id.",
         epilog="Everything after -- is the command, run without a shell (write "
@@ -49,7 +49,8 @@ def _parser() -> CliParser:
                         help="stream the output, each line labelled [worker], until every "
                              "job has ended")
     add_connection_arguments(parser)
-    parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD",
+                        help="the command and its arguments, after --")
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``shoal workers [--state online|offline|lost] [--json]``."""
+"""``shoal workers [--state online|offline|lost] [--json]``; ``shoal workers rm NAME...``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def _parser() -> CliParser:
     from shoal.cluster.client import add_connection_arguments
 
     parser = CliParser(prog=PROG, description="List the cluster's workers: state, "
-                                              "resources, health and last heartbeat.")
+                                              "resources, health and last heartbeat. "
+                                              f"Also: {PROG} rm --help.")
     parser.add_argument("--state", choices=("online", "offline", "lost"),
                         help="only the workers in this state")
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -51,8 +52,32 @@ def _num(value: float | None, fmt: str, unit: str = "") -> str:
     return "-" if value is None else format(value, fmt) + unit
 
 
-@command("workers", "list the cluster's workers with their state and health")
+def _rm_parser() -> CliParser:
+    from shoal.cluster.client import add_connection_arguments
+
+    parser = CliParser(prog=f"{PROG} rm", description="Remove stale workers (offline or "
+                       "lost): they leave every list; their pools and jobs stay. Needs a "
+                       "token of scope admin. A removed worker that links again is back.")
+    parser.add_argument("workers", nargs="+", metavar="NAME", help="a worker's name or id")
+    add_connection_arguments(parser)
+    return parser
+
+
+def _remove(argv: list[str]) -> int:
+    args = _rm_parser().parse_args(argv)
+    from shoal.cluster.client import connect
+
+    with connect(args) as client:
+        for ref in args.workers:
+            client.remove_worker(ref)
+            print(f"worker {ref} removed")
+    return 0
+
+
+@command("workers", "list the cluster's workers with their state and health; rm removes one")
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["rm"]:
+        return _remove(argv[1:])
     args = _parser().parse_args(argv)
     from rich.markup import escape
     from rich.table import Table

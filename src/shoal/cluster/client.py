@@ -260,12 +260,19 @@ class ClusterClient:
         return parse(Job, self._request("GET", f"/jobs/{_segment(job_id)}"))
 
     def output(self, job_id: str) -> tuple[str, str]:
-        """A job's whole (stdout, stderr) so far."""
-        data = self._request("GET", f"/jobs/{_segment(job_id)}/output")
-        try:
-            return str(data["stdout"]), str(data["stderr"])
-        except (KeyError, TypeError) as exc:
-            raise MasterProtocolError(f"the master's job output lacks {exc}") from exc
+        """A job's whole (stdout, stderr) so far (asked for a piece at a time)."""
+        texts: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        offsets = {"offset_stdout": 0, "offset_stderr": 0}
+        while True:
+            data = self._request("GET", f"/jobs/{_segment(job_id)}/output", params=offsets)
+            try:
+                for name in texts:
+                    texts[name].append(str(data[name]))
+                    offsets[f"offset_{name}"] = int(data[f"offset_{name}"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MasterProtocolError(f"the master's job output lacks {exc}") from exc
+            if not data.get("truncated"):  # older masters send it all at once
+                return "".join(texts["stdout"]), "".join(texts["stderr"])
 
     def workers(self, *, state: str | None = None) -> list[Worker]:
         data = self._request("GET", "/workers", params={"state": state} if state else None)
@@ -275,6 +282,10 @@ class ClusterClient:
 
     def worker(self, worker: str) -> Worker:
         return parse(Worker, self._request("GET", f"/workers/{_segment(worker)}"))
+
+    def remove_worker(self, worker: str) -> None:
+        """Remove a worker that is not online (needs a token of scope admin)."""
+        self._request("DELETE", f"/workers/{_segment(worker)}")
 
     def health(self, worker: str, *, since: str | None = None,
                resolution: str = "raw") -> list[dict[str, Any]]:

@@ -151,6 +151,16 @@ class Job:
             ended_at=parse_time(data.get("ended_at")))
 
 
+def pool_outcome(state: str, jobs: list[Job]) -> str:
+    """As the master says it (for a master too old to say): running, ok, failed, lost, killed."""
+    if state != "done":
+        return "running"
+    ends = {job.state for job in jobs}
+    if "failed" in ends or any(j.state == "exited" and j.exit_code != 0 for j in jobs):
+        return "failed"
+    return next((worst for worst in ("lost", "killed") if worst in ends), "ok")
+
+
 @dataclass(frozen=True)
 class Pool:
     id: str
@@ -160,28 +170,62 @@ class Pool:
     ended_at: datetime | None
     submitted_by: str
     jobs: list[Job] = field(default_factory=list)
+    outcome: str = "running"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Pool:
+        jobs = [Job.from_json(job) for job in data.get("jobs") or []]
         return cls(
             id=str(data["id"]), command=[str(part) for part in data["command"]],
             state=str(data["state"]), created_at=parse_time(data.get("created_at")),
             ended_at=parse_time(data.get("ended_at")),
+            submitted_by=str(data.get("submitted_by") or ""), jobs=jobs,
+            outcome=str(data.get("outcome") or pool_outcome(str(data["state"]), jobs)))
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """A pool as lists show it: the command's start, jobs counted by state."""
+
+    id: str
+    command: list[str]
+    command_truncated: bool
+    state: str
+    outcome: str
+    created_at: datetime | None
+    ended_at: datetime | None
+    submitted_by: str
+    jobs: int
+    job_counts: dict[str, int]
+    nonzero_exits: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PoolSummary:
+        counts = data.get("job_counts") or {}
+        return cls(
+            id=str(data["id"]), command=[str(part) for part in data["command"]],
+            command_truncated=bool(data.get("command_truncated")), state=str(data["state"]),
+            outcome=str(data.get("outcome") or data["state"]),
+            created_at=parse_time(data.get("created_at")),
+            ended_at=parse_time(data.get("ended_at")),
             submitted_by=str(data.get("submitted_by") or ""),
-            jobs=[Job.from_json(job) for job in data.get("jobs") or []])
+            jobs=int(data.get("jobs") or sum(int(n) for n in counts.values())),
+            job_counts={str(k): int(v) for k, v in counts.items()},
+            nonzero_exits=int(data.get("nonzero_exits") or 0))
 
 
 @dataclass(frozen=True)
 class PoolPage:
-    items: list[Pool]
+    items: list[PoolSummary]
     total: int
     limit: int
     offset: int
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PoolPage:
-        return cls([Pool.from_json(item) for item in data["items"]], int(data["total"]),
-                   int(data.get("limit") or 0), int(data.get("offset") or 0))
+        return cls([PoolSummary.from_json(item) for item in data["items"]],
+                   int(data["total"]), int(data.get("limit") or 0),
+                   int(data.get("offset") or 0))
 
 
 @dataclass(frozen=True)
@@ -220,7 +264,7 @@ def to_json(value: Any) -> dict[str, Any]:
     return result
 
 
-Parsed = TypeVar("Parsed", Health, Worker, Job, Pool, PoolPage, OutputChunk)
+Parsed = TypeVar("Parsed", Health, Worker, Job, Pool, PoolSummary, PoolPage, OutputChunk)
 
 
 def parse(kind: type[Parsed], data: Any) -> Parsed:

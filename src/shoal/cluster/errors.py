@@ -39,6 +39,17 @@ class AuthenticationRequired(ClusterError):
     code = "unauthorized"
 
 
+class TooManyAttempts(ClusterError):
+    """An address that sent too many unknown tokens, refused for a while (429)."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ScopeError(ClusterError):
     """A known token whose scope is too small for the request (403)."""
 
@@ -46,5 +57,24 @@ class ScopeError(ClusterError):
     code = "forbidden"
 
 
+class TooLargeError(ClusterError):
+    """A request or a part of it over the cluster's limits (413); the message names the limit."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnavailableError(ClusterError):
+    """The master is at a limit of what it serves at once (503); try again later."""
+
+    status = 503
+    code = "unavailable"
+
+
 class LinkError(ShoalError):
     """A worker or the master broke the link protocol; the connection is dropped."""
+
+
+class WorkerRefused(ShoalError):
+    """The master refused this worker for good (its id or name is online elsewhere, another
+    link protocol): the worker stops with the master's reason rather than retry."""

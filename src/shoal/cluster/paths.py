@@ -5,8 +5,11 @@ They share the beacon's folders (:class:`shoal.node.config.BeaconPaths`, so
 
 * config: ``master-password`` (what workers log in with, mode 0600),
   ``master_authorized_keys`` (workers' public keys allowed to log in);
-* state: ``worker-id`` (the worker's UUID, kept across restarts so it
-  re-registers as the same worker);
+* state: ``worker-<name>.id`` (a worker's UUID, kept across restarts so it
+  re-registers as the same worker; one per ``--name``, so two workers on one
+  machine are two identities) and ``worker-<name>.lock`` (held while it runs);
+  ``worker-id``, where older versions kept the only one, is taken over by the
+  first name started;
 * data: ``cluster.db``, the master's SQLite database (platformdirs' user data
   folder, or ``$SHOAL_CONFIG_DIR/data``).
 """
@@ -14,6 +17,7 @@ They share the beacon's folders (:class:`shoal.node.config.BeaconPaths`, so
 from __future__ import annotations
 
 import os
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +42,7 @@ class ClusterPaths:
 
     master_password_file = property(lambda self: self.node.config_dir / "master-password")
     authorized_keys_file = property(lambda self: self.node.config_dir / "master_authorized_keys")
-    worker_id_file = property(lambda self: self.node.state_dir / "worker-id")
+    legacy_worker_id_file = property(lambda self: self.node.state_dir / "worker-id")
     database_file = property(lambda self: self.data_dir / "cluster.db")
 
     def default_db_url(self) -> str:
@@ -52,11 +56,21 @@ class ClusterPaths:
     def write_master_password(self, password: str) -> None:
         write_private(self.master_password_file, password.encode())
 
-    def worker_id(self) -> str:
-        """This machine's worker id, made (and kept) on first use."""
+    def worker_file(self, name: str, suffix: str) -> Path:
+        """``worker-<name><suffix>`` in the state folder (the name quoted for a file name)."""
+        return self.node.state_dir / f"worker-{urllib.parse.quote(name, safe='')}{suffix}"
+
+    def worker_id(self, name: str) -> str:
+        """The id of the worker named ``name`` on this machine, made (and kept) on first use."""
+        path = self.worker_file(name, ".id")
         try:
-            return str(uuid.UUID(self.worker_id_file.read_text().strip()))
+            return str(uuid.UUID(path.read_text().strip()))
+        except (OSError, ValueError):
+            pass
+        try:  # the one id of an older version: the first name started keeps it
+            new = str(uuid.UUID(self.legacy_worker_id_file.read_text().strip()))
+            self.legacy_worker_id_file.unlink()
         except (OSError, ValueError):
             new = str(uuid.uuid4())
-            write_private(self.worker_id_file, new.encode())
-            return new
+        write_private(path, new.encode())
+        return new

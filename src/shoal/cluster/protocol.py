@@ -68,6 +68,13 @@ def decode(data: bytes) -> Message:
     return message
 
 
+def run_message(job_id: str, command: list[str], env: dict[str, str] | None, cwd: str | None,
+                timeout: float | None) -> Message:
+    """The ``run`` message of one job (its size is what ``limits.MAX_RUN`` bounds)."""
+    return {"type": "run", "command": command, "env": env, "cwd": cwd, "timeout": timeout,
+            "job": job_id}
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

@@ -142,6 +142,18 @@ class Engine:
         self._changed = threading.Condition(self._lock)
         self._waiters = 0  # threads inside the sleeping phase of wait_until
         self._sleeper = False  # one of them sleeps on the transport's doorbell
+        # The one-call fast paths (see send_fast and receive_fast): the compiled rings
+        # check this engine's state themselves, in the same step as they act.
+        bind = getattr(endpoint, "bind_engine", None)
+        self.fast = bind is not None
+        if bind is not None:
+            bind(self._lock.locked, self.matcher.posted, self.matcher.unexpected, self._queues,
+                 self._reading)
+            self.send_fast = endpoint.send_fast  # type: ignore[union-attr,method-assign]
+            self.receive_fast = endpoint.receive_fast  # type: ignore[union-attr,method-assign]
+        # A receive's first spin for its message, inside receive_fast (no spin when the
+        # job has more ranks than cores: the rank we wait for needs this core).
+        self.fast_spin_ns = 0 if self._yield_mask == 0 else min(100_000, int(self._spin * 1e9))
 
     # -- sending ---------------------------------------------------------------
 
@@ -168,33 +180,29 @@ class Engine:
             self._wake()
         return outgoing
 
-    def send_buffer(self, dst: int, ctx: int, tag: int, buffer: Any) -> bool:
-        """The fast path of a standard send of one buffer (any object exporting
-        contiguous bytes, e.g. a numpy array): True if it went out whole now; False if
-        the caller must use :meth:`send` (the buffer is not contiguous bytes, it is
-        large, or the stream holds a queue)."""
-        if dst == self.rank:
-            return False
-        lock = self._lock
-        lock.acquire()
-        try:
-            if self._queues[dst]:
-                return False
-            try:
-                sent = self.endpoint.send_frame(  # type: ignore[union-attr]
-                    dst, DATA, 0, 1, tag, ctx, self._seq + 1, buffer, _SMALL)
-            except (BufferError, TypeError, ValueError):
-                return False  # not contiguous bytes: the general path says what is wrong
-            if sent:
-                self._seq += 1
-            return sent
-        finally:
-            lock.release()
+    def send_fast(self, dst: int, ctx: int, tag: int, payload: Any, flags: int) -> bool:
+        """A standard send of one small payload in one step, if it can go at once.
+
+        With the compiled rings this is their own method (no Python frame, no lock: it
+        checks the engine's queue towards ``dst`` in the same step as it writes); False
+        means the caller uses :meth:`send`.  Without them it always says False.
+        """
+        return False
+
+    def receive_fast(self, source: int, ctx: int, tag: int, buffer: Any,
+                     spin_ns: int) -> Message | None:
+        """The next message from ``source`` if it is the answer to this receive and
+        can be taken in one step (spinning up to ``spin_ns`` for it), its body copied into
+        ``buffer`` (any writable contiguous buffer) if one is given; None means the
+        caller uses :meth:`receive`.  With the compiled rings this is their own method;
+        without them it always says None."""
+        return None
 
     def _send(self, dst: int, ctx: int, tag: int, parts: list[Any], flags: int,
               seq: int) -> OutgoingSend:
         sync = bool(flags & SYNC)
-        if len(parts) == 1 and dst != self.rank and not self._queues[dst]:
+        if (len(parts) == 1 and dst != self.rank and not self._queues[dst]
+                and not self.fast):  # (with the fast paths a frame is written whole or queued)
             part = parts[0]
             length = len(part) if type(part) is bytes else memoryview(part).nbytes
             if length <= _SMALL:
@@ -324,16 +332,12 @@ class Engine:
             self._wake()
 
     def try_receive(self, ctx: int, source: int, tag: int,
-                    buffer: Any = None) -> Message | None:
+                    buffer: memoryview | None = None) -> Message | None:
         """The message a receive would get right now, matched, without waiting; None if
-        it must wait.  ``buffer`` may be a memoryview or, for a specific ``source``, any
-        object exporting writable contiguous bytes (the body goes straight into it)."""
+        it must wait."""
         lock = self._lock
         lock.acquire()
         try:
-            if (buffer is not None and type(buffer) is not memoryview
-                    and not 0 <= source != self.rank):
-                return None  # only the one-source fast path takes a raw buffer
             message = self._try_receive(ctx, source, tag, buffer)
         finally:
             lock.release()
@@ -370,9 +374,7 @@ class Engine:
                     self._read(peer)
         message = matcher.take(ctx, source, tag)
         if message is not None:
-            # A raw buffer (not a memoryview) is only ever filled by take_match above;
-            # here the caller copies the body in.
-            self._matched(message, buffer if type(buffer) is memoryview else None)
+            self._matched(message, buffer)
         return message
 
     def receive(self, ctx: int, source: int, tag: int, buffer: memoryview | None,

@@ -16,7 +16,6 @@ from shoal.errors import SerializationError
 from shoal.spmd import world
 from shoal.spmd.buffers import buffer_view, parse_buffer
 from shoal.spmd.commbase import PROC_NULL, CommBase, _blocked_in
-from shoal.spmd.engine import into_buffer
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message
 from shoal.spmd.objcodec import PICKLE
 from shoal.spmd.request import Message as MatchedMessage
@@ -56,6 +55,9 @@ class PointToPoint(CommBase):
         except SerializationError as exc:
             raise SerializationError(f"rank {self._rank} cannot send to rank {dest}: {exc}"
                                      ) from None
+        if len(parts) == 1 and engine.send_fast(self._ranks[dest], self._ctx, tag, parts[0],
+                                                PICKLED):
+            return
         outgoing = engine.send(self._ranks[dest], self._ctx, tag, parts, PICKLED)
         if not outgoing.done:
             engine.wait_until(lambda: outgoing.done, self._describe("send", dest, tag))
@@ -108,9 +110,16 @@ class PointToPoint(CommBase):
         if self._freed:
             self._engine_free_check()
         engine = world._engine or world.engine()
-        world_source = self._ranks[source] if 0 <= source < self._size else self._source(source)
-        message = engine.receive(self._ctx, world_source, tag, None, _blocked_in, self, "recv",
-                                 source, tag)
+        if 0 <= source < self._size:
+            world_source = self._ranks[source]
+            message = engine.receive_fast(world_source, self._ctx, tag, None,
+                                          engine.fast_spin_ns)
+            if message is None:
+                message = engine.receive(self._ctx, world_source, tag, None, _blocked_in, self,
+                                         "recv", source, tag)
+        else:
+            message = engine.receive(self._ctx, self._source(source), tag, None, _blocked_in,
+                                     self, "recv", source, tag)
         if status is not None:
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
         return self._decode(message) if message.length else None
@@ -225,8 +234,8 @@ class PointToPoint(CommBase):
         # The hot path of the buffer API: a plain contiguous buffer goes out in one call.
         if (0 <= dest < self._size and 0 <= tag <= self._tag_bound and not self._freed
                 and type(buf) is not list and type(buf) is not tuple
-                and (world._engine or world.engine()).send_buffer(self._ranks[dest], self._ctx,
-                                                                  tag, buf)):
+                and (world._engine or world.engine()).send_fast(self._ranks[dest], self._ctx,
+                                                                tag, buf, 0)):
             return
         if dest == PROC_NULL:
             return
@@ -280,16 +289,12 @@ class PointToPoint(CommBase):
              status: Status | None = None) -> None:
         if (0 <= source < self._size and not self._freed and type(buf) is not list
                 and type(buf) is not tuple and (tag == ANY_TAG or 0 <= tag <= self._tag_bound)):
-            # The hot path of the buffer API: a message already here goes straight into a
-            # plain contiguous buffer, in one call.
-            try:
-                message = (world._engine or world.engine()).try_receive(
-                    self._ctx, self._ranks[source], tag, buf)
-            except (BufferError, TypeError, ValueError):
-                message = None  # not a writable contiguous buffer: the general path says so
+            # The hot path of the buffer API: the message goes straight into a plain
+            # contiguous buffer, in one call (which spins for it a little).
+            engine = world._engine or world.engine()
+            message = engine.receive_fast(self._ranks[source], self._ctx, tag, buf,
+                                          engine.fast_spin_ns)
             if message is not None:
-                if message.body is not None:
-                    into_buffer(message, buffer_view(buf, readonly=False))
                 if status is not None:
                     _fill(status, source, message.tag, message.length)
                 return

@@ -3,7 +3,8 @@
 * :class:`Executor` (:mod:`.executor`): concurrent.futures over a task
   service; a local cluster when no address is given.
 * :class:`TaskSystem` and :class:`Task` (:mod:`.systems`): logic that runs on
-  the master, generates tasks and reacts to their results.
+  the master, generates tasks and reacts to their results; :func:`remote`
+  marks the methods clients may call while it runs.
 * :class:`TaskService` (:mod:`.service`) and :class:`TaskAgent`
   (:mod:`.agent`): the master and worker sides, for ``shoal master`` /
   ``shoal worker`` or ``shoal tasks serve`` / ``shoal tasks agent``.
@@ -17,18 +18,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shoal.tasks.errors import PoisonTaskError, RemoteTraceback, TaskError, WorkerLostError
+from shoal.tasks.errors import (
+    PoisonTaskError,
+    RemoteMethodError,
+    RemoteTraceback,
+    TaskError,
+    UnknownMethodError,
+    WorkerLostError,
+)
 
 if TYPE_CHECKING:
     from shoal.tasks.agent import TaskAgent
     from shoal.tasks.executor import Executor, TaskFuture
     from shoal.tasks.hooks import TaskHooks
     from shoal.tasks.service import TaskService
-    from shoal.tasks.systems import Task, TaskSystem
+    from shoal.tasks.systems import Task, TaskSystem, remote
 
 _LAZY = {
     "Executor": "shoal.tasks.executor", "TaskFuture": "shoal.tasks.executor",
     "Task": "shoal.tasks.systems", "TaskSystem": "shoal.tasks.systems",
+    "remote": "shoal.tasks.systems",
     "TaskService": "shoal.tasks.service", "TaskAgent": "shoal.tasks.agent",
     "TaskHooks": "shoal.tasks.hooks",
 }
@@ -43,5 +52,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'shoal.tasks' has no attribute {name!r}")
 
 
-__all__ = ["Executor", "PoisonTaskError", "RemoteTraceback", "Task", "TaskAgent", "TaskError",
-           "TaskFuture", "TaskHooks", "TaskService", "TaskSystem", "WorkerLostError"]
+__all__ = ["Executor", "PoisonTaskError", "RemoteMethodError", "RemoteTraceback", "Task",
+           "TaskAgent", "TaskError", "TaskFuture", "TaskHooks", "TaskService", "TaskSystem",
+           "UnknownMethodError", "WorkerLostError", "remote"]

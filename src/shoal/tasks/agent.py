@@ -2,7 +2,7 @@
 
 ::
 
-    agent = TaskAgent("shoal://master:7449", slots=8, password="...")
+    agent = TaskAgent("shoal://master:7452", slots=8, password="...")
     await agent.run()          # until the service goes away or stop() is called
 
 The agent logs in to the service (:mod:`shoal.security`), starts ``slots``
@@ -37,7 +37,7 @@ from shoal.errors import ConfigurationError, TransportError
 from shoal.security import ClientConfig, HostKeyVerifier, Identity, connect_secure_stream
 from shoal.tasks import protocol
 from shoal.tasks.framing import FrameReader, frame
-from shoal.tasks.links import Link, LinkClosed, StreamLink
+from shoal.tasks.links import Link, LinkClosed, StreamLink, small_reads
 from shoal.tasks.worker import MARK
 
 log = logging.getLogger("shoal.tasks.agent")
@@ -76,8 +76,8 @@ class _Process:
         self.sock = ours
         self.outstanding: dict[int, Task] = {}
         self.functions: set[Any] = set()
-        self.writer: asyncio.StreamWriter | None = None
-        self.reader_task: asyncio.Task[None] | None = None
+        self.writer: asyncio.Transport | None = None    # set once connected (_Pipe)
+        self.reader_task: asyncio.Task[Any] | None = None
         self.stealing = False               # asked to give back tasks, no answer yet
 
     def running_task(self) -> tuple[int, int] | None:
@@ -87,6 +87,35 @@ class _Process:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.popen.send_signal(signal.SIGKILL)
+
+
+class _Pipe(asyncio.Protocol):
+    """The agent's end of one worker process's socket: frames in, straight to the agent
+    (no reader task to wake)."""
+
+    def __init__(self, agent: TaskAgent, proc: _Process) -> None:
+        self.agent = agent
+        self.proc = proc
+        self.frames = FrameReader()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        small_reads(transport)
+        self.proc.writer = transport
+        self.agent._feed()
+
+    def data_received(self, data: bytes) -> None:
+        for message in self.frames.feed(data):
+            if message[0] == "done":
+                self.agent._results(self.proc, message[1])
+            elif message[0] == "returned":
+                self.agent._returned(self.proc, message[1])
+
+    def eof_received(self) -> bool:
+        return False  # close our end too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.agent._gone(self.proc)
 
 
 class TaskAgent:
@@ -119,6 +148,7 @@ class TaskAgent:
         self.deaths_in_a_row = 0
         self._stopping = False
         self._stopped = asyncio.Event()
+        self.started = asyncio.Event()    # its worker processes exist
         self._env = dict(os.environ)
 
     # -- life cycle --------------------------------------------------------------------
@@ -137,6 +167,7 @@ class TaskAgent:
             self._stopped.set()
             raise ConfigurationError(f"the task service refused this agent: {first[0][1]}")
         self.processes = [self._spawn(i) for i in range(self.slots)]
+        self.started.set()
         link.post(("beat", self.pids()))
         beat = asyncio.get_running_loop().create_task(self._beat())
         self._ask()
@@ -168,23 +199,24 @@ class TaskAgent:
         return StreamLink(stream)
 
     async def _serve(self, link: Link, messages: list[protocol.Message]) -> None:
-        while True:
-            for message in messages:
-                kind = message[0]
-                if kind == "run":
-                    self.queue.extend(message[1])
-                    self.wanted = max(0, self.wanted - len(message[1]))
-                elif kind == "fn":
-                    self.functions[message[1]] = (message[2], message[3])
-                elif kind == "kill":
-                    self._kill(message[1])
-                elif kind == "forget":
-                    self._forget(message[1])
-            self._feed()
-            try:
-                messages = await link.recv()
-            except LinkClosed:
-                return
+        with contextlib.suppress(LinkClosed):
+            if self._handle(messages):
+                await link.serve(self._handle)
+
+    def _handle(self, messages: list[protocol.Message]) -> bool:
+        for message in messages:
+            kind = message[0]
+            if kind == "run":
+                self.queue.extend(message[1])
+                self.wanted = max(0, self.wanted - len(message[1]))
+            elif kind == "fn":
+                self.functions[message[1]] = (message[2], message[3])
+            elif kind == "kill":
+                self._kill(message[1])
+            elif kind == "forget":
+                self._forget(message[1])
+        self._feed()
+        return True
 
     async def _shutdown(self) -> None:
         self._stopping = True
@@ -216,27 +248,15 @@ class TaskAgent:
 
     def _spawn(self, index: int) -> _Process:
         proc = _Process(index, f"{self.name}/{index}", self._env)
-        proc.reader_task = asyncio.get_running_loop().create_task(self._read(proc))
+        loop = asyncio.get_running_loop()
+        proc.reader_task = loop.create_task(
+            loop.connect_accepted_socket(lambda: _Pipe(self, proc), sock=proc.sock))
         return proc
 
-    async def _read(self, proc: _Process) -> None:
-        reader, proc.writer = await asyncio.open_connection(sock=proc.sock, limit=SOCKET_BUFFER)
-        frames = FrameReader()
-        self._feed()
-        while True:
-            try:
-                data = await reader.read(1 << 20)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            for message in frames.feed(data):
-                if message[0] == "done":
-                    self._results(proc, message[1])
-                elif message[0] == "returned":
-                    self._returned(proc, message[1])
+    def _gone(self, proc: _Process) -> None:
+        """A worker process's socket closed (it died, or we are stopping)."""
         if not self._stopping:
-            await self._died(proc)
+            proc.reader_task = asyncio.get_running_loop().create_task(self._died(proc))
 
     def _results(self, proc: _Process, results: list[tuple[Any, ...]]) -> None:
         done = []

@@ -1,18 +1,24 @@
-"""The executor's connection to a service: a blocking secure socket and two threads.
+"""The executor's connection to a service: a blocking channel and two threads.
 
-Callers :meth:`post` messages from any thread; a sender thread sends all that
-is queued as one batch (one frame), so a ``map`` of 10,000 tasks is a handful
-of frames.  A receiver thread reads batches and hands each message to
-``on_message``.  When the connection breaks, ``on_lost`` is called once.
+The channel is the secure channel's socket (:func:`connect`, a service on the
+network) or a local socket framed by :mod:`.framing` (the local cluster).
+Callers :meth:`Connection.post` messages from any thread; a sender thread
+sends all that is queued as one batch (one frame), so a ``map`` of 10,000
+tasks is a handful of frames.  :meth:`Connection.post_now` sends in the
+caller's thread instead when nothing is queued or being sent (a lone
+``submit``: no hand-off to the sender thread).  A receiver thread reads
+batches and hands each message to ``on_message``.  When the connection
+breaks, ``on_lost`` is called once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from shoal.errors import TransportError
 from shoal.security import (
@@ -28,19 +34,47 @@ from shoal.tasks.protocol import Message
 log = logging.getLogger("shoal.tasks.client")
 
 
+class Channel(Protocol):
+    """What a connection needs of its socket (SecureSocket and FramedSocket have it)."""
+
+    def send(self, message: bytes) -> None: ...
+
+    def recv(self, timeout: float | None = None) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def connect(host: str, port: int, config: ClientConfig, timeout: float = 30.0) -> SecureSocket:
+    """Log in to the task service at ``host:port`` over the secure channel."""
+    try:
+        return connect_secure(host, port, config, timeout=timeout, max_message=1 << 30)
+    except OSError as exc:  # refused, unreachable, timed out (SecurityErrors pass through)
+        raise TransportError(f"cannot reach the task service at {host}:{port}: "
+                             f"{exc}") from None
+
+
+def _first_message(channel: Channel, timeout: float) -> bytes:
+    if isinstance(channel, SecureSocket):
+        # The socket's own timeout rather than recv(timeout=), which waits with select()
+        # and so fails in a process with 1024 or more open files.
+        raw = channel.sock
+        raw.settimeout(timeout)
+        try:
+            return channel.recv()
+        finally:
+            if raw.fileno() != -1:
+                raw.settimeout(None)
+    return channel.recv(timeout)
+
+
 class Connection:
-    def __init__(self, host: str, port: int, config: ClientConfig, hello: dict[str, Any],
+    def __init__(self, channel: Channel, hello: dict[str, Any],
                  on_message: Callable[[Message], None], on_lost: Callable[[str], None],
                  timeout: float = 30.0) -> None:
-        try:
-            self.sock: SecureSocket = connect_secure(host, port, config, timeout=timeout,
-                                                     max_message=1 << 30)
-        except OSError as exc:  # refused, unreachable, timed out (SecurityErrors pass through)
-            raise TransportError(f"cannot reach the task service at {host}:{port}: "
-                                 f"{exc}") from None
+        self.sock = channel
         try:
             self.sock.send(protocol.pack([("hello", hello)]))
-            first = protocol.unpack(self.sock.recv(timeout=timeout))
+            first = protocol.unpack(_first_message(channel, timeout))
         except BaseException:
             self.sock.close()
             raise
@@ -50,6 +84,7 @@ class Connection:
         self.on_lost = on_lost
         self._queued: list[Message] = []
         self._cond = threading.Condition()
+        self._sending = False
         self._closing = False
         self._lost = False
         self._sender = threading.Thread(target=self._send_loop, name="shoal-tasks-send",
@@ -69,6 +104,25 @@ class Connection:
             if len(self._queued) == 1:
                 self._cond.notify()
 
+    def post_now(self, message: Message) -> None:
+        """Send ``message`` in this thread if nothing is queued or being sent, else queue it."""
+        with self._cond:
+            if self._queued or self._sending or self._closing:
+                self._queued.append(message)
+                if len(self._queued) == 1:
+                    self._cond.notify()
+                return
+            self._sending = True
+        try:
+            self.sock.send(protocol.pack([message]))
+        except (SecurityError, OSError) as exc:
+            self._lose(f"the connection to the task service broke: {exc}")
+        finally:
+            with self._cond:
+                self._sending = False
+                if self._queued:
+                    self._cond.notify()
+
     def post_many(self, messages: list[Message]) -> None:
         with self._cond:
             self._queued.extend(messages)
@@ -77,16 +131,22 @@ class Connection:
     def _send_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._queued and not self._closing:
+                while (not self._queued or self._sending) and not self._closing:
                     self._cond.wait()
+                while self._sending:  # closing: let a post_now in progress finish first
+                    self._cond.wait(0.1)
                 batch, self._queued = self._queued, []
                 closing = self._closing
+                self._sending = bool(batch)
             if batch:
                 try:
                     self.sock.send(protocol.pack(batch))
                 except (SecurityError, OSError) as exc:
                     self._lose(f"the connection to the task service broke: {exc}")
                     return
+                finally:
+                    with self._cond:
+                        self._sending = False
             if closing:
                 return
 
@@ -94,7 +154,7 @@ class Connection:
         while True:
             try:
                 batch = protocol.unpack(self.sock.recv())
-            except ChannelClosed:
+            except (ChannelClosed, EOFError):
                 self._lose("the task service closed the connection")
                 return
             except (SecurityError, OSError) as exc:
@@ -123,5 +183,9 @@ class Connection:
             self._sender.join(timeout)
         with contextlib.suppress(Exception):
             self.sock.close()
+        raw = getattr(self.sock, "sock", None)
+        if isinstance(raw, socket.socket) and raw.fileno() != -1:
+            with contextlib.suppress(OSError):  # a close that failed half way
+                raw.close()
         if self._receiver.is_alive() and threading.current_thread() is not self._receiver:
             self._receiver.join(timeout)

@@ -11,11 +11,14 @@ with each function it sends, so a worker decodes with the same one.
 
 from __future__ import annotations
 
+import io
 import pickle
+import types
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from shoal.errors import SerializationError
+from shoal.tasks import sources
 
 
 class Codec(ABC):
@@ -26,6 +29,11 @@ class Codec(ABC):
 
     @abstractmethod
     def loads(self, data: bytes) -> Any: ...
+
+    def dumps_function(self, fn: Any) -> tuple[bytes, bool]:
+        """``fn`` encoded, and whether it went by value (its code and the globals it reads:
+        a copy of them now) rather than by reference (a name the worker imports)."""
+        return self.dumps(fn), True
 
 
 class CloudpickleCodec(Codec):
@@ -46,20 +54,23 @@ class CloudpickleCodec(Codec):
         self.by_value.append(module_name.encode())
 
     def dumps(self, value: Any) -> bytes:
+        return self.dumps_function(value)[0]
+
+    def dumps_function(self, fn: Any) -> tuple[bytes, bool]:
         try:
-            data = pickle.dumps(value, protocol=5)
+            data = pickle.dumps(fn, protocol=5)
         except Exception:  # lambdas, closures, local classes: pickling raises many types
-            return self.dumps_by_value(value)
+            return self.dumps_by_value(fn), True
         for name in self.by_value:
             if name in data:
-                return self.dumps_by_value(value)
-        return data
+                return self.dumps_by_value(fn), True
+        return data, False
 
     def dumps_by_value(self, value: Any) -> bytes:
-        import cloudpickle
-
         try:
-            return bytes(cloudpickle.dumps(value, protocol=5))
+            with io.BytesIO() as out:
+                _recording_pickler(out).dump(value)
+                return out.getvalue()
         except Exception as exc:
             kind = f"{type(value).__module__}.{type(value).__qualname__}"
             raise SerializationError(f"a {kind} value cannot be pickled, even by cloudpickle "
@@ -67,6 +78,31 @@ class CloudpickleCodec(Codec):
 
     def loads(self, data: bytes) -> Any:
         return pickle.loads(data)  # cloudpickle's output is plain pickle to load
+
+
+_RECORDING: Any = None
+
+
+def _recording_pickler(out: IO[bytes]) -> Any:
+    """A cloudpickle pickler that tells :mod:`.sources` where each code object it sends is from."""
+    global _RECORDING
+    if _RECORDING is None:
+        import collections
+
+        import cloudpickle
+
+        table = cloudpickle.Pickler.dispatch_table
+        reduce_code = table.get(types.CodeType)
+
+        def record(code: types.CodeType) -> Any:
+            sources.remember(code)
+            return reduce_code(code)
+
+        # A class attribute: the C pickler reads its dispatch table when it is made.
+        _RECORDING = type("RecordingPickler", (cloudpickle.Pickler,), {
+            "dispatch_table": collections.ChainMap({types.CodeType: record}, table)
+            if reduce_code is not None else table})
+    return _RECORDING(out, protocol=5)
 
 
 class PickleCodec(Codec):
@@ -83,6 +119,9 @@ class PickleCodec(Codec):
 
     def loads(self, data: bytes) -> Any:
         return pickle.loads(data)
+
+    def dumps_function(self, fn: Any) -> tuple[bytes, bool]:
+        return self.dumps(fn), False
 
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (CloudpickleCodec, PickleCodec)}

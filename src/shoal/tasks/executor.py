@@ -4,7 +4,7 @@
 
     with shoal.Executor() as ex:                       # a local cluster, one worker per core
         print(list(ex.map(pow, range(10), range(10))))
-    with shoal.Executor("shoal://master:7449", password="...") as ex:
+    with shoal.Executor("shoal://master:7452") as ex:  # password: $SHOAL_PASSWORD
         future = ex.submit(fn, 1, 2)
 
 Futures are real :class:`concurrent.futures.Future` objects (callbacks,
@@ -24,20 +24,24 @@ import itertools
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from shoal.errors import ConfigurationError, PeerLostError
-from shoal.tasks import protocol
+from shoal.errors import ConfigurationError, LaunchError, PeerLostError
+from shoal.tasks import protocol, sources
 from shoal.tasks.codecs import CloudpickleCodec, Codec
 from shoal.tasks.codecs import codec as find_codec
+from shoal.tasks.functions import FunctionCache
 from shoal.tasks.results import failure, remote_exception
+from shoal.tasks.systems import Task, call_parts, finished_hook
 from shoal.tasks.worker import CALL, CHUNK
 
 SUBMIT_BATCH = 10_000
+_BY_VALUE = CloudpickleCodec()   # task systems and remote calls: the service loads them
 
 
 class TaskFuture(concurrent.futures.Future[Any]):
@@ -49,6 +53,9 @@ class TaskFuture(concurrent.futures.Future[Any]):
         self._key = key
         self.task_id = task_id
         self.partial: list[Any] | None = None   # a chunk's results before the one that raised
+        self.finished: Callable[[Any, BaseException | None], Any] | None = None  # its hook
+        self.codec: Codec | None = None   # how its result is encoded, when not the executor's
+        self.system = False                # the future of a task system (submit_system)
 
     def cancel(self) -> bool:
         if not super().cancel():
@@ -67,8 +74,8 @@ class Executor(concurrent.futures.Executor):
     ``scheduler``: the policy of the local cluster ("pull", "least-loaded",
     "fastest-first" or a plugin's); with an address, the service's own policy
     is used and naming another one is an error.  ``retries``: how often a task
-    lost with its worker runs again.  ``password`` (or ``identity`` with
-    ``host_keys``) logs in to a remote service.  ``codec``: how arguments and
+    lost with its worker runs again.  ``password`` (default: ``$SHOAL_PASSWORD``),
+    or ``identity`` with ``host_keys``, logs in to a remote service.  ``codec``: how arguments and
     results are encoded (a name in ``shoal.tasks.codecs.CODECS`` or a
     ``shoal.codecs`` plugin).  ``modules``: modules whose code travels by value
     (not installed on the workers).
@@ -92,39 +99,45 @@ class Executor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._pending: dict[Any, TaskFuture] = {}
         self._functions: dict[bytes, int] = {}
+        self._sent = FunctionCache()
         self._counter = itertools.count()
         self._shutdown = False
         self._broken: str | None = None
         self._status_reply: list[dict[str, Any]] = []
         self._status_event = threading.Event()
         self._local = None
+        hello = {"role": "client", "session": self.session, "retries": retries,
+                 "scheduler": None if address is None else scheduler, **protocol.versions()}
+        from shoal.tasks.client import Connection, connect
+
         if address is None:
-            from shoal.tasks.local import LocalCluster
+            from shoal.tasks.local import START_TIMEOUT, LocalCluster
 
             self._local = LocalCluster(workers or protocol.default_slots(), scheduler or "pull",
                                        heartbeat_timeout)
-            address = self._local.address
-            config = ClientConfig(job_key=self._local.key, name=name)
-            scheduler = None
+            channel: Any = self._local.channel
+            connect_timeout = max(connect_timeout, START_TIMEOUT)
         else:
             if workers is not None:
                 raise ConfigurationError("workers= sizes a local cluster; a remote service has "
                                          "the workers its agents bring")
+            if password is None and identity is None:
+                password, notice = protocol.env_password()
+                if notice:
+                    warnings.warn(notice, FutureWarning, stacklevel=2)
+            host, port = protocol.parse_address(address)
             # The server's name is HOST:PORT, so `host_keys` may be a KnownHosts file.
-            server = "{}:{}".format(*protocol.parse_address(address))
             config = ClientConfig(password=password, identity=identity, host_keys=host_keys,
-                                  name=name, server_name=server)
-        self.address = address
-        host, port = protocol.parse_address(address)
-        hello = {"role": "client", "session": self.session, "retries": retries,
-                 "scheduler": scheduler, **protocol.versions()}
-        from shoal.tasks.client import Connection
-
+                                  name=name, server_name=f"{host}:{port}")
+            channel = connect(host, port, config, timeout=connect_timeout)
+        self.address = address or "local"
+        self._connect_timeout = connect_timeout
         try:
-            self._conn = Connection(host, port, config, hello, self._on_message, self._on_lost,
+            self._conn = Connection(channel, hello, self._on_message, self._on_lost,
                                     timeout=connect_timeout)
-        except BaseException:
-            self._stop_local()
+        except BaseException as exc:
+            channel.close()
+            self._stop_local(exc)
             raise
         if self._conn.welcome[0] != "welcome":
             self._conn.close()
@@ -144,12 +157,18 @@ class Executor(concurrent.futures.Executor):
             raise PeerLostError(self._broken)
 
     def _function(self, fn: Callable[..., Any]) -> int:
-        """The id of ``fn`` on the service; sent once per distinct pickle (call with the lock)."""
-        blob = self.codec.dumps(fn)
+        """The id of ``fn`` on the service; sent once per distinct pickle (call with the lock).
+
+        A function already sent, unchanged, is not pickled again (:mod:`.functions`)."""
+        fid = self._sent.get(fn)
+        if fid is not None:
+            return fid
+        blob, by_value = self.codec.dumps_function(fn)
         fid = self._functions.get(blob)
         if fid is None:
             fid = self._functions[blob] = len(self._functions)
             self._conn.post(("fn", fid, blob, self.codec.name))
+        self._sent.put(fn, fid, by_value)
         return fid
 
     def _new(self) -> tuple[int, TaskFuture]:
@@ -159,13 +178,28 @@ class Executor(concurrent.futures.Executor):
         return n, future
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Run ``fn(*args, **kwargs)``; its future.
+
+        ``fn`` may be a task object (a :class:`~shoal.tasks.systems.Task`, or any
+        callable object): its ``clean_up()`` runs on the worker after the call,
+        its ``finished(result, error)`` here, before the future is resolved.
+        """
         if not callable(fn):
             raise TypeError(f"submit needs a callable, not {type(fn).__name__}")
+        finished = finished_hook(fn)
+        if isinstance(fn, Task):
+            fn, more, extra = call_parts(fn)
+            args, kwargs = more + args, {**extra, **kwargs}
         payload = self.codec.dumps((CALL, args, kwargs))
         with self._lock:
             self._check_open()
             fid = self._function(fn)
             n, future = self._new()
+            future.finished = finished
+            alone = len(self._pending) == 1
+        if alone:  # nothing else in flight: latency matters more than batching, send now
+            self._conn.post_now(("submit", [(n, fid, payload)]))
+        else:
             self._conn.post(("submit", [(n, fid, payload)]))
         return future
 
@@ -234,16 +268,55 @@ class Executor(concurrent.futures.Executor):
 
     def submit_system(self, system: Any) -> TaskFuture:
         """Run a :class:`~shoal.tasks.systems.TaskSystem` on the service; its future."""
-        blob = CloudpickleCodec().dumps_by_value(system)
+        with sources.collecting() as codes:
+            blob = _BY_VALUE.dumps_by_value(system)
+        where = sources.table(codes)  # so that tracebacks made on the service name files too
         with self._lock:
             self._check_open()
             n, future = self._new()
-            self._conn.post(("system", n, blob))
+            future.codec, future.system = _BY_VALUE, True
+            self._conn.post(("system", n, blob, where))
         return future
 
     def run_system(self, system: Any, timeout: float | None = None) -> Any:
         """Run a task system and return its ``gather_result()``."""
         return self.submit_system(system).result(timeout)
+
+    def submit_call(self, system: str | TaskFuture, method: str, /, *args: Any,
+                    **kwargs: Any) -> TaskFuture:
+        """Call a remote method of a running task system; the future of its value.
+
+        ``system`` is the future :meth:`submit_system` gave, or the system's
+        name on the service (``TaskSystem.name``, see :meth:`methods`).  The
+        call runs in the system's thread on the service, between results; its
+        exception is raised here, with the remote traceback as ``__cause__``.
+        """
+        if isinstance(system, TaskFuture):
+            if not system.system or system._executor_ref() is not self:
+                raise TypeError("submit_call takes a task system's name, or the future this "
+                                "executor's submit_system gave")
+            ref: Any = system._key
+        elif isinstance(system, str):
+            ref = system
+        else:
+            raise TypeError(f"a task system is named by a str or its future, not "
+                            f"{type(system).__name__}")
+        blob = _BY_VALUE.dumps((args, kwargs))
+        with self._lock:
+            self._check_open()
+            n, future = self._new()
+            future.codec = _BY_VALUE
+            self._conn.post(("call", n, ref, str(method), blob))
+        return future
+
+    def call(self, system: str | TaskFuture, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """``submit_call(...).result()``: call a task system's remote method (Concurrent's
+        ``@tcpremote``), see :func:`shoal.remote`."""
+        return self.submit_call(system, method, *args, **kwargs).result()
+
+    def methods(self) -> list[dict[str, Any]]:
+        """The remote methods of the systems running on the service: system, name, doc, json."""
+        return list(self.status()["methods"])
 
     def fetch(self, task_ids: Iterable[str]) -> list[TaskFuture]:
         """Futures for tasks of an earlier executor (``future.task_id``), e.g. after a crash."""
@@ -288,24 +361,34 @@ class Executor(concurrent.futures.Executor):
             self._status_event.set()
 
     def _resolve(self, future: TaskFuture, status: int, blob: bytes, worker: str) -> None:
+        codec = future.codec or self.codec
         try:
+            if status == protocol.CANCELLED:
+                future.cancel()
+                return
+            value: Any = None
+            error: BaseException | None = None
             if status == protocol.OK:
                 try:
-                    value = self.codec.loads(blob)
+                    value = codec.loads(blob)
                 except Exception as exc:
                     from shoal.errors import SerializationError
 
-                    future.set_exception(SerializationError(
-                        f"the result of task {future.task_id} cannot be unpickled here: {exc}"))
-                    return
-                future.set_result(value)
+                    error = SerializationError(
+                        f"the result of task {future.task_id} cannot be unpickled here: {exc}")
             elif status == protocol.RAISED:
-                raised, future.partial = remote_exception(blob, worker, self.codec)
-                future.set_exception(raised)
-            elif status == protocol.CANCELLED:
-                future.cancel()
+                error, future.partial = remote_exception(blob, worker, codec)
             else:
-                future.set_exception(failure(blob, future.task_id))
+                error = failure(blob, future.task_id)
+            if future.finished is not None:
+                try:
+                    future.finished(value, error)
+                except Exception as exc:  # the hook's own failure is the future's
+                    error = exc
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
         except concurrent.futures.InvalidStateError:
             pass  # cancelled meanwhile
 
@@ -352,10 +435,19 @@ class Executor(concurrent.futures.Executor):
         self._conn.close()
         self._stop_local()
 
-    def _stop_local(self) -> None:
-        if self._local is not None:
-            self._local.stop()
-            self._local = None
+    def _stop_local(self, failed: BaseException | None = None) -> None:
+        """Stop the local cluster; when its start ``failed`` because it exited, say so."""
+        local, self._local = self._local, None
+        if local is None:
+            return
+        status = local.exit_status(0.5) if isinstance(failed, (EOFError, OSError)) else None
+        local.stop()
+        if status is not None:
+            raise LaunchError(f"the local task cluster exited at start (status {status}); "
+                              "its error is above") from None
+        if isinstance(failed, TimeoutError):
+            raise LaunchError("the local task cluster did not answer within "
+                              f"{self._connect_timeout:g} s; it was stopped") from None
 
     # -- asyncio ---------------------------------------------------------------------------
 

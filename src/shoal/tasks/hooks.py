@@ -6,7 +6,8 @@ service's event loop, so they must be quick: count, log, export metrics.
 An exception in a hook is logged and never stops the service.  Install them
 with ``TaskService(hooks=[MyHooks()])``, or publish them under the
 ``shoal.task_hooks`` entry-point group and start the service with
-``plugin_hooks=True`` (``shoal tasks serve --plugin-hooks``).
+``plugin_hooks=True`` (``shoal tasks serve --plugin-hooks``: all of them) or
+name them (``shoal tasks serve --hooks NAME``, ``hooks = [...]`` in tasks.toml).
 """
 
 from __future__ import annotations
@@ -46,6 +47,24 @@ class TaskHooks:
 
     def worker_left(self, worker: str, reason: str) -> None:
         """An agent went away (or was dropped for missing heartbeats)."""
+
+
+def named_hooks(names: list[str]) -> list[TaskHooks]:
+    """One instance of each hook class published under ``shoal.task_hooks`` as ``names``."""
+    from shoal.tasks.plugins import load_all
+
+    published = load_all("shoal.task_hooks") if names else {}
+    found = []
+    for name in names:
+        cls = published.get(name)
+        if cls is None:
+            known = ", ".join(sorted(published)) or "none is installed"
+            raise LookupError(f"no task hook plugin named {name!r} (shoal.task_hooks entry "
+                              f"points: {known})")
+        if not (isinstance(cls, type) and issubclass(cls, TaskHooks)):
+            raise TypeError(f"the shoal.task_hooks entry point {name!r} is not a TaskHooks class")
+        found.append(cls())
+    return found
 
 
 def plugin_hooks() -> list[TaskHooks]:

@@ -14,7 +14,10 @@ Executor -> service::
     ("submit", [(n, fid, payload), ...])     tasks; n counts up within the session
     ("cancel", [n, ...])
     ("fetch", session, [n, ...])             results of an earlier session's tasks
-    ("system", n, blob)                      run a task system (cloudpickled) on the master
+    ("system", n, blob, sources)             run a task system (cloudpickled) on the master;
+                                             sources: where its code is from (tasks.sources)
+    ("call", n, system, method, blob)        call a remote method of a running system (by
+                                             name, or by its n); the answer is n's result
     ("status",)                              -> ("status", {...})
     ("bye",)                                 done: forget this session's kept results
 
@@ -42,18 +45,22 @@ Service -> agent::
 
 from __future__ import annotations
 
+import os
 import pickle
 import platform
 import sys
 from typing import Any
 
+from shoal import ports
 from shoal._version import __version__
 from shoal.errors import ConfigurationError
 from shoal.tasks.errors import TaskError
 
 PROTOCOL = 1
-DEFAULT_PORT = 7449
+DEFAULT_PORT = ports.TASKS
 SCHEME = "shoal://"
+PASSWORD_ENV = "SHOAL_PASSWORD"
+OLD_PASSWORD_ENV = "SHOAL_TASKS_PASSWORD"   # read when PASSWORD_ENV is unset, with a warning
 
 # A task's result status.
 OK = 0          # blob: the codec's encoding of the return value
@@ -109,15 +116,24 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def env_password() -> tuple[str | None, str | None]:
+    """The password from ``$SHOAL_PASSWORD`` (or the old ``$SHOAL_TASKS_PASSWORD``), and a
+    one-line deprecation notice when it came from the old variable."""
+    value = os.environ.get(PASSWORD_ENV)
+    if value:
+        return value, None
+    old = os.environ.get(OLD_PASSWORD_ENV)
+    if old:
+        return old, (f"${OLD_PASSWORD_ENV} is deprecated and will be removed: set "
+                     f"${PASSWORD_ENV} instead (one password variable for every command)")
+    return None, None
+
+
 def default_slots() -> int:
     """One worker process per core this process may use."""
     try:
-        import os
-
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
-        import os
-
         return max(1, os.cpu_count() or 1)
 
 

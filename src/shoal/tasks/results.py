@@ -6,7 +6,7 @@ import pickle
 from typing import Any
 
 from shoal.errors import SerializationError
-from shoal.tasks import protocol
+from shoal.tasks import protocol, sources
 from shoal.tasks.codecs import Codec
 from shoal.tasks.errors import PoisonTaskError, RemoteTraceback, TaskError, WorkerLostError
 
@@ -22,6 +22,7 @@ def remote_exception(blob: bytes, worker: str, coder: Codec) -> tuple[BaseExcept
                                   f"unpickled here: {error}"), None
     if not isinstance(exc, BaseException):
         exc = TaskError(f"{kind}: {text} (the exception itself could not be pickled)")
+    trace = sources.resolve(trace)
     exc.__cause__ = RemoteTraceback(f"raised on {worker}", where=worker, remote_traceback=trace)
     return exc, partial
 

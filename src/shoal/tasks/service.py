@@ -3,7 +3,7 @@
 ::
 
     service = TaskService(password="...", scheduler="pull")
-    port = await service.start("0.0.0.0", 7449)
+    port = await service.start("0.0.0.0", 7452)
     ...
     await service.stop()
 
@@ -14,7 +14,7 @@ as opaque bytes, feeds what happens to the pure :class:`Scheduler` and
 carries out its actions.  Results are kept ``keep_results`` seconds (at most
 ``max_kept`` of them), so an executor that lost its connection can fetch them
 by id; a clean ``bye`` forgets them at once.  Task systems run here, each in
-a thread of its own (:mod:`shoal.tasks.systems`).
+a thread of its own (:mod:`shoal.tasks.runner`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import asyncio
 import contextlib
 import logging
 import pickle
+import socket
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from shoal.security import (
     AuthorizedKeys,
@@ -36,24 +38,20 @@ from shoal.security import (
     ServerConfig,
     open_secure_stream,
 )
-from shoal.tasks import protocol
+from shoal.tasks import protocol, sources
+from shoal.tasks.codecs import CloudpickleCodec
+from shoal.tasks.errors import RemoteMethodError, UnknownMethodError
 from shoal.tasks.hooks import TaskHooks, TaskInfo, plugin_hooks
-from shoal.tasks.links import Link, LinkClosed, StreamLink, memory_pair
+from shoal.tasks.links import Link, LinkClosed, SocketLink, StreamLink, memory_pair, small_reads
+from shoal.tasks.owners import Owner, Result
+from shoal.tasks.runner import Call, SystemRunner
 from shoal.tasks.scheduler import Scheduler, policy_class
 from shoal.tasks.scheduler import state as ev
+from shoal.tasks.stats import Tally, Throughput
+from shoal.tasks.worker import describe_exception
 
 log = logging.getLogger("shoal.tasks.service")
 MAX_MESSAGE = 1 << 30
-
-
-class Owner(Protocol):
-    """Who gets a task's result: an executor's session, or a task system."""
-
-    retries: int
-    label: str
-    tasks: dict[Any, int]
-
-    def deliver(self, results: list[tuple[Any, int, bytes, str]]) -> None: ...
 
 
 class _Record:
@@ -75,6 +73,7 @@ class _Agent:
         self.host = host
         self.functions: set[Any] = set()
         self.last_seen = time.monotonic()
+        self.tally = Tally()
 
 
 class _Session:
@@ -87,7 +86,7 @@ class _Session:
         self.link: Link | None = None
         self.tasks: dict[Any, int] = {}
 
-    def deliver(self, results: list[tuple[Any, int, bytes, str]]) -> None:
+    def deliver(self, results: list[Result]) -> None:
         keep = self.service._keep
         now = time.monotonic()
         for key, status, blob, worker in results:
@@ -130,16 +129,19 @@ class TaskService:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._results: dict[int, tuple[int, bytes, str]] = {}
+        self.systems: dict[str, SystemRunner] = {}      # running task systems, by name
+        self._runners: dict[tuple[str, Any], SystemRunner] = {}   # by (session, its key)
+        self.tally = Tally()
+        self.throughput = Throughput(time.monotonic())
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT) -> int:
         """Listen on ``host:port`` (0: any free port); the port bound."""
-        self.loop = asyncio.get_running_loop()
+        self._started()
         self._server = await asyncio.start_server(self._on_connect, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
-        self._spawn(self._watch())
         log.info("task service listening on %s:%d (scheduler %s)", host, self.port,
                  self.policy_name)
         return self.port
@@ -162,6 +164,18 @@ class TaskService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
+    def _started(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            self._spawn(self._watch())
+
+    async def attach_local_client(self, sock: socket.socket, name: str = "executor") -> None:
+        """Serve an executor on a local socket its process made (the embedded local
+        cluster: the parent holds the other end, so there is no login)."""
+        self._started()
+        link = await SocketLink.open(sock, name)
+        self._spawn(self._serve_link(link, name))
+
     def attach_local_agent(self, name: str = "local") -> Link:
         """A link for an agent in this process (the embedded local cluster)."""
         service_end, agent_end = memory_pair("service", name)
@@ -180,6 +194,7 @@ class TaskService:
         self._spawn(self._login(reader, writer))
 
     async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        small_reads(writer.transport)
         peer = writer.get_extra_info("peername")
         address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
         try:
@@ -234,15 +249,20 @@ class TaskService:
         self._call_hooks("worker_joined", name, agent.slots)
         self._apply(ev.WorkerJoined(name, agent.slots))
         reason = "disconnected"
+
+        def handle(batch: list[protocol.Message]) -> bool:
+            nonlocal reason
+            if self.agents.get(name) is not agent:
+                reason = "dropped"
+                return False
+            agent.last_seen = time.monotonic()
+            for message in batch:
+                self._agent_message(agent, message)
+            return True
+
         try:
-            while True:
-                if self.agents.get(name) is not agent:
-                    reason = "dropped"
-                    return
-                agent.last_seen = time.monotonic()
-                for message in messages:
-                    self._agent_message(agent, message)
-                messages = await link.recv()
+            if handle(messages):
+                await link.serve(handle)
         finally:
             if self.agents.get(name) is agent:
                 del self.agents[name]
@@ -311,17 +331,18 @@ class TaskService:
         self.sessions[label] = session
         session.link = link
         link.post(("welcome", {"scheduler": self.policy_name}))
+
+        def handle(batch: list[protocol.Message]) -> bool:
+            for message in batch:
+                if message[0] == "bye":
+                    self._forget(session)
+                    return False
+                self._client_message(session, message)
+            return True
+
         try:
-            while True:
-                for message in messages:
-                    if message[0] == "bye":
-                        self._forget(session)
-                        return
-                    self._client_message(session, message)
-                    if message[0] == "submit":
-                        # Let heartbeats and results through between big batches.
-                        await asyncio.sleep(0)
-                messages = await link.recv()
+            if handle(messages):
+                await link.serve(handle)
         finally:
             session.link = None
 
@@ -337,9 +358,12 @@ class TaskService:
         elif kind == "fetch":
             self._fetch(session, str(message[1]), message[2])
         elif kind == "system":
-            from shoal.tasks.systems import SystemRunner
-
-            SystemRunner(self, session, message[1], message[2]).start()
+            sources.learn(message[3] if len(message) > 3 else [])
+            runner = SystemRunner(self, session, message[1], message[2])
+            self._runners[(session.label, message[1])] = runner
+            runner.start()
+        elif kind == "call":
+            self._call(session, *message[1:])
         elif kind == "status":
             assert session.link is not None
             session.link.post(("status", self.status()))
@@ -384,13 +408,116 @@ class TaskService:
         while len(self._keep) > self.max_kept:
             self._keep.popitem(last=False)
 
+    def state(self) -> dict[str, Any]:
+        """What ``GET /api/v1/tasks`` serves (docs/contracts/cluster-rest.md)."""
+        scheduler = self.scheduler
+        workers = []
+        for agent in self.agents.values():
+            held = scheduler.workers.get(agent.name)
+            workers.append({"name": agent.name, "slots": agent.slots,
+                            "running": held.running if held else 0,
+                            "done": agent.tally.done, "failed": agent.tally.failed})
+        running = sum(w.running for w in scheduler.workers.values())
+        systems = []
+        for runner in self.systems.values():
+            states = [scheduler.tasks.get(tid) for tid in runner.tasks.values()]
+            busy = sum(1 for state in states if state is not None and state.worker is not None)
+            systems.append({"name": runner.name, "queued": len(states) - busy, "running": busy,
+                            "done": runner.tally.done, "failed": runner.tally.failed})
+        return {"scheduler": self.policy_name, "queued": max(0, scheduler.pending() - running),
+                "running": running, "done": self.tally.done, "failed": self.tally.failed,
+                "throughput": round(self.throughput.rate(time.monotonic()), 3),
+                "workers": workers, "systems": systems}
+
     def status(self) -> dict[str, Any]:
-        return {"scheduler": self.policy_name, "queued": len(self.scheduler.queue),
-                "pending": self.scheduler.pending(),
+        """``Executor.status()``: :meth:`state`, the pending tasks and the agents' pids."""
+        return {**self.state(), "pending": self.scheduler.pending(), "methods": self.methods(),
                 "agents": [{"name": a.name, "slots": a.slots, "pids": a.pids, "host": a.host,
                             "running": self.scheduler.workers[a.name].running
                             if a.name in self.scheduler.workers else 0}
                            for a in self.agents.values()]}
+
+    # -- task systems (called by their runners, in the loop's thread) ---------------------
+
+    def system_started(self, runner: SystemRunner) -> None:
+        """Name a running system (``-2``, ``-3``... when its name is taken) and list it."""
+        name, n = runner.name, 1
+        while name in self.systems:
+            n += 1
+            name = f"{runner.name}-{n}"
+        runner.name = name
+        self.systems[name] = runner
+
+    def system_ended(self, runner: SystemRunner) -> None:
+        if self.systems.get(runner.name) is runner:
+            del self.systems[runner.name]
+        self._runners.pop((runner.session.label, runner.key), None)
+
+    # -- remote methods of task systems ---------------------------------------------------
+
+    def methods(self, json_only: bool = False) -> list[dict[str, Any]]:
+        """The remote methods of the running systems: system, name, doc (and json)."""
+        return [{"system": runner.name, "name": method.name, "doc": method.doc,
+                 **({} if json_only else {"json": method.json})}
+                for runner in self.systems.values() for method in runner.methods.values()
+                if method.json or not json_only]
+
+    def _runner(self, system: Any, session: _Session | None = None) -> SystemRunner:
+        """A running system by name, or by its key in ``session`` (an executor's future)."""
+        found = (self._runners.get((session.label, system)) if session is not None
+                 and not isinstance(system, str) else self.systems.get(str(system)))
+        if found is None:
+            running = ", ".join(sorted(self.systems)) or "none"
+            raise UnknownMethodError(f"no task system {system!r} runs on this service "
+                                     f"(running: {running})")
+        return found
+
+    def _call(self, session: _Session, n: Any, system: Any, method: str, blob: bytes) -> None:
+        """An executor calls a remote method: the answer comes back as the result of ``n``."""
+        session.tasks[n] = -1  # pending for the session, but not a task
+        loop = self.loop
+        assert loop is not None
+
+        def reply(ok: bool, value: Any) -> None:  # in the runner's thread
+            codec = CloudpickleCodec()
+            try:
+                status, out = protocol.OK, codec.dumps(value)
+            except Exception as exc:
+                ok, value = False, exc
+            if not ok:
+                status, out = protocol.RAISED, describe_exception(value, None, codec)
+            loop.call_soon_threadsafe(session.deliver, [(n, status, out, f"system {system}")])
+
+        try:
+            runner = self._runner(system, session)
+        except UnknownMethodError as exc:
+            reply(False, exc)
+            return
+        runner.call(Call(method, reply, blob=blob))
+
+    async def call_method(self, system: str, method: str, args: list[Any],
+                          kwargs: dict[str, Any], *, json_only: bool = True) -> Any:
+        """Call a remote method (the REST API's way in): its value, or
+        :class:`UnknownMethodError`, or :class:`RemoteMethodError` with the traceback."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if not answer.done():
+                answer.set_result((ok, value))
+
+        runner = self._runner(system)
+        runner.call(Call(method, lambda ok, value: loop.call_soon_threadsafe(settle, ok, value),
+                         args=list(args), kwargs=dict(kwargs), json_only=json_only))
+        ok, value = await answer
+        if ok:
+            return value
+        if isinstance(value, UnknownMethodError):
+            raise value
+        kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+        trace = sources.resolve("".join(traceback.format_exception(type(value), value,
+                                                                   value.__traceback__)))
+        raise RemoteMethodError(kind, str(value), trace, runner.name)
 
     # -- tasks (also called by task systems, in the loop's thread) --------------------------
 
@@ -432,14 +559,19 @@ class TaskService:
 
     def _apply(self, event: ev.Event) -> None:
         """Feed the scheduler one event and carry out what it says."""
-        deliveries: dict[int, tuple[Owner, list[tuple[Any, int, bytes, str]]]] = {}
+        deliveries: dict[int, tuple[Owner, list[Result]]] = {}
         for action in self.scheduler.handle(event):
             if isinstance(action, ev.Assign):
                 self._assign(action)
             elif isinstance(action, ev.Deliver):
+                holder = self.agents.get(getattr(event, "worker", ""))
+                self.throughput.add(time.monotonic(), len(action.tasks))
                 for tid in action.tasks:
                     record = self.records.pop(tid)
                     status, blob, worker = self._results[tid]
+                    self.tally.count(status == protocol.OK)
+                    if holder is not None:
+                        holder.tally.count(status == protocol.OK)
                     self._queue_delivery(deliveries, record, (record.key, status, blob, worker))
                     if self.hooks:
                         self._call_hooks("task_finished", TaskInfo(tid, str(record.key)), worker,
@@ -450,6 +582,8 @@ class TaskService:
                     agent.link.post(("kill", action.tasks))
             elif isinstance(action, ev.Fail):
                 record = self.records.pop(action.task)
+                self.tally.count(False)
+                self.throughput.add(time.monotonic())
                 log.warning("task %s:%s failed: %s", record.owner.label, record.key,
                             action.message)
                 self._call_hooks("task_failed", TaskInfo(action.task, str(record.key)),

@@ -32,7 +32,7 @@ from typing import Any
 
 from shoal.tasks import protocol
 from shoal.tasks.codecs import Codec, codec
-from shoal.tasks.framing import FrameReader, frame
+from shoal.tasks.framing import READ_SIZE, FrameReader, frame
 
 MARK = struct.Struct("=qq")    # task id, attempt of the task running now; 0, 0 between tasks
 FLUSH_COUNT = 64               # results sent at once at most
@@ -62,7 +62,7 @@ class Worker:
         self.sock = sock
         self.mark = mark
         self.functions: dict[Any, tuple[str, bytes]] = {}
-        self.loaded: dict[Any, tuple[Any, Codec]] = {}
+        self.loaded: dict[Any, tuple[Any, Codec, Any]] = {}
         self.queue: deque[tuple[int, int, Any, bytes]] = deque()
         self.cond = threading.Condition()
         self.send_lock = threading.Lock()
@@ -75,7 +75,7 @@ class Worker:
         """Take in what the agent sends until it closes the socket."""
         reader = FrameReader()
         try:
-            while data := self.sock.recv(1 << 20):
+            while data := self.sock.recv(READ_SIZE):
                 self.take(reader.feed(data))
         except OSError:
             pass
@@ -119,13 +119,16 @@ class Worker:
             results, self.results = self.results, []
             self.send([("done", results)])
 
-    def function(self, fkey: Any) -> tuple[Any, Codec]:
+    def function(self, fkey: Any) -> tuple[Any, Codec, Any]:
+        """The function (or task object), its codec, and its ``clean_up`` (or None)."""
         found = self.loaded.get(fkey)
         if found is None:
             with self.cond:
                 name, blob = self.functions.pop(fkey)
             coder = codec(name)
-            found = self.loaded[fkey] = (coder.loads(blob), coder)
+            fn = coder.loads(blob)
+            clean = None if isinstance(fn, type) else getattr(fn, "clean_up", None)
+            found = self.loaded[fkey] = (fn, coder, clean if callable(clean) else None)
         return found
 
     def run_one(self, tid: int, attempt: int, fkey: Any, payload: bytes) -> None:
@@ -133,15 +136,23 @@ class Worker:
         coder: Codec = codec("pickle")
         partial: list[Any] | None = None
         try:
-            fn, coder = self.function(fkey)
+            fn, coder, clean = self.function(fkey)
             mode, args, kwargs = coder.loads(payload)
             if mode == CHUNK:
                 partial = []
                 for item in args:
-                    partial.append(fn(*item))
+                    try:
+                        partial.append(fn(*item))
+                    finally:
+                        if clean is not None:
+                            clean()
                 value: Any = partial
             else:
-                value = fn(*args, **kwargs)
+                try:
+                    value = fn(*args, **kwargs)
+                finally:  # Concurrent's clean_up: after the call, whatever it did
+                    if clean is not None:
+                        clean()
             status, blob = protocol.OK, coder.dumps(value)
         except BaseException as exc:  # the task's failure is its result, whatever it is
             if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt

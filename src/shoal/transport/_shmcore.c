@@ -44,6 +44,7 @@
 #endif
 
 #define HEADER_SIZE 48
+#define FAST_LIMIT (16 * 1024) /* bodies the one-call fast paths take (the engine's _SMALL) */
 #define RING_CONTROL 128
 #define SLEEP_STRIDE 8 /* u64s between two ranks' sleep flags (64 bytes) */
 
@@ -83,6 +84,12 @@ typedef struct {
     int *doorbells;      /* write ends, one per rank */
     int doorbell_read;
     int waiting;         /* calls running with the GIL released: close() must wait */
+    /* The engine's state that the one-call fast paths must respect (bind_engine): */
+    PyObject *locked;    /* the engine lock's bound locked() */
+    PyObject *posted;    /* matcher.posted: ctx -> list of posted receives */
+    PyObject *unexpected;/* matcher.unexpected: ctx -> list of waiting messages */
+    PyObject *queues;    /* engine._queues: list (per rank) of deques of queued sends */
+    PyObject *reading;   /* engine._reading: list (per rank) of a body being read, or None */
 } Rings;
 
 static inline uint64_t load_acquire(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -267,6 +274,11 @@ static Frame *new_frame(int source, const header_t *h, PyObject *body /* stolen 
 /* -- construction ------------------------------------------------------------------ */
 
 static void Rings_release(Rings *self) {
+    Py_CLEAR(self->locked);
+    Py_CLEAR(self->posted);
+    Py_CLEAR(self->unexpected);
+    Py_CLEAR(self->queues);
+    Py_CLEAR(self->reading);
     if (self->has_view) {
         PyBuffer_Release(&self->view);
         self->has_view = 0;
@@ -566,6 +578,224 @@ static PyObject *Rings_take_frame(Rings *self, PyObject *const *args, Py_ssize_t
     return frame;
 }
 
+
+/* -- the one-call fast paths (used when bound to an engine) -------------------------------
+ *
+ * A C function that holds the GIL and calls no Python code runs as one step for the
+ * process's other threads.  The two functions below use that: each checks the engine's
+ * state that matters (its lock free, nothing posted or waiting on the context, no queued
+ * send or half-read body on the stream) and acts in the same step, so a rank's threads
+ * need no lock for the common case.  Everything that may run Python code (taking the
+ * caller's buffer, allocating) happens before the checks, which are then made again.  */
+
+static int engine_bound(Rings *self) {
+    return self->locked != NULL && self->posted != NULL && self->unexpected != NULL &&
+           self->queues != NULL && self->reading != NULL;
+}
+
+/* 1 if the engine's lock is held (a thread is inside the engine's Python code), 0 if
+ * free, -1 on error. */
+static int engine_busy(Rings *self) {
+    PyObject *held = PyObject_CallNoArgs(self->locked);
+    if (held == NULL) return -1;
+    int busy = PyObject_IsTrue(held);
+    Py_DECREF(held);
+    return busy;
+}
+
+static int list_nonempty(PyObject *dict, long long ctx) {
+    PyObject *key = PyLong_FromLongLong(ctx);
+    if (key == NULL) return -1;
+    PyObject *items = PyDict_GetItemWithError(dict, key); /* borrowed */
+    Py_DECREF(key);
+    if (items == NULL) return PyErr_Occurred() ? -1 : 0;
+    Py_ssize_t n = PyObject_Length(items);
+    return n < 0 ? -1 : n > 0;
+}
+
+/* 1 if sends to `peer` are queued (engine._queues[peer], a deque, is not empty). */
+static int queue_busy(Rings *self, int peer) {
+    PyObject *queue = PyList_GetItem(self->queues, peer); /* borrowed */
+    if (queue == NULL) return -1;
+    Py_ssize_t n = PyObject_Length(queue);
+    return n < 0 ? -1 : n > 0;
+}
+
+/* 1 if a body from `peer` is half read (engine._reading[peer] is not None). */
+static int reading_busy(Rings *self, int peer) {
+    PyObject *item = PyList_GetItem(self->reading, peer); /* borrowed */
+    if (item == NULL) return -1;
+    return item != Py_None;
+}
+
+/* send_fast(dst, ctx, tag, payload, flags) -> bool
+ * A standard (not synchronous) send of one small payload as one DATA frame, if nothing is
+ * queued towards dst and the frame fits now; else nothing happens and False is returned
+ * (the engine's send does the rest).  A payload that is not contiguous bytes also gives
+ * False: the general path says what is wrong with it. */
+static PyObject *Rings_send_fast(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) return PyErr_Format(PyExc_TypeError, "send_fast(dst, ctx, tag, payload, flags)");
+    if (!self->has_view || !engine_bound(self)) Py_RETURN_FALSE;
+    long dst = PyLong_AsLong(args[0]);
+    long long ctx = PyLong_AsLongLong(args[1]);
+    long long tag = PyLong_AsLongLong(args[2]);
+    long flags = PyLong_AsLong(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    if (dst < 0 || dst >= self->size || dst == self->rank || (flags & 0x02 /* SYNC */))
+        Py_RETURN_FALSE;
+    Py_buffer payload;
+    if (PyObject_GetBuffer(args[3], &payload, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    /* From here on no Python code runs until the frame is published. */
+    int queued = queue_busy(self, (int)dst);
+    ring_t *r = &self->out[dst];
+    uint64_t tail = r->pos;
+    uint64_t total = HEADER_SIZE + (uint64_t)payload.len;
+    if (queued != 0 || payload.len > FAST_LIMIT || r->cap - (tail - load_acquire(r->head)) < total) {
+        PyBuffer_Release(&payload);
+        if (queued < 0) return NULL;
+        Py_RETURN_FALSE;
+    }
+    header_t h = {1 /* DATA */, (uint8_t)flags, 1, 0, tag, ctx, 0, now_ns(), (uint64_t)payload.len};
+    ring_put(r, tail, &h, HEADER_SIZE);
+    if (payload.len) ring_put(r, tail + HEADER_SIZE, payload.buf, (uint64_t)payload.len);
+    publish_tail(self, (int)dst, r, tail + total);
+    PyBuffer_Release(&payload);
+    Py_RETURN_TRUE;
+}
+
+/* Whether the frame at the head of ring `src` is a whole DATA frame for (ctx, tag) that the
+ * fast path may take: not synchronous, body at most FAST_LIMIT (and, with a buffer, at
+ * most its size).  Fills h. */
+static int fast_candidate(ring_t *r, long long ctx, long long tag, Py_ssize_t room, header_t *h) {
+    uint64_t available = load_acquire(r->tail) - r->pos;
+    if (!peek_header(r, available, h)) return 0;
+    return h->kind == 1 && h->ctx == ctx && (tag == -1 || h->tag == tag) && !(h->flags & 0x02) &&
+           h->length <= FAST_LIMIT && HEADER_SIZE + h->length <= available &&
+           (room < 0 || (uint64_t)room >= h->length);
+}
+
+/* Whether the engine lets the fast path take from `src` on `ctx` now: 1 yes, 0 no, -1 error. */
+static int engine_allows(Rings *self, int src, long long ctx) {
+    int busy = engine_busy(self);
+    if (busy != 0) return busy < 0 ? -1 : 0;
+    int posted = list_nonempty(self->posted, ctx);
+    if (posted != 0) return posted < 0 ? -1 : 0;
+    int waiting = list_nonempty(self->unexpected, ctx);
+    if (waiting != 0) return waiting < 0 ? -1 : 0;
+    int reading = reading_busy(self, src);
+    if (reading != 0) return reading < 0 ? -1 : 0;
+    return 1;
+}
+
+/* receive_fast(src, ctx, tag, buffer, spin_ns) -> Frame | None
+ * The fast path of a blocking receive from one source: spin (GIL released) up to spin_ns
+ * for a whole frame from src, then take it if it is the answer: a DATA frame on ctx with
+ * tag (-1: any), not synchronous, small, and nothing else posted or waiting on ctx (MPI's
+ * order).  With a buffer (writable contiguous bytes) the body is copied into it (the
+ * frame's body is then None) and must fit.  None: the engine's receive does the rest. */
+static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) return PyErr_Format(PyExc_TypeError, "receive_fast(src, ctx, tag, buffer, spin_ns)");
+    if (!self->has_view || !engine_bound(self)) Py_RETURN_NONE;
+    long src = PyLong_AsLong(args[0]);
+    long long ctx = PyLong_AsLongLong(args[1]);
+    long long tag = PyLong_AsLongLong(args[2]);
+    long long spin = PyLong_AsLongLong(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    if (src < 0 || src >= self->size || src == self->rank) Py_RETURN_NONE;
+    ring_t *r = &self->in[src];
+    Py_buffer dest;
+    int has_dest = 0;
+    if (args[3] != Py_None) {
+        if (PyObject_GetBuffer(args[3], &dest, PyBUF_WRITABLE) < 0) {
+            PyErr_Clear();
+            Py_RETURN_NONE; /* the general path says what is wrong with the buffer */
+        }
+        has_dest = 1;
+    }
+    Py_ssize_t room = has_dest ? dest.len : -1;
+    header_t h;
+    PyObject *result = NULL;
+    if (!fast_candidate(r, ctx, tag, room, &h) && spin > 0) {
+        /* Wait for a whole frame at the head (or anything that is not one: then the
+         * general path looks). */
+        self->waiting++;
+        Py_BEGIN_ALLOW_THREADS
+        uint64_t deadline = now_ns() + (uint64_t)spin;
+        for (unsigned long round = 1;; round++) {
+            uint64_t available = load_acquire(r->tail) - load_relaxed(&r->pos);
+            if (available >= HEADER_SIZE) {
+                header_t peek;
+                ring_get(r, load_relaxed(&r->pos), &peek, HEADER_SIZE);
+                if (HEADER_SIZE + peek.length <= available || peek.length > FAST_LIMIT) break;
+            }
+            CPU_RELAX();
+            if ((round & 15) == 0 && now_ns() >= deadline) break;
+        }
+        Py_END_ALLOW_THREADS
+        self->waiting--;
+    }
+    if (!fast_candidate(r, ctx, tag, room, &h)) goto none;
+    /* Allocate first (that may run Python code: the collector), then check again. */
+    uint64_t pos = r->pos;
+    PyObject *body = Py_None;
+    if (has_dest) {
+        Py_INCREF(body);
+    } else {
+        body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h.length);
+        if (body == NULL) goto done;
+    }
+    Frame *frame = new_frame((int)src, &h, body);
+    if (frame == NULL) goto done;
+    header_t again;
+    int allowed = engine_allows(self, (int)src, ctx);
+    if (allowed < 0) {
+        Py_DECREF(frame);
+        goto done;
+    }
+    if (!allowed || r->pos != pos || !fast_candidate(r, ctx, tag, room, &again) ||
+        again.seq != h.seq || again.stamp != h.stamp || again.length != h.length) {
+        Py_DECREF(frame);
+        goto none;
+    }
+    /* No Python code runs from here until the frame is consumed. */
+    void *target = has_dest ? dest.buf : (void *)PyBytes_AS_STRING(frame->body);
+    if (h.length) ring_get(r, pos + HEADER_SIZE, target, h.length);
+    publish_head(self, (int)src, r, pos + HEADER_SIZE + h.length);
+    result = (PyObject *)frame;
+    goto done;
+none:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    if (has_dest) PyBuffer_Release(&dest);
+    return result;
+}
+
+/* bind_engine(locked, posted, unexpected, queues, reading): what the fast paths check. */
+static PyObject *Rings_bind_engine(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "bind_engine(locked, posted, unexpected, queues, reading)");
+    if (!PyCallable_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
+        !PyList_Check(args[3]) || !PyList_Check(args[4]) ||
+        PyList_GET_SIZE(args[3]) != self->size || PyList_GET_SIZE(args[4]) != self->size)
+        return PyErr_Format(PyExc_TypeError, "bind_engine: a callable, two dicts and two lists "
+                                             "of one entry per rank");
+    Py_INCREF(args[0]);
+    Py_XSETREF(self->locked, args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(self->posted, args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(self->unexpected, args[2]);
+    Py_INCREF(args[3]);
+    Py_XSETREF(self->queues, args[3]);
+    Py_INCREF(args[4]);
+    Py_XSETREF(self->reading, args[4]);
+    Py_RETURN_NONE;
+}
+
 /* -- waiting ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -732,6 +962,15 @@ static PyMethodDef Rings_methods[] = {
      "is given and it fits."},
     {"take_frame", (PyCFunction)(void (*)(void))Rings_take_frame, METH_FASTCALL,
      "take_frame(src, header_size, length_offset, limit) -> bytes or None."},
+    {"send_fast", (PyCFunction)(void (*)(void))Rings_send_fast, METH_FASTCALL,
+     "send_fast(dst, ctx, tag, payload, flags) -> bool: a standard send of one small "
+     "payload in one step, if the engine has nothing queued towards dst and it fits."},
+    {"receive_fast", (PyCFunction)(void (*)(void))Rings_receive_fast, METH_FASTCALL,
+     "receive_fast(src, ctx, tag, buffer, spin_ns) -> Frame or None: spin for and take the "
+     "next message from src if it is the receive's answer and the engine allows."},
+    {"bind_engine", (PyCFunction)(void (*)(void))Rings_bind_engine, METH_FASTCALL,
+     "bind_engine(locked, posted, unexpected, queues, reading): the engine state that the "
+     "fast paths respect."},
     {"wait", (PyCFunction)(void (*)(void))Rings_wait, METH_FASTCALL,
      "wait(src, busy, timeout_ns, yield_every) -> bool: spin (GIL released) until data "
      "from src (-1: any), space towards a busy rank, or the timeout."},

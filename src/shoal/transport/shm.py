@@ -509,6 +509,11 @@ class ShmEndpoint(Endpoint):
                      "send_frame", "take_message", "take_match", "ring_doorbell",
                      "set_sleeping"):
             setattr(self, name, getattr(rings, name))
+        # The compiled rings also offer the engine one-step fast paths (the engine finds
+        # them by ``bind_engine``); the Python rings cannot act in one step.
+        for name in ("bind_engine", "send_fast", "receive_fast"):
+            if hasattr(rings, name):
+                setattr(self, name, getattr(rings, name))
 
     @classmethod
     def from_environment(cls, rank: int, size: int) -> ShmEndpoint:

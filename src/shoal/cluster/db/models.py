@@ -82,6 +82,8 @@ class Pool(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     submitted_by: Mapped[str] = mapped_column(String(255), default="")
+    # {"command": [the first arguments, cut], "truncated": bool}: what lists show
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     jobs: Mapped[list[Job]] = relationship(
         back_populates="pool", cascade="all, delete-orphan", passive_deletes=True,

@@ -50,14 +50,16 @@ class OutputStore:
                 ends[_name(stream)] = int(end or 0)
         return ends
 
-    def read(self, job_id: str, stream: str, offset: int = 0) -> bytes:
-        """The bytes of ``stream`` from ``offset`` to the end stored so far."""
+    def read(self, job_id: str, stream: str, offset: int = 0,
+             limit: int | None = None) -> bytes:
+        """The bytes of ``stream`` from ``offset`` to the end stored so far, or at most
+        ``limit`` of them (chunks are read one by one, never all at once)."""
         with self.sessions() as session:
             query = (select(OutputChunk.offset, OutputChunk.data)
                      .where(OutputChunk.job_id == job_id,
                             OutputChunk.stream == STREAMS[stream],
                             OutputChunk.offset + func.length(OutputChunk.data) > offset)
-                     .order_by(OutputChunk.offset))
+                     .order_by(OutputChunk.offset).execution_options(yield_per=16))
             parts = []
             position = offset
             for start, data in session.execute(query):
@@ -65,7 +67,10 @@ class OutputStore:
                     continue  # a duplicate already covered
                 parts.append(data[max(0, position - start):])
                 position = start + len(data)
-            return b"".join(parts)
+                if limit is not None and position - offset >= limit:
+                    break
+            joined = b"".join(parts)
+            return joined if limit is None else joined[:limit]
 
 
 def _name(stream: int) -> str:

@@ -16,10 +16,17 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shoal.cluster.db.models import FINAL_JOB_STATES, Job, Pool, Worker, utcnow
-from shoal.cluster.db.views import PoolView, pool_views
+from shoal.cluster.db.models import FINAL_JOB_STATES, HealthSample, Job, Pool, Worker, utcnow
+from shoal.cluster.db.views import (
+    PoolSummaryView,
+    PoolView,
+    pool_summaries,
+    pool_views,
+    summarize_command,
+)
 from shoal.cluster.errors import ClusterError, ConflictError, NotFoundError
 
+REMOVED = "removed"  # a worker's state once removed: in no list, found by no name or id
 WORKER_FIELDS = ("name", "hostname", "cores", "memory_total", "platform", "shoal_version",
                  "python_version")
 
@@ -64,11 +71,12 @@ class Store:
                 [{"worker": worker_id, "at": at} for worker_id, at in heartbeats.items()])
 
     def get_worker(self, ref: str) -> Worker:
-        """The worker with this id, else the one with this name (404 if none)."""
+        """The worker with this id, else the one with this name (404 if none, or removed)."""
         with self.sessions() as session:
             row = session.get(Worker, ref)
-            if row is None:
-                row = session.scalars(select(Worker).where(Worker.name == ref)
+            if row is None or row.state == REMOVED:
+                row = session.scalars(select(Worker).where(Worker.name == ref,
+                                                           Worker.state != REMOVED)
                                       .order_by(Worker.registered_at.desc())).first()
             if row is None:
                 raise NotFoundError(f"no worker has the id or name {ref!r}; "
@@ -76,11 +84,27 @@ class Store:
             return row
 
     def list_workers(self, state: str | None = None) -> list[Worker]:
+        """The workers (in this state), never the removed ones."""
         with self.sessions() as session:
-            query = select(Worker).order_by(Worker.name, Worker.id)
+            query = select(Worker).where(Worker.state != REMOVED).order_by(Worker.name,
+                                                                           Worker.id)
             if state is not None:
                 query = query.where(Worker.state == state)
             return list(session.scalars(query))
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that is not online: it leaves every list, its health samples go;
+        its pools and jobs stay, under its name.  It comes back if it links again."""
+        with self.sessions.begin() as session:
+            row = session.get(Worker, worker_id)
+            if row is None or row.state == REMOVED:
+                raise NotFoundError(f"no worker has the id {worker_id!r}",
+                                    code="worker_not_found")
+            if row.state == "online":
+                raise ConflictError(f"worker {row.name!r} is online: stop it first (SIGTERM to "
+                                    "its `shoal worker`), then remove it", code="worker_online")
+            row.state = REMOVED
+            session.execute(delete(HealthSample).where(HealthSample.worker_id == worker_id))
 
     def resolve_workers(self, refs: Sequence[str] | None) -> list[Worker]:
         """The workers a pool goes to: those listed (all must be online), or all online."""
@@ -119,6 +143,7 @@ class Store:
         """(workers by state, jobs by state), for /metrics."""
         with self.sessions() as session:
             workers = dict(session.execute(select(Worker.state, func.count())
+                                           .where(Worker.state != REMOVED)
                                            .group_by(Worker.state)).all())
             jobs = dict(session.execute(select(Job.state, func.count())
                                         .group_by(Job.state)).all())
@@ -131,7 +156,8 @@ class Store:
                     submitted_by: str) -> Pool:
         now = utcnow()
         pool = Pool(id=str(uuid.uuid4()), command=command, env=env, cwd=cwd, timeout=timeout,
-                    state="running", created_at=now, submitted_by=submitted_by)
+                    state="running", created_at=now, submitted_by=submitted_by,
+                    summary=summarize_command(command))
         pool.jobs = [Job(id=str(uuid.uuid4()), worker_id=w.id, worker_name=w.name,
                          state="queued", created_at=now) for w in workers]
         with self.sessions.begin() as session:
@@ -145,9 +171,16 @@ class Store:
                 raise NotFoundError(f"no pool has the id {pool_id!r}", code="pool_not_found")
             return found[0]
 
+    def pool_summary(self, pool_id: str) -> PoolSummaryView:
+        with self.sessions() as session:
+            found = pool_summaries(session, select(Pool).where(Pool.id == pool_id))
+            if not found:
+                raise NotFoundError(f"no pool has the id {pool_id!r}", code="pool_not_found")
+            return found[0]
+
     def list_pools(self, *, state: str | None, worker: str | None, limit: int,
-                   offset: int) -> tuple[list[PoolView], int]:
-        """A page of pools, newest first, and how many match in all."""
+                   offset: int) -> tuple[list[PoolSummaryView], int]:
+        """A page of pool summaries, newest first, and how many match in all."""
         with self.sessions() as session:
             query = select(Pool)
             if state is not None:
@@ -157,8 +190,9 @@ class Store:
                     Job.pool_id == Pool.id, or_(Job.worker_id == worker,
                                                 Job.worker_name == worker)))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            page = pool_views(session, query.order_by(Pool.created_at.desc(), Pool.id.desc())
-                              .limit(limit).offset(offset))
+            page = pool_summaries(session, query.order_by(Pool.created_at.desc(),
+                                                          Pool.id.desc())
+                                  .limit(limit).offset(offset))
             return page, int(total)
 
     def prune_pools(self, ended_before: dt.datetime) -> int:

@@ -1,13 +1,16 @@
 """API tokens: made once, shown once, kept as SHA-256.
 
 A token is ``shoal_`` + 32 random bytes in URL-safe base64; only its SHA-256 is
-stored, so a stolen database gives no usable token.  Lookups compare hashes,
-and the secret is high-entropy, so no slow hash is needed.
+stored, so a stolen database gives no usable token.  A lookup finds the row by
+the secret's SHA-256 and compares the two digests in constant time
+(``hmac.compare_digest``), so the secret itself is never compared byte by byte;
+the secret is high-entropy, so no slow hash is needed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -61,9 +64,12 @@ class TokenStore:
 
     def lookup(self, secret: str) -> TokenInfo | None:
         """The token with this secret, None if unknown (or revoked)."""
+        wanted = digest(secret)
         with self.sessions() as session:
-            row = session.scalars(select(Token).where(Token.sha256 == digest(secret))).first()
-            return None if row is None else _info(row)
+            row = session.scalars(select(Token).where(Token.sha256 == wanted)).first()
+            if row is None or not hmac.compare_digest(row.sha256, wanted):
+                return None
+            return _info(row)
 
     def touch(self, token_id: str) -> None:
         """Record that the token was used now (callers throttle this)."""

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from shoal._version import __version__
 from shoal.cluster.master import errors, monitor
+from shoal.cluster.master.admission import Admission
 from shoal.cluster.master.routes import ROUTERS
 from shoal.cluster.master.settings import MasterSettings
 from shoal.cluster.master.state import MasterState
@@ -58,6 +59,7 @@ def create_app(settings: MasterSettings) -> FastAPI:
                   description="Run commands on a cluster of workers. Every /api/v1 endpoint "
                               "and /metrics need 'Authorization: Bearer <token>'.")
     errors.install(app)
+    app.add_middleware(Admission)
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, bool]:

@@ -39,6 +39,7 @@ from shoal.security import (
 
 log = logging.getLogger("shoal.master")
 PING_S = 5.0  # the master writes to every link at least this often
+PROBE_S = 4.0  # a live worker sends a heartbeat every 2 s: silent this long, its link is dead
 
 
 class Hub:
@@ -46,7 +47,7 @@ class Hub:
 
     def __init__(self, store: Store, flusher: Flusher, bus: EventBus, config: ServerConfig,
                  *, publish_job: Callable[[Job], None],
-                 publish_pool: Callable[[Pool], None],
+                 publish_pool: Callable[[str], None],
                  publish_worker: Callable[[str], None]) -> None:
         self.store = store
         self.output = OutputStore(store.sessions)
@@ -103,6 +104,7 @@ class Hub:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else "?"
+        port = int(peer[1]) if isinstance(peer, tuple) else 0
         try:
             stream = await open_secure_stream(reader, writer, self.config,
                                               max_message=protocol.MAX_MESSAGE)
@@ -111,7 +113,7 @@ class Hub:
             return
         link: Link | None = None
         try:
-            link = await self._hello(stream)
+            link = await self._hello(stream, address, port)
             await self._messages(link)
         except ChannelClosed:
             pass
@@ -124,14 +126,50 @@ class Hub:
             if link is not None:
                 self._gone(link)
 
-    async def _hello(self, stream: SecureStream) -> Link:
+    async def _refuse(self, stream: SecureStream, code: str, message: str) -> None:
+        await stream.send(protocol.encode({"type": "error", "code": code, "message": message}))
+        raise LinkError(message)
+
+    async def _alive(self, link: Link) -> bool:
+        """Whether ``link`` still carries a worker: something heard from it within ``PROBE_S``."""
+        since = time.monotonic()
+        if since - link.last_seen < 0.5:
+            return True
+        self._spawn(self._ping(link))
+        while time.monotonic() - since < PROBE_S and not link.closed:
+            if link.last_seen > since:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def _claim(self, stream: SecureStream, worker_id: str, name: str,
+                     address: str) -> None:
+        """One live link per identity, one online worker per name: refuse a second one;
+        a link that went silent (a worker reconnecting after a cut) gives way instead."""
+        old = self.links.get(worker_id)
+        if old is not None and not old.closed and await self._alive(old):
+            await self._refuse(stream, "identity_in_use", (
+                f"worker id {worker_id} is already linked, as {old.name!r} from {old.address}: "
+                "two workers share one identity (a copied state folder?); give this one its "
+                "own state folder (SHOAL_CONFIG_DIR) or its own --name"))
+        if old is not None and old is self.links.get(worker_id):
+            del self.links[worker_id]  # the worker reconnected before its old link timed out
+            old.closed = True
+            await old.stream.close()
+        for other in [link for link in self.links.values() if link.name == name]:
+            if not other.closed and await self._alive(other):
+                await self._refuse(stream, "name_in_use", (
+                    f"a worker named {name!r} is already online (id {other.worker_id}, from "
+                    f"{other.address}); give this one another --name"))
+            self._gone(other)  # silent: it is offline, and the name is free
+            self._spawn(other.stream.close())
+
+    async def _hello(self, stream: SecureStream, address: str = "?", port: int = 0) -> Link:
         hello = protocol.decode(await stream.recv())
         if hello["type"] != "hello" or hello.get("protocol") != protocol.PROTOCOL_VERSION:
-            await stream.send(protocol.encode({
-                "type": "error", "code": "protocol",
-                "message": f"this master speaks link protocol {protocol.PROTOCOL_VERSION}"}))
-            raise LinkError(f"a worker sent {hello.get('type')!r} version "
-                            f"{hello.get('protocol')!r}")
+            await self._refuse(stream, "protocol", (
+                f"this master speaks link protocol {protocol.PROTOCOL_VERSION}, the worker "
+                f"{hello.get('protocol')!r}: run the same shoal version on both"))
         try:
             worker_id = str(uuid.UUID(text_field(hello, "worker_id")))
         except ValueError:
@@ -146,13 +184,10 @@ class Hub:
         if not isinstance(reported, list) or not all(
                 isinstance(j, dict) and isinstance(j.get("job"), str) for j in reported):
             raise LinkError("jobs must be a list of objects with a job id")
-        old = self.links.pop(worker_id, None)
-        if old is not None:  # the worker reconnected before its old link timed out
-            old.closed = True
-            await old.stream.close()
+        await self._claim(stream, worker_id, str(info["name"]), address)
         self.flusher.flush()
         self.store.register_worker(worker_id, info, utcnow())
-        link = Link(stream, worker_id, str(info["name"]))
+        link = Link(stream, worker_id, str(info["name"]), address, port)
         self.links[worker_id] = link
         self.offline_since.pop(worker_id, None)
         welcome, kills = self._reconcile(worker_id, reported)
@@ -264,7 +299,7 @@ class Hub:
         data, offset = data[skip:], offset + skip
         self.flusher.add_chunk(Chunk(job_id, stream, offset, data))
         have[stream] = offset + len(data)
-        self.bus.publish(f"output:{job_id}", (stream, offset, data))
+        self.bus.publish(f"output:{job_id}", (stream, offset, data), len(data))
 
     def _ended(self, link: Link, message: protocol.Message) -> bool:
         job_id = self._own(link, message)
@@ -291,10 +326,8 @@ class Hub:
         self.job_owner.pop(job_id, None)
         self.received.pop(job_id, None)
         if ended is not None:
-            job, pool = ended
-            self._publish_job(job)
-            if pool is not None:
-                self._publish_pool(pool)
+            job, _ = ended
+            self._publish_job(job)  # its pool's summary with it
 
     def _gone(self, link: Link) -> None:
         link.closed = True
@@ -313,13 +346,13 @@ class Hub:
 
     async def dispatch(self, pool: Pool) -> None:
         """Send each job of a new pool to its worker (failed if it vanished meanwhile)."""
-        message = {"type": "run", "command": pool.command, "env": pool.env, "cwd": pool.cwd,
-                   "timeout": pool.timeout}
         for job in pool.jobs:
             link = self.links.get(job.worker_id)
             self.job_owner[job.id] = job.worker_id
             self.received[job.id] = {"stdout": 0, "stderr": 0}
-            if link is None or not await link.send({**message, "job": job.id}):
+            message = protocol.run_message(job.id, pool.command, pool.env, pool.cwd,
+                                           pool.timeout)
+            if link is None or not await link.send(message):
                 self._end(job.id, state="failed", reason=f"worker {job.worker_name} went "
                           "offline before the job could be sent")
 
@@ -329,6 +362,18 @@ class Hub:
             link = self.links.get(job.worker_id)
             if link is not None:
                 await link.send({"type": "kill", "job": job.id, "signal": signum})
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Remove a worker that is not online; its unfinished jobs (if it was offline) are
+        lost."""
+        if worker_id in self.links:
+            self.store.remove_worker(worker_id)  # raises: it is online
+        for job in self.store.unfinished_jobs(worker_id):
+            self._end(job.id, state="lost", reason="the worker was removed")
+        self.store.remove_worker(worker_id)
+        self.offline_since.pop(worker_id, None)
+        self.latest_health.pop(worker_id, None)
+        log.info("worker %s removed", worker_id)
 
     def check_liveness(self, offline_after: float, lost_after: float) -> None:
         """Ping links, close silent ones; make workers offline too long ``lost``, with jobs."""

@@ -29,6 +29,8 @@ class Link:
     stream: SecureStream
     worker_id: str
     name: str
+    address: str = "?"       # the worker's IP address and port, as the master sees them
+    port: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     last_ping: float = field(default_factory=time.monotonic)
     closed: bool = False

@@ -7,16 +7,16 @@ the figures survive a restart and cannot drift from what the API says.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from shoal.cluster.db.health import Sample
 from shoal.cluster.db.models import Worker
+from shoal.cluster.db.store import Store
 
-if TYPE_CHECKING:
-    from shoal.cluster.master.state import MasterState
+HealthOf = Callable[[list[str]], dict[str, "Sample | None"]]
 
 WORKER_STATES = ("online", "offline", "lost")
 JOB_STATES = ("queued", "running", "exited", "killed", "lost", "failed")
@@ -35,11 +35,14 @@ _HEALTH_GAUGES = (
 
 
 class StoreCollector(Collector):
-    def __init__(self, master: MasterState) -> None:
-        self.master = master
+    """Reads the store (and each worker's latest health, through ``health_of``) per scrape."""
+
+    def __init__(self, store: Store, health_of: HealthOf) -> None:
+        self.store = store
+        self.health_of = health_of
 
     def collect(self) -> Iterator[Metric]:
-        workers, jobs = self.master.store.count_by_state()
+        workers, jobs = self.store.count_by_state()
         gauge = GaugeMetricFamily("shoal_workers", "workers by state", labels=["state"])
         for state in WORKER_STATES:
             gauge.add_metric([state], workers.get(state, 0))
@@ -48,9 +51,19 @@ class StoreCollector(Collector):
         for state in JOB_STATES:
             gauge.add_metric([state], jobs.get(state, 0))
         yield gauge
-        known = self.master.store.list_workers()
-        health = self.master.health_of([w.id for w in known])
+        known = self.store.list_workers()
+        health = self.health_of([w.id for w in known])
         labels = _labels(known)
+        online = GaugeMetricFamily("shoal_worker_online", "1 while the worker is online, "
+                                   "0 when offline or lost", labels=["worker"])
+        running = self.store.running_counts()
+        busy = GaugeMetricFamily("shoal_worker_running_jobs", "the worker's unfinished jobs",
+                                 labels=["worker"])
+        for worker in known:
+            online.add_metric([labels[worker.id]], 1.0 if worker.state == "online" else 0.0)
+            busy.add_metric([labels[worker.id]], float(running.get(worker.id, 0)))
+        yield online
+        yield busy
         for field, name, text in _HEALTH_GAUGES:
             gauge = GaugeMetricFamily(name, text, labels=["worker"])
             for worker in known:
@@ -68,7 +81,7 @@ def _labels(workers: list[Worker]) -> dict[str, str]:
     return {w.id: w.name if seen[w.name] == 1 else f"{w.name}#{w.id[:8]}" for w in workers}
 
 
-def registry_for(master: MasterState) -> CollectorRegistry:
+def registry_for(store: Store, health_of: HealthOf) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(master))
+    registry.register(StoreCollector(store, health_of))
     return registry

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import shlex
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from shoal.cluster.db.models import Job, Pool, Worker
-from shoal.cluster.db.views import JobView, PoolView
+from shoal.cluster.db.views import JobView, PoolSummaryView, PoolView, job_counts, outcome
 
 WorkerState = Literal["online", "offline", "lost"]
 JobState = Literal["queued", "running", "exited", "killed", "lost", "failed"]
 PoolState = Literal["running", "done"]
+PoolOutcome = Literal["running", "ok", "failed", "lost", "killed"]
 
 
 class ErrorDetail(BaseModel):
@@ -28,6 +30,12 @@ class ErrorOut(BaseModel):
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: the contract's error body for each status."""
     return {status: {"model": ErrorOut} for status in (401, 403, 422, *statuses)}
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    scope: Literal["read", "submit", "admin"]
 
 
 class HealthOut(BaseModel):
@@ -83,18 +91,40 @@ class JobOut(BaseModel):
     ended_at: dt.datetime | None
 
 
+_OUTCOME = ("running while any job runs; once done, the worst of its jobs' ends: failed (a "
+            "job exited non-zero or could not start), lost, killed, else ok")
+
+
 class PoolOut(BaseModel):
     id: str
     command: list[str]
     state: PoolState
+    outcome: PoolOutcome = Field(description=_OUTCOME)
     created_at: dt.datetime
     ended_at: dt.datetime | None
     submitted_by: str
     jobs: list[JobOut]
 
 
+class PoolSummaryOut(BaseModel):
+    """A pool as lists and the event feed show it: small whatever the pool holds."""
+
+    id: str
+    command: list[str] = Field(description="the first arguments, each cut (see "
+                               "command_truncated); GET /pools/{id} has the whole command")
+    command_truncated: bool
+    state: PoolState
+    outcome: PoolOutcome = Field(description=_OUTCOME)
+    created_at: dt.datetime
+    ended_at: dt.datetime | None
+    submitted_by: str
+    jobs: int = Field(description="how many jobs (one per worker)")
+    job_counts: dict[str, int] = Field(description="jobs by state (states with none left out)")
+    nonzero_exits: int = Field(description="jobs that exited with a code other than 0")
+
+
 class PoolPage(BaseModel):
-    items: list[PoolOut]
+    items: list[PoolSummaryOut]
     total: int
     limit: int
     offset: int
@@ -106,6 +136,9 @@ class OutputOut(BaseModel):
     offset_stdout: int = Field(description="the byte offset after the stdout returned")
     offset_stderr: int = Field(description="the byte offset after the stderr returned")
     done: bool
+    truncated: bool = Field(default=False, description="more output is stored beyond what "
+                            "this answer holds (limit bytes per stream): ask again from the "
+                            "offsets")
 
 
 def _no_nul(text: str, what: str) -> str:
@@ -115,7 +148,9 @@ def _no_nul(text: str, what: str) -> str:
 
 
 class SubmitIn(BaseModel):
-    command: list[str] = Field(min_length=1, description="the program and its arguments")
+    command: list[str] | str = Field(
+        description="the program and its arguments, or one string split into them as a "
+                    "POSIX shell would (quotes, backslashes), without running a shell")
     workers: list[str] | None = Field(default=None, description="names or ids; null: all online")
     env: dict[str, str] | None = None
     cwd: str | None = None
@@ -123,10 +158,23 @@ class SubmitIn(BaseModel):
 
     @field_validator("command")
     @classmethod
-    def _command(cls, value: list[str]) -> list[str]:
+    def _command(cls, value: list[str] | str) -> list[str]:
+        if isinstance(value, str):
+            try:
+                value = shlex.split(value)
+            except ValueError as exc:  # "No closing quotation"
+                raise ValueError(f"cannot split the command as a shell would: {exc}") from None
+        if not value:
+            raise ValueError("the command is empty: give the program to run")
         if not value[0]:
             raise ValueError("the program (command[0]) must not be empty")
         return [_no_nul(part, "the command") for part in value]
+
+    @property
+    def argv(self) -> list[str]:
+        """The command as a list (a string was split by the validator)."""
+        assert isinstance(self.command, list)
+        return self.command
 
     @field_validator("env")
     @classmethod
@@ -163,9 +211,20 @@ def job_out(job: Job | JobView) -> JobOut:
 
 
 def pool_out(pool: Pool | PoolView) -> PoolOut:
+    counts, nonzero = job_counts(pool.jobs)
     return PoolOut(id=pool.id, command=list(pool.command), state=pool.state,  # type: ignore[arg-type]
+                   outcome=outcome(pool.state, counts, nonzero),  # type: ignore[arg-type]
                    created_at=pool.created_at, ended_at=pool.ended_at,
                    submitted_by=pool.submitted_by, jobs=[job_out(j) for j in pool.jobs])
+
+
+def pool_summary_out(pool: PoolSummaryView) -> PoolSummaryOut:
+    return PoolSummaryOut(
+        id=pool.id, command=pool.command, command_truncated=pool.command_truncated,
+        state=pool.state, outcome=pool.outcome,  # type: ignore[arg-type]
+        created_at=pool.created_at, ended_at=pool.ended_at, submitted_by=pool.submitted_by,
+        jobs=sum(pool.job_counts.values()), job_counts=pool.job_counts,
+        nonzero_exits=pool.nonzero_exits)
 
 
 def worker_out(worker: Worker, health: dict[str, Any] | None, running: int) -> WorkerOut:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from shoal.cluster.limits import MAX_CONNECTIONS
 from shoal.cluster.master.settings import MasterSettings
 
 GRACEFUL_S = 3.0  # open SSE streams are cut after this long on shutdown
@@ -27,7 +28,8 @@ def serve(settings: MasterSettings) -> int:
         create_app(settings), host=settings.host, port=settings.port, lifespan="on",
         ssl_certfile=str(settings.certfile) if settings.certfile else None,
         ssl_keyfile=str(settings.keyfile) if settings.keyfile else None,
-        timeout_graceful_shutdown=int(GRACEFUL_S), log_level="info", access_log=False)
+        timeout_graceful_shutdown=int(GRACEFUL_S), log_level="info", access_log=False,
+        limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shoal import ports
 from shoal.cluster.paths import ClusterPaths
 
-DEFAULT_PORT = 7450
+DEFAULT_PORT = ports.MASTER
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class MasterSettings:
     lost_after_s: float = 30.0              # offline for this long: its jobs are lost
     housekeeping_s: float = 60.0            # how often rollups and retention run
     flush_s: float = 0.25                   # how often buffered output and health are written
+    # Failed logins and unknown tokens from all addresses together: this many, then this
+    # many a second (shoal.security.ratelimit's overall budget); each address has its own too.
+    login_budget: int = 20
+    login_refill: float = 0.2
     paths: ClusterPaths | None = None
 
     @property

@@ -13,7 +13,7 @@ from typing import Any
 
 from shoal.cluster.db.engine import open_database
 from shoal.cluster.db.health import HealthStore, Sample
-from shoal.cluster.db.models import Job, Pool, Worker
+from shoal.cluster.db.models import Job, Worker
 from shoal.cluster.db.output import OutputStore
 from shoal.cluster.db.store import Store
 from shoal.cluster.db.tokens import TokenStore
@@ -29,6 +29,9 @@ from shoal.security import AuthorizedKeys, LoginRateLimiter, ServerConfig
 from shoal.tasks.service import TaskService
 
 log = logging.getLogger("shoal.master")
+# Unknown tokens an address may send before it is refused for a while (a dashboard tab
+# with a revoked token, a script with an old one: a few honest mistakes cost nothing).
+TOKEN_FREE_FAILURES = 10
 
 
 def link_config(settings: MasterSettings) -> ServerConfig:
@@ -49,7 +52,10 @@ def link_config(settings: MasterSettings) -> ServerConfig:
 
     # Failed logins of an address cost it a growing wait, as for beacons.
     return ServerConfig(password=settings.password, identity=identity, authorized_keys=keys,
-                        name=socket.gethostname(), rate_limiter=LoginRateLimiter())
+                        name=socket.gethostname(),
+                        rate_limiter=LoginRateLimiter(
+                            overall_free_failures=settings.login_budget,
+                            overall_rate=settings.login_refill))
 
 
 class MasterState:
@@ -58,7 +64,9 @@ class MasterState:
         sessions = open_database(settings.db_url)
         self.store = Store(sessions)
         self.tokens = TokenStore(sessions)
-        self.gate = TokenGate(self.tokens)
+        self.gate = TokenGate(self.tokens, LoginRateLimiter(
+            free_failures=TOKEN_FREE_FAILURES, overall_free_failures=settings.login_budget,
+            overall_rate=settings.login_refill))
         self.output = OutputStore(sessions)
         self.health = HealthStore(sessions)
         self.bus = EventBus()
@@ -68,7 +76,7 @@ class MasterState:
                        publish_worker=self.publish_worker)
         # Executors and the workers' task agents log in exactly as workers do.
         self.tasks = TaskService(config=self.hub.config, scheduler=settings.task_scheduler)
-        self.metrics_registry = registry_for(self)
+        self.metrics_registry = registry_for(self.store, self.health_of)
         self._stored_health: dict[str, Sample | None] = {}
 
     # -- views -----------------------------------------------------------------------
@@ -102,13 +110,24 @@ class MasterState:
     # -- events ----------------------------------------------------------------------
 
     def publish_job(self, job: Job) -> None:
+        """A job changed: the job, and its pool's summary (its counts changed with it)."""
         if self.bus.has_subscribers("events"):
             self.bus.publish("events", ("job", schemas.job_out(job).model_dump(mode="json")))
+            self.publish_pool(job.pool_id)
         self.bus.publish(f"job:{job.id}", job)
 
-    def publish_pool(self, pool: Pool) -> None:
-        if self.bus.has_subscribers("events"):
-            self.bus.publish("events", ("pool", schemas.pool_out(pool).model_dump(mode="json")))
+    def publish_pool(self, pool_id: str) -> None:
+        if not self.bus.has_subscribers("events"):
+            return
+        try:
+            summary = self.store.pool_summary(pool_id)
+        except Exception:  # an event is best effort (the pool may be pruned meanwhile)
+            return
+        self.bus.publish("events", ("pool", schemas.pool_summary_out(summary)
+                                    .model_dump(mode="json")))
+
+    def publish_removed(self, worker_id: str) -> None:
+        self.bus.publish("events", ("worker_removed", {"id": worker_id}))
 
     def publish_worker(self, worker_id: str) -> None:
         if not self.bus.has_subscribers("events"):

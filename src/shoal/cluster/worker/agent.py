@@ -28,10 +28,11 @@ from typing import Any
 import psutil
 
 from shoal.cluster import protocol
-from shoal.cluster.errors import LinkError
+from shoal.cluster.errors import LinkError, WorkerRefused
 from shoal.cluster.worker.health import HealthSampler
 from shoal.cluster.worker.jobs import Job
 from shoal.cluster.worker.tasks import TaskRunner
+from shoal.cluster.worker.tracking import ProcessTracking
 from shoal.security import ClientConfig, SecureStream, SecurityError, connect_secure_stream
 
 log = logging.getLogger("shoal.worker")
@@ -40,6 +41,8 @@ MASTER_SILENCE_S = 15.0  # nothing from the master this long (it pings every 5 s
 BATCH_S = 0.02           # gather output this long before sending it
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
+# Refusals that another try would only repeat: the worker stops with the master's reason.
+FATAL_REFUSALS = ("identity_in_use", "name_in_use", "protocol")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class WorkerSettings:
     heartbeat_s: float = HEARTBEAT_S
     master_silence_s: float = MASTER_SILENCE_S
     task_slots: int = 0       # processes of the task agent (shoal.tasks); 0: none
+    process_tracking: str = "auto"  # how jobs' processes are tracked: auto, cgroup, subreaper
+    tracking_key: str = ""          # tells apart two state folders holding one worker id
 
 
 class _Session:
@@ -70,8 +75,10 @@ class _Session:
 
 
 class WorkerAgent:
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, tracking: ProcessTracking | None = None) -> None:
         self.settings = settings
+        self.tracking = tracking if tracking is not None else ProcessTracking(
+            settings.process_tracking, settings.worker_id, settings.tracking_key)
         self.jobs: dict[str, Job] = {}
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
@@ -104,6 +111,7 @@ class WorkerAgent:
         finally:
             await self.task_runner.close()
             await self._kill_all()
+            self.tracking.close()
 
     async def _linked(self, stream: SecureStream, stop: asyncio.Event) -> None:
         try:
@@ -145,6 +153,8 @@ class WorkerAgent:
             "memory_total": memory, "platform": platform.platform(),
             **protocol.local_versions(), "jobs": reports}))
         welcome = protocol.decode(await stream.recv())
+        if welcome["type"] == "error" and welcome.get("code") in FATAL_REFUSALS:
+            raise WorkerRefused(f"the master refused this worker: {welcome.get('message')}")
         if welcome["type"] != "welcome":
             raise LinkError(f"the master refused this worker: {welcome.get('message')}")
         for job_id in welcome.get("forget", []):
@@ -189,7 +199,7 @@ class WorkerAgent:
         job = Job(job_id, command, env=env if isinstance(env, dict) else None,
                   cwd=cwd if isinstance(cwd, str) else None,
                   timeout=float(timeout) if isinstance(timeout, (int, float)) else None,
-                  on_change=self._wake.set)
+                  on_change=self._wake.set, tracking=self.tracking)
         self.jobs[job_id] = job
         log.info("job %s: %s", job_id, " ".join(command)[:200])
         task = asyncio.create_task(job.run())

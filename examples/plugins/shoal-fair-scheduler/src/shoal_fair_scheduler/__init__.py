@@ -3,17 +3,24 @@
 Every worker gets the next task in turn, whatever its load or speed: the ZMQ
 push/pull behaviour of Concurrent, fair on a cluster of identical machines.
 Installed (``pip install examples/plugins/shoal-fair-scheduler``), it is
-chosen by name: ``shoal.Executor(scheduler="fair")`` or
-``shoal tasks serve --scheduler fair``.
+chosen by name: ``shoal.Executor(scheduler="fair")``,
+``shoal tasks serve --scheduler fair``, or ``scheduler = "fair"`` in
+tasks.toml.  The package also publishes task hooks, :class:`FairnessLog`
+(``shoal tasks serve --hooks fair-log``, ``hooks = ["fair-log"]``): a plugin
+package may carry several plugins.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 
+from shoal.tasks.hooks import TaskHooks, TaskInfo
 from shoal.tasks.scheduler.policies import Policy, WorkerView
 
-__all__ = ["FairPolicy"]
+__all__ = ["FairPolicy", "FairnessLog"]
+log = logging.getLogger("shoal_fair_scheduler")
 
 
 class FairPolicy(Policy):
@@ -32,3 +39,19 @@ class FairPolicy(Policy):
         self._turn += 1
         self._last[chosen.name] = self._turn
         return chosen
+
+
+class FairnessLog(TaskHooks):
+    """Task hooks that count the tasks each worker finished and log the spread every
+    ``every`` tasks: how fair the dealing was."""
+
+    every = 1000
+
+    def __init__(self) -> None:
+        self.finished: Counter[str] = Counter()
+
+    def task_finished(self, task: TaskInfo, worker: str, raised: bool) -> None:
+        agent = worker.rpartition("/")[0] or worker   # "agent/process" -> the agent
+        self.finished[agent] += 1
+        if sum(self.finished.values()) % self.every == 0:
+            log.info("tasks finished per worker: %s", dict(self.finished.most_common()))

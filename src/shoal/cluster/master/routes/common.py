@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from shoal.cluster.errors import NotFoundError
+from shoal.cluster.errors import NotFoundError, UnavailableError
 from shoal.cluster.master.state import MasterState
 
 KEEPALIVE_S = 15.0
@@ -17,6 +17,14 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def master_of(request: Request) -> MasterState:
     master: MasterState = request.app.state.master
     return master
+
+
+def stream_slot(master: MasterState) -> None:
+    """503 when the master already serves as many event streams as it allows."""
+    if master.bus.full():
+        raise UnavailableError(f"the master serves {master.bus.max_subscribers} event streams "
+                               "already; close some (dashboard tabs, followers) or try later",
+                               code="too_many_streams")
 
 
 def sse(event: str, data: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from shoal.cluster.master.auth import require
 from shoal.cluster.master.routes.common import checked_ref, master_of
@@ -28,6 +28,19 @@ async def get_worker(worker_id: str, request: Request) -> WorkerOut:
     """A worker by id or name."""
     master = master_of(request)
     return master.workers_out([master.store.get_worker(checked_ref(worker_id, "worker"))])[0]
+
+
+@router.delete("/{worker_id}", status_code=204, response_class=Response,
+               responses=errors(404, 409), dependencies=[Depends(require("admin"))])
+async def remove_worker(worker_id: str, request: Request) -> Response:
+    """Remove a worker that is not online (a stale one): it leaves every list; its pools
+    and jobs stay.  409 ``worker_online`` while it is online.  It comes back if it links
+    again."""
+    master = master_of(request)
+    worker = master.store.get_worker(checked_ref(worker_id, "worker"))
+    master.hub.remove_worker(worker.id)
+    master.publish_removed(worker.id)
+    return Response(status_code=204)
 
 
 @router.get("/{worker_id}/health", response_model=HealthPage, responses=errors(404))

@@ -32,10 +32,12 @@ export class Api {
         `Cannot reach the master (${error.message}). Is it still running?`);
     }
     let data = null;
-    try {
-      data = await response.json();
-    } catch (_) {
-      data = null;
+    if (response.status !== 204) {
+      try {
+        data = await response.json();
+      } catch (_) {
+        data = null;
+      }
     }
     if (!response.ok) {
       throw errorFrom(response.status, data);
@@ -45,6 +47,7 @@ export class Api {
 
   get(path) { return this.request('GET', path); }
   post(path, body) { return this.request('POST', path, body); }
+  delete(path) { return this.request('DELETE', path); }
 
   // EventSource cannot send headers, so the token travels as ?token= (the
   // contract allows it for the SSE endpoints only).

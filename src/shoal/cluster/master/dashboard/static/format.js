@@ -22,6 +22,24 @@ export function outcomeClass(job) {
   return job.state === 'queued' || job.state === 'running' ? '' : 'bad';
 }
 
+// A pool's state as the page says it: "running", or once done how it went
+// ("done: ok", "done: failed" when a job exited non-zero or could not start,
+// "done: lost", "done: killed"), with the class that colours it.
+export function poolState(pool) {
+  if (pool.state !== 'done') return {text: pool.state, className: `state ${pool.state}`};
+  const outcome = pool.outcome || 'ok';
+  return {text: `done: ${outcome}`, className: `state outcome-${outcome}`};
+}
+
+// "2 exited (1 non-zero), 1 killed": a pool summary's jobs by state.
+export function jobCounts(pool) {
+  return Object.entries(pool.job_counts || {}).map(([s, n]) => {
+    const nonzero = s === 'exited' && pool.nonzero_exits ? ` (${pool.nonzero_exits} non-zero)`
+      : '';
+    return `${n} ${s}${nonzero}`;
+  }).join(', ') || '–';
+}
+
 // The contract's times are UTC; one written without a zone is read as UTC too,
 // not as the browser's local time.
 export function parseTime(iso) {
