@@ -120,6 +120,58 @@ def test_attributes_copy_and_delete_callbacks() -> None:
     assert MPI.COMM_WORLD.Get_attr(MPI.TAG_UB) >= 32767
 
 
+def test_datatype_attributes_follow_dup_and_free() -> None:
+    deleted: list[object] = []
+    keyval = MPI.Datatype.Create_keyval(copy_fn=True, delete_fn=lambda t, k, v: deleted.append(v))
+    original = MPI.INT.Dup()
+    original.Set_attr(keyval, "value")
+    copy = original.Dup()
+    assert copy.Get_attr(keyval) == "value"
+    copy.Free()
+    assert deleted == ["value"] and original.Get_attr(keyval) == "value"
+    original.Free()
+    assert deleted == ["value", "value"]
+    MPI.Datatype.Free_keyval(keyval)
+
+
+def test_callbacks_that_raise_become_mpi_errors_and_print_their_traceback(capsys) -> None:
+    def fail(*args: object) -> None:
+        raise ValueError("from the callback")
+
+    keyval = MPI.Datatype.Create_keyval(copy_fn=fail, delete_fn=fail)
+    dtype = MPI.INT.Dup()
+    dtype.Set_attr(keyval, 1)
+    with pytest.raises(C.Exception) as failed:
+        dtype.Dup()
+    assert failed.value.Get_error_class() == C.ERR_OTHER
+    with pytest.raises(C.Exception):
+        dtype.Delete_attr(keyval)
+    assert dtype.Get_attr(keyval) is None  # deleted even so
+    assert capsys.readouterr().err.count("ValueError: from the callback") == 2
+    dtype.Free()
+    MPI.Datatype.Free_keyval(keyval)
+
+    def fail_mpi(*args: object) -> None:
+        raise C.Exception(C.ERR_BUFFER)
+
+    request = MPI.Grequest.Start(fail_mpi)
+    request.Complete()
+    with pytest.raises(C.Exception) as failed:
+        request.Wait()
+    assert failed.value.Get_error_class() == C.ERR_BUFFER
+    assert capsys.readouterr().err.startswith("Traceback (most recent call last):")
+    request.Free()
+
+
+def test_at_most_32_user_error_handlers_live_at_once() -> None:
+    handlers = [MPI.Comm.Create_errhandler(lambda comm, code: None) for _ in range(32)]
+    with pytest.raises(RuntimeError):
+        MPI.Comm.Create_errhandler(lambda comm, code: None)
+    for handler in handlers:
+        handler.Free()
+    MPI.Comm.Create_errhandler(lambda comm, code: None).Free()
+
+
 def test_added_error_classes_codes_and_strings() -> None:
     errclass = MPI.Add_error_class()
     assert errclass > C.ERR_LASTCODE and MPI.COMM_WORLD.Get_attr(MPI.LASTUSEDCODE) == errclass

@@ -6,12 +6,18 @@ copied, ``True``: the same value, a function ``f(obj, keyval, value)``: what
 it returns, unless ``NotImplemented``) and its ``delete_fn`` is called with
 ``(obj, keyval, value)`` when the value is deleted, replaced or its holder
 freed.  Keyvals start above the predefined ones (``TAG_UB`` ...).
+
+A callback that raises is reported as mpi4py does: its traceback goes to stderr and the
+call raises ``MPI.Exception`` (``ERR_OTHER``, or the class of an ``MPI.Exception`` it
+raised); a deleted value is gone even so, and freeing the holder never fails for it.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
+import traceback
 from typing import Any
 
 from shoal.spmd import constants as C
@@ -77,7 +83,17 @@ def delete_attr(holder: Any, attrs: dict[int, Any], keyval: int) -> None:
         raise C.Exception(C.ERR_KEYVAL, f"no attribute with keyval {keyval} is set here")
     value = attrs.pop(keyval)
     if state.delete_fn is not None:
-        state.delete_fn(holder, keyval, value)
+        _call(state.delete_fn, holder, keyval, value)
+
+
+def _call(fn: Any, holder: Any, keyval: int, value: Any) -> Any:
+    try:
+        return fn(holder, keyval, value)
+    except BaseException as exc:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        code = exc.Get_error_class() if isinstance(exc, C.Exception) else C.ERR_OTHER
+        raise C.Exception(code, f"the attribute callback of keyval {keyval} raised "
+                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def copy_attrs(holder: Any, attrs: dict[int, Any]) -> dict[int, Any]:
@@ -90,7 +106,7 @@ def copy_attrs(holder: Any, attrs: dict[int, Any]) -> dict[int, Any]:
         if state.copy_fn is True:
             copied[keyval] = value
             continue
-        result = state.copy_fn(holder, keyval, value)
+        result = _call(state.copy_fn, holder, keyval, value)
         if result is not NotImplemented:
             copied[keyval] = result
     return copied
@@ -102,4 +118,7 @@ def delete_all(holder: Any, attrs: dict[int, Any]) -> None:
         state = _keyvals.get(keyval)
         value = attrs.pop(keyval)
         if state is not None and state.delete_fn is not None:
-            state.delete_fn(holder, keyval, value)
+            try:
+                _call(state.delete_fn, holder, keyval, value)
+            except C.Exception:
+                pass  # reported on stderr; the holder is freed even so

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -67,6 +68,9 @@ class CommRecord(Record):
 
 
 _NULL_COMM = CommRecord((), -2, "MPI_COMM_NULL")
+# The user-defined error handlers alive now (a handle or a communicator holds them).
+_USER_ERRHANDLERS: weakref.WeakSet[Any] = weakref.WeakSet()
+_USER_ERRHANDLERS_LOCK = threading.Lock()
 
 
 class CommBase(Handle):
@@ -385,7 +389,14 @@ class CommBase(Handle):
     def Create_errhandler(cls, errhandler_fn: Callable[[Any, int], None]) -> C.Errhandler:
         from shoal.spmd.constants import _ErrhandlerRecord
 
-        return C.Errhandler._wrap(_ErrhandlerRecord("user", errhandler_fn))
+        errhandler_fn.__call__  # noqa: B018 (not callable: AttributeError, as in mpi4py)
+        with _USER_ERRHANDLERS_LOCK:
+            if len(_USER_ERRHANDLERS) >= 32:
+                # mpi4py's limit: 32 user-defined error handlers per kind of object
+                raise RuntimeError("cannot create too many user-defined error handlers")
+            record = _ErrhandlerRecord("user", errhandler_fn)
+            _USER_ERRHANDLERS.add(record)
+        return C.Errhandler._wrap(record)
 
     def Get_errhandler(self) -> C.Errhandler:
         self._engine_free_check()

@@ -249,7 +249,12 @@ class Datatype(Handle):
         return type(self)._wrap(info)
 
     def Dup(self) -> Datatype:
-        return self._new(D.dup(self._checked()))
+        info = self._checked()
+        copied = attrs.copy_attrs(self, info.attrs) if info.attrs else None
+        new = D.dup(info)
+        if copied:
+            new.attrs = copied
+        return self._new(new)
 
     Create_dup = Dup
 
@@ -387,6 +392,8 @@ class Datatype(Handle):
         if info.predefined:
             raise C.Exception(C.ERR_TYPE, f"cannot free the predefined datatype "
                               f"{info.name or 'MPI_' + D.COMBINER_NAMES[info.combiner]}")
+        if info.attrs:
+            attrs.delete_all(self, info.attrs)
         self._info = _NULL_INFO
 
     # -- packing --------------------------------------------------------------------

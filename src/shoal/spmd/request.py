@@ -16,11 +16,13 @@ request becomes ``REQUEST_NULL`` when it completes; a persistent one
 from __future__ import annotations
 
 import array
+import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from shoal.spmd import world
-from shoal.spmd.constants import ERR_REQUEST
+from shoal.spmd.constants import ERR_OTHER, ERR_REQUEST
 from shoal.spmd.constants import Exception as MPIException
 from shoal.spmd.handles import Record, lookup
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG
@@ -703,6 +705,19 @@ def _always() -> bool:
     return True
 
 
+def _callback(fn: Any, *args: Any, **kwargs: Any) -> None:
+    """Call a generalized request's function as mpi4py does: an exception it raises is
+    printed to stderr and the MPI call raises ``MPI.Exception`` (``ERR_OTHER``, or the
+    class of an ``MPI.Exception``)."""
+    try:
+        fn(*args, **kwargs)
+    except BaseException as exc:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        code = exc.Get_error_class() if isinstance(exc, MPIException) else ERR_OTHER
+        raise MPIException(code, f"a generalized request's function raised "
+                           f"{type(exc).__name__}: {exc}") from exc
+
+
 class _Greq:
     __slots__ = ("query_fn", "free_fn", "cancel_fn", "args", "kwargs", "complete", "obj")
 
@@ -736,18 +751,20 @@ class Grequest(Request):
 
         def finish(result: _Result) -> Any:
             status = Status()
-            if state.query_fn is not None:
-                state.query_fn(status, *state.args, **state.kwargs)
-            result.source, result.tag, result.error = status.source, status.tag, status.error
-            result.count = status.count
-            result.cancelled = status.cancelled if state.cancel_fn is not None else False
-            if state.free_fn is not None:
-                state.free_fn(*state.args, **state.kwargs)
+            try:
+                if state.query_fn is not None:
+                    _callback(state.query_fn, status, *state.args, **state.kwargs)
+                result.source, result.tag = status.source, status.tag
+                result.error, result.count = status.error, status.count
+                result.cancelled = status.cancelled if state.cancel_fn is not None else False
+            finally:
+                if state.free_fn is not None:
+                    _callback(state.free_fn, *state.args, **state.kwargs)
             return state.obj
 
         def cancel() -> bool:
             if state.cancel_fn is not None:
-                state.cancel_fn(state.complete, *state.args, **state.kwargs)
+                _callback(state.cancel_fn, state.complete, *state.args, **state.kwargs)
             return False
 
         obj = object.__new__(cls)
