@@ -389,7 +389,8 @@ class CommBase(Handle):
     def Create_errhandler(cls, errhandler_fn: Callable[[Any, int], None]) -> C.Errhandler:
         from shoal.spmd.constants import _ErrhandlerRecord
 
-        errhandler_fn.__call__  # noqa: B018 (not callable: AttributeError, as in mpi4py)
+        if not callable(errhandler_fn):
+            raise TypeError(f"'{type(errhandler_fn).__name__}' object is not callable")
         with _USER_ERRHANDLERS_LOCK:
             if len(_USER_ERRHANDLERS) >= 32:
                 # mpi4py's limit: 32 user-defined error handlers per kind of object
