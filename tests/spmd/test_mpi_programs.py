@@ -144,3 +144,9 @@ def test_dlpack_and_array_interface_buffers_travel_in_place(run_ok, backend, ran
 def test_cartesian_graph_and_distributed_graph_topologies_route_neighbor_collectives(
         run_ok, backend, ranks):
     run_ok(backend, ranks, "topologies.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_partitioned_sends_arrive_whole_after_every_partition_is_ready(run_ok, backend,
+                                                                      ranks):
+    run_ok(backend, ranks, "partitioned.py")

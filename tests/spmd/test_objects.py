@@ -172,6 +172,42 @@ def test_at_most_32_user_error_handlers_live_at_once() -> None:
     MPI.Comm.Create_errhandler(lambda comm, code: None).Free()
 
 
+def test_partitioned_requests_to_and_from_proc_null_and_self() -> None:
+    data = np.arange(8, dtype="d")
+    nobody = MPI.COMM_SELF.Psend_init(data, 4, MPI.PROC_NULL, tag=1)
+    nothing = MPI.COMM_SELF.Precv_init(np.zeros(8), 4, MPI.PROC_NULL, tag=1)
+    nobody.Start()
+    nothing.Start()
+    assert nothing.Parrived(3)
+    nobody.Pready_range(0, 3)
+    status = MPI.Status()
+    nothing.Wait(status)
+    nobody.Wait()
+    assert status.source == MPI.PROC_NULL
+    into = np.zeros(8)
+    receive = MPI.COMM_SELF.Precv_init(into, 4, 0, tag=2)
+    send = MPI.COMM_SELF.Psend_init(data, 4, 0, tag=2)
+    receive.Start()
+    send.Start()
+    send.Pready_list([3, 1])
+    assert not receive.Parrived(3)  # the message leaves once every partition is ready
+    send.Pready_list([0, 2])
+    while not receive.Parrived(0):
+        pass
+    MPI.Request.Waitall([send, receive])
+    assert (into == data).all()
+    with pytest.raises(C.Exception):
+        send.Parrived(0)  # a send has no arrivals
+    with pytest.raises(C.Exception):
+        receive.Pready(0)
+    with pytest.raises(C.Exception):
+        MPI.COMM_SELF.Precv_init(into, 3, 0, tag=2)  # 8 entries do not split in 3
+    with pytest.raises(C.Exception):
+        MPI.COMM_SELF.Precv_init(into, 4, 0)  # no wildcard tag
+    for request in (nobody, nothing, send, receive):
+        request.Free()
+
+
 def test_added_error_classes_codes_and_strings() -> None:
     errclass = MPI.Add_error_class()
     assert errclass > C.ERR_LASTCODE and MPI.COMM_WORLD.Get_attr(MPI.LASTUSEDCODE) == errclass

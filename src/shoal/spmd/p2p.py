@@ -450,11 +450,15 @@ class PointToPoint(CommBase):
 
     def Psend_init(self, buf: Any, partitions: int, dest: int, tag: int = 0,
                    info: Any = None) -> Prequest:
-        raise NotImplementedError("partitioned communication is not supported by shoal")
+        from shoal.spmd.partitioned import psend_init
+
+        return psend_init(self, buf, partitions, dest, tag)
 
     def Precv_init(self, buf: Any, partitions: int, source: int = ANY_SOURCE,
                    tag: int = ANY_TAG, info: Any = None) -> Prequest:
-        raise NotImplementedError("partitioned communication is not supported by shoal")
+        from shoal.spmd.partitioned import precv_init
+
+        return precv_init(self, buf, partitions, source, tag)
 
 
 def _pair(send: Request, receive: Request, describe: Any) -> Request:

@@ -229,7 +229,7 @@ class _Op:
     """The shared state of a request: what it waits for and how it completes."""
 
     __slots__ = ("done", "finish", "describe", "cancel", "peek", "active", "result",
-                 "handle", "start", "greq")
+                 "handle", "start", "greq", "part")
 
     def __init__(self, done: Callable[[], bool] | None, finish: Any, describe: Any,
                  cancel: Any, peek: Any) -> None:
@@ -243,6 +243,7 @@ class _Op:
         self.handle: _RequestRecord | None = None
         self.start: Callable[[], Request] | None = None  # persistent requests
         self.greq: Any = None  # generalized requests
+        self.part: Any = None  # partitioned requests (spmd/partitioned.py)
 
 
 class _RequestRecord(Record):
@@ -688,17 +689,27 @@ class Prequest(Request):
         for request in requests:
             request.Start()
 
+    # -- partitioned requests (spmd/partitioned.py) -------------------------------------
+
+    def _partitioned(self) -> Any:
+        part = self._op.part
+        if part is None or self._null:
+            raise MPIException(ERR_REQUEST, "this is not a partitioned request "
+                               "(Comm.Psend_init / Comm.Precv_init)")
+        return part
+
     def Pready(self, partition: int) -> None:
-        raise NotImplementedError("partitioned communication is not supported by shoal")
+        self._partitioned().ready(self._op, (partition,))
 
     def Pready_range(self, partition_low: int, partition_high: int) -> None:
-        raise NotImplementedError("partitioned communication is not supported by shoal")
+        self._partitioned().ready(self._op, range(int(partition_low),
+                                                  int(partition_high) + 1))
 
     def Pready_list(self, partitions: Sequence[int]) -> None:
-        raise NotImplementedError("partitioned communication is not supported by shoal")
+        self._partitioned().ready(self._op, list(partitions))
 
     def Parrived(self, partition: int) -> bool:
-        raise NotImplementedError("partitioned communication is not supported by shoal")
+        return bool(self._partitioned().arrived(self._op, partition))
 
 
 def _always() -> bool:
