@@ -184,7 +184,8 @@ class Handle:
 
 def sizeof(obj: Any) -> int:
     """``MPI._sizeof``: the size of an MPI object's C handle."""
-    from shoal.spmd.request import Message, Request, Status
+    from shoal.spmd.message import Message
+    from shoal.spmd.request import Request, Status
 
     cls = obj if isinstance(obj, type) else type(obj)
     if issubclass(cls, Status):
@@ -196,7 +197,8 @@ def sizeof(obj: Any) -> int:
 
 def addressof(obj: Any) -> int:
     """``MPI._addressof``: where the object's handle lives (its identity here)."""
-    from shoal.spmd.request import Message, Request, Status
+    from shoal.spmd.message import Message
+    from shoal.spmd.request import Request, Status
 
     if isinstance(obj, (Handle, Status, Request, Message)):
         return id(obj)
@@ -205,7 +207,8 @@ def addressof(obj: Any) -> int:
 
 def handleof(obj: Any) -> int:
     """``MPI._handleof``: the object's handle as an integer."""
-    from shoal.spmd.request import Message, Request, Status
+    from shoal.spmd.message import Message
+    from shoal.spmd.request import Request, Status
 
     if isinstance(obj, (Handle, Request, Message)):
         return int(obj.handle)

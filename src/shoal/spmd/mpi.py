@@ -60,19 +60,12 @@ from shoal.spmd.handles import handleof as _handleof
 from shoal.spmd.handles import sizeof as _sizeof
 from shoal.spmd.info import *
 from shoal.spmd.memory import *
+from shoal.spmd.message import MESSAGE_NO_PROC, MESSAGE_NULL, Message
 from shoal.spmd.objcodec import PICKLE as pickle
 from shoal.spmd.objcodec import Pickle
 from shoal.spmd.ops import *
-from shoal.spmd.request import (
-    MESSAGE_NO_PROC,
-    MESSAGE_NULL,
-    REQUEST_NULL,
-    Grequest,
-    Message,
-    Prequest,
-    Request,
-    Status,
-)
+from shoal.spmd.request import REQUEST_NULL, Grequest, Prequest, Request
+from shoal.spmd.status import Status
 from shoal.spmd.topo import *
 
 

@@ -17,8 +17,8 @@ from shoal.spmd import world
 from shoal.spmd.buffers import buffer_view, parse_buffer
 from shoal.spmd.commbase import PROC_NULL, CommBase, _blocked_in
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message
+from shoal.spmd.message import Message as MatchedMessage
 from shoal.spmd.objcodec import PICKLE
-from shoal.spmd.request import Message as MatchedMessage
 from shoal.spmd.request import (
     Prequest,
     Request,
