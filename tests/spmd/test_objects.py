@@ -208,6 +208,20 @@ def test_partitioned_requests_to_and_from_proc_null_and_self() -> None:
         request.Free()
 
 
+def test_addressof_gives_memory_holding_the_handle() -> None:
+    import ctypes
+
+    for obj in (MPI.INT, MPI.COMM_WORLD, MPI.SUM, MPI.REQUEST_NULL, MPI.MESSAGE_NULL,
+                MPI.INFO_ENV):
+        address = MPI._addressof(obj)
+        assert ctypes.c_uint32.from_address(address).value == MPI._handleof(obj)
+        ctypes.c_int.from_address(address).value = 0  # harmless: not the object itself
+        assert MPI._addressof(obj) == address and obj == obj
+    status = MPI.Status()
+    ctypes.c_int.from_address(MPI._addressof(status) + 8).value = 5  # MPI_SOURCE
+    assert status.source == 5
+
+
 def test_added_error_classes_codes_and_strings() -> None:
     errclass = MPI.Add_error_class()
     assert errclass > C.ERR_LASTCODE and MPI.COMM_WORLD.Get_attr(MPI.LASTUSEDCODE) == errclass

@@ -25,6 +25,7 @@ class whose instances it accepts in ``Cls(obj)`` in ``_FAMILY``.
 
 from __future__ import annotations
 
+import array
 import copyreg
 import itertools
 import weakref
@@ -195,13 +196,31 @@ def sizeof(obj: Any) -> int:
     raise TypeError(f"expected an MPI object or class, got {type(obj).__name__}")
 
 
+# MPI._addressof's cells: object id -> a C int holding its handle (gone with the object).
+_cells: dict[int, array.array[int]] = {}
+
+
 def addressof(obj: Any) -> int:
-    """``MPI._addressof``: where the object's handle lives (its identity here)."""
+    """``MPI._addressof``: the address of memory holding the object's handle.
+
+    A ``Status`` gives its own five ints (writes through it change the status).  A
+    handle object lives in Python, not in C memory, so it gets a C int of its own that
+    holds its handle, refreshed on each call: reading it (ctypes, cffi) gives
+    ``MPI._handleof(obj)``; writing it changes nothing (never the object itself).
+    """
     from shoal.spmd.message import Message
     from shoal.spmd.request import Request, Status
 
-    if isinstance(obj, (Handle, Status, Request, Message)):
-        return id(obj)
+    if isinstance(obj, Status):
+        return obj._mem.buffer_info()[0]
+    if isinstance(obj, (Handle, Request, Message)):
+        key = id(obj)
+        cell = _cells.get(key)
+        if cell is None:
+            cell = _cells[key] = array.array("i", [0])
+            weakref.finalize(obj, _cells.pop, key, None)
+        cell[0] = handleof(obj)
+        return cell.buffer_info()[0]
     raise TypeError(f"expected an MPI object, got {type(obj).__name__}")
 
 
