@@ -150,3 +150,8 @@ def test_cartesian_graph_and_distributed_graph_topologies_route_neighbor_collect
 def test_partitioned_sends_arrive_whole_after_every_partition_is_ready(run_ok, backend,
                                                                       ranks):
     run_ok(backend, ranks, "partitioned.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_agreement_and_shrink_behave_as_with_no_failed_process(run_ok, backend, ranks):
+    run_ok(backend, ranks, "fault_tolerance.py")

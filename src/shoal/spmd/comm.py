@@ -5,8 +5,9 @@
         ObjectCollectives     bcast, reduce ..., Split, Create (collectives.py)
           BufferCollectives   Bcast, Reduce, Gather[v] ..., Alltoallw (bufcoll.py)
             Nonblocking...    Ibarrier, Ibcast ..., Bcast_init ... (nbc.py)
-              Comm            Dup/Clone/Idup, attached buffers (here)
-                Intracomm     Create_from_group (here)
+              FaultTolerance  Agree, Shrink, Get_failed ... (ulfm.py)
+                Comm          Dup/Clone/Idup, attached buffers (here)
+                  Intracomm   Create_from_group (here)
 
 As in mpi4py, ``Comm`` has the operations of every communicator; ``Intracomm``
 is what ``COMM_WORLD``, ``COMM_SELF``, ``Dup`` and ``Split`` give.
@@ -21,11 +22,11 @@ from shoal.spmd import attrs, bsend, world
 from shoal.spmd import constants as C
 from shoal.spmd.commbase import CommBase, processor_name
 from shoal.spmd.info import as_record
-from shoal.spmd.nbc import NonblockingCollectives
 from shoal.spmd.request import Request, _always
+from shoal.spmd.ulfm import FaultTolerance
 
 
-class Comm(NonblockingCollectives):
+class Comm(FaultTolerance):
     """mpi4py's ``Comm``."""
 
     __module__ = "shoal.MPI"

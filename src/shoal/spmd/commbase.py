@@ -47,7 +47,7 @@ class CommRecord(Record):
     """The shared state behind equal communicator handles."""
 
     __slots__ = ("ranks", "index", "ctx", "name", "serial", "coll_seq", "attrs", "hints",
-                 "errhandler", "bsend", "lock", "locks", "commctx", "topo")
+                 "errhandler", "bsend", "lock", "locks", "commctx", "topo", "agree")
 
     def __init__(self, ranks: tuple[int, ...], ctx: int, name: str = "") -> None:
         super().__init__()
@@ -65,6 +65,7 @@ class CommRecord(Record):
         self.locks: dict[Any, Any] = {}  # mpi4py's named communicator locks
         self.commctx: Any = None  # the private duplicate mpi4py.util.pkl5 asks for
         self.topo: Any = None  # a topology.Topology, for Cartesian and graph communicators
+        self.agree: Any = None  # the shadow communicator Agree/Iagree run on (ulfm.py)
 
 
 _NULL_COMM = CommRecord((), -2, "MPI_COMM_NULL")
