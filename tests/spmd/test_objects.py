@@ -88,6 +88,32 @@ def test_interface_objects_over_host_memory_work() -> None:
     assert (data == 9).all()
 
 
+@pytest.mark.parametrize("form", ["_PlainBuffer", "_ArrayBuffer"])
+def test_both_forms_of_mpi_buffer_take_every_kind_of_memory(form: str) -> None:
+    from shoal.spmd import memory
+
+    cls = getattr(memory, form)  # MPI.buffer is one of them, by Python version
+    assert cls.__name__ == "buffer" and cls.__module__ == "shoal.MPI"
+    data = np.arange(4, dtype="i")
+
+    class HostArray:
+        __cuda_array_interface__ = {"data": (data.__array_interface__["data"][0], False),
+                                    "shape": (4,), "typestr": "<i4", "version": 3}
+
+    for source in (data, bytearray(data.tobytes())):
+        buf = cls.frombuffer(source)
+        assert type(buf) is cls and len(buf) == 16 and not buf.readonly
+        assert list(buf.cast("i")) == [0, 1, 2, 3]
+        assert type(buf[4:8]) is cls and buf.toreadonly().readonly
+    device = cls.frombuffer(HostArray())  # interface objects count as device memory
+    assert type(device) is cls and len(device) == 16
+    with pytest.raises(BufferError):
+        device.cast("i")  # no host access, as in mpi4py
+    np.frombuffer(parse_buffer(device, readonly=False).view, dtype="i")[0] = 7
+    assert data[0] == 7  # messages reach the same memory, not a copy
+    assert type(cls.allocate(3)) is cls and len(cls.allocate(3)) == 3
+
+
 def test_attached_buffers_must_be_writable_and_fit() -> None:
     with pytest.raises(BufferError):
         MPI.Attach_buffer(b"read-only")

@@ -77,15 +77,15 @@ class _BufferAPI:
     def release(self) -> None:
         raise NotImplementedError
 
-    @staticmethod
-    def allocate(nbytes: int, clear: bool = False) -> Any:
+    @classmethod
+    def allocate(cls, nbytes: int, clear: bool = False) -> Any:
         size = _nonnegative(nbytes)
-        return buffer._make(bytearray(size), size, False)
+        return cls._make(bytearray(size), size, False)
 
-    @staticmethod
-    def frombuffer(obj: Any, readonly: bool = False) -> Any:
+    @classmethod
+    def frombuffer(cls, obj: Any, readonly: bool = False) -> Any:
         view = _raw_view(obj, readonly)
-        return buffer._make(obj, view.nbytes, readonly or view.readonly)
+        return cls._make(obj, view.nbytes, readonly or view.readonly)
 
     def _host(self) -> None:
         """Refuse host access to device memory, as mpi4py does."""
@@ -95,10 +95,10 @@ class _BufferAPI:
                 and is_device(self._obj):
             raise BufferError("MPI.buffer: device memory cannot be accessed from the host")
 
-    @staticmethod
-    def fromaddress(address: int, nbytes: int, readonly: bool = False) -> Any:
+    @classmethod
+    def fromaddress(cls, address: int, nbytes: int, readonly: bool = False) -> Any:
         raw = _from_address(address, nbytes)
-        return buffer._make(raw, int(nbytes), readonly)
+        return cls._make(raw, int(nbytes), readonly)
 
     @property
     def address(self) -> int:
@@ -118,7 +118,11 @@ class _BufferAPI:
         return 1
 
     def toreadonly(self) -> Any:
-        return buffer._make(self._obj, len(self), True)
+        return type(self)._make(self._obj, len(self), True)
+
+    @classmethod
+    def _make(cls, raw: Any, nbytes: int, readonly: bool) -> Any:
+        raise NotImplementedError
 
     def cast(self, format: str, shape: Any = None) -> memoryview:
         self._host()
@@ -154,9 +158,12 @@ def _check_index(item: Any, length: int) -> Any:
     return index
 
 
-if _np is not None and sys.version_info < (3, 12):
+# Two forms of MPI.buffer, both defined on every Python (and tested there); ``buffer``
+# is the one this Python uses (see the end of the module).
 
-    class buffer(_BufferAPI, _np.ndarray):
+if _np is not None:
+
+    class _ArrayBuffer(_BufferAPI, _np.ndarray):
         """``MPI.buffer``: a byte view on memory (a ``uint8`` array on this Python)."""
 
         __module__ = "shoal.MPI"
@@ -225,91 +232,96 @@ if _np is not None and sys.version_info < (3, 12):
         def __reduce__(self) -> Any:
             return (buffer.frombuffer, (bytearray(self._bytes()),))
 
-else:
 
-    class buffer(_BufferAPI):  # type: ignore[no-redef]
-        """``MPI.buffer``: a byte view on memory."""
+class _PlainBuffer(_BufferAPI):
+    """``MPI.buffer``: a byte view on memory (Python 3.12+ lends it through __buffer__)."""
 
-        __module__ = "shoal.MPI"
-        __slots__ = ("_obj", "_view", "_released", "_from_address", "__weakref__")
+    __module__ = "shoal.MPI"
+    # (__weakref__ and __dict__ come from _BufferAPI: naming them again is an error)
+    __slots__ = ("_obj", "_view", "_released", "_from_address")
 
-        def __init__(self, obj: Any = _EMPTY) -> None:
-            self._from_address = False
-            if obj is _EMPTY:
-                self._obj, self._view, self._released = None, memoryview(bytearray()), False
-            else:
-                view = _raw_view(obj, False)
-                self._obj, self._view, self._released = obj, view, False
+    def __init__(self, obj: Any = _EMPTY) -> None:
+        self._from_address = False
+        if obj is _EMPTY:
+            self._obj, self._view, self._released = None, memoryview(bytearray()), False
+        else:
+            view = _raw_view(obj, False)
+            self._obj, self._view, self._released = obj, view, False
 
-        @classmethod
-        def _make(cls, raw: Any, nbytes: int, readonly: bool) -> buffer:
-            obj = cls.__new__(cls)
-            view = raw._bytes() if isinstance(raw, _BufferAPI) else memoryview(raw)
-            view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
-            view = view[:nbytes]
-            obj._view = view.toreadonly() if readonly else view
-            obj._obj = raw if not isinstance(raw, ctypes.Array) else None
-            obj._from_address = isinstance(raw, ctypes.Array)
-            obj._released = False
-            return obj
+    @classmethod
+    def _make(cls, raw: Any, nbytes: int, readonly: bool) -> buffer:
+        obj = cls.__new__(cls)
+        view = _raw_view(raw, False)[:nbytes]  # (DLPack and interface objects too)
+        obj._view = view.toreadonly() if readonly else view
+        obj._obj = raw if not isinstance(raw, ctypes.Array) else None
+        obj._from_address = isinstance(raw, ctypes.Array)
+        obj._released = False
+        return obj
 
-        def _bytes(self) -> memoryview:
-            return self._view
+    def _bytes(self) -> memoryview:
+        return self._view
 
-        def __buffer__(self, flags: int) -> memoryview:
-            return self._view
+    def __buffer__(self, flags: int) -> memoryview:
+        return self._view
 
-        @property
-        def nbytes(self) -> int:
-            return self._view.nbytes
+    @property
+    def nbytes(self) -> int:
+        return self._view.nbytes
 
-        @property
-        def readonly(self) -> bool:
-            return self._view.readonly
+    @property
+    def readonly(self) -> bool:
+        return self._view.readonly
 
-        def __len__(self) -> int:
-            return self._view.nbytes
+    def __len__(self) -> int:
+        return self._view.nbytes
 
-        def __getitem__(self, item: Any) -> Any:
-            self._host()
-            index = _check_index(item, len(self))
-            if isinstance(index, slice):
-                return buffer._make(self._view[index], index.stop - index.start,
-                                    self._view.readonly)
-            return self._view[index]
+    def __getitem__(self, item: Any) -> Any:
+        self._host()
+        index = _check_index(item, len(self))
+        if isinstance(index, slice):
+            return type(self)._make(self._view[index], index.stop - index.start,
+                                self._view.readonly)
+        return self._view[index]
 
-        def __setitem__(self, item: Any, value: Any) -> None:
-            self._host()
-            if self._view.readonly:
-                raise TypeError("cannot modify a read-only MPI.buffer")
-            index = _check_index(item, len(self))
-            if isinstance(index, slice) and isinstance(value, int):
-                self._view[index] = bytes([value]) * (index.stop - index.start)
-            elif isinstance(index, slice):
-                data = _raw_view(value, True)
-                if data.nbytes != index.stop - index.start:
-                    raise ValueError("MPI.buffer slice assignment changes the size")
-                self._view[index] = data
-            else:
-                self._view[index] = value
+    def __setitem__(self, item: Any, value: Any) -> None:
+        self._host()
+        if self._view.readonly:
+            raise TypeError("cannot modify a read-only MPI.buffer")
+        index = _check_index(item, len(self))
+        if isinstance(index, slice) and isinstance(value, int):
+            self._view[index] = bytes([value]) * (index.stop - index.start)
+        elif isinstance(index, slice):
+            data = _raw_view(value, True)
+            if data.nbytes != index.stop - index.start:
+                raise ValueError("MPI.buffer slice assignment changes the size")
+            self._view[index] = data
+        else:
+            self._view[index] = value
 
-        def __delitem__(self, item: Any) -> None:
-            raise NotImplementedError("cannot delete items of an MPI.buffer")
+    def __delitem__(self, item: Any) -> None:
+        raise NotImplementedError("cannot delete items of an MPI.buffer")
 
-        def tobytes(self, order: str | None = None) -> bytes:
-            self._host()
-            return self._view.tobytes()
+    def tobytes(self, order: str | None = None) -> bytes:
+        self._host()
+        return self._view.tobytes()
 
-        def release(self) -> None:
-            self._view = memoryview(bytearray())
-            self._obj = None
-            self._from_address = False
-            self._released = True
+    def release(self) -> None:
+        self._view = memoryview(bytearray())
+        self._obj = None
+        self._from_address = False
+        self._released = True
 
-        def __reduce__(self) -> Any:
-            return (buffer.frombuffer, (bytearray(self._view),))
+    def __reduce__(self) -> Any:
+        return (buffer.frombuffer, (bytearray(self._view),))
 
 
+_PlainBuffer.__name__ = _PlainBuffer.__qualname__ = "buffer"
+if _np is not None:
+    _ArrayBuffer.__name__ = _ArrayBuffer.__qualname__ = "buffer"
+
+# Before Python 3.12 a class written in Python can only lend its memory (memoryview(buf),
+# numpy, struct ...) by being an array: numpy's, when it is here.
+buffer: Any = _ArrayBuffer if _np is not None and sys.version_info < (3, 12) else _PlainBuffer
 memory = buffer
 
 
