@@ -248,6 +248,22 @@ def test_addressof_gives_memory_holding_the_handle() -> None:
     assert status.source == 5
 
 
+def test_ranks_given_as_floats_are_truncated_as_in_mpi4py() -> None:
+    comm = MPI.COMM_SELF  # (osu_multi_lat.py computes its partner as nprocs / 2)
+    comm.send("object", 0.0, tag=1)
+    status = MPI.Status()
+    assert comm.recv(source=0.9, tag=1, status=status) == "object" and status.source == 0
+    comm.Send(np.arange(3, dtype="i"), 0.0, tag=2)
+    got = np.zeros(3, dtype="i")
+    comm.Recv(got, 0.0, tag=2)
+    assert list(got) == [0, 1, 2]
+    request = comm.Isend(np.arange(3, dtype="i"), 0.5, tag=3)
+    comm.Recv(got, 0.0, tag=3)
+    request.Wait()
+    with pytest.raises(TypeError):
+        comm.Send(got, "0")  # as in mpi4py
+
+
 def test_added_error_classes_codes_and_strings() -> None:
     errclass = MPI.Add_error_class()
     assert errclass > C.ERR_LASTCODE and MPI.COMM_WORLD.Get_attr(MPI.LASTUSEDCODE) == errclass

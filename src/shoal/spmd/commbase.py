@@ -68,6 +68,14 @@ class CommRecord(Record):
         self.agree: Any = None  # the shadow communicator Agree/Iagree run on (ulfm.py)
 
 
+def as_rank(value: Any, what: str) -> int:
+    """A rank given as another number (``nprocs / 2``): truncated, as mpi4py's C ``int``
+    arguments do; anything else is a TypeError."""
+    if isinstance(value, (str, bytes, bytearray)) or not hasattr(type(value), "__int__"):
+        raise TypeError(f"the {what} rank must be an integer, not {type(value).__name__}")
+    return int(value)
+
+
 _NULL_COMM = CommRecord((), -2, "MPI_COMM_NULL")
 # The user-defined error handlers alive now (a handle or a communicator holds them).
 _USER_ERRHANDLERS: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -160,7 +168,10 @@ class CommBase(Handle):
 
     def _world_rank(self, rank: int, what: str) -> int:
         if 0 <= rank < self._size:
-            return self._ranks[rank]
+            try:
+                return self._ranks[rank]
+            except TypeError:
+                return self._ranks[as_rank(rank, what)]
         raise _error(C.ERR_RANK, f"invalid {what} rank {rank} for a communicator of size "
                                  f"{self._size}")
 
@@ -169,7 +180,10 @@ class CommBase(Handle):
 
     def _source(self, source: int) -> int:
         if 0 <= source < self._size:
-            return self._ranks[source]
+            try:
+                return self._ranks[source]
+            except TypeError:
+                return self._ranks[as_rank(source, "source")]
         if source == ANY_SOURCE:
             return ANY_SOURCE
         return self._world_rank(source, "source")

@@ -15,7 +15,7 @@ from typing import Any
 from shoal.errors import SerializationError
 from shoal.spmd import world
 from shoal.spmd.buffers import buffer_view, parse_buffer
-from shoal.spmd.commbase import PROC_NULL, CommBase, _blocked_in
+from shoal.spmd.commbase import PROC_NULL, CommBase, _blocked_in, as_rank
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message
 from shoal.spmd.message import Message as MatchedMessage
 from shoal.spmd.objcodec import PICKLE
@@ -49,16 +49,19 @@ class PointToPoint(CommBase):
             self._engine_free_check()
             self._check_send_tag(tag)
             self._world_rank(dest, "destination")
+        try:
+            target = self._ranks[dest]
+        except TypeError:  # a rank given as a float: truncated, as mpi4py does
+            return self.send(obj, as_rank(dest, "destination"), tag)
         engine = world._engine or world.engine()
         try:
             parts = PICKLE.encode(obj)
         except SerializationError as exc:
             raise SerializationError(f"rank {self._rank} cannot send to rank {dest}: {exc}"
                                      ) from None
-        if len(parts) == 1 and engine.send_fast(self._ranks[dest], self._ctx, tag, parts[0],
-                                                PICKLED):
+        if len(parts) == 1 and engine.send_fast(target, self._ctx, tag, parts[0], PICKLED):
             return
-        outgoing = engine.send(self._ranks[dest], self._ctx, tag, parts, PICKLED)
+        outgoing = engine.send(target, self._ctx, tag, parts, PICKLED)
         if not outgoing.done:
             engine.wait_until(lambda: outgoing.done, self._describe("send", dest, tag))
 
@@ -111,7 +114,10 @@ class PointToPoint(CommBase):
             self._engine_free_check()
         engine = world._engine or world.engine()
         if 0 <= source < self._size:
-            world_source = self._ranks[source]
+            try:
+                world_source = self._ranks[source]
+            except TypeError:  # a rank given as a float: truncated, as mpi4py does
+                return self.recv(None, as_rank(source, "source"), tag, status)
             message = engine.receive_fast(world_source, self._ctx, tag, None,
                                           engine.fast_spin_ns)
             if message is None:
@@ -233,10 +239,13 @@ class PointToPoint(CommBase):
     def Send(self, buf: Any, dest: int, tag: int = 0) -> None:
         # The hot path of the buffer API: a plain contiguous buffer goes out in one call.
         if (0 <= dest < self._size and 0 <= tag <= self._tag_bound and not self._freed
-                and type(buf) is not list and type(buf) is not tuple
-                and (world._engine or world.engine()).send_fast(self._ranks[dest], self._ctx,
-                                                                tag, buf, 0)):
-            return
+                and type(buf) is not list and type(buf) is not tuple):
+            try:
+                target = self._ranks[dest]
+            except TypeError:  # a rank given as a float: truncated, as mpi4py does
+                return self.Send(buf, as_rank(dest, "destination"), tag)
+            if (world._engine or world.engine()).send_fast(target, self._ctx, tag, buf, 0):
+                return
         if dest == PROC_NULL:
             return
         self._check_send_tag(tag)
@@ -292,7 +301,11 @@ class PointToPoint(CommBase):
             # The hot path of the buffer API: the message goes straight into a plain
             # contiguous buffer, in one call (which spins for it a little).
             engine = world._engine or world.engine()
-            message = engine.receive_fast(self._ranks[source], self._ctx, tag, buf,
+            try:
+                world_source = self._ranks[source]
+            except TypeError:  # a rank given as a float: truncated, as mpi4py does
+                return self.Recv(buf, as_rank(source, "source"), tag, status)
+            message = engine.receive_fast(world_source, self._ctx, tag, buf,
                                           engine.fast_spin_ns)
             if message is not None:
                 if status is not None:
