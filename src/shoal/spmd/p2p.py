@@ -227,7 +227,10 @@ class PointToPoint(CommBase):
         found: list[Message | None] = [None]
 
         def look() -> bool:
-            found[0] = engine.probe(self._ctx, world_source, tag, take)
+            # The engine may call this again after it said True: a message taken out of
+            # matching (mprobe) must not be dropped by a second look.
+            if found[0] is None:
+                found[0] = engine.probe(self._ctx, world_source, tag, take)
             return found[0] is not None
 
         if not look() and block:
