@@ -1,7 +1,7 @@
 """Ping-pong between two hosts made of network namespaces: shoal encrypted, plain
 sockets, and MPICH over TCP, in one run.
 
-    sudo python benchmarks/netns_pingpong.py [--quick] [--json FILE]
+    sudo python benchmarks/netns_pingpong.py [--quick] [--rounds N] [--baseline DIR] [--json FILE]
 
 Two network namespaces joined by veth pairs on a bridge (the test network of
 ``tests/integration/netns.py``) stand for two machines.  Three ways across:
@@ -21,8 +21,15 @@ Two network namespaces joined by veth pairs on a bridge (the test network of
 
 The MPI program is ``pingpong.py``'s (buffer API, ``Send``/``Recv`` of uint8
 arrays): latency is half the median round trip, bandwidth the size over it.
-Targets (issue 3): encrypted bandwidth >= 0.7 of MPICH's, latency <= 1.5x.
-Needs root (namespaces) and iproute2; skips with the reason otherwise.
+Each figure is the median over ``--rounds`` runs (3; 1 with ``--quick``) that
+alternate between the three, so that a change in the machine's load falls on
+all of them; the load average is printed at the start and the end.
+``--baseline DIR`` adds a fourth, alternating with the others: shoal from
+another checkout's ``DIR/src`` (e.g. ``git archive main src | tar -x -C DIR``),
+shown as "before" beside each figure, to measure a change in one run.
+Targets (issue 14, item 3): latency up to 1 KiB <= 1.5x MPICH's, bandwidth
+from 64 KiB >= 0.9x.  Needs root (namespaces) and iproute2; skips with the
+reason otherwise.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from netns import Host, Network, unavailable
 SIZES = [4**k for k in range(12)]  # 1 B ... 4 MiB, as pingpong.py
 SMALL = 1024  # up to here the latency target applies
 LARGE = 64 * 1024  # from here the bandwidth target applies
+LATENCY_TARGET = "<= 1.5"
+BANDWIDTH_TARGET = ">= 0.9"
 PASSWORD = "netns pingpong"
 PORT = 7447
 PLAIN_PORT = 7801
@@ -176,13 +185,16 @@ def _result(report: Report, what: str, done: subprocess.CompletedProcess[str]) -
     return None
 
 
-def run_shoal(a: Host, b: Host, folder: Path, seconds: float, report: Report) -> dict | None:
+def run_shoal(a: Host, b: Host, folder: Path, seconds: float, report: Report,
+              src: Path | None = None) -> dict | None:
     env = dict(harness.environment(harness.SHOAL), SHOAL_PASSWORD=PASSWORD,
                SHOAL_CONFIG_DIR=str(folder / "runner"))
+    if src is not None:  # another checkout's shoal, for the runner and its ranks
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env["PYTHONPATH"]])
     argv = [sys.executable, "-m", "shoal", "run", "-n", "2", "--host",
             f"{a.address}:1,{b.address}:1", "--files", "pingpong.py,harness.py",
             str(HERE / "pingpong.py"), "--program", "--seconds", str(seconds)]
-    return _result(report, "shoal", _run(a, argv, env))
+    return _result(report, "shoal" if src is None else f"shoal from {src}", _run(a, argv, env))
 
 
 def run_mpich(a: Host, b: Host, folder: Path, seconds: float, report: Report) -> dict | None:
@@ -211,7 +223,7 @@ def run_plain(a: Host, b: Host, seconds: float, report: Report) -> dict | None:
 
 # -- the report ------------------------------------------------------------------------
 
-def measure(quick: bool) -> Report:
+def measure(quick: bool, rounds: int | None = None, baseline: Path | None = None) -> Report:
     report = Report("Ping-pong between two network namespaces (buffer API, median one-way)")
     reason = unavailable() or (None if shutil.which("mpiexec") else "mpiexec is not on PATH")
     if reason:
@@ -219,41 +231,51 @@ def measure(quick: bool) -> Report:
         report.raw = {"skipped": reason}
         return report
     seconds = 0.05 if quick else 0.25
-    rounds = 1 if quick else 3
-    collected: dict[str, list[dict]] = {"shoal": [], "mpich": [], "plain": []}
+    rounds = rounds or (1 if quick else 3)
+    report.raw["load_before"] = os.getloadavg()
+    collected: dict[str, list[dict]] = {"shoal": [], "mpich": [], "plain": [], "before": []}
     with tempfile.TemporaryDirectory() as tmp, Network(2, net=233) as network:
         folder = Path(tmp)
         a, b = network.hosts
+        contenders = [("shoal", lambda: run_shoal(a, b, folder, seconds, report)),
+                      ("mpich", lambda: run_mpich(a, b, folder, seconds, report)),
+                      ("plain", lambda: run_plain(a, b, seconds, report))]
+        if baseline is not None:
+            contenders.append(("before", lambda: run_shoal(a, b, folder, seconds, report,
+                                                           baseline / "src")))
         with beacons([a, b], folder):
             for _ in range(rounds):  # alternate, so a change of load hits every side
-                for name, run in (("shoal", lambda: run_shoal(a, b, folder, seconds, report)),
-                                  ("mpich", lambda: run_mpich(a, b, folder, seconds, report)),
-                                  ("plain", lambda: run_plain(a, b, seconds, report))):
+                for name, run in contenders:
                     result = run()
                     if result is not None:
                         collected[name].append(result)
     results = {name: harness.merge_medians(values) if values else None
                for name, values in collected.items()}
-    report.raw = results
+    report.raw.update(results)
+    report.raw["rounds"] = rounds
     for size in SIZES:
         values = {name: harness.pick(results[name], "latency_us", "buffer", str(size))
                   for name in results}
-        plain = values["plain"]
+        plain, before = values["plain"], values["before"]
         note = f"plaintext sockets {harness.format_value(plain)} us" if plain else ""
+        if before:
+            note += f"; before {harness.format_value(before)} us"
         report.rows.append(Row("netns ping-pong", harness.size_label(size), "latency us",
                                values["shoal"], values["mpich"], better="lower",
-                               target="<= 1.5" if size <= SMALL else "", note=note))
+                               target=LATENCY_TARGET if size <= SMALL else "", note=note))
     for size in SIZES:
         if size < LARGE:
             continue
         values = {name: harness.pick(results[name], "latency_us", "buffer", str(size))
                   for name in results}
         rates = {name: (size / v if v else None) for name, v in values.items()}  # B/us = MB/s
-        plain = rates["plain"]
+        plain, before = rates["plain"], rates["before"]
         note = f"plaintext sockets {harness.format_value(plain)} MB/s" if plain else ""
+        if before:
+            note += f"; before {harness.format_value(before)} MB/s"
         report.rows.append(Row("netns bandwidth", harness.size_label(size), "MB/s",
                                rates["shoal"], rates["mpich"], better="higher",
-                               target=">= 0.7", note=note))
+                               target=BANDWIDTH_TARGET, note=note))
     return report
 
 
@@ -265,13 +287,34 @@ def main() -> int:
     if argv[:1] == ["--plain-client"]:
         plain_client(argv[1], int(argv[2]), float(argv[3]))
         return 0
-    report = measure("--quick" in argv)
+    rounds = None
+    if "--rounds" in argv:
+        at = argv.index("--rounds")
+        try:
+            rounds = max(1, int(argv[at + 1]))
+        except (IndexError, ValueError):
+            print("netns_pingpong: --rounds takes a whole number, e.g. --rounds 5",
+                  file=sys.stderr)
+            return 2
+        del argv[at:at + 2]
+    baseline = None
+    if "--baseline" in argv:
+        at = argv.index("--baseline")
+        if at + 1 >= len(argv) or not (Path(argv[at + 1]) / "src" / "shoal").is_dir():
+            print("netns_pingpong: --baseline takes a folder with src/shoal in it (e.g. made by "
+                  "git archive main src | tar -x -C DIR)", file=sys.stderr)
+            return 2
+        baseline = Path(argv[at + 1]).resolve()
+        del argv[at:at + 2]
+    report = measure("--quick" in argv, rounds, baseline)
     if "skipped" in report.raw:
         print(f"netns_pingpong skipped: {report.raw['skipped']}")
         return 0
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"(MPICH column: {MPICH_LABEL}; shoal: encrypted TCP between beacons; "
-          f"load average at the end: {load})\n")
+    before = " ".join(f"{x:.1f}" for x in report.raw["load_before"])
+    after = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"(MPICH column: {MPICH_LABEL}; shoal: encrypted TCP between beacons; medians of "
+          f"{report.raw['rounds']} alternating rounds; load average (1, 5, 15 min) at the "
+          f"start: {before}, at the end: {after})\n")
     return harness.main_for(lambda _quick: report, [a for a in argv if a != "--quick"])
 
 

@@ -2,13 +2,21 @@
 
     python benchmarks/security_frames.py [--quick]
 
-For each AEAD and payload size, ``seal`` is ``SecureChannel.send`` (header,
-nonce, encryption into one buffer) and ``open`` is ``receive_data`` of the
-sealed bytes (parse, sequence check, authenticated decryption), on one core,
-in this process, without sockets.  Each figure is the best of a few timed
-rounds (after a warm-up), so it is the code's speed, not the machine's noise.
-Also timed: a full handshake per login method, both ends in this process.
-Needs ``pip install 'shoal[beacon]'``.
+For each AEAD and payload size, on one core, in this process, without sockets:
+
+* ``seal``: ``SecureChannel.send`` (header, nonce, encryption into one buffer);
+* ``seal into``: ``seal(payload, into=buffer)``, the TCP transport's path for
+  large frames (a reused buffer);
+* ``open``: ``receive_data`` of the sealed bytes (parse, sequence check,
+  authenticated decryption);
+* ``open_frames``: the TCP transport's path (frames opened where they lie,
+  large payloads decrypted into a reused buffer);
+* ``AEAD``: the cipher alone (``cryptography``'s encrypt and decrypt with the
+  same nonce and associated data): what is left of each figure is framing.
+
+Each figure is the best of a few timed rounds (after a warm-up), so it is the
+code's speed, not the machine's noise.  Also timed: a full handshake per
+login method, both ends in this process.  Needs ``pip install 'shoal[beacon]'``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from shoal.security import (
     AuthorizedKeys,
@@ -32,8 +42,9 @@ from shoal.security import (
     ServerHandshake,
     Suite,
 )
+from shoal.security.channel import OVERHEAD
 
-SIZES = [64, 1024, 16 << 10, 1 << 20]
+SIZES = [64, 1024, 16 << 10, 128 << 10]  # up to the TCP transport's frame
 
 
 def channel_pair(suite: Suite) -> tuple[SecureChannel, SecureChannel]:
@@ -50,29 +61,58 @@ def best_of(rounds: int, function, *args) -> float:  # type: ignore[no-untyped-d
     return min(times)
 
 
-def frames(suite: Suite, size: int, budget: int) -> tuple[float, float, int]:
-    """(seal MiB/s, open MiB/s, frames per round) for one payload size."""
+def frames(suite: Suite, size: int, budget: int) -> tuple[dict[str, float], int]:
+    """Microseconds per frame of each path (see the module docstring), and frames per
+    round, for one payload size."""
     count = max(50, min(budget // size, 100_000))
     payload = os.urandom(size)
+    frame_buffer = memoryview(bytearray(size + OVERHEAD))
+    payload_buffer = memoryview(bytearray(size))
+    aead = (AESGCM if suite is Suite.AES_256_GCM else ChaCha20Poly1305)(os.urandom(32))
+    nonce, header = os.urandom(12), os.urandom(14)
+    ciphertext = aead.encrypt(nonce, payload, header)
 
     def seal(sender: SecureChannel) -> list[bytes]:
         return [sender.send(payload) for _ in range(count)]
+
+    def seal_into(sender: SecureChannel) -> None:
+        for _ in range(count):
+            sender.seal(payload, frame_buffer)
 
     def open_all(receiver: SecureChannel, sealed: list[bytes]) -> None:
         for frame in sealed:
             receiver.receive_data(frame)
 
-    rounds, seal_times, open_times = 5, [], []
-    for _ in range(rounds + 1):  # the first round warms up
+    def open_frames(receiver: SecureChannel, sealed: list[bytes]) -> None:
+        out: list[object] = []
+        for frame in sealed:
+            receiver.open_frames(memoryview(frame), out, lambda n: payload_buffer[:n])
+            out.clear()
+
+    def cipher() -> None:
+        for _ in range(count // 2):
+            aead.encrypt(nonce, payload, header)
+            aead.decrypt(nonce, ciphertext, header)
+
+    times: dict[str, list[float]] = {name: [] for name in
+                                     ("seal", "seal into", "open", "open_frames", "AEAD")}
+
+    def timed(name: str, function, *args):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        result = function(*args)
+        times[name].append(time.perf_counter() - start)
+        return result
+
+    for _ in range(5 + 1):  # the first round warms up
         sender, receiver = channel_pair(suite)
-        start = time.perf_counter()
-        sealed = seal(sender)
-        seal_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        open_all(receiver, sealed)
-        open_times.append(time.perf_counter() - start)
-    mib = count * size / (1 << 20)
-    return mib / min(seal_times[1:]), mib / min(open_times[1:]), count
+        sealed = timed("seal", seal, sender)
+        timed("open", open_all, receiver, sealed)
+        sender, receiver = channel_pair(suite)
+        timed("seal into", seal_into, sender)
+        sender, receiver = channel_pair(suite)
+        timed("open_frames", open_frames, receiver, seal(sender))
+        timed("AEAD", cipher)
+    return {name: min(values[1:]) / count * 1e6 for name, values in times.items()}, count
 
 
 def handshake(client_config: ClientConfig, server_config: ServerConfig) -> None:
@@ -86,14 +126,19 @@ def handshake(client_config: ClientConfig, server_config: ServerConfig) -> None:
 def main() -> None:
     quick = "--quick" in sys.argv
     budget = (32 if quick else 256) << 20
-    print(f"{'suite':<20} {'payload':>9} {'frames':>7} {'seal MiB/s':>11} {'open MiB/s':>11} "
-          f"{'seal us/frame':>14} {'open us/frame':>14}")
+    names = ("seal", "seal into", "open", "open_frames", "AEAD")
+    print("microseconds per frame (AEAD: one encrypt and one decrypt, halved), and the "
+          "seal and open rates")
+    print(f"{'suite':<18} {'payload':>8} {'frames':>7} "
+          + " ".join(f"{name:>11}" for name in names) + f" {'seal MiB/s':>11} {'open MiB/s':>11}")
     for suite in Suite:
         for size in SIZES:
-            seal, opened, count = frames(suite, size, budget)
-            per = size / (1 << 20)
-            print(f"{suite.name:<20} {size:>9} {count:>7} {seal:>11.0f} {opened:>11.0f} "
-                  f"{per / seal * 1e6:>14.2f} {per / opened * 1e6:>14.2f}")
+            per_frame, count = frames(suite, size, budget)
+            mib = size / (1 << 20)
+            print(f"{suite.name:<18} {size:>8} {count:>7} "
+                  + " ".join(f"{per_frame[name]:>11.2f}" for name in names)
+                  + f" {mib / per_frame['seal'] * 1e6:>11.0f}"
+                  f" {mib / per_frame['open'] * 1e6:>11.0f}")
     alice, beacon = Identity.generate(), Identity.generate()
     job = JobKey.generate()
     logins = {

@@ -1,7 +1,7 @@
 """Streams: items/s and per-item overhead of `shoal stream`'s local volunteers, side by side
 with multiprocessing.Pool.imap (ordered, chunksize = batch) and Dask (one task per batch).
 
-    python benchmarks/stream_throughput.py [--quick] [--json FILE]
+    python benchmarks/stream_throughput.py [--quick] [--json FILE] [--baseline SRC]
 
 1. A trivial function (x*x) with 1, 2 and 4 workers and each batch size: items/s and
    microseconds per item (what each system adds per item), and shoal / Pool.
@@ -11,7 +11,9 @@ with multiprocessing.Pool.imap (ordered, chunksize = batch) and Dask (one task p
 Every contender starts its workers before the clock starts (Pool and Dask are warmed up
 with one small map; shoal's volunteers have said hello); each figure is the median of a
 few repetitions.  On a shared 2-core machine 4 workers are oversubscribed, and figures are
-noisy: compare ratios from the same run.
+noisy: compare ratios from the same run.  ``--baseline SRC`` measures the trivial function
+with another checkout's ``src`` folder too (e.g. `git archive main src | tar -x -C
+/tmp/base`), alternating with this one cell by cell, for before/after figures side by side.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "src"))
+# SHOAL_BENCH_SRC: another checkout's src (--baseline runs this file again with it).
+sys.path.insert(0, os.environ.get("SHOAL_BENCH_SRC") or str(HERE.parent / "src"))
 
 import stream_functions
 
@@ -58,7 +61,7 @@ class GatedValues(ValuesSource):
 async def _shoal(n: int, workers: int, batch: int, function: str) -> float:
     # Not processor.load: importing the file again would replace the module Pool pickles by.
     job = Job("stream_functions", "", function, batch=batch,
-              window=max(1024, 8 * batch * workers))
+              window=max(1024, 16 * batch * workers))   # as `shoal stream`: window_for
     out = io.BytesIO()
     source = GatedValues(range(n))
     coordinator = Coordinator(job, source, LinesSink(out))
@@ -182,17 +185,63 @@ def whole_command(n: int) -> dict[str, Any]:
     return {"items": n, "seconds": seconds}
 
 
+def baseline_cell(src: Path, n: int, workers: int, batch: int) -> float:
+    """Seconds for one cell of the trivial table with another checkout's shoal."""
+    done = subprocess.run([sys.executable, __file__, "--cell", f"{n},{workers},{batch}"],
+                          env={**os.environ, "SHOAL_BENCH_SRC": str(src)},
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def before_after(src: Path, sizes: dict[int, int], repeats: int) -> list[dict[str, Any]]:
+    """This checkout, the baseline and Pool.imap, cell by cell, in the same minutes."""
+    rows = []
+    print(f"before/after: baseline {src}; microseconds per item, medians of {repeats}",
+          flush=True)
+    for workers in (1, 2, 4):
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            list(pool.imap(stream_functions.square, range(100)))
+            for batch, n in sizes.items():
+                now, before, peer = [], [], []
+                for _ in range(repeats):
+                    now.append(shoal_time(n, workers, batch))
+                    before.append(baseline_cell(src, n, workers, batch))
+                    peer.append(pool_time(pool, n, batch))
+                row = {"workers": workers, "batch": batch, "items": n,
+                       "shoal_s": median(now), "baseline_s": median(before),
+                       "pool_s": median(peer)}
+                rows.append(row)
+                us = {k: row[f"{k}_s"] / n * 1e6 for k in ("shoal", "baseline", "pool")}
+                print(f"workers {workers}  batch {batch:>3}  shoal {us['shoal']:6.2f}  "
+                      f"baseline {us['baseline']:6.2f}  pool {us['pool']:6.2f}  "
+                      f"shoal/pool {row['shoal_s'] / row['pool_s']:.2f}  baseline/pool "
+                      f"{row['baseline_s'] / row['pool_s']:.2f}  (target <= 1.5)", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--baseline", type=Path, metavar="SRC",
+                        help="another checkout's src folder: before/after, side by side")
+    parser.add_argument("--cell", help=argparse.SUPPRESS)   # N,WORKERS,BATCH: one figure
     args = parser.parse_args()
+    if args.cell:
+        n, workers, batch = map(int, args.cell.split(","))
+        print(shoal_time(n, workers, batch))
+        return
     quick = args.quick
     sizes = {1: 3000 if quick else 10000, 16: 20000 if quick else 100000,
              64: 40000 if quick else 200000}
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load "
           f"{os.getloadavg()[0]:.2f}", flush=True)
+    if args.baseline:
+        rows = before_after(args.baseline.resolve(), sizes, 3)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"before_after": rows}, indent=2))
+        return
     results = {
         "trivial": trivial(sizes, [1, 2, 4], 1 if quick else 3, not args.no_dask),
         "scaling": scaling(8 if quick else 40, [1, 2, 4]),

@@ -1,22 +1,30 @@
-"""Ping-pong latency and bandwidth: encrypted TCP links against shared memory.
+"""Ping-pong latency and bandwidth: encrypted TCP links against plain sockets and
+shared memory.
 
     python benchmarks/tcp_pingpong.py [--quick]
 
 Two processes (forked from this one), each with its own engine, bounce a
 message of each size back and forth; latency is half the round trip
-(median of the timed rounds), bandwidth is the size over that one-way time.
+(median of the timed rounds), bandwidth is the size over that one-way time,
+and "cpu" is what both processes spent (user and system) per one-way message.
 ``tcp`` is :class:`~shoal.transport.tcp.TcpEndpoint` over 127.0.0.1 (every
 byte sealed and opened with AES-256-GCM, TCP through the loopback device);
-``shm`` is the shared-memory rings with their large-message rendezvous.
-Loopback hides the network, so the TCP figures bound what the software costs,
-not what a real link gives.  Needs ``pip install 'shoal[beacon]'``.
+``plain`` is two plain Python TCP sockets doing the same without engine,
+framing or cipher (``TCP_NODELAY``, ``sendall``/``recv_into``): the floor
+for Python over TCP; ``shm`` is the shared-memory rings with their
+large-message rendezvous.  Loopback hides the network, so the TCP figures
+bound what the software costs, not what a real link gives; on a busy machine
+the cpu column is the steadier one.  Needs ``pip install 'shoal[beacon]'``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
+import socket
 import statistics
+import struct
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -58,12 +66,49 @@ def pingpong(engine: Engine, size: int, rounds: int) -> list[float]:
 
 
 def child(rank: int, make: object, sizes: list[int], quick: bool, report: Connection) -> None:
-    endpoint: Endpoint = make(rank)  # type: ignore[operator]
-    engine = Engine(rank, 2, endpoint)
-    results = {size: statistics.median(pingpong(engine, size, rounds_for(size, quick))) / 2
-               for size in sizes}
-    engine.close()
+    made = make(rank)  # type: ignore[operator]
+    engine = Engine(rank, 2, made) if isinstance(made, Endpoint) else None
+    results = {}
+    for size in sizes:
+        start = resource.getrusage(resource.RUSAGE_SELF)
+        times = (pingpong(engine, size, rounds_for(size, quick)) if engine is not None
+                 else plain_pingpong(made, rank, size, rounds_for(size, quick)))
+        spent = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (spent.ru_utime - start.ru_utime + spent.ru_stime - start.ru_stime) / (
+            len(times) + 3)
+        results[size] = (statistics.median(times) / 2, cpu)
+    if engine is not None:
+        engine.close()
+    else:
+        made.close()
     report.send(results)
+
+
+def plain_pingpong(sock: socket.socket, rank: int, size: int, rounds: int) -> list[float]:
+    """The same exchange over a plain socket, each message behind its 8-byte length."""
+    message = struct.pack("<Q", size) + bytes(size)
+    back = memoryview(bytearray(size + 8))
+
+    def receive() -> None:
+        got = 0
+        while got < size + 8:
+            n = sock.recv_into(back[got:])
+            if not n:
+                raise EOFError("the other process hung up")
+            got += n
+
+    times = []
+    for i in range(rounds + 3):
+        start = time.perf_counter()
+        if rank == 0:
+            sock.sendall(message)
+            receive()
+        else:
+            receive()
+            sock.sendall(message)
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return times
 
 
 def measure(make: object, sizes: list[int], quick: bool) -> dict[int, float]:
@@ -73,10 +118,12 @@ def measure(make: object, sizes: list[int], quick: bool) -> dict[int, float]:
              for r in range(2)]
     for proc in procs:
         proc.start()
-    results = pipes[0][0].recv()
+    results = [pipe[0].recv() for pipe in pipes]
     for proc in procs:
         proc.join()
-    return results
+    # rank 0's time; the cpu of both processes per one-way message (a round trip is two)
+    return {size: (results[0][size][0], (results[0][size][1] + results[1][size][1]) / 2)
+            for size in results[0]}
 
 
 def tcp_maker() -> object:
@@ -87,6 +134,22 @@ def tcp_maker() -> object:
     def make(rank: int) -> Endpoint:
         listeners[1 - rank].close()
         return TcpEndpoint(rank, 2, key, listeners[rank], addresses)
+
+    return make
+
+
+def plain_maker() -> object:
+    listener = socket.create_server(("127.0.0.1", 0))
+    address = listener.getsockname()
+
+    def make(rank: int) -> socket.socket:
+        if rank == 1:
+            sock, _ = listener.accept()
+        else:
+            sock = socket.create_connection(address)
+        listener.close()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     return make
 
@@ -105,15 +168,22 @@ def main() -> None:
     quick = "--quick" in sys.argv
     sizes = SIZES[:-1] if quick else SIZES
     rows = {"tcp (AES-GCM)": measure(tcp_maker(), sizes, quick),
+            "plain sockets": measure(plain_maker(), sizes, quick),
             "shm": measure(shm_maker(), sizes, quick)}
-    print(f"{'bytes':>10} | " + " | ".join(f"{name:>26}" for name in rows))
-    print(f"{'':>10} | " + " | ".join(f"{'one-way us':>12} {'MB/s':>13}" for _ in rows))
+    print(f"{'bytes':>10} | " + " | ".join(f"{name:>30}" for name in rows)
+          + " | tcp / plain (time, cpu)")
+    print(f"{'':>10} | " + " | ".join(f"{'one-way us':>10} {'MB/s':>9} {'cpu us':>9}"
+                                      for _ in rows) + " |")
     for size in sizes:
         cells = []
         for results in rows.values():
-            seconds = results[size]
-            cells.append(f"{seconds * 1e6:12.1f} {size / seconds / 1e6:13.1f}")
-        print(f"{size:>10} | " + " | ".join(cells))
+            seconds, cpu = results[size]
+            cells.append(f"{seconds * 1e6:10.1f} {size / seconds / 1e6:9.1f} {cpu * 1e6:9.1f}")
+        tcp, tcp_cpu = rows["tcp (AES-GCM)"][size]
+        plain, plain_cpu = rows["plain sockets"][size]
+        ratios = f"{tcp / plain:5.2f}, {tcp_cpu / max(plain_cpu, 1e-9):5.2f}"
+        print(f"{size:>10} | " + " | ".join(cells) + f" | {ratios}")
+    print(f"\n(load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
 
 
 if __name__ == "__main__":

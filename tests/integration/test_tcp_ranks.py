@@ -127,3 +127,15 @@ def test_shoal_run_with_transport_tcp_runs_the_program_over_encrypted_links(tmp_
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.splitlines()) == [
         f"rank {r} of 3: ring, allreduce 6 and 3 MB exchange ok" for r in range(3)]
+
+
+def test_threads_of_ranks_on_the_encrypted_transport(tmp_path: Path) -> None:
+    # THREAD_MULTIPLE where the transport's sleep reads the sockets (it sleeps under the
+    # engine's lock): the SPMD suite's threads program, shorter, on TCP between ranks.
+    program = Path(__file__).resolve().parent.parent / "spmd" / "programs" / "threads.py"
+    env = dict(os.environ, THREADS_ROUNDS="20", THREADS_ORDERED="20", SHOAL_BACKEND="shoal")
+    done = subprocess.run([sys.executable, "-m", "shoal", "run", "-n", "2", "--transport", "tcp",
+                           "--timeout", "50", str(program)], cwd=program.parent, env=env,
+                          capture_output=True, text=True, timeout=55)
+    assert done.returncode == 0, done.stderr
+    assert "threads ok" in done.stdout

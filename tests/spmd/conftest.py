@@ -1,8 +1,12 @@
 """Run the MPI programs in ``programs/`` under both backends.
 
-Every test in this folder that takes a ``backend`` argument runs twice:
+Every test in this folder that takes a ``backend`` argument runs on each of:
 
-* ``shoal``: ``python -m shoal run -n N --timeout 60 prog.py`` (shoal's own runtime);
+* ``shoal``: ``python -m shoal run -n N --timeout 60 prog.py`` (shoal's own runtime, on
+  its compiled fast path when the extension is built);
+* ``shoal-pure``: the same with ``SHOAL_PURE_PYTHON=1``: the pure-Python rings, the
+  fallback, which must behave the same (skipped when the extension is not built, since
+  ``shoal`` already is the pure path then);
 * ``mpi``: ``mpiexec -launcher fork -n N python -m mpi4py prog.py`` (mpi4py on MPICH),
   skipped when ``mpiexec`` or mpi4py is missing.
 
@@ -39,8 +43,11 @@ SHOAL_TIMEOUT = 60
 HARD_TIMEOUT = 90
 
 HAVE_MPI = shutil.which("mpiexec") is not None and find_spec("mpi4py") is not None
+HAVE_COMPILED = find_spec("shoal.transport._shmcore") is not None
 BACKENDS = [
     "shoal",
+    pytest.param("shoal-pure", marks=pytest.mark.skipif(
+        not HAVE_COMPILED, reason="the compiled core is not built: `shoal` runs the pure path")),
     pytest.param("mpi", marks=pytest.mark.skipif(
         not HAVE_MPI, reason="the mpi backend needs mpiexec on PATH and mpi4py installed")),
 ]
@@ -61,7 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def program_argv(backend: str, ranks: int, path: Path, *args: str) -> list[str]:
     """The command line that runs ``path`` on ``ranks`` ranks under ``backend``."""
-    if backend == "shoal":
+    if backend in ("shoal", "shoal-pure"):
         return [sys.executable, "-m", "shoal", "run", "-n", str(ranks),
                 "--timeout", str(SHOAL_TIMEOUT), str(path), *args]
     if backend == "mpi":
@@ -76,7 +83,11 @@ def program_env(backend: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
     # Forced rather than guessed so a program can never silently run on the wrong runtime.
-    env["SHOAL_BACKEND"] = backend
+    env["SHOAL_BACKEND"] = "shoal" if backend == "shoal-pure" else backend
+    if backend == "shoal-pure":
+        env["SHOAL_PURE_PYTHON"] = "1"
+    else:
+        env.pop("SHOAL_PURE_PYTHON", None)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("SHOAL_RANK", None)
     return env

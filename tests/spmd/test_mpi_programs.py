@@ -155,3 +155,8 @@ def test_partitioned_sends_arrive_whole_after_every_partition_is_ready(run_ok, b
 @pytest.mark.parametrize("ranks", [1, 3])
 def test_agreement_and_shrink_behave_as_with_no_failed_process(run_ok, backend, ranks):
     run_ok(backend, ranks, "fault_tolerance.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_threads_of_a_rank_send_and_receive_at_once_thread_multiple(run_ok, backend, ranks):
+    run_ok(backend, ranks, "threads.py")

@@ -43,11 +43,12 @@ def start(command: str, *args: str, stdin: Any = subprocess.DEVNULL,
 
 
 def wait_for_url(stderr_path: Path, proc: subprocess.Popen[str],
-                 timeout: float = LIVENESS, scheme: str = "http") -> str:
+                 timeout: float = LIVENESS, scheme: str = "http",
+                 host: str = r"127\.0\.0\.1") -> str:
     """The coordinator's URL, once it printed it on stderr (redirected to a file)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = re.search(scheme + r"://127\.0\.0\.1:\d+/", stderr_path.read_text())
+        found = re.search(scheme + "://" + host + r":\d+/", stderr_path.read_text())
         if found:
             return found.group(0)
         if proc.poll() is not None:

@@ -3,10 +3,15 @@ MIME types, cross-origin isolation, the Pyodide install and what the page says w
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -98,3 +103,49 @@ def test_another_version_of_pyodide_counts_as_missing(tmp_path: Path) -> None:
         f"package.json (version 0.26.0, expected {PYODIDE_VERSION})"]
     (tmp_path / "package.json").write_text(json.dumps({"version": PYODIDE_VERSION}))
     assert missing_files(tmp_path) == []
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """A registry on loopback that knows no package: it records what npm asked for."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:   # the name http.server calls
+        type(self).asked.append(self.path)
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": "Not found"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_install_reads_the_machines_global_npm_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's global npmrc (where a registry, a proxy or a CA file is configured)
+    is read: here it names a registry on loopback, and npm asks that registry."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    registry = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    thread = threading.Thread(target=registry.serve_forever, daemon=True)
+    thread.start()
+    try:
+        machine = tmp_path / "machine-prefix"   # npm's global prefix, as /usr is here
+        (machine / "etc").mkdir(parents=True)
+        (machine / "etc" / "npmrc").write_text(
+            f"registry=http://127.0.0.1:{registry.server_address[1]}/\n")
+        (tmp_path / "user-npmrc").write_text("")
+        for name in [k for k in os.environ if k.lower().startswith("npm_config_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("NPM_CONFIG_PREFIX", str(machine))
+        monkeypatch.setenv("NPM_CONFIG_USERCONFIG", str(tmp_path / "user-npmrc"))
+        monkeypatch.setenv("NPM_CONFIG_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("NPM_CONFIG_FETCH_RETRIES", "0")
+        monkeypatch.setenv("NPM_CONFIG_FETCH_TIMEOUT", "10000")
+        with pytest.raises(ConfigurationError, match="cannot install Pyodide"):
+            ensure_pyodide(tmp_path / "prefix")
+    finally:
+        registry.shutdown()
+        registry.server_close()
+    assert any(path.startswith("/pyodide") for path in _Registry.asked), _Registry.asked

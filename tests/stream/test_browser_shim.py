@@ -116,7 +116,56 @@ def test_the_shim_offers_only_what_works_in_a_browser(shim: types.ModuleType) ->
     assert browser_shoal.stream.processor is shim.processor
     with pytest.raises(AttributeError, match="not available in a browser volunteer"):
         browser_shoal.rank  # noqa: B018
-    with pytest.raises(ValueError, match="cpu_time must be a number >= 0"):
+    with pytest.raises(ValueError, match="cpu_time must be a number from 0 to"):
         browser_shoal.report(cpu_time=-1)
     failure = json.loads(shim.load_module("broken", "x = 1\n", "process"))
     assert failure["error"] == "AttributeError: broken has no function named 'process'"
+
+
+CALLBACKS = """
+import asyncio
+
+def process(x, cb):
+    if x == "later":
+        asyncio.get_event_loop().call_later(0.01, cb, None, "done later")
+    elif x == "text":
+        cb("it went wrong")
+    elif x == "raise":
+        cb(ValueError("processing error"))
+    else:
+        cb(None, x * x)
+        cb(None, "a second answer is ignored")
+"""
+
+
+def test_a_callback_style_processor_answers_at_once_or_later_from_the_event_loop(
+        shim: types.ModuleType) -> None:
+    assert shim.load_module("pando_style", CALLBACKS, "process") == ""
+
+    async def item(value: object) -> dict[str, object]:
+        text = shim.run_item(json.dumps(value))
+        if text == "":   # answered later: the worker awaits it, as for async processors
+            text = await shim.finish_pending()
+        return dict(json.loads(text))
+
+    async def scenario() -> list[dict[str, object]]:
+        return [await item(v) for v in (7, "later", "text", "raise")]
+
+    square, later, text, raised = asyncio.run(scenario())
+    assert (square["ok"], square["value"]) == (True, 49)
+    assert (later["ok"], later["value"]) == (True, "done later")
+    assert text["error"] == "CallbackError: it went wrong"
+    assert raised["error"] == "ValueError: processing error"
+
+
+def test_a_unit_name_in_report_is_sent_with_the_counts(shim: types.ModuleType) -> None:
+    import shoal as browser_shoal
+
+    shim.take_report()
+    browser_shoal.report(items=3, units="Gizmos")
+    browser_shoal.report(items=2, units="Gizmos")
+    assert json.loads(shim.take_report()) == {
+        "type": "report", "cpu_time": 0.0, "transfer_time": 0.0, "items": 5, "units": 5.0,
+        "unit": "Gizmos"}
+    with pytest.raises(ValueError, match="units must be a number, or a name"):
+        browser_shoal.report(units="")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 import pytest
 from volunteer_browser import (
     CuttableProxy,
@@ -43,6 +47,7 @@ def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
     """Opens a tab (in a fresh browser context) at a URL; closes every tab after the test,
     passed or failed, so no renderer process outlives it."""
     pages: list[Any] = []
+    before = _descendants()
 
     def open_at(url: str) -> Any:
         page = browser.new_page()
@@ -54,6 +59,21 @@ def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
     for page in pages:
         with contextlib.suppress(Exception):  # closed by the test already
             page.close()
+    # A closed tab's renderer process ends on its own, seconds later on a busy machine, and
+    # Chromium may start or end a helper meanwhile: wait until no process this test saw
+    # start is left, for a whole second, so that none is taken for one the test left behind.
+    deadline = time.monotonic() + 20
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if _descendants() - before:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            break
+        time.sleep(0.05)
+
+
+def _descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 @pytest.fixture
@@ -262,3 +282,46 @@ def test_a_module_the_browser_cannot_import_is_refused_by_the_tab_not_the_stream
         with python_volunteer(url):  # a Python volunteer, which has numpy, finishes them
             assert running.wait() == 0, running.stderr
         assert running.stdout_lines == [f"{2 * i} on linux" for i in range(5)]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "stream"
+
+LATER = """
+import asyncio
+import sys
+
+def process(x, cb):
+    # Pando's square.js answers from a timer; in a browser, asyncio's loop is the timer.
+    asyncio.get_event_loop().call_later(0.01, cb, None, f"{x * x} on {sys.platform}")
+"""
+
+
+@pytest.mark.parametrize(("name", "items", "options"), [
+    ("square", [str(i) for i in range(1, 11)], []),
+    ("collatz", ["1", "6", "7", "27", "97"], []),
+    ("error", ["1", "2", "3", "4"], ["--on-error", "report"]),
+    ("raytracer", [str(y) for y in range(0, 120, 10)], []),
+])
+def test_pandos_examples_run_in_a_browser_tab_as_they_do_locally(
+        open_page: Callable[[str], Any], quiet_config: dict[str, str], name: str,
+        items: list[str], options: list[str]) -> None:
+    path = str(EXAMPLES / f"{name}.py")
+    local = subprocess.run([sys.executable, "-m", "shoal", "stream", path, *items, "--local",
+                            *options], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **quiet_config})
+    with stream([path, *items, "--workers", "0", *options], env=quiet_config) as running:
+        page = open_page(running.url())
+        assert running.wait() == 0, running.stderr
+        wait_for_state(page, "finished")
+        computed = items_done(page)
+    assert running.stdout_lines == local.stdout.splitlines()
+    assert computed == len(items) - (1 if name == "error" else 0)
+
+
+def test_a_callback_style_processor_answering_later_runs_in_a_browser_tab(
+        open_page: Callable[[str], Any], tmp_path: Path, quiet_config: dict[str, str]) -> None:
+    with stream([module(tmp_path, "later", LATER), "3", "4", "--workers", "0"],
+                env=quiet_config) as running:
+        open_page(running.url())
+        assert running.wait() == 0, running.stderr
+        assert running.stdout_lines == ["9 on emscripten", "16 on emscripten"]

@@ -73,7 +73,7 @@ class RecordingLink:
         return mine
 
 
-def test_a_local_process_computes_one_batch_with_the_next_one_queued():
+def test_a_local_process_is_lent_two_batches_at_first_in_one_message():
     async def scenario() -> None:
         out = io.BytesIO()
         job = Job("square", "", "square", batch=4, window=64)
@@ -84,12 +84,32 @@ def test_a_local_process_computes_one_batch_with_the_next_one_queued():
         [welcome] = link.take("welcome")
         assert welcome["batch"] == 4
         lent = link.take("items")
-        assert [(m["start"], m["values"]) for m in lent] == [(0, [0, 1, 2, 3]), (4, [4, 5, 6, 7])]
+        assert [(m["start"], m["values"]) for m in lent] == [(0, list(range(8)))]
         coordinator.receive(link, [protocol.results(0, [0, 1, 4, 9], 0.0)])
         assert [(m["start"], len(m["values"])) for m in link.take("items")] == [(8, 4)]
         assert coordinator.ledger.holding(link) == 8
         await asyncio.sleep(0)   # the coordinator writes released results once per loop turn
         assert out.getvalue() == b"0\n1\n4\n9\n"
+
+    asyncio.run(scenario())
+
+
+def test_a_local_process_with_quick_items_is_lent_further_ahead():
+    async def scenario() -> None:
+        job = Job("square", "", "square", batch=2, window=400)
+        coordinator = Coordinator(job, ValuesSource(range(100_000)), LinesSink(io.BytesIO()))
+        link = RecordingLink()
+        member = coordinator.hello(link, protocol.hello("process", "p", 2, runs=True))
+        assert member is not None
+        sizes = []
+        for _ in range(30):   # results as fast as this loop: items of microseconds
+            for message in link.take("items"):
+                sizes.append(len(message["values"]))
+                coordinator.receive(link, [protocol.results(
+                    message["start"], message["values"], 0.0)])
+        assert sizes[0] == 4   # two batches, at first
+        # Then what it computes in a few milliseconds, up to 3/4 of the window.
+        assert member.capacity == 300 and max(sizes) > 100
 
     asyncio.run(scenario())
 

@@ -45,7 +45,7 @@ def test_shoal_report_adds_up_until_drained_and_checks_its_arguments():
     assert totals is not None
     assert (totals.cpu_time, totals.transfer_time, totals.items, totals.units) == \
         (0.5, 0.25, 2, 3.0)
-    with pytest.raises(ValueError, match="cpu_time must be a number >= 0"):
+    with pytest.raises(ValueError, match="cpu_time must be a number from 0 to"):
         shoal.report(cpu_time=-1)
 
 
@@ -85,7 +85,8 @@ def test_the_monitor_shows_every_volunteers_figures_live(tmp_path: Path):
         assert volunteer["cpu_usage"]["max"] > 0
         assert volunteer["units_per_s"]["max"] > 0
     assert "monitor.json" in page and "<script" in page and "http" not in page.split(
-        "<script")[1].split("</script>")[0].replace("no answer", "")
+        "<script")[1].split("</script>")[0].replace(
+        "http://www.w3.org/2000/svg", "")   # a namespace's name, never fetched
     assert out.split() == [str(3 * i) for i in range(300)]
     lines = monitor_lines(err.read_text())
     assert lines[-1]["released"] == 300

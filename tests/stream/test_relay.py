@@ -38,8 +38,11 @@ def test_children_of_a_relay_compute_and_losses_are_relent_at_each_level(tmp_pat
         wait_for(lambda: len(monitor(url)["volunteers"]) == 1, "the relay to join")
         children = [start("volunteer", url, "--name", f"child{i}") for i in range(2)]
         others += children
-        # The root is at its degree: both children were sent to the relay.
-        wait_for(lambda: len(monitor(relay_url)["volunteers"]) == 2, "two children")
+        # The root is at its degree: both children were sent to the relay, which computes
+        # with a process of its own too.
+        wait_for(lambda: [v["kind"] for v in monitor(relay_url)["volunteers"]].count(
+            "machine") == 2, "two children")
+        assert "process" in [v["kind"] for v in monitor(relay_url)["volunteers"]]
         assert [v["kind"] for v in monitor(url)["volunteers"]] == ["relay"]
         wait_for(lambda: monitor(url)["stream"]["released"] >= 30, "30 results")
         children[0].send_signal(signal.SIGKILL)          # lost below the relay

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from stream_helpers import LIVENESS, module, start, stop, stream, wait_for_url
 
-from shoal.stream.tls import clear_text_warning, server_certificate
+from shoal.stream.tls import network_warning, server_certificate
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
@@ -154,9 +154,9 @@ def test_a_stream_runs_on_a_tls_stream_server_joined_with_its_certificate(
                        stderr=err_file)
     try:
         url = wait_for_url(err, server, scheme="https")
-        done = stream(module("square"), *map(str, range(20)), "--host", url, "--secret", "s3",
+        done = stream(module("square"), *map(str, range(20)), "--server", url, "--secret", "s3",
                       "--cafile", pem["cert"], "--batch", "2")
-        untrusting = stream(module("square"), "1", "--host", url, "--secret", "s3")
+        untrusting = stream(module("square"), "1", "--server", url, "--secret", "s3")
     finally:
         stop(server)
     assert done.returncode == 0, done.stderr
@@ -199,14 +199,23 @@ def test_a_bad_certificate_or_key_is_one_error_line_before_anything_starts(
     assert "the private key that belongs to it" in said and "serving" not in said
 
 
-def test_a_secret_on_a_network_address_without_tls_is_warned_of(pem: dict[str, str]) -> None:
-    warning = clear_text_warning("shoal stream", "0.0.0.0", True, None)
-    assert warning is not None and "in clear" in warning and "--certfile" in warning
-    certificate = server_certificate(pem["cert"], pem["key"])
-    assert clear_text_warning("shoal stream", "0.0.0.0", True, certificate) is None
-    assert clear_text_warning("shoal stream", "192.0.2.7", False, None) is None
+def test_a_network_listener_without_a_secret_or_without_tls_is_warned_of(
+        pem: dict[str, str]) -> None:
+    def warn(bind: str, secret: bool, tls: bool) -> str | None:
+        certificate = server_certificate(pem["cert"], pem["key"]) if tls else None
+        return network_warning("shoal stream", bind, secret=secret,
+                               secret_option="--volunteer-secret", certificate=certificate)
+
+    clear = warn("0.0.0.0", True, False)
+    assert clear is not None and "in clear" in clear and "--certfile" in clear
+    open_door = warn("192.0.2.7", False, True)
+    assert open_door == ("shoal stream: warning: listening on 192.0.2.7 with no secret: "
+                         "anyone who reaches it may join; add --volunteer-secret S")
+    both = warn("0.0.0.0", False, False)
+    assert both is not None and "no secret and without TLS" in both
+    assert warn("0.0.0.0", True, True) is None
     for loopback in ("127.0.0.1", "::1", "localhost"):
-        assert clear_text_warning("shoal stream", loopback, True, None) is None
+        assert warn(loopback, False, False) is None
 
 
 def test_local_workers_need_no_volunteer_secret_to_compute() -> None:

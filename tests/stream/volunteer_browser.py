@@ -57,9 +57,27 @@ def chromium() -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
+            _warm_up(browser)
             yield browser
         finally:
             browser.close()
+
+
+def _warm_up(browser: Any) -> None:
+    """Load one page over HTTP, so that the helper processes Chromium starts at its first
+    network request (its network service...) exist before the tests, which then leave
+    nothing behind that they did not start (see the leftover check in tests/conftest.py)."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def page(request: Any) -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>warm</title><p>warm")
+
+    with serve_in_thread(Starlette(routes=[Route("/", page)])) as url:
+        tab = browser.new_page()
+        tab.goto(url)
+        tab.close()
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -122,3 +122,26 @@ def test_hybrid_routes_host_peers_through_memory_and_the_rest_through_tcp(
 
     results = in_threads(*(lambda e=e: rank(e) for e in engines))
     assert all(all(result.values()) and len(result) == 9 for result in results)
+
+
+def test_tcp_imports_neither_hybrid_nor_the_rendezvous_that_build_on_it() -> None:
+    # Imports point down: hybrid and the environment contract sit on tcp, never under it.
+    import ast
+    import inspect
+
+    import shoal.transport.tcp as tcp
+
+    tree = ast.parse(inspect.getsource(tcp))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert not imported & {"shoal.transport.hybrid", "shoal.transport.rendezvous"}
+
+
+def test_a_rank_alone_on_its_host_waits_on_its_sockets_as_tcp_does() -> None:
+    tcp = loopback_mesh(2)
+    try:
+        alone = HybridEndpoint(0, 2, [0], None, tcp[0])
+        assert alone.spin == tcp[0].spin == 0.0
+    finally:
+        in_threads(*(endpoint.close for endpoint in tcp))

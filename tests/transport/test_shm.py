@@ -203,3 +203,28 @@ def test_a_sleeping_rank_sees_data_that_came_before_it_slept(pair) -> None:
     started = time.monotonic()
     b.sleep(30.0)  # returns at once: the data is there (the pytest timeout is 20 s)
     assert time.monotonic() - started < 10.0 and b.readable(0) == 5
+
+
+def test_the_python_rings_are_chosen_when_asked_or_when_the_extension_is_missing(
+        monkeypatch) -> None:
+    import sys
+
+    from shoal.transport.shm import rings_class
+
+    monkeypatch.setenv("SHOAL_PURE_PYTHON", "1")
+    assert rings_class() is PyRings
+    monkeypatch.setenv("SHOAL_PURE_PYTHON", "0")
+    assert rings_class() is (CompiledRings or PyRings)
+    monkeypatch.delenv("SHOAL_PURE_PYTHON")
+    monkeypatch.setitem(sys.modules, "shoal.transport._shmcore", None)  # import fails
+    assert rings_class() is PyRings
+    job = ShmJob.create(2, ring_bytes=4096)
+    a, b = endpoints(job, [rings_class(), rings_class()])
+    try:
+        assert not a.compiled and not hasattr(a, "send_fast")
+        assert a.send_frame(1, 1, 0, 1, 3, 0, 1, b"still works", 100)
+        assert bytes(b.take_message(0, 100).body) == b"still works"
+    finally:
+        a.close()
+        b.close()
+        job.close()

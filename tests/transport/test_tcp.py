@@ -4,11 +4,15 @@ the engine from one thread per rank, over real sockets on 127.0.0.x."""
 from __future__ import annotations
 
 import contextlib
+import os
+import random
+import resource
 import socket
 import threading
+import time
 
 import pytest
-from transport_helpers import in_threads
+from transport_helpers import close_all, in_threads
 
 from shoal.errors import PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
@@ -33,9 +37,7 @@ def pair():
     endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
     engines = [Engine(rank, 2, endpoint) for rank, endpoint in enumerate(endpoints)]
     yield engines
-    for engine in engines:
-        if engine.endpoint is not None:
-            engine.endpoint.close()
+    close_all([engine.endpoint for engine in engines])
 
 
 def test_large_messages_cross_in_both_directions_at_once(pair) -> None:
@@ -84,8 +86,7 @@ def test_a_ring_of_four_ranks_on_four_hosts_passes_a_token_around() -> None:
         results = in_threads(*(lambda e=e: rank(e) for e in engines))
         assert results[0] == b"token:0,1,2,3"
     finally:
-        for endpoint in endpoints:
-            endpoint.close()
+        close_all(endpoints)
 
 
 def test_a_full_send_queue_takes_nothing_until_the_peer_reads() -> None:
@@ -108,8 +109,7 @@ def test_a_full_send_queue_takes_nothing_until_the_peer_reads() -> None:
         assert got == taken
         assert a.write(1, b"x") == 1
     finally:
-        a.close()
-        b.close()
+        close_all([a, b])
 
 
 def test_a_peer_that_closes_ends_the_link_with_a_clear_error(pair) -> None:
@@ -138,14 +138,18 @@ def test_a_peer_that_dies_without_closing_is_lost_not_awaited(pair) -> None:
 
 class TamperingProxy:
     """Forwards one TCP connection both ways; ``flip`` alters one byte going forward
-    once ``after`` bytes have passed; ``captured`` keeps every forwarded byte."""
+    once ``after`` bytes have passed; ``captured`` keeps every forwarded byte;
+    ``dribble`` forwards in random pieces of 1 to ``dribble`` bytes, each sent alone."""
 
-    def __init__(self, target: tuple[str, int], flip: bool, after: int = 0) -> None:
+    def __init__(self, target: tuple[str, int], flip: bool, after: int = 0,
+                 dribble: int = 0) -> None:
         self.listener = listen("127.0.0.1")
         self.address = self.listener.getsockname()
         self.target = target
         self.flip = flip
         self.after = after
+        self.dribble = dribble
+        self.random = random.Random(7)
         self.captured = bytearray()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -173,16 +177,22 @@ class TamperingProxy:
                 flip = False
             passed += len(data)
             try:
-                dst.sendall(data)
+                start = 0
+                while start < len(data):
+                    end = start + self.random.randint(1, self.dribble) if self.dribble \
+                        else len(data)
+                    dst.sendall(data[start:end])
+                    start = end
             except OSError:
                 return
 
 
-def proxied_pair(flip: bool, after: int = 0) -> tuple[list[Engine], TamperingProxy]:
+def proxied_pair(flip: bool, after: int = 0,
+                 dribble: int = 0) -> tuple[list[Engine], TamperingProxy]:
     """Rank 0 reaches rank 1 through a proxy (the handshake and every frame pass it)."""
     key = JobKey.generate()
     listeners = [listen("127.0.0.1"), listen("127.0.0.1")]
-    proxy = TamperingProxy(listeners[1].getsockname(), flip, after)
+    proxy = TamperingProxy(listeners[1].getsockname(), flip, after, dribble)
     for_rank0 = [listeners[0].getsockname(), proxy.address]
     for_rank1 = [listeners[0].getsockname(), listeners[1].getsockname()]
     endpoints = in_threads(lambda: TcpEndpoint(0, 2, key, listeners[0], for_rank0),
@@ -199,8 +209,7 @@ def test_a_flipped_byte_on_the_wire_fails_the_link_with_an_integrity_error() -> 
         assert isinstance(caught.value.__cause__, IntegrityError)
         assert "rank 0" in str(caught.value)
     finally:
-        a.endpoint.close()
-        b.endpoint.close()
+        close_all([a.endpoint, b.endpoint])
 
 
 def test_the_bytes_on_the_wire_never_contain_the_plaintext() -> None:
@@ -214,8 +223,7 @@ def test_the_bytes_on_the_wire_never_contain_the_plaintext() -> None:
         assert len(proxy.captured) > len(big)
         assert b"SHOAL-SECRET" not in proxy.captured
     finally:
-        a.endpoint.close()
-        b.endpoint.close()
+        close_all([a.endpoint, b.endpoint])
 
 
 def test_a_rank_with_the_wrong_job_key_cannot_join() -> None:
@@ -226,3 +234,159 @@ def test_a_rank_with_the_wrong_job_key_cannot_join() -> None:
                                        timeout=3),
                    lambda: TcpEndpoint(1, 2, JobKey.generate(), listeners[1], addresses,
                                        timeout=3))
+
+
+def test_frames_cut_anywhere_by_the_network_arrive_whole_in_both_directions() -> None:
+    # Through a proxy that passes a few bytes at a time, every read ends inside a
+    # frame somewhere: in its length, its header, its ciphertext or its tag.
+    (a, b), _ = proxied_pair(flip=False, dribble=700)
+    sizes = [1, 5, 13, 48, 1000, 20_000, 70_000, 200_000]
+    messages = [bytes(random.Random(n).getrandbits(8) for _ in range(min(n, 64))) * (n // 64 + 1)
+                for n in sizes]
+    messages = [m[:n] for m, n in zip(messages, sizes, strict=True)]
+    try:
+        def rank(engine: Engine) -> list[bytes]:
+            other = 1 - engine.rank
+            if engine.rank == 0:
+                for i, message in enumerate(messages):
+                    send(engine, other, message, tag=i)
+                return [recv(engine, other, tag=i) for i in range(len(messages))]
+            got = [recv(engine, other, tag=i) for i in range(len(messages))]
+            for i, message in enumerate(got):
+                send(engine, other, message, tag=i)
+            return got
+
+        there, back = in_threads(lambda: rank(b), lambda: rank(a), timeout=25)
+        assert there == messages and back == messages
+    finally:
+        close_all([a.endpoint, b.endpoint])
+
+
+def test_large_messages_left_waiting_are_not_overwritten_by_later_ones(pair) -> None:
+    # Large frames are opened into reused buffers: a message that waits unreceived
+    # while others arrive must keep its own bytes.
+    a, b = pair
+    messages = {tag: bytes([tag]) * (150_000 + tag) for tag in range(1, 7)}
+
+    def sender() -> None:
+        for tag, message in messages.items():
+            send(a, 1, message, tag=tag)
+
+    def receiver() -> dict[int, bytes]:
+        time.sleep(0.2)  # let every message arrive before the first receive
+        return {tag: recv(b, 0, tag=tag) for tag in sorted(messages, reverse=True)}
+
+    _, got = in_threads(sender, receiver)
+    assert got == messages
+
+
+def test_a_rank_with_more_than_1024_open_files_builds_its_links() -> None:
+    # select.select() refuses descriptors from 1024 on: the listener here gets one.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1100 + 64
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    opened = []
+    try:
+        opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+        a, b = loopback_mesh(2, timeout=5)
+        try:
+            assert max(link.fd for link in (a.links[1], b.links[0])) >= 1024
+            engines = [Engine(0, 2, a), Engine(1, 2, b)]
+            _, got = in_threads(lambda: send(engines[0], 1, b"many files"),
+                                lambda: recv(engines[1], 0))
+            assert got == b"many files"
+        finally:
+            close_all([a, b])
+    finally:
+        for fd in opened:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_receive_waiting_on_tcp_sleeps_instead_of_polling_the_socket(pair) -> None:
+    # Every look at a socket is a system call, and a spinning rank takes the core its
+    # peer needs: a receive that waits should look a handful of times, then sleep.
+    a, b = pair
+    looks = 0
+    endpoint = b.endpoint
+    take_frame, readable = endpoint.take_frame, endpoint.readable
+
+    def counted_take_frame(*args):  # type: ignore[no-untyped-def]
+        nonlocal looks
+        looks += 1
+        return take_frame(*args)
+
+    def counted_readable(*args):  # type: ignore[no-untyped-def]
+        nonlocal looks
+        looks += 1
+        return readable(*args)
+
+    endpoint.take_frame, endpoint.readable = counted_take_frame, counted_readable
+
+    def late_sender() -> None:
+        time.sleep(0.3)
+        send(a, 1, b"worth the wait")
+
+    _, got = in_threads(late_sender, lambda: recv(b, 0))
+    assert got == b"worth the wait"
+    assert looks < 100, f"the receive looked at its socket {looks} times in 0.3 s"
+
+
+class CountingSocket:
+    """A socket's stand-in that records the bytes each send or sendmsg call passed."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.calls: list[int] = []
+
+    def send(self, data, *flags):  # type: ignore[no-untyped-def]
+        sent = self.sock.send(data, *flags)
+        self.calls.append(sent)
+        return sent
+
+    def sendmsg(self, buffers, *args):  # type: ignore[no-untyped-def]
+        sent = self.sock.sendmsg(buffers, *args)
+        self.calls.append(sent)
+        return sent
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.sock, name)
+
+
+def test_the_header_of_a_large_message_leaves_with_its_first_frame(pair) -> None:
+    # One system call and one segment fewer per message, and one wake-up fewer for
+    # the receiver (it would wake for the header alone).
+    a, b = pair
+    counting = CountingSocket(a.endpoint.links[1].sock)
+    a.endpoint.links[1].sock = counting
+    message = os.urandom(100_000)
+    _, got = in_threads(lambda: send(a, 1, message), lambda: recv(b, 0))
+    assert got == message
+    header_frame = 48 + 30  # the engine's header, sealed
+    assert counting.calls and counting.calls[0] > header_frame, counting.calls
+
+
+def test_the_inbox_hands_out_copies_of_pooled_payloads_and_recycles_their_buffers() -> None:
+    from shoal.transport.tcp_buffers import Inbox, Pool
+
+    pool = Pool(16)
+    inbox = Inbox(pool)
+    first, second = pool.take(10), pool.take(12)
+    first[:] = b"0123456789"
+    second[:] = b"abcdefghijkl"
+    inbox.append(b"xy")
+    inbox.append(first)
+    inbox.append(second)
+    assert len(inbox) == 24 and bytes(inbox.peek(5)) == b"xy012"
+    taken = inbox.read_bytes(6)
+    assert taken == b"xy0123" and type(taken) is bytes
+    whole = inbox.read_bytes(6)  # the rest of the first pooled payload: a copy
+    assert whole == b"456789" and type(whole) is bytes and len(pool.spare) == 1
+    reused = pool.take(3)  # the first buffer, back from the pool: overwriting it...
+    reused[:] = b"!!!"
+    assert whole == b"456789"  # ...changes nothing already handed out
+    target = bytearray(12)
+    inbox.read_into(memoryview(target), 12)
+    assert target == b"abcdefghijkl" and len(inbox) == 0 and len(pool.spare) == 1

@@ -63,6 +63,10 @@ def _parser() -> CliParser:
                              "blocked, and exit with 124")
     parser.add_argument("--mpi", action="store_true",
                         help="run under a real `mpiexec` from PATH instead (needs mpi4py)")
+    parser.add_argument("--real-mpi4py", action="store_true",
+                        help="let `import mpi4py` load the installed mpi4py instead of "
+                             "shoal's (then each rank is its own one-process MPI world; "
+                             "the same as SHOAL_MPI4PY=0)")
     parser.add_argument("--env", type=_assignment, action="append", default=[],
                         metavar="KEY=VAL", help="set an environment variable in every "
                                                 "rank (repeatable)")
@@ -142,9 +146,12 @@ def main(argv: list[str]) -> int:
     # Imported here so that `shoal --help` stays quick.
     from shoal.launch.local import LaunchOptions, run_job
 
+    env = dict(parsed.env)
+    if parsed.real_mpi4py:
+        env["SHOAL_MPI4PY"] = "0"  # read by the rank bootstrap (shoal.compat.hook)
     options = LaunchOptions(nprocs=parsed.nprocs, program=program, module=module,
                             args=tuple(args), tag_output=parsed.tag_output,
-                            timeout=parsed.timeout, env=dict(parsed.env),
+                            timeout=parsed.timeout, env=env,
                             transport=parsed.transport)
     if parsed.hostfile or parsed.host:
         return _run_on_hosts(parsed, program, module, args, options)
@@ -178,7 +185,8 @@ def _run_on_hosts(parsed: argparse.Namespace, program: str | None, module: str |
             nprocs=parsed.nprocs, hosts=hosts, program=program, module=module,
             args=tuple(args), map_by=parsed.map_by, oversubscribe=parsed.oversubscribe,
             files=[f for f in parsed.files.split(",") if f] if parsed.files else None,
-            tag_output=parsed.tag_output, timeout=parsed.timeout, env=tuple(parsed.env),
+            tag_output=parsed.tag_output, timeout=parsed.timeout,
+            env=(*parsed.env, *((("SHOAL_MPI4PY", "0"),) if parsed.real_mpi4py else ())),
             password=_password_file(parsed.password_file) if parsed.password_file else None)
         return run_remote(options)
     except ConfigurationError as exc:

@@ -13,6 +13,16 @@ from shoal.cli._types import count, port, positive_int, seconds
 PROG = "shoal stream"
 
 
+class OldHost(argparse.Action):
+    """``--host URL`` was the stream-server's URL; one meaning per option now (``--host`` is
+    the hosts to run ranks on, mpiexec's): a one-line error pointing to ``--server``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error("--host is the hosts to run ranks on (shoal run, mpiexec's meaning); "
+                     "use --server URL to run the stream on a shoal stream-server")
+
+
 def _parser() -> CliParser:
     parser = CliParser(
         prog=PROG, usage="shoal stream [-h] MODULE [ITEMS ...] [--stdin] [options]",
@@ -28,6 +38,9 @@ def _parser() -> CliParser:
     parser.add_argument("--stdin", action="store_true", help="read items from stdin, one a line")
     parser.add_argument("--json", action="store_true", dest="as_json",
                         help="items and results are JSON values, one a line")
+    parser.add_argument("--strings", action="store_true",
+                        help="items are the lines (or ITEMS) as strings, never read as "
+                             "numbers (as Pando hands them)")
     parser.add_argument("--local", action="store_true",
                         help="run every item in this process, one by one (to try a module)")
     parser.add_argument("--unordered", action="store_true",
@@ -36,7 +49,7 @@ def _parser() -> CliParser:
                         help="an item that raises: stop the stream (default), skip it, or "
                              "print an error line in its place; its traceback goes to stderr")
     parser.add_argument("--workers", type=count, metavar="N",
-                        help="local volunteer processes (default: one per core; with --host "
+                        help="local volunteer processes (default: one per core; with --server "
                              "none: the stream-server's volunteers compute)")
     parser.add_argument("--start-idle", action="store_true",
                         help="start no local volunteers: wait for others to join")
@@ -47,9 +60,12 @@ def _parser() -> CliParser:
     net.add_argument("--port", type=port, metavar="P",
                      help="port of the embedded coordinator (default: a free one)")
     net.add_argument("--bind", metavar="ADDR",
-                     help="address to listen on (default 0.0.0.0: other machines may join)")
-    net.add_argument("--host", metavar="URL",
+                     help="address to listen on (default 127.0.0.1, this machine only, "
+                          "unless --volunteer-secret and --certfile are given; 0.0.0.0: "
+                          "every address, so other machines may join)")
+    net.add_argument("--server", metavar="URL",
                      help="run on a `shoal stream-server` at URL instead of embedding one")
+    net.add_argument("--host", action=OldHost, nargs="?", help=argparse.SUPPRESS)
     net.add_argument("--secret", metavar="S", help="the stream-server's root secret")
     net.add_argument("--volunteer-secret", metavar="S",
                      help="only volunteers presenting S may join (shoal volunteer --secret S)")
@@ -62,7 +78,7 @@ def _parser() -> CliParser:
                      help="serve HTTPS/WSS with this PEM certificate (with --keyfile)")
     net.add_argument("--keyfile", metavar="F", help="the certificate's private key (PEM)")
     net.add_argument("--cafile", metavar="F",
-                     help="with --host https://...: trust the certificates in F (a "
+                     help="with --server https://...: trust the certificates in F (a "
                           "self-signed stream-server's own) instead of the system's CAs")
     mon = parser.add_argument_group("monitoring")
     mon.add_argument("--reporting-interval", type=seconds, metavar="S",
@@ -84,10 +100,11 @@ def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
 
     return Options(
         module=args.module, items=list(args.items), stdin=args.stdin, as_json=args.as_json,
+        strings=pick("strings", False),
         local=args.local, unordered=pick("unordered", False), on_error=pick("on_error", "stop"),
         workers=pick("workers", cores()), start_idle=pick("start_idle", False),
-        batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", "0.0.0.0"),
-        host=pick("host", None), secret=pick("secret", None),
+        batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", None),
+        server=pick("server", None), secret=pick("secret", None),
         volunteer_secret=pick("volunteer_secret", None), degree=pick("degree", 10),
         reporting_interval=float(pick("reporting_interval", 3.0)),
         monitor_log=pick("monitor_log", False), heartbeat=float(pick("heartbeat", 30.0)),
@@ -106,14 +123,21 @@ def main(argv: list[str]) -> int:
     if args.stdin and args.items:
         raise ConfigurationError("give ITEMS or --stdin, not both")
     options = options_from(args, load_defaults())
+    if options.as_json and options.strings:
+        raise ConfigurationError("give --json or --strings, not both (JSON lines are "
+                                 "values; --strings keeps every line a string)")
     if options.on_error not in ("stop", "skip", "report"):
         raise ConfigurationError("on_error in stream.toml must be stop, skip or report")
+    if not options.local:
+        from shoal.stream.extra import CLIENT, SERVER, require
+
+        require(PROG, CLIENT if options.server else SERVER)
     processor = load(options.module)
     if options.local:
         from shoal.stream.session import run_local
 
         return run_local(options, processor)
-    if options.host:
+    if options.server:
         from shoal.stream.session import run_on_server
 
         return asyncio.run(run_on_server(options, processor))

@@ -1,5 +1,5 @@
-"""``shoal stream-server``: a coordinator that outlives streams; `shoal stream --host` runs
-streams on it, and volunteers stay connected from one stream to the next."""
+"""``shoal stream-server``: a coordinator that outlives streams; `shoal stream --server`
+runs streams on it, and volunteers stay connected from one stream to the next."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+from shoal import ports
 from shoal.cli import CliParser, command
 from shoal.cli._types import count, port, positive_int, seconds
 
@@ -17,10 +18,11 @@ PROG = "shoal stream-server"
 
 def _parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Serve streams: volunteers (browsers, `shoal "
-                       "volunteer URL`) join here; `shoal stream MODULE --host URL` runs a "
+                       "volunteer URL`) join here; `shoal stream MODULE --server URL` runs a "
                        "stream on them.")
-    parser.add_argument("--port", type=port, metavar="P", help="port (default: stream.toml, "
-                                                               "else 7450; 0 picks a free one)")
+    parser.add_argument("--port", type=port, metavar="P",
+                        help=f"port (default: stream.toml, else {ports.STREAM_SERVER}; 0 picks "
+                             "a free one)")
     parser.add_argument("--bind", metavar="ADDR", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--secret", metavar="S",
                         help="only a root presenting S may run a stream (default: stream.toml; "
@@ -48,7 +50,7 @@ def _parser() -> CliParser:
 async def _serve(args: object, defaults: dict[str, object]) -> int:
     from shoal.stream.hub import Hub
     from shoal.stream.server import serve
-    from shoal.stream.tls import clear_text_warning, server_certificate
+    from shoal.stream.tls import network_warning, server_certificate
     from shoal.stream.watch import Watch
 
     def pick(name: str, fallback: object) -> object:
@@ -56,28 +58,28 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
         return defaults.get(name, fallback) if value is None or value is False else value
 
     secret = pick("secret", None)
-    hub = Hub(secret=secret if isinstance(secret, str) else None)
+    volunteer_secret = pick("volunteer_secret", None)
+    hub = Hub(lasting=True, secret=secret if isinstance(secret, str) else None,
+              volunteer_secret=volunteer_secret if isinstance(volunteer_secret, str) else None)
     options = {"heartbeat": float(pick("heartbeat", 30.0)),  # type: ignore[arg-type]
                "window": int(pick("window", 1024)),  # type: ignore[call-overload]
                "max_losses": int(defaults.get("max_losses", 3)),  # type: ignore[call-overload]
-               "degree": int(pick("degree", 10)),  # type: ignore[call-overload]
-               "volunteer_secret": pick("volunteer_secret", None)}
+               "degree": int(pick("degree", 10))}  # type: ignore[call-overload]
     certfile, keyfile = pick("certfile", None), pick("keyfile", None)
     certificate = server_certificate(str(certfile) if certfile else None,
                                      str(keyfile) if keyfile else None)
     bind = str(pick("bind", "0.0.0.0"))
-    warning = clear_text_warning(PROG, bind, bool(secret or options["volunteer_secret"]),
-                                 certificate)
+    warning = network_warning(PROG, bind, secret=bool(secret), secret_option="--secret",
+                              certificate=certificate)
     if warning:
         sys.stderr.write(warning + "\n")
-    server = await serve(hub, bind, int(pick("port", 7450)),  # type: ignore[call-overload]
+    server = await serve(hub, bind, int(pick("port", ports.STREAM_SERVER)),  # type: ignore[call-overload]
                          root_options=options, certificate=certificate)
     sys.stderr.write(f"shoal stream-server: serving at {hub.url} (streams: `shoal stream "
-                     f"MODULE --host {hub.url}`; volunteers: a browser, or `shoal volunteer "
+                     f"MODULE --server {hub.url}`; volunteers: a browser, or `shoal volunteer "
                      f"{hub.url}`)\n")
     sys.stderr.flush()
-    secret_args = (["--secret", str(options["volunteer_secret"])]
-                   if options["volunteer_secret"] else [])
+    secret_args = ["--secret", str(volunteer_secret)] if volunteer_secret else []
     if certificate is not None:
         # Our own certificate is what our local volunteers trust (it may be self-signed).
         secret_args += ["--cafile", certificate.certfile]
@@ -111,9 +113,11 @@ async def _serve(args: object, defaults: dict[str, object]) -> int:
     return 0
 
 
-@command("stream-server", "a coordinator that `shoal stream --host` runs streams on")
+@command("stream-server", "a coordinator that `shoal stream --server` runs streams on")
 def main(argv: list[str]) -> int:
     from shoal.stream.config import load_defaults
+    from shoal.stream.extra import SERVER, require
 
     args = _parser().parse_args(argv)
+    require(PROG, SERVER)
     return asyncio.run(_serve(args, load_defaults()))

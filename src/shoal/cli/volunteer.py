@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from shoal.cli import CliParser, command
-from shoal.cli._types import port, positive_int
+from shoal.cli._types import count, port, positive_int
 
 PROG = "shoal volunteer"
 
@@ -28,13 +28,16 @@ def _parser() -> CliParser:
                         help="leave after one stream (default: wait for the next one at URL)")
     parser.add_argument("--relay", action="store_true",
                         help="relay: accept child volunteers (the coordinator sends them here "
-                             "once it has --degree direct ones) instead of computing")
+                             "once it has --degree direct ones), and compute too")
     parser.add_argument("--port", type=port, default=0, metavar="P",
                         help="with --relay: the port children join at (default: a free one)")
     parser.add_argument("--bind", default="0.0.0.0", metavar="ADDR",
                         help="with --relay: the address to listen on (default 0.0.0.0)")
     parser.add_argument("--degree", type=positive_int, default=10, metavar="D",
                         help="with --relay: direct children at most (default 10)")
+    parser.add_argument("--workers", type=count, default=1, metavar="N",
+                        help="with --relay: local processes computing here too (default 1; "
+                             "0: relay only)")
     parser.add_argument("--certfile", metavar="F",
                         help="with --relay: children join over HTTPS/WSS with this PEM "
                              "certificate (with --keyfile)")
@@ -47,9 +50,12 @@ def _parser() -> CliParser:
 @command("volunteer", "compute items of a stream (shoal stream / stream-server) here")
 def main(argv: list[str]) -> int:
     from shoal.stream.config import load_defaults
-    from shoal.stream.volunteer import serve
+    from shoal.stream.extra import CLIENT, SERVER, require
 
     args = _parser().parse_args(argv)
+    require(PROG + (" --relay" if args.relay else ""), SERVER if args.relay else CLIENT)
+    from shoal.stream.volunteer import serve
+
     cafile = args.cafile or load_defaults().get("cafile")
 
     def say(text: str) -> None:
@@ -67,6 +73,7 @@ def main(argv: list[str]) -> int:
         try:
             relayed = asyncio.run(run_relay(args.url, bind=args.bind, port=args.port,
                                             degree=args.degree, name=args.name,
+                                            workers=args.workers,
                                             secret=args.secret, cafile=cafile,
                                             certificate=certificate, say=say))
         except KeyboardInterrupt:

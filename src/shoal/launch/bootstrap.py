@@ -266,7 +266,22 @@ def main(argv: Sequence[str] | None = None, forked_from: int | None = None) -> i
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     report_progress()
+    problem = _hook_mpi4py()
+    if problem:
+        return _usage_error(problem)
     return run(args)
+
+
+def _hook_mpi4py() -> str | None:
+    """``import mpi4py`` gives shoal's under ``shoal run`` (see :mod:`shoal.compat.hook`)."""
+    from shoal.compat.hook import install_for_rank
+    from shoal.errors import ConfigurationError
+
+    try:
+        install_for_rank()
+    except ConfigurationError as exc:
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -71,6 +71,9 @@ from shoal.security.errors import (
 from shoal.security.records import ALERT, alert_error
 
 HEADER = struct.Struct(">IBBQ")  # length, type, flags, sequence number
+_LENGTH = struct.Struct(">I")
+SIZE_PREFIX = 5  # bytes of a frame that tell its size (the length, and the type: ALERT or not)
+_ALERT_SIZE = 4 + 1 + 5  # a handshake ALERT record (see records.py)
 HEADER_SIZE = HEADER.size  # 14
 TAG_SIZE = 16
 OVERHEAD = HEADER_SIZE + TAG_SIZE
@@ -82,10 +85,18 @@ MIN_MAX_FRAME = 1 << 10
 MAX_MAX_FRAME = (1 << 32) - 1 - OVERHEAD
 DEFAULT_REKEY_BYTES = 1 << 34
 _SEQ_LIMIT = 1 << 64
+_SEQ_LAST = _SEQ_LIMIT - 1  # a frame with this number leaves none for the next one
+_MIN_LENGTH = HEADER_SIZE - 4 + TAG_SIZE  # the length field of an empty frame
 _INTO_THRESHOLD = 1 << 16  # below it, encrypt() and a concatenation are faster
 _pack_header = HEADER.pack
-_unpack_header = HEADER.unpack_from
+_unpack_start = struct.Struct(">IHQ").unpack_from  # HEADER, with type and flags as one u16
+_WHOLE_DATA = FRAME_DATA << 8  # a DATA frame without MORE, as that u16
 _HAS_ENCRYPT_INTO = hasattr(AESGCM, "encrypt_into") and hasattr(ChaCha20Poly1305, "encrypt_into")
+_HAS_DECRYPT_INTO = hasattr(AESGCM, "decrypt_into") and hasattr(ChaCha20Poly1305, "decrypt_into")
+OPEN_INTO_MIN = 32 * 1024  # open_frames() asks for a buffer for payloads this large
+# open_frames() decrypts into the caller's buffers from this frame length on (never
+# without decrypt_into, which older releases of cryptography lack).
+_INTO_MIN_LENGTH = OPEN_INTO_MIN + _MIN_LENGTH if _HAS_DECRYPT_INTO else 1 << 62
 
 
 class Suite(enum.IntEnum):
@@ -109,33 +120,41 @@ def check_max_frame(value: int) -> int:
 class _Direction:
     """One direction's key schedule: the AEAD, its iv and the sequence number."""
 
+    __slots__ = ("suite", "seq", "iv", "aead", "epoch_bytes", "rekey_bytes", "_secret")
+
     def __init__(self, suite: Suite, secret: bytes, rekey_bytes: int) -> None:
         if len(secret) != 32:
             raise ValueError("a traffic secret has 32 bytes")
         self.suite = Suite(suite)
         self.seq = 0
         self._secret = secret
-        self._rekey_bytes = rekey_bytes
-        self._epoch_bytes = 0
+        self.rekey_bytes = rekey_bytes
+        self.epoch_bytes = 0
         self._install()
 
     def _install(self) -> None:
         key = expand(self._secret, b"key", 32)
-        self._iv = int.from_bytes(expand(self._secret, b"iv", 12), "big")
+        self.iv = int.from_bytes(expand(self._secret, b"iv", 12), "big")
         self.aead: AESGCM | ChaCha20Poly1305 = (
             AESGCM(key) if self.suite is Suite.AES_256_GCM else ChaCha20Poly1305(key))
 
     def nonce(self) -> bytes:
-        return (self._iv ^ self.seq).to_bytes(12, "big")
+        return (self.iv ^ self.seq).to_bytes(12, "big")
 
     def advance(self, payload_size: int) -> None:
+        """Count a frame sealed or opened (the fast paths inline the common case)."""
         self.seq += 1
+        self.epoch_bytes += payload_size + 32
+        if self.seq >= _SEQ_LIMIT or self.epoch_bytes >= self.rekey_bytes:
+            self.turn()
+
+    def turn(self) -> None:
+        """After :meth:`advance`'s counts: refuse a used-up sequence, or move to the next key."""
         if self.seq >= _SEQ_LIMIT:  # 2**64 frames: unreachable, but never reuse a nonce
             raise ChannelError("the sequence numbers of this session are used up")
-        self._epoch_bytes += payload_size + 32
-        if self._epoch_bytes >= self._rekey_bytes:
+        if self.epoch_bytes >= self.rekey_bytes:
             self._secret = expand(self._secret, b"next secret", 32)
-            self._epoch_bytes = 0
+            self.epoch_bytes = 0
             self._install()
 
 
@@ -163,12 +182,21 @@ class SecureChannel:
         self._send = _Direction(suite, send_secret, rekey_bytes)
         self._recv = _Direction(suite, recv_secret, rekey_bytes)
         self._buffer = bytearray()
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._parts_size = 0
         self._closed = False  # we sent CLOSE
         self.peer_closed = False  # the peer sent CLOSE
         self._failure: SecurityError | None = None
         self._alert_from_server = alert_from_server
+        self._sendable = True  # no failure, no CLOSE sent: seal() checks only this
+        # seal() encrypts payloads up to this size itself (larger ones go into one buffer).
+        self._seal_inline = min(_INTO_THRESHOLD - 1 if _HAS_ENCRYPT_INTO else MAX_MAX_FRAME,
+                                self.send_max_frame)
+        # The largest frame (its length field) this end accepts, and the largest that
+        # may be taken as a whole message without the max_message check of _accept().
+        self._limit = self.max_frame + HEADER_SIZE - 4 + TAG_SIZE
+        self._whole_limit = self._limit if max_message is None else min(
+            self._limit, max_message + HEADER_SIZE - 4 + TAG_SIZE)
 
     # -- sending ---------------------------------------------------------------
 
@@ -190,6 +218,51 @@ class SecureChannel:
             with memoryview(frame) as view:
                 send.aead.encrypt_into(nonce, payload, header, view[HEADER_SIZE:])
         send.advance(size)
+        return frame
+
+    def _seal_into(self, payload: Any, into: memoryview) -> memoryview:
+        """A DATA frame written into the start of ``into``; that part of it."""
+        size = len(payload)
+        send = self._send
+        header = _pack_header(HEADER_SIZE - 4 + size + TAG_SIZE, FRAME_DATA, 0, send.seq)
+        nonce = send.nonce()
+        frame = into[:HEADER_SIZE + size + TAG_SIZE]
+        frame[:HEADER_SIZE] = header
+        if _HAS_ENCRYPT_INTO:
+            send.aead.encrypt_into(nonce, payload, header, frame[HEADER_SIZE:])
+        else:
+            frame[HEADER_SIZE:] = send.aead.encrypt(nonce, payload, header)
+        send.advance(size)
+        return frame
+
+    def seal(self, payload: Any,
+             into: memoryview | None = None) -> bytes | bytearray | memoryview:
+        """The one DATA frame of a whole message of at most :attr:`send_max_frame` bytes.
+
+        ``payload`` is bytes, or a memoryview of unsigned bytes.  The fast path
+        of :meth:`send` (the same bytes), for a transport that seals pieces of
+        its own byte stream as they come.  With ``into`` (a writable memoryview
+        of at least ``len(payload) + OVERHEAD`` bytes) the frame is written
+        there and its part of ``into`` returned, so large frames can reuse
+        buffers instead of allocating (and faulting in) new ones.
+        """
+        if not self._sendable:
+            self._check_can_send()
+        size = len(payload)
+        if size > self._seal_inline or into is not None:
+            if size > self.send_max_frame:
+                raise ValueError(f"a payload of {size} bytes exceeds the peer's max frame")
+            if into is not None:
+                return self._seal_into(payload, into)
+            return self._seal(FRAME_DATA, 0, payload)
+        send = self._send
+        seq = send.seq
+        header = _pack_header(HEADER_SIZE - 4 + TAG_SIZE + size, FRAME_DATA, 0, seq)
+        frame = header + send.aead.encrypt((send.iv ^ seq).to_bytes(12, "big"), payload, header)
+        send.seq = seq + 1  # advance(), inlined
+        send.epoch_bytes += size + 32
+        if send.epoch_bytes >= send.rekey_bytes or seq >= _SEQ_LAST:
+            send.turn()
         return frame
 
     def _check_can_send(self) -> None:
@@ -218,8 +291,9 @@ class SecureChannel:
     def send(self, message: Any) -> bytes | bytearray:
         """The wire bytes of one message (one frame, or several for a large one)."""
         if type(message) is bytes and len(message) <= self.send_max_frame:
-            self._check_can_send()  # the common case, without a generator
-            return self._seal(FRAME_DATA, 0, message)
+            if not self._sendable:
+                self._check_can_send()
+            return self._seal(FRAME_DATA, 0, message)  # the common case, without a generator
         return b"".join(self.iter_frames(message))
 
     def close(self) -> bytes:
@@ -227,12 +301,14 @@ class SecureChannel:
         self._check_can_send()
         frame = bytes(self._seal(FRAME_CLOSE, 0, b""))
         self._closed = True
+        self._sendable = False
         return frame
 
     # -- receiving -------------------------------------------------------------
 
     def _fail(self, exc: SecurityError) -> SecurityError:
         self._failure = exc
+        self._sendable = False
         self._buffer = bytearray()
         self._parts = []
         return exc
@@ -267,6 +343,55 @@ class SecureChannel:
             exc.messages = tuple(messages)
             raise self._fail(exc) from None
 
+    def open_frames(self, data: memoryview, messages: list[Any],
+                    into: Callable[[int], memoryview] | None = None) -> int:
+        """Open the whole frames at the start of ``data`` (a memoryview of unsigned bytes)
+        into ``messages``; the number of bytes they took.
+
+        For a transport that keeps its own receive buffers: it passes what it
+        has, keeps the unused tail, and asks :meth:`frame_size` how long the
+        unfinished frame there will be.  With ``into``, a payload of
+        :data:`OPEN_INTO_MIN` bytes or more is decrypted into ``into(n)`` (a
+        writable memoryview of exactly its ``n`` bytes), which is what
+        ``messages`` then gets: plaintext is only ever written there by a
+        decryption that authenticated (a failed one raises, and the buffer is
+        the caller's to drop).  Errors are :meth:`receive_data`'s (the messages
+        before a bad frame are appended first).
+        """
+        if self._failure is not None or self.peer_closed or self._buffer:
+            self._check_can_receive()
+            if self._buffer:
+                raise ChannelError("open_frames() and receive_data() cannot be mixed")
+        try:
+            return self._parse(data, messages, into)
+        except SecurityError as exc:
+            exc.messages = tuple(messages)
+            raise self._fail(exc) from None
+
+    def frame_size(self, data: memoryview | bytes | bytearray) -> int:
+        """The whole size of the frame that starts ``data`` (given at least
+        :data:`SIZE_PREFIX` bytes of it), checked against this end's limit.
+
+        Where a handshake ALERT may come instead of the first frame, and these
+        bytes start one, its size: :meth:`open_frames` then raises its error.
+        """
+        if self._alert_from_server and self._recv.seq == 0 and data[4] == ALERT:
+            return _ALERT_SIZE
+        (length,) = _LENGTH.unpack_from(data)
+        try:
+            self._check_length(length)
+        except SecurityError as exc:
+            exc.messages = ()
+            raise self._fail(exc) from None
+        return 4 + length
+
+    def _check_length(self, length: int) -> None:
+        if length > self._limit:
+            raise IntegrityError(f"a frame of {length} bytes exceeds this end's limit of "
+                                 f"{self._limit}; the session is over")
+        if length < _MIN_LENGTH:
+            raise IntegrityError(f"a frame of {length} bytes is too short to be sealed")
+
     def receive_eof(self) -> None:
         """The byte stream ended: fine after CLOSE, a :class:`TruncationError` before it."""
         if self._failure is not None or self.peer_closed:
@@ -276,56 +401,72 @@ class SecureChannel:
             "the connection ended without an authenticated close"
             + (f" ({pending} bytes of an unfinished message lost)" if pending else "")))
 
-    def _parse(self, buffer: bytearray | memoryview, messages: list[bytes]) -> int:
+    def _parse(self, buffer: bytearray | memoryview, messages: list[Any],
+               into: Callable[[int], memoryview] | None = None) -> int:
         """Append the messages the whole frames in ``buffer`` complete; the bytes used."""
-        pos, recv = 0, self._recv
-        limit = self.max_frame + HEADER_SIZE - 4 + TAG_SIZE
+        recv = self._recv
         if self._alert_from_server and recv.seq == 0 and self._alert(buffer):
             return 0
-        while len(buffer) - pos >= HEADER_SIZE:
-            if self.peer_closed:
-                raise IntegrityError("bytes arrived after the peer's CLOSE frame")
-            length, kind, flags, seq = _unpack_header(buffer, pos)
-            if length > limit:
-                raise IntegrityError(f"a frame of {length} bytes exceeds this end's limit of "
-                                     f"{limit}; the session is over")
-            if length < HEADER_SIZE - 4 + TAG_SIZE:
-                raise IntegrityError(f"a frame of {length} bytes is too short to be sealed")
-            end = pos + 4 + length
-            if len(buffer) < end:
-                break
-            if seq != recv.seq:
-                raise IntegrityError(
-                    f"frame {seq} arrived where frame {recv.seq} was expected: "
-                    "a frame was replayed, reordered or dropped")
-            header = bytes(buffer[pos:pos + HEADER_SIZE])
-            whole = buffer if type(buffer) is memoryview else memoryview(buffer)
-            with whole[pos + HEADER_SIZE:end] as sealed:  # released even when decrypt fails
+        size = len(buffer)
+        if self.peer_closed and size:
+            raise IntegrityError("bytes arrived after the peer's CLOSE frame")
+        limit, whole_limit = self._limit, self._whole_limit
+        pos = 0
+        view = buffer if type(buffer) is memoryview else memoryview(buffer)
+        try:
+            while size - pos >= HEADER_SIZE:
+                length, kind_flags, seq = _unpack_start(view, pos)
+                if not _MIN_LENGTH <= length <= limit:
+                    self._check_length(length)
+                end = pos + 4 + length
+                if size < end:
+                    break
+                if seq != recv.seq:
+                    raise IntegrityError(
+                        f"frame {seq} arrived where frame {recv.seq} was expected: "
+                        "a frame was replayed, reordered or dropped")
+                sealed, header = view[pos + HEADER_SIZE:end], view[pos:pos + HEADER_SIZE]
+                payload: bytes | memoryview
                 try:
-                    payload = recv.aead.decrypt(recv.nonce(), sealed, header)
+                    if into is None or length < _INTO_MIN_LENGTH:
+                        payload = recv.aead.decrypt((recv.iv ^ seq).to_bytes(12, "big"),
+                                                    sealed, header)
+                    else:
+                        payload = into(length - _MIN_LENGTH)
+                        recv.aead.decrypt_into((recv.iv ^ seq).to_bytes(12, "big"),
+                                               sealed, header, payload)
                 except InvalidTag:
                     raise IntegrityError(
                         f"frame {seq} failed authentication: it was altered or forged"
                     ) from None
-            recv.advance(len(payload))
-            pos = end
-            self._accept(kind, flags, payload, messages)
-        if self.peer_closed and len(buffer) > pos:
-            raise IntegrityError("bytes arrived after the peer's CLOSE frame")
+                recv.seq = seq + 1  # advance(), inlined: the payload is length - 26 bytes
+                recv.epoch_bytes += length + 6
+                if recv.epoch_bytes >= recv.rekey_bytes or seq >= _SEQ_LAST:
+                    recv.turn()
+                pos = end
+                if kind_flags == _WHOLE_DATA and length <= whole_limit and not self._parts:
+                    messages.append(payload)  # a whole message in one frame: the usual case
+                else:
+                    self._accept(kind_flags >> 8, kind_flags & 0xFF, payload, messages)
+                    if self.peer_closed and size > pos:
+                        raise IntegrityError("bytes arrived after the peer's CLOSE frame")
+        finally:
+            if view is not buffer:
+                view.release()  # so that the caller may resize its bytearray
         return pos
 
     def _alert(self, buffer: bytearray | memoryview) -> bool:
         """Raise the error of an ALERT at the start of the stream; True: wait for more."""
         if len(buffer) < 5 or buffer[4] != ALERT:
             return False
-        alert_size = 4 + 1 + 5
-        if buffer[:4] != (alert_size - 4).to_bytes(4, "big"):
+        if buffer[:4] != (_ALERT_SIZE - 4).to_bytes(4, "big"):
             raise IntegrityError("a malformed alert arrived instead of the first frame")
-        if len(buffer) < alert_size:
+        if len(buffer) < _ALERT_SIZE:
             return True
-        raise alert_error(bytes(buffer[5:alert_size]), from_server=True)
+        raise alert_error(bytes(buffer[5:_ALERT_SIZE]), from_server=True)
 
-    def _accept(self, kind: int, flags: int, payload: bytes, messages: list[bytes]) -> None:
+    def _accept(self, kind: int, flags: int, payload: bytes | memoryview,
+                messages: list[Any]) -> None:
         if kind == FRAME_CLOSE and flags == 0 and not payload:
             if self._parts:
                 raise ProtocolError("the peer closed the session in the middle of a message")

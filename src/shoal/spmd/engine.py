@@ -57,6 +57,8 @@ _SMALL = 16 * 1024
 _ZEROS = bytes(8)
 _NO_CHUNKS: list[memoryview] = []
 _SLEEP_SECONDS = 0.02  # a lost wake-up costs at most this
+_NAP_SECONDS = 0.001  # a sleep under the engine's lock while other threads may want it
+_DIRECT_SLEEPS = 4  # sleeps of a receive's fast path (see Engine._sleep_for) before it posts
 _SPIN_QUANTUM_NS = 50_000  # a spinning thread looks at the engine's state this often
 
 
@@ -98,10 +100,12 @@ class _Reading:
 _yield = getattr(os, "sched_yield", lambda: None)
 
 
-def _spin_seconds(size: int) -> float:
+def _spin_seconds(size: int, endpoint: Endpoint | None) -> float:
     configured = os.environ.get("SHOAL_SPIN_US")
     if configured:
         return max(0.0, float(configured)) / 1e6
+    if endpoint is not None and endpoint.spin is not None:
+        return max(0.0, endpoint.spin)  # TCP: 0, every look at a socket is a system call
     # Spinning costs a core, sleeping costs a wake-up (tens of microseconds and
     # a trip through the scheduler).  With more ranks than cores the spin
     # yields on every round, so the rank we wait for gets the core.
@@ -128,7 +132,7 @@ class Engine:
         self._reading: list[_Reading | None] = [None] * size
         self._awaiting_ack: dict[int, OutgoingSend] = {}
         self._seq = 0
-        self._spin = _spin_seconds(size)
+        self._spin = _spin_seconds(size, endpoint)
         self._yield_mask = _yield_every(size)
         # Spin rounds between two sched_yield calls inside the transport: every round when
         # the job has more ranks than cores (the rank we wait for needs this core).
@@ -141,6 +145,7 @@ class Engine:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._waiters = 0  # threads inside the sleeping phase of wait_until
+        self._users: set[int] = set()  # threads that sent or waited through the general path
         self._sleeper = False  # one of them sleeps on the transport's doorbell
         # The one-call fast paths (see send_fast and receive_fast): the compiled rings
         # check this engine's state themselves, in the same step as they act.
@@ -174,6 +179,7 @@ class Engine:
                 self._awaiting_ack[seq] = outgoing
                 return outgoing
             outgoing = self._send(dst, ctx, tag, parts, flags, seq)
+            self._users.add(threading.get_ident())
         finally:
             lock.release()
         if self._waiters:
@@ -292,13 +298,16 @@ class Engine:
         """Write as much of ``dst``'s queue as its stream takes now."""
         queue = self._queues[dst]
         write = self.endpoint.write  # type: ignore[union-attr]
+        write_more = self.endpoint.write_more  # type: ignore[union-attr]
         while queue:
             outgoing = queue[0]
             chunks = outgoing.chunks
-            while outgoing.index < len(chunks):
+            last = len(chunks) - 1
+            while outgoing.index <= last:
                 chunk = chunks[outgoing.index]
                 remaining = chunk[outgoing.offset:] if outgoing.offset else chunk
-                n = write(dst, remaining)
+                # The rest of the message follows at once: a transport may send them together.
+                n = (write if outgoing.index == last else write_more)(dst, remaining)
                 if n < len(remaining):
                     outgoing.offset += n
                     return
@@ -400,8 +409,12 @@ class Engine:
                 self._wake()
             return into_buffer(message, buffer)
         endpoint = self.endpoint
-        if endpoint is not None and not (0 <= source != self.rank
-                                         and endpoint.readable(source) >= HEADER_SIZE):
+        if endpoint is not None and not self._spin and 0 <= source != self.rank:
+            message = self._sleep_for(ctx, source, tag, buffer)
+            if message is not None:
+                return into_buffer(message, buffer)
+        elif endpoint is not None and self._spin and not (
+                0 <= source != self.rank and endpoint.readable(source) >= HEADER_SIZE):
             deadline = time.perf_counter() + self._spin
             watch = source if 0 <= source != self.rank else -1
             spins = 0
@@ -430,11 +443,59 @@ class Engine:
         receive = PostedReceive(ctx, source, tag, buffer)
         self.post(receive)
         if not receive.done:
-            self.wait_until(lambda: receive.done, lambda: describe(*what))
+            try:
+                self.wait_until(lambda: receive.done, lambda: describe(*what))
+            except BaseException:
+                # Interrupted (Ctrl-C, a signal handler that raised): withdraw the receive,
+                # so the message it waited for goes to the next receive, not to nobody.
+                self.cancel(receive)
+                raise
         if receive.error is not None:
             raise receive.error
         assert receive.message is not None
         return receive.message
+
+    def _sleep_for(self, ctx: int, source: int, tag: int,
+                   buffer: memoryview | None) -> Message | None:
+        """The fast path of a blocking receive on a transport that does not spin (TCP):
+        sleep on it and take the next small frame from ``source`` straight off its
+        stream, while that frame is the answer (nothing posted or waiting on ``ctx``),
+        for a few sleeps at most; None: go the general way (post and wait).
+
+        Such a transport's sleep reads its sockets, so it sleeps under the engine's
+        lock; with other threads about, in short naps (they may need the lock to send
+        what this one waits for).
+        """
+        endpoint = self.endpoint
+        assert endpoint is not None
+        matcher = self.matcher
+        lock = self._lock
+        self._users.add(threading.get_ident())
+        for _ in range(_DIRECT_SLEEPS):
+            lock.acquire()
+            try:
+                if (matcher.posted.get(ctx) or matcher.unexpected.get(ctx)
+                        or self._reading[source] is not None):
+                    return None  # no longer the simple case
+                if self._busy:
+                    self._progress()
+                endpoint.set_sleeping(True)
+                try:  # look once more now that peers know to wake us, then sleep
+                    if endpoint.readable(source) < HEADER_SIZE:
+                        endpoint.sleep(self._nap())
+                finally:
+                    endpoint.set_sleeping(False)
+                message = self._try_receive(ctx, source, tag, buffer)
+                if message is not None:
+                    return message
+                if endpoint.readable(source) >= HEADER_SIZE:
+                    return None  # a large frame: post, so that it streams into place
+                self._progress()  # keep every other stream moving (and drain what woke us)
+            finally:
+                lock.release()
+            if self._waiters:
+                self._wake()
+        return None
 
     def cancel(self, receive: PostedReceive) -> bool:
         with self._lock:
@@ -641,6 +702,12 @@ class Engine:
         for src in self._peers:
             self._read(src)
 
+    def _nap(self) -> float:
+        """How long to sleep holding the engine's lock (a transport whose sleep reads its
+        streams): briefly once several threads use the engine, which may need the lock to
+        send what this one waits for."""
+        return _NAP_SECONDS if len(self._users) > 1 else _SLEEP_SECONDS
+
     def _wake(self) -> None:
         """Tell the threads waiting in wait_until that the engine's state changed: they
         look at their requests again (the doorbell sleeper, through its doorbell)."""
@@ -663,17 +730,11 @@ class Engine:
             raise CommunicationError(
                 f"deadlock: rank {self.rank} of a 1-rank job would wait forever in "
                 f"{describe()}: no other rank exists to complete it")
-        lock = self._lock
+        self._users.add(threading.get_ident())
         deadline = time.perf_counter() + self._spin
         spins = 0
-        while True:
-            lock.acquire()
-            try:
-                self._progress()
-            finally:
-                lock.release()
-            if self._waiters:
-                self._wake()
+        while self._spin:
+            self.progress()
             if done():
                 return
             spins += 1
@@ -716,6 +777,14 @@ class Engine:
                 self._sleeper = True
                 endpoint.set_sleeping(True)
                 self._progress()
+                if not endpoint.sleeps_unlocked:
+                    # Its sleep reads the streams: it sleeps holding the lock, in naps.
+                    try:
+                        endpoint.sleep(self._nap())
+                    finally:
+                        endpoint.set_sleeping(False)
+                        self._sleeper = False
+                    continue
                 lock.release()
                 try:
                     if not done():

@@ -7,15 +7,16 @@ constants and ``Exception`` in :mod:`.constants`, datatypes in
 in :mod:`.request`, hints in :mod:`.info`, memory in :mod:`.memory`,
 communicators in :mod:`.comm` (and the layers it is made of), buffered sends
 in :mod:`.bsend`, the object codec in :mod:`.objcodec`, the objects shoal
-does not offer in :mod:`.absent`.
+does not offer in :mod:`.absent`, MPI's environment (Init, Query_thread, Wtime ...)
+in :mod:`.environment`.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from shoal.spmd import bsend, world
+from shoal.spmd import environment as _environment
 from shoal.spmd.absent import *
 from shoal.spmd.comm import (
     Comm,
@@ -24,11 +25,9 @@ from shoal.spmd.comm import (
     _comm_lock_table,
     _commctx_inter,
     _commctx_intra,
-    processor_name,
 )
 from shoal.spmd.commbase import _NULL_COMM, CommRecord
 from shoal.spmd.constants import *
-from shoal.spmd.constants import THREAD_SERIALIZED
 from shoal.spmd.datatypes import *
 from shoal.spmd.derived import (
     COMBINER_CONTIGUOUS,
@@ -54,6 +53,7 @@ from shoal.spmd.derived import (
     DISTRIBUTE_NONE,
     ORDER_FORTRAN,
 )
+from shoal.spmd.environment import *
 from shoal.spmd.group import *
 from shoal.spmd.handles import addressof as _addressof
 from shoal.spmd.handles import handleof as _handleof
@@ -80,81 +80,10 @@ COMM_WORLD = _constant_comm(Intracomm, CommRecord(tuple(range(world.world_size()
                                                   "MPI_COMM_WORLD"), "COMM_WORLD")
 COMM_SELF = _constant_comm(Intracomm, CommRecord((world.world_rank(),), 2, "MPI_COMM_SELF"),
                            "COMM_SELF")
-# mpi4py initialises MPI when MPI is imported: so does this (a rank that leaves after
-# this without finalizing breaks the job; see shoal.launch.control.judge_exit).
-world.mark_initialized()
-
-_start = time.perf_counter()
-
-
-def Init() -> None:
-    """Like mpi4py, which initialises MPI when ``MPI`` is imported: always too late."""
-    from shoal.spmd.constants import ERR_OTHER
-    from shoal.spmd.constants import Exception as MPIException
-
-    raise MPIException(ERR_OTHER, "MPI is already initialized (it starts when shoal.MPI "
-                                  "is imported, as with mpi4py); do not call MPI.Init()")
-
-
-def Init_thread(required: int = THREAD_SERIALIZED) -> int:
-    Init()
-    return THREAD_SERIALIZED
-
-
-def Query_thread() -> int:
-    return THREAD_SERIALIZED
-
-
-def Is_thread_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def Finalize() -> None:
-    world.finalize()
-
-
-def Is_initialized() -> bool:
-    # mpi4py initialises MPI when the module is imported; so do we, lazily.
-    return True
-
-
-def Is_finalized() -> bool:
-    return world.is_finalized()
-
-
-def Wtime() -> float:
-    return time.perf_counter()
-
-
-def Wtick() -> float:
-    return time.get_clock_info("perf_counter").resolution
-
-
-def Get_processor_name() -> str:
-    return processor_name()
-
-
-def Get_version() -> tuple[int, int]:
-    return (4, 1)
-
-
-def Get_library_version() -> str:
-    from shoal._version import __version__
-
-    return f"shoal {__version__} (shared-memory runtime, mpi4py-compatible)"
-
-
-def Get_hw_resource_info() -> Info:
-    """The hardware this process runs on, as MPI 4.1's hints describe it."""
-    return Info.Create({"mpi_hw_resource_type": "mpi_shared_memory"})
-
-
-def Pcontrol(level: int) -> None:
-    """Profiling control: shoal has no profiling layer, so levels change nothing."""
-    if not isinstance(level, int):
-        raise TypeError(f"Pcontrol needs an int level, got {type(level).__name__}")
+# mpi4py initialises MPI when MPI is imported, unless mpi4py.rc says not to: so does this
+# (world.mark_initialized: a rank that leaves after this without finalizing breaks the
+# job; see shoal.launch.control.judge_exit).
+_environment.bootstrap((COMM_SELF, COMM_WORLD))
 
 
 def Abort(errorcode: int = 0) -> None:
@@ -210,7 +139,7 @@ BottomType = type(BOTTOM)
 InPlaceType = type(IN_PLACE)
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in (
-    "annotations", "time", "world", "bsend", "Any", "processor_name", "CommRecord")] + [
+    "annotations", "world", "bsend", "Any", "CommRecord")] + [
     "_typedict", "_typedict_c", "_typedict_f", "_typecode", "_typealign", "_datatype_create",
     "_datatype_decode", "_sizeof", "_addressof", "_handleof", "_comm_lock",
     "_comm_lock_table", "_commctx_intra", "_commctx_inter"]

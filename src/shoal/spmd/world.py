@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 
 from shoal.errors import ConfigurationError
@@ -19,6 +20,7 @@ from shoal.spmd.engine import Engine
 from shoal.transport.base import Endpoint
 
 _engine: Engine | None = None
+_making = threading.Lock()  # THREAD_MULTIPLE: two threads' first calls make one engine
 _finalized = False
 _initialized = False
 
@@ -49,32 +51,39 @@ def world_size() -> int:
 
 
 def engine() -> Engine:
-    """The process's engine, made on first use."""
-    global _engine
+    """The process's engine, made on first use (once, even when threads race to it)."""
     if _engine is None:
-        if _finalized:
-            from shoal.spmd.constants import ERR_OTHER
-            from shoal.spmd.constants import Exception as MPIException
-
-            raise MPIException(ERR_OTHER, "MPI was finalized: no more communication is allowed")
-        rank, size = world_rank(), world_size()
-        if not 0 <= rank < size:
-            raise ConfigurationError(f"SHOAL_RANK={rank} is outside a job of SHOAL_SIZE={size}")
-        endpoint: Endpoint | None = None
-        if size > 1:
-            transport = os.environ.get("SHOAL_TRANSPORT", "shm")
-            if transport == "shm":
-                from shoal.transport.shm import ShmEndpoint
-
-                endpoint = ShmEndpoint.from_environment(rank, size)
-            else:  # tcp or hybrid: see shoal.transport.rendezvous for the environment
-                from shoal.transport.hybrid import endpoint_from_environment
-
-                endpoint = endpoint_from_environment(rank, size, transport)
-        _engine = Engine(rank, size, endpoint)
-        atexit.register(finalize)
-        mark_initialized()
+        with _making:
+            if _engine is None:
+                _make_engine()
+    assert _engine is not None
     return _engine
+
+
+def _make_engine() -> None:
+    global _engine
+    if _finalized:
+        from shoal.spmd.constants import ERR_OTHER
+        from shoal.spmd.constants import Exception as MPIException
+
+        raise MPIException(ERR_OTHER, "MPI was finalized: no more communication is allowed")
+    rank, size = world_rank(), world_size()
+    if not 0 <= rank < size:
+        raise ConfigurationError(f"SHOAL_RANK={rank} is outside a job of SHOAL_SIZE={size}")
+    endpoint: Endpoint | None = None
+    if size > 1:
+        transport = os.environ.get("SHOAL_TRANSPORT", "shm")
+        if transport == "shm":
+            from shoal.transport.shm import ShmEndpoint
+
+            endpoint = ShmEndpoint.from_environment(rank, size)
+        else:  # tcp or hybrid: see shoal.transport.rendezvous for the environment
+            from shoal.transport.hybrid import endpoint_from_environment
+
+            endpoint = endpoint_from_environment(rank, size, transport)
+    _engine = Engine(rank, size, endpoint)
+    atexit.register(finalize)
+    mark_initialized()
 
 
 def mark_initialized() -> None:

@@ -7,7 +7,7 @@ optional and is the long option's name with ``_`` for ``-``; the command line wi
     [stream]
     workers = 4
     batch = 16
-    port = 7450
+    port = 7470
     bind = "0.0.0.0"
     heartbeat = 30.0
     reporting_interval = 3.0
@@ -38,8 +38,8 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "workers": int, "batch": int, "port": int, "bind": str, "heartbeat": (int, float),
     "reporting_interval": (int, float), "on_error": str, "degree": int, "window": int,
     "secret": str, "max_losses": int, "unordered": bool, "monitor_log": bool,
-    "start_idle": bool, "host": str, "volunteer_secret": str,
-    "certfile": str, "keyfile": str, "cafile": str,
+    "start_idle": bool, "server": str, "volunteer_secret": str,
+    "certfile": str, "keyfile": str, "cafile": str, "strings": bool,
 }
 
 
@@ -47,8 +47,11 @@ def config_file() -> Path:
     override = os.environ.get("SHOAL_CONFIG_DIR")
     if override:
         return Path(override).expanduser() / "stream.toml"
-    import platformdirs
-
+    try:
+        import platformdirs
+    except ImportError:   # the base install (`--local`): the folder platformdirs picks on Linux
+        base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return Path(base) / "shoal" / "stream.toml"
     return Path(platformdirs.user_config_dir("shoal")) / "stream.toml"
 
 
@@ -67,6 +70,9 @@ def load_defaults(path: Path | None = None) -> dict[str, Any]:
         raise ConfigurationError(f"{path}: [stream] must be a table")
     for key, value in table.items():
         expected = KEYS.get(key)
+        if key == "host":
+            raise ConfigurationError(f"{path}: [stream] host is now server (the URL of a "
+                                     "shoal stream-server, as `shoal stream --server URL`)")
         if expected is None:
             raise ConfigurationError(f"{path}: unknown key {key!r} in [stream] "
                                      f"(known: {', '.join(sorted(KEYS))})")

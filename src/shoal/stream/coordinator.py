@@ -10,7 +10,6 @@ and the coordinator answers through :meth:`Link.send`, which never blocks.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import sys
 import time
@@ -20,12 +19,14 @@ from typing import Any, Protocol
 from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError
 from shoal.stream.ledger import Ledger, Lent, Outcome, Run
+from shoal.stream.pace import LendAhead
 from shoal.stream.stats import VolunteerStats
 from shoal.stream.values import BadInput
 
 POLICIES = ("stop", "skip", "report")
 # A local process is lent its next batch while it computes the current one (so it never
-# waits a round trip for work): it holds at most this many batches, and computes one.
+# waits a round trip for work): it holds at least this many batches, and more when its
+# items are quick (shoal.stream.pace: what it computes in a few milliseconds).
 PIPELINE = 2
 
 
@@ -74,7 +75,6 @@ class Job:
     on_error: str = "stop"
     window: int = 1024
     max_losses: int = 3
-    secret: str | None = None      # volunteers must present it, when set
     degree: int = 0                # direct volunteers at most before redirecting (0: any)
 
 
@@ -91,13 +91,17 @@ class Member:
     relay_url: str | None = None
     redirected: int = 0            # volunteers sent to this relay
     runs: bool = False             # takes items as a start and values (protocol.items_run)
-    batch: int = 0                 # items per items message (0: all its free slots)
+    batch: int = 0                 # a local process's batch (0: not a local process)
+    ahead: LendAhead | None = None   # a local process: how far ahead it is lent
 
     @property
     def refill_at(self) -> int:
-        # Pipelined: one whole batch at a time.  Else refill once half its slots are free,
-        # so each items message carries several items (with batch 1: every time).
-        return self.batch or (self.capacity + 1) // 2
+        # A local process: once a batch, or a quarter of what it is lent ahead, is free (one
+        # message then carries all its free slots).  Else once half its slots are free, so
+        # each items message carries several items (with batch 1: every time).
+        if self.batch:
+            return max(self.batch, self.capacity // 4)
+        return (self.capacity + 1) // 2
 
     def items_message(self, lent: Lent) -> dict[str, Any]:
         if self.runs and isinstance(lent.ids, range):
@@ -119,7 +123,7 @@ class Coordinator:
         self.status: int | None = None
         self._ids = itertools.count(1)
         self._done: asyncio.Event | None = None
-        self._listeners: list[Any] = []   # called with (event, member) on join/leave
+        self._listeners: list[Any] = []   # called (event, member): join, leave, capacity
         self.departed: list[dict[str, Any]] = []
 
     # -- links call these -----------------------------------------------------------------
@@ -129,13 +133,6 @@ class Coordinator:
             kind, name, capacity = protocol.check_hello(message)
         except ProtocolError as exc:
             self._refuse(link, str(exc))
-            return None
-        given = message.get("secret")
-        if self.job.secret is not None and not getattr(link, "trusted", False) and not (
-                isinstance(given, str)
-                and hmac.compare_digest(given.encode(), self.job.secret.encode())):
-            self._refuse(link, "this stream needs the right secret to volunteer "
-                               "(shoal volunteer URL --secret S)")
             return None
         if self.status is not None:
             link.send(protocol.STOP)   # too late for this stream: nothing wrong with it
@@ -159,6 +156,7 @@ class Coordinator:
         if kind == "process":
             member.batch = batch
             member.capacity = PIPELINE * batch
+            member.ahead = LendAhead(member.capacity)
         self.members[link] = member
         self.ledger.join(link, member.capacity)
         job = self.job
@@ -174,7 +172,8 @@ class Coordinator:
         member = self.members.get(link)
         if member is None:
             return
-        member.last_seen = time.monotonic()
+        member.last_seen = now = time.monotonic()
+        settled = 0
         try:
             for message in messages:
                 kind = message["type"]
@@ -182,14 +181,15 @@ class Coordinator:
                     start, values, cpu_time = protocol.check_results(message)
                     used = self.ledger.settle_run(link, start, values)
                     member.stats.results(used, cpu_time)
+                    settled += used
                 elif kind == "result":
-                    self._result(member, message)
+                    settled += self._result(member, message)
                 elif kind == "capacity" and member.kind == "relay":
                     member.capacity = min(protocol.check_capacity(message), self.job.window)
                     self.ledger.set_capacity(link, member.capacity)
                 elif kind == "report":
-                    cpu, transfer, _items, units = protocol.check_report(message)
-                    member.stats.report(cpu, transfer, units)
+                    cpu, transfer, _items, units, unit = protocol.check_report(message)
+                    member.stats.report(cpu, transfer, units, unit)
                 elif kind == "bye":
                     self.lost(link)
                     link.close()
@@ -200,8 +200,14 @@ class Coordinator:
             self._refuse(link, str(exc))
             self.lost(link)
             return
-        self._release()
+        if member.ahead is not None and settled:
+            self._pace(member, now, settled)
+        # Lend first: the volunteer that answered waits for its next items, while printing
+        # (or sending results on to a root) waits for nobody.  Then print, and lend what the
+        # window's room, made by printing, lets in.
         self.pump()
+        if self._release():
+            self.pump()
 
     def lost(self, link: Link) -> None:
         """The link closed or went silent: its items are lent again."""
@@ -237,7 +243,7 @@ class Coordinator:
         link.send(protocol.error(reason))
         link.close()
 
-    def _result(self, member: Member, message: dict[str, Any]) -> None:
+    def _result(self, member: Member, message: dict[str, Any]) -> int:
         item_id, ok = protocol.check_result(message)
         if ok:
             outcome = Outcome(item_id, True, value=message["value"])
@@ -246,11 +252,29 @@ class Coordinator:
                               traceback=str(message.get("traceback") or ""))
         if self.ledger.settle(member.link, outcome):
             member.stats.result(ok, float(message.get("cpu_time") or 0.0))
+            return 1
+        return 0
 
-    def _release(self) -> None:
+    def _pace(self, member: Member, now: float, settled: int) -> None:
+        """A local process answered: lend it as far ahead as its items' pace asks."""
+        ahead = member.ahead
+        assert ahead is not None
+        ahead.results(now, settled)
+        processes = sum(1 for m in self.members.values() if m.ahead is not None)
+        # At most three quarters of the window among the local processes: the rest is for
+        # other volunteers, and for items that wait for an earlier one to be printed.
+        depth = ahead.depth(3 * self.job.window // (4 * processes))
+        if depth != member.capacity:
+            member.capacity = depth
+            self.ledger.set_capacity(member.link, depth)
+            for listener in self._listeners:
+                listener("capacity", member)
+
+    def _release(self) -> bool:
+        """Print what may be printed now; whether anything was."""
         released = self.ledger.release_runs()
         if not released:
-            return
+            return False
         sink = self.sink
         emit_run = getattr(sink, "emit_run", None)   # a sink that takes runs whole
         for outcome in released:
@@ -266,20 +290,19 @@ class Coordinator:
             if self.job.on_error == "stop":
                 sink.flush()
                 self.finish(1)
-                return
+                return True
         # At once: results that arrived together came as runs, in one message or one read
         # (a turn of the loop more per read, to gather several, costs more than it saves).
         self._flush()
+        return True
 
     def _flush(self) -> None:
         self.sink.flush()
         if getattr(self.sink, "closed", False):
             self.finish(0)   # nobody reads the results any more (`| head`)
 
-    def pump(self) -> None:
-        """Admit input for the room volunteers have, lend it, and see whether we are done."""
-        if self.status is not None:
-            return
+    def _admit(self) -> bool:
+        """Read what volunteers have room for into the ledger; whether a bad input was read."""
         ledger = self.ledger
         bad_input = False
         while not ledger.input_done:
@@ -292,18 +315,27 @@ class Coordinator:
                 if self.source.ended:
                     ledger.end_input()
                 break   # all it asked for (no demand left) or all there is for now
-            else:
-                for value in values:
-                    if isinstance(value, BadInput):
-                        ledger.admit_failed(value.text, value.error)
-                        bad_input = True
-                    else:
-                        ledger.admit(value)
+            for value in values:
+                if isinstance(value, BadInput):
+                    ledger.admit_failed(value.text, value.error)
+                    bad_input = True
+                else:
+                    ledger.admit(value)
             if self.source.ended:
                 ledger.end_input()
             if len(values) < need:
                 break   # the source wakes us up when it has more
-        if bad_input:
+        return bad_input
+
+    def pump(self) -> None:
+        """Admit input for the room volunteers have, lend it, and see whether we are done."""
+        if self.status is not None:
+            return
+        ledger = self.ledger
+        # Inputs that are no values (BadInput) are settled as failed when read, and fill the
+        # window without ever being lent: release them, which makes room, and read on.
+        # Nothing else would wake us up, since no volunteer holds them.
+        while self._admit():
             self._release()
             if self.status is not None:
                 return
@@ -311,7 +343,7 @@ class Coordinator:
             for link, member in self.members.items():
                 messages = []
                 while ledger.free_slots(link) >= member.refill_at:
-                    lent = ledger.lend_batch(link, member.batch or None)
+                    lent = ledger.lend_batch(link)
                     if not lent:
                         break
                     messages.append(member.items_message(lent))
@@ -331,12 +363,16 @@ class Coordinator:
     def add_listener(self, listener: Any) -> None:
         self._listeners.append(listener)
 
-    def finish(self, status: int) -> None:
+    def finish(self, status: int, *, tell: bool = True) -> None:
+        """The stream ends: every volunteer is told to stop and its link closed.  Without
+        ``tell`` the links are only closed, as a connection that breaks: volunteers come
+        back (a relay that lost its parent: its children find a new place, or wait)."""
         if self.status is not None:
             return
         self.status = status
         for link in list(self.members):
-            link.send(protocol.STOP)
+            if tell:
+                link.send(protocol.STOP)
             link.close()
         if self._done is not None:
             self._done.set()
@@ -372,16 +408,42 @@ class Coordinator:
                 else:
                     link.send(protocol.PING)
 
+    def lend_copies(self) -> None:
+        """Stragglers: lend each overdue item to a volunteer that holds nothing as well (the
+        first result wins), so that one slow or frozen volunteer does not hold the stream."""
+        ledger = self.ledger
+        overdue = ledger.overdue()
+        if not overdue or self.status is not None:
+            return
+        for link, member in list(self.members.items()):
+            if not overdue:
+                return
+            if ledger.holding(link) or not ledger.free_slots(link):
+                continue   # only volunteers with empty hands
+            lent = ledger.lend_copies(link, overdue)
+            if lent:
+                link.send(member.items_message(lent))
+                overdue = overdue[len(lent):]
+
+    async def _stragglers(self) -> None:
+        while self.status is None:
+            # Often enough to notice an item late by a few times the usual time (at least
+            # MIN_OVERDUE), seldom enough to cost nothing.
+            await asyncio.sleep(min(1.0, max(0.05, self.ledger.latency)))
+            self.lend_copies()
+
     async def run(self) -> int:
         """Read, lend and print until the stream ends; the exit status."""
         self._done = asyncio.Event()
         self.source.start(self.pump)
         beats = asyncio.ensure_future(self._heartbeats())
+        stragglers = asyncio.ensure_future(self._stragglers())
         try:
             self.pump()
             if self.status is None:
                 await self._done.wait()
         finally:
+            stragglers.cancel()
             beats.cancel()
             self.source.close()
             self.sink.flush()
@@ -406,6 +468,8 @@ class Coordinator:
                 "buffered": ledger.buffered, "open": ledger.open_count,
                 "peak_open": ledger.peak_open, "window": ledger.window,
                 "relent": ledger.relent, "duplicates": ledger.duplicates,
+                "lent_twice": ledger.copies, "won_by_second": ledger.copies_won,
+                "usual_item_s": ledger.latency,
                 "unsolicited": ledger.unsolicited,
                 "failures": self.failures, "input_done": ledger.input_done,
                 "status": self.status,

@@ -22,6 +22,13 @@ Rules (those of Pando, without its weaknesses):
   else and gets nothing more until it answers: innocent neighbours of a killer item are lost
   once, then computed; the killer is lost alone until it fails.
 * Ordered streams release outcomes by id; unordered ones as they settle.
+* Stragglers (beyond Pando): an item lent longer ago than several times the stream's usual
+  time from lending to result (``overdue``) may be lent *as well* to a volunteer that holds
+  nothing (``lend_copy``): one slow or frozen volunteer then no longer holds up an ordered
+  stream.  The first result settles the item, and the other holder's copy is taken back
+  (its late result is a duplicate, used never).  An item has at most two holders; a holder
+  lost while the other still computes the item costs it no loss.  Times come from the
+  ledger's clock, injectable, so tests drive it without waiting.
 
 Why runs: a fast stream spends its coordinator's time per item, so the common case works on
 *runs* of consecutive ids as one unit (admitted together, lent as ``range(start, end)``,
@@ -33,8 +40,10 @@ neighbours': a failure (one :class:`Outcome`), a loss (a loss count, a re-lend h
 from __future__ import annotations
 
 import heapq
+import itertools
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,14 +87,25 @@ class Run:
 
 Released = Run | Outcome   # an ok run, or one failed item
 
+STRAGGLER_FACTOR = 4.0   # overdue: lent this many times the usual time ago ...
+MIN_OVERDUE = 0.25       # ... and at least this many seconds
+LATENCY_WEIGHT = 0.1     # of each new measure in the usual time's running average
+
 
 class Ledger:
-    def __init__(self, *, window: int, max_losses: int = 3, ordered: bool = True) -> None:
+    def __init__(self, *, window: int, max_losses: int = 3, ordered: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self.window = window
         self.max_losses = max_losses
         self.ordered = ordered
+        self._clock = clock
+        self._lent_at: dict[int, float] = {}        # held ids, in the order they were lent
+        self._copies: dict[int, tuple[Volunteer, Volunteer]] = {}   # id -> (first, second)
+        self.latency = 0.0       # usual seconds from lending an item to its result (0: none)
+        self.copies = 0          # items lent to a second volunteer as stragglers
+        self.copies_won = 0      # ... whose second volunteer answered first
         self._values: dict[int, Any] = {}           # admitted and not yet settled
         self._fresh = 0                             # ids from here to `admitted` never lent
         self._skip: set[int] = set()                # fresh ids settled already (bad input)
@@ -139,6 +159,10 @@ class Ledger:
         self._alone.pop(volunteer, None)
         back = []
         for item_id in sorted(held):
+            pair = self._copies.pop(item_id, None)
+            if pair is not None and (pair[1] if pair[0] == volunteer else pair[0]) in self._held:
+                continue   # the other holder still computes it: nothing is lost
+            self._lent_at.pop(item_id, None)
             losses = self._losses.get(item_id, 0) + 1
             self._losses[item_id] = losses
             if losses >= self.max_losses:
@@ -215,6 +239,7 @@ class Ledger:
             ids = range(start, min(self.admitted, start + count))
             self._fresh = ids.stop
             held.update(ids)
+            self._lent_at.update(zip(ids, itertools.repeat(self._clock())))
             return Lent(ids, list(map(values.__getitem__, ids)))
         alone = self._alone.get(volunteer)
         if alone is not None:
@@ -230,6 +255,7 @@ class Ledger:
             self._relends[item_id] = self._relends.get(item_id, 0) + 1
             self._alone[volunteer] = item_id
             held.add(item_id)
+            self._lent_at[item_id] = self._clock()
             return Lent(range(item_id, item_id + 1), [values[item_id]])
         taken: list[int] = []
         while count > 0 and self._fresh < self.admitted:
@@ -241,6 +267,7 @@ class Ledger:
             taken.append(item_id)
             count -= 1
         held.update(taken)
+        self._lent_at.update(zip(taken, itertools.repeat(self._clock())))
         lent_values = [values[i] for i in taken]
         if taken and taken[-1] - taken[0] == len(taken) - 1:
             return Lent(range(taken[0], taken[-1] + 1), lent_values)
@@ -261,6 +288,12 @@ class Ledger:
                        for item_id, value in zip(ids, results, strict=True))
         held.difference_update(ids)
         deque(map(self._values.pop, ids), maxlen=0)   # forget their inputs (a loop in C)
+        lent_at = self._lent_at
+        if self._copies:
+            self._drop_copies(volunteer, ids)
+        elif start in lent_at:   # (a straggler's copy would say little of the usual time)
+            self._measure(lent_at[start])
+        deque(map(lent_at.pop, ids), maxlen=0)
         if self._losses:
             for item_id in ids:
                 self._losses.pop(item_id, None)
@@ -280,6 +313,12 @@ class Ledger:
                 self.unsolicited += 1
             return False
         held.remove(outcome.id)
+        copied = bool(self._copies) and outcome.id in self._copies
+        if copied:
+            self._drop_copies(volunteer, (outcome.id,))
+        lent = self._lent_at.pop(outcome.id, None)
+        if lent is not None and not copied:
+            self._measure(lent)
         if outcome.ok:
             del self._values[outcome.id]
             self._losses.pop(outcome.id, None)
@@ -291,6 +330,50 @@ class Ledger:
                               traceback=outcome.traceback, item=self._values[outcome.id])
         self._settle_failed(outcome)
         return True
+
+    # -- stragglers -----------------------------------------------------------------------
+    def _measure(self, lent_at: float) -> None:
+        sample = self._clock() - lent_at
+        self.latency = (sample if self.latency <= 0
+                        else (1 - LATENCY_WEIGHT) * self.latency + LATENCY_WEIGHT * sample)
+
+    def overdue(self) -> list[int]:
+        """Held items lent longer ago than several times the usual time from lending to
+        result (and than MIN_OVERDUE), that have one holder: the oldest first."""
+        if self.latency <= 0:
+            return []   # nothing measured: nothing is late yet
+        limit = self._clock() - max(MIN_OVERDUE, STRAGGLER_FACTOR * self.latency)
+        out = []
+        for item_id, lent_at in self._lent_at.items():   # in the order they were lent
+            if lent_at > limit:
+                break
+            if item_id not in self._copies:
+                out.append(item_id)
+        return out
+
+    def lend_copies(self, volunteer: Volunteer, item_ids: Sequence[int]) -> Lent:
+        """Lend overdue items (the first of ``item_ids``, up to its free slots) to a second
+        volunteer, one that holds nothing."""
+        held = self._held.get(volunteer)
+        if held is None or held:
+            return Lent([], [])
+        taken = [i for i in item_ids if i in self._lent_at and i not in self._copies]
+        taken = taken[:self._capacity[volunteer]]
+        for item_id in taken:
+            first = next(v for v, items in self._held.items() if item_id in items)
+            self._copies[item_id] = (first, volunteer)
+        held.update(taken)
+        self.copies += len(taken)
+        return Lent(taken, [self._values[i] for i in taken])
+
+    def _drop_copies(self, volunteer: Volunteer, ids: range | tuple[int, ...]) -> None:
+        """Items settled by ``volunteer``: the other holder's copies are taken back."""
+        for item_id in [i for i in self._copies if i in ids]:
+            first, second = self._copies.pop(item_id)
+            other = first if second == volunteer else second
+            if second == volunteer:
+                self.copies_won += 1
+            self._held.get(other, set()).discard(item_id)
 
     def _settle_failed(self, outcome: Outcome) -> None:
         del self._values[outcome.id]

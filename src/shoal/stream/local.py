@@ -27,10 +27,10 @@ from shoal.stream.errors import ProtocolError
 class PipeLink(asyncio.Protocol):
     """The coordinator's end of one local process's socket."""
 
-    heartbeats = False  # the socket's end says exactly when the process dies
-    # Our own child over an inherited socket: no one else can speak on it, so the stream's
-    # volunteer secret (meant for machines joining over the network) is not asked of it.
-    trusted = True
+    # The socket's end says exactly when the process dies.  Our own child over an inherited
+    # socket: no one else can speak on it, so it says hello to the coordinator directly,
+    # not through the hub that asks network volunteers for the stream's secret.
+    heartbeats = False
 
     def __init__(self, coordinator: Coordinator, process: subprocess.Popen[bytes],
                  on_lost: Callable[[], None] | None = None) -> None:

@@ -5,6 +5,11 @@ function named ``process``.  Volunteers on this machine import the module the wa
 coordinator did (by path or dotted name); volunteers elsewhere receive its source text and
 run it as a module of the same name, so a processor must live in one self-contained file
 (it may import anything installed where it runs).
+
+A processor takes one value and returns its result, or takes a value and a callback, as
+Pando's ``function (x, cb)``: ``def process(x, cb)`` calls ``cb(None, result)``, or
+``cb(error)`` to fail the item, at once or later (from another thread); see
+:func:`callable_of`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,63 @@ class Processor:
     source: str
     function_name: str
     function: Callable[[Any], Any]
+
+
+class CallbackError(Exception):
+    """What a callback-style processor passed to ``cb`` as its error, when that is not an
+    exception itself (Pando's ``cb('it went wrong')``)."""
+
+
+def takes_callback(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` is written ``f(x, cb)``: two positional parameters without
+    defaults (a second one with a default is an ordinary processor's option)."""
+    import inspect  # here: `import shoal.stream` stays cheap
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 2 and all(p.default is p.empty for p in positional)
+
+
+def callable_of(function: Callable[..., Any]) -> Callable[[Any], Any]:
+    """A processor as a function of one value.
+
+    A callback-style one (:func:`takes_callback`) is called with a ``cb`` and waited for:
+    ``cb(None, result)`` gives the result, ``cb(error)`` fails the item (with ``error``
+    raised, or a :class:`CallbackError` of its text), whether ``cb`` is called before the
+    function returns or later from another thread; calls after the first are ignored.
+    """
+    if not takes_callback(function):
+        return function
+    import threading
+
+    def call(value: Any) -> Any:
+        answered = threading.Event()
+        answer: list[tuple[Any, Any]] = []
+        lock = threading.Lock()
+
+        def cb(error: Any = None, result: Any = None) -> None:
+            with lock:
+                if answer:
+                    return   # answered already: used once, as results are
+                answer.append((error, result))
+            answered.set()
+
+        function(value, cb)
+        answered.wait()
+        error, result = answer[0]
+        if error is not None:
+            if isinstance(error, BaseException):
+                raise error
+            raise CallbackError(str(error))
+        return result
+
+    call.__name__ = getattr(function, "__name__", "process")
+    call.__wrapped__ = function  # type: ignore[attr-defined]
+    return call
 
 
 def find_function(module: types.ModuleType) -> str:
@@ -106,7 +168,7 @@ def load(reference: str) -> Processor:
     except (OSError, TypeError):
         source = ""  # a compiled module: only volunteers on this machine can run it
     return Processor(reference, module.__name__, source, function_name,
-                     getattr(module, function_name))
+                     callable_of(getattr(module, function_name)))
 
 
 def from_source(module_name: str, source: str, function_name: str) -> Callable[[Any], Any]:
@@ -127,4 +189,4 @@ def from_source(module_name: str, source: str, function_name: str) -> Callable[[
     if not callable(function):
         raise ProcessorError(f"the stream's module {module_name!r} has no function "
                              f"{function_name!r}")
-    return function
+    return callable_of(function)

@@ -1,4 +1,4 @@
-"""The root role: ``shoal stream --host URL`` runs its stream on a ``shoal stream-server``.
+"""The root role: ``shoal stream --server URL`` runs its stream on a ``shoal stream-server``.
 
 The root keeps the input and the output; the server keeps the coordinator and its
 volunteers.  The server pulls values (``want``), the root answers (``values``), outcomes
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -22,11 +21,16 @@ from shoal.stream.errors import ProtocolError, RootRefused, StreamError
 from shoal.stream.hub import Hub
 from shoal.stream.ledger import Outcome
 from shoal.stream.tls import client_context, unreachable
+from shoal.stream.values import BadInput
+from shoal.stream.wslink import WebSocketLink, peer
 
 
 # -- the server's side ---------------------------------------------------------------------
 class RootSource:
-    """Values pulled from the root: asks for what the coordinator lacks, never more."""
+    """Values pulled from the root: asks for what the coordinator lacks, and a little more
+    (twice that, and 8), so that the next values are here before a volunteer asks: a round
+    trip to the root per item would be most of a quick item's cost.  Still bounded: at most
+    three times what the coordinator asked for at once is waiting here."""
 
     def __init__(self, link: Any) -> None:
         self.link = link
@@ -44,8 +48,11 @@ class RootSource:
         if self._end:
             self.ended = not self._values
         else:
-            missing = count - len(out) - self._asked
-            if missing > 0:
+            lacking = count - len(out)
+            coming = len(self._values) + self._asked
+            # Below a low mark, ask up to a high one: one "want" for several values.
+            missing = lacking + 2 * count + 8 - coming
+            if coming < lacking + count + 4:
                 self._asked += missing
                 self.link.send({"type": "want", "count": missing})
         return out
@@ -62,26 +69,51 @@ class RootSource:
 
 
 class RootSink:
-    """Outcomes sent to the root, one message per burst."""
+    """Outcomes sent to the root, one message per burst, and at most one per GATHER seconds:
+    results of quick items then share a message (each message is a wakeup of the root and
+    a system call here, most of what a quick item costs through a stream-server), while a
+    slow stream's results still go at once."""
+
+    GATHER = 0.002
 
     def __init__(self, link: Any) -> None:
         self.link = link
         self._pending: list[dict[str, Any]] = []
+        self._last_sent = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
 
     def emit(self, outcome: Outcome) -> None:
         self._pending.append(protocol.outcome_to_json(outcome))
+
+    def emit_run(self, start: int, values: list[Any]) -> None:
+        """Ok results of consecutive items, as one entry."""
+        self._pending.append({"start": start, "values": values})
 
     def fail(self, outcome: Outcome, policy: str) -> None:
         self._pending.append(protocol.outcome_to_json(outcome))
 
     def flush(self) -> None:
+        if not self._pending or self._timer is not None:
+            return   # nothing, or a send is due soon
+        loop = asyncio.get_running_loop()
+        wait = self._last_sent + self.GATHER - loop.time()
+        if wait <= 0:
+            self.flush_now()
+        else:
+            self._timer = loop.call_later(wait, self.flush_now)
+
+    def flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._pending:
             self.link.send({"type": "outcomes", "outcomes": self._pending})
             self._pending = []
+            self._last_sent = asyncio.get_running_loop().time()
 
 
 def _job(message: dict[str, Any], *, heartbeat: float, window: int,
-         max_losses: int, degree: int, volunteer_secret: str | None) -> Job:
+         max_losses: int, degree: int) -> Job:
     module, function = message.get("module"), message.get("function")
     batch, on_error = message.get("batch", 1), message.get("on_error", "stop")
     if (not isinstance(module, dict) or not isinstance(module.get("name"), str)
@@ -93,15 +125,21 @@ def _job(message: dict[str, Any], *, heartbeat: float, window: int,
         raise ProtocolError(f"stream: on_error must be one of {', '.join(POLICIES)}")
     return Job(module["name"], module["source"], function, batch=batch, heartbeat=heartbeat,
                ordered=bool(message.get("ordered", True)), on_error=on_error, window=window,
-               max_losses=max_losses, degree=degree, secret=volunteer_secret)
+               max_losses=max_losses, degree=degree)
+
+
+def _within_limit(value: Any) -> Any:
+    """A value from the root, or a failed item in its place when it is over MAX_VALUE (the
+    root's own reader refuses those: this is a root that does not)."""
+    size = protocol.value_size(value)
+    if size <= protocol.MAX_VALUE:
+        return value
+    return BadInput("...", "BadInput: " + protocol.too_large("a value from the root", size))
 
 
 async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
-                     window: int = 1024, max_losses: int = 3, degree: int = 10,
-                     volunteer_secret: str | None = None) -> None:
+                     window: int = 1024, max_losses: int = 3, degree: int = 10) -> None:
     """Run one root's stream on this server's volunteers (the /root WebSocket)."""
-    from shoal.stream.server import WebSocketLink
-
     link = WebSocketLink(websocket)
     writer = asyncio.ensure_future(link.write_loop())
     coordinator: Coordinator | None = None
@@ -109,28 +147,31 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
         first = protocol.decode(await websocket.receive_text())
         if first.get("type") != "stream":
             raise ProtocolError("the root's first message must be a stream")
-        given = first.get("secret")
-        if hub.secret is not None and not (
-                isinstance(given, str) and hmac.compare_digest(given.encode(),
-                                                               hub.secret.encode())):
-            raise ProtocolError("wrong or missing secret for the root role")
+        refused = hub.root_check.check(first.get("secret"), peer(websocket))
+        if refused is not None:
+            raise ProtocolError(refused)
         if hub.busy():
             raise ProtocolError("this stream-server is running another stream; try later")
         job = _job(first, heartbeat=heartbeat, window=window, max_losses=max_losses,
-                   degree=degree, volunteer_secret=volunteer_secret)
+                   degree=degree)
         source = RootSource(link)
-        coordinator = Coordinator(job, source, RootSink(link))
+        sink = RootSink(link)
+        coordinator = Coordinator(job, source, sink)
         hub.begin(coordinator)
         link.send({"type": "accepted", "url": hub.url})
         run = asyncio.ensure_future(coordinator.run())
 
         async def read() -> None:
             while True:
-                message = protocol.decode(await websocket.receive_text())
+                text = await websocket.receive_text()
+                message = protocol.decode(text)
                 if message.get("type") != "values" or not isinstance(message.get("values"),
                                                                      list):
                     raise ProtocolError("the root may only send values")
-                source.arrived(message["values"], bool(message.get("end")))
+                values = message["values"]
+                if len(text) > protocol.MAX_VALUE:   # one of them may be over the limit
+                    values = [_within_limit(value) for value in values]
+                source.arrived(values, bool(message.get("end")))
 
         reader = asyncio.ensure_future(read())
         await asyncio.wait([run, reader], return_when=asyncio.FIRST_COMPLETED)
@@ -140,6 +181,7 @@ async def serve_root(websocket: Any, hub: Hub, *, heartbeat: float = 30.0,
                 reader.exception()    # retrieved, so asyncio does not log it
         status = await run
         reader.cancel()
+        sink.flush_now()   # every outcome before "done"
         link.send({"type": "done", "status": status})
     except ProtocolError as exc:
         link.send(protocol.error(str(exc)))
@@ -183,7 +225,8 @@ async def run_root(url: str, *, module_name: str, source_text: str, function: st
 
     async def write() -> None:
         while True:
-            await connection.send(protocol.encode(await outbox.get()))
+            for text in protocol.encode_fitting(await outbox.get()):
+                await connection.send(text)
 
     values.start(feed)
     writer = asyncio.ensure_future(write())
@@ -201,7 +244,15 @@ async def run_root(url: str, *, module_name: str, source_text: str, function: st
                 owed += int(message["count"])
                 feed()
             elif kind == "outcomes":
+                emit_run = getattr(sink, "emit_run", None)
                 for raw in message["outcomes"]:
+                    if "start" in raw:   # a run of ok results
+                        if emit_run is not None:
+                            emit_run(int(raw["start"]), raw["values"])
+                        else:
+                            for k, value in enumerate(raw["values"]):
+                                sink.emit(Outcome(int(raw["start"]) + k, True, value=value))
+                        continue
                     outcome = Outcome(raw["id"], raw["ok"], value=raw.get("value"),
                                       error=raw.get("error", ""),
                                       traceback=raw.get("traceback", ""), item=raw.get("item"))

@@ -24,37 +24,9 @@ from shoal.stream import protocol
 from shoal.stream.errors import ProtocolError
 from shoal.stream.hub import Hub
 from shoal.stream.monitor_page import PAGE
+from shoal.stream.root import serve_root
 from shoal.stream.tls import ServerCertificate
-
-_CLOSE = None
-
-
-class WebSocketLink:
-    """The coordinator's end of one volunteer's WebSocket; sends never block."""
-
-    def __init__(self, websocket: Any) -> None:
-        self.websocket = websocket
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
-        self.closed = False
-
-    def send(self, message: dict[str, Any]) -> None:
-        if not self.closed:
-            self._outbox.put_nowait(protocol.encode(message))
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._outbox.put_nowait(_CLOSE)
-
-    async def write_loop(self) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                text = await self._outbox.get()
-                if text is _CLOSE:
-                    break
-                await self.websocket.send_text(text)
-        with contextlib.suppress(Exception):
-            await self.websocket.close()
+from shoal.stream.wslink import WebSocketLink, peer
 
 
 def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAPI:
@@ -66,7 +38,7 @@ def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAP
         link = WebSocketLink(websocket)
         writer = asyncio.ensure_future(link.write_loop())
         try:
-            hub.hello(link, protocol.decode(await websocket.receive_text()))
+            hub.hello(link, protocol.decode(await websocket.receive_text()), peer(websocket))
             while not link.closed:
                 hub.receive(link, [protocol.decode(await websocket.receive_text())])
         except ProtocolError as exc:
@@ -83,14 +55,12 @@ def build_app(hub: Hub, *, root_options: dict[str, Any] | None = None) -> FastAP
 
     @app.websocket("/root")
     async def root(websocket: WebSocket) -> None:
-        from shoal.stream.root import serve_root
-
         await websocket.accept()
         await serve_root(websocket, hub, **(root_options or {}))
 
     @app.get("/monitor.json")
     async def monitor_json() -> JSONResponse:
-        return JSONResponse(hub.snapshot())
+        return JSONResponse(hub.watched())
 
     @app.get("/monitor")
     async def monitor_page() -> HTMLResponse:
@@ -131,7 +101,8 @@ class _Server:
 
         self.server = Quiet(uvicorn.Config(
             app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
-            ws_ping_interval=None, ssl_certfile=certificate.certfile if certificate else None,
+            ws_ping_interval=None, ws_max_size=protocol.MAX_MESSAGE,
+            ssl_certfile=certificate.certfile if certificate else None,
             ssl_keyfile=certificate.keyfile if certificate else None))
         self.task: asyncio.Future[None] | None = None
 
@@ -152,7 +123,11 @@ class _Server:
 
 def listen(bind: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
+    # sockets that say they are TCP, and accepted sockets inherit the listener's proto.
+    # With Nagle on, the second of two small messages (a root's outcomes, then "want")
+    # waited for the peer's delayed ACK: 40 ms an item through a stream-server.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((bind, port))

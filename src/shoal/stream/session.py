@@ -1,5 +1,5 @@
 """One ``shoal stream`` run: wires the source, the coordinator, the web server, local
-volunteers and the monitor together (or, with ``--local``, none of them; with ``--host``,
+volunteers and the monitor together (or, with ``--local``, none of them; with ``--server``,
 the root role on a stream-server)."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Options:
     items: list[str] = field(default_factory=list)
     stdin: bool = False
     as_json: bool = False
+    strings: bool = False    # items are the lines (or ITEMS) as they are, never numbers
     local: bool = False
     unordered: bool = False
     on_error: str = "stop"
@@ -30,8 +31,8 @@ class Options:
     start_idle: bool = False
     batch: int = 1
     port: int = 0
-    bind: str = "0.0.0.0"
-    host: str | None = None
+    bind: str | None = None   # None: loopback, unless a secret and TLS are both set
+    server: str | None = None     # a stream-server's URL: the root role there
     secret: str | None = None
     volunteer_secret: str | None = None
     degree: int = 10
@@ -43,26 +44,30 @@ class Options:
     progress: bool = False
     certfile: str | None = None   # with keyfile: serve HTTPS/WSS
     keyfile: str | None = None
-    cafile: str | None = None     # what --host's certificate is checked against
+    cafile: str | None = None     # what --server's certificate is checked against
 
 
 def item_values(options: Options) -> Iterator[Any]:
     """The ITEMS arguments as values (parsed like input lines)."""
     for index, text in enumerate(options.items):
-        yield parse_json(text, f"item {index + 1}") if options.as_json else parse_text(text)
+        if options.as_json:
+            yield parse_json(text, f"item {index + 1}")
+        else:
+            yield text if options.strings else parse_text(text)
 
 
 def window_for(options: Options) -> int:
     # Room for every volunteer's batch several times over, so a slow item does not stall
     # the others at once, and bounded so that an endless input stays in bounded memory.
-    return options.window or max(256, 8 * options.batch * max(1, options.workers))
+    return options.window or max(1024, 16 * options.batch * max(1, options.workers))
 
 
 def _source(options: Options) -> Any:
     from shoal.stream.sources import StdinSource, ValuesSource
 
     if options.stdin:
-        return StdinSource(sys.stdin.fileno(), as_json=options.as_json)
+        return StdinSource(sys.stdin.fileno(), as_json=options.as_json,
+                           strings=options.strings)
     return ValuesSource(item_values(options))
 
 
@@ -76,10 +81,12 @@ def run_local(options: Options, processor: Processor, err: TextIO | None = None)
     sink = LinesSink(err=err, as_json=options.as_json)
     values: Iterator[Any]
     if options.stdin:
-        values = (parse_json(line.rstrip("\n"), f"input line {n + 1}") if options.as_json
-                  else parse_text(line.rstrip("\n").removesuffix("\r"))
-                  for n, line in enumerate(sys.stdin)
-                  if not (options.as_json and not line.strip()))
+        # The same reader as the coordinator's, blocking: the same lines, the same limits.
+        from shoal.stream.sources import StdinSource
+
+        source = StdinSource(sys.stdin.fileno(), as_json=options.as_json,
+                             strings=options.strings, blocking=True)
+        values = source.each()
     else:
         values = item_values(options)
     for item_id, value in enumerate(values):
@@ -107,23 +114,31 @@ async def run_embedded(options: Options, processor: Processor,
     from shoal.stream.hub import Hub
     from shoal.stream.local import LocalPool
     from shoal.stream.server import serve
-    from shoal.stream.tls import clear_text_warning, server_certificate
+    from shoal.stream.tls import network_warning, server_certificate
     from shoal.stream.watch import Watch
 
     err = err or sys.stderr
     certificate = server_certificate(options.certfile, options.keyfile)
-    warning = clear_text_warning("shoal stream", options.bind,
-                                 bool(options.volunteer_secret), certificate)
+    bind = options.bind
+    if bind is None:
+        # Safe by default: other machines may join only when asked (--bind), or when the
+        # stream has both a volunteer secret and TLS.
+        bind = "0.0.0.0" if options.volunteer_secret and certificate else "127.0.0.1"
+        if bind == "127.0.0.1":
+            err.write("shoal stream: listening on 127.0.0.1 only (this machine); --bind "
+                      "0.0.0.0 lets other machines and their browsers join\n")
+    warning = network_warning("shoal stream", bind, secret=bool(options.volunteer_secret),
+                              secret_option="--volunteer-secret", certificate=certificate)
     if warning:
         err.write(warning + "\n")
     job = Job(processor.module_name, processor.source, processor.function_name,
               batch=options.batch, heartbeat=options.heartbeat,
               ordered=not options.unordered, on_error=options.on_error,
               window=window_for(options), max_losses=options.max_losses,
-              degree=options.degree, secret=options.volunteer_secret)
+              degree=options.degree)
     coordinator = Coordinator(job, _source(options), LinesSink(err=err, as_json=options.as_json))
-    hub = Hub(coordinator)
-    server = await serve(hub, options.bind, options.port, certificate=certificate)
+    hub = Hub(coordinator, volunteer_secret=options.volunteer_secret)
+    server = await serve(hub, bind, options.port, certificate=certificate)
     err.write(f"shoal stream: volunteers join at {hub.url} (a browser, or "
               f"`shoal volunteer {hub.url}`); monitor at {hub.url}monitor\n")
     err.flush()
@@ -138,6 +153,7 @@ async def run_embedded(options: Options, processor: Processor,
             await pool.start(options.workers)
         watch.start()
         status = await coordinator.run()
+        await hub.show_the_end()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
@@ -156,7 +172,7 @@ async def run_on_server(options: Options, processor: Processor,
                         err: TextIO | None = None) -> int:
     from shoal.stream.root import run_root
 
-    assert options.host is not None
+    assert options.server is not None
     err = err or sys.stderr
     if not processor.source:
         from shoal.stream.errors import ProcessorError
@@ -169,7 +185,7 @@ async def run_on_server(options: Options, processor: Processor,
         err.flush()
 
     task = asyncio.ensure_future(run_root(
-        options.host, module_name=processor.module_name, source_text=processor.source,
+        options.server, module_name=processor.module_name, source_text=processor.source,
         function=processor.function_name, batch=options.batch,
         ordered=not options.unordered, on_error=options.on_error, secret=options.secret,
         values=_source(options), sink=LinesSink(err=err, as_json=options.as_json),

@@ -21,8 +21,13 @@ _INT = frozenset({int})
 _STR = frozenset({str})
 
 
+SHOWN = 200   # characters of a failed item shown on stderr
+
+
 def describe_failure(outcome: Outcome) -> str:
     item = json.dumps(outcome.item) if outcome.item is not None else "?"
+    if len(item) > SHOWN:   # the item may be megabytes: its start says which one it is
+        item = f"{item[:SHOWN]}... {len(item):,} characters"
     text = f"shoal stream: item {outcome.id} ({item}) failed: {outcome.error}\n"
     if outcome.traceback:
         text += outcome.traceback if outcome.traceback.endswith("\n") else outcome.traceback + "\n"

@@ -18,10 +18,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from shoal.stream.protocol import MAX_VALUE, too_large, value_size
 from shoal.stream.values import BadInput, parse_json, parse_text
 
 CHUNK = 1 << 16
-MAX_LINE = 16 << 20   # bytes
+MAX_LINE = MAX_VALUE   # bytes: an input line, as an item's value (protocol.MAX_VALUE)
+_SHORT = MAX_VALUE // 6   # characters: a line this short is within MAX_VALUE as JSON
 
 
 class ValuesSource:
@@ -49,13 +51,16 @@ class StdinSource:
 
     A line longer than ``max_line`` bytes is not kept whole (an endless input without
     newlines must not fill the memory): it becomes a failed item, and the rest of it is
-    skipped.
+    skipped.  So is a line whose value is over MAX_VALUE as the protocol's JSON (escapes
+    make some strings longer).  ``blocking``: read on a blocking descriptor (``--local``,
+    with no event loop), where :meth:`take` waits for what it is asked.
     """
 
-    def __init__(self, fd: int = 0, *, as_json: bool = False,
-                 max_line: int = MAX_LINE) -> None:
+    def __init__(self, fd: int = 0, *, as_json: bool = False, strings: bool = False,
+                 max_line: int = MAX_LINE, blocking: bool = False) -> None:
         self.fd = fd
         self.as_json = as_json
+        self.strings = strings   # every line is the string itself, never a number
         self.max_line = max_line
         self.ended = False
         self.lines_read = 0
@@ -67,7 +72,7 @@ class StdinSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watching = False
         # epoll cannot watch regular files; reading those never blocks for long anyway.
-        self._pollable = not stat.S_ISREG(os.fstat(fd).st_mode)
+        self._pollable = not blocking and not stat.S_ISREG(os.fstat(fd).st_mode)
         if self._pollable:
             os.set_blocking(fd, False)
 
@@ -76,9 +81,16 @@ class StdinSource:
         self._loop = asyncio.get_running_loop()
 
     def _parse(self, line: str) -> Any:
+        where = f"input line {self.lines_read}"
         if self.as_json:
-            return parse_json(line, f"input line {self.lines_read}")
-        return parse_text(line)
+            value = parse_json(line, where)
+        else:
+            value = line if self.strings else parse_text(line)
+        if len(line) > _SHORT and not isinstance(value, BadInput):
+            size = value_size(value)
+            if size > MAX_VALUE:
+                return BadInput(line[:40] + "...", "BadInput: " + too_large(where, size))
+        return value
 
     def _read_chunk(self) -> bool:
         """Read what is there (one chunk); False if nothing could be read now."""
@@ -110,7 +122,8 @@ class StdinSource:
     def _too_long(self, line: bytes) -> BadInput:
         number = self.lines_read + len(self._lines) + 1
         return BadInput(line[:40].decode(errors="replace") + "...",
-                        f"BadInput: input line {number} is longer than {self.max_line} bytes")
+                        f"BadInput: input line {number} is longer than {self.max_line:,} "
+                        f"bytes, the limit of an item's value")
 
     def take(self, count: int) -> list[Any]:
         out: list[Any] = []
@@ -132,6 +145,11 @@ class StdinSource:
                 self._watch()
                 break
         return out
+
+    def each(self) -> Iterator[Any]:
+        """Every value, one at a time, as it comes (on a ``blocking`` source)."""
+        while not self.ended:
+            yield from self.take(1)
 
     def _watch(self) -> None:
         if self._watching or self._loop is None:

@@ -41,6 +41,7 @@ class VolunteerStats:
     _transfer: float = 0.0
     _units: float = 0.0
     _reported: bool = False
+    unit: str = ""                 # what the units count (shoal.report(units="Gizmos"))
     throughput: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     cpu: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     transfer: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -59,8 +60,10 @@ class VolunteerStats:
         self._items += count
         self._result_cpu += cpu_time
 
-    def report(self, cpu_time: float, transfer_time: float, units: float) -> None:
+    def report(self, cpu_time: float, transfer_time: float, units: float,
+               unit: str = "") -> None:
         self._reported = True
+        self.unit = unit or self.unit
         self._reported_cpu += cpu_time
         self._transfer += transfer_time
         self._units += units
@@ -80,4 +83,8 @@ class VolunteerStats:
     def as_json(self) -> dict[str, Any]:
         return {"items_done": self.items_done, "failed": self.failed,
                 "throughput": summary(self.throughput), "cpu_usage": summary(self.cpu),
-                "transfer_load": summary(self.transfer), "units_per_s": summary(self.units)}
+                "transfer_load": summary(self.transfer), "units_per_s": summary(self.units),
+                "unit": self.unit,
+                # One throughput sample per reporting interval, the last just closed: what
+                # the monitor page charts.
+                "series": [round(x, 3) for x in self.throughput]}

@@ -3,7 +3,7 @@
 Browsers speak only WebSocket, so the channel security between machines is TLS (HTTPS and
 WSS), not the beacons' own handshake.  A coordinator (``shoal stream``, ``shoal
 stream-server``, a relay) serves TLS with ``--certfile``/``--keyfile``; whatever connects to
-one (``shoal volunteer``, a relay's parent link, ``shoal stream --host``) trusts the system's
+one (``shoal volunteer``, a relay's parent link, ``shoal stream --server``) trusts the system's
 CAs, or the certificates in ``--cafile`` (a self-signed coordinator's own certificate).
 """
 
@@ -87,11 +87,20 @@ def _loopback(bind: str) -> bool:
         return False
 
 
-def clear_text_warning(program: str, bind: str, secret: bool,
-                       certificate: ServerCertificate | None) -> str | None:
-    """A one-line warning when a secret would cross the network in clear, else None."""
-    if certificate is not None or not secret or _loopback(bind):
+def network_warning(program: str, bind: str, *, secret: bool, secret_option: str,
+                    certificate: ServerCertificate | None) -> str | None:
+    """One warning line for a listener other machines can reach without a secret or
+    without TLS (``secret_option``: the option that sets the secret it checks), else None."""
+    if _loopback(bind) or (secret and certificate is not None):
         return None
-    return (f"{program}: warning: listening on {bind or '0.0.0.0'} without TLS: the secret, "
-            "the items and the results cross the network in clear; add --certfile FILE "
-            "--keyfile FILE (docs/streams.md, \"Across machines: TLS\")")
+    where = f"{program}: warning: listening on {bind or '0.0.0.0'}"
+    tls_hint = "--certfile FILE --keyfile FILE"
+    if not secret and certificate is None:
+        return (f"{where} with no secret and without TLS: anyone who reaches it may join, "
+                f"and everything crosses the network in clear; add {secret_option} S and "
+                f"{tls_hint}, or --bind 127.0.0.1")
+    if not secret:
+        return (f"{where} with no secret: anyone who reaches it may join; add "
+                f"{secret_option} S")
+    return (f"{where} without TLS: the secret, the items and the results cross the network "
+            f"in clear; add {tls_hint} (docs/streams.md, \"Across machines: TLS\")")

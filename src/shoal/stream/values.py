@@ -37,10 +37,18 @@ class BadInput:
     error: str
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def parse_json(line: str, where: str) -> Any:
-    """The JSON value of a line, or a :class:`BadInput` saying why it is none."""
+    """The JSON value of a line, or a :class:`BadInput` saying why it is none (NaN and
+    Infinity, which Python's json would read, are none: no other volunteer could)."""
     try:
-        return json.loads(line)
+        return _DECODER.decode(line)
     except ValueError as exc:
         return BadInput(line, f"BadInput: {where} is not JSON ({exc}); drop --json to read "
                               "plain numbers and strings")

@@ -43,7 +43,7 @@ class WebSocketChannel:
     def send_many(self, messages: list[dict[str, Any]]) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        texts = [protocol.encode(message) for message in messages]
+        texts = [text for message in messages for text in protocol.encode_fitting(message)]
         try:
             with self._lock:
                 for text in texts:
@@ -56,30 +56,55 @@ class WebSocketChannel:
             self.connection.close()
 
 
+RETRIES = 5   # failed tries in a row at a relay or the origin before giving up
+
+
 def serve(url: str, *, capacity: int = 1, name: str = "", secret: str | None = None,
           once: bool = False, kind: str = "machine", cafile: str | None = None,
           say: Callable[[str], None] = lambda text: None) -> int:
     """Volunteer for the streams at ``url``; the number of items computed.  A wss:// (or
     https://) coordinator's certificate is checked against the system's CAs, or
-    ``cafile``'s certificates."""
+    ``cafile``'s certificates.
+
+    The coordinator at ``url`` may send us to one of its relays (Pando's fat tree); when a
+    connection ends, whether its stream ended or the relay we were sent to went away, we
+    go back to ``url``, which places us again (or starts the next stream, on a
+    stream-server), and leave once it no longer answers."""
     from websockets.exceptions import InvalidHandshake, InvalidURI
     from websockets.sync.client import connect
 
-    target = volunteer_url(url)
+    origin = target = volunteer_url(url)
     name = name or f"{socket.gethostname()} pid {os.getpid()}"
     done = 0
     joined = False
+    failures = 0
     while True:
         try:
             connection = connect(target, open_timeout=10, max_size=protocol.MAX_MESSAGE,
                                  compression=None, proxy=None,
                                  ssl=client_context(target, cafile))
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            failures += 1
+            if target != origin and failures < RETRIES:
+                target = origin   # the relay we were sent to is gone: ask again
+                time.sleep(0.1)
+                continue
             if joined:
                 return done   # the coordinator is gone: its streams are over
             raise unreachable("the coordinator", target, exc) from None
         channel = WebSocketChannel(connection)
-        volunteer = Volunteer(channel, kind=kind, name=name, capacity=capacity, secret=secret)
+
+        def said(event: str, message: dict[str, Any], target: str = target) -> None:
+            if event == "waiting":
+                say(f"connected to {target}; waiting for a stream")
+            else:
+                module = message.get("module") or {}
+                say(f"joined the stream at {target} as {message.get('volunteer_id')}: "
+                    f"{message.get('function')} from {module.get('name')}, "
+                    f"{min(capacity, int(message.get('batch') or 1))} items at a time")
+
+        volunteer = Volunteer(channel, kind=kind, name=name, capacity=capacity, secret=secret,
+                              on_event=said)
         try:
             count = volunteer.run()
         except Redirected as redirect:
@@ -87,12 +112,19 @@ def serve(url: str, *, capacity: int = 1, name: str = "", secret: str | None = N
             target = volunteer_url(redirect.url)
             continue
         except ProtocolError as exc:
-            if joined and volunteer.done == 0 and "before welcoming" in str(exc):
-                return done   # reconnected to a coordinator that was shutting down
+            if "before welcoming" in str(exc):
+                failures += 1
+                if target != origin and failures < RETRIES:
+                    target = origin   # a relay that was leaving: ask the origin again
+                    continue
+                if joined and volunteer.done == 0:
+                    return done   # reconnected to a coordinator that was shutting down
             raise StreamError(str(exc)) from None
+        failures = 0
         joined = True
         done += count
         say(f"computed {count} items")
         if once:
             return done
+        target = origin
         time.sleep(0.2)   # let a stream-server get ready for the next stream

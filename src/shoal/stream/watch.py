@@ -20,7 +20,7 @@ def log_line(snapshot: dict[str, Any]) -> str:
     line = {"t": round(stream.get("elapsed", 0.0), 3),
             **{k: stream.get(k) for k in ("read", "released", "outstanding", "buffered",
                                           "open", "peak_open", "window", "relent",
-                                          "duplicates", "failures")},
+                                          "duplicates", "lent_twice", "failures")},
             "volunteers": [{"id": v["id"], "kind": v["kind"], "done": v["items_done"],
                             "items_per_s": round(v["throughput"]["last"], 3),
                             "cpu": round(v["cpu_usage"]["last"], 3),
@@ -33,6 +33,7 @@ class Watch:
     def __init__(self, hub: Hub, *, interval: float, log: bool,
                  progress: bool, err: TextIO | None = None) -> None:
         self.hub = hub
+        hub.reporting_interval = interval
         self.interval = interval
         self.log = log
         self.err = err or sys.stderr

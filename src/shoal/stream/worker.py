@@ -125,23 +125,30 @@ def _trimmed_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-_PLAIN = (int, str, bool, type(None))
+# Results sent as they are, unchecked: the common case of a fast stream.  A string goes
+# through _not_plain for its size (a cheap length check unless it is several MiB).
+_PLAIN = (int, bool, type(None))
 _PLAIN_TYPES = frozenset(_PLAIN)
+_SHORT_STR = protocol.MAX_VALUE // 6   # characters: as JSON, at most 6 bytes each
 
 
 def _not_plain(result: Any) -> tuple[bool, Any]:
     """(True, the result to send) or (False, (error, traceback)): what :func:`compute`
-    checks for a result that is no int, str, bool or None."""
+    checks for a result that is no int, bool or None: that it is JSON, within MAX_VALUE."""
+    if type(result) is str and len(result) <= _SHORT_STR:
+        return True, result
     if inspect.iscoroutine(result):
         # An `async def` processor (as a browser volunteer allows): run it to its end.
         result = asyncio.run(result)
         if type(result) in _PLAIN_TYPES:
             return True, result
     try:
-        protocol.encode({"value": result})
+        size = protocol.value_size(result)
     except (TypeError, ValueError) as exc:
         return False, (f"TypeError: the result is not JSON ({exc}); return numbers, "
                        "strings, lists or dicts", "")
+    if size > protocol.MAX_VALUE:
+        return False, ("ResultTooLarge: " + protocol.too_large("the result", size), "")
     return True, result
 
 
@@ -168,12 +175,16 @@ class Volunteer:
     def __init__(self, channel: Channel, *, kind: str, name: str, capacity: int,
                  secret: str | None = None,
                  function: Callable[[Any], Any] | None = None,
-                 module: types.ModuleType | None = None, threaded: bool = True) -> None:
+                 module: types.ModuleType | None = None, threaded: bool = True,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.channel = channel
         # Without a reader thread, pings are answered between items only: right for local
         # processes, whose coordinator notices their death by the pipe's end and does not
         # ping them, and one thread hand-off per message cheaper.
         self.threaded = threaded
+        # Told "waiting" (connected, no stream yet) and "welcome" (joined a stream), with
+        # the message: how `shoal volunteer` says what it is doing.
+        self.on_event = on_event or (lambda event, message: None)
         self.kind, self.name, self.capacity, self.secret = kind, name, capacity, secret
         # Where the function comes from: given, or named by the welcome in the module this
         # process imported (local processes), or rebuilt from the welcome's source.
@@ -192,6 +203,12 @@ class Volunteer:
         self.channel.send(protocol.hello(self.kind, self.name, self.capacity, self.secret,
                                          runs=True))
         message = self.channel.recv()
+        while message is not None and message["type"] in ("waiting", "ping"):
+            if message["type"] == "ping":
+                self.channel.send(protocol.PONG)
+            else:
+                self.on_event("waiting", message)   # a stream-server with no stream yet
+            message = self.channel.recv()
         if message is None:
             raise ProtocolError("the coordinator closed the connection before welcoming us")
         if message["type"] == "stop":
@@ -202,6 +219,7 @@ class Volunteer:
             raise ProtocolError(f"the coordinator refused us: {message.get('message')}")
         if message["type"] != "welcome":
             raise ProtocolError(f"expected a welcome, got {message['type']!r}")
+        self.on_event("welcome", message)
         return message
 
     def _read(self, *, one_burst: bool = False) -> None:
@@ -241,7 +259,7 @@ class Volunteer:
         if totals is not None:
             self._last_report = now
             self.channel.send(protocol.report(totals.cpu_time, totals.transfer_time,
-                                              totals.items, totals.units))
+                                              totals.items, totals.units, totals.unit))
 
     def run(self) -> int:
         """Serve until stopped; the number of items computed."""
@@ -253,9 +271,12 @@ class Volunteer:
             self.channel.close()
             return 0
         if self.function is None and self.module is not None:
-            self.function = getattr(self.module, welcome["function"], None)
-            if not callable(self.function):
+            from shoal.stream.processor import callable_of
+
+            found = getattr(self.module, welcome["function"], None)
+            if not callable(found):
                 raise ProtocolError(f"the module has no function {welcome['function']!r}")
+            self.function = callable_of(found)
         if self.function is None:
             from shoal.stream.processor import from_source
 
@@ -302,6 +323,8 @@ class Volunteer:
         next_id = self._next_id
         clock = time.monotonic
         plain = _PLAIN_TYPES
+        deadline = self._since + FLUSH_AFTER
+        self.done += len(values)
         for item_id, value in zip(ids, values, strict=True):
             try:
                 result = function(value)
@@ -323,12 +346,12 @@ class Volunteer:
                 else:
                     next_id = -1
                     pending.append(protocol.result_error(item_id, *result))
-            self.done += 1
-            if clock() - self._since > FLUSH_AFTER:
+            if clock() > deadline:
                 self._next_id = next_id
                 self._flush_results()
                 pending, run, next_id = self._pending, self._run, self._next_id
                 self._since, self._cpu_since = clock(), time.thread_time()
+                deadline = self._since + FLUSH_AFTER
         self._next_id = next_id
 
     def _flush_results(self) -> None:

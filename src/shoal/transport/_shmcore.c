@@ -486,6 +486,34 @@ static inline int peek_header(ring_t *r, uint64_t available, header_t *h) {
     return 1;
 }
 
+/* Take the whole frame with header h at the head of ring src: its body goes into `dest`
+ * (a writable buffer) when one is given and large enough, else into new bytes.  The
+ * general path calls this with the engine's lock held, so Python code that an
+ * allocation may run (the collector) cannot take the frame meanwhile. */
+static PyObject *take_whole(Rings *self, int src, const header_t *h, PyObject *dest) {
+    ring_t *r = &self->in[src];
+    PyObject *body = NULL;
+    if (dest != Py_None) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(dest, &view, PyBUF_WRITABLE) < 0) return NULL;
+        if ((uint64_t)view.len >= h->length) {
+            if (h->length) ring_get(r, r->pos + HEADER_SIZE, view.buf, h->length);
+            Py_INCREF(Py_None);
+            body = Py_None;
+        }
+        PyBuffer_Release(&view);
+    }
+    if (body == NULL) { /* no buffer, or one too small: the caller reports the truncation */
+        body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h->length);
+        if (body == NULL) return NULL;
+        if (h->length) ring_get(r, r->pos + HEADER_SIZE, PyBytes_AS_STRING(body), h->length);
+    }
+    Frame *frame = new_frame(src, h, body);
+    if (frame == NULL) return NULL;
+    publish_head(self, src, r, r->pos + HEADER_SIZE + h->length);
+    return (PyObject *)frame;
+}
+
 /* take_message(src, limit) -> Frame | None
  * Takes the next frame, whatever its kind, if it is whole and its body is at most
  * `limit` bytes. */
@@ -500,13 +528,7 @@ static PyObject *Rings_take_message(Rings *self, PyObject *const *args, Py_ssize
     header_t h;
     if (!peek_header(r, available, &h)) Py_RETURN_NONE;
     if (h.length > (uint64_t)limit || HEADER_SIZE + h.length > available) Py_RETURN_NONE;
-    PyObject *body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h.length);
-    if (body == NULL) return NULL;
-    if (h.length) ring_get(r, r->pos + HEADER_SIZE, PyBytes_AS_STRING(body), h.length);
-    Frame *frame = new_frame(src, &h, body);
-    if (frame == NULL) return NULL;
-    publish_head(self, src, r, r->pos + HEADER_SIZE + h.length);
-    return (PyObject *)frame;
+    return take_whole(self, src, &h, Py_None);
 }
 
 /* take_match(src, ctx, tag, limit, buffer) -> Frame | None
@@ -530,26 +552,7 @@ static PyObject *Rings_take_match(Rings *self, PyObject *const *args, Py_ssize_t
     if (h.kind != 1 || h.ctx != ctx || (tag != -1 && h.tag != tag) ||
         h.length > (uint64_t)limit || HEADER_SIZE + h.length > available)
         Py_RETURN_NONE;
-    PyObject *body = NULL;
-    if (args[4] != Py_None) {
-        Py_buffer dest;
-        if (PyObject_GetBuffer(args[4], &dest, PyBUF_WRITABLE) < 0) return NULL;
-        if ((uint64_t)dest.len >= h.length) {
-            if (h.length) ring_get(r, r->pos + HEADER_SIZE, dest.buf, h.length);
-            Py_INCREF(Py_None);
-            body = Py_None;
-        }
-        PyBuffer_Release(&dest);
-    }
-    if (body == NULL) { /* no buffer, or one too small: the caller reports the truncation */
-        body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h.length);
-        if (body == NULL) return NULL;
-        if (h.length) ring_get(r, r->pos + HEADER_SIZE, PyBytes_AS_STRING(body), h.length);
-    }
-    Frame *frame = new_frame(src, &h, body);
-    if (frame == NULL) return NULL;
-    publish_head(self, src, r, r->pos + HEADER_SIZE + h.length);
-    return (PyObject *)frame;
+    return take_whole(self, src, &h, args[4]);
 }
 
 /* take_frame(src, header_size, length_offset, limit) -> bytes | None: the whole frame. */
@@ -894,24 +897,26 @@ static PyObject *Rings_sleep(Rings *self, PyObject *const *args, Py_ssize_t narg
     __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     int woken = watched_moved(self, &w);
+    int interrupted = 0;
     if (!woken) {
         self->waiting++;
         Py_BEGIN_ALLOW_THREADS
         struct pollfd p = {self->doorbell_read, POLLIN, 0};
-        int rc;
-        do {
-            rc = poll(&p, 1, (int)timeout);
-        } while (rc < 0 && errno == EINTR);
+        int rc = poll(&p, 1, (int)timeout);
         if (rc > 0) {
             char drain[256];
             while (read(self->doorbell_read, drain, sizeof drain) > 0) {
             }
             woken = 1;
+        } else if (rc < 0 && errno == EINTR) {
+            interrupted = 1;
         }
         Py_END_ALLOW_THREADS
         self->waiting--;
     }
     __atomic_store_n(flag, 0, __ATOMIC_RELAXED);
+    /* A signal (Ctrl-C, a test's timer): let Python's handler run now, as time.sleep does. */
+    if (interrupted && PyErr_CheckSignals() < 0) return NULL;
     return PyBool_FromLong(woken);
 }
 

@@ -13,13 +13,24 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from shoal.wire.frame import Frame
-from shoal.wire.header import FIELDS, HEADER_SIZE, LENGTH_OFFSET
+from shoal.wire.frame import Frame, parse
+from shoal.wire.header import HEADER_SIZE, LENGTH_OFFSET
 
 
 class Endpoint(ABC):
     rank: int
     size: int
+    #: How long (seconds) a waiting rank should spin on this transport before it
+    #: sleeps, or None for the engine's default.  A transport whose every look at
+    #: a peer is a system call (TCP) spins briefly or not at all: a socket wakes
+    #: a sleeper as soon as bytes arrive, and on a busy machine a spinning rank
+    #: takes the core that the rank it waits for needs.
+    spin: float | None = None
+    #: Whether :meth:`sleep` may run while another thread of the rank uses the endpoint
+    #: (the engine then sleeps without its lock).  A sleep that only waits on a doorbell
+    #: may; one that reads the streams (TCP) may not, and the engine sleeps holding it.
+    sleeps_unlocked: bool = False
+
     def is_local(self, peer: int) -> bool:
         """Whether ``peer`` is a process on this host, so a large message may be copied
         straight out of its memory (see :mod:`shoal.transport.cma`)."""
@@ -28,6 +39,13 @@ class Endpoint(ABC):
     @abstractmethod
     def write(self, dst: int, src: memoryview | bytes) -> int:
         """Copy a prefix of ``src`` towards ``dst`` without blocking; return its length."""
+
+    def write_more(self, dst: int, src: memoryview | bytes) -> int:
+        """:meth:`write`, when the next write to ``dst`` follows at once with more of the
+        same message: a transport may hold these bytes back to send them with it (it
+        must still deliver them on any later call or :meth:`sleep`).  The default
+        writes at once."""
+        return self.write(dst, src)
 
     @abstractmethod
     def readable(self, src: int) -> int:
@@ -67,11 +85,7 @@ class Endpoint(ABC):
         """The next frame from ``src``, parsed, if it is whole and its body at most
         ``limit`` bytes; else None (nothing is taken)."""
         frame = self.take_frame(src, HEADER_SIZE, LENGTH_OFFSET, limit)
-        if frame is None:
-            return None
-        kind, flags, nparts, tag, ctx, seq, stamp, length = FIELDS.unpack_from(frame)
-        return Frame(src, tag, ctx, flags, nparts, seq, stamp, length,
-                     memoryview(frame)[HEADER_SIZE:], kind)
+        return None if frame is None else parse(src, frame)
 
     def take_match(self, src: int, ctx: int, tag: int, limit: int,
                    buffer: Any) -> Frame | None:

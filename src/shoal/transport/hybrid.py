@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from shoal.errors import ConfigurationError
 from shoal.transport.base import Endpoint
 from shoal.transport.shm import ShmEndpoint
-from shoal.transport.tcp import TcpEndpoint
+from shoal.transport.tcp import TcpEndpoint, listen
 
 
 class HybridEndpoint(Endpoint):
@@ -42,6 +42,8 @@ class HybridEndpoint(Endpoint):
         self.shm = shm
         self.tcp = tcp
         self.local_ranks = local
+        # Alone on its host, a rank waits only on sockets: wait as TCP does.
+        self.spin = tcp.spin if shm is None else None
         # Per global peer: the endpoint that carries it and the peer's number there.
         self._route: list[tuple[Endpoint, int]] = []
         for peer in range(size):
@@ -122,7 +124,6 @@ def endpoint_from_environment(rank: int, size: int, kind: str) -> Endpoint:
         register,
         route_address,
     )
-    from shoal.transport.tcp import listen
 
     if kind not in ("tcp", "hybrid"):
         raise ConfigurationError(f"SHOAL_TRANSPORT={kind!r}: expected shm, tcp or hybrid")
@@ -151,6 +152,8 @@ def endpoint_from_environment(rank: int, size: int, kind: str) -> Endpoint:
         return TcpEndpoint(rank, size, key, listener, addresses)
     local = [entry.rank for entry in table if entry.host_id == host_id]
     remote = [entry.rank for entry in table if entry.host_id != host_id]
+    if len(local) == 1:  # alone on this host: every peer is over TCP, with no layer between
+        return TcpEndpoint(rank, size, key, listener, addresses, peers=remote)
     shm = None
     try:
         if len(local) > 1:

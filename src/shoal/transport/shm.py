@@ -53,7 +53,7 @@ from typing import Any
 
 from shoal.errors import ConfigurationError
 from shoal.transport.base import Endpoint
-from shoal.wire.frame import Frame
+from shoal.wire.frame import Frame, parse
 from shoal.wire.header import DATA, FIELDS, HEADER, HEADER_SIZE, LENGTH_OFFSET
 
 _yield = getattr(os, "sched_yield", lambda: None)
@@ -345,11 +345,7 @@ class PyRings:
 
     def take_message(self, src: int, limit: int) -> Frame | None:
         frame = self.take_frame(src, HEADER_SIZE, LENGTH_OFFSET, limit)
-        if frame is None:
-            return None
-        kind, flags, nparts, tag, ctx, seq, stamp, length = FIELDS.unpack_from(frame)
-        return Frame(src, tag, ctx, flags, nparts, seq, stamp, length,
-                     memoryview(frame)[HEADER_SIZE:], kind)
+        return None if frame is None else parse(src, frame)
 
     def take_match(self, src: int, ctx: int, tag: int, limit: int,
                    buffer: Any) -> Frame | None:
@@ -526,6 +522,8 @@ class ShmEndpoint(Endpoint):
                 f"rank {rank} of {size} has no shared memory ({exc}); start the job with "
                 "`shoal run -n N program.py`") from exc
         return cls(rank, size, fd, doorbell_read, writes)
+
+    sleeps_unlocked = True  # its sleep only waits on the doorbell
 
     def is_local(self, peer: int) -> bool:
         return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.wire.header import DATA
+from shoal.wire.header import DATA, FIELDS, HEADER_SIZE
 
 
 class Frame:
@@ -39,3 +39,11 @@ class Frame:
     def __repr__(self) -> str:
         return (f"Message(source={self.source}, tag={self.tag}, ctx={self.ctx}, "
                 f"length={self.length})")
+
+
+def parse(source: int, frame: bytes) -> Frame:
+    """A whole frame's bytes (header and body) from ``source``, parsed; the body is a view
+    on ``frame``."""
+    kind, flags, nparts, tag, ctx, seq, stamp, length = FIELDS.unpack_from(frame)
+    return Frame(source, tag, ctx, flags, nparts, seq, stamp, length,
+                 memoryview(frame)[HEADER_SIZE:], kind)

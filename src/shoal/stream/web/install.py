@@ -111,20 +111,34 @@ def ensure_pyodide(prefix: Path | None = None, *, quiet: bool = False) -> Path:
     return folder
 
 
+# What makes the folder an npm project of its own: npm installs into the nearest folder
+# above its working directory that holds a package.json.
+PROJECT = {"name": "shoal-pyodide", "private": True,
+           "description": "Pyodide's files, served to browser volunteers by shoal"}
+
+
 def _npm_install(prefix: Path, *, quiet: bool) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise PyodideInstallError(
             "npm is not installed: install Node.js and npm (Debian: apt-get install npm), "
             f"then run {INSTALL_COMMAND}")
-    command = [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(prefix),
+    # Run *in* the folder rather than with --prefix: npm takes a --prefix given on its
+    # command line as the global prefix too, and then looks for the machine's global npmrc
+    # (a registry, a proxy, the cafile of a TLS-inspecting network) under it, never finding
+    # it.  Here npm reads its configuration as it would anywhere else on the machine.
+    package = prefix / "package.json"
+    if not package.is_file():
+        package.write_text(json.dumps(PROJECT, indent=2) + "\n")
+    command = [npm, "install", "--no-save", "--no-audit", "--no-fund",
                f"pyodide@{PYODIDE_VERSION}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=prefix)
     if not quiet and done.stdout.strip():
         print(done.stdout.strip(), file=sys.stderr)
     if done.returncode != 0:
         raise PyodideInstallError(
-            f"`{' '.join(command)}` failed (exit {done.returncode}):\n{done.stderr.strip()}")
+            f"`{' '.join(command)}` in {prefix} failed (exit {done.returncode}):\n"
+            f"{done.stderr.strip()}")
 
 
 def main() -> int:

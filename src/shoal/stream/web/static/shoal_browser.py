@@ -21,6 +21,10 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+# An item's result as JSON is at most this many bytes (shoal.stream.protocol.MAX_VALUE, the same
+# for every volunteer; this file is served alone, so it is written here again).
+MAX_VALUE = 16 << 20
+
 # Built once: json.dumps with any option builds a new encoder per call, a third of the time an
 # item costs in Pyodide for a trivial function.
 _ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
@@ -35,8 +39,40 @@ PYODIDE_NOTE = (
 class _Loaded:
     """The stream's function once the module is loaded; None until then."""
 
-    function: Callable[[Any], Any] | None = None
+    function: Callable[..., Any] | None = None
+    callback: bool = False  # written as Pando's function (x, cb)
     pending: tuple[Any, float] | None = None  # an async processor's awaitable, and its start
+
+
+class CallbackError(Exception):
+    """What a callback-style processor passed to ``cb`` as its error, when that is not an
+    exception (as shoal.stream.processor.CallbackError)."""
+
+
+def _takes_callback(function: Any) -> bool:
+    """``f(x, cb)``: two positional parameters without defaults (as shoal.stream.processor)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 2 and all(p.default is p.empty for p in positional)
+
+
+def _answer(error: Any, result: Any) -> Any:
+    if error is not None:
+        if isinstance(error, BaseException):
+            raise error
+        raise CallbackError(str(error))
+    return result
+
+
+async def _later(future: Any) -> Any:
+    """The result a callback-style processor gives ``cb`` after it returned (from the event
+    loop: Pyodide has no threads)."""
+    error, result = await future
+    return _answer(error, result)
 
 
 class _Reported:
@@ -46,6 +82,7 @@ class _Reported:
     transfer_time = 0.0
     items = 0
     units = 0.0
+    unit = ""  # the name of what is counted, when given
     calls = 0
 
 
@@ -61,17 +98,32 @@ def processor(function: Any) -> Any:
     return function
 
 
+MAX_FIGURE = 1e12  # as shoal.stream.protocol.MAX_FIGURE
+MAX_UNIT = 64  # characters of a unit's name
+
+
 def report(*, cpu_time: float = 0.0, transfer_time: float = 0.0, items: int = 0,
-           units: float = 0.0) -> None:
-    """``shoal.report(...)``: add to the sums the worker sends as a ``report`` message."""
+           units: float | str = 0.0) -> None:
+    """``shoal.report(...)``: add to the sums the worker sends as a ``report`` message.
+    ``units`` is a number of units, or the name of what ``items`` counts (``"Gizmos"``)."""
+    unit = ""
+    if isinstance(units, str):
+        unit = units.strip()
+        if not unit or len(unit) > MAX_UNIT or not unit.isprintable():
+            raise ValueError(f"shoal.report: units must be a number, or a name of 1 to "
+                             f"{MAX_UNIT} printable characters, not {units!r}")
+        units = items
     for name, value in (("cpu_time", cpu_time), ("transfer_time", transfer_time),
                         ("items", items), ("units", units)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"shoal.report: {name} must be a number >= 0, not {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                or not 0 <= value <= MAX_FIGURE:
+            raise ValueError(f"shoal.report: {name} must be a number from 0 to "
+                             f"{MAX_FIGURE:g}, not {value!r}")
     _Reported.cpu_time += cpu_time
     _Reported.transfer_time += transfer_time
     _Reported.items += int(items)
     _Reported.units += units
+    _Reported.unit = unit or _Reported.unit
     _Reported.calls += 1
 
 
@@ -83,6 +135,8 @@ def take_report() -> str:
     message = {"type": "report", "cpu_time": float(_Reported.cpu_time),
                "transfer_time": float(_Reported.transfer_time), "items": _Reported.items,
                "units": float(_Reported.units)}
+    if _Reported.unit:
+        message["unit"] = _Reported.unit
     _Reported.cpu_time = _Reported.transfer_time = _Reported.units = 0.0
     _Reported.items = _Reported.calls = 0
     return json.dumps(message)
@@ -149,6 +203,7 @@ def load_module(name: str, source: str, function_name: str) -> str:
         return json.dumps({"ok": False, "error": f"AttributeError: {message}",
                            "traceback": message})
     _Loaded.function = function
+    _Loaded.callback = _takes_callback(function)
     return ""
 
 
@@ -165,13 +220,40 @@ def run_item(value_json: str) -> str:
     value = json.loads(value_json)
     started = time.process_time()
     try:
-        result = function(value)
+        call = _call_with_callback if _Loaded.callback else _plain_call
+        result = call(function, value)
     except BaseException as error:  # sys.exit() too: whatever an item raises fails that item
-        return json.dumps(_failure(error))
+        return json.dumps(_failure(error, skip_frames=2))  # run_item, the call
     if inspect.isawaitable(result):
         _Loaded.pending = (result, started)
         return ""
     return _success(result, started)
+
+
+def _plain_call(function: Callable[..., Any], value: Any) -> Any:
+    return function(value)
+
+
+def _call_with_callback(function: Callable[..., Any], value: Any) -> Any:
+    """Pando's ``function (x, cb)``: the result given to ``cb`` at once, or an awaitable of
+    the one it is given later (an event loop callback: asyncio's call_later, a JS timer)."""
+    answered: list[tuple[Any, Any]] = []
+    waiting: list[Any] = []
+
+    def cb(error: Any = None, result: Any = None) -> None:
+        if answered:
+            return   # used once
+        answered.append((error, result))
+        if waiting and not waiting[0].done():
+            waiting[0].set_result((error, result))
+
+    function(value, cb)
+    if answered:
+        return _answer(*answered[0])
+    import asyncio
+
+    waiting.append(asyncio.get_event_loop().create_future())
+    return _later(waiting[0])
 
 
 async def finish_pending() -> str:
@@ -191,8 +273,17 @@ def _success(result: Any, started: float) -> str:
     # The text starts with {"ok":true exactly when the item succeeded: the worker counts on it.
     cpu_time = time.process_time() - started
     try:
-        return _ENCODE({"ok": True, "value": result, "cpu_time": cpu_time})
+        text = _ENCODE({"ok": True, "value": result, "cpu_time": cpu_time})
     except (TypeError, ValueError) as error:
         message = f"the result {type(result).__name__} cannot be sent as JSON: {error}"
         return json.dumps({"ok": False, "error": f"TypeError: {message}",
                            "traceback": message})
+    if len(text) > MAX_VALUE:   # roughly the value's size: within a few dozen bytes
+        size = len(_ENCODE(result))
+        if size > MAX_VALUE:
+            message = (f"the result is {size:,} bytes as JSON, over the limit of "
+                       f"{MAX_VALUE >> 20} MiB for one item's value or result "
+                       "(shoal.stream.protocol.MAX_VALUE)")
+            return json.dumps({"ok": False, "error": f"ResultTooLarge: {message}",
+                               "traceback": ""})
+    return text

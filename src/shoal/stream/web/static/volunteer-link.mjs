@@ -100,6 +100,10 @@ export class VolunteerLink {
         this.worker.postMessage({ kind: "module", epoch: this.epoch, name: message.module.name,
                                   source: message.module.source, function: message.function });
         break;
+      case "waiting":
+        this.attempts = 0;
+        this.view.state("waiting", "Connected: waiting for a stream to start");
+        break;
       case "items":
         this.worker.postMessage({ kind: "items", epoch: this.epoch, items: message.items });
         break;

@@ -1,0 +1,206 @@
+"""The engine under threads (THREAD_MULTIPLE), in one process: two ranks' engines over a
+real shared-memory segment, on the compiled rings (one-step fast paths) and on the
+Python rings (everything under the engine's lock).
+
+Several threads of each "rank" send and receive at once, mixing the fast paths with the
+general ones (synchronous sends, large messages that take the queue, ANY_SOURCE,
+posted receives); every message must arrive exactly once, with its payload, and in the
+order its thread sent it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from shoal.spmd.engine import Engine
+from shoal.spmd.matching import ANY_SOURCE, PostedReceive
+from shoal.transport.shm import PyRings, ShmEndpoint, ShmJob
+from shoal.wire.header import SYNC
+
+try:
+    from shoal.transport._shmcore import Rings as CompiledRings
+except ImportError:
+    CompiledRings = None
+
+pytestmark = pytest.mark.timeout(120)
+
+KINDS = [
+    pytest.param(PyRings, id="python"),
+    pytest.param(CompiledRings, id="compiled", marks=pytest.mark.skipif(
+        CompiledRings is None, reason="the compiled rings were not built")),
+]
+THREADS = 4
+MESSAGES = 400
+DESCRIBE = lambda *what: "test"  # noqa: E731
+
+
+def engines(kind: type, ring_bytes: int = 64 * 1024) -> tuple[ShmJob, list[Engine]]:
+    job = ShmJob.create(2, ring_bytes=ring_bytes)
+    made = []
+    for rank in range(2):
+        endpoint = ShmEndpoint(rank, 2, os.dup(job._fd), os.dup(job._doorbells[rank][0]),
+                               [os.dup(w) for _, w in job._doorbells], rings=kind)
+        made.append(Engine(rank, 2, endpoint))
+    return job, made
+
+
+def run_threads(*targets) -> None:
+    failures: list[BaseException] = []
+
+    def guard(target):
+        def run():
+            try:
+                target()
+            except BaseException as exc:
+                failures.append(exc)
+        return run
+
+    threads = [threading.Thread(target=guard(t)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
+    if failures:
+        raise failures[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_threads_exchanging_on_their_own_tags_lose_duplicate_and_reorder_nothing(kind) -> None:
+    job, (a, b) = engines(kind)
+
+    def payload(thread: int, i: int) -> bytes:
+        # Mostly small (the fast paths), now and then large (queued, streamed in).
+        size = 40_000 if i % 37 == 0 else 8 + i % 200
+        return bytes([thread]) * 4 + i.to_bytes(4, "little") + bytes(size)
+
+    def sender(engine: Engine, dst: int, thread: int) -> None:
+        for i in range(MESSAGES):
+            flags = SYNC if i % 50 == 0 else 0
+            outgoing = engine.send(dst, 0, thread, [payload(thread, i)], flags)
+            if not outgoing.done:
+                engine.wait_until(lambda o=outgoing: o.done, lambda: "send")
+
+    def receiver(engine: Engine, src: int, thread: int) -> None:
+        for i in range(MESSAGES):
+            if i % 3 == 0:  # a posted receive, then wait for it
+                receive = PostedReceive(0, src, thread)
+                engine.post(receive)
+                engine.wait_until(lambda r=receive: r.done, lambda: "recv")
+                message = receive.message
+            else:
+                message = engine.receive(0, src, thread, None, DESCRIBE)
+            body = bytes(message.body)
+            assert body[:4] == bytes([thread]) * 4, (thread, body[:8])
+            assert int.from_bytes(body[4:8], "little") == i, (thread, i, body[:8])
+            assert body == payload(thread, i)
+
+    try:
+        run_threads(*(lambda t=t: sender(a, 1, t) for t in range(THREADS)),
+                    *(lambda t=t: receiver(b, 0, t) for t in range(THREADS)),
+                    *(lambda t=t: sender(b, 0, THREADS + t) for t in range(THREADS)),
+                    *(lambda t=t: receiver(a, 1, THREADS + t) for t in range(THREADS)))
+    finally:
+        for engine in (a, b):
+            engine.close()
+        job.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_any_source_receivers_and_fast_receivers_share_a_context_without_losing_order(
+        kind) -> None:
+    # On one context, one thread takes tag 1 from rank 0 (the fast path when nothing else
+    # is posted), another takes ANY_SOURCE/tag 2 (always the general path): both must see
+    # their sender's order, whatever the other does to the matching state meanwhile.
+    job, (a, b) = engines(kind, ring_bytes=4096)
+
+    def send(tag: int) -> None:
+        for i in range(MESSAGES):
+            outgoing = a.send(1, 8, tag, [i.to_bytes(4, "little") * (1 + i % 50)])
+            if not outgoing.done:  # the ring is small: a standard send waits for room
+                a.wait_until(lambda o=outgoing: o.done, lambda: "send")
+
+    def take(source: int, tag: int) -> None:
+        for i in range(MESSAGES):
+            message = b.receive(8, source, tag, None, DESCRIBE)
+            assert int.from_bytes(bytes(message.body)[:4], "little") == i, (tag, i)
+            assert message.source == 0
+
+    try:
+        run_threads(lambda: send(1), lambda: send(2), lambda: take(0, 1),
+                    lambda: take(ANY_SOURCE, 2))
+    finally:
+        for engine in (a, b):
+            engine.close()
+        job.close()
+
+
+def test_the_compiled_fast_paths_stand_aside_while_the_engine_is_busy() -> None:
+    if CompiledRings is None:
+        pytest.skip("the compiled rings were not built")
+    job, (a, b) = engines(CompiledRings)
+    try:
+        assert a.fast and b.fast
+        # Something posted on the context comes first (MPI's order): no fast receive.
+        posted = PostedReceive(0, 0, 6)
+        b.post(posted)
+        assert a.send_fast(1, 0, 5, b"first", 0)
+        assert b.receive_fast(0, 0, 5, None, 0) is None
+        assert b.cancel(posted)
+        # The engine's lock held by another thread: the fast receive stands aside too.
+        with b._lock:
+            assert b.receive_fast(0, 0, 5, None, 0) is None
+        message = b.receive_fast(0, 0, 5, None, 0)
+        assert message is not None and bytes(message.body) == b"first"
+        # A queued send towards the destination: no fast send past it.
+        big = bytes(200_000)
+        outgoing = a.send(1, 0, 7, [big])
+        assert not outgoing.done and a._queues[1]
+        assert not a.send_fast(1, 0, 8, b"overtaker", 0)
+        got = []
+        run_threads(lambda: got.append(b.receive(0, 0, 7, None, DESCRIBE)),
+                    lambda: a.wait_until(lambda: outgoing.done, lambda: "send"))
+        assert bytes(got[0].body) == big
+        # A synchronous send needs its acknowledgement: never the fast path.
+        assert not a.send_fast(1, 0, 9, b"sync", SYNC)
+        # A payload that is not contiguous bytes is the general path's to judge.
+        assert not a.send_fast(1, 0, 9, memoryview(bytes(8))[::2], 0)
+    finally:
+        for engine in (a, b):
+            engine.close()
+        job.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_signal_reaches_a_rank_asleep_in_a_receive(kind) -> None:
+    # Ctrl-C (or any handler) must not wait for a message that never comes.
+    import signal
+    import time
+
+    job, (a, b) = engines(kind)
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            b.receive(0, 0, 1, None, DESCRIBE)  # nothing is ever sent
+        assert time.monotonic() - started < 10
+        # The engine is still usable afterwards: its lock was released on the way out.
+        assert a.send(1, 0, 1, [b"after"]).done
+        assert bytes(b.receive(0, 0, 1, None, DESCRIBE).body) == b"after"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for engine in (a, b):
+            engine.close()
+        job.close()
