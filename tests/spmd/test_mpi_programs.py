@@ -98,6 +98,65 @@ def test_a_failing_assert_on_one_rank_fails_the_whole_run_instead_of_hanging(
     assert "should never get here" not in result.stdout, result.stdout
 
 
+# -- mpi4py's API beyond the basics: each program also passes on mpi4py + MPICH ----------------
+
+
+@pytest.mark.parametrize("ranks", [2])
+def test_mpi_objects_are_handles_copied_subclassed_freed_and_pickled_as_in_mpi4py(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "object_model.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_nonblocking_and_persistent_collectives_complete_with_the_blocking_results(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "nonblocking_collectives.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_derived_datatypes_carry_data_through_p2p_collectives_and_pack(run_ok, backend,
+                                                                       ranks):
+    run_ok(backend, ranks, "derived_datatypes.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_explicit_counts_in_split_collective_buffers_are_per_process(run_ok, backend, ranks):
+    run_ok(backend, ranks, "explicit_counts.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_persistent_buffered_and_combined_point_to_point_modes(run_ok, backend, ranks):
+    run_ok(backend, ranks, "p2p_modes.py")
+
+
+@pytest.mark.parametrize("ranks", [3])
+def test_swapped_object_codecs_and_user_operations_behave_as_in_mpi4py(run_ok, backend,
+                                                                      ranks):
+    run_ok(backend, ranks, "pickle_and_ops.py")
+
+
+@pytest.mark.parametrize("ranks", [2])
+def test_dlpack_and_array_interface_buffers_travel_in_place(run_ok, backend, ranks):
+    run_ok(backend, ranks, "foreign_buffers.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 4])
+def test_cartesian_graph_and_distributed_graph_topologies_route_neighbor_collectives(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "topologies.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_partitioned_sends_arrive_whole_after_every_partition_is_ready(run_ok, backend,
+                                                                      ranks):
+    run_ok(backend, ranks, "partitioned.py")
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_agreement_and_shrink_behave_as_with_no_failed_process(run_ok, backend, ranks):
+    run_ok(backend, ranks, "fault_tolerance.py")
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_threads_of_a_rank_send_and_receive_at_once_thread_multiple(run_ok, backend, ranks):
     run_ok(backend, ranks, "threads.py")

@@ -4,6 +4,13 @@ Data moves as raw bytes straight between the callers' buffers; reductions
 use :func:`shoal.spmd.ops.apply_buffers`, which follows MPI's rule
 ``inout = in op inout``.  Partial results always combine the lower ranks'
 value on the left, so non-commutative operators give rank order.
+
+Buffer specs follow mpi4py: in the buffer that is split among the processes
+(the root's receive buffer of ``Gather``, every receive buffer of
+``Allgather``, both of ``Alltoall`` ...) an explicit count is the count *per
+process*, and an inferred one is the buffer divided by the number of
+processes.  A derived datatype that is not contiguous travels packed (see
+:mod:`.buffers`); received data is unpacked by ``spec.commit()`` at the end.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.spmd import constants as C
-from shoal.spmd.buffers import parse_buffer
+from shoal.spmd.buffers import BufferSpec, parse_buffer, parse_wspec
 from shoal.spmd.collectives import ObjectCollectives, _commutes
 from shoal.spmd.ops import SUM, apply_buffers
 
@@ -19,7 +26,8 @@ _RING_BYTES = 64 * 1024  # a commutative Allreduce at least this large goes roun
 
 
 def _in_place(buf: Any) -> bool:
-    return buf is C.IN_PLACE
+    """``MPI.IN_PLACE``, or ``None``, which mpi4py's collectives read the same way."""
+    return buf is C.IN_PLACE or buf is None
 
 
 def _blocks(counts: list[int], displs: list[int] | None, itemsize: int) -> list[tuple[int, int]]:
@@ -32,8 +40,24 @@ def _blocks(counts: list[int], displs: list[int] | None, itemsize: int) -> list[
     return [(d * itemsize, (d + c) * itemsize) for c, d in zip(counts, displs, strict=True)]
 
 
-class Intracomm(ObjectCollectives):
-    """Intra-communicator with the object and the buffer collectives."""
+def _even(spec: BufferSpec, n: int) -> list[tuple[int, int]]:
+    """(start, stop) byte offsets of the ``n`` equal blocks of a split buffer."""
+    block = spec.count * spec.unit
+    return [(i * block, (i + 1) * block) for i in range(n)]
+
+
+def _check_match(send: BufferSpec, recv: BufferSpec, what: str) -> None:
+    """A reduction's send and receive buffers must agree, as mpi4py checks."""
+    if send.datatype._info is not recv.datatype._info:
+        raise C.ValueErrorException(C.ERR_TYPE, f"{what}: mismatch in send and receive "
+                                    "MPI datatypes")
+    if send.count != recv.count:
+        raise C.ValueErrorException(C.ERR_COUNT, f"{what}: mismatch in send count "
+                                    f"{send.count} and receive count {recv.count}")
+
+
+class BufferCollectives(ObjectCollectives):
+    """The buffer collectives."""
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -44,49 +68,45 @@ class Intracomm(ObjectCollectives):
         self._crecv_message(source, tag, what, recv_view)
         self._cwait(out, what)
 
-    def _uniform(self, spec: Any, what: str) -> tuple[int, int]:
-        """(bytes per rank, element count per rank) of a buffer split evenly over ranks."""
-        n = self._size
-        if spec.count % n:
-            raise C.Exception(C.ERR_COUNT, f"{what}: a buffer of {spec.count} elements does "
-                                           f"not split evenly over {n} ranks")
-        count = spec.count // n
-        return count * spec.datatype.extent, count
-
     def _vector(self, buf: Any, readonly: bool) -> tuple[Any, list[tuple[int, int]]]:
         spec = parse_buffer(buf, readonly=readonly, vector=True, blocks=self._size)
         assert spec.counts is not None
         return spec, _blocks(list(spec.counts), list(spec.displs) if spec.displs is not None
-                             else None, spec.datatype.extent)
+                             else None, spec.unit)
 
     # -- reductions -------------------------------------------------------------
 
     def Reduce(self, sendbuf: Any, recvbuf: Any, op: Any = SUM, root: int = 0) -> None:
         self._check_root(root)
-        tag = self._tag()
         r = self._rank
-        if _in_place(sendbuf):
-            if r != root:
-                raise C.Exception(C.ERR_BUFFER, "Reduce: IN_PLACE is only valid at the root")
-            spec = parse_buffer(recvbuf, readonly=False)
+        out = None
+        if r == root:
+            out = parse_buffer(recvbuf, readonly=False)
+            if _in_place(sendbuf):
+                spec = out
+            else:
+                spec = parse_buffer(sendbuf, readonly=True)
+                _check_match(spec, out, "Reduce")
+        elif _in_place(sendbuf):
+            raise C.Exception(C.ERR_BUFFER, "Reduce: IN_PLACE is only valid at the root")
         else:
             spec = parse_buffer(sendbuf, readonly=True)
+        tag = self._tag()
         acc = bytearray(spec.view)
         if root != 0 and not _commutes(op):
             result = self._reduce_buffers(acc, spec.datatype, op, 0, tag)
             if r == 0:
                 self._cwait(self._csend([result], root, tag), "Reduce")
             if r == root:
-                out = parse_buffer(recvbuf, readonly=False).view
-                self._crecv_message(0, tag, "Reduce", out)
+                assert out is not None
+                self._crecv_message(0, tag, "Reduce", out.view)
+                out.commit()
             return
         result = self._reduce_buffers(acc, spec.datatype, op, root, tag)
         if r == root:
-            out = parse_buffer(recvbuf, readonly=False).view
-            if out.nbytes < len(result):
-                raise C.Exception(C.ERR_TRUNCATE, f"Reduce: receive buffer of {out.nbytes} "
-                                                  f"bytes is smaller than {len(result)}")
-            out[:len(result)] = result
+            assert out is not None
+            out.view[:len(result)] = result
+            out.commit()
 
     def _reduce_buffers(self, acc: bytearray, datatype: Any, op: Any, root: int,
                         tag: int) -> bytearray:
@@ -113,25 +133,22 @@ class Intracomm(ObjectCollectives):
         spec = parse_buffer(recvbuf, readonly=False)
         view = spec.view
         if not _in_place(sendbuf):
-            source = parse_buffer(sendbuf, readonly=True).view
-            if source.nbytes != view.nbytes:
-                raise C.Exception(C.ERR_COUNT, f"Allreduce: send buffer has {source.nbytes} "
-                                               f"bytes, receive buffer {view.nbytes}")
-            view[:] = source
+            source = parse_buffer(sendbuf, readonly=True)
+            _check_match(source, spec, "Allreduce")
+            view[:] = source.view
         n = self._size
-        if n == 1:
-            return
-        itemsize = spec.datatype.extent
-        if _commutes(op) and view.nbytes >= _RING_BYTES and spec.count >= n:
-            self._ring_allreduce(view, spec.count, itemsize, spec.datatype, op)
-        elif n & (n - 1) == 0:
-            self._doubling_allreduce(view, spec.datatype, op)
-        else:
-            tag = self._tag()
-            result = self._reduce_buffers(bytearray(view), spec.datatype, op, 0, tag)
-            if self._rank == 0:
-                view[:] = result
-            self.Bcast(view, 0)
+        if n > 1:
+            if _commutes(op) and view.nbytes >= _RING_BYTES and spec.count >= n:
+                self._ring_allreduce(view, spec.count, spec.unit, spec.datatype, op)
+            elif n & (n - 1) == 0:
+                self._doubling_allreduce(view, spec.datatype, op)
+            else:
+                tag = self._tag()
+                result = self._reduce_buffers(bytearray(view), spec.datatype, op, 0, tag)
+                if self._rank == 0:
+                    view[:] = result
+                self._bcast_bytes(view, 0)
+        spec.commit()
 
     def _doubling_allreduce(self, view: memoryview, datatype: Any, op: Any) -> None:
         tag = self._tag()
@@ -169,44 +186,72 @@ class Intracomm(ObjectCollectives):
         self._engine_free_check()
         n = self._size
         if _in_place(sendbuf):
-            whole = parse_buffer(recvbuf, readonly=False)
-            block, _ = self._uniform(whole, "Reduce_scatter_block")
-            data = bytearray(whole.view)
-            datatype = whole.datatype
-            out = whole.view[:block]
+            whole = parse_buffer(recvbuf, readonly=False, blocks=n)
+            data, out_spec = bytearray(whole.view), whole
         else:
-            spec = parse_buffer(sendbuf, readonly=True)
-            block, _ = self._uniform(spec, "Reduce_scatter_block")
-            data = bytearray(spec.view)
-            datatype = spec.datatype
-            out = parse_buffer(recvbuf, readonly=False).view[:block]
+            out_spec = parse_buffer(recvbuf, readonly=False)
+            whole = parse_buffer(sendbuf, readonly=True, blocks=n)
+            _check_match(whole, out_spec, "Reduce_scatter_block")
+            data = bytearray(whole.view)
+        blocks = _even(whole, n)
+        block = blocks[0][1]
         tag = self._tag()
-        result = self._reduce_buffers(data, datatype, op, 0, tag)
-        self._scatter_blocks(memoryview(result) if self._rank == 0 else None,
-                             [(i * block, (i + 1) * block) for i in range(n)], out, 0)
+        result = self._reduce_buffers(data, whole.datatype, op, 0, tag)
+        self._scatter_blocks(memoryview(result) if self._rank == 0 else None, blocks,
+                             out_spec.view[:block], 0)
+        out_spec.commit()
 
     def Reduce_scatter(self, sendbuf: Any, recvbuf: Any, recvcounts: Any = None,
                        op: Any = SUM) -> None:
         self._engine_free_check()
-        spec = parse_buffer(recvbuf if _in_place(sendbuf) else sendbuf,
-                            readonly=not _in_place(sendbuf))
-        itemsize = spec.datatype.extent
+        n, r = self._size, self._rank
+        out_spec = parse_buffer(recvbuf, readonly=False)
+        in_place = _in_place(sendbuf)
+        spec = out_spec if in_place else parse_buffer(sendbuf, readonly=True)
         if recvcounts is None:
-            recvcounts = self.allgather(parse_buffer(recvbuf, readonly=False).count)
-        blocks = _blocks(list(recvcounts), None, itemsize)
+            if in_place:
+                raise C.ValueErrorException(C.ERR_COUNT, "Reduce_scatter with IN_PLACE needs "
+                                            "recvcounts")
+            recvcounts = self.allgather(out_spec.count)
+        counts = [int(c) for c in recvcounts]
+        if len(counts) != n:
+            raise C.ValueErrorException(C.ERR_COUNT, f"Reduce_scatter: expecting {n} "
+                                        f"recvcounts, got {len(counts)}")
+        if not in_place:
+            if spec.datatype._info is not out_spec.datatype._info:
+                raise C.ValueErrorException(C.ERR_TYPE, "Reduce_scatter: mismatch in send "
+                                            "and receive MPI datatypes")
+            if spec.count != sum(counts):
+                raise C.ValueErrorException(C.ERR_COUNT, f"Reduce_scatter: mismatch in send "
+                                            f"count {spec.count} and sum(counts) "
+                                            f"{sum(counts)}")
+            if out_spec.count != counts[r]:
+                raise C.ValueErrorException(C.ERR_COUNT, f"Reduce_scatter: mismatch in "
+                                            f"receive count {out_spec.count} and counts[{r}] "
+                                            f"{counts[r]}")
+        elif out_spec.count != sum(counts):
+            raise C.ValueErrorException(C.ERR_COUNT, f"Reduce_scatter: mismatch in receive "
+                                        f"count {out_spec.count} and sum(counts) "
+                                        f"{sum(counts)}")
+        blocks = _blocks(counts, None, spec.unit)
         data = bytearray(spec.view)
         tag = self._tag()
         result = self._reduce_buffers(data, spec.datatype, op, 0, tag)
-        start, stop = blocks[self._rank]
-        out = parse_buffer(recvbuf, readonly=False).view[:stop - start]
-        self._scatter_blocks(memoryview(result) if self._rank == 0 else None, blocks, out, 0)
+        start, stop = blocks[r]
+        self._scatter_blocks(memoryview(result) if r == 0 else None, blocks,
+                             out_spec.view[:stop - start], 0)
+        out_spec.commit()
 
     def _scan_buffers(self, sendbuf: Any, recvbuf: Any, op: Any, exclusive: bool) -> None:
         self._engine_free_check()
         spec = parse_buffer(recvbuf, readonly=False)
         out = spec.view
-        mine = bytes(out) if _in_place(sendbuf) else bytes(parse_buffer(sendbuf,
-                                                                        readonly=True).view)
+        if _in_place(sendbuf):
+            mine = bytes(out)
+        else:
+            source = parse_buffer(sendbuf, readonly=True)
+            _check_match(source, spec, "Scan" if not exclusive else "Exscan")
+            mine = bytes(source.view)
         datatype = spec.datatype
         r, n = self._rank, self._size
         tag = self._tag()
@@ -232,6 +277,7 @@ class Intracomm(ObjectCollectives):
             mask <<= 1
         if result is not None:
             out[:len(result)] = result
+            spec.commit()
 
     def Scan(self, sendbuf: Any, recvbuf: Any, op: Any = SUM) -> None:
         self._scan_buffers(sendbuf, recvbuf, op, exclusive=False)
@@ -282,34 +328,48 @@ class Intracomm(ObjectCollectives):
         if receive.error is not None:
             raise receive.error
 
+    def Bcast(self, buf: Any, root: int = 0) -> None:
+        self._check_root(root)
+        if self._size == 1:
+            return
+        spec = parse_buffer(buf, readonly=self._rank == root)
+        self._bcast_bytes(spec.view, root)
+        if self._rank != root:
+            spec.commit()
+
     def Scatter(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> None:
         self._check_root(root)
+        n = self._size
         if self._rank == root:
-            spec = parse_buffer(sendbuf, readonly=True)
-            block, _ = self._uniform(spec, "Scatter")
-            blocks = [(i * block, (i + 1) * block) for i in range(self._size)]
-            out = None if _in_place(recvbuf) else parse_buffer(recvbuf, readonly=False).view
-            self._scatter_blocks(spec.view, blocks, out, root)
+            spec = parse_buffer(sendbuf, readonly=True, blocks=n)
+            out = None if _in_place(recvbuf) else parse_buffer(recvbuf, readonly=False)
+            self._scatter_blocks(spec.view, _even(spec, n), out.view if out else None, root)
         else:
-            self._scatter_blocks(None, [], parse_buffer(recvbuf, readonly=False).view, root)
+            out = parse_buffer(recvbuf, readonly=False)
+            self._scatter_blocks(None, [], out.view, root)
+        if out is not None:
+            out.commit()
 
     def Scatterv(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> None:
         self._check_root(root)
         if self._rank == root:
             spec, blocks = self._vector(sendbuf, readonly=True)
-            out = None if _in_place(recvbuf) else parse_buffer(recvbuf, readonly=False).view
-            self._scatter_blocks(spec.view, blocks, out, root)
+            out = None if _in_place(recvbuf) else parse_buffer(recvbuf, readonly=False)
+            self._scatter_blocks(spec.view, blocks, out.view if out else None, root)
         else:
-            self._scatter_blocks(None, [], parse_buffer(recvbuf, readonly=False).view, root)
+            out = parse_buffer(recvbuf, readonly=False)
+            self._scatter_blocks(None, [], out.view, root)
+        if out is not None:
+            out.commit()
 
     def Gather(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> None:
         self._check_root(root)
+        n = self._size
         if self._rank == root:
-            spec = parse_buffer(recvbuf, readonly=False)
-            block, _ = self._uniform(spec, "Gather")
-            blocks = [(i * block, (i + 1) * block) for i in range(self._size)]
+            spec = parse_buffer(recvbuf, readonly=False, blocks=n)
             mine = None if _in_place(sendbuf) else parse_buffer(sendbuf, readonly=True).view
-            self._gather_blocks(mine, spec.view, blocks, root)
+            self._gather_blocks(mine, spec.view, _even(spec, n), root)
+            spec.commit()
         else:
             self._gather_blocks(parse_buffer(sendbuf, readonly=True).view, None, [], root)
 
@@ -319,6 +379,7 @@ class Intracomm(ObjectCollectives):
             spec, blocks = self._vector(recvbuf, readonly=False)
             mine = None if _in_place(sendbuf) else parse_buffer(sendbuf, readonly=True).view
             self._gather_blocks(mine, spec.view, blocks, root)
+            spec.commit()
         else:
             self._gather_blocks(parse_buffer(sendbuf, readonly=True).view, None, [], root)
 
@@ -333,13 +394,14 @@ class Intracomm(ObjectCollectives):
 
     def Allgather(self, sendbuf: Any, recvbuf: Any) -> None:
         self._engine_free_check()
-        spec = parse_buffer(recvbuf, readonly=False)
-        block, _ = self._uniform(spec, "Allgather")
-        blocks = [(i * block, (i + 1) * block) for i in range(self._size)]
+        spec = parse_buffer(recvbuf, readonly=False, blocks=self._size)
+        blocks = _even(spec, self._size)
         if not _in_place(sendbuf):
             a, b = blocks[self._rank]
-            spec.view[a:b] = parse_buffer(sendbuf, readonly=True).view[:block]
+            mine = parse_buffer(sendbuf, readonly=True).view
+            spec.view[a:b] = mine[:b - a]
         self._ring_allgather(spec.view, blocks)
+        spec.commit()
 
     def Allgatherv(self, sendbuf: Any, recvbuf: Any) -> None:
         self._engine_free_check()
@@ -348,6 +410,7 @@ class Intracomm(ObjectCollectives):
             a, b = blocks[self._rank]
             spec.view[a:b] = parse_buffer(sendbuf, readonly=True).view[:b - a]
         self._ring_allgather(spec.view, blocks)
+        spec.commit()
 
     def _pairwise(self, send: memoryview, send_blocks: list[tuple[int, int]],
                   recv: memoryview, recv_blocks: list[tuple[int, int]]) -> None:
@@ -364,12 +427,16 @@ class Intracomm(ObjectCollectives):
 
     def Alltoall(self, sendbuf: Any, recvbuf: Any) -> None:
         self._engine_free_check()
-        spec = parse_buffer(recvbuf, readonly=False)
-        block, _ = self._uniform(spec, "Alltoall")
-        blocks = [(i * block, (i + 1) * block) for i in range(self._size)]
-        send = memoryview(bytes(spec.view)) if _in_place(sendbuf) else parse_buffer(
-            sendbuf, readonly=True).view
-        self._pairwise(send, blocks, spec.view, blocks)
+        n = self._size
+        spec = parse_buffer(recvbuf, readonly=False, blocks=n)
+        blocks = _even(spec, n)
+        if _in_place(sendbuf):
+            send, send_blocks = memoryview(bytes(spec.view)), blocks
+        else:
+            sspec = parse_buffer(sendbuf, readonly=True, blocks=n)
+            send, send_blocks = sspec.view, _even(sspec, n)
+        self._pairwise(send, send_blocks, spec.view, blocks)
+        spec.commit()
 
     def Alltoallv(self, sendbuf: Any, recvbuf: Any) -> None:
         self._engine_free_check()
@@ -380,6 +447,46 @@ class Intracomm(ObjectCollectives):
             send, send_blocks = self._vector(sendbuf, readonly=True)
             send_view = send.view
         self._pairwise(send_view, send_blocks, recv.view, recv_blocks)
+        recv.commit()
+
+    def Alltoallw(self, sendbuf: Any, recvbuf: Any) -> None:
+        """Every process sends block ``i`` (its own count, byte displacement and datatype)
+        to process ``i``."""
+        self._engine_free_check()
+        n, r = self._size, self._rank
+        recvs = parse_wspec(recvbuf, readonly=False, blocks=n)
+        if _in_place(sendbuf):
+            sends = [memoryview(bytes(spec.view)) for spec in recvs]
+        else:
+            sends = [spec.view for spec in parse_wspec(sendbuf, readonly=True, blocks=n)]
+        tag = self._tag()
+        recvs[r].view[:sends[r].nbytes] = sends[r]
+        for step in range(1, n):
+            dest, source = (r + step) % n, (r - step) % n
+            self._xchg(sends[dest], dest, recvs[source].view, source, tag, "Alltoallw")
+        for spec in recvs:
+            spec.commit()
+
+    def _bcast_bytes(self, view: memoryview, root: int) -> None:
+        """Binomial-tree broadcast of the bytes of ``view`` from ``root``."""
+        n, r = self._size, self._rank
+        tag = self._tag()
+        relative = (r - root) % n
+        if relative:
+            mask = relative & -relative
+            self._crecv_message((relative - mask + root) % n, tag, "Bcast", view)
+        else:
+            mask = 1
+            while mask < n:
+                mask <<= 1
+        mask >>= 1
+        sends = []
+        while mask > 0:
+            if relative + mask < n:
+                sends.append(self._csend([view], (relative + mask + root) % n, tag))
+            mask >>= 1
+        for out in sends:
+            self._cwait(out, "Bcast")
 
 
-__all__ = ["Intracomm"]
+__all__ = ["BufferCollectives"]

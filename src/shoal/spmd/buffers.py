@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.spmd import constants as C
+from shoal.spmd import derived
 from shoal.spmd.constants import (
     BufferErrorException,
     TypeErrorException,
@@ -30,6 +31,8 @@ from shoal.spmd.datatypes import (
     _typedict,
     to_datatype,
 )
+from shoal.spmd.foreign import foreign_view
+from shoal.spmd.memory import _BufferAPI
 
 # -- buffer specifications -----------------------------------------------------
 
@@ -59,10 +62,22 @@ class BufferSpec:
     displs: tuple[int, ...] | None = None
     blocks: int = 1
     marker: Any = None
+    stage: Stage | None = None
 
     @property
     def nbytes(self) -> int:
         return self.view.nbytes
+
+    @property
+    def unit(self) -> int:
+        """Bytes per element in ``view``: the extent, or the packed size when staged."""
+        info = self.datatype._info
+        return info.packed if self.stage is not None else info.extent
+
+    def commit(self) -> None:
+        """Unpack a staged receive buffer into the user's memory (no-op otherwise)."""
+        if self.stage is not None:
+            self.stage.unpack(self.view)
 
     @property
     def is_vector(self) -> bool:
@@ -78,7 +93,7 @@ class BufferSpec:
 
     def block(self, i: int) -> memoryview:
         """The bytes of block ``i`` (process ``i``'s part in a collective)."""
-        extent = self.datatype.extent
+        extent = self.unit
         if self.counts is not None and self.displs is not None:
             start = self.displs[i] * extent
             return self.view[start:start + self.counts[i] * extent]
@@ -86,6 +101,58 @@ class BufferSpec:
             raise IndexError(f"block {i} of {self.blocks}")
         size = self.count * extent
         return self.view[i * size:(i + 1) * size]
+
+
+class Stage:
+    """Where a staged buffer's packed bytes come from and go back to.
+
+    A derived datatype that is not contiguous (a vector, a struct with holes
+    ...) is packed into a contiguous staging buffer, which is what travels;
+    a receive buffer is staged the same way (packed first, so that bytes a
+    message does not reach keep their value) and unpacked by
+    :meth:`BufferSpec.commit`.  ``user`` is None for absolute addresses
+    (``MPI.BOTTOM``).
+    """
+
+    __slots__ = ("info", "user", "base", "count")
+
+    def __init__(self, info: Any, user: memoryview | None, base: int, count: int) -> None:
+        self.info = info
+        self.user = user
+        self.base = base
+        self.count = count
+
+    def pack(self) -> memoryview:
+        out = memoryview(bytearray(self.count * self.info.packed))
+        if self.user is None:
+            derived.pack_absolute(self.info, self.base, self.count, out)
+        else:
+            derived.pack(self.info, self.user, self.base, self.count, out)
+        return out
+
+    def unpack(self, packed: memoryview) -> None:
+        if self.user is None:
+            derived.unpack_absolute(self.info, packed, self.base, self.count)
+        else:
+            derived.unpack(self.info, packed, self.user, self.base, self.count)
+
+
+def _staged(flat: memoryview, datatype: Datatype, first: int, count: int,
+            what: str) -> tuple[memoryview, Stage]:
+    """Pack ``count`` elements of a non-contiguous type, from element ``first``."""
+    info = datatype._info
+    base = first * info.extent
+    derived.check_span(info, count, base, flat.nbytes, what)
+    stage = Stage(info, flat, base, count)
+    return stage.pack(), stage
+
+
+def _fits(info: Any, length: int, base: int) -> int:
+    """How many elements of a non-contiguous type fit from byte ``base``."""
+    if not info.segments() or info.extent <= 0:
+        return 0
+    room = length - base - info.true_ub
+    return room // info.extent + 1 if room >= 0 else 0
 
 
 def _index(value: Any, what: str) -> int:
@@ -165,15 +232,24 @@ def _flat_view(buf: Any, readonly: bool) -> tuple[memoryview, str | None]:
     try:
         mv = memoryview(buf)
     except TypeError:
-        gpu = hasattr(buf, "__cuda_array_interface__") or hasattr(buf, "__dlpack__")
-        hint = (" (GPU arrays are not supported by shoal; copy to host memory first)"
-                if gpu else "")
-        raise TypeErrorException(
-            C.ERR_BUFFER,
-            "expecting a buffer (numpy array, bytes, bytearray, memoryview, "
-            f"array.array) or a list [buf, count, datatype], got {type(buf).__name__}"
-            f"{hint}; use the lower-case methods (send, recv, ...) for Python objects",
-        ) from None
+        mv = None
+    if mv is None and isinstance(buf, _BufferAPI):
+        mv = buf._bytes()  # an MPI.buffer on a Python without numpy and __buffer__
+    if mv is None:
+        found = foreign_view(buf)
+        if found is None:
+            raise TypeErrorException(
+                C.ERR_BUFFER,
+                "expecting a buffer (numpy array, bytes, bytearray, memoryview, "
+                f"array.array, DLPack tensor) or a list [buf, count, datatype], got "
+                f"{type(buf).__name__}; use the lower-case methods (send, recv, ...) for "
+                "Python objects") from None
+        view, fmt = found
+        if not readonly and view.readonly:
+            raise BufferErrorException(
+                C.ERR_BUFFER, f"the receive buffer ({type(buf).__name__}) is read-only: "
+                "pass a writable buffer")
+        return view, fmt
     if not readonly and mv.readonly:
         raise BufferErrorException(
             C.ERR_BUFFER,
@@ -284,8 +360,7 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
     if buf is C.BOTTOM:
         if dtype is None:
             raise ValueErrorException(C.ERR_TYPE, "MPI.BOTTOM needs a datatype")
-        return BufferSpec(memoryview(bytearray()), count if _is_integral(count) else 0,
-                          to_datatype(dtype), marker=C.BOTTOM)
+        return _bottom(to_datatype(dtype), count, displ, vector, blocks)
     flat, fmt = _flat_view(buf, readonly)
     datatype = _datatype_of_format(fmt, buf) if dtype is None else to_datatype(dtype)
     extent = _usable(datatype)
@@ -294,8 +369,31 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
     return _simple(flat, buf is None, datatype, extent, count, displ, blocks or 1)
 
 
+def _bottom(datatype: Datatype, count: Any, displ: Any, vector: bool,
+            blocks: int | None) -> BufferSpec:
+    """``[MPI.BOTTOM, count, datatype]``: a type built from absolute addresses."""
+    info = datatype._info
+    _usable(datatype)
+    if vector:  # only empty blocks: shoal's v-collectives take no absolute addresses
+        spec = _vector(memoryview(bytearray()), False, datatype, info.extent, count, displ,
+                       blocks)
+        spec.marker = C.BOTTOM
+        return spec
+    n = 1 if count is None else _index(count, "count") if _is_integral(count) else 0
+    if n <= 0 or not info.segments() or info.predefined:
+        return BufferSpec(memoryview(bytearray()), n, datatype, marker=C.BOTTOM)
+    if info.true_lb < 4096:
+        raise ValueErrorException(
+            C.ERR_BUFFER, "MPI.BOTTOM needs a derived datatype whose displacements are "
+            "absolute addresses (from MPI.Get_address)")
+    stage = Stage(info, None, 0, n)
+    return BufferSpec(stage.pack(), n, datatype, marker=C.BOTTOM, stage=stage)
+
+
 def _simple(flat: memoryview, no_buffer: bool, datatype: Datatype, extent: int,
             count: Any, displ: Any, blocks: int) -> BufferSpec:
+    if not datatype._info.contiguous:
+        return _simple_staged(flat, no_buffer, datatype, count, displ, blocks)
     name = datatype.name or "the derived datatype"
     length = flat.nbytes
     offset = 0
@@ -339,17 +437,49 @@ def _simple(flat: memoryview, no_buffer: bool, datatype: Datatype, extent: int,
     return BufferSpec(flat[offset:offset + need], n, datatype, blocks=blocks)
 
 
+def _simple_staged(flat: memoryview, no_buffer: bool, datatype: Datatype, count: Any,
+                   displ: Any, blocks: int) -> BufferSpec:
+    info = datatype._info
+    first = 0 if displ is None else _index(displ, "displacement")
+    if first < 0:
+        raise ValueErrorException(C.ERR_ARG, f"negative displacement {first}")
+    if info.extent <= 0 and (count is None or first > 0):
+        raise ValueErrorException(C.ERR_TYPE, f"cannot infer a count or displace by elements "
+                                  f"of a datatype of extent {info.extent}")
+    if count is not None:
+        n = _index(count, "count")
+        if n < 0:
+            raise ValueErrorException(C.ERR_COUNT, f"negative count {n}")
+        if n > 0 and no_buffer:
+            raise ValueErrorException(C.ERR_BUFFER, f"buffer is None but count is {n}")
+    else:
+        entries = _fits(info, flat.nbytes, first * info.extent)
+        if entries % blocks:
+            raise ValueErrorException(
+                C.ERR_COUNT, f"cannot infer count, {entries} elements of the derived "
+                f"datatype fit the buffer, not a multiple of the number of processes {blocks}")
+        n = entries // blocks
+    view, stage = _staged(flat, datatype, first, n * blocks, "buffer")
+    return BufferSpec(view, n, datatype, blocks=blocks, stage=stage)
+
+
 def _vector(flat: memoryview, no_buffer: bool, datatype: Datatype, extent: int,
             counts: Any, displs: Any, blocks: int | None) -> BufferSpec:
     name = datatype.name or "the derived datatype"
     bsize = flat.nbytes
+    staged = not datatype._info.contiguous
+    if counts is None and datatype._info.extent <= 0:
+        raise ValueErrorException(C.ERR_TYPE, f"cannot infer counts from a datatype of "
+                                  f"extent {datatype._info.extent}")
     if counts is None or _is_integral(counts):
         if blocks is None:
             raise ValueErrorException(C.ERR_COUNT, "a list of counts (one per "
                                       "process) is needed here")
         if counts is None:
             entries = 0
-            if bsize > 0:
+            if staged:
+                entries = _fits(datatype._info, bsize, 0)
+            elif bsize > 0:
                 if extent <= 0 or bsize % extent:
                     raise ValueErrorException(
                         C.ERR_COUNT, f"cannot infer counts, buffer length {bsize} "
@@ -377,9 +507,70 @@ def _vector(flat: memoryview, no_buffer: bool, datatype: Datatype, extent: int,
         if d < 0:
             raise ValueErrorException(C.ERR_ARG,
                                       f"negative displacement {d} for process {i}")
-        if c and (no_buffer or (d + c) * extent > bsize):
+        if c and (no_buffer or (not staged and (d + c) * extent > bsize)):
             raise ValueErrorException(
                 C.ERR_COUNT, f"process {i}'s count {c} at displacement {d} needs "
                 f"{(d + c) * extent} bytes of {name} but the buffer has {bsize} bytes")
+    stage = None
+    if staged:
+        end = max((d + c for c, d in zip(count_list, displ_list, strict=True) if c), default=0)
+        flat, stage = _staged(flat, datatype, 0, end, "buffer")
     return BufferSpec(flat, sum(count_list), datatype, tuple(count_list), tuple(displ_list),
-                      blocks=nblocks)
+                      blocks=nblocks, stage=stage)
+
+
+def parse_wspec(spec: Any, *, readonly: bool, blocks: int) -> list[BufferSpec]:
+    """An ``Alltoallw`` buffer: ``[buf, (counts, displs), datatypes]`` (displacements in
+    bytes, a datatype per process) as one spec per process."""
+    if not isinstance(spec, (list, tuple)) or not 2 <= len(spec) <= 4:
+        raise ValueErrorException(C.ERR_ARG, "expecting [buf, datatypes], "
+                                  "[buf, (counts, displs), datatypes] or "
+                                  "[buf, counts, displs, datatypes]")
+    if len(spec) == 2:
+        buf, types = spec
+        counts: Any = None
+        displs: Any = None
+    elif len(spec) == 3:
+        buf, (counts, displs), types = spec
+    else:
+        buf, counts, displs, types = spec
+    bottom = buf is C.BOTTOM
+    if bottom and (counts is None or displs is None):
+        raise ValueErrorException(C.ERR_ARG, "MPI.BOTTOM needs counts and displacements")
+    if counts is None and displs is None:
+        count_list, displ_list = [1] * blocks, [0] * blocks
+    else:
+        count_list = _int_list(counts, blocks, "counts")
+        displ_list = _int_list(displs, blocks, "displs")
+    type_list = [to_datatype(t) for t in (types if isinstance(types, (list, tuple))
+                                          else [types] * blocks)]
+    if len(type_list) != blocks:
+        raise ValueErrorException(C.ERR_COUNT, f"expecting {blocks} datatypes (one per "
+                                  f"process), got {len(type_list)}")
+    flat, _ = _flat_view(buf, readonly) if not bottom else (memoryview(bytearray()), None)
+    out = []
+    for i, (c, d, t) in enumerate(zip(count_list, displ_list, type_list, strict=True)):
+        if c < 0 or d < 0:
+            raise ValueErrorException(C.ERR_ARG, f"negative count or displacement for "
+                                      f"process {i}")
+        if c == 0:
+            out.append(BufferSpec(memoryview(bytearray()), 0, t))
+            continue
+        _usable(t)
+        info = t._info
+        if bottom:  # absolute addresses: byte displacement d from address 0
+            stage = Stage(info, None, d, c)
+            out.append(BufferSpec(stage.pack(), c, t, stage=stage))
+            continue
+        if info.contiguous:
+            end = d + c * info.extent
+            if end > flat.nbytes:
+                raise ValueErrorException(
+                    C.ERR_COUNT, f"process {i}'s {c} elements at byte {d} need {end} bytes "
+                    f"but the buffer has {flat.nbytes}")
+            out.append(BufferSpec(flat[d:end], c, t))
+        else:
+            derived.check_span(info, c, d, flat.nbytes, f"process {i}'s block")
+            stage = Stage(info, flat, d, c)
+            out.append(BufferSpec(stage.pack(), c, t, stage=stage))
+    return out

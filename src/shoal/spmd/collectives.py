@@ -26,13 +26,15 @@ from typing import Any
 
 from shoal.spmd import constants as C
 from shoal.spmd import world
-from shoal.spmd.buffers import parse_buffer
-from shoal.spmd.comm import Comm
+from shoal.spmd.objcodec import PICKLE, Pickle
 from shoal.spmd.ops import SUM, Op
-from shoal.wire.codec import PICKLE
+from shoal.spmd.p2p import PointToPoint
 from shoal.wire.header import PICKLED, split_parts
 
 _RING_THRESHOLD = 64 * 1024  # bytes: above this a commutative Allreduce uses the ring
+
+
+_ENVELOPE = Pickle()  # shoal's own containers in collectives: always the standard pickle
 
 
 def _reducer(op: Any) -> Callable[[Any, Any], Any]:
@@ -46,7 +48,7 @@ def _waiting_for(what: str, source: int) -> str:
 
 def _private_copy(parts: list[Any]) -> Any:
     """Decode a value from its own encoding, with buffers copied (mpi4py gives copies)."""
-    return PICKLE.loads([memoryview(parts[0])] + [memoryview(bytearray(p)) for p in parts[1:]])
+    return PICKLE.decode([memoryview(parts[0])] + [memoryview(bytearray(p)) for p in parts[1:]])
 
 
 def _top_bit(n: int) -> int:
@@ -63,14 +65,16 @@ def _commutes(op: Any) -> bool:
     return False
 
 
-class ObjectCollectives(Comm):
+class ObjectCollectives(PointToPoint):
     """Object collectives, Barrier, Bcast, Split; :class:`.bufcoll.Intracomm` adds the rest."""
 
     # -- plumbing ---------------------------------------------------------------
 
     def _tag(self) -> int:
-        self._coll_seq += 1
-        return self._coll_seq & 0x3FFFFFFF
+        record = self._info
+        with record.lock:
+            record.coll_seq += 1
+            return record.coll_seq & 0x3FFFFFFF
 
     def _csend(self, parts: list[Any], dest: int, tag: int, flags: int = 0) -> Any:
         return self._start_send(parts, dest, tag, flags, self._cctx)
@@ -90,6 +94,23 @@ class ObjectCollectives(Comm):
 
     def _csend_obj(self, obj: Any, dest: int, tag: int, what: str) -> None:
         self._cwait(self._csend(self._encode(obj, dest), dest, tag, PICKLED), what)
+
+    def _csend_items(self, items: dict[int, Any], dest: int, tag: int, what: str) -> None:
+        """Send values keyed by rank (gather, scatter): shoal's own dict travels with the
+        standard pickle, the values with ``MPI.pickle`` (json cannot carry int keys)."""
+        payload = items if PICKLE.standard else {k: PICKLE.dumps(v) for k, v in items.items()}
+        parts = _ENVELOPE.encode(payload)
+        self._cwait(self._csend(parts, dest, tag, PICKLED), what)
+
+    def _crecv_items(self, source: int, tag: int, what: str) -> dict[int, Any]:
+        message = self._crecv_message(source, tag, what)
+        body = message.body if message.body is not None else b""
+        parts = (body,) if message.nparts == 1 else split_parts(memoryview(body),
+                                                               message.nparts)
+        items = _ENVELOPE.decode(parts)
+        if PICKLE.standard:
+            return items
+        return {k: PICKLE.loads(v) for k, v in items.items()}
 
     def _cxchg_obj(self, value: Any, partner: int, tag: int, what: str) -> Any:
         """Send ``value`` to ``partner`` and receive its value, both at once."""
@@ -122,11 +143,15 @@ class ObjectCollectives(Comm):
     # -- object collectives -----------------------------------------------------------
 
     def bcast(self, obj: Any, root: int = 0) -> Any:
+        with self._lock("bcast"):  # mpi4py locks these per communicator
+            return self._bcast(obj, root)
+
+    def _bcast(self, obj: Any, root: int = 0) -> Any:
         self._check_root(root)
         n, r = self._size, self._rank
         tag = self._tag()
         if n == 1:
-            return _private_copy(PICKLE.dumps(obj))
+            return _private_copy(PICKLE.encode(obj))
         relative = (r - root) % n
         if relative == 0:
             parts = self._encode(obj, -1)
@@ -145,7 +170,7 @@ class ObjectCollectives(Comm):
             self._cwait(out, "bcast")
         if relative == 0:
             return _private_copy(parts)
-        return PICKLE.loads(parts)
+        return PICKLE.decode(parts)
 
     def reduce(self, sendobj: Any, op: Any = SUM, root: int = 0) -> Any:
         self._check_root(root)
@@ -186,7 +211,7 @@ class ObjectCollectives(Comm):
         combine = _reducer(op)
         tag = self._tag()
         r = self._rank
-        value = _private_copy(PICKLE.dumps(sendobj)) if n == 1 else sendobj
+        value = _private_copy(PICKLE.encode(sendobj)) if n == 1 else sendobj
         mask = 1
         while mask < n:
             partner = r ^ mask
@@ -196,6 +221,10 @@ class ObjectCollectives(Comm):
         return value
 
     def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None:
+        with self._lock("gather"):  # mpi4py locks these per communicator
+            return self._gather(sendobj, root)
+
+    def _gather(self, sendobj: Any, root: int = 0) -> list[Any] | None:
         self._check_root(root)
         n, r = self._size, self._rank
         tag = self._tag()
@@ -204,14 +233,19 @@ class ObjectCollectives(Comm):
         mask = 1
         while mask < n:
             if relative & mask:
-                self._csend_obj(collected, (relative - mask + root) % n, tag, "gather")
+                self._csend_items(collected, (relative - mask + root) % n, tag, "gather")
                 return None
             if relative + mask < n:
-                collected.update(self._crecv_obj((relative + mask + root) % n, tag, "gather"))
+                collected.update(self._crecv_items((relative + mask + root) % n, tag,
+                                                   "gather"))
             mask <<= 1
         return [collected[i] for i in range(n)]
 
     def scatter(self, sendobj: Sequence[Any] | None, root: int = 0) -> Any:
+        with self._lock("scatter"):  # mpi4py locks these per communicator
+            return self._scatter(sendobj, root)
+
+    def _scatter(self, sendobj: Sequence[Any] | None, root: int = 0) -> Any:
         self._check_root(root)
         n, r = self._size, self._rank
         tag = self._tag()
@@ -225,21 +259,29 @@ class ObjectCollectives(Comm):
             mask = _top_bit(n)
         else:
             mask = relative & -relative
-            mine = self._crecv_obj((relative - mask + root) % n, tag, "scatter")
+            mine = self._crecv_items((relative - mask + root) % n, tag, "scatter")
         mask >>= 1
         while mask > 0:
             if relative + mask < n:
                 part = {k: v for k, v in mine.items() if k >= relative + mask}
                 for k in part:
                     del mine[k]
-                self._csend_obj(part, (relative + mask + root) % n, tag, "scatter")
+                self._csend_items(part, (relative + mask + root) % n, tag, "scatter")
             mask >>= 1
         return mine[relative]
 
     def allgather(self, sendobj: Any) -> list[Any]:
-        return self.bcast(self.gather(sendobj, 0), 0)
+        with self._lock("allgather"):  # mpi4py locks these per communicator
+            return self._allgather(sendobj)
+
+    def _allgather(self, sendobj: Any) -> list[Any]:
+        return self._bcast(self._gather(sendobj, 0), 0)
 
     def alltoall(self, sendobj: Sequence[Any]) -> list[Any]:
+        with self._lock("alltoall"):  # mpi4py locks these per communicator
+            return self._alltoall(sendobj)
+
+    def _alltoall(self, sendobj: Sequence[Any]) -> list[Any]:
         self._engine_free_check()
         n, r = self._size, self._rank
         if sendobj is None or len(sendobj) != n:
@@ -247,7 +289,7 @@ class ObjectCollectives(Comm):
             raise C.ValueErrorException(C.ERR_COUNT, f"alltoall: expecting {n} items, got {got}")
         tag = self._tag()
         result: list[Any] = [None] * n
-        result[r] = _private_copy(PICKLE.dumps(sendobj[r]))
+        result[r] = _private_copy(PICKLE.encode(sendobj[r]))
         for step in range(1, n):
             dest, source = (r + step) % n, (r - step) % n
             out = self._csend(self._encode(sendobj[dest], dest), dest, tag, PICKLED)
@@ -285,32 +327,56 @@ class ObjectCollectives(Comm):
 
     # -- making communicators -------------------------------------------------------------
 
-    def Split(self, color: int = 0, key: int = 0) -> Comm:
+    def Split(self, color: int = 0, key: int = 0) -> Any:
         """Partition by ``color``; order each part by ``key``, then by old rank."""
         self._engine_free_check()
         context = self._next_context()  # the same on every member: call before talking
         table = self.allgather((color, key))
         if color == C.UNDEFINED or color is None:
-            return type(self)()
+            return self._null(self._INTRA)
         if not isinstance(color, int) or color < 0:
             raise C.Exception(C.ERR_ARG, f"Split: color must be a non-negative int or "
                                          f"MPI.UNDEFINED, not {color!r}")
         members = sorted((k, rank) for rank, (c, k) in enumerate(table) if c == color)
         ranks = tuple(self._ranks[rank] for _, rank in members)
-        return type(self)(ranks, world.derive_context(context, 1, salt=color))
+        return self._derived(ranks, world.derive_context(context, 1, salt=color),
+                             cls=self._INTRA)
 
-    def Split_type(self, split_type: int, key: int = 0, info: Any = None) -> Comm:
-        """``COMM_TYPE_SHARED``: one communicator per host (shared-memory domain)."""
-        if split_type == C.UNDEFINED:
-            return self.Split(C.UNDEFINED, key)
+    def Split_type(self, split_type: int, key: int = 0, info: Any = None) -> Any:
+        """One communicator per host (shared-memory domain).
+
+        ``COMM_TYPE_SHARED`` always; ``COMM_TYPE_HW_GUIDED`` and
+        ``COMM_TYPE_RESOURCE_GUIDED`` when ``info`` asks for the
+        ``mpi_shared_memory`` resource (else ``COMM_NULL``, as MPI says for
+        resources that do not exist); ``COMM_TYPE_HW_UNGUIDED`` gives the host's
+        ranks when they are fewer than this communicator's (else ``COMM_NULL``).
+        """
         import zlib
 
-        from shoal.spmd.comm import processor_name
+        from shoal.spmd.commbase import processor_name
 
-        host = zlib.crc32(processor_name().encode()) & 0x7FFFFFFF
-        return self.Split(host, key)
+        resource = "mpi_hw_resource_type"
+        hints = info._info.items if info is not None and info else {}
+        color = C.UNDEFINED
+        if split_type == C.COMM_TYPE_SHARED:
+            color = zlib.crc32(processor_name().encode()) & 0x7FFFFFFF
+        elif split_type in (C.COMM_TYPE_HW_GUIDED, C.COMM_TYPE_RESOURCE_GUIDED):
+            if hints.get(resource) == "mpi_shared_memory":
+                color = zlib.crc32(processor_name().encode()) & 0x7FFFFFFF
+        elif split_type == C.COMM_TYPE_HW_UNGUIDED:
+            color = zlib.crc32(processor_name().encode()) & 0x7FFFFFFF
+        elif split_type != C.UNDEFINED:
+            raise C.Exception(C.ERR_ARG, f"Split_type: unknown split type {split_type}")
+        comm = self.Split(color, key)
+        if split_type == C.COMM_TYPE_HW_UNGUIDED and comm:
+            if comm.Get_size() >= self._size:
+                comm.Free()
+                return self._null(self._INTRA)
+            if info is not None and info:
+                info.Set(resource, "mpi_shared_memory")
+        return comm
 
-    def Create(self, group: Any) -> Comm:
+    def Create(self, group: Any) -> Any:
         """A communicator of ``group``'s members (every member of this one calls it)."""
         self._engine_free_check()
         context = self._next_context()
@@ -319,43 +385,20 @@ class ObjectCollectives(Comm):
             raise C.Exception(C.ERR_GROUP, "Create: the group has processes outside this "
                                            "communicator")
         if world.world_rank() not in ranks:
-            return type(self)()
-        return type(self)(ranks, context)
+            return self._null(self._INTRA)
+        return self._derived(ranks, context, cls=self._INTRA)
 
-    def Create_group(self, group: Any, tag: int = 0) -> Comm:
+    def Create_group(self, group: Any, tag: int = 0) -> Any:
         """Like :meth:`Create`, called only by the group's members."""
         ranks = tuple(group._ranks or ())
         if world.world_rank() not in ranks:
-            return type(self)()
+            return self._null(self._INTRA)
         self._engine_free_check()
         import zlib
 
         salt = zlib.crc32(repr((ranks, tag)).encode())
-        return type(self)(ranks, world.derive_context(self._ctx, -1, salt=salt))
-
-    # -- buffer collectives ------------------------------------------------------------
-
-    def Bcast(self, buf: Any, root: int = 0) -> None:
-        self._check_root(root)
-        n, r = self._size, self._rank
-        if n == 1:
-            return
-        tag = self._tag()
-        relative = (r - root) % n
-        view = parse_buffer(buf, readonly=relative == 0).view
-        if relative:
-            mask = relative & -relative
-            self._crecv_message((relative - mask + root) % n, tag, "Bcast", view)
-        else:
-            mask = _top_bit(n)
-        mask >>= 1
-        sends = []
-        while mask > 0:
-            if relative + mask < n:
-                sends.append(self._csend([view], (relative + mask + root) % n, tag))
-            mask >>= 1
-        for out in sends:
-            self._cwait(out, "Bcast")
+        return self._derived(ranks, world.derive_context(self._ctx, -1, salt=salt),
+                             cls=self._INTRA)
 
 
 __all__ = ["ObjectCollectives"]

@@ -16,6 +16,7 @@ import builtins
 from typing import Any, Final
 
 from shoal.errors import CommunicationError
+from shoal.spmd.handles import Handle, Record
 
 # -- ranks, tags and other special integers ---------------------------------
 
@@ -73,23 +74,73 @@ MAX_INFO_VAL: Final = 1024
 MAX_LIBRARY_VERSION_STRING: Final = 8192
 BSEND_OVERHEAD: Final = 96
 
+# MPICH's numbers for the rest of mpi4py's integer constants (files, windows, Fortran
+# status indices, type classes): shoal offers no files or windows, but the names exist.
+DISPLACEMENT_CURRENT: Final = -54278278
+DISP_CUR: Final = -54278278
+F_ERROR: Final = 4
+F_SOURCE: Final = 2
+F_STATUS_SIZE: Final = 5
+F_TAG: Final = 3
+LOCK_EXCLUSIVE: Final = 234
+LOCK_SHARED: Final = 235
+MAX_DATAREP_STRING: Final = 128
+MAX_PSET_NAME_LEN: Final = 256
+MAX_STRINGTAG_LEN: Final = 256
+MODE_APPEND: Final = 128
+MODE_CREATE: Final = 1
+MODE_DELETE_ON_CLOSE: Final = 16
+MODE_EXCL: Final = 64
+MODE_NOCHECK: Final = 1024
+MODE_NOPRECEDE: Final = 8192
+MODE_NOPUT: Final = 4096
+MODE_NOSTORE: Final = 2048
+MODE_NOSUCCEED: Final = 16384
+MODE_RDONLY: Final = 2
+MODE_RDWR: Final = 8
+MODE_SEQUENTIAL: Final = 256
+MODE_UNIQUE_OPEN: Final = 32
+MODE_WRONLY: Final = 4
+SEEK_CUR: Final = 602
+SEEK_END: Final = 604
+SEEK_SET: Final = 600
+TYPECLASS_COMPLEX: Final = 3
+TYPECLASS_INTEGER: Final = 2
+TYPECLASS_LOGICAL: Final = 4
+TYPECLASS_REAL: Final = 1
+WIN_BASE: Final = 1711276033
+WIN_CREATE_FLAVOR: Final = 1711276039
+WIN_DISP_UNIT: Final = 1711276037
+WIN_FLAVOR: Final = 1711276039
+WIN_FLAVOR_ALLOCATE: Final = 2
+WIN_FLAVOR_CREATE: Final = 1
+WIN_FLAVOR_DYNAMIC: Final = 3
+WIN_FLAVOR_SHARED: Final = 4
+WIN_MODEL: Final = 1711276041
+WIN_SEPARATE: Final = 1
+WIN_SIZE: Final = 1711276035
+WIN_UNIFIED: Final = 2
+
 #: The MPI standard version shoal's facade follows (mpi4py's MPI.VERSION).
 VERSION: Final = 4
 SUBVERSION: Final = 1
 
 
 class _Sentinel:
-    """A named singleton such as ``MPI.IN_PLACE``.
+    """A named singleton such as ``MPI.IN_PLACE`` (each has its own type, as in mpi4py).
 
-    It pickles by name, so it stays the same object after a round trip, and
-    ``int()`` gives mpi4py's value.
+    It pickles by name, so it stays the same object after a round trip; it
+    compares and hashes like mpi4py's value (``int(MPI.IN_PLACE)``), and
+    calling its type gives the singleton back.
     """
 
-    __slots__ = ("_name", "_value")
+    __slots__ = ()
+    _name: str
+    _value: int
+    _instance: _Sentinel
 
-    def __init__(self, name: str, value: int) -> None:
-        self._name = name
-        self._value = value
+    def __new__(cls) -> _Sentinel:
+        return cls._instance
 
     def __repr__(self) -> str:
         return self._name
@@ -97,51 +148,87 @@ class _Sentinel:
     def __int__(self) -> int:
         return self._value
 
-    def __reduce__(self) -> str:
-        return self._name
-
-
-IN_PLACE: Final = _Sentinel("IN_PLACE", -1)
-BOTTOM: Final = _Sentinel("BOTTOM", 0)
-BUFFER_AUTOMATIC: Final = _Sentinel("BUFFER_AUTOMATIC", 0)
-
-
-class Errhandler:
-    """``MPI.Errhandler``: only the predefined handlers exist in shoal.
-
-    shoal always reports errors by raising :class:`Exception`, which is what
-    mpi4py does under ``ERRORS_RETURN`` (its default); the handler a program
-    sets is remembered and handed back, nothing more.
-    """
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str = "ERRHANDLER_NULL") -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return f"<MPI.Errhandler {self._name}>"
-
     def __bool__(self) -> bool:
-        return self._name != "ERRHANDLER_NULL"
+        return bool(self._value)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Errhandler) and other._name == self._name
+        if isinstance(other, _Sentinel):
+            return self is other
+        if isinstance(other, int) and not isinstance(other, bool):
+            return other == self._value
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
 
     def __hash__(self) -> int:
-        return hash(self._name)
+        return hash(self._value)
 
     def __reduce__(self) -> str:
         return self._name
 
+
+def _sentinel(typename: str, name: str, value: int, index: bool = False) -> Any:
+    namespace: dict[str, Any] = {"__slots__": (), "_name": name, "_value": value,
+                                 "__module__": "shoal.spmd.constants"}
+    if index:
+        namespace["__index__"] = lambda self: self._value
+    cls: Any = type(typename, (_Sentinel,), namespace)
+    instance: Any = object.__new__(cls)
+    cls._instance = instance
+    return instance
+
+
+IN_PLACE: Final = _sentinel("InPlaceType", "IN_PLACE", -1)
+BOTTOM: Final = _sentinel("BottomType", "BOTTOM", 0, index=True)
+BUFFER_AUTOMATIC: Final = _sentinel("BufferAutomaticType", "BUFFER_AUTOMATIC", 0)
+
+
+class _ErrhandlerRecord(Record):
+    __slots__ = ("name", "function")
+
+    def __init__(self, name: str, function: Any = None) -> None:
+        super().__init__()
+        self.name = name
+        self.function = function
+
+
+class Errhandler(Handle):
+    """``MPI.Errhandler``: the predefined handlers, and handlers made by
+    ``Comm.Create_errhandler``.
+
+    shoal reports errors by raising :class:`Exception`, which is what mpi4py
+    does under ``ERRORS_RETURN`` (its default); a handler a program sets is
+    kept and handed back, and ``Comm.Call_errhandler`` calls a user one.
+    """
+
+    __slots__ = ()
+    __module__ = "shoal.MPI"
+    _info: _ErrhandlerRecord
+
+    def __repr__(self) -> str:
+        return f"<MPI.Errhandler {self._info.name}>"
+
     def Free(self) -> None:
-        """Predefined handlers cannot be freed; like MPICH, this is a no-op."""
+        if self._info is _ERRHANDLER_NULL:
+            raise Exception(ERR_ERRHANDLER, "this is MPI.ERRHANDLER_NULL")
+        if not self._const:
+            self._info = _ERRHANDLER_NULL
+
+    def _predefined(self) -> bool:
+        return self._info.function is None
 
 
-ERRHANDLER_NULL: Final = Errhandler("ERRHANDLER_NULL")
-ERRORS_RETURN: Final = Errhandler("ERRORS_RETURN")
-ERRORS_ARE_FATAL: Final = Errhandler("ERRORS_ARE_FATAL")
-ERRORS_ABORT: Final = Errhandler("ERRORS_ABORT")
+_ERRHANDLER_NULL = _ErrhandlerRecord("ERRHANDLER_NULL")
+Errhandler._NULL = _ERRHANDLER_NULL
+Errhandler._FAMILY = Errhandler
+
+ERRHANDLER_NULL: Final = Errhandler._define(_ERRHANDLER_NULL, "ERRHANDLER_NULL")
+ERRORS_RETURN: Final = Errhandler._define(_ErrhandlerRecord("ERRORS_RETURN"), "ERRORS_RETURN")
+ERRORS_ARE_FATAL: Final = Errhandler._define(_ErrhandlerRecord("ERRORS_ARE_FATAL"),
+                                             "ERRORS_ARE_FATAL")
+ERRORS_ABORT: Final = Errhandler._define(_ErrhandlerRecord("ERRORS_ABORT"), "ERRORS_ABORT")
 
 # -- error classes (MPICH's numbers) -----------------------------------------
 
@@ -178,6 +265,40 @@ ERR_PROC_ABORTED: Final = 76
 ERR_VALUE_TOO_LARGE: Final = 77
 ERR_ERRHANDLER: Final = 80
 ERR_LASTCODE: Final = 1073741823
+ERR_ABI: Final = 1073741823
+ERR_ACCESS: Final = 20
+ERR_AMODE: Final = 21
+ERR_ASSERT: Final = 53
+ERR_BAD_FILE: Final = 22
+ERR_BASE: Final = 46
+ERR_CONVERSION: Final = 23
+ERR_DUP_DATAREP: Final = 24
+ERR_FILE: Final = 27
+ERR_FILE_EXISTS: Final = 25
+ERR_FILE_IN_USE: Final = 26
+ERR_INFO_KEY: Final = 29
+ERR_INFO_NOKEY: Final = 31
+ERR_INFO_VALUE: Final = 30
+ERR_IO: Final = 32
+ERR_LOCKTYPE: Final = 47
+ERR_NAME: Final = 33
+ERR_NO_SPACE: Final = 36
+ERR_NO_SUCH_FILE: Final = 37
+ERR_PORT: Final = 38
+ERR_PROC_FAILED: Final = 13
+ERR_PROC_FAILED_PENDING: Final = 13
+ERR_QUOTA: Final = 39
+ERR_READ_ONLY: Final = 40
+ERR_REVOKED: Final = 13
+ERR_RMA_ATTACH: Final = 56
+ERR_RMA_CONFLICT: Final = 49
+ERR_RMA_FLAVOR: Final = 58
+ERR_RMA_RANGE: Final = 55
+ERR_RMA_SHARED: Final = 57
+ERR_RMA_SYNC: Final = 50
+ERR_SERVICE: Final = 41
+ERR_SESSION: Final = 75
+ERR_UNSUPPORTED_DATAREP: Final = 43
 
 # name and MPICH's text for each class, for str(MPI.Exception) and Get_error_string
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -214,19 +335,135 @@ _ERRORS: dict[int, tuple[str, str]] = {
     ERR_PROC_ABORTED: ("MPI_ERR_PROC_ABORTED", "Process was aborted"),
     ERR_VALUE_TOO_LARGE: ("MPI_ERR_VALUE_TOO_LARGE", "Value is too large to store"),
     ERR_ERRHANDLER: ("MPI_ERR_ERRHANDLER", "Invalid errhandler"),
+    ERR_ACCESS: ("MPI_ERR_ACCESS", 'Access denied to file'),
+    ERR_AMODE: ("MPI_ERR_AMODE", 'Invalid amode value in MPI_File_open '),
+    ERR_BAD_FILE: ("MPI_ERR_BAD_FILE", 'Invalid file name'),
+    ERR_CONVERSION: ("MPI_ERR_CONVERSION",
+                     "An error occurred in a user-defined data conversion function"),
+    ERR_DUP_DATAREP: ("MPI_ERR_DUP_DATAREP", "The requested datarep name has already been "
+                      "specified to MPI_REGISTER_DATAREP"),
+    ERR_FILE_EXISTS: ("MPI_ERR_FILE_EXISTS", 'File exists'),
+    ERR_FILE_IN_USE: ("MPI_ERR_FILE_IN_USE", 'File in use by some process'),
+    ERR_FILE: ("MPI_ERR_FILE", 'Invalid MPI_File'),
+    ERR_INFO_KEY: ("MPI_ERR_INFO_KEY", 'Invalid key for MPI_Info '),
+    ERR_INFO_VALUE: ("MPI_ERR_INFO_VALUE", 'Invalid MPI_Info value '),
+    ERR_INFO_NOKEY: ("MPI_ERR_INFO_NOKEY", 'MPI_Info key is not defined '),
+    ERR_IO: ("MPI_ERR_IO", 'Other I/O error '),
+    ERR_NAME: ("MPI_ERR_NAME", 'Invalid service name (see MPI_Publish_name)'),
+    ERR_NO_SPACE: ("MPI_ERR_NO_SPACE", 'Not enough space for file '),
+    ERR_NO_SUCH_FILE: ("MPI_ERR_NO_SUCH_FILE", 'File does not exist'),
+    ERR_PORT: ("MPI_ERR_PORT", 'Invalid port'),
+    ERR_QUOTA: ("MPI_ERR_QUOTA", 'Quota exceeded for files'),
+    ERR_READ_ONLY: ("MPI_ERR_READ_ONLY", 'Read-only file or filesystem name'),
+    ERR_SERVICE: ("MPI_ERR_SERVICE", 'Attempt to lookup an unknown service name '),
+    ERR_UNSUPPORTED_DATAREP: ("MPI_ERR_UNSUPPORTED_DATAREP",
+                              "Unsupported datarep passed to MPI_File_set_view "),
+    ERR_BASE: ("MPI_ERR_BASE", 'Invalid base address'),
+    ERR_LOCKTYPE: ("MPI_ERR_LOCKTYPE", 'Invalid locktype argument'),
+    ERR_RMA_CONFLICT: ("MPI_ERR_RMA_CONFLICT", 'Conflicting accesses to window '),
+    ERR_RMA_SYNC: ("MPI_ERR_RMA_SYNC", 'Wrong synchronization of RMA calls '),
+    ERR_ASSERT: ("MPI_ERR_ASSERT", 'Invalid assert argument'),
+    ERR_RMA_RANGE: ("MPI_ERR_RMA_RANGE", 'Target memory is not contained within the window'),
+    ERR_RMA_ATTACH: ("MPI_ERR_RMA_ATTACH", 'Memory cannot be attached'),
+    ERR_RMA_SHARED: ("MPI_ERR_RMA_SHARED", 'Memory cannot be shared'),
+    ERR_RMA_FLAVOR: ("MPI_ERR_RMA_FLAVOR", 'Incorrect window flavor'),
+    ERR_SESSION: ("MPI_ERR_SESSION", 'Invalid MPI_Session handle'),
     ERR_LASTCODE: ("MPI_ERR_LASTCODE", "Last error code"),
 }
 
 
+# Error classes and codes a program adds (MPI_Add_error_class ...): number -> its class,
+# and number -> its string.  New numbers follow ERR_LASTCODE, as in MPICH.
+_added_class: dict[int, int] = {}
+_added_string: dict[int, str] = {}
+_last_used = [ERR_LASTCODE]
+
+
+def last_used_code() -> int:
+    """``COMM_WORLD.Get_attr(LASTUSEDCODE)``: the largest error class or code in use."""
+    return _last_used[0]
+
+
 def Get_error_string(errorcode: int) -> str:
     """MPICH's text for an error class or code (``MPI.Get_error_string``)."""
-    entry = _ERRORS.get(int(errorcode))
-    return entry[1] if entry else f"Unknown error code {int(errorcode)}"
+    code = int(errorcode)
+    if code in _added_string:
+        return _added_string[code]
+    entry = _ERRORS.get(code)
+    return entry[1] if entry else f"Unknown error code {code}"
 
 
 def Get_error_class(errorcode: int) -> int:
-    """The error class of an error code: shoal's codes are their own classes."""
-    return int(errorcode)
+    """The error class of an error code: shoal's own codes are their own classes."""
+    code = int(errorcode)
+    if code in _added_class:
+        return _added_class[code]
+    if code < SUCCESS:
+        return ERR_UNKNOWN
+    return code
+
+
+def Add_error_class() -> int:
+    """A new error class, after every class and code in use."""
+    _last_used[0] += 1
+    code = _last_used[0]
+    _added_class[code] = code
+    _added_string[code] = ""
+    return code
+
+
+def Remove_error_class(errorclass: int) -> None:
+    code = int(errorclass)
+    if _added_class.get(code) != code:
+        raise Exception(ERR_ARG, f"error class {code} was not added by Add_error_class")
+    if any(c != code and k == code for c, k in _added_class.items()):
+        raise Exception(ERR_OTHER, f"error class {code} still has error codes: remove them "
+                        "first")
+    if _added_string.get(code):
+        raise Exception(ERR_OTHER, f"error class {code} still has an error string: remove "
+                        "it first")
+    del _added_class[code]
+    _added_string.pop(code, None)
+
+
+def Add_error_code(errorclass: int) -> int:
+    """A new error code in ``errorclass``."""
+    errclass = int(errorclass)
+    if errclass not in _ERRORS and _added_class.get(errclass) != errclass:
+        raise Exception(ERR_ARG, f"{errclass} is not an error class")
+    _last_used[0] += 1
+    code = _last_used[0]
+    _added_class[code] = errclass
+    _added_string[code] = ""
+    return code
+
+
+def Remove_error_code(errorcode: int) -> None:
+    code = int(errorcode)
+    if code not in _added_class or _added_class[code] == code:
+        raise Exception(ERR_ARG, f"error code {code} was not added by Add_error_code")
+    if _added_string.get(code):
+        raise Exception(ERR_OTHER, f"error code {code} still has an error string: remove it "
+                        "first")
+    del _added_class[code]
+    _added_string.pop(code, None)
+
+
+def Add_error_string(errorcode: int, string: str) -> None:
+    code = int(errorcode)
+    if code not in _added_class:
+        raise Exception(ERR_ARG, f"{code} is not an error class or code added by this "
+                        "program")
+    if len(string) > MAX_ERROR_STRING:
+        raise Exception(ERR_ARG, f"error strings have at most {MAX_ERROR_STRING} characters")
+    _added_string[code] = str(string)
+
+
+def Remove_error_string(errorcode: int) -> None:
+    code = int(errorcode)
+    if code not in _added_string:
+        raise Exception(ERR_ARG, f"{code} has no error string added by this program")
+    _added_string[code] = ""
 
 
 def error_name(errorcode: int) -> str:
@@ -249,6 +486,8 @@ class Exception(CommunicationError, builtins.RuntimeError):
     def __init__(self, ierr: int = SUCCESS, detail: str = "", *,
                  where: str | None = None, remote_traceback: str | None = None) -> None:
         code = int(ierr)
+        if code < SUCCESS:
+            code = ERR_UNKNOWN
         super().__init__(detail, where=where, remote_traceback=remote_traceback)
         # args is what pickle passes back to __init__: keep it mpi4py's (ierr,)
         # and let the instance __dict__ carry detail, where and the traceback.
@@ -278,6 +517,8 @@ class Exception(CommunicationError, builtins.RuntimeError):
         return self.error_string
 
     def __str__(self) -> str:
+        if not (self.detail or self.where or self.remote_traceback):
+            return self.error_string  # mpi4py's str() of an error code
         text = f"{error_name(self._code)}: {self.error_string}"
         if self.detail:
             text = f"{text}: {self.detail}"
@@ -353,6 +594,10 @@ class BufferErrorException(Exception, builtins.BufferError):
     """``MPI.Exception`` that is also a :class:`BufferError`."""
 
 
+class KeyErrorException(Exception, builtins.KeyError):
+    """``MPI.Exception`` that is also a :class:`KeyError` (an unknown type code)."""
+
+
 # mpi4py's names only (shoal.spmd.mpi star-imports this); TAG_UB_VALUE,
 # error_name and the *ErrorException classes are imported by name.
 __all__ = [
@@ -375,5 +620,85 @@ __all__ = [
     "ERR_REQUEST", "ERR_INFO", "ERR_NO_MEM", "ERR_NOT_SAME", "ERR_SPAWN",
     "ERR_UNSUPPORTED_OPERATION", "ERR_WIN", "ERR_KEYVAL", "ERR_SIZE", "ERR_DISP",
     "ERR_PROC_ABORTED", "ERR_VALUE_TOO_LARGE", "ERR_ERRHANDLER", "ERR_LASTCODE",
-    "Exception", "Get_error_string", "Get_error_class",
+    "Exception", "Get_error_string", "Get_error_class", "Add_error_class",
+    "Remove_error_class", "Add_error_code", "Remove_error_code", "Add_error_string",
+    "Remove_error_string",
+    "DISPLACEMENT_CURRENT",
+    "DISP_CUR",
+    "ERR_ABI",
+    "ERR_ACCESS",
+    "ERR_AMODE",
+    "ERR_ASSERT",
+    "ERR_BAD_FILE",
+    "ERR_BASE",
+    "ERR_CONVERSION",
+    "ERR_DUP_DATAREP",
+    "ERR_FILE",
+    "ERR_FILE_EXISTS",
+    "ERR_FILE_IN_USE",
+    "ERR_INFO_KEY",
+    "ERR_INFO_NOKEY",
+    "ERR_INFO_VALUE",
+    "ERR_IO",
+    "ERR_LOCKTYPE",
+    "ERR_NAME",
+    "ERR_NO_SPACE",
+    "ERR_NO_SUCH_FILE",
+    "ERR_PORT",
+    "ERR_PROC_FAILED",
+    "ERR_PROC_FAILED_PENDING",
+    "ERR_QUOTA",
+    "ERR_READ_ONLY",
+    "ERR_REVOKED",
+    "ERR_RMA_ATTACH",
+    "ERR_RMA_CONFLICT",
+    "ERR_RMA_FLAVOR",
+    "ERR_RMA_RANGE",
+    "ERR_RMA_SHARED",
+    "ERR_RMA_SYNC",
+    "ERR_SERVICE",
+    "ERR_SESSION",
+    "ERR_UNSUPPORTED_DATAREP",
+    "F_ERROR",
+    "F_SOURCE",
+    "F_STATUS_SIZE",
+    "F_TAG",
+    "LOCK_EXCLUSIVE",
+    "LOCK_SHARED",
+    "MAX_DATAREP_STRING",
+    "MAX_PSET_NAME_LEN",
+    "MAX_STRINGTAG_LEN",
+    "MODE_APPEND",
+    "MODE_CREATE",
+    "MODE_DELETE_ON_CLOSE",
+    "MODE_EXCL",
+    "MODE_NOCHECK",
+    "MODE_NOPRECEDE",
+    "MODE_NOPUT",
+    "MODE_NOSTORE",
+    "MODE_NOSUCCEED",
+    "MODE_RDONLY",
+    "MODE_RDWR",
+    "MODE_SEQUENTIAL",
+    "MODE_UNIQUE_OPEN",
+    "MODE_WRONLY",
+    "SEEK_CUR",
+    "SEEK_END",
+    "SEEK_SET",
+    "TYPECLASS_COMPLEX",
+    "TYPECLASS_INTEGER",
+    "TYPECLASS_LOGICAL",
+    "TYPECLASS_REAL",
+    "WIN_BASE",
+    "WIN_CREATE_FLAVOR",
+    "WIN_DISP_UNIT",
+    "WIN_FLAVOR",
+    "WIN_FLAVOR_ALLOCATE",
+    "WIN_FLAVOR_CREATE",
+    "WIN_FLAVOR_DYNAMIC",
+    "WIN_FLAVOR_SHARED",
+    "WIN_MODEL",
+    "WIN_SEPARATE",
+    "WIN_SIZE",
+    "WIN_UNIFIED",
 ]

@@ -5,49 +5,74 @@ rank ``i`` is world rank ``world_ranks[i]``) plus the world rank of the
 process holding it, so ``Get_rank`` needs no communication.  Everything here
 is local computation, as in MPI.
 
-Differences from mpi4py, on purpose: two Groups are equal when they have the
-same members in the same order (mpi4py compares handles, so ``g == g.Dup()``
-is False there), and including the same rank twice is an error
-(``ERR_ARG``), as the MPI standard says, where MPICH lets it pass.
+As in mpi4py, Groups are handles: two are equal when they are the same
+handle (so ``g != g.Dup()``; compare members with ``Compare`` or
+``world_ranks``), every empty result is ``GROUP_EMPTY``, and only the
+predefined groups pickle.  One difference, on purpose: including the same
+rank twice is an error (``ERR_ARG``), as the MPI standard says, where MPICH
+lets it pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from shoal.spmd import constants as C
+from shoal.spmd.handles import Handle, Record
 
 
 def _error(error_class: int, text: str) -> C.Exception:
     return C.Exception(error_class, text)
 
 
-class Group:
+class _GroupRecord(Record):
+    __slots__ = ("ranks", "me")
+
+    def __init__(self, ranks: tuple[int, ...] | None, me: int) -> None:
+        super().__init__()
+        self.ranks = ranks
+        self.me = me
+
+
+_NULL_GROUP = _GroupRecord(None, C.UNDEFINED)
+_EMPTY_GROUP = _GroupRecord((), C.UNDEFINED)
+
+
+class Group(Handle):
     """``MPI.Group``.
 
     ``Group(world_ranks, my_world_rank)`` makes a group of those world ranks
     held by the process whose world rank is ``my_world_rank``;
-    ``Group(other)`` is a copy, as in mpi4py; ``Group()`` is ``GROUP_NULL``.
+    ``Group(other)`` is a copy (the same handle), as in mpi4py; ``Group()`` is
+    a null group.
     """
 
-    __slots__ = ("_me", "_ranks")
+    __slots__ = ()
+    __module__ = "shoal.MPI"
+    _NULL = _NULL_GROUP
+    _info: _GroupRecord
 
-    def __init__(self, world_ranks: Sequence[int] | Group | None = None,
-                 my_world_rank: int = C.UNDEFINED) -> None:
-        if isinstance(world_ranks, Group):
-            self._ranks: tuple[int, ...] | None = world_ranks._ranks
-            self._me: int = world_ranks._me
-            return
-        self._me = int(my_world_rank)
-        if world_ranks is None:
-            self._ranks = None
-            return
+    def __new__(cls, world_ranks: Sequence[int] | Group | None = None,
+                my_world_rank: int = C.UNDEFINED) -> Group:
+        if world_ranks is None or isinstance(world_ranks, Group):
+            return Handle.__new__(cls, world_ranks)
+        if (isinstance(world_ranks, (str, bytes, Handle))
+                or not isinstance(world_ranks, Iterable)):
+            raise TypeError(f"expected Group, a sequence of world ranks or None, got "
+                            f"{type(world_ranks).__name__}")
         ranks = tuple(int(r) for r in world_ranks)
         if any(r < 0 for r in ranks):
             raise _error(C.ERR_RANK, f"world ranks cannot be negative: {list(ranks)}")
         _check_distinct(ranks, "world ranks")
-        self._ranks = ranks
+        return cls._wrap(_GroupRecord(ranks, int(my_world_rank)) if ranks else _EMPTY_GROUP)
+
+    @property
+    def _ranks(self) -> tuple[int, ...] | None:
+        return self._info.ranks
+
+    @property
+    def _me(self) -> int:
+        return self._info.me
 
     def _members(self) -> tuple[int, ...]:
         if self._ranks is None:
@@ -58,9 +83,8 @@ class Group:
         me = self._me
         if me == C.UNDEFINED and other is not None:
             me = other._me  # GROUP_EMPTY does not know who holds it
-        group = Group.__new__(Group)
-        group._ranks, group._me = tuple(ranks), me
-        return group
+        members = tuple(ranks)
+        return Group._wrap(_GroupRecord(members, me) if members else _EMPTY_GROUP)
 
     # -- accessors
     def Get_size(self) -> int:
@@ -128,7 +152,8 @@ class Group:
 
     # -- constructors
     def Dup(self) -> Group:
-        return self._derive(self._members())
+        members = self._members()
+        return Group._wrap(_GroupRecord(members, self._me) if members else _EMPTY_GROUP)
 
     @classmethod
     def Union(cls, group1: Group, group2: Group) -> Group:
@@ -197,39 +222,23 @@ class Group:
     # -- life cycle
     def Free(self) -> None:
         self._members()
-        if self is GROUP_EMPTY:
-            return  # predefined: freeing it is allowed and changes nothing
-        self._ranks = None
+        if self._info is _EMPTY_GROUP:
+            if not self._const:
+                self._info = _NULL_GROUP
+            return  # predefined: freeing the constant is allowed and changes nothing
+        self._info = _NULL_GROUP
 
-    def free(self) -> None:
-        """Free unless null or predefined (mpi4py's lower-case ``free``)."""
-        if self._ranks is not None and self is not GROUP_EMPTY:
-            self.Free()
-
-    # -- comparisons and the rest
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Group):
-            return NotImplemented
-        return self._ranks == other._ranks
-
-    def __ne__(self, other: object) -> bool:
-        if not isinstance(other, Group):
-            return NotImplemented
-        return self._ranks != other._ranks
-
-    def __hash__(self) -> int:
-        return hash(self._ranks)
-
-    def __bool__(self) -> bool:
-        return self._ranks is not None
+    def _predefined(self) -> bool:
+        return self._info is _EMPTY_GROUP
 
     def __repr__(self) -> str:
-        if self._ranks is None:
+        ranks = self._info.ranks
+        if ranks is None:
             return "<MPI.Group GROUP_NULL>"
-        return f"<MPI.Group size={len(self._ranks)} world_ranks={list(self._ranks)}>"
+        return f"<MPI.Group size={len(ranks)} world_ranks={list(ranks)}>"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Group, (self._ranks, self._me))
+
+Group._FAMILY = Group
 
 
 def _check_distinct(ranks: Sequence[int], what: str) -> None:
@@ -238,7 +247,7 @@ def _check_distinct(ranks: Sequence[int], what: str) -> None:
         raise _error(C.ERR_ARG, f"{what} must be distinct, these repeat: {repeated}")
 
 
-GROUP_NULL = Group()
-GROUP_EMPTY = Group(())
+GROUP_NULL = Group._define(_NULL_GROUP, "GROUP_NULL")
+GROUP_EMPTY = Group._define(_EMPTY_GROUP, "GROUP_EMPTY")
 
 __all__ = ["Group", "GROUP_NULL", "GROUP_EMPTY"]

@@ -51,14 +51,14 @@ def _world() -> Any:
             _comm = MPI.COMM_WORLD.Dup()
         else:
             from shoal.spmd import world
-            from shoal.spmd.bufcoll import Intracomm
+            from shoal.spmd.comm import Intracomm
 
             class KlyngComm(Intracomm):
                 _tag_bound = 2**63 - 1  # string subjects hash above MPI's tags
 
             # Every rank derives the same private context with no message.
-            _comm = KlyngComm(tuple(range(world.world_size())),
-                              world.derive_context(0, 0, salt=0x6B6C), "klyng")
+            _comm = KlyngComm._make(tuple(range(world.world_size())),
+                                    world.derive_context(0, 0, salt=0x6B6C), "klyng")
     return _comm
 
 

@@ -19,6 +19,7 @@ must keep to that; for commutative Ops the order does not matter.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ from shoal.spmd import constants as C
 from shoal.spmd.buffers import parse_buffer
 from shoal.spmd.constants import ValueErrorException
 from shoal.spmd.datatypes import Datatype, as_numpy, struct_format
-from shoal.spmd.handles import Handle
+from shoal.spmd.handles import Handle, Record
 
 # -- the operations on Python objects (mpi4py's semantics) ---------------------
 
@@ -67,13 +68,14 @@ _PAIRS = frozenset({"pair"})
 UserFunction = Callable[[Any, Any, Any], Any]
 
 
-class _OpInfo:
+class _OpInfo(Record):
     """The shared "handle" behind Op objects."""
 
     def __init__(self, name: str, *, pyfunc: Callable[[Any, Any], Any] | None = None,
                  ufunc: str = "", categories: frozenset[str] | None = None,
                  user: UserFunction | None = None, commute: bool = True,
                  predefined: bool = False) -> None:
+        super().__init__()
         self.name = name
         self.pyfunc = pyfunc
         self.ufunc = ufunc  # numpy ufunc name for buffers ("" for the special ones)
@@ -86,25 +88,57 @@ class _OpInfo:
 _NULL_INFO = _OpInfo("OP_NULL", commute=False, predefined=True)
 
 
-class Op(Handle[_OpInfo]):
+# mpi4py (and MPI libraries) hold a fixed number of user operations at once.
+MAX_USER_OPS = 32
+_user_slots: list[Any] = [None] * MAX_USER_OPS
+_user_lock = threading.Lock()
+
+
+class Op(Handle):
     """``MPI.Op``: a reduction operation, predefined or made by :meth:`Create`."""
 
-    __slots__ = ()
+    __slots__ = ("_clone",)
+    __module__ = "shoal.MPI"
     _NULL = _NULL_INFO
-
-    def __init__(self, op: Op | None = None) -> None:
-        self._info: _OpInfo = op._info if op is not None else _NULL_INFO
+    _info: _OpInfo
+    _clone: bool
 
     @classmethod
     def Create(cls, function: UserFunction, commute: bool = False) -> Op:
-        """A user operation.  ``function(invec, inoutvec, datatype)`` must set
-        ``inoutvec = invec op inoutvec`` for buffers (``invec`` holds the lower
-        ranks; both are byte memoryviews, ``numpy.frombuffer`` reads them); for
-        objects it is called as ``function(x, y, None)`` and returns the result."""
+        """A user operation.  For buffers, ``function(invec, inoutvec, datatype)`` must
+        set ``inoutvec = invec op inoutvec``: both are ``MPI.buffer`` byte views (as in
+        mpi4py; ``numpy.frombuffer(invec, dtype)`` reads them), ``invec`` holds the lower
+        ranks.  For objects it is called as ``function(x, y, None)`` and returns the
+        result."""
         if not callable(function):
             raise TypeError(f"Op.Create needs a callable, got {type(function).__name__}")
         name = getattr(function, "__name__", "user")
-        return cls._wrap(_OpInfo(name, user=function, commute=bool(commute)))
+        info = _OpInfo(name, user=function, commute=bool(commute))
+        with _user_lock:
+            try:
+                slot = _user_slots.index(None)
+            except ValueError:
+                raise RuntimeError("cannot create too many user-defined reduction "
+                                   f"operations (at most {MAX_USER_OPS} at once: Free "
+                                   "some)") from None
+            _user_slots[slot] = info
+        return cls._wrap(info)
+
+    @classmethod
+    def _from_record(cls, record: Any) -> Op:
+        op = cls._wrap(record)
+        op._clone = True  # made from a bare handle: the function is not known to it
+        return op
+
+    def _reduce_created(self) -> tuple[Any, ...]:
+        info = self._info
+        if info.user is None or getattr(self, "_clone", False):
+            raise ValueError("cannot pickle user-defined reduction operation made from a "
+                             "handle")
+        return (type(self).Create, (info.user, info.commute))
+
+    def _predefined(self) -> bool:
+        return bool(self._info.predefined)
 
     def __call__(self, x: Any, y: Any, /) -> Any:
         info = self._info
@@ -131,13 +165,16 @@ class Op(Handle[_OpInfo]):
         return self._info.name
 
     def Free(self) -> None:
-        if self._info.predefined:
-            raise C.Exception(C.ERR_OP, f"cannot free the predefined MPI.{self._info.name}")
+        info = self._info
+        if info.predefined:
+            if self._const or info is _NULL_INFO:
+                raise C.Exception(C.ERR_OP, f"cannot free the predefined MPI.{info.name}")
+            self._info = _NULL_INFO
+            return
+        with _user_lock:
+            if info in _user_slots:
+                _user_slots[_user_slots.index(info)] = None
         self._info = _NULL_INFO
-
-    def free(self) -> None:
-        if self and not self._info.predefined:
-            self.Free()
 
     def Reduce_local(self, inbuf: Any, inoutbuf: Any) -> None:
         """``inoutbuf = inbuf op inoutbuf`` on this process (MPI_Reduce_local)."""
@@ -159,26 +196,16 @@ class Op(Handle[_OpInfo]):
         info = self._info
         return f"<MPI.Op {info.name}>" if info.predefined else f"<MPI.Op user {info.name}>"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        info = self._info
-        if info.predefined:
-            return (_predefined, (info.name,))
-        if info.user is None:
-            raise TypeError("cannot pickle a freed MPI.Op")
-        return (Op.Create, (info.user, info.commute))
 
 
-_predefined_ops: dict[str, Op] = {"OP_NULL": Op._wrap(_NULL_INFO)}
-
-
-def _predefined(name: str) -> Op:
-    return _predefined_ops[name]
+Op._FAMILY = Op
+_predefined_ops: dict[str, Op] = {"OP_NULL": Op._define(_NULL_INFO, "OP_NULL")}
 
 
 def _define(name: str, pyfunc: Callable[[Any, Any], Any], ufunc: str,
             categories: frozenset[str] | None, commute: bool = True) -> Op:
-    op = Op._wrap(_OpInfo(name, pyfunc=pyfunc, ufunc=ufunc, categories=categories,
-                          commute=commute, predefined=True))
+    op = Op._define(_OpInfo(name, pyfunc=pyfunc, ufunc=ufunc, categories=categories,
+                            commute=commute, predefined=True), name)
     _predefined_ops[name] = op
     return op
 
@@ -220,7 +247,12 @@ def apply_buffers(op: Op, invec: memoryview, inoutvec: memoryview, datatype: Dat
         raise C.Exception(C.ERR_COUNT, f"reduction operands differ in length: "
                           f"{invec.nbytes} and {inoutvec.nbytes} bytes")
     if info.user is not None:
-        info.user(invec, inoutvec, datatype)
+        from shoal.spmd.memory import buffer
+
+        # mpi4py hands user functions byte buffers over the operands and a Datatype
+        # handle of their elements.
+        info.user(buffer._make(invec, invec.nbytes, True), buffer._make(inoutvec,
+                  inoutvec.nbytes, False), type(datatype)._wrap(datatype._info))
         return
     if info.name == "NO_OP":
         return
