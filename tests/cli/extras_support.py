@@ -1,6 +1,6 @@
 """What the extras hold (read from pyproject.toml) and how to run the CLI without one.
 
-Shared by test_extras.py (packages hidden in this environment) and test_install.py
+Shared by test_missing_extras.py (packages hidden in this environment) and test_install.py
 (fresh virtual environments with one extra each).
 """
 
