@@ -111,12 +111,22 @@ class Pickle:
             buffers: list[_stdlib.PickleBuffer] = []
             head = _stdlib.dumps(obj, self._protocol, buffer_callback=buffers.append)
         except Exception as exc:  # pickling raises many types
-            kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
-            raise SerializationError(
-                f"a {kind} value cannot be pickled ({exc}); send only picklable values, "
-                "or set MPI.pickle to cloudpickle for lambdas and closures") from None
+            raise self.unpicklable(obj, exc) from None
         if not buffers:
             return [head]
+        return self.with_buffers(obj, head, buffers)
+
+    @staticmethod
+    def unpicklable(obj: Any, exc: BaseException) -> SerializationError:
+        """The error for a value that ``dumps`` refused (``exc``)."""
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        return SerializationError(
+            f"a {kind} value cannot be pickled ({exc}); send only picklable values, "
+            "or set MPI.pickle to cloudpickle for lambdas and closures")
+
+    def with_buffers(self, obj: Any, head: bytes, buffers: list[_stdlib.PickleBuffer]
+                     ) -> list[Any]:
+        """The parts of a message whose pickle ``head`` put ``buffers`` out of band."""
         parts: list[Any] = [head]
         for item in buffers:
             try:

@@ -10,6 +10,8 @@ go through the attached buffer (see :mod:`.bsend`), persistent requests
 from __future__ import annotations
 
 import warnings
+from pickle import dumps as _dumps
+from pickle import loads as _loads
 from typing import Any
 
 from shoal.errors import SerializationError
@@ -54,8 +56,22 @@ class PointToPoint(CommBase):
         except TypeError:  # a rank given as a float: truncated, as mpi4py does
             return self.send(obj, as_rank(dest, "destination"), tag)
         engine = world._engine or world.engine()
+        codec = PICKLE
         try:
-            parts = PICKLE.encode(obj)
+            if codec._oob:  # the standard pickle: what PICKLE.encode does, inlined
+                buffers: list[Any] = []
+                try:
+                    head = _dumps(obj, codec._protocol, buffer_callback=buffers.append)
+                except Exception as exc:  # pickling raises many types
+                    raise codec.unpicklable(obj, exc) from None
+                if not buffers:
+                    if engine.send_fast(target, self._ctx, tag, head, PICKLED):
+                        return
+                    parts = [head]
+                else:
+                    parts = codec.with_buffers(obj, head, buffers)
+            else:
+                parts = codec.encode(obj)
         except SerializationError as exc:
             raise SerializationError(f"rank {self._rank} cannot send to rank {dest}: {exc}"
                                      ) from None
@@ -128,7 +144,14 @@ class PointToPoint(CommBase):
                                      self, "recv", source, tag)
         if status is not None:
             _fill(status, self._comm_rank(message.source), message.tag, message.length)
-        return self._decode(message) if message.length else None
+        if not message.length:
+            return None
+        if message.nparts == 1 and PICKLE._loads is _loads:
+            try:  # what PICKLE.decode does, inlined
+                return _loads(message.body)
+            except Exception:  # the codec below raises the MPI error that says why
+                pass
+        return self._decode(message)
 
     def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         if buf is not None:
