@@ -8,8 +8,8 @@ import pytest
 
 from shoal.spmd.engine import Engine
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, PostedReceive
+from shoal.spmd.objcodec import PICKLE
 from shoal.transport.inproc import InprocHub
-from shoal.wire.codec import PICKLE
 from shoal.wire.header import PICKLED, SYNC, split_parts
 
 pytestmark = pytest.mark.timeout(20)
@@ -31,7 +31,7 @@ def drive(group: list[Engine], done, limit: int = 100_000) -> None:
 
 def decode(receive: PostedReceive):
     message = receive.message
-    return PICKLE.loads(split_parts(memoryview(message.body), message.nparts))
+    return PICKLE.decode(split_parts(memoryview(message.body), message.nparts))
 
 
 def test_a_message_larger_than_the_stream_arrives_whole_in_pieces() -> None:
@@ -63,7 +63,7 @@ def test_out_of_band_buffers_travel_as_separate_aligned_parts() -> None:
     np = pytest.importorskip("numpy")
     a, b = engines(2, capacity=4096)
     array = np.arange(10_001, dtype="f8")
-    parts = PICKLE.dumps({"x": array, "note": "hi"})
+    parts = PICKLE.encode({"x": array, "note": "hi"})
     assert len(parts) == 2  # the array's memory was not copied into the pickle
     receive = PostedReceive(0, ANY_SOURCE, ANY_TAG)
     b.post(receive)
