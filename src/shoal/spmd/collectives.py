@@ -46,6 +46,16 @@ def _waiting_for(what: str, source: int) -> str:
     return f"{what} (waiting for rank {source})"
 
 
+def _items(sendobj: Any, n: int, call: str) -> list[Any]:
+    """What ``scatter``/``alltoall`` send, one item per rank, as mpi4py reads it: ``None``
+    is ``n`` times ``None``, any other iterable is listed, and must have ``n`` items."""
+    items = [None] * n if sendobj is None else list(sendobj)
+    if len(items) != n:
+        raise C.ValueErrorException(C.ERR_COUNT, f"{call}: expecting {n} items, "
+                                                 f"got {len(items)}")
+    return items
+
+
 def _private_copy(parts: list[Any]) -> Any:
     """Decode a value from its own encoding, with buffers copied (mpi4py gives copies)."""
     return PICKLE.decode([memoryview(parts[0])] + [memoryview(bytearray(p)) for p in parts[1:]])
@@ -251,11 +261,8 @@ class ObjectCollectives(PointToPoint):
         tag = self._tag()
         relative = (r - root) % n
         if relative == 0:
-            if sendobj is None or len(sendobj) != n:
-                got = "None" if sendobj is None else f"{len(sendobj)} items"
-                raise C.ValueErrorException(C.ERR_COUNT, f"scatter at the root needs a "
-                                                         f"sequence of {n} items, got {got}")
-            mine = {i: sendobj[(i + root) % n] for i in range(n)}  # by relative rank
+            items = _items(sendobj, n, "scatter at the root")
+            mine = {i: items[(i + root) % n] for i in range(n)}  # by relative rank
             mask = _top_bit(n)
         else:
             mask = relative & -relative
@@ -284,9 +291,7 @@ class ObjectCollectives(PointToPoint):
     def _alltoall(self, sendobj: Sequence[Any]) -> list[Any]:
         self._engine_free_check()
         n, r = self._size, self._rank
-        if sendobj is None or len(sendobj) != n:
-            got = "None" if sendobj is None else f"{len(sendobj)}"
-            raise C.ValueErrorException(C.ERR_COUNT, f"alltoall: expecting {n} items, got {got}")
+        sendobj = _items(sendobj, n, "alltoall")
         tag = self._tag()
         result: list[Any] = [None] * n
         result[r] = _private_copy(PICKLE.encode(sendobj[r]))

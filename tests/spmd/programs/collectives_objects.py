@@ -27,6 +27,10 @@ for root in range(size):
     # Any sequence of the right length will do at the root (a tuple here).
     items = tuple(i * 10 for i in range(size)) if rank == root else None
     assert world.scatter(items, root=root) == rank * 10
+    # As mpi4py reads it: None at the root scatters None to everyone; any iterable is listed.
+    assert world.scatter(None, root=root) is None
+    items = iter([i + 1 for i in range(size)]) if rank == root else None
+    assert world.scatter(items, root=root) == rank + 1
 
     # --- gather: the root gets a list in rank order; the others get None -----------------------
     got = world.gather(("from", rank), root=root)
@@ -46,6 +50,8 @@ assert world.allgather(rank * rank) == [r * r for r in range(size)]
 assert world.allgather(None) == [None] * size
 sent = [f"{rank}->{dest}" for dest in range(size)]
 assert world.alltoall(sent) == [f"{src}->{rank}" for src in range(size)]
+assert world.alltoall(None) == [None] * size
+assert world.alltoall(iter(sent)) == [f"{src}->{rank}" for src in range(size)]
 
 # --- allreduce with every predefined op -----------------------------------------------------------
 values = list(range(1, size + 1))  # rank r contributes r + 1

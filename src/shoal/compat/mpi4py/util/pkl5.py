@@ -278,40 +278,38 @@ class Message(tuple):
         return None if found is None else cls(found)
 
 
-def _adopt(cls: type, comm: Any) -> Any:
-    """A ``cls`` that is the same communicator as ``comm`` (mpi4py's ``Comm(comm)``)."""
-    if comm is None:
-        comm = MPI.COMM_NULL
-    base = comm._base if isinstance(comm, Comm) else comm
-    made: Any = object.__new__(cls)
-    made.__dict__.update(vars(base))
-    made._base = base
-    return made
+def _plain_class(cls: type) -> Any:
+    """The first of ``cls``'s bases that is a plain (not pkl5) MPI communicator class."""
+    return next(c for c in cls.__mro__ if not issubclass(c, Comm) and issubclass(c, MPI.Comm))
 
 
 class Comm(MPI.Comm):
     """Communicator whose object methods use pkl5's messages.
 
-    The object methods run on ``_base``, the plain communicator it was made from (so
-    that a base method calling another, ``sendrecv`` calling ``recv`` say, does not
-    come back here); everything else is inherited.
+    The object methods run on ``_base``, a plain communicator handle on the same
+    communicator (so that a base method calling another, ``sendrecv`` calling
+    ``recv`` say, does not come back here); everything else is inherited.
     """
 
-    _base: Any
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Comm:
-        made: Comm
-        if not kwargs and len(args) <= 1 and (
-                not args or args[0] is None or isinstance(args[0], MPI.Comm)):
-            made = _adopt(cls, args[0] if args else None)  # Comm(comm)
-        else:  # a base method making a communicator of type(self): make it plain, adopt it
-            plain = next(c for c in cls.__mro__ if not issubclass(c, Comm)
-                         and issubclass(c, MPI.Comm))
-            made = _adopt(cls, plain(*args, **kwargs))
+    def __new__(cls, comm: Any = None) -> Comm:
+        if isinstance(comm, Comm):
+            comm = comm._base
+        made: Comm = super().__new__(cls, comm)  # mpi4py's Comm(comm): the same communicator
         return made
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass  # the state was copied by __new__
+    def __init__(self, comm: Any = None) -> None:
+        pass  # the handle was made by __new__
+
+    @property
+    def _base(self) -> Any:
+        """A plain handle on this communicator, remade when the handle is (Free, a base
+        method that made a communicator of this class)."""
+        base = self.__dict__.get("_plain")
+        if base is None or base._info is not self._info:
+            base = _plain_class(type(self))._wrap(self._info)
+            base._load()
+            self.__dict__["_plain"] = base
+        return base
 
     def Dup(self, *args: Any, **kwargs: Any) -> Comm:
         return type(self)(self._base.Dup(*args, **kwargs))
