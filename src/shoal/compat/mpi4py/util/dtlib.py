@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.spmd import datatypes as _D
 from shoal.spmd import mpi as _mpi
 
 # Typed loosely: names appear here as shoal's MPI namespace gains them (mpi4py's API).
@@ -47,21 +48,46 @@ def _free(datatypes: list[Any]) -> None:
 
 
 def _is_aligned(datatype: Any, offset: int = 0) -> bool:
-    """Whether every predefined element of ``datatype`` at ``offset`` is aligned."""
-    if datatype.is_predefined:
-        return offset == 0 or offset % _alignment(datatype) == 0
+    """Whether every predefined element of ``datatype`` at ``offset`` is aligned.
+
+    mpi4py walks ``decode()`` (new handles, freed after); this walks the same tree
+    on shoal's type records, which makes and frees nothing: ``to_numpy_dtype`` asks
+    at every level of a nested record, so the walk must be cheap.
+    """
+    return _record_aligned(datatype._info, offset)
+
+
+def _record_aligned(info: Any, offset: int) -> bool:
+    if info.predefined:
+        return offset == 0 or offset % _alignment(_D._handle(info)) == 0
+    combiner = info.combiner
+    params = info.params
+    types = info.contents[3]
+    if combiner == MPI.COMBINER_STRUCT:
+        disps = list(params["displacements"])
+    elif combiner == MPI.COMBINER_VALUE_INDEX or not types:
+        return _decoded_aligned(_D._handle(info), offset)
+    else:
+        types = types[:1]
+        if combiner == MPI.COMBINER_RESIZED:
+            disps = [params["extent"]]
+        elif combiner == MPI.COMBINER_HVECTOR:
+            disps = [params["stride"] if params["count"] > 1 else 0]
+        elif combiner in (MPI.COMBINER_HINDEXED, MPI.COMBINER_HINDEXED_BLOCK):
+            disps = list(params["displacements"])
+        else:
+            disps = [0]
+    return all(_record_aligned(t, offset + d) for t, d in zip(types, disps, strict=False))
+
+
+def _decoded_aligned(datatype: Any, offset: int) -> bool:
+    """:func:`_is_aligned` through ``decode()``, as mpi4py does (the rare combiners)."""
     combiner = datatype.combiner
     basetype, _, info = datatype.decode()
     types, disps = [basetype], [0]
     try:
-        if combiner == MPI.COMBINER_RESIZED:
-            disps = [info["extent"]]
-        elif combiner == MPI.COMBINER_STRUCT:
+        if combiner == MPI.COMBINER_STRUCT:
             types, disps = list(info["datatypes"]), list(info["displacements"])
-        elif combiner == MPI.COMBINER_HVECTOR:
-            disps = [info["stride"] if info["count"] > 1 else 0]
-        elif combiner in (MPI.COMBINER_HINDEXED, MPI.COMBINER_HINDEXED_BLOCK):
-            disps = list(info["displacements"])
         return all(_is_aligned(t, offset + d) for t, d in zip(types, disps, strict=False))
     finally:
         _free(types if combiner == MPI.COMBINER_STRUCT else [basetype])
