@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 
 import pytest
 
@@ -116,6 +117,10 @@ def test_report_ignores_a_control_fd_that_is_not_a_pipe(monkeypatch: pytest.Monk
     (["--module=pkg", "a"], ([], None, "pkg", ["a"])),
     (["--env", "A=1", "--", "-weird.py", "x"], (["--env", "A=1"], "-weird.py", None, ["x"])),
     (["-n", "2"], (["-n", "2"], None, None, [])),
+    # mpiexec's habit: the interpreter before the program is Python's command line
+    (["-n", "2", "python", "p.py", "a"], (["-n", "2"], "p.py", None, ["a"])),
+    (["-n", "2", "python3", "-u", "-m", "pkg", "a"], (["-n", "2"], None, "pkg", ["a"])),
+    ([sys.executable, "-mpkg"], ([], None, "pkg", [])),
 ])
 def test_shoal_options_end_where_the_program_begins(
         argv: list[str], expected: tuple[list[str], str | None, str | None, list[str]]) -> None:

@@ -42,6 +42,15 @@ def test_a_rank_sees_the_argv_path_and_file_that_python_prog_py_gives(
         assert got[key] == want[key], key
 
 
+def test_mpiexecs_habit_of_naming_python_before_the_program_runs_the_program(
+        run_shoal: RunShoal) -> None:
+    done = run_shoal("run", "-n", "2", "python3", "-u", "whoami.py", "x")
+    assert done.returncode == 0, done.stderr
+    records = _records(done.stdout)
+    assert [r["rank"] for r in records] == ["0", "1"]
+    assert all(r["argv"] == ["whoami.py", "x"] for r in records), records
+
+
 def test_a_program_started_by_plain_python_runs_as_one_rank_without_shoal_variables() -> None:
     done = subprocess.run([sys.executable, "whoami.py"], cwd=PROGRAMS, env=clean_env(),
                           capture_output=True, text=True, timeout=30)

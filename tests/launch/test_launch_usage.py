@@ -103,3 +103,8 @@ def test_python_dash_m_shoal_is_the_shoal_command() -> None:
     done = subprocess.run([sys.executable, "-m", "shoal", "--version"], cwd=PROGRAMS,
                           env=clean_env(), capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stdout.startswith("shoal ")
+
+
+def test_a_python_option_before_the_program_is_one_line_naming_it(run_shoal: RunShoal) -> None:
+    line = _one_error_line(run_shoal("run", "-n", "2", "python", "-X", "dev", "whoami.py"))
+    assert "python's option -X is not passed on" in line

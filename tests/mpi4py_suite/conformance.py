@@ -60,6 +60,13 @@ FILES = (
     "test_msgspec", "test_msgzero", "test_pickle", "test_errorcode", "test_exceptions",
     "test_environ", "test_toplevel", "test_threads", "test_objmodel", "test_handle",
     "test_util_pkl5", "test_util_dtlib",
+    # what was built since: topologies and neighbor collectives, persistent collectives,
+    # partitioned point-to-point, packing, memory, attributes, error handlers, info,
+    # generalized requests, ULFM's Agree/Shrink, subclassing
+    "test_comm_topo", "test_cco_ngh_obj", "test_cco_ngh_buf", "test_cco_pr_buf",
+    "test_cco_pr_vec", "test_cco_pr_ngh_buf", "test_p2p_buf_part", "test_pack",
+    "test_address", "test_attributes", "test_buffer", "test_mpimem", "test_grequest",
+    "test_info", "test_errhandler", "test_ulfm", "test_subclass",
 )
 RANKS = (1, 2, 3, 4)
 RUNTIMES = ("shoal", "mpich")
@@ -454,6 +461,38 @@ def table(figures: dict[str, Any], files: Iterable[str], ranks: Iterable[int]) -
     return "\n".join(lines)
 
 
+def markdown_table(figures: dict[str, Any], files: Iterable[str], ranks: Iterable[int]) -> str:
+    """The README's table: passing tests per file and rank count, shoal | MPICH."""
+    ranks = list(ranks)
+    shoal = figures.get("shoal", {}).get("files", {})
+    mpich = figures.get("mpich", {}).get("files", {})
+    lines = ["| file | " + " | ".join(f"n={n}" for n in ranks) + " |",
+             "|---|" + "---:|" * len(ranks)]
+    totals = {(rt, n): 0 for rt in RUNTIMES for n in ranks}
+
+    def passed(counts: Any) -> str:
+        if not counts:
+            return "-"
+        status = counts.get("status", "ok")
+        return str(counts["passed"]) + ("" if status == "ok" else f" ({status})")
+
+    for module in files:
+        cells = []
+        for n in ranks:
+            if n not in BY_KEY.get(module, Case(module, module)).ranks:
+                cells.append("")
+                continue
+            ours = shoal.get(module, {}).get(str(n))
+            theirs = mpich.get(module, {}).get(str(n))
+            for runtime, counts in (("shoal", ours), ("mpich", theirs)):
+                totals[runtime, n] += counts["passed"] if counts else 0
+            cells.append(f"{passed(ours)} \\| {passed(theirs)}")
+        lines.append(f"| `{module}` | " + " | ".join(cells) + " |")
+    lines.append("| all files | " + " | ".join(
+        f"**{totals['shoal', n]} \\| {totals['mpich', n]}**" for n in ranks) + " |")
+    return "\n".join(lines)
+
+
 def _figures_of(runs: list[FileRun]) -> dict[str, Any]:
     figures: dict[str, Any] = {"mpi4py": MPI4PY_VERSION}
     for run in runs:
@@ -486,12 +525,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="print each failing test's last traceback lines")
     parser.add_argument("--recorded", action="store_true",
                         help="print the recorded table and run nothing")
+    parser.add_argument("--markdown", action="store_true",
+                        help="with --recorded: the passing tests as a Markdown table (README)")
     args = parser.parse_args(argv)
     files = [w.strip() for w in args.files.split(",") if w.strip()]
     ranks = [int(n) for n in _words(args.ranks)]
     runtimes = _words(args.runtime)
     if args.recorded:
-        print(table(load_figures(), files, ranks))
+        show = markdown_table if args.markdown else table
+        print(show(load_figures(), files, ranks))
         return 0
     testdir = fetch()
     runs: list[FileRun] = []

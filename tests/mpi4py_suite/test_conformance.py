@@ -52,8 +52,9 @@ def _timeout(case: conformance.Case) -> float:
 
 def _cases() -> list[object]:
     # Each rank count may run twice (a retry), each run its timeout plus the grace.
-    return [pytest.param(case, id=case.key, marks=pytest.mark.timeout(
-        len(case.ranks) * 2 * (_timeout(case) + 20) + 60)) for case in conformance.CASES]
+    # All cases together take minutes: `slow`, so the fast tests leave them out.
+    return [pytest.param(case, id=case.key, marks=[pytest.mark.slow, pytest.mark.timeout(
+        len(case.ranks) * 2 * (_timeout(case) + 20) + 60)]) for case in conformance.CASES]
 
 
 @pytest.mark.parametrize("case", _cases())
@@ -179,3 +180,15 @@ def test_a_test_passes_only_when_it_passed_on_every_rank(tmp_path):
     assert (counts.passed, counts.failed, counts.errors, counts.skipped) == (1, 1, 1, 1)
     assert [(test.rsplit(".", 1)[1], outcome) for test, outcome, _ in run.problems()] == [
         ("testErrors", "error"), ("testFailsOnRankOne", "failed")]
+
+
+def test_the_readme_table_gives_shoal_beside_mpich_per_file_and_rank_count_with_totals():
+    figures = {"shoal": {"files": {"test_a": {"1": {"passed": 3, "status": "ok"},
+                                              "2": {"passed": 0, "status": "timeout"}}}},
+               "mpich": {"files": {"test_a": {"1": {"passed": 4, "status": "ok"},
+                                              "2": {"passed": 4, "status": "ok"}}}}}
+    lines = conformance.markdown_table(figures, ["test_a", "test_b"], [1, 2]).splitlines()
+    assert lines[0] == "| file | n=1 | n=2 |"
+    assert lines[2] == r"| `test_a` | 3 \| 4 | 0 (timeout) \| 4 |"
+    assert lines[3] == r"| `test_b` | - \| - | - \| - |"
+    assert lines[4] == r"| all files | **3 \| 4** | **0 \| 4** |"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -116,9 +118,47 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], str | None, str | None, 
             i += 2
         elif word.startswith("-") and word != "-":
             i += 1  # a flag, --opt=value, -n4, or a mistake argparse will name
+        elif _is_python(word):  # mpiexec's habit: shoal run -n 4 python prog.py
+            return (words[:i], *_after_python(words[i + 1:]))
         else:
             return words[:i], word, None, words[i + 1:]
     return words, None, None, []
+
+
+_PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
+# Python's own flags that change nothing under shoal run (its ranks' output is unbuffered
+# line by line already; bytecode files are shoal's business): accepted and dropped.
+_HARMLESS_PYTHON_FLAGS = frozenset({"-u", "-B"})
+
+
+def _is_python(word: str) -> bool:
+    """Whether ``word`` names a Python interpreter (``python``, ``python3.11``, a path to
+    one: an executable found as a command would be) rather than a program."""
+    if word == sys.executable:
+        return True
+    return (_PYTHON_NAME.fullmatch(os.path.basename(word)) is not None
+            and shutil.which(word) is not None)
+
+
+def _after_python(words: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """(program, module, arguments) of a Python command line given after the interpreter."""
+    i = 0
+    while i < len(words) and words[i] in _HARMLESS_PYTHON_FLAGS:
+        i += 1
+    if i >= len(words):
+        usage_error(PROG, "name the program after python, e.g. shoal run -n 4 python prog.py")
+    word = words[i]
+    if word == "-m":
+        if i + 1 >= len(words):
+            usage_error(PROG, "-m needs a module name, e.g. shoal run -n 4 python -m module")
+        return None, words[i + 1], words[i + 2:]
+    if word.startswith("-m"):
+        return None, word[2:], words[i + 1:]
+    if word.startswith("-") and word != "-":
+        usage_error(PROG, f"python's option {word} is not passed on: the ranks run on shoal's "
+                          f"own interpreter ({sys.executable}); give the program alone, "
+                          "e.g. shoal run -n 4 prog.py (set PYTHON* variables with --env)")
+    return word, None, words[i + 1:]
 
 
 def _check_program(program: str) -> None:
