@@ -139,6 +139,14 @@ def test_rc_errors_sets_the_error_handler_of_comm_world_and_comm_self(tmp_path):
         assert MPI.COMM_WORLD.Get_errhandler() == MPI.ERRORS_RETURN
         print("ok")
     """))
+    ok(run(tmp_path, """
+        import mpi4py
+        mpi4py.rc.errors = "default"   # MPI's own default, as on MPICH (demo/init-fini)
+        from mpi4py import MPI
+        assert MPI.COMM_WORLD.Get_errhandler() == MPI.ERRORS_ARE_FATAL
+        assert MPI.COMM_SELF.Get_errhandler() == MPI.ERRORS_ARE_FATAL
+        print("ok")
+    """))
 
 
 def test_rc_rejects_unknown_options_as_mpi4py_does(tmp_path):
@@ -230,5 +238,20 @@ def test_the_default_thread_level_is_multiple_and_threads_really_may_all_call_mp
             thread.join(60)
         assert not any(t.is_alive() for t in threads), "a thread hung"
         assert not errors, errors
+        print("ok")
+    """))
+
+
+def test_pickle_settings_from_the_environment_are_read_when_mpi_is_imported(tmp_path):
+    # The fork server imported shoal's codec long before: the program's own settings win.
+    ok(run(tmp_path, """
+        import os
+        os.environ["MPI4PY_PICKLE_PROTOCOL"] = "3"
+        os.environ["MPI4PY_PICKLE_THRESHOLD"] = "1024"
+        from mpi4py import MPI
+        assert MPI.pickle.PROTOCOL == 3, MPI.pickle.PROTOCOL
+        assert MPI.pickle.THRESHOLD == 1024, MPI.pickle.THRESHOLD
+        comm = MPI.COMM_WORLD
+        assert comm.bcast({"r": comm.rank} if comm.rank == 0 else None) == {"r": 0}
         print("ok")
     """))

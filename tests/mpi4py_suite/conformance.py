@@ -92,7 +92,10 @@ FUTURES = (
     Case("test_futures -m mpi4py.futures", "test_futures", "demo/futures", (1, 2), True,
          timeout=300, as_main=True),
 )
-CASES = tuple(Case(name, name) for name in FILES) + FUTURES
+# Files that need longer than the default: test_util_dtlib converts some 100,000 dtypes
+# in every rank (about 25 s of one core each; 4 ranks share 2 cores).
+TIMEOUTS = {"test_util_dtlib": 240.0}
+CASES = tuple(Case(name, name, timeout=TIMEOUTS.get(name)) for name in FILES) + FUTURES
 BY_KEY = {case.key: case for case in CASES}
 DEFAULT_TIMEOUT = 120.0
 

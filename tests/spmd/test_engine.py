@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 
 import pytest
 
@@ -120,8 +125,37 @@ def test_a_rank_can_send_to_itself() -> None:
 
 
 def test_waiting_alone_for_a_message_nobody_can_send_is_an_error_not_a_hang() -> None:
+    # In a process of its own: with any other thread alive (one this test process may
+    # hold), that thread could still send, and the wait goes on as MPI's would.
+    program = textwrap.dedent("""
+        from shoal.spmd.engine import Engine
+        from shoal.spmd.matching import PostedReceive
+        alone = Engine(0, 1, None)
+        receive = PostedReceive(0, 0, 0)
+        alone.post(receive)
+        try:
+            alone.wait_until(lambda: receive.done, lambda: "recv(source=0)")
+        except Exception as exc:
+            print(exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("deadlock: rank 0 of a 1-rank job would wait forever in "
+                                  "recv(source=0)"), done.stdout
+
+
+def test_alone_a_thread_may_wait_for_what_another_thread_sends_to_this_rank() -> None:
     alone = Engine(0, 1, None)
-    receive = PostedReceive(0, 0, 0)
+    receive = PostedReceive(0, 0, 5)
     alone.post(receive)
-    with pytest.raises(Exception, match="deadlock"):
-        alone.wait_until(lambda: receive.done, lambda: "recv(source=0)")
+    def later() -> None:
+        time.sleep(0.05)  # while the main thread waits
+        alone.send(0, 0, 5, [pickle.dumps("from the other thread")], PICKLED)
+
+    sender = threading.Thread(target=later)
+    sender.start()
+    assert not receive.done
+    alone.wait_until(lambda: receive.done, lambda: "recv(source=0)")
+    sender.join(10)
+    assert decode(receive) == "from the other thread"

@@ -57,6 +57,7 @@ _SMALL = 16 * 1024
 _ZEROS = bytes(8)
 _NO_CHUNKS: list[memoryview] = []
 _SLEEP_SECONDS = 0.02  # a lost wake-up costs at most this
+_ALONE_POLL_SECONDS = 0.002  # a 1-rank job's thread waiting for another one
 _NAP_SECONDS = 0.001  # a sleep under the engine's lock while other threads may want it
 _DIRECT_SLEEPS = 4  # sleeps of a receive's fast path (see Engine._sleep_for) before it posts
 _SPIN_QUANTUM_NS = 50_000  # a spinning thread looks at the engine's state this often
@@ -718,6 +719,17 @@ class Engine:
         if sleeper and endpoint is not None:
             endpoint.wake_self()
 
+    def _wait_alone(self, done: Callable[[], bool], describe: Callable[[], str]) -> None:
+        """wait_until in a 1-rank job: only another thread of this rank can complete the
+        wait (a send to itself, THREAD_MULTIPLE); with no other thread it is a deadlock."""
+        while not done():
+            if threading.active_count() == 1:
+                raise CommunicationError(
+                    f"deadlock: rank {self.rank} of a 1-rank job would wait forever in "
+                    f"{describe()}: no other rank exists to complete it")
+            with self._changed:
+                self._changed.wait(_ALONE_POLL_SECONDS)
+
     def wait_until(self, done: Callable[[], bool], describe: Callable[[], str]) -> None:
         """Make progress until ``done()``; spin first, then sleep on the transport.
 
@@ -727,9 +739,8 @@ class Engine:
             return
         endpoint = self.endpoint
         if endpoint is None:
-            raise CommunicationError(
-                f"deadlock: rank {self.rank} of a 1-rank job would wait forever in "
-                f"{describe()}: no other rank exists to complete it")
+            self._wait_alone(done, describe)
+            return
         self._users.add(threading.get_ident())
         deadline = time.perf_counter() + self._spin
         spins = 0

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.spmd import world
+from shoal.spmd import objcodec, world
 from shoal.spmd.constants import (
     ERR_ARG,
     ERR_OTHER,
@@ -213,10 +213,9 @@ def _initialize(required: int) -> int:
 
 
 def _set_errhandlers() -> None:
-    handler = {"exception": ERRORS_RETURN, "abort": ERRORS_ABORT,
-               "fatal": ERRORS_ARE_FATAL}.get(options.errors)
-    if handler is None:  # "default": leave MPI's own (shoal's is to raise)
-        return
+    # "default" is MPI's own default for communicators, as on MPICH: errors are fatal.
+    handler = {"exception": ERRORS_RETURN, "abort": ERRORS_ABORT, "fatal": ERRORS_ARE_FATAL,
+               "default": ERRORS_ARE_FATAL}[options.errors]
     for comm in _state.comms:
         comm.Set_errhandler(handler)
 
@@ -238,6 +237,7 @@ def bootstrap(comms: Iterable[Any]) -> None:
     """
     _state.comms = tuple(comms)
     read_options()
+    objcodec.read_environment()
     if _state.initialized:
         return
     if world.is_initialized():  # the engine was already in use (klyng's API, say)

@@ -148,3 +148,13 @@ class Pickle:
 
 #: ``MPI.pickle``: the codec of every object message.
 PICKLE = Pickle()
+
+
+def read_environment() -> None:
+    """Read ``MPI4PY_PICKLE_PROTOCOL`` and ``MPI4PY_PICKLE_THRESHOLD`` again and reset
+    :data:`PICKLE` to them, as mpi4py does when ``mpi4py.MPI`` is imported (a rank forked
+    from shoal's fork server imported this module before its program set them)."""
+    global _PROTOCOL, _THRESHOLD
+    _PROTOCOL = int(os.environ.get("MPI4PY_PICKLE_PROTOCOL", _stdlib.HIGHEST_PROTOCOL))
+    _THRESHOLD = int(os.environ.get("MPI4PY_PICKLE_THRESHOLD", 1024**2 // 4))
+    PICKLE.__init__()  # type: ignore[misc]
