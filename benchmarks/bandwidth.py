@@ -10,7 +10,7 @@ burst's time (MB/s, 10^6 bytes), the median over many bursts after a warm-up.
 * object: ``comm.send(array) / array = comm.recv()``: the ndarray goes through
   the object API.  mpi4py pickles it in band (the bytes are copied into the
   pickle, and out of it on the other side); shoal sends the array's memory as
-  an out-of-band buffer.  The target is shoal >= 5x mpi4py here.
+  an out-of-band buffer.  The target is shoal >= 2x mpi4py at 16 MiB.
 
 The same file is the MPI program (``--program``), started by the driver as
 
@@ -31,7 +31,7 @@ from harness import Report, Row
 
 SIZES = [64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20]
 BURST_BYTES = 16 << 20  # a burst carries about this much (at least 4 messages)
-TARGETS = {"buffer": ">= 0.8", "object": ">= 5"}
+TARGETS = {"buffer": ">= 0.9", "object": ">= 2"}  # buffer: from 64 KiB; object: at 16 MiB
 
 
 def program(argv: list[str]) -> None:
@@ -106,7 +106,9 @@ def measure(quick: bool) -> Report:
             shoal = harness.pick(results[harness.SHOAL], "mb_per_s", api, str(size))
             mpich = harness.pick(results[harness.MPICH], "mb_per_s", api, str(size))
             report.rows.append(Row("bandwidth", f"{api} {harness.size_label(size)}", "MB/s",
-                                   shoal, mpich, better="higher", target=TARGETS[api]))
+                                   shoal, mpich, better="higher",
+                                   target=TARGETS[api] if api == "buffer" or size == 16 << 20
+                                   else ""))
     return report
 
 
