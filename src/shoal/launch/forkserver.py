@@ -64,7 +64,7 @@ from typing import Any
 ENV_VAR = "SHOAL_FORK_SERVER"
 # What a rank of an MPI program imports, and nothing that reads SHOAL_RANK at import.
 PRELOAD = ("shoal.launch.bootstrap", "shoal.spmd.world", "shoal.spmd.backend",
-           "shoal.spmd.topo", "shoal.spmd.absent", "shoal.spmd.klyng",
+           "shoal.spmd.topo", "shoal.spmd.intercomm", "shoal.spmd.absent", "shoal.spmd.klyng",
            "shoal.spmd.environment", "shoal.compat.hook", "socket")
 START_TIMEOUT = 60.0   # seconds for the server to start every rank
 

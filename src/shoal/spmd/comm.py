@@ -26,6 +26,14 @@ from shoal.spmd.request import Request, _always
 from shoal.spmd.ulfm import FaultTolerance
 
 
+def no_dynamic_processes(call: str) -> NotImplementedError:
+    """What a call that needs dynamic processes or intercommunicators raises."""
+    return NotImplementedError(
+        f"{call}: shoal has no dynamic processes: new ranks cannot join a running job, so "
+        "there are no intercommunicators (see the README's list of unsupported MPI "
+        "features; mpi4py.futures works without them)")
+
+
 class Comm(FaultTolerance):
     """mpi4py's ``Comm``."""
 
@@ -58,6 +66,17 @@ class Comm(FaultTolerance):
 
     # -- buffered sends ---------------------------------------------------------------
 
+    @classmethod
+    def Get_parent(cls) -> Any:
+        """``MPI_COMM_NULL`` (an ``Intercomm``): a shoal rank is never spawned."""
+        from shoal.spmd.intercomm import Intercomm
+
+        return Intercomm()
+
+    @classmethod
+    def Join(cls, fd: int) -> Any:
+        raise no_dynamic_processes("Comm.Join")
+
     def Attach_buffer(self, buf: Any) -> None:
         self._engine_free_check()
         bsend.attach(self._info, buf)
@@ -79,6 +98,26 @@ class Intracomm(Comm):
     """mpi4py's ``Intracomm``."""
 
     __module__ = "shoal.MPI"
+
+    # -- dynamic processes: not built (see intercomm.py) ----------------------------
+
+    def Spawn(self, command: Any, args: Any = None, maxprocs: int = 1, info: Any = None,
+              root: int = 0, errcodes: Any = None) -> Any:
+        raise no_dynamic_processes("Intracomm.Spawn")
+
+    def Spawn_multiple(self, command: Any, args: Any = None, maxprocs: Any = None,
+                       info: Any = None, root: int = 0, errcodes: Any = None) -> Any:
+        raise no_dynamic_processes("Intracomm.Spawn_multiple")
+
+    def Accept(self, port_name: str, info: Any = None, root: int = 0) -> Any:
+        raise no_dynamic_processes("Intracomm.Accept")
+
+    def Connect(self, port_name: str, info: Any = None, root: int = 0) -> Any:
+        raise no_dynamic_processes("Intracomm.Connect")
+
+    def Create_intercomm(self, local_leader: int, peer_comm: Any, remote_leader: int,
+                         tag: int = 0) -> Any:
+        raise no_dynamic_processes("Intracomm.Create_intercomm")
 
     # -- topologies (see topo.py) ---------------------------------------------------
 
@@ -163,8 +202,8 @@ def _commctx_intra(comm: Any) -> tuple[Any, int]:
 
 
 def _commctx_inter(comm: Any) -> tuple[Any, int, Any, bool]:
-    raise NotImplementedError("intercommunicators are not supported by this build of shoal")
+    raise no_dynamic_processes("MPI._commctx_inter")
 
 
-__all__ = ["Comm", "Intracomm", "processor_name", "_comm_lock", "_comm_lock_table",
-           "_commctx_intra", "_commctx_inter"]
+__all__ = ["Comm", "Intracomm", "no_dynamic_processes", "processor_name", "_comm_lock",
+           "_comm_lock_table", "_commctx_intra", "_commctx_inter"]

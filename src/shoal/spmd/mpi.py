@@ -59,6 +59,7 @@ from shoal.spmd.handles import addressof as _addressof
 from shoal.spmd.handles import handleof as _handleof
 from shoal.spmd.handles import sizeof as _sizeof
 from shoal.spmd.info import *
+from shoal.spmd.intercomm import *
 from shoal.spmd.memory import *
 from shoal.spmd.message import MESSAGE_NO_PROC, MESSAGE_NULL, Message
 from shoal.spmd.objcodec import PICKLE as pickle
