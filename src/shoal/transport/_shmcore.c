@@ -721,6 +721,11 @@ static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize
     Py_ssize_t room = has_dest ? dest.len : -1;
     header_t h;
     PyObject *result = NULL;
+    /* What the engine holds goes first (a message it already took out of the ring waits
+     * in `unexpected`): then spinning on the ring would only delay the general path. */
+    int allowed_now = engine_allows(self, (int)src, ctx);
+    if (allowed_now < 0) goto done;
+    if (!allowed_now) goto none;
     if (!fast_candidate(r, ctx, tag, room, &h) && spin > 0) {
         /* Wait for a whole frame at the head (or anything that is not one: then the
          * general path looks). */
