@@ -29,6 +29,15 @@ import conformance  # (the folder is not a package)
 
 CI_FILE_TIMEOUT = 60.0  # seconds one file may run before it counts as failed (shoal takes < 10)
 
+# Files whose tests talk to no other rank: every rank runs the same local work, so 3 and 4
+# ranks sharing CI's 2 cores add minutes and no coverage.  CI runs them at 1 and 2 ranks;
+# the table (conformance.py) still measures and records all four.
+CI_RANKS = {"test_util_dtlib": (1, 2)}
+
+
+def _ci_ranks(case: conformance.Case) -> tuple[int, ...]:
+    return CI_RANKS.get(case.key, case.ranks)
+
 FIGURES = conformance.load_figures()
 
 
@@ -54,13 +63,13 @@ def _cases() -> list[object]:
     # Each rank count may run twice (a retry), each run its timeout plus the grace.
     # All cases together take minutes: `slow`, so the fast tests leave them out.
     return [pytest.param(case, id=case.key, marks=[pytest.mark.slow, pytest.mark.timeout(
-        len(case.ranks) * 2 * (_timeout(case) + 20) + 60)]) for case in conformance.CASES]
+        len(_ci_ranks(case)) * 2 * (_timeout(case) + 20) + 60)]) for case in conformance.CASES]
 
 
 @pytest.mark.parametrize("case", _cases())
 def test_shoal_passes_at_least_the_recorded_mpi4py_tests(mpi4py_tests, case):
     shortfalls = []
-    for ranks in case.ranks:
+    for ranks in _ci_ranks(case):
         floor = _floor(case.key, ranks)
         run = conformance.run_file("shoal", ranks, mpi4py_tests, case.module, _timeout(case),
                                    case)

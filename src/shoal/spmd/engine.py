@@ -358,17 +358,19 @@ class Engine:
     def _try_receive(self, ctx: int, source: int, tag: int,
                      buffer: memoryview | None) -> Message | None:
         """The fast path of a blocking receive: no receive object is posted when
-        the message is already here.  Earlier posted receives on the same
-        context come first, so with any of those the caller must post.
+        the message is already here.  Earlier posted receives on the same context
+        come first: with any of those, nothing is taken straight off the stream (a
+        frame is read in, so that they match it if they can), but a message already
+        waiting in the unexpected queue is this receive's to take, as posting it
+        would (no earlier receive matched it when it arrived, so none ever will).
         """
         matcher = self.matcher
-        if matcher.posted.get(ctx):
-            return None
+        posted = matcher.posted.get(ctx)
         endpoint = self.endpoint
         if endpoint is not None:
             if source >= 0:
                 if source != self.rank and self._reading[source] is None:
-                    if not matcher.unexpected.get(ctx):
+                    if not posted and not matcher.unexpected.get(ctx):
                         # Nothing waits on this context: the next frame from the source
                         # is the answer if it matches (its body straight into the buffer).
                         direct = endpoint.take_match(source, ctx, tag, _SMALL, buffer)
@@ -518,6 +520,8 @@ class Engine:
                 message = self.matcher.find(ctx, source, tag)
         if self._waiters:
             self._wake()
+        if message is None:
+            self.idle()
         return message
 
     def _complete(self, receive: PostedReceive, message: Message) -> None:
@@ -680,6 +684,13 @@ class Engine:
             self._complete(late, message)
 
     # -- progress and waiting ---------------------------------------------------
+
+    def idle(self) -> None:
+        """A call that asks and returns (Test, Iprobe, Parrived) found nothing: on an
+        oversubscribed machine give the core away, so that a program polling in a loop
+        lets the rank it waits for run (MPICH yields there too)."""
+        if not self._yield_mask:
+            _yield()
 
     def progress(self) -> None:
         """Push queued sends and take in whatever has arrived, without blocking."""

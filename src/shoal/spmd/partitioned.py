@@ -126,7 +126,10 @@ class _Receive(_Partitioned):
         if not op.active or receive is None:
             return True  # an inactive request (or one from PROC_NULL) has nothing to wait for
         if not receive.done:
-            world.engine().progress()
+            engine = world.engine()
+            engine.progress()
+            if not receive.done:
+                engine.idle()
         return bool(receive.done)
 
 

@@ -200,6 +200,7 @@ class Request:
         if self._ready():
             self._complete(status)
             return True
+        world.engine().idle()  # a program polling in a loop lets the others run
         return False
 
     def Get_status(self, status: Status | None = None) -> bool:
@@ -250,6 +251,7 @@ class Request:
             world.engine().progress()
         if self._ready():
             return True, self._complete(status)
+        world.engine().idle()
         return False, None
 
     def get_status(self, status: Status | None = None) -> bool:
@@ -287,8 +289,10 @@ class Request:
     def testall(cls, requests: Sequence[Request], statuses: Any = None
                 ) -> tuple[bool, list[Any] | None]:
         requests = list(requests)
-        world.engine().progress()
+        engine = world.engine()
+        engine.progress()
         if not all(r._ready() for r in requests):
+            engine.idle()
             _give_back(statuses, _statuses(len(requests), statuses), len(requests))
             return False, None
         return True, cls.waitall(requests, statuses)
