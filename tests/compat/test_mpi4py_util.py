@@ -149,3 +149,18 @@ def test_dtlib_converts_predefined_types_both_ways(tmp_path):
             raise AssertionError("DATATYPE_NULL has no NumPy dtype")
         print("ok")
     """, 1)
+
+
+def test_dtlib_sees_a_struct_of_pair_types_at_their_alignment_as_aligned(tmp_path):
+    # A pair type is aligned as its larger member (LONG_DOUBLE_INT as long double), not
+    # at its size; mpi4py's own testPairStruct checks this for every combination.
+    run(tmp_path, """
+        from mpi4py import MPI
+        from mpi4py.util.dtlib import to_numpy_dtype
+        for pair in (MPI.LONG_DOUBLE_INT, MPI.FLOAT_INT, MPI.SHORT_INT):
+            align = pair.extent
+            struct = MPI.Datatype.Create_struct([1, 1], [0, align], [pair, MPI.DOUBLE_INT])
+            assert to_numpy_dtype(struct).isalignedstruct, pair
+            struct.Free()
+        print("ok")
+    """, 1)

@@ -35,9 +35,11 @@ def _typecode(datatype: Any) -> str | None:
 
 
 def _alignment(datatype: Any) -> int:
-    code = _typecode(datatype)
-    if code is None or _np_dtype is None:
+    if _np_dtype is None:
         return int(datatype.Get_size()) or 1
+    code = _typecode(datatype)
+    if code is None:  # a pair type (FLOAT_INT ...): its record's, the larger member's
+        return int(to_numpy_dtype(datatype).alignment) or 1
     return int(_np_dtype(code).alignment) or 1
 
 
