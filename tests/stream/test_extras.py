@@ -79,11 +79,26 @@ def blocked_modules(extras: tuple[str, ...]) -> set[str]:
         wanted += project["optional-dependencies"][extra]
     allowed = _closure(wanted)
     blocked = set()
-    for module, dists in metadata.packages_distributions().items():
+    for module, dists in _packages_distributions().items():
         names = {canonicalize_name(d) for d in dists}
         if "shoal" not in names and not names & allowed:
             blocked.add(module)
     return blocked
+
+
+def _packages_distributions() -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()`` as Python 3.11 gives it: 3.10's reads
+    only ``top_level.txt``, which many wheels (fastapi, anyio ...) no longer ship, so
+    their top-level names are inferred from the files they installed, as 3.11 does."""
+    found: dict[str, list[str]] = {}
+    for dist in metadata.distributions():
+        names = (dist.read_text("top_level.txt") or "").split()
+        if not names:  # what 3.11 infers: the first part of every .py file's path
+            names = [file.parts[0] if len(file.parts) > 1 else file.stem
+                     for file in dist.files or () if file.suffix == ".py"]
+        for name in dict.fromkeys(names):
+            found.setdefault(name, []).append(dist.metadata["Name"])
+    return found
 
 
 @pytest.fixture(scope="module")
