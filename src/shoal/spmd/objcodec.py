@@ -131,7 +131,9 @@ class Pickle:
         for item in buffers:
             try:
                 parts.append(item.raw())
-            except BufferError:  # not contiguous: pickle it in band after all
+            except (BufferError, TypeError):
+                # Not contiguous, or an exporter whose buffer a PickleBuffer cannot hand out
+                # raw (a Python-level __buffer__, 3.12+): pickle it in band after all.
                 return [_stdlib.dumps(obj, self._protocol)]
         return parts
 
