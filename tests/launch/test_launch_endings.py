@@ -96,3 +96,31 @@ def test_the_first_failing_ranks_status_wins_over_a_later_bad_termination(
     assert lines[0] == "shoal: rank 1 exited with status 3"
     assert lines[1].startswith("shoal: rank 2 exited with status 0 without finalizing "
                                "while rank 0 was still running")
+
+
+def test_a_cause_reported_after_a_lost_peer_is_named_as_the_jobs_failure(
+        run_shoal: RunShoal) -> None:
+    """Rank 0's lost link is a consequence; rank 1's error, though it arrives later, is
+    the job's cause: its traceback is the report, rank 0's is one line after it."""
+    done = run_shoal("run", "-n", "2", *_NET, "cause_after_consequence.py", "later",
+                     timeout=45)
+    assert done.returncode == 1, done.stderr
+    lines = _shoal_lines(done.stderr)
+    assert lines[0] == "shoal: rank 1 failed:", done.stderr
+    assert "ZeroDivisionError: rank 1's own failure" in done.stderr
+    assert lines[1:] == ["shoal: rank 0 also failed: PeerLostError: the connection to rank 1 "
+                         "ended (the rank died or the link was cut)"], done.stderr
+    assert "Traceback" not in done.stderr.split(lines[1])[1]  # one line, no second traceback
+
+
+def test_a_lost_peer_with_no_cause_to_wait_for_is_the_jobs_failure_soon(
+        run_shoal: RunShoal) -> None:
+    """A link cut by the network has no other report to wait for: after the short grace,
+    the lost-peer report ends the job (its traceback, rank 1 stopped)."""
+    done = run_shoal("run", "-n", "2", *_NET, "cause_after_consequence.py", "never",
+                     timeout=45)
+    assert done.returncode == 1, done.stderr
+    lines = _shoal_lines(done.stderr)
+    assert lines == ["shoal: rank 0 failed:"], done.stderr
+    assert "PeerLostError: the connection to rank 1 ended" in done.stderr
+    assert "timed out" not in done.stderr

@@ -5,7 +5,10 @@
   until ``--timeout``;
 * a rank that finalized and then exits non-zero lets the others finish (the job's status
   is still its status);
-* an uncaught exception still ends the job at once, with its traceback, rank and host.
+* an uncaught exception still ends the job at once, with its traceback, rank and host;
+* a rank that fails because its link to a peer ended reports a consequence: the peer's
+  own report (its exception, its exit), though it arrives later from another beacon, is
+  named as the job's failure.
 
 Each job has one rank per beacon, so the ending crosses beacons; ``--timeout`` is only a
 safety net (status 124 means the job hung).
@@ -78,7 +81,9 @@ def test_a_rank_that_exits_without_finalizing_ends_the_job_across_beacons_naming
     done = _run(tmp_path, two_beacons, VANISHES)
     assert done.returncode not in (0, 124), (done.returncode, done.stderr)
     line = f"rank 1 on 127.0.0.1:{two_beacons[1].port} exited without finalizing"
-    assert line in done.stderr, done.stderr
+    # The job's failure is rank 1's exit, even when rank 0's lost link is reported first.
+    first = next(x for x in done.stderr.splitlines() if x.startswith("shoal:"))
+    assert line in first, done.stderr
     assert "rank 0 got" not in done.stdout
 
 
@@ -105,3 +110,28 @@ def test_an_uncaught_exception_still_ends_the_job_at_once_with_its_traceback(
     assert f"rank 1 on 127.0.0.1:{two_beacons[1].port} failed:" in done.stderr, done.stderr
     assert "ValueError: rank 1 cannot go on" in done.stderr
     assert 'prog.py", line 7' in done.stderr  # the program's own frame
+
+
+CAUSE_AFTER_CONSEQUENCE = """
+import time
+from shoal import MPI
+from shoal.errors import PeerLostError
+comm = MPI.COMM_WORLD
+comm.Barrier()
+if comm.rank == 0:
+    raise PeerLostError("the connection to rank 1 ended")
+time.sleep(0.3)
+raise ValueError("rank 1's own failure")
+"""
+
+
+def test_a_cause_that_arrives_after_a_lost_peer_report_is_the_jobs_failure(
+        two_beacons: list[Beacon], tmp_path: Path) -> None:
+    done = _run(tmp_path, two_beacons, CAUSE_AFTER_CONSEQUENCE)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    lines = [x for x in done.stderr.splitlines() if x.startswith("shoal:")]
+    assert lines[0] == f"shoal: rank 1 on 127.0.0.1:{two_beacons[1].port} failed:", \
+        done.stderr
+    assert "ValueError: rank 1's own failure" in done.stderr
+    assert lines[1:] == [f"shoal: rank 0 on 127.0.0.1:{two_beacons[0].port} also failed: "
+                         "PeerLostError: the connection to rank 1 ended"], done.stderr

@@ -31,7 +31,7 @@ import sys
 import types
 from collections.abc import Sequence
 
-from shoal.launch import control
+from shoal.launch import control, triage
 
 _PR_SET_PDEATHSIG = 1
 USAGE_EXIT = 2
@@ -231,11 +231,24 @@ def run(argv: Sequence[str]) -> int:
         text = format_exception(exc)
         if control.available():
             control.report(control.ERROR, rank=_rank(), traceback=text, status=status,
-                           exception=f"{type(exc).__name__}: {exc}")
+                           exception=f"{type(exc).__name__}: {exc}",
+                           lost_peer=triage.lost_peer(exc))
         else:
             sys.stderr.write(text)
+        _abandon_world()
         return status
     return 0
+
+
+def _abandon_world() -> None:
+    """After an uncaught exception the rank does not finalize: queued sends may be why it
+    failed (a lost peer) and would fail again at exit, printing the error twice."""
+    world = sys.modules.get("shoal.spmd.world")
+    if world is not None:
+        try:
+            world.abandon()
+        except Exception:
+            pass
 
 
 def _rank() -> int | None:

@@ -38,7 +38,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from shoal.errors import ConfigurationError, LaunchError
-from shoal.launch import control, forkserver
+from shoal.launch import control, forkserver, triage
 from shoal.launch.bytecode import ensure_compiled
 from shoal.launch.output import LineStream, Sink
 from shoal.transport.shm import ShmJob
@@ -234,6 +234,7 @@ class LocalJob:
         self._signal: int | None = None
         self._signals_seen = 0
         self._start_time = time.monotonic()
+        self._held = triage.Triage()  # lost-peer reports waiting a moment for their cause
 
     # -- starting ----------------------------------------------------------------
 
@@ -380,6 +381,9 @@ class LocalJob:
                 self._check_signal()
                 self._check_timeout(now)
                 self._check_kill(now)
+                self._check_held(now)
+            if self._verdict is None and self._held.held:  # all ended within the grace
+                self._report_held()
             if self._server is not None and self._server.reports in self._selector.get_map():
                 self._selector.unregister(self._server.reports)  # it has nothing more to say
             self._drain()
@@ -505,8 +509,8 @@ class LocalJob:
     def _on_exit(self, entry: _Rank) -> None:
         code = entry.returncode
         assert code is not None
-        if self._stopping:
-            return  # the job is being stopped: ranks end because we end them
+        if self._stopping or self._held.holds(entry.rank):
+            return  # being stopped (we end them), or it reported already
         others = [r.rank for r in self.ranks if r.running]
         ending = control.judge_exit(entry.progress, code, bool(others))
         if ending is control.Ending.CLEAN:
@@ -530,7 +534,13 @@ class LocalJob:
         entry.progress.observe(event)
         fields = event.fields
         if event.event == control.ERROR:
-            if not self._stopping:
+            if fields.get("lost_peer") is True and not self._stopping:
+                # Probably a consequence (a peer's link ended): wait a moment for the cause.
+                self._held.hold(triage.Held(
+                    rank=event.rank, where="", status=_as_int(fields.get("status"), 1),
+                    traceback=str(fields.get("traceback", "")).rstrip("\n"),
+                    summary=_first_line(fields.get("exception")), since=time.monotonic()))
+            elif not self._stopping:
                 self._decide(_as_int(fields.get("status"), 1), "failed")
                 text = str(fields.get("traceback", "")).rstrip("\n")
                 self.err.message(f"shoal: rank {event.rank} failed:\n{text}")
@@ -538,9 +548,8 @@ class LocalJob:
                 self._stop(spare=event.rank)
             else:
                 # One line, not N tracebacks, when several ranks fail alike.
-                summary = str(fields.get("exception", "an exception")).splitlines()
                 self.err.message(f"shoal: rank {event.rank} also failed: "
-                                 f"{summary[0] if summary else 'an exception'}")
+                                 f"{_first_line(fields.get('exception'))}")
         elif event.event == control.ABORT:
             code = _as_int(fields.get("code"), 1)
             if not self._stopping:
@@ -555,8 +564,28 @@ class LocalJob:
             self._stop()
         # Any other event is for a newer launcher: ignore it.
 
+    def _check_held(self, now: float) -> None:
+        if self._held.due(now) is None:
+            return
+        if self._verdict is None:
+            self._stop(spare=self._report_held())
+        else:  # a rank failed after finalizing meanwhile: these come after it
+            for report in self._held.release():
+                self.err.message(f"shoal: rank {report.rank} also failed: {report.summary}")
+
+    def _report_held(self) -> int:
+        """No cause came for the held lost-peer reports: the first is the job's failure."""
+        first, *others = self._held.release()
+        self._decide(first.status, "failed")
+        self.err.message(f"shoal: rank {first.rank} failed:\n{first.traceback}")
+        for report in others:
+            self.err.message(f"shoal: rank {report.rank} also failed: {report.summary}")
+        return first.rank
+
     def _stop(self, spare: int | None = None) -> None:
         """SIGTERM every running rank's group now (but ``spare``), SIGKILL later."""
+        for report in self._held.release():  # consequences of the cause just reported
+            self.err.message(f"shoal: rank {report.rank} also failed: {report.summary}")
         for entry in self.ranks:
             if entry.running and entry.rank != spare:
                 _killpg(entry.proc.pid, signal.SIGTERM)
@@ -754,6 +783,11 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def _first_line(exception: object) -> str:
+    lines = str(exception or "an exception").splitlines()
+    return lines[0] if lines else "an exception"
 
 
 def _as_int(value: object, default: int) -> int:

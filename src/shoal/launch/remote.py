@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from shoal.errors import ConfigurationError, LaunchError
-from shoal.launch import control
+from shoal.launch import control, triage
 from shoal.launch.hosts import HostSpec, merge, place
 from shoal.node.client import (
     BeaconClient,
@@ -298,14 +298,25 @@ def _supervise(options: RemoteOptions, jobs: dict[str, Any],
         err.write(f"{text}\n".encode())
         err.flush()
 
+    held = triage.Triage()  # lost-peer reports waiting a moment for their cause
+
     def end_all(status: int, why: str) -> None:
         nonlocal verdict
         if verdict is None:
             verdict = status
             if why:
                 say(f"shoal: {why}")
+            for report in held.release():  # consequences of what was just said
+                say(f"shoal: rank {report.rank} on {report.where} also failed: "
+                    f"{report.summary}")
             for job in jobs.values():
                 job.kill()
+
+    def end_with_held() -> None:  # no cause came: the first lost-peer report is the failure
+        first, *others = held.release()
+        end_all(first.status, f"rank {first.rank} on {first.where} failed:\n{first.traceback}")
+        for report in others:
+            say(f"shoal: rank {report.rank} on {report.where} also failed: {report.summary}")
 
     try:
         while open_jobs:
@@ -313,6 +324,8 @@ def _supervise(options: RemoteOptions, jobs: dict[str, Any],
                 end_all(130, "interrupted, stopping every rank on every host")
             if deadline is not None and time.monotonic() > deadline:
                 end_all(124, f"timed out after {options.timeout:g} s; stopping every rank")
+            if verdict is None and held.due(time.monotonic()) is not None:
+                end_with_held()
             try:
                 host, event = events.get(timeout=0.1)
             except queue.Empty:
@@ -326,9 +339,15 @@ def _supervise(options: RemoteOptions, jobs: dict[str, Any],
                 sink.write(data)
                 sink.flush()
             elif isinstance(event, RankEvent):
-                _on_rank_event(event, host, verdict is None, end_all, say)
+                if (event.event == control.ERROR and verdict is None
+                        and event.fields.get("lost_peer") is True):
+                    held.hold(_held(event, host))
+                else:
+                    _on_rank_event(event, host, verdict is None, end_all, say)
             elif isinstance(event, RankExit):
                 running.discard(event.rank)
+                if held.holds(event.rank):
+                    continue  # it reported already; its exit is not another cause
                 code = event.status
                 ending = event.ending(bool(running))
                 if ending is control.Ending.FAILED:
@@ -356,12 +375,25 @@ def _supervise(options: RemoteOptions, jobs: dict[str, Any],
                 what = ("the ranks on this machine failed" if host == "this machine"
                         else f"lost the beacon on {host}")
                 end_all(1, f"{what} ({event[1]}); stopping the ranks on the other hosts")
+        if verdict is None and held.held:  # every rank ended before the grace did
+            end_with_held()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if verdict is not None:
         return verdict
     return failure or 0
+
+
+def _held(event: RankEvent, host: str) -> triage.Held:
+    fields = event.fields
+    status = fields.get("status")
+    summary = str(fields.get("exception") or "an exception").splitlines()
+    return triage.Held(rank=event.rank, where=host,
+                       status=status if isinstance(status, int) and status else 1,
+                       traceback=str(fields.get("traceback", "")).rstrip("\n"),
+                       summary=summary[0] if summary else "an exception",
+                       since=time.monotonic())
 
 
 def _on_rank_event(event: RankEvent, host: str, first: bool, end_all: Any, say: Any) -> None:

@@ -226,7 +226,11 @@ class BeaconJob:
                       if v is None or isinstance(v, (str, int, float, bool))}
             await self._send({"type": "rank_event", "job": self.job_id, "rank": event.rank,
                               "host": self.host, "event": event.event, "fields": fields})
-            if event.event == control.ERROR:
+            if event.event == control.ERROR and event.fields.get("lost_peer") is True:
+                # It failed because a peer's link ended: a consequence, whose cause may
+                # still be reported by a rank here; the runner decides and ends the job.
+                pass
+            elif event.event == control.ERROR:
                 # The failing rank exits by itself, its traceback sent; the others stop now.
                 for rank, proc in self.procs.items():
                     if rank != event.rank and proc.returncode is None:

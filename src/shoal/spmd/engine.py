@@ -819,11 +819,12 @@ class Engine:
             self._waiters -= 1
             lock.release()
 
-    def close(self) -> None:
-        """Finish queued sends, then release the transport."""
+    def close(self, flush: bool = True) -> None:
+        """Finish queued sends (unless not ``flush``), then release the transport."""
         if self.endpoint is None:
             return
-        self.wait_until(lambda: not self._busy, lambda: "Finalize (flushing sends)")
+        if flush:
+            self.wait_until(lambda: not self._busy, lambda: "Finalize (flushing sends)")
         with self._lock:
             endpoint, self.endpoint = self.endpoint, None
         if endpoint is not None:

@@ -117,6 +117,16 @@ def finalize() -> None:
                 hook()
 
 
+def abandon() -> None:
+    """The program failed: release the transport without flushing queued sends (a peer
+    may be the reason they cannot go) and without reporting a clean finalize."""
+    global _engine, _finalized
+    _finalized = True
+    if _engine is not None:
+        current, _engine = _engine, None
+        current.close(flush=False)
+
+
 def derive_context(parent: int, serial: int, salt: int = 0) -> int:
     """The context of the ``serial``-th communicator made from ``parent``.
 
