@@ -160,3 +160,9 @@ def test_agreement_and_shrink_behave_as_with_no_failed_process(run_ok, backend, 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_threads_of_a_rank_send_and_receive_at_once_thread_multiple(run_ok, backend, ranks):
     run_ok(backend, ranks, "threads.py")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_bursts_of_large_messages_arrive_intact_whichever_order_they_are_received_in(
+        run_ok, backend, ranks):
+    run_ok(backend, ranks, "burst_of_large_messages.py")

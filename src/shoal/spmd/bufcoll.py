@@ -18,11 +18,62 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.spmd import constants as C
+from shoal.spmd import world
 from shoal.spmd.buffers import BufferSpec, parse_buffer, parse_wspec
 from shoal.spmd.collectives import ObjectCollectives, _commutes
-from shoal.spmd.ops import SUM, apply_buffers
+from shoal.spmd.datatypes import _typedict, as_numpy
+from shoal.spmd.ops import SUM, Op, _wrap_integer, apply_buffers
 
 _RING_BYTES = 64 * 1024  # a commutative Allreduce at least this large goes round a ring
+# A Bcast or Allreduce of a plain buffer (one contiguous array of a predefined type, not a
+# [buf, count, datatype] list) up to this size takes the short path: no spec is parsed and
+# each message goes in one call to the transport's fast path where it has one (the same
+# frames, tags and tree as the general path, which it falls back to message by message).
+_SHORT_BYTES = 4096
+_numpy: Any = None  # the numpy module, once a short Allreduce needed it
+# A few elements reduce faster in plain Python than through numpy (a ufunc call costs
+# about a microsecond): sums and products of doubles and floats (IEEE: a float32 sum
+# done in double and rounded is the float32 sum), and the integer ops that wrap as C's.
+_SCALAR_COUNT = 16
+_SCALAR_FLOAT_OPS = frozenset({"SUM", "PROD"})
+_SCALAR_INT_OPS = frozenset({"SUM", "PROD", "MAX", "MIN"})
+_INT_FORMATS = frozenset("bBhHiIlLqQ")
+
+
+def _plain(buf: Any, writable: bool) -> memoryview | None:
+    """``buf`` as a memoryview when it is a plain buffer for the short paths, else None."""
+    kind = type(buf)
+    if kind is list or kind is tuple or buf is None or buf is C.IN_PLACE:
+        return None
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        return None
+    if (not view.c_contiguous or view.nbytes > _SHORT_BYTES or (writable and view.readonly)
+            or view.format not in _typedict):
+        return None
+    return view if view.ndim == 1 and view.format == "B" else view.cast("B")
+
+
+def _short_ufunc(op: Any, fmt: str) -> Any:
+    """The numpy ufunc that reduces elements of format ``fmt`` with the predefined ``op``,
+    or None when the general path must decide (user ops, MAXLOC, chars, no numpy)."""
+    global _numpy
+    if type(op) is not Op:
+        return None
+    info = op._info
+    datatype = _typedict[fmt]
+    category = datatype.category
+    if (not info.ufunc or info.user is not None or category == "char"
+            or info.categories is None or category not in info.categories):
+        return None
+    if _numpy is None:
+        try:
+            import numpy
+        except ImportError:
+            return None
+        _numpy = numpy
+    return getattr(_numpy, info.ufunc)
 
 
 def _in_place(buf: Any) -> bool:
@@ -130,6 +181,8 @@ class BufferCollectives(ObjectCollectives):
 
     def Allreduce(self, sendbuf: Any, recvbuf: Any, op: Any = SUM) -> None:
         self._engine_free_check()
+        if self._short_allreduce(sendbuf, recvbuf, op):
+            return
         spec = parse_buffer(recvbuf, readonly=False)
         view = spec.view
         if not _in_place(sendbuf):
@@ -149,6 +202,66 @@ class BufferCollectives(ObjectCollectives):
                     view[:] = result
                 self._bcast_bytes(view, 0)
         spec.commit()
+
+    def _short_allreduce(self, sendbuf: Any, recvbuf: Any, op: Any) -> bool:
+        """Recursive doubling on a small plain buffer with a predefined op; False: the
+        general path does it (it also says what is wrong, if anything is)."""
+        n = self._size
+        if n & (n - 1):
+            return False
+        out = _plain(recvbuf, True)
+        if out is None:
+            return False
+        fmt = memoryview(recvbuf).format
+        ufunc = _short_ufunc(op, fmt)
+        if ufunc is None:
+            return False
+        if not _in_place(sendbuf):
+            source = _plain(sendbuf, False)
+            if (source is None or source.nbytes != out.nbytes
+                    or memoryview(sendbuf).format != fmt):
+                return False
+            out[:] = source
+        if n == 1:
+            return True
+        datatype = _typedict[fmt]
+        incoming = bytearray(out.nbytes)
+        name = op._info.name
+        scalar = out.nbytes // datatype.extent <= _SCALAR_COUNT and (
+            (fmt in ("d", "f") and name in _SCALAR_FLOAT_OPS)
+            or (fmt in _INT_FORMATS and name in _SCALAR_INT_OPS))
+        if scalar:
+            mine, theirs = out.cast(fmt), memoryview(incoming).cast(fmt)
+            func, bits = op._info.pyfunc, 8 * datatype.extent
+        else:
+            mine = as_numpy(out, datatype)
+            theirs = as_numpy(memoryview(incoming), datatype)
+        engine = world._engine or world.engine()
+        tag = self._tag()
+        ctx, ranks, r = self._cctx, self._ranks, self._rank
+        mask = 1
+        while mask < n:
+            partner = r ^ mask
+            target = ranks[partner]
+            sending = None
+            if not engine.send_fast(target, ctx, tag, out, 0):
+                sending = self._csend([out], partner, tag)
+            if engine.receive_fast(target, ctx, tag, incoming, engine.fast_spin_ns) is None:
+                self._crecv_message(partner, tag, "Allreduce", memoryview(incoming))
+            if sending is not None:
+                self._cwait(sending, "Allreduce")
+            # The predefined ops commute exactly (IEEE a + b == b + a), so both partners
+            # hold the same bits after this, whichever side each operand is on.
+            if not scalar:
+                ufunc(theirs, mine, out=mine)
+            elif bits and fmt in _INT_FORMATS:
+                for k in range(len(mine)):
+                    mine[k] = _wrap_integer(int(func(theirs[k], mine[k])), fmt, bits)
+            else:
+                for k in range(len(mine)):
+                    mine[k] = func(theirs[k], mine[k])
+            mask <<= 1
+        return True
 
     def _doubling_allreduce(self, view: memoryview, datatype: Any, op: Any) -> None:
         tag = self._tag()
@@ -332,6 +445,10 @@ class BufferCollectives(ObjectCollectives):
         self._check_root(root)
         if self._size == 1:
             return
+        view = _plain(buf, self._rank != root)
+        if view is not None:
+            self._short_bcast(view, root)
+            return
         spec = parse_buffer(buf, readonly=self._rank == root)
         self._bcast_bytes(spec.view, root)
         if self._rank != root:
@@ -466,6 +583,35 @@ class BufferCollectives(ObjectCollectives):
             self._xchg(sends[dest], dest, recvs[source].view, source, tag, "Alltoallw")
         for spec in recvs:
             spec.commit()
+
+    def _short_bcast(self, view: memoryview, root: int) -> None:
+        """:meth:`_bcast_bytes` (the same tree, tag and frames) for a small plain buffer,
+        each message through the transport's one-call fast path when it can go so."""
+        engine = world._engine or world.engine()
+        n, r = self._size, self._rank
+        ctx, ranks = self._cctx, self._ranks
+        tag = self._tag()
+        relative = (r - root) % n
+        if relative:
+            mask = relative & -relative
+            parent = (relative - mask + root) % n
+            if engine.receive_fast(ranks[parent], ctx, tag, view,
+                                   engine.fast_spin_ns) is None:
+                self._crecv_message(parent, tag, "Bcast", view)
+        else:
+            mask = 1
+            while mask < n:
+                mask <<= 1
+        mask >>= 1
+        sends = []
+        while mask > 0:
+            if relative + mask < n:
+                child = (relative + mask + root) % n
+                if not engine.send_fast(ranks[child], ctx, tag, view, 0):
+                    sends.append(self._csend([view], child, tag))
+            mask >>= 1
+        for out in sends:
+            self._cwait(out, "Bcast")
 
     def _bcast_bytes(self, view: memoryview, root: int) -> None:
         """Binomial-tree broadcast of the bytes of ``view`` from ``root``."""

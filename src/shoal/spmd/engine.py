@@ -132,6 +132,11 @@ class Engine:
         self._busy: set[int] = set()  # destinations with queued sends
         self._reading: list[_Reading | None] = [None] * size
         self._awaiting_ack: dict[int, OutgoingSend] = {}
+        # A blocking receive into a buffer from this source is under way: once it has its
+        # message, a large frame behind it is left in the stream (parked) rather than read
+        # into a new buffer, so that the next receive takes it straight into its own
+        # buffer (one copy instead of two). See _read.
+        self._parking = -1
         self._seq = 0
         self._spin = _spin_seconds(size, endpoint)
         self._yield_mask = _yield_every(size)
@@ -355,8 +360,8 @@ class Engine:
             self._wake()
         return message
 
-    def _try_receive(self, ctx: int, source: int, tag: int,
-                     buffer: memoryview | None) -> Message | None:
+    def _try_receive(self, ctx: int, source: int, tag: int, buffer: memoryview | None,
+                     stream_into: bool = False) -> Message | None:
         """The fast path of a blocking receive: no receive object is posted when
         the message is already here.  Earlier posted receives on the same context
         come first: with any of those, nothing is taken straight off the stream (a
@@ -372,14 +377,18 @@ class Engine:
                 if source != self.rank and self._reading[source] is None:
                     if not posted and not matcher.unexpected.get(ctx):
                         # Nothing waits on this context: the next frame from the source
-                        # is the answer if it matches (its body straight into the buffer).
-                        direct = endpoint.take_match(source, ctx, tag, _SMALL, buffer)
+                        # is the answer if it matches (its body straight into the buffer,
+                        # however large, when the whole frame is in the stream already).
+                        limit = _SMALL if buffer is None else max(_SMALL, buffer.nbytes)
+                        direct = endpoint.take_match(source, ctx, tag, limit, buffer)
                         if direct is not None:
                             if direct.flags & SYNC:
                                 self._acknowledge(direct)
                             return direct
                         if not endpoint.readable(source):
                             return None
+                        if stream_into and buffer is not None:
+                            return None  # the caller posts: a large body streams into place
                     self._read(source)
             else:
                 for peer in self._peers:
@@ -404,7 +413,7 @@ class Engine:
         lock = self._lock
         lock.acquire()
         try:
-            message = self._try_receive(ctx, source, tag, buffer)
+            message = self._try_receive(ctx, source, tag, buffer, True)
         finally:
             lock.release()
         if message is not None:
@@ -444,15 +453,22 @@ class Engine:
                         break
                     _yield()
         receive = PostedReceive(ctx, source, tag, buffer)
-        self.post(receive)
-        if not receive.done:
-            try:
-                self.wait_until(lambda: receive.done, lambda: describe(*what))
-            except BaseException:
-                # Interrupted (Ctrl-C, a signal handler that raised): withdraw the receive,
-                # so the message it waited for goes to the next receive, not to nobody.
-                self.cancel(receive)
-                raise
+        parking = buffer is not None and 0 <= source != self.rank
+        if parking:
+            self._parking = source
+        try:
+            self.post(receive)
+            if not receive.done:
+                try:
+                    self.wait_until(lambda: receive.done, lambda: describe(*what))
+                except BaseException:
+                    # Interrupted (Ctrl-C, a signal handler that raised): withdraw the
+                    # receive, so its message goes to the next receive, not to nobody.
+                    self.cancel(receive)
+                    raise
+        finally:
+            if parking and self._parking == source:
+                self._parking = -1
         if receive.error is not None:
             raise receive.error
         assert receive.message is not None
@@ -593,6 +609,10 @@ class Engine:
                     self._on_frame(frame)
                     progressed = True
                     continue
+                if self._parking == src and not self._wanted_from(src):
+                    # A large frame (or a part of a small one) is next: park it for the
+                    # blocking receive that follows (see __init__).
+                    return progressed
             available = endpoint.readable(src)
             if reading is None:
                 if available < HEADER_SIZE:
@@ -623,6 +643,15 @@ class Engine:
             self._reading[src] = None
             self._finish_body(reading)
             progressed = True
+
+    def _wanted_from(self, src: int) -> bool:
+        """Whether a posted receive may match a message from ``src``, or a send of ours
+        awaits an acknowledgement from it: then what ``src`` sent must be read on."""
+        for receives in self.matcher.posted.values():
+            for receive in receives:
+                if receive.source == src or receive.source < 0:
+                    return True
+        return any(o.dst == src for o in self._awaiting_ack.values())
 
     def _on_frame(self, frame: Message) -> None:
         """A whole frame with a small body: an ack, a message, or a rendezvous offer."""
