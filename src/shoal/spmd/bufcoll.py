@@ -230,8 +230,11 @@ class BufferCollectives(ObjectCollectives):
         scalar = out.nbytes // datatype.extent <= _SCALAR_COUNT and (
             (fmt in ("d", "f") and name in _SCALAR_FLOAT_OPS)
             or (fmt in _INT_FORMATS and name in _SCALAR_INT_OPS))
+        mine: Any
+        theirs: Any
         if scalar:
-            mine, theirs = out.cast(fmt), memoryview(incoming).cast(fmt)
+            cast: Any = memoryview.cast  # fmt is only known at run time
+            mine, theirs = cast(out, fmt), cast(memoryview(incoming), fmt)
             func, bits = op._info.pyfunc, 8 * datatype.extent
         else:
             mine = as_numpy(out, datatype)
