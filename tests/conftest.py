@@ -41,10 +41,27 @@ _SLOW_FIXTURES = frozenset({"browser", "playwright", "page", "open_page", "three
                             "beacon_hosts", "postgres_url"})
 
 
+# With test workers (pytest-xdist: `-n auto --dist loadfile`, as .ci/run runs the suite) each
+# file goes whole to one worker, so a module's fixtures (masters, beacons, venvs) are made
+# once.  mpi4py's own suite is collected first: its file is the longest one (several
+# minutes of ranks), so it starts first and the other workers share the rest meanwhile.
+_FIRST_FOLDER = "mpi4py_suite"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first, others = [], []
     for item in items:
         if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        (first if item.path.parent.name == _FIRST_FOLDER else others).append(item)
+    items[:] = first + others
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: known only when it is installed
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than there are cores (most tests wait on processes
+    and sockets, not on the CPU), at most eight."""
+    return max(1, min(8, (os.cpu_count() or 1) + 1))
 
 
 def _descendants() -> list[psutil.Process]:

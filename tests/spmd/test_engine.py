@@ -159,3 +159,27 @@ def test_alone_a_thread_may_wait_for_what_another_thread_sends_to_this_rank() ->
     alone.wait_until(lambda: receive.done, lambda: "recv(source=0)")
     sender.join(10)
     assert decode(receive) == "from the other thread"
+
+
+def test_the_spin_shrinks_when_it_finds_nothing_and_grows_back_when_it_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adaptive spinning: on a busy machine a spin that ends asleep halves the next one (to
+    a floor, never to nothing), and spins that find their message grow it back, never
+    past the configured length; a configured 0 (TCP, SHOAL_SPIN_US=0) stays 0."""
+    monkeypatch.setenv("SHOAL_SPIN_US", "2000")
+    engine = Engine(0, 1, None)
+    assert engine._spin == engine._spin_max == pytest.approx(0.002)
+    for _ in range(40):
+        engine._spun(False)
+    floor = engine._spin
+    assert 0 < floor <= 10e-6
+    engine._spun(True)
+    assert floor < engine._spin < 0.002
+    for _ in range(40):
+        engine._spun(True)
+    assert engine._spin == pytest.approx(0.002)
+    monkeypatch.setenv("SHOAL_SPIN_US", "0")
+    still = Engine(0, 1, None)
+    still._spun(False)
+    still._spun(True)
+    assert still._spin == 0

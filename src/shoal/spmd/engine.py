@@ -138,7 +138,9 @@ class Engine:
         # buffer (one copy instead of two). See _read.
         self._parking = -1
         self._seq = 0
-        self._spin = _spin_seconds(size, endpoint)
+        # How long a wait spins before it sleeps: adapted to what spinning buys (see _spun),
+        # between _SPIN_FLOOR and the configured most.
+        self._spin_max = self._spin = _spin_seconds(size, endpoint)
         self._yield_mask = _yield_every(size)
         # Spin rounds between two sched_yield calls inside the transport: every round when
         # the job has more ranks than cores (the rank we wait for needs this core).
@@ -445,11 +447,13 @@ class Engine:
                 finally:
                     lock.release()
                 if message is not None:
+                    self._spun(True)
                     if self._waiters:
                         self._wake()
                     return into_buffer(message, buffer)
                 if not spins & self._yield_mask:
                     if time.perf_counter() > deadline:
+                        self._spun(False)
                         break
                     _yield()
         receive = PostedReceive(ctx, source, tag, buffer)
@@ -770,6 +774,20 @@ class Engine:
             with self._changed:
                 self._changed.wait(_ALONE_POLL_SECONDS)
 
+    def _spun(self, found: bool) -> None:
+        """Adapt the spin to what it buys, as adaptive mutexes do: half again as long after a
+        spin that found what it waited for, half as long after one that ended asleep. On a
+        busy machine (other programs, more ranks than cores) spins stop finding anything,
+        since the rank waited for needs this core: they shrink to _SPIN_FLOOR and the
+        rank sleeps at once; on a quiet one they stay at the configured length."""
+        if found:
+            spin = min(self._spin_max, self._spin * 1.5)
+        else:
+            spin = max(min(_SPIN_FLOOR, self._spin_max), self._spin / 2)
+        self._spin = spin
+        if self._yield_mask:
+            self.fast_spin_ns = min(100_000, int(spin * 1e9))
+
     def wait_until(self, done: Callable[[], bool], describe: Callable[[], str]) -> None:
         """Make progress until ``done()``; spin first, then sleep on the transport.
 
@@ -787,11 +805,13 @@ class Engine:
         while self._spin:
             self.progress()
             if done():
+                self._spun(True)
                 return
             spins += 1
             if endpoint.wait(-1, self._busy, _SPIN_QUANTUM_NS, self._yield_rounds):
                 continue
             if time.perf_counter() > deadline:
+                self._spun(False)
                 break
             if not spins & self._yield_mask:
                 # Let a peer that shares this core run: on a loaded or
@@ -861,6 +881,7 @@ class Engine:
 
 
 _NEVER = 1 << 62
+_SPIN_FLOOR = 2e-6  # seconds: the shortest an adapted spin gets (it can grow back from it)
 _MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
 
 
