@@ -450,7 +450,7 @@ class BufferCollectives(ObjectCollectives):
             return
         view = _plain(buf, self._rank != root)
         if view is not None:
-            self._short_bcast(view, root)
+            self._bcast_bytes(view, root, short=True)
             return
         spec = parse_buffer(buf, readonly=self._rank == root)
         self._bcast_bytes(spec.view, root)
@@ -587,9 +587,10 @@ class BufferCollectives(ObjectCollectives):
         for spec in recvs:
             spec.commit()
 
-    def _short_bcast(self, view: memoryview, root: int) -> None:
-        """:meth:`_bcast_bytes` (the same tree, tag and frames) for a small plain buffer,
-        each message through the transport's one-call fast path when it can go so."""
+    def _bcast_bytes(self, view: memoryview, root: int, short: bool = False) -> None:
+        """Binomial-tree broadcast of the bytes of ``view`` from ``root``; ``short`` (a
+        small plain buffer) tries each message through the transport's one-call fast path
+        first (the same frames and tag, so ranks on either path meet)."""
         engine = world._engine or world.engine()
         n, r = self._size, self._rank
         ctx, ranks = self._cctx, self._ranks
@@ -598,8 +599,8 @@ class BufferCollectives(ObjectCollectives):
         if relative:
             mask = relative & -relative
             parent = (relative - mask + root) % n
-            if engine.receive_fast(ranks[parent], ctx, tag, view,
-                                   engine.fast_spin_ns) is None:
+            if not short or engine.receive_fast(ranks[parent], ctx, tag, view,
+                                                engine.fast_spin_ns) is None:
                 self._crecv_message(parent, tag, "Bcast", view)
         else:
             mask = 1
@@ -610,29 +611,8 @@ class BufferCollectives(ObjectCollectives):
         while mask > 0:
             if relative + mask < n:
                 child = (relative + mask + root) % n
-                if not engine.send_fast(ranks[child], ctx, tag, view, 0):
+                if not short or not engine.send_fast(ranks[child], ctx, tag, view, 0):
                     sends.append(self._csend([view], child, tag))
-            mask >>= 1
-        for out in sends:
-            self._cwait(out, "Bcast")
-
-    def _bcast_bytes(self, view: memoryview, root: int) -> None:
-        """Binomial-tree broadcast of the bytes of ``view`` from ``root``."""
-        n, r = self._size, self._rank
-        tag = self._tag()
-        relative = (r - root) % n
-        if relative:
-            mask = relative & -relative
-            self._crecv_message((relative - mask + root) % n, tag, "Bcast", view)
-        else:
-            mask = 1
-            while mask < n:
-                mask <<= 1
-        mask >>= 1
-        sends = []
-        while mask > 0:
-            if relative + mask < n:
-                sends.append(self._csend([view], (relative + mask + root) % n, tag))
             mask >>= 1
         for out in sends:
             self._cwait(out, "Bcast")
