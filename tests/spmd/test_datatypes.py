@@ -513,3 +513,61 @@ def test_derived_vector_counts_cover_the_buffer_in_order(entries: int, blocks: i
     assert sum(spec.counts) == entries and len(spec.counts) == blocks
     assert max(spec.counts) - min(spec.counts) <= 1
     assert list(spec.displs) == [sum(spec.counts[:i]) for i in range(blocks)]
+
+
+_LIST_TYPES = ["BYTE", "CHAR", "INT", "DOUBLE", "FLOAT", "LONG", "INT8_T", "C_BOOL",
+               "DOUBLE_INT", "FLOAT_INT", "DATATYPE_NULL", "PACKED", "UINT64_T"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(["bytearray", "bytes", "d", "i", "int16-2d", "d-readonly"]),
+       length=st.integers(0, 12), name=st.sampled_from(_LIST_TYPES),
+       count=st.one_of(st.none(), st.integers(-2, 40), st.just(True), st.just(2.0)),
+       readonly=st.booleans())
+def test_the_quick_list_view_gives_the_bytes_parse_buffer_gives_or_leaves_it_to_parse_buffer(
+        kind, length, name, count, readonly):
+    from shoal.spmd.buffers import list_view
+
+    if kind == "bytearray":
+        buf = bytearray(range(length))
+    elif kind == "bytes":
+        buf = bytes(range(length))
+    elif kind == "int16-2d":
+        buf = np.arange(2 * length, dtype="int16").reshape(2, length)
+    else:
+        buf = np.arange(length, dtype=kind[0])
+        if kind.endswith("readonly"):
+            buf.setflags(write=False)
+    datatype = getattr(D, name) if hasattr(D, name) else getattr(C, name, None)
+    if datatype is None:
+        from shoal import MPI
+
+        datatype = getattr(MPI, name)
+    spec = [buf, datatype] if count is None else [buf, count, datatype]
+    quick = list_view(spec, readonly)
+    try:
+        full = parse_buffer(spec, readonly=readonly)
+    except Exception:  # every MPI error: parse_buffer says what is wrong
+        assert quick is None, "the quick view accepted what parse_buffer refuses"
+        return
+    if quick is not None:
+        assert full.stage is None
+        assert quick.nbytes == full.view.nbytes
+        assert bytes(quick) == bytes(full.view)
+        assert quick.readonly == full.view.readonly or not readonly
+
+
+def test_the_quick_list_view_takes_the_common_lists_and_leaves_the_rest():
+    from shoal.spmd.buffers import list_view
+
+    a = np.arange(6, dtype="d")
+    assert bytes(list_view([a, 4, D.DOUBLE], True)) == a[:4].tobytes()
+    assert bytes(list_view([a, D.DOUBLE], False)) == a.tobytes()
+    assert list_view([bytearray(16), 16, D.BYTE], False).nbytes == 16
+    assert list_view((a, 0, D.INT), True).nbytes == 0
+    assert list_view([a, 7, D.DOUBLE], True) is None  # past the end: parse_buffer's error
+    assert list_view([bytes(8), 8, D.BYTE], False) is None  # read-only for a receive
+    assert list_view([a, (2, 1), D.DOUBLE], True) is None  # a displacement
+    assert list_view([a, 2, "d"], True) is None  # a type code
+    assert list_view([a[::2], 2, D.DOUBLE], True) is None  # strided
+    assert list_view([a, 2, D.DOUBLE.Dup()], True) is None  # a duplicate

@@ -6,7 +6,8 @@
 following mpi4py's own rules (``msgbuffer.pxi``) and, where mpi4py would let
 the C library read or write past the end of a buffer, failing with a clear
 ``MPI.Exception`` instead.  :func:`buffer_view` is the quick form for
-point-to-point messages, which need only the bytes.
+point-to-point messages, which need only the bytes; :func:`list_view` the quicker
+one for their hot paths, for the common lists (``[buf, count, MPI.BYTE]``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shoal.spmd.datatypes import (
     BYTE,
     Datatype,
     _from_numpy_dtype,
+    _predefined_by_name,
     _typedict,
     to_datatype,
 )
@@ -307,6 +309,54 @@ def _usable(datatype: Datatype) -> int:
         raise C.Exception(C.ERR_TYPE, "the derived datatype is not committed: "
                           "call .Commit() on it before communicating with it")
     return info.extent
+
+
+_list_extents: dict[Any, int] = {}  # the predefined types' TypeInfo -> extent (see list_view)
+
+
+def list_view(spec: list[Any] | tuple[Any, ...], readonly: bool) -> memoryview | None:
+    """The bytes of ``[buf, count, datatype]`` or ``[buf, datatype]`` as a flat 'B' view,
+    for the point-to-point hot paths: only a contiguous buffer, a plain ``int`` count that
+    fits it and a predefined type whose elements are the bytes ``[0, extent)`` (no
+    derived types, no duplicates); None for everything else, which
+    :func:`parse_buffer` reads (and, if it is wrong, says why). The same bytes as
+    ``parse_buffer(spec).view`` wherever it answers."""
+    if not _list_extents:
+        for datatype in _predefined_by_name.values():
+            info = datatype._info
+            if info is not _NULL_INFO and info.extent > 0 and info.contiguous:
+                _list_extents[info] = info.extent
+    n = len(spec)
+    if n == 3:
+        buf, count, dtype = spec
+        if type(count) is not int or count < 0:
+            return None
+    elif n == 2:
+        buf, dtype = spec
+        count = -1
+    else:
+        return None
+    if type(dtype) is not Datatype:
+        return None
+    extent = _list_extents.get(dtype._info)
+    if extent is None:
+        return None
+    try:
+        mv = memoryview(buf)
+    except TypeError:
+        return None
+    if not mv.c_contiguous or (mv.readonly and not readonly):
+        return None
+    try:
+        flat = mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")
+    except (TypeError, ValueError):  # a format memoryview cannot cast
+        return None
+    if count < 0:
+        return None if flat.nbytes % extent else flat
+    size = count * extent
+    if size == flat.nbytes:
+        return flat
+    return flat[:size] if size < flat.nbytes else None
 
 
 def buffer_view(spec: Any, *, readonly: bool) -> memoryview:

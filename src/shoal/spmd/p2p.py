@@ -16,7 +16,7 @@ from typing import Any
 
 from shoal.errors import SerializationError
 from shoal.spmd import world
-from shoal.spmd.buffers import buffer_view, parse_buffer
+from shoal.spmd.buffers import buffer_view, list_view, parse_buffer
 from shoal.spmd.commbase import PROC_NULL, CommBase, _blocked_in, as_rank
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message
 from shoal.spmd.message import Message as MatchedMessage
@@ -263,15 +263,20 @@ class PointToPoint(CommBase):
     # -- buffer API -------------------------------------------------------------------
 
     def Send(self, buf: Any, dest: int, tag: int = 0) -> None:
-        # The hot path of the buffer API: a plain contiguous buffer goes out in one call.
-        if (0 <= dest < self._size and 0 <= tag <= self._tag_bound and not self._freed
-                and type(buf) is not list and type(buf) is not tuple):
-            try:
-                target = self._ranks[dest]
-            except TypeError:  # a rank given as a float: truncated, as mpi4py does
-                return self.Send(buf, as_rank(dest, "destination"), tag)
-            if (world._engine or world.engine()).send_fast(target, self._ctx, tag, buf, 0):
-                return
+        # The hot path of the buffer API: a plain contiguous buffer, or the bytes of a
+        # common [buf, count, datatype] list, goes out in one call.
+        if 0 <= dest < self._size and 0 <= tag <= self._tag_bound and not self._freed:
+            data = buf
+            if type(buf) is list or type(buf) is tuple:
+                data = list_view(buf, True)
+            if data is not None:
+                try:
+                    target = self._ranks[dest]
+                except TypeError:  # a rank given as a float: truncated, as mpi4py does
+                    return self.Send(buf, as_rank(dest, "destination"), tag)
+                if (world._engine or world.engine()).send_fast(target, self._ctx, tag, data,
+                                                               0):
+                    return
         if dest == PROC_NULL:
             return
         self._check_send_tag(tag)
@@ -322,21 +327,26 @@ class PointToPoint(CommBase):
 
     def Recv(self, buf: Any, source: int = ANY_SOURCE, tag: int = ANY_TAG,
              status: Status | None = None) -> None:
-        if (0 <= source < self._size and not self._freed and type(buf) is not list
-                and type(buf) is not tuple and (tag == ANY_TAG or 0 <= tag <= self._tag_bound)):
+        if (0 <= source < self._size and not self._freed
+                and (tag == ANY_TAG or 0 <= tag <= self._tag_bound)):
             # The hot path of the buffer API: the message goes straight into a plain
-            # contiguous buffer, in one call (which spins for it a little).
-            engine = world._engine or world.engine()
-            try:
-                world_source = self._ranks[source]
-            except TypeError:  # a rank given as a float: truncated, as mpi4py does
-                return self.Recv(buf, as_rank(source, "source"), tag, status)
-            message = engine.receive_fast(world_source, self._ctx, tag, buf,
-                                          engine.fast_spin_ns)
-            if message is not None:
-                if status is not None:
-                    _fill(status, source, message.tag, message.length)
-                return
+            # contiguous buffer (or the bytes of a common [buf, count, datatype] list),
+            # in one call (which spins for it a little).
+            into = buf
+            if type(buf) is list or type(buf) is tuple:
+                into = list_view(buf, False)
+            if into is not None:
+                engine = world._engine or world.engine()
+                try:
+                    world_source = self._ranks[source]
+                except TypeError:  # a rank given as a float: truncated, as mpi4py does
+                    return self.Recv(buf, as_rank(source, "source"), tag, status)
+                message = engine.receive_fast(world_source, self._ctx, tag, into,
+                                              engine.fast_spin_ns)
+                if message is not None:
+                    if status is not None:
+                        _fill(status, source, message.tag, message.length)
+                    return
         if source == PROC_NULL:
             _fill(status, PROC_NULL, ANY_TAG, 0)
             return
