@@ -97,6 +97,17 @@ def _describe(proc: psutil.Process) -> str:
         return f"pid {proc.pid}"
 
 
+def _browser_service(proc: psutil.Process, before: set[int]) -> bool:
+    """A service process (``--type=utility``: network, storage, an on-device model...)
+    that a browser started before the test (a module's shared Chromium) launches when it
+    first wants it: the browser's, ended with it, not the test's. Its tabs' renderers are
+    not services and are still counted."""
+    try:
+        return proc.ppid() in before and "--type=utility" in proc.cmdline()
+    except psutil.Error:
+        return False
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a process running or a shared-memory file behind."""
@@ -109,7 +120,8 @@ def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     deadline = time.monotonic() + _GRACE
     while True:
         _reap_zombies(before)
-        left = [p for p in _descendants() if p.pid not in before and _alive(p)]
+        left = [p for p in _descendants() if p.pid not in before and _alive(p)
+                and not _browser_service(p, before)]
         shm_left = set(glob.glob("/dev/shm/shoal*")) - shm_before
         if (not left and not shm_left) or time.monotonic() > deadline:
             break

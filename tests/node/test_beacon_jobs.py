@@ -27,8 +27,12 @@ print("to stderr", file=sys.stderr)
 
 SLEEPER = """
 import os, pathlib, time
-pathlib.Path(os.environ["PID_DIR"], os.environ["SHOAL_RANK"]).write_text(str(os.getpid()))
-pathlib.Path(os.environ["PID_DIR"], "cwd").write_text(os.getcwd())
+def put(name, text):  # written whole, then renamed: the test reads it once it exists
+    folder = pathlib.Path(os.environ["PID_DIR"])
+    (folder / f".{name}.{os.getpid()}").write_text(text)
+    (folder / f".{name}.{os.getpid()}").rename(folder / name)
+put(os.environ["SHOAL_RANK"], str(os.getpid()))
+put("cwd", os.getcwd())
 print("sleeping", flush=True)
 time.sleep(120)
 """

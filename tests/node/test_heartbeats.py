@@ -24,7 +24,10 @@ pytestmark = pytest.mark.timeout(60)
 
 SLEEPER = """
 import os, pathlib, time
-pathlib.Path(os.environ["PID_DIR"], os.environ["SHOAL_RANK"]).write_text(str(os.getpid()))
+# Written whole, then renamed: the test reads the file as soon as it exists.
+folder, rank = pathlib.Path(os.environ["PID_DIR"]), os.environ["SHOAL_RANK"]
+(folder / f".{rank}").write_text(str(os.getpid()))
+(folder / f".{rank}").rename(folder / rank)
 print("sleeping", flush=True)
 time.sleep(120)
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -183,3 +184,26 @@ def test_the_spin_shrinks_when_it_finds_nothing_and_grows_back_when_it_does(
     still._spun(False)
     still._spun(True)
     assert still._spin == 0
+
+
+def test_a_near_miss_grows_the_spin_only_when_no_rank_waits_for_this_core(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no more ranks than cores, a wait that ended soon after its spin gave up (the
+    peer was descheduled by other programs) grows the spin past the configured length, to
+    ten times it; a spin that then finds its message keeps it; a long wait halves it.
+    With more ranks than cores (the peer may need this core) every wait that slept halves
+    the spin, near miss or not."""
+    monkeypatch.setenv("SHOAL_SPIN_US", "2000")
+    engine = Engine(0, 1, None)
+    engine._slept(0.003)  # within four spins of 2 ms
+    assert engine._spin == pytest.approx(0.004)
+    for _ in range(10):
+        engine._slept(engine._spin * 2)
+    assert engine._spin == pytest.approx(0.02)
+    engine._spun(True)
+    assert engine._spin == pytest.approx(0.02)
+    engine._slept(1.0)  # the peer was busy for a second: spinning would not have paid
+    assert engine._spin == pytest.approx(0.01)
+    crowded = Engine(0, 4 * (os.cpu_count() or 1) + 4, None)
+    crowded._slept(0.003)
+    assert crowded._spin == pytest.approx(0.001)

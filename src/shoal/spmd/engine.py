@@ -453,7 +453,8 @@ class Engine:
                     return into_buffer(message, buffer)
                 if not spins & self._yield_mask:
                     if time.perf_counter() > deadline:
-                        self._spun(False)
+                        if not self._yield_mask:  # (otherwise the wait below adapts)
+                            self._spun(False)
                         break
                     _yield()
         receive = PostedReceive(ctx, source, tag, buffer)
@@ -780,13 +781,26 @@ class Engine:
         busy machine (other programs, more ranks than cores) spins stop finding anything,
         since the rank waited for needs this core: they shrink to _SPIN_FLOOR and the
         rank sleeps at once; on a quiet one they stay at the configured length."""
-        if found:
-            spin = min(self._spin_max, self._spin * 1.5)
+        if found:  # (never below a spin that near misses grew: see _slept)
+            spin = max(self._spin, min(self._spin_max, self._spin * 1.5))
         else:
             spin = max(min(_SPIN_FLOOR, self._spin_max), self._spin / 2)
         self._spin = spin
         if self._yield_mask:
             self.fast_spin_ns = min(100_000, int(spin * 1e9))
+
+    def _slept(self, waited: float) -> None:
+        """Adapt the spin after a wait that outlasted it and slept, ``waited`` seconds in
+        all. With no more ranks than cores, a wait that ended soon after the spin gave up
+        (within _NEAR_MISS spins) was a near miss: the peer was only descheduled by other
+        programs, and a woken rank on a loaded machine waits long for a core, while a
+        spinning one is already there; such spins grow (to _NEAR_MISS_GROWTH times the
+        configured most). Otherwise spinning did not pay: the spin halves (see _spun)."""
+        if self._yield_mask and waited < _NEAR_MISS * self._spin:
+            self._spin = min(self._spin_max * _NEAR_MISS_GROWTH, self._spin * 2)
+            self.fast_spin_ns = min(100_000, int(self._spin * 1e9))
+        else:
+            self._spun(False)
 
     def wait_until(self, done: Callable[[], bool], describe: Callable[[], str]) -> None:
         """Make progress until ``done()``; spin first, then sleep on the transport.
@@ -800,8 +814,10 @@ class Engine:
             self._wait_alone(done, describe)
             return
         self._users.add(threading.get_ident())
-        deadline = time.perf_counter() + self._spin
+        started = time.perf_counter()
+        deadline = started + self._spin
         spins = 0
+        slept = False
         while self._spin:
             self.progress()
             if done():
@@ -811,7 +827,7 @@ class Engine:
             if endpoint.wait(-1, self._busy, _SPIN_QUANTUM_NS, self._yield_rounds):
                 continue
             if time.perf_counter() > deadline:
-                self._spun(False)
+                slept = True
                 break
             if not spins & self._yield_mask:
                 # Let a peer that shares this core run: on a loaded or
@@ -822,6 +838,8 @@ class Engine:
             self._sleep_until(done)
         finally:
             endpoint.set_status("")
+        if slept:
+            self._slept(time.perf_counter() - started)
 
     def _sleep_until(self, done: Callable[[], bool]) -> None:
         """The sleeping phase: one thread sleeps on the transport, the others on a
@@ -882,6 +900,9 @@ class Engine:
 
 _NEVER = 1 << 62
 _SPIN_FLOOR = 2e-6  # seconds: the shortest an adapted spin gets (it can grow back from it)
+# A wait that ends within this many spins (from its start) was a near miss (see _slept)
+_NEAR_MISS = 4
+_NEAR_MISS_GROWTH = 10  # near misses grow the spin up to this many times the configured most
 _MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
 
 
