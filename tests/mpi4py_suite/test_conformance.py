@@ -29,10 +29,15 @@ import conformance  # (the folder is not a package)
 
 CI_FILE_TIMEOUT = 60.0  # seconds one file may run before it counts as failed (shoal takes < 10)
 
-# Files whose tests talk to no other rank: every rank runs the same local work, so 3 and 4
-# ranks sharing CI's 2 cores add minutes and no coverage.  CI runs them at 1 and 2 ranks;
-# the table (conformance.py) still measures and records all four.
-CI_RANKS = {"test_util_dtlib": (1, 2)}
+# Files whose tests talk to no other rank (they name no communicator, or only COMM_SELF):
+# every rank runs the same local work, so 3 and 4 ranks sharing CI's 2 cores add minutes
+# and no coverage.  CI runs them at 1 and 2 ranks; the table (conformance.py) still
+# measures and records all four.
+CI_RANKS = {"test_util_dtlib": (1, 2), "test_datatype": (1, 2), "test_pack": (1, 2)}
+# What a file that talks to other ranks must name (it has no other way to reach them).
+TALKING_NAMES = ("COMM_WORLD", "Intracomm", "Intercomm", "Create_group", "Create_intercomm",
+                 "Create_cart", "Create_graph", "Create_dist_graph", "Split", "Merge",
+                 "Spawn", "Connect", "Accept", "mpi4py.futures", "Get_parent")
 
 
 def _ci_ranks(case: conformance.Case) -> tuple[int, ...]:
@@ -93,6 +98,15 @@ def test_shoal_passes_at_least_the_recorded_mpi4py_tests(mpi4py_tests, case):
                 f"{floor['passed']} (status {run.status})\n" + "\n".join(lost[:40])
                 + (f"\n{textwrap.indent(run.note[-2000:], '  ')}" if run.status != "ok" else ""))
     assert not shortfalls, "\n".join(shortfalls)
+
+
+@pytest.mark.slow
+def test_the_files_ci_runs_at_fewer_ranks_talk_to_no_other_rank(mpi4py_tests):
+    """CI_RANKS may only shorten files whose tests are local to each rank."""
+    for module in CI_RANKS:
+        text = (mpi4py_tests / f"{module}.py").read_text(encoding="utf-8")
+        named = [name for name in TALKING_NAMES if name in text]
+        assert not named, f"{module} names {named}: it may talk to other ranks"
 
 
 def test_the_figures_cover_every_file_and_rank_count_for_both_runtimes():

@@ -44,3 +44,11 @@ def test_reading_a_process_that_does_not_exist_fails_cleanly() -> None:
         os._exit(0)
     os.waitpid(child, 0)
     assert not cma.read(child, [(4096, 16)], [memoryview(bytearray(16))])
+
+
+def test_readable_tells_mapped_memory_from_an_address_nothing_is_mapped_at():
+    data = bytearray(b"0123456789")
+    start = cma.address(memoryview(data))
+    assert cma.readable(start, start + len(data) - 1)
+    assert not cma.readable(16, 16)  # the first page is never mapped
+    assert not cma.readable(start, 16)  # both ends must be readable

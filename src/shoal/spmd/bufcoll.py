@@ -41,7 +41,15 @@ _INT_FORMATS = frozenset("bBhHiIlLqQ")
 
 
 def _plain(buf: Any, writable: bool) -> memoryview | None:
-    """``buf`` as a memoryview when it is a plain buffer for the short paths, else None."""
+    """``buf`` as a flat byte view when it is a plain buffer for the short paths, else
+    None; the buffer's own format is ``_plain_format(buf)``."""
+    found = _plain_format(buf, writable)
+    return None if found is None else found[0]
+
+
+def _plain_format(buf: Any, writable: bool) -> tuple[memoryview, str] | None:
+    """(a flat byte view, the buffer's format) when ``buf`` is a plain buffer for the
+    short paths, else None."""
     kind = type(buf)
     if kind is list or kind is tuple or buf is None or buf is C.IN_PLACE:
         return None
@@ -49,10 +57,11 @@ def _plain(buf: Any, writable: bool) -> memoryview | None:
         view = memoryview(buf)
     except TypeError:
         return None
+    fmt = view.format
     if (not view.c_contiguous or view.nbytes > _SHORT_BYTES or (writable and view.readonly)
-            or view.format not in _typedict):
+            or fmt not in _typedict):
         return None
-    return view if view.ndim == 1 and view.format == "B" else view.cast("B")
+    return (view if view.ndim == 1 and fmt == "B" else view.cast("B")), fmt
 
 
 def _short_ufunc(op: Any, fmt: str) -> Any:
@@ -74,6 +83,34 @@ def _short_ufunc(op: Any, fmt: str) -> Any:
             return None
         _numpy = numpy
     return getattr(_numpy, info.ufunc)
+
+
+_short_plans: dict[tuple[str, Any], Any] = {}  # (format, a predefined op's info) -> plan
+
+
+def _short_plan(op: Op, fmt: str) -> tuple[Any, Any, Any, int] | None:
+    """How a short Allreduce reduces elements of format ``fmt`` with the predefined
+    ``op``: (datatype, numpy ufunc, the op's Python function where a few elements reduce
+    faster in plain Python (else None), the bits an integer wraps at (else 0)); None:
+    the general path decides. Worked out once per format and op."""
+    info = op._info
+    key = (fmt, info)
+    plan = _short_plans.get(key)
+    if plan is not None or key in _short_plans:
+        return plan
+    if info.user is not None or fmt not in _typedict:
+        return None  # (not kept: user ops come and go, and so may odd formats)
+    ufunc = _short_ufunc(op, fmt)
+    if ufunc is not None:
+        datatype = _typedict[fmt]
+        name = info.name
+        integer = fmt in _INT_FORMATS
+        scalar = ((fmt in ("d", "f") and name in _SCALAR_FLOAT_OPS)
+                  or (integer and name in _SCALAR_INT_OPS))
+        plan = (datatype, ufunc, info.pyfunc if scalar else None,
+                8 * datatype.extent if integer else 0)
+    _short_plans[key] = plan
+    return plan
 
 
 def _in_place(buf: Any) -> bool:
@@ -207,35 +244,30 @@ class BufferCollectives(ObjectCollectives):
         """Recursive doubling on a small plain buffer with a predefined op; False: the
         general path does it (it also says what is wrong, if anything is)."""
         n = self._size
-        if n & (n - 1):
+        if n & (n - 1) or type(op) is not Op:
             return False
-        out = _plain(recvbuf, True)
-        if out is None:
+        found = _plain_format(recvbuf, True)
+        if found is None:
             return False
-        fmt = memoryview(recvbuf).format
-        ufunc = _short_ufunc(op, fmt)
-        if ufunc is None:
+        out, fmt = found
+        plan = _short_plan(op, fmt)
+        if plan is None:
             return False
         if not _in_place(sendbuf):
-            source = _plain(sendbuf, False)
-            if (source is None or source.nbytes != out.nbytes
-                    or memoryview(sendbuf).format != fmt):
+            given = _plain_format(sendbuf, False)
+            if given is None or given[1] != fmt or given[0].nbytes != out.nbytes:
                 return False
-            out[:] = source
+            out[:] = given[0]
         if n == 1:
             return True
-        datatype = _typedict[fmt]
+        datatype, ufunc, func, bits = plan
         incoming = bytearray(out.nbytes)
-        name = op._info.name
-        scalar = out.nbytes // datatype.extent <= _SCALAR_COUNT and (
-            (fmt in ("d", "f") and name in _SCALAR_FLOAT_OPS)
-            or (fmt in _INT_FORMATS and name in _SCALAR_INT_OPS))
         mine: Any
         theirs: Any
+        scalar = func is not None and out.nbytes // datatype.extent <= _SCALAR_COUNT
         if scalar:
             cast: Any = memoryview.cast  # fmt is only known at run time
             mine, theirs = cast(out, fmt), cast(memoryview(incoming), fmt)
-            func, bits = op._info.pyfunc, 8 * datatype.extent
         else:
             mine = as_numpy(out, datatype)
             theirs = as_numpy(memoryview(incoming), datatype)
@@ -257,7 +289,7 @@ class BufferCollectives(ObjectCollectives):
             # hold the same bits after this, whichever side each operand is on.
             if not scalar:
                 ufunc(theirs, mine, out=mine)
-            elif bits and fmt in _INT_FORMATS:
+            elif bits:
                 for k in range(len(mine)):
                     mine[k] = _wrap_integer(int(func(theirs[k], mine[k])), fmt, bits)
             else:

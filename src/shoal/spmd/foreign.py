@@ -13,7 +13,6 @@ wrapped without a copy; the DLPack capsule stays alive as long as the view.
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 import warnings
 from typing import Any
@@ -138,9 +137,7 @@ def _host_readable(address: int, nbytes: int) -> bool:
     from shoal.transport import cma
 
     if cma.available():
-        probe = bytearray(1)
-        ends = [address, address + nbytes - 1]
-        return all(cma.read(os.getpid(), [(a, 1)], [memoryview(probe)]) for a in ends)
+        return cma.readable(address, address + nbytes - 1)
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:

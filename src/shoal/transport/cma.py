@@ -76,6 +76,19 @@ def address(view: memoryview) -> int:
         _release_buffer(ctypes.byref(info))
 
 
+_PROBE = ctypes.create_string_buffer(2)  # where readable() copies its two bytes
+
+
+def readable(first: int, last: int) -> bool:
+    """Whether this process can read the bytes at addresses ``first`` and ``last`` (one
+    system call: a probe for memory that may be a device's, not the host's)."""
+    if _process_vm_readv is None:
+        return False
+    local = _IOVec(ctypes.addressof(_PROBE), 2)
+    remote = (_IOVec * 2)(_IOVec(first, 1), _IOVec(last, 1))
+    return _process_vm_readv(os.getpid(), ctypes.byref(local), 1, remote, 2, 0) == 2
+
+
 def read(pid: int, remote: list[tuple[int, int]], local: list[memoryview]) -> bool:
     """Copy the ``remote`` (address, length) pieces of ``pid`` into the ``local`` views.
 
