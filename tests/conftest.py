@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -43,8 +44,10 @@ _SLOW_FIXTURES = frozenset({"browser", "playwright", "page", "open_page", "three
 
 # With test workers (pytest-xdist: `-n auto --dist loadfile`, as .ci/run runs the suite) each
 # file goes whole to one worker, so a module's fixtures (masters, beacons, venvs) are made
-# once.  mpi4py's own suite is collected first: its file is the longest one (several
-# minutes of ranks), so it starts first and the other workers share the rest meanwhile.
+# once; except mpi4py's own suite, whose files hold no such fixture (only the test folder,
+# cached on disk) and run for many minutes together (each test starts its own ranks): each
+# of its tests may go to any worker (see pytest_xdist_make_scheduler). It is collected
+# first, so its long tests start first and the short ones fill the gaps at the end.
 _FIRST_FOLDER = "mpi4py_suite"
 
 
@@ -55,6 +58,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
         (first if item.path.parent.name == _FIRST_FOLDER else others).append(item)
     items[:] = first + others
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: known only when it is installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, but every test of mpi4py's suite is a unit of its own (when
+    the whole folder went to one worker, it alone took as long as all the rest)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0].split("/")[-2:-1] == [_FIRST_FOLDER]:
+                return nodeid
+            return str(super()._split_scope(nodeid))
+
+    return Scheduling(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: known only when it is installed
