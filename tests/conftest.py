@@ -68,6 +68,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadFileScheduling
 
+    # In the order collected (mpi4py's suite first), not by the number of tests in each
+    # unit: that would put its one-test units, minutes long, last.
+    config.option.loadscopereorder = False
+
     class Scheduling(LoadFileScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             if nodeid.split("::", 1)[0].split("/")[-2:-1] == [_FIRST_FOLDER]:
