@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 
 import pytest
 
@@ -14,36 +15,40 @@ pytestmark = [
 ]
 
 
+# The other process (a fresh interpreter, not a fork of this threaded test worker):
+# publishes where its two buffers are, then waits for a line before it exits.
+SENDER = """
+import sys
+from shoal.transport import cma
+first = bytearray(b"A" * 3000)
+second = bytearray(bytes(range(256)) * 20)
+print(cma.address(memoryview(first)), cma.address(memoryview(second)), flush=True)
+sys.stdin.readline()
+"""
+
+
 def test_a_buffer_is_copied_out_of_another_process_in_pieces() -> None:
-    ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the sender: publish where its data is, wait, exit
-        first = bytearray(b"A" * 3000)
-        second = bytearray(bytes(range(256)) * 20)
-        os.write(ready_w, f"{cma.address(memoryview(first))} "
-                          f"{cma.address(memoryview(second))}".encode())
-        os.read(done_r, 1)
-        os._exit(0)
+    sender = subprocess.Popen([sys.executable, "-c", SENDER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     try:
-        a, b = (int(x) for x in os.read(ready_r, 100).split())
+        assert sender.stdout is not None and sender.stdin is not None
+        a, b = (int(x) for x in sender.stdout.readline().split())
         target = bytearray(3000 + 5120)
         view = memoryview(target)
         # Pieces and views need not line up: both are consumed as one stream.
-        assert cma.read(pid, [(a, 3000), (b, 5120)], [view[:1000], view[1000:]])
+        assert cma.read(sender.pid, [(a, 3000), (b, 5120)], [view[:1000], view[1000:]])
         assert target[:3000] == b"A" * 3000
         assert target[3000:] == bytes(range(256)) * 20
+        sender.stdin.write("done\n")
+        sender.stdin.close()
     finally:
-        os.write(done_w, b"x")
-        os.waitpid(pid, 0)
+        sender.wait(10)
 
 
 def test_reading_a_process_that_does_not_exist_fails_cleanly() -> None:
-    child = os.fork()
-    if child == 0:
-        os._exit(0)
-    os.waitpid(child, 0)
-    assert not cma.read(child, [(4096, 16)], [memoryview(bytearray(16))])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert gone.wait(10) == 0  # ended and reaped: its pid names no process
+    assert not cma.read(gone.pid, [(4096, 16)], [memoryview(bytearray(16))])
 
 
 def test_readable_tells_mapped_memory_from_an_address_nothing_is_mapped_at():
