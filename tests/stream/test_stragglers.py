@@ -200,6 +200,9 @@ def test_a_frozen_machine_volunteer_does_not_hold_the_ordered_output(tmp_path: P
 
 
 def test_a_frozen_local_process_does_not_hold_the_ordered_output(tmp_path: Path):
-    out, err = finish_with_one_frozen(tmp_path, ["--workers", "2"], LocalProcesses())
+    # A local process is never pinged: an item it held when frozen and that was not lent
+    # again would hold the output for ever, and communicate() above would time out. Whether
+    # it held one cannot be seen (local processes are not told apart in the snapshot), so
+    # lent_twice is not asked for (it was 0 once on a loaded machine: frozen between items).
+    out, _ = finish_with_one_frozen(tmp_path, ["--workers", "2"], LocalProcesses())
     assert out == "".join(f"{v * 3}\n" for v in VALUES)
-    assert monitor_lines(err)[-1]["lent_twice"] >= 1
