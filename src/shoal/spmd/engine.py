@@ -785,6 +785,10 @@ class Engine:
             spin = max(self._spin, min(self._spin_max, self._spin * 1.5))
         else:
             spin = max(min(_SPIN_FLOOR, self._spin_max), self._spin / 2)
+        self._set_spin(spin)
+
+    def _set_spin(self, spin: float) -> None:
+        """The adapted spin, and receive_fast's first spin with it (where it spins)."""
         self._spin = spin
         if self._yield_mask:
             self.fast_spin_ns = min(100_000, int(spin * 1e9))
@@ -797,8 +801,7 @@ class Engine:
         spinning one is already there; such spins grow (to _NEAR_MISS_GROWTH times the
         configured most). Otherwise spinning did not pay: the spin halves (see _spun)."""
         if self._yield_mask and waited < _NEAR_MISS * self._spin:
-            self._spin = min(self._spin_max * _NEAR_MISS_GROWTH, self._spin * 2)
-            self.fast_spin_ns = min(100_000, int(self._spin * 1e9))
+            self._set_spin(min(self._spin_max * _NEAR_MISS_GROWTH, self._spin * 2))
         else:
             self._spun(False)
 
