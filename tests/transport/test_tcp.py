@@ -14,7 +14,7 @@ import time
 import pytest
 from transport_helpers import close_all, in_threads
 
-from shoal.errors import PeerLostError, TransportError
+from shoal.errors import CommunicationError, PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
 from shoal.spmd.engine import Engine
 from shoal.transport.tcp import SEND_BOUND, TcpEndpoint, listen, loopback_mesh
@@ -305,10 +305,8 @@ def test_a_rank_with_more_than_1024_open_files_builds_its_links() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_a_receive_waiting_on_tcp_sleeps_instead_of_polling_the_socket(pair) -> None:
-    # Every look at a socket is a system call, and a spinning rank takes the core its
-    # peer needs: a receive that waits should look a handful of times, then sleep.
-    a, b = pair
+def _looks_while_waiting(a: Engine, b: Engine) -> int:
+    """How often b's engine looked at its stream from a while a's message took 0.3 s."""
     looks = 0
     endpoint = b.endpoint
     take_frame, readable = endpoint.take_frame, endpoint.readable
@@ -331,7 +329,45 @@ def test_a_receive_waiting_on_tcp_sleeps_instead_of_polling_the_socket(pair) -> 
 
     _, got = in_threads(late_sender, lambda: recv(b, 0))
     assert got == b"worth the wait"
-    assert looks < 100, f"the receive looked at its socket {looks} times in 0.3 s"
+    return looks
+
+
+def test_a_receive_waiting_on_tcp_spins_briefly_then_sleeps(pair) -> None:
+    # A receive that waits spins (the engine's adaptive spin, a few milliseconds at
+    # most: an epoll_wait a round, a look at the stream every 50 us), then sleeps.
+    # Spinning through the 0.3 s would look at the stream some 10,000 times.
+    looks = _looks_while_waiting(*pair)
+    assert looks < 1000, f"the receive looked at its socket {looks} times in 0.3 s"
+
+
+def test_with_no_spin_a_receive_waiting_on_tcp_sleeps_at_once(monkeypatch) -> None:
+    monkeypatch.setenv("SHOAL_SPIN_US", "0")
+    endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
+    try:
+        a, b = (Engine(rank, 2, endpoint) for rank, endpoint in enumerate(endpoints))
+        looks = _looks_while_waiting(a, b)
+        assert looks < 100, f"the receive looked at its socket {looks} times in 0.3 s"
+    finally:
+        close_all(endpoints)
+
+
+def test_a_tcp_rank_spins_unless_its_host_has_more_ranks_than_cores() -> None:
+    cores = len(os.sched_getaffinity(0))
+    # Two hosts, one rank each: every rank has its host's cores to itself.
+    endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
+    try:
+        assert [e.ranks_here for e in endpoints] == [1, 1]
+        assert all(Engine(r, 2, e)._yield_mask for r, e in enumerate(endpoints))
+    finally:
+        close_all(endpoints)
+    # Every rank on one host, more of them than cores: spins give way at every round.
+    size = cores + 1
+    endpoints = loopback_mesh(size)
+    try:
+        assert {e.ranks_here for e in endpoints} == {size}
+        assert not any(Engine(r, size, e)._yield_mask for r, e in enumerate(endpoints))
+    finally:
+        close_all(endpoints)
 
 
 class CountingSocket:
@@ -390,3 +426,56 @@ def test_the_inbox_hands_out_copies_of_pooled_payloads_and_recycles_their_buffer
     target = bytearray(12)
     inbox.read_into(memoryview(target), 12)
     assert target == b"abcdefghijkl" and len(inbox) == 0 and len(pool.spare) == 1
+
+
+def _arrived(endpoint: TcpEndpoint, src: int, n: int) -> None:
+    """Wait until ``n`` bytes of plaintext from ``src`` are in the endpoint's inbox."""
+    deadline = time.monotonic() + 10
+    while endpoint.readable(src) < n:
+        assert time.monotonic() < deadline, "the frames did not arrive"
+        endpoint.wait(src, (), 1_000_000, 0)
+
+
+def test_take_match_takes_only_a_whole_matching_data_frame_from_the_head(pair) -> None:
+    a, b = pair
+    endpoint = b.endpoint
+    send(a, 1, b"first", tag=5)
+    send(a, 1, b"second" * 10, tag=6)
+    _arrived(endpoint, 0, 2 * 48 + 5 + 60)
+    # Not the head's tag, context or kind of receive: nothing is taken.
+    assert endpoint.take_match(0, 0, 6, 1 << 14, None) is None
+    assert endpoint.take_match(0, 2, 5, 1 << 14, None) is None
+    assert endpoint.take_match(0, 0, 5, 4, None) is None  # larger than the limit
+    assert endpoint.readable(0) == 2 * 48 + 5 + 60
+    # A buffer that is read-only is refused before anything is taken.
+    with pytest.raises(BufferError):
+        endpoint.take_match(0, 0, 5, 1 << 14, b"\0" * 16)
+    frame = endpoint.take_match(0, 0, -1, 1 << 14, None)  # any tag
+    assert (frame.source, frame.tag, frame.ctx, frame.length) == (0, 5, 0, 5)
+    assert bytes(frame.body) == b"first"
+    # Into a buffer: the body is copied there (as bytes, whatever the buffer's items).
+    into = memoryview(bytearray(64)).cast("I")
+    frame = endpoint.take_match(0, 0, 6, 1 << 14, into)
+    assert frame.body is None and frame.length == 60
+    assert into.cast("B")[:60].tobytes() == b"second" * 10
+    assert endpoint.readable(0) == 0
+
+
+def test_take_match_leaves_a_body_that_does_not_fit_the_buffer_to_the_receive(pair) -> None:
+    a, b = pair
+    send(a, 1, b"x" * 100, tag=1)
+    _arrived(b.endpoint, 0, 148)
+    frame = b.endpoint.take_match(0, 0, 1, 1 << 14, bytearray(10))
+    assert frame.length == 100 and bytes(frame.body) == b"x" * 100  # the engine truncates
+    send(a, 1, b"y" * 100, tag=1)
+    with pytest.raises(CommunicationError, match="100 bytes arrived for a 10-byte buffer"):
+        b.receive(0, 0, 1, memoryview(bytearray(10)), lambda: "recv")
+
+
+def test_wait_on_tcp_says_when_the_awaited_link_became_readable(pair) -> None:
+    a, b = pair
+    endpoint = b.endpoint
+    assert endpoint.wait(0, (), 1_000_000, 0) is False  # nothing came within 1 ms
+    send(a, 1, b"ping")
+    assert endpoint.wait(0, (), 5_000_000_000, 0) is True
+    assert recv(b, 0) == b"ping"

@@ -141,7 +141,8 @@ class Engine:
         # How long a wait spins before it sleeps: adapted to what spinning buys (see _spun),
         # between _SPIN_FLOOR and the configured most.
         self._spin_max = self._spin = _spin_seconds(size, endpoint)
-        self._yield_mask = _yield_every(size)
+        self._yield_mask = _yield_every(
+            size if endpoint is None or endpoint.ranks_here is None else endpoint.ranks_here)
         # Spin rounds between two sched_yield calls inside the transport: every round when
         # the job has more ranks than cores (the rank we wait for needs this core).
         self._yield_rounds = 1 if self._yield_mask == 0 else 0
@@ -429,7 +430,8 @@ class Engine:
                 return into_buffer(message, buffer)
         elif endpoint is not None and self._spin and not (
                 0 <= source != self.rank and endpoint.readable(source) >= HEADER_SIZE):
-            deadline = time.perf_counter() + self._spin
+            started = time.perf_counter()
+            deadline = started + self._spin
             watch = source if 0 <= source != self.rank else -1
             spins = 0
             while True:
@@ -455,6 +457,13 @@ class Engine:
                     if time.perf_counter() > deadline:
                         if not self._yield_mask:  # (otherwise the wait below adapts)
                             self._spun(False)
+                        elif not endpoint.sleeps_unlocked and 0 <= source != self.rank:
+                            # A transport whose sleep reads the stream (TCP): sleep in
+                            # it and take the message straight off it, as with no spin.
+                            message = self._sleep_for(ctx, source, tag, buffer)
+                            if message is not None:
+                                self._slept(time.perf_counter() - started)
+                                return into_buffer(message, buffer)
                         break
                     _yield()
         receive = PostedReceive(ctx, source, tag, buffer)
@@ -481,8 +490,8 @@ class Engine:
 
     def _sleep_for(self, ctx: int, source: int, tag: int,
                    buffer: memoryview | None) -> Message | None:
-        """The fast path of a blocking receive on a transport that does not spin (TCP):
-        sleep on it and take the next small frame from ``source`` straight off its
+        """The fast path of a blocking receive on a transport whose sleep reads the
+        streams (TCP), once spinning is over or where it does not spin: sleep on it and take the next small frame from ``source`` straight off its
         stream, while that frame is the answer (nothing posted or waiting on ``ctx``),
         for a few sleeps at most; None: go the general way (post and wait).
 

@@ -26,6 +26,9 @@ class Endpoint(ABC):
     #: a sleeper as soon as bytes arrive, and on a busy machine a spinning rank
     #: takes the core that the rank it waits for needs.
     spin: float | None = None
+    #: How many of the job's ranks share this host's cores (None: all of them), for
+    #: the engine's choice between spinning and giving the core to a peer.
+    ranks_here: int | None = None
     #: Whether :meth:`sleep` may run while another thread of the rank uses the endpoint
     #: (the engine then sleeps without its lock).  A sleep that only waits on a doorbell
     #: may; one that reads the streams (TCP) may not, and the engine sleeps holding it.

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from shoal.errors import ConfigurationError
 from shoal.transport.base import Endpoint
 from shoal.transport.shm import ShmEndpoint
 from shoal.transport.tcp import TcpEndpoint, listen
+from shoal.wire.frame import Frame
 
 
 class HybridEndpoint(Endpoint):
@@ -42,6 +44,7 @@ class HybridEndpoint(Endpoint):
         self.shm = shm
         self.tcp = tcp
         self.local_ranks = local
+        self.ranks_here = len(local)
         # Alone on its host, a rank waits only on sockets: wait as TCP does.
         self.spin = tcp.spin if shm is None else None
         # Per global peer: the endpoint that carries it and the peer's number there.
@@ -76,6 +79,17 @@ class HybridEndpoint(Endpoint):
                    limit: int) -> bytes | None:
         endpoint, peer = self._route[src]
         return endpoint.take_frame(peer, header_size, length_offset, limit)
+
+    def take_match(self, src: int, ctx: int, tag: int, limit: int,
+                   buffer: Any) -> Frame | None:
+        endpoint, peer = self._route[src]
+        return endpoint.take_match(peer, ctx, tag, limit, buffer)
+
+    def wait(self, src: int, busy: Any, timeout_ns: int, yield_every: int) -> bool:
+        if src >= 0 and not busy:  # one peer: its own transport's spin
+            endpoint, peer = self._route[src]
+            return endpoint.wait(peer, busy, timeout_ns, yield_every)
+        return False  # several transports: the engine polls them itself
 
     def set_sleeping(self, flag: bool) -> None:
         if self.shm is not None:

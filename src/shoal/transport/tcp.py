@@ -45,7 +45,14 @@ The engine's contract is a non-blocking byte stream per peer, so:
   never writes to that peer again.  No doorbells: a peer's bytes wake us.
   With one link and nothing queued, ``sleep`` waits in a read of it (the
   socket's receive timeout bounds the wait), so waking and reading are one
-  system call.  A rank waiting on TCP does not spin (:attr:`TcpEndpoint.spin`).
+  system call.
+* a waiting rank spins first, as on shared memory (the engine's adaptive spin,
+  :attr:`TcpEndpoint.spin`): :meth:`TcpEndpoint.wait` polls the sockets with
+  one ``epoll_wait`` a round, without waiting, and gives way to the peer where
+  this host has more ranks than cores (:attr:`TcpEndpoint.ranks_here`); a
+  small matching message is taken straight from the head of the inbox
+  (:meth:`TcpEndpoint.take_match`).  An idle core that a socket must wake
+  takes tens of microseconds to run the rank again.
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ from shoal.security.channel import OVERHEAD, SIZE_PREFIX
 from shoal.security.sockets import handshake_socket
 from shoal.transport.base import Endpoint
 from shoal.transport.tcp_buffers import Inbox, Pool
+from shoal.wire.frame import Frame
+from shoal.wire.header import DATA, FIELDS, HEADER_SIZE
 
 FRAME_BYTES = 128 * 1024  # plaintext per AEAD frame: amortizes a frame, still pipelines
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
@@ -84,6 +93,8 @@ _clock = time.perf_counter
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _TIMEVAL = struct.Struct("@ll")
 _U64 = struct.Struct("<Q")
+_FIELDS = FIELDS.unpack_from
+_yield = getattr(os, "sched_yield", lambda: None)
 _EPOLL = hasattr(select, "epoll")
 _IN = select.EPOLLIN if _EPOLL else select.POLLIN
 _OUT = select.EPOLLOUT if _EPOLL else select.POLLOUT
@@ -161,10 +172,13 @@ class TcpEndpoint(Endpoint):
     every lower peer has connected.
     """
 
-    # No spinning: every look at a socket is a system call, a socket wakes a sleeper as
-    # soon as bytes arrive, and on a busy machine a spinning rank holds the core its
-    # peer needs (measured: a 1-byte ping-pong took 1.3-5x longer with any spin).
-    spin = 0.0
+    # The engine's adaptive spin (None), as on shared memory: an idle core that a socket
+    # must wake takes tens of microseconds to run the rank again (a 1-byte ping-pong
+    # between two network-namespace hosts on a quiet machine: 66 us one way asleep, 31
+    # spinning; MPICH's TCP module spins too).  The spin polls the sockets (wait()),
+    # gives way to the peer where this host has more ranks than cores (ranks_here), and
+    # shrinks to nothing on a machine too busy for spinning to find anything.
+    spin = None
 
     def __init__(self, rank: int, size: int, key: JobKey, listener: socket.socket,
                  addresses: Sequence[Address], peers: Iterable[int] | None = None,
@@ -172,6 +186,8 @@ class TcpEndpoint(Endpoint):
         self.rank = rank
         self.size = size
         self.key = key
+        # Ranks that listen on this rank's address share its host (and its cores).
+        self.ranks_here = sum(1 for host, _ in addresses if host == addresses[rank][0])
         wanted = sorted(set(range(size) if peers is None else peers) - {rank})
         self.links: list[_Link | None] = [None] * size
         self._recv_view = memoryview(bytearray(RECV_BYTES))
@@ -347,6 +363,45 @@ class TcpEndpoint(Endpoint):
         if link.inbox.size < RECV_LOW:
             self._pull(link)
         return link.inbox.size
+
+    def take_match(self, src: int, ctx: int, tag: int, limit: int,
+                   buffer: Any) -> Frame | None:
+        """The fast path of a receive (see :meth:`Endpoint.take_match`): the plaintext at
+        the head of the inbox, when it is one whole small DATA frame that matches (a small
+        message is one AEAD frame, so it is one payload of its own); its body copied into
+        ``buffer`` when one is given and it fits."""
+        link = self.links[src]
+        if link is None:
+            link = self._link(src)
+        inbox = link.inbox
+        if inbox.size < HEADER_SIZE:
+            self._pull(link)
+            if inbox.size < HEADER_SIZE:
+                return None
+        elif link.out:
+            self._flush(link)
+        head = inbox.chunks[0]
+        if inbox.offset or type(head) is not bytes:
+            return None  # a frame cut across payloads, or a pooled one: the general path
+        kind, flags, nparts, mtag, mctx, seq, stamp, length = _FIELDS(head)
+        if (kind != DATA or mctx != ctx or (tag != -1 and mtag != tag) or length > limit
+                or HEADER_SIZE + length != len(head)):
+            return None
+        if buffer is not None:
+            target = buffer if type(buffer) is memoryview else memoryview(buffer)
+            if target.readonly:
+                raise BufferError("the receive buffer is read-only")
+            if length <= target.nbytes:
+                if target.format != "B" or target.ndim != 1:
+                    target = target.cast("B")
+                inbox.chunks.popleft()
+                inbox.size -= len(head)
+                target[:length] = memoryview(head)[HEADER_SIZE:]
+                return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length, None, kind)
+        inbox.chunks.popleft()
+        inbox.size -= len(head)
+        return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length,
+                     memoryview(head)[HEADER_SIZE:], kind)
 
     def read_into(self, src: int, dest: memoryview, n: int) -> None:
         self._link(src).inbox.read_into(dest, n)
@@ -600,6 +655,46 @@ class TcpEndpoint(Endpoint):
             raise link.failure
         raise PeerLostError(f"{link.where()} closed its link; rank {self.rank} cannot send "
                             "to it any more")
+
+    # -- spinning and sleeping ----------------------------------------------------
+
+    def wait(self, src: int, busy: Any, timeout_ns: int, yield_every: int) -> bool:
+        """Poll the sockets (one ``epoll_wait`` without waiting a round) until ``src``'s
+        (any link's, for -1) is readable, a link towards a ``busy`` rank can take its
+        queued bytes, or ``timeout_ns`` pass; True if one did.
+
+        The engine calls this without its lock, so it only looks: it marks links
+        readable (the reads happen under the lock) and sends nothing.
+        """
+        if src >= 0:
+            link = self.links[src]
+            if link is None or link.inbox.size or link.failure is not None or link.eof:
+                return True
+        deadline = _clock() + timeout_ns * 1e-9
+        by_fd = self._by_fd
+        poll = self._poll
+        rounds = 0
+        while True:
+            events = poll(0)
+            if events:
+                self._checked = _clock()
+                woke = False
+                for fd, event in events:
+                    ready = by_fd.get(fd)
+                    if ready is None:
+                        continue
+                    if event & _AWAKE:
+                        ready.ready = True
+                        woke = woke or src < 0 or ready.peer == src
+                    if event & _OUT and busy and ready.peer in busy:
+                        woke = True
+                if woke:
+                    return True
+            rounds += 1
+            if yield_every and not rounds % yield_every:
+                _yield()
+            if _clock() >= deadline:
+                return False
 
     # -- sleeping -----------------------------------------------------------------
 
