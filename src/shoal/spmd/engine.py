@@ -165,6 +165,9 @@ class Engine:
                  self._reading)
             self.send_fast = endpoint.send_fast  # type: ignore[union-attr,method-assign]
             self.receive_fast = endpoint.receive_fast  # type: ignore[union-attr,method-assign]
+        elif endpoint is not None and endpoint.python_fast_paths:
+            self.send_fast = self._send_fast  # type: ignore[method-assign]
+            self.receive_fast = self._receive_fast  # type: ignore[method-assign]
         # A receive's first spin for its message, inside receive_fast (no spin when the
         # job has more ranks than cores: the rank we wait for needs this core).
         self.fast_spin_ns = 0 if self._yield_mask == 0 else min(100_000, int(self._spin * 1e9))
@@ -211,6 +214,68 @@ class Engine:
         ``buffer`` (any writable contiguous buffer) if one is given; None means the
         caller uses :meth:`receive`.  With the compiled rings this is their own method;
         without them it always says None."""
+        return None
+
+    def _send_fast(self, dst: int, ctx: int, tag: int, payload: Any, flags: int) -> bool:
+        """:meth:`send_fast` in Python, for a transport without compiled rings that says
+        it pays (TCP): the same step (one small standard send, written whole, when
+        nothing is queued towards ``dst``), under the lock; False if another thread
+        holds it, or the payload is not plain contiguous bytes (the general path says
+        what is wrong with it)."""
+        if flags & SYNC or dst == self.rank:
+            return False
+        lock = self._lock
+        if not lock.acquire(False):
+            return False
+        try:
+            if self._queues[dst]:
+                return False
+            return self.endpoint.send_frame(  # type: ignore[union-attr]
+                dst, DATA, flags, 1, tag, ctx, 0, payload, _SMALL)
+        except (BufferError, TypeError, ValueError):
+            return False
+        finally:
+            lock.release()
+
+    def _receive_fast(self, source: int, ctx: int, tag: int, buffer: Any,
+                      spin_ns: int) -> Message | None:
+        """:meth:`receive_fast` in Python (see :meth:`_send_fast`): the transport's
+        ``take_match`` under the lock, when nothing is posted or waiting on ``ctx`` and
+        no body from ``source`` is half read; if nothing is there, once more after its
+        ``wait`` for ``source`` (up to ``spin_ns``).  A body larger than ``buffer`` is
+        left to the general path, which says so."""
+        if source == self.rank:
+            return None
+        endpoint = self.endpoint
+        assert endpoint is not None
+        limit = _SMALL
+        if buffer is not None:
+            try:
+                limit = min(limit, buffer.nbytes if type(buffer) is memoryview
+                            else memoryview(buffer).nbytes)
+            except TypeError:
+                return None
+        lock = self._lock
+        matcher = self.matcher
+        for attempt in range(2):
+            if not lock.acquire(False):
+                return None
+            try:
+                if (matcher.posted.get(ctx) or matcher.unexpected.get(ctx)
+                        or self._reading[source] is not None):
+                    return None
+                try:
+                    frame = endpoint.take_match(source, ctx, tag, limit, buffer)
+                except BufferError:
+                    return None
+                if frame is not None:
+                    if frame.flags & SYNC:
+                        self._acknowledge(frame)
+                    return frame
+            finally:
+                lock.release()
+            if attempt or spin_ns <= 0 or not endpoint.wait(source, (), spin_ns, 0):
+                return None
         return None
 
     def _send(self, dst: int, ctx: int, tag: int, parts: list[Any], flags: int,
@@ -491,9 +556,10 @@ class Engine:
     def _sleep_for(self, ctx: int, source: int, tag: int,
                    buffer: memoryview | None) -> Message | None:
         """The fast path of a blocking receive on a transport whose sleep reads the
-        streams (TCP), once spinning is over or where it does not spin: sleep on it and take the next small frame from ``source`` straight off its
-        stream, while that frame is the answer (nothing posted or waiting on ``ctx``),
-        for a few sleeps at most; None: go the general way (post and wait).
+        streams (TCP), once spinning is over or where it does not spin: sleep on it and
+        take the next small frame from ``source`` straight off its stream, while that
+        frame is the answer (nothing posted or waiting on ``ctx``), for a few sleeps at
+        most; None: go the general way (post and wait).
 
         Such a transport's sleep reads its sockets, so it sleeps under the engine's
         lock; with other threads about, in short naps (they may need the lock to send

@@ -29,6 +29,11 @@ class Endpoint(ABC):
     #: How many of the job's ranks share this host's cores (None: all of them), for
     #: the engine's choice between spinning and giving the core to a peer.
     ranks_here: int | None = None
+    #: Whether the engine's one-step paths written in Python (``send_frame`` and
+    #: ``take_match`` under its lock, see ``Engine.send_fast``) pay on this transport.
+    #: Compiled rings have their own (``bind_engine``); elsewhere the general path
+    #: is as quick.
+    python_fast_paths: bool = False
     #: Whether :meth:`sleep` may run while another thread of the rank uses the endpoint
     #: (the engine then sleeps without its lock).  A sleep that only waits on a doorbell
     #: may; one that reads the streams (TCP) may not, and the engine sleeps holding it.

@@ -80,6 +80,13 @@ class HybridEndpoint(Endpoint):
         endpoint, peer = self._route[src]
         return endpoint.take_frame(peer, header_size, length_offset, limit)
 
+    python_fast_paths = True  # each peer's own transport's send_frame and take_match
+
+    def send_frame(self, dst: int, kind: int, flags: int, nparts: int, tag: int, ctx: int,
+                   seq: int, payload: Any, limit: int) -> bool:
+        endpoint, peer = self._route[dst]
+        return endpoint.send_frame(peer, kind, flags, nparts, tag, ctx, seq, payload, limit)
+
     def take_match(self, src: int, ctx: int, tag: int, limit: int,
                    buffer: Any) -> Frame | None:
         endpoint, peer = self._route[src]

@@ -74,7 +74,7 @@ from shoal.security.sockets import handshake_socket
 from shoal.transport.base import Endpoint
 from shoal.transport.tcp_buffers import Inbox, Pool
 from shoal.wire.frame import Frame
-from shoal.wire.header import DATA, FIELDS, HEADER_SIZE
+from shoal.wire.header import DATA, FIELDS, HEADER, HEADER_SIZE
 
 FRAME_BYTES = 128 * 1024  # plaintext per AEAD frame: amortizes a frame, still pipelines
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
@@ -94,6 +94,8 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _TIMEVAL = struct.Struct("@ll")
 _U64 = struct.Struct("<Q")
 _FIELDS = FIELDS.unpack_from
+_HEADER = HEADER.pack
+_monotonic_ns = time.monotonic_ns
 _yield = getattr(os, "sched_yield", lambda: None)
 _EPOLL = hasattr(select, "epoll")
 _IN = select.EPOLLIN if _EPOLL else select.POLLIN
@@ -179,6 +181,7 @@ class TcpEndpoint(Endpoint):
     # gives way to the peer where this host has more ranks than cores (ranks_here), and
     # shrinks to nothing on a machine too busy for spinning to find anything.
     spin = None
+    python_fast_paths = True
 
     def __init__(self, rank: int, size: int, key: JobKey, listener: socket.socket,
                  addresses: Sequence[Address], peers: Iterable[int] | None = None,
@@ -306,6 +309,21 @@ class TcpEndpoint(Endpoint):
             link.out.append(memoryview(frame)[sent:])
             link.out_bytes += len(frame) - sent
         return n
+
+    def send_frame(self, dst: int, kind: int, flags: int, nparts: int, tag: int, ctx: int,
+                   seq: int, payload: Any, limit: int) -> bool:
+        """One small frame, sealed and sent at once (see :meth:`Endpoint.send_frame`),
+        when nothing waits to go before it on the link."""
+        link = self.links[dst]
+        if link is None or link.out or link.failure is not None or link.peer_closed:
+            return False
+        body = payload if type(payload) is bytes else memoryview(payload).cast("B")
+        n = len(body)
+        if n > limit or n > _SEAL_ALONE - HEADER_SIZE:
+            return False
+        self.write(dst, _HEADER(kind, flags, nparts, 0, tag, ctx, seq, _monotonic_ns(), n)
+                   + body)
+        return True  # (what the socket did not take is queued on the link, and goes next)
 
     def write_more(self, dst: int, src: memoryview | bytes) -> int:
         """:meth:`write`, holding a small piece back so that it leaves with the next
