@@ -12,9 +12,11 @@ import time
 
 import pytest
 
+from shoal.spmd import spinning
 from shoal.spmd.engine import Engine
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, PostedReceive
 from shoal.spmd.objcodec import PICKLE
+from shoal.spmd.spinning import Spin
 from shoal.transport.inproc import InprocHub
 from shoal.wire.header import PICKLED, SYNC, split_parts
 
@@ -162,48 +164,66 @@ def test_alone_a_thread_may_wait_for_what_another_thread_sends_to_this_rank() ->
     assert decode(receive) == "from the other thread"
 
 
-def test_the_spin_shrinks_when_it_finds_nothing_and_grows_back_when_it_does(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_spin_shrinks_when_it_finds_nothing_and_grows_back_when_it_does() -> None:
     """Adaptive spinning: on a busy machine a spin that ends asleep halves the next one (to
     a floor, never to nothing), and spins that find their message grow it back, never
-    past the configured length; a configured 0 (TCP, SHOAL_SPIN_US=0) stays 0."""
-    monkeypatch.setenv("SHOAL_SPIN_US", "2000")
-    engine = Engine(0, 1, None)
-    assert engine._spin == engine._spin_max == pytest.approx(0.002)
+    past the configured length; a configured 0 (SHOAL_SPIN_US=0) stays 0."""
+    spin = Spin(0.002, 31)
+    assert spin.seconds == spin.most == pytest.approx(0.002)
+    assert spin.fast_ns == 100_000  # the one-step receive spins at most 100 us
     for _ in range(40):
-        engine._spun(False)
-    floor = engine._spin
-    assert 0 < floor <= 10e-6
-    engine._spun(True)
-    assert floor < engine._spin < 0.002
+        spin.spun(False)
+    floor = spin.seconds
+    assert 0 < floor <= 10e-6 and spin.fast_ns == int(floor * 1e9)
+    spin.spun(True)
+    assert floor < spin.seconds < 0.002
     for _ in range(40):
-        engine._spun(True)
-    assert engine._spin == pytest.approx(0.002)
-    monkeypatch.setenv("SHOAL_SPIN_US", "0")
-    still = Engine(0, 1, None)
-    still._spun(False)
-    still._spun(True)
-    assert still._spin == 0
+        spin.spun(True)
+    assert spin.seconds == pytest.approx(0.002)
+    still = Spin(0.0, 31)
+    still.spun(False)
+    still.spun(True)
+    assert still.seconds == 0 and still.fast_ns == 0
 
 
-def test_a_near_miss_grows_the_spin_only_when_no_rank_waits_for_this_core(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_near_miss_grows_the_spin_only_when_no_rank_waits_for_this_core() -> None:
     """With no more ranks than cores, a wait that ended soon after its spin gave up (the
     peer was descheduled by other programs) grows the spin past the configured length, to
     ten times it; a spin that then finds its message keeps it; a long wait halves it.
     With more ranks than cores (the peer may need this core) every wait that slept halves
-    the spin, near miss or not."""
+    the spin, near miss or not, and the one-step receive never spins."""
+    spin = Spin(0.002, 31)
+    spin.slept(0.003)  # within four spins of 2 ms
+    assert spin.seconds == pytest.approx(0.004)
+    for _ in range(10):
+        spin.slept(spin.seconds * 2)
+    assert spin.seconds == pytest.approx(0.02)
+    spin.spun(True)
+    assert spin.seconds == pytest.approx(0.02)
+    spin.slept(1.0)  # the peer was busy for a second: spinning would not have paid
+    assert spin.seconds == pytest.approx(0.01)
+    crowded = Spin(0.002, 0)
+    assert crowded.yield_rounds == 1 and crowded.fast_ns == 0
+    crowded.slept(0.003)
+    assert crowded.seconds == pytest.approx(0.001) and crowded.fast_ns == 0
+
+
+def test_where_a_spin_starts_comes_from_the_environment_the_transport_and_the_cores(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOAL_SPIN_US", raising=False)
+    assert spinning.configured(None) == spinning.DEFAULT_SECONDS
+    assert spinning.configured(0.0) == 0.0  # a transport that says not to spin
+    monkeypatch.setenv("SHOAL_SPIN_US", "250")
+    assert spinning.configured(0.0) == pytest.approx(250e-6)  # the user's word wins
+    cores = len(os.sched_getaffinity(0))
+    assert spinning.yield_mask(cores) == 31 and spinning.yield_mask(cores + 1) == 0
+    # The engine wires it: a 1-rank engine has its one core, a crowded one gives way.
     monkeypatch.setenv("SHOAL_SPIN_US", "2000")
     engine = Engine(0, 1, None)
-    engine._slept(0.003)  # within four spins of 2 ms
-    assert engine._spin == pytest.approx(0.004)
-    for _ in range(10):
-        engine._slept(engine._spin * 2)
-    assert engine._spin == pytest.approx(0.02)
-    engine._spun(True)
-    assert engine._spin == pytest.approx(0.02)
-    engine._slept(1.0)  # the peer was busy for a second: spinning would not have paid
-    assert engine._spin == pytest.approx(0.01)
+    assert engine._spinning.seconds == pytest.approx(0.002)
+    assert engine.fast_spin_ns == 100_000
+    for _ in range(5):
+        engine._slept(1.0)  # 2 ms halved five times: 62.5 us
+    assert engine.fast_spin_ns == engine._spinning.fast_ns == 62_500
     crowded = Engine(0, 4 * (os.cpu_count() or 1) + 4, None)
-    crowded._slept(0.003)
-    assert crowded._spin == pytest.approx(0.001)
+    assert crowded._spinning.yield_mask == 0 and crowded.fast_spin_ns == 0

@@ -357,7 +357,7 @@ def test_a_tcp_rank_spins_unless_its_host_has_more_ranks_than_cores() -> None:
     endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
     try:
         assert [e.ranks_here for e in endpoints] == [1, 1]
-        assert all(Engine(r, 2, e)._yield_mask for r, e in enumerate(endpoints))
+        assert all(Engine(r, 2, e)._spinning.yield_mask for r, e in enumerate(endpoints))
     finally:
         close_all(endpoints)
     # Every rank on one host, more of them than cores: spins give way at every round.
@@ -365,7 +365,7 @@ def test_a_tcp_rank_spins_unless_its_host_has_more_ranks_than_cores() -> None:
     endpoints = loopback_mesh(size)
     try:
         assert {e.ranks_here for e in endpoints} == {size}
-        assert not any(Engine(r, size, e)._yield_mask for r, e in enumerate(endpoints))
+        assert not any(Engine(r, size, e)._spinning.yield_mask for r, e in enumerate(endpoints))
     finally:
         close_all(endpoints)
 

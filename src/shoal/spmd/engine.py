@@ -33,7 +33,9 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import CommunicationError
+from shoal.spmd import spinning
 from shoal.spmd.matching import Matcher, Message, PostedReceive
+from shoal.spmd.spinning import Spin
 from shoal.transport import cma
 from shoal.transport.base import Endpoint
 from shoal.wire.header import (
@@ -101,24 +103,6 @@ class _Reading:
 _yield = getattr(os, "sched_yield", lambda: None)
 
 
-def _spin_seconds(size: int, endpoint: Endpoint | None) -> float:
-    configured = os.environ.get("SHOAL_SPIN_US")
-    if configured:
-        return max(0.0, float(configured)) / 1e6
-    if endpoint is not None and endpoint.spin is not None:
-        return max(0.0, endpoint.spin)  # TCP: 0, every look at a socket is a system call
-    # Spinning costs a core, sleeping costs a wake-up (tens of microseconds and
-    # a trip through the scheduler).  With more ranks than cores the spin
-    # yields on every round, so the rank we wait for gets the core.
-    return 0.002
-
-
-def _yield_every(size: int) -> int:
-    """Spin rounds between two ``sched_yield`` calls (a power of two, minus one)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 31 if size <= (cores or 1) else 0
-
-
 class Engine:
     """One process's progress engine (see the module docstring); thread-safe."""
 
@@ -138,14 +122,12 @@ class Engine:
         # buffer (one copy instead of two). See _read.
         self._parking = -1
         self._seq = 0
-        # How long a wait spins before it sleeps: adapted to what spinning buys (see _spun),
-        # between _SPIN_FLOOR and the configured most.
-        self._spin_max = self._spin = _spin_seconds(size, endpoint)
-        self._yield_mask = _yield_every(
-            size if endpoint is None or endpoint.ranks_here is None else endpoint.ranks_here)
-        # Spin rounds between two sched_yield calls inside the transport: every round when
-        # the job has more ranks than cores (the rank we wait for needs this core).
-        self._yield_rounds = 1 if self._yield_mask == 0 else 0
+        # How long a wait spins before it sleeps, adapted to what spinning buys (see
+        # spinning.py); with more ranks on this host than cores it gives way every round.
+        self._spinning = Spin(
+            spinning.configured(None if endpoint is None else endpoint.spin),
+            spinning.yield_mask(size if endpoint is None or endpoint.ranks_here is None
+                                else endpoint.ranks_here))
         # Messages this large go by rendezvous: one copy, straight from the sender.
         self._rendezvous = _rendezvous_bytes() if (
             endpoint is not None and any(map(endpoint.is_local, self._peers))
@@ -169,8 +151,8 @@ class Engine:
             self.send_fast = self._send_fast  # type: ignore[method-assign]
             self.receive_fast = self._receive_fast  # type: ignore[method-assign]
         # A receive's first spin for its message, inside receive_fast (no spin when the
-        # job has more ranks than cores: the rank we wait for needs this core).
-        self.fast_spin_ns = 0 if self._yield_mask == 0 else min(100_000, int(self._spin * 1e9))
+        # host has more ranks than cores: the rank we wait for needs this core).
+        self.fast_spin_ns = self._spinning.fast_ns
 
     # -- sending ---------------------------------------------------------------
 
@@ -489,18 +471,20 @@ class Engine:
                 self._wake()
             return into_buffer(message, buffer)
         endpoint = self.endpoint
-        if endpoint is not None and not self._spin and 0 <= source != self.rank:
+        spin = self._spinning
+        if endpoint is not None and not spin.seconds and 0 <= source != self.rank:
             message = self._sleep_for(ctx, source, tag, buffer)
             if message is not None:
                 return into_buffer(message, buffer)
-        elif endpoint is not None and self._spin and not (
+        elif endpoint is not None and spin.seconds and not (
                 0 <= source != self.rank and endpoint.readable(source) >= HEADER_SIZE):
             started = time.perf_counter()
-            deadline = started + self._spin
+            deadline = started + spin.seconds
             watch = source if 0 <= source != self.rank else -1
+            mask = spin.yield_mask
             spins = 0
             while True:
-                if endpoint.wait(watch, self._busy, _SPIN_QUANTUM_NS, self._yield_rounds):
+                if endpoint.wait(watch, self._busy, _SPIN_QUANTUM_NS, spin.yield_rounds):
                     spins = -1  # something arrived: look at once
                 lock.acquire()
                 try:
@@ -509,7 +493,7 @@ class Engine:
                         if watch >= 0 and endpoint.readable(watch) >= HEADER_SIZE:
                             break  # a large frame: post so it streams into place
                         spins += 1
-                        if not spins & self._yield_mask:
+                        if not spins & mask:
                             self._progress()
                 finally:
                     lock.release()
@@ -518,9 +502,9 @@ class Engine:
                     if self._waiters:
                         self._wake()
                     return into_buffer(message, buffer)
-                if not spins & self._yield_mask:
+                if not spins & mask:
                     if time.perf_counter() > deadline:
-                        if not self._yield_mask:  # (otherwise the wait below adapts)
+                        if not mask:  # (otherwise the wait below adapts)
                             self._spun(False)
                         elif not endpoint.sleeps_unlocked and 0 <= source != self.rank:
                             # A transport whose sleep reads the stream (TCP): sleep in
@@ -798,7 +782,7 @@ class Engine:
         """A call that asks and returns (Test, Iprobe, Parrived) found nothing: on an
         oversubscribed machine give the core away, so that a program polling in a loop
         lets the rank it waits for run (MPICH yields there too)."""
-        if not self._yield_mask:
+        if not self._spinning.yield_mask:
             _yield()
 
     def progress(self) -> None:
@@ -851,34 +835,17 @@ class Engine:
                 self._changed.wait(_ALONE_POLL_SECONDS)
 
     def _spun(self, found: bool) -> None:
-        """Adapt the spin to what it buys, as adaptive mutexes do: half again as long after a
-        spin that found what it waited for, half as long after one that ended asleep. On a
-        busy machine (other programs, more ranks than cores) spins stop finding anything,
-        since the rank waited for needs this core: they shrink to _SPIN_FLOOR and the
-        rank sleeps at once; on a quiet one they stay at the configured length."""
-        if found:  # (never below a spin that near misses grew: see _slept)
-            spin = max(self._spin, min(self._spin_max, self._spin * 1.5))
-        else:
-            spin = max(min(_SPIN_FLOOR, self._spin_max), self._spin / 2)
-        self._set_spin(spin)
-
-    def _set_spin(self, spin: float) -> None:
-        """The adapted spin, and receive_fast's first spin with it (where it spins)."""
-        self._spin = spin
-        if self._yield_mask:
-            self.fast_spin_ns = min(100_000, int(spin * 1e9))
+        """A spin ended, having found what it waited for or not (see :class:`Spin`)."""
+        spin = self._spinning
+        spin.spun(found)
+        self.fast_spin_ns = spin.fast_ns
 
     def _slept(self, waited: float) -> None:
-        """Adapt the spin after a wait that outlasted it and slept, ``waited`` seconds in
-        all. With no more ranks than cores, a wait that ended soon after the spin gave up
-        (within _NEAR_MISS spins) was a near miss: the peer was only descheduled by other
-        programs, and a woken rank on a loaded machine waits long for a core, while a
-        spinning one is already there; such spins grow (to _NEAR_MISS_GROWTH times the
-        configured most). Otherwise spinning did not pay: the spin halves (see _spun)."""
-        if self._yield_mask and waited < _NEAR_MISS * self._spin:
-            self._set_spin(min(self._spin_max * _NEAR_MISS_GROWTH, self._spin * 2))
-        else:
-            self._spun(False)
+        """A wait outlasted its spin and slept, ``waited`` seconds in all (see
+        :meth:`Spin.slept`)."""
+        spin = self._spinning
+        spin.slept(waited)
+        self.fast_spin_ns = spin.fast_ns
 
     def wait_until(self, done: Callable[[], bool], describe: Callable[[], str]) -> None:
         """Make progress until ``done()``; spin first, then sleep on the transport.
@@ -892,22 +859,23 @@ class Engine:
             self._wait_alone(done, describe)
             return
         self._users.add(threading.get_ident())
+        spin = self._spinning
         started = time.perf_counter()
-        deadline = started + self._spin
+        deadline = started + spin.seconds
         spins = 0
         slept = False
-        while self._spin:
+        while spin.seconds:
             self.progress()
             if done():
                 self._spun(True)
                 return
             spins += 1
-            if endpoint.wait(-1, self._busy, _SPIN_QUANTUM_NS, self._yield_rounds):
+            if endpoint.wait(-1, self._busy, _SPIN_QUANTUM_NS, spin.yield_rounds):
                 continue
             if time.perf_counter() > deadline:
                 slept = True
                 break
-            if not spins & self._yield_mask:
+            if not spins & spin.yield_mask:
                 # Let a peer that shares this core run: on a loaded or
                 # oversubscribed machine it is the one we are waiting for.
                 _yield()
@@ -977,10 +945,6 @@ class Engine:
 
 
 _NEVER = 1 << 62
-_SPIN_FLOOR = 2e-6  # seconds: the shortest an adapted spin gets (it can grow back from it)
-# A wait that ends within this many spins (from its start) was a near miss (see _slept)
-_NEAR_MISS = 4
-_NEAR_MISS_GROWTH = 10  # near misses grow the spin up to this many times the configured most
 _MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
 
 
