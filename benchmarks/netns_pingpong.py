@@ -10,7 +10,9 @@ Two network namespaces joined by veth pairs on a bridge (the test network of
   beacon in each namespace; the ranks talk over the encrypted, authenticated
   TCP link (AES-256-GCM frames) that any two hosts use.
 * **plaintext sockets**: the baseline the encryption is measured against, plain
-  Python TCP sockets (``TCP_NODELAY``, ``sendall``/``recv_into``) echoing the
+  Python TCP sockets (``TCP_NODELAY``, ``sendall``, and ``recv_into`` without
+  waiting, in a loop: both ends poll, as shoal's ranks and MPICH's do, since an
+  idle core that a socket must wake takes tens of microseconds) echoing the
   same message sizes with the same method.  Not shoal: what the Python side of
   a TCP ping-pong costs with no framing and no cipher.
 * **MPICH**: mpi4py on MPICH over TCP, ``mpiexec -hosts A,B`` with hydra's rsh
@@ -91,9 +93,13 @@ def plain_server(port: int) -> None:
 
 
 def _recv_exactly(conn: socket.socket, view: memoryview, n: int) -> memoryview | None:
+    """Read ``n`` bytes, polling the socket (a read that does not wait, in a loop)."""
     got = 0
     while got < n:
-        k = conn.recv_into(view[got:n])
+        try:
+            k = conn.recv_into(view[got:n], 0, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            continue
         if not k:
             return None
         got += k
@@ -105,6 +111,7 @@ def plain_client(address: str, port: int, seconds: float) -> None:
     import numpy as np
 
     conn = socket.create_connection((address, port), timeout=30)
+    conn.settimeout(None)  # a blocking socket: MSG_DONTWAIT reads then never wait in poll
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     back = memoryview(bytearray(max(SIZES)))
     results: dict[str, float] = {}
