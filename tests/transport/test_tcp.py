@@ -352,22 +352,24 @@ def test_with_no_spin_a_receive_waiting_on_tcp_sleeps_at_once(monkeypatch) -> No
 
 
 def test_a_tcp_rank_spins_unless_its_host_has_more_ranks_than_cores() -> None:
+    from shoal.transport.tcp import _same_machine
+
     cores = len(os.sched_getaffinity(0))
-    # Two hosts, one rank each: every rank has its host's cores to itself.
-    endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
-    try:
-        assert [e.ranks_here for e in endpoints] == [1, 1]
-        assert all(Engine(r, 2, e)._spinning.yield_mask for r, e in enumerate(endpoints))
-    finally:
-        close_all(endpoints)
-    # Every rank on one host, more of them than cores: spins give way at every round.
+    # Every rank on this machine (loopback addresses, one or several), more of them than
+    # cores: spins give way at every round.
     size = cores + 1
-    endpoints = loopback_mesh(size)
-    try:
-        assert {e.ranks_here for e in endpoints} == {size}
-        assert not any(Engine(r, size, e)._spinning.yield_mask for r, e in enumerate(endpoints))
-    finally:
-        close_all(endpoints)
+    for hosts in (None, [f"127.0.0.{r + 1}" for r in range(size)]):
+        endpoints = loopback_mesh(size, hosts=hosts)
+        try:
+            assert {e.ranks_here for e in endpoints} == {size}
+            assert not any(Engine(r, size, e)._spinning.yield_mask
+                           for r, e in enumerate(endpoints))
+        finally:
+            close_all(endpoints)
+    # Ranks on two other machines' addresses, one each: each has its host's cores.
+    assert _same_machine("10.1.0.1", "10.1.0.1") and not _same_machine("10.1.0.1", "10.1.0.2")
+    assert not _same_machine("127.0.0.1", "10.1.0.1") and _same_machine("::1", "127.0.0.1")
+    assert not _same_machine("node-a", "node-b")
 
 
 class CountingSocket:

@@ -58,6 +58,7 @@ The engine's contract is a non-blocking byte stream per peer, so:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import select
 import socket
@@ -158,6 +159,16 @@ def listen(host: str, port: int = 0, backlog: int = 128) -> socket.socket:
     return sock
 
 
+def _same_machine(host: str, other: str) -> bool:
+    """Whether two listening addresses are known to be on one machine."""
+    if host == other:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback and ipaddress.ip_address(other).is_loopback
+    except ValueError:  # a name, not an address
+        return False
+
+
 def _wait_readable(sock: socket.socket, timeout: float) -> bool:
     """Whether ``sock`` became readable within ``timeout`` seconds (any descriptor
     number: ``select.select`` fails from 1024 on)."""
@@ -189,8 +200,10 @@ class TcpEndpoint(Endpoint):
         self.rank = rank
         self.size = size
         self.key = key
-        # Ranks that listen on this rank's address share its host (and its cores).
-        self.ranks_here = sum(1 for host, _ in addresses if host == addresses[rank][0])
+        # Ranks that listen on this rank's address share its host (and its cores), as do
+        # all ranks on loopback addresses (127.0.0.0/8 is this machine, whatever the address).
+        here = addresses[rank][0]
+        self.ranks_here = sum(1 for host, _ in addresses if _same_machine(host, here))
         wanted = sorted(set(range(size) if peers is None else peers) - {rank})
         self.links: list[_Link | None] = [None] * size
         self._recv_view = memoryview(bytearray(RECV_BYTES))
