@@ -227,3 +227,16 @@ def test_where_a_spin_starts_comes_from_the_environment_the_transport_and_the_co
     assert engine.fast_spin_ns == engine._spinning.fast_ns == 62_500
     crowded = Engine(0, 4 * (os.cpu_count() or 1) + 4, None)
     assert crowded._spinning.yield_mask == 0 and crowded.fast_spin_ns == 0
+
+
+def test_a_large_body_is_numpys_unzeroed_memory_where_numpy_is_there_else_a_bytearray(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from shoal.spmd import engine as engine_module
+
+    body = engine_module._unzeroed(1 << 20)
+    assert isinstance(body, memoryview) and body.nbytes == 1 << 20 and not body.readonly
+    body[:4] = b"abcd"
+    assert bytes(body[:4]) == b"abcd"
+    monkeypatch.setattr(engine_module, "_numpy", False)  # as if numpy were not installed
+    fallback = engine_module._unzeroed(10)
+    assert type(fallback) is bytearray and fallback == bytearray(10)

@@ -636,13 +636,19 @@ class Engine:
             targets = [buffer[:length]]
             message.body = None
         else:
-            body = bytearray(length)
+            body: bytearray | memoryview
             if message.nparts == 1:
+                body = bytearray(length)
                 targets = [memoryview(body)]
-            else:
+            else:  # a pickle's out-of-band buffers (numpy arrays): they become the objects'
+                body = _unzeroed(length)
                 lengths = [n for _, n in pieces]
                 body[:8 * len(lengths)] = part_table(lengths)
                 targets = split_parts(memoryview(body), message.nparts)
+                offset = 8 * len(lengths)
+                for n in lengths:  # the padding is zeros, as on the stream
+                    body[offset + n:offset + padded(n)] = _ZEROS[:padded(n) - n]
+                    offset += padded(n)
             message.body = body
         if not cma.read(pid, pieces, targets):
             raise CommunicationError(
@@ -946,6 +952,27 @@ class Engine:
 
 _NEVER = 1 << 62
 _MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
+
+
+_numpy: Any = None
+
+
+def _unzeroed(length: int) -> bytearray | memoryview:
+    """A writable byte buffer of ``length`` that need not start as zeros (every byte is
+    written at once): numpy's where numpy is there, which skips bytearray's zeroing and
+    asks for huge pages from 4 MiB on (a fresh 16 MiB body: 1.3 ms to fill instead of
+    2.2 here), else a bytearray."""
+    global _numpy
+    if _numpy is None:
+        try:
+            import numpy
+        except ImportError:
+            _numpy = False
+        else:
+            _numpy = numpy
+    if _numpy is False:
+        return bytearray(length)
+    return memoryview(_numpy.empty(length, _numpy.uint8))
 
 
 def _rendezvous_bytes() -> int:

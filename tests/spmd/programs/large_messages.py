@@ -86,6 +86,18 @@ elif rank == 1:
 got = world.sendrecv(b"x" * (5 * MiB + rank), dest=right, sendtag=32, source=left, recvtag=32)
 assert got == b"x" * (5 * MiB + left), len(got)
 
+# --- numpy arrays of odd sizes through the object API: each its own out-of-band buffer ---------
+odd = [np.arange(MiB + k, dtype=np.uint8) for k in (1, 3, 7)]
+request = world.isend({"odd": odd, "half": pattern(N4, rank).astype(np.float32)}, dest=right,
+                      tag=33)
+got = world.recv(source=left, tag=33)
+request.wait()
+for k, arr in zip((1, 3, 7), got["odd"]):
+    assert arr.dtype == np.uint8 and np.array_equal(arr, np.arange(MiB + k, dtype=np.uint8)), k
+assert np.array_equal(got["half"], pattern(N4, left).astype(np.float32))
+assert got["half"].flags.writeable  # a received array is the receiver's own, to change
+got["half"][:] = 0
+
 # --- collectives with large buffers ---------------------------------------------------------------
 for root in (0, size - 1):
     buf = pattern(N16, root) if rank == root else np.zeros(N16)
