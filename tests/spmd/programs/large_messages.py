@@ -92,7 +92,7 @@ request = world.isend({"odd": odd, "half": pattern(N4, rank).astype(np.float32)}
                       tag=33)
 got = world.recv(source=left, tag=33)
 request.wait()
-for k, arr in zip((1, 3, 7), got["odd"]):
+for k, arr in zip((1, 3, 7), got["odd"], strict=True):
     assert arr.dtype == np.uint8 and np.array_equal(arr, np.arange(MiB + k, dtype=np.uint8)), k
 assert np.array_equal(got["half"], pattern(N4, left).astype(np.float32))
 assert got["half"].flags.writeable  # a received array is the receiver's own, to change
