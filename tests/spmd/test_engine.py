@@ -231,12 +231,12 @@ def test_where_a_spin_starts_comes_from_the_environment_the_transport_and_the_co
 
 def test_a_large_body_is_numpys_unzeroed_memory_where_numpy_is_there_else_a_bytearray(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from shoal.spmd import engine as engine_module
+    from shoal.spmd import singlecopy
 
-    body = engine_module._unzeroed(1 << 20)
+    body = singlecopy.unzeroed(1 << 20)
     assert isinstance(body, memoryview) and body.nbytes == 1 << 20 and not body.readonly
     body[:4] = b"abcd"
     assert bytes(body[:4]) == b"abcd"
-    monkeypatch.setattr(engine_module, "_numpy", False)  # as if numpy were not installed
-    fallback = engine_module._unzeroed(10)
+    monkeypatch.setattr(singlecopy, "_numpy", False)  # as if numpy were not installed
+    fallback = singlecopy.unzeroed(10)
     assert type(fallback) is bytearray and fallback == bytearray(10)

@@ -33,10 +33,9 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import CommunicationError
-from shoal.spmd import spinning
+from shoal.spmd import singlecopy, spinning
 from shoal.spmd.matching import Matcher, Message, PostedReceive
 from shoal.spmd.spinning import Spin
-from shoal.transport import cma
 from shoal.transport.base import Endpoint
 from shoal.wire.header import (
     ACK,
@@ -50,7 +49,6 @@ from shoal.wire.header import (
     parse_rts,
     part_table,
     rts_body,
-    split_parts,
 )
 
 # Messages up to this size are written with one copy into the stream when
@@ -129,9 +127,9 @@ class Engine:
             spinning.yield_mask(size if endpoint is None or endpoint.ranks_here is None
                                 else endpoint.ranks_here))
         # Messages this large go by rendezvous: one copy, straight from the sender.
-        self._rendezvous = _rendezvous_bytes() if (
+        self._rendezvous = singlecopy.threshold() if (
             endpoint is not None and any(map(endpoint.is_local, self._peers))
-            and _cma_usable()) else _NEVER
+            and singlecopy.usable()) else _NEVER
         # THREAD_MULTIPLE: the lock guards all of the above; waiting threads release it.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -232,11 +230,12 @@ class Engine:
         assert endpoint is not None
         limit = _SMALL
         if buffer is not None:
-            try:
-                limit = min(limit, buffer.nbytes if type(buffer) is memoryview
-                            else memoryview(buffer).nbytes)
+            try:  # (one view, which the transport copies into too)
+                if type(buffer) is not memoryview:
+                    buffer = memoryview(buffer)
             except TypeError:
                 return None
+            limit = min(limit, buffer.nbytes)
         lock = self._lock
         matcher = self.matcher
         for attempt in range(2):
@@ -296,8 +295,7 @@ class Engine:
                          lengths: list[int], length: int, flags: int,
                          seq: int) -> OutgoingSend:
         """Tell ``dst`` where the message is; it copies it out and acknowledges."""
-        flat = [v if v.format == "B" and v.ndim == 1 else v.cast("B") for v in views]
-        pieces = [(cma.address(v), n) for v, n in zip(flat, lengths, strict=True)]
+        flat, pieces = singlecopy.offer(views, lengths)
         body = rts_body(os.getpid(), length, pieces)
         frame = HEADER.pack(RTS, flags, len(views), 0, tag, ctx, seq, time.monotonic_ns(),
                             len(body)) + body
@@ -628,31 +626,9 @@ class Engine:
 
     def _pull(self, message: Message, buffer: memoryview | None) -> None:
         """Copy a rendezvous message out of its sender (into ``buffer`` if given)."""
-        assert message.remote is not None
-        pid, pieces = message.remote
-        message.remote = None
-        length = message.length
-        if buffer is not None and message.nparts == 1 and length <= buffer.nbytes:
-            targets = [buffer[:length]]
-            message.body = None
-        else:
-            body: bytearray | memoryview
-            if message.nparts == 1:
-                body = bytearray(length)
-                targets = [memoryview(body)]
-            else:  # a pickle's out-of-band buffers (numpy arrays): they become the objects'
-                body = _unzeroed(length)
-                lengths = [n for _, n in pieces]
-                body[:8 * len(lengths)] = part_table(lengths)
-                targets = split_parts(memoryview(body), message.nparts)
-                offset = 8 * len(lengths)
-                for n in lengths:  # the padding is zeros, as on the stream
-                    body[offset + n:offset + padded(n)] = _ZEROS[:padded(n) - n]
-                    offset += padded(n)
-            message.body = body
-        if not cma.read(pid, pieces, targets):
+        if not singlecopy.copy_out(message, buffer):
             raise CommunicationError(
-                f"rank {self.rank} could not copy a {length}-byte message out of rank "
+                f"rank {self.rank} could not copy a {message.length}-byte message out of rank "
                 f"{message.source} (process_vm_readv was refused); run with SHOAL_CMA=0 to "
                 "send large messages through shared memory instead")
         self._acknowledge(message)
@@ -952,59 +928,6 @@ class Engine:
 
 _NEVER = 1 << 62
 _MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
-
-
-_numpy: Any = None
-
-
-def _unzeroed(length: int) -> bytearray | memoryview:
-    """A writable byte buffer of ``length`` that need not start as zeros (every byte is
-    written at once): numpy's where numpy is there, which skips bytearray's zeroing and
-    asks for huge pages from 4 MiB on (a fresh 16 MiB body: 1.3 ms to fill instead of
-    2.2 here), else a bytearray."""
-    global _numpy
-    if _numpy is None:
-        try:
-            import numpy
-        except ImportError:
-            _numpy = False
-        else:
-            _numpy = numpy
-    if _numpy is False:
-        return bytearray(length)
-    return memoryview(_numpy.empty(length, _numpy.uint8))
-
-
-def _rendezvous_bytes() -> int:
-    # Measured here: below ~1 MiB two pipelined ring copies beat process_vm_readv,
-    # which pins every page it copies; above it one copy wins (2x at 16 MiB).
-    return int(os.environ.get("SHOAL_RENDEZVOUS_BYTES", str(1024 * 1024)))
-
-
-def _cma_usable() -> bool:
-    """Whether peers on this host may copy out of this process's memory."""
-    if not cma.available():
-        return False
-    try:
-        with open("/proc/sys/kernel/yama/ptrace_scope") as handle:
-            scope = int(handle.read().strip() or 0)
-    except (OSError, ValueError):
-        scope = 0
-    if scope >= 2:
-        return False
-    if scope == 1:
-        # Yama lets only ancestors read us; allow the job's other ranks too.
-        import ctypes
-
-        pr_set_ptracer, any_process = 0x59616D61, ctypes.c_ulong(-1)
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(pr_set_ptracer, any_process, 0, 0, 0) != 0:
-            return False
-    probe = bytearray(b"shoal")
-    copy = bytearray(5)
-    # A sandbox (seccomp) may forbid the call outright: try it on ourselves.
-    return cma.read(os.getpid(), [(cma.address(memoryview(probe)), 5)], [memoryview(copy)]) \
-        and copy == probe
 
 
 def into_buffer(message: Message, buffer: memoryview | None) -> Message:

@@ -64,9 +64,7 @@ class Spin:
         # Spin rounds between two sched_yield calls inside the transport: every round
         # when the host has more ranks than cores (the rank we wait for needs this core).
         self.yield_rounds = 1 if yield_mask == 0 else 0
-        self.seconds = most
-        self.fast_ns = 0
-        self.set(most)
+        self.set(most)  # (seconds and fast_ns)
 
     def set(self, seconds: float) -> None:
         """The adapted spin, and the one-step receive's first spin with it (none with

@@ -45,8 +45,6 @@ class HybridEndpoint(Endpoint):
         self.tcp = tcp
         self.local_ranks = local
         self.ranks_here = len(local)
-        # Alone on its host, a rank waits only on sockets: wait as TCP does.
-        self.spin = tcp.spin if shm is None else None
         # Per global peer: the endpoint that carries it and the peer's number there.
         self._route: list[tuple[Endpoint, int]] = []
         for peer in range(size):

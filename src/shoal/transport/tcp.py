@@ -418,6 +418,8 @@ class TcpEndpoint(Endpoint):
         if (kind != DATA or mctx != ctx or (tag != -1 and mtag != tag) or length > limit
                 or HEADER_SIZE + length != len(head)):
             return None
+        payload = memoryview(head)[HEADER_SIZE:]
+        body: memoryview | None = payload
         if buffer is not None:
             target = buffer if type(buffer) is memoryview else memoryview(buffer)
             if target.readonly:
@@ -425,14 +427,11 @@ class TcpEndpoint(Endpoint):
             if length <= target.nbytes:
                 if target.format != "B" or target.ndim != 1:
                     target = target.cast("B")
-                inbox.chunks.popleft()
-                inbox.size -= len(head)
-                target[:length] = memoryview(head)[HEADER_SIZE:]
-                return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length, None, kind)
+                target[:length] = payload
+                body = None  # (a body that does not fit stays: the engine says so)
         inbox.chunks.popleft()
         inbox.size -= len(head)
-        return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length,
-                     memoryview(head)[HEADER_SIZE:], kind)
+        return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length, body, kind)
 
     def read_into(self, src: int, dest: memoryview, n: int) -> None:
         self._link(src).inbox.read_into(dest, n)
