@@ -23,6 +23,9 @@ from shoal.security import (
 )
 from shoal.security.channel import FLAG_MORE, HEADER, HEADER_SIZE, OVERHEAD
 
+# Both directions' classes: the compiled record core and its pure twin.
+pytestmark = pytest.mark.usefixtures("record_core")
+
 MARKER = b"PLAINTEXT-MARKER-7f3a9c"
 
 

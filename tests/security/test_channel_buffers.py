@@ -21,7 +21,8 @@ from shoal.security import (
 from shoal.security.channel import OPEN_INTO_MIN, OVERHEAD, SIZE_PREFIX
 from shoal.security.records import ALERT_AUTH_FAILED, alert
 
-pytestmark = pytest.mark.timeout(30)
+# Both directions' classes: the compiled record core and its pure twin.
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("record_core")]
 
 
 def pair(suite: Suite = Suite.AES_256_GCM, **options: Any) -> tuple[SecureChannel, SecureChannel]:

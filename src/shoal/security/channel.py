@@ -46,14 +46,27 @@ end of stream before CLOSE, raises an error and ends the session for good:
 every later call raises :class:`ChannelError`.  Plaintext is only ever
 returned from frames that authenticated, so anything decoded from it (pickle
 included) comes from the authenticated peer.
+
+Compiled record core
+--------------------
+Where ``shoal.security._recordcore`` is built (a C extension over OpenSSL's
+EVP AEAD, the library ``cryptography`` wraps) and ``SHOAL_PURE_PYTHON`` is not
+set, each direction's sequence number and byte count live in it
+(:class:`_CDirection`), and it seals and sends (``seal_send``), or reads and
+opens (``recv_open``), one small DATA frame in one call: the TCP transport's
+path for a small message between hosts.  The frames are the same bytes as this
+module's; anything but one whole plain DATA frame that authenticates (and the
+first frame of a session, which may be an ALERT) is left to the Python code
+here, which says what is wrong.  Without it, :class:`_PyDirection`.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -117,10 +130,24 @@ def check_max_frame(value: int) -> int:
     return value
 
 
-class _Direction:
-    """One direction's key schedule: the AEAD, its iv and the sequence number."""
+class _Schedule:
+    """One direction's key schedule: the AEAD, its iv and the sequence number.
 
-    __slots__ = ("suite", "seq", "iv", "aead", "epoch_bytes", "rekey_bytes", "_secret")
+    The methods of both directions' classes: :class:`_PyDirection` (pure Python) and,
+    where the compiled record core is built, :class:`_CDirection`, whose base keeps
+    ``seq``, ``epoch_bytes`` and ``rekey_bytes`` in C and seals and opens small frames
+    there too (``seal_send``, ``recv_open``), with OpenSSL's AEAD under the same key.
+    """
+
+    if not TYPE_CHECKING:  # (mypy would see no attribute of the subclasses' slots)
+        __slots__ = ()
+    suite: Suite
+    seq: int
+    iv: int
+    aead: AESGCM | ChaCha20Poly1305
+    epoch_bytes: int
+    rekey_bytes: int
+    _secret: bytes
 
     def __init__(self, suite: Suite, secret: bytes, rekey_bytes: int) -> None:
         if len(secret) != 32:
@@ -134,9 +161,14 @@ class _Direction:
 
     def _install(self) -> None:
         key = expand(self._secret, b"key", 32)
-        self.iv = int.from_bytes(expand(self._secret, b"iv", 12), "big")
-        self.aead: AESGCM | ChaCha20Poly1305 = (
+        iv = expand(self._secret, b"iv", 12)
+        self.iv = int.from_bytes(iv, "big")
+        self.aead = (
             AESGCM(key) if self.suite is Suite.AES_256_GCM else ChaCha20Poly1305(key))
+        self._keyed(key, iv)
+
+    def _keyed(self, key: bytes, iv: bytes) -> None:
+        """The compiled direction takes the key too."""
 
     def nonce(self) -> bytes:
         return (self.iv ^ self.seq).to_bytes(12, "big")
@@ -156,6 +188,37 @@ class _Direction:
             self._secret = expand(self._secret, b"next secret", 32)
             self.epoch_bytes = 0
             self._install()
+
+
+class _PyDirection(_Schedule):
+    __slots__ = ("suite", "seq", "iv", "aead", "epoch_bytes", "rekey_bytes", "_secret")
+
+
+_CDirection: type[_Schedule] | None = None
+try:
+    from shoal.security._recordcore import Direction as _CoreDirection
+except ImportError:  # not built (no compiler, or no OpenSSL headers): Python seals every frame
+    pass
+else:
+    class _CDirectionClass(_Schedule, _CoreDirection):
+        __slots__ = ("suite", "iv", "aead", "_secret")
+
+        def _keyed(self, key: bytes, iv: bytes) -> None:
+            self.set_key(int(self.suite), key, iv)
+
+    _CDirection = _CDirectionClass
+
+
+def compiled() -> bool:
+    """Whether new channels use the compiled record core: built, and ``SHOAL_PURE_PYTHON``
+    not set (the same switch as the compiled rings')."""
+    return _CDirection is not None and os.environ.get("SHOAL_PURE_PYTHON", "") in ("", "0")
+
+
+def _direction(suite: Suite, secret: bytes, rekey_bytes: int) -> _Schedule:
+    cls = _CDirection if compiled() else _PyDirection
+    assert cls is not None
+    return cls(suite, secret, rekey_bytes)
 
 
 class SecureChannel:
@@ -179,8 +242,8 @@ class SecureChannel:
         self.max_frame = check_max_frame(max_frame)
         self.send_max_frame = check_max_frame(send_max_frame or max_frame)
         self.max_message = max_message
-        self._send = _Direction(suite, send_secret, rekey_bytes)
-        self._recv = _Direction(suite, recv_secret, rekey_bytes)
+        self._send = _direction(suite, send_secret, rekey_bytes)
+        self._recv = _direction(suite, recv_secret, rekey_bytes)
         self._buffer = bytearray()
         self._parts: list[bytes | memoryview] = []
         self._parts_size = 0

@@ -53,6 +53,11 @@ The engine's contract is a non-blocking byte stream per peer, so:
   small matching message is taken straight from the head of the inbox
   (:meth:`TcpEndpoint.take_match`).  An idle core that a socket must wake
   takes tens of microseconds to run the rank again.
+* with the compiled record core (:mod:`shoal.security.channel`), a small
+  message is sealed and sent in one C call (``send_frame``), and, when the
+  inbox is empty, read and opened in one (``take_match``, when the read holds
+  exactly one whole frame: anything else goes to the record layer in Python).
+  1 B between two network-namespace hosts: 16.5 -> 12.9 us one way.
 """
 
 from __future__ import annotations
@@ -111,7 +116,8 @@ class _Link:
 
     __slots__ = ("peer", "host", "sock", "fd", "channel", "out", "out_bytes", "out_offset",
                  "want_out", "inbox", "failure", "peer_closed", "eof", "ready", "partial",
-                 "partial_got", "partial_size", "cut", "rcvtimeo")
+                 "partial_got", "partial_size", "cut", "rcvtimeo", "seal_send", "recv_open",
+                 "whole_limit")
 
     def __init__(self, peer: int, host: str, sock: socket.socket,
                  channel: SecureChannel, pool: Pool) -> None:
@@ -137,6 +143,11 @@ class _Link:
         self.partial_size = 0
         self.cut: bytearray | None = None
         self.rcvtimeo = 0.0  # the socket's SO_RCVTIMEO in seconds (0: none, reads may block)
+        # The compiled record core's one-call paths for a small message (see send_frame and
+        # take_match): None where the channel seals in Python.
+        self.seal_send = getattr(channel._send, "seal_send", None)
+        self.recv_open = getattr(channel._recv, "recv_open", None)
+        self.whole_limit = channel._whole_limit  # a frame this long is one whole message
 
     def where(self) -> str:
         return f"rank {self.peer} on {self.host}"
@@ -334,9 +345,23 @@ class TcpEndpoint(Endpoint):
         n = len(body)
         if n > limit or n > _SEAL_ALONE - HEADER_SIZE:
             return False
-        self.write(dst, _HEADER(kind, flags, nparts, 0, tag, ctx, seq, _monotonic_ns(), n)
-                   + body)
-        return True  # (what the socket did not take is queued on the link, and goes next)
+        header = _HEADER(kind, flags, nparts, 0, tag, ctx, seq, _monotonic_ns(), n)
+        seal_send = link.seal_send
+        if seal_send is None or not link.channel._sendable:
+            self.write(dst, header + body)
+            return True  # (what the socket did not take is queued on the link, and goes next)
+        try:  # compiled: sealed and sent in one call
+            rest = seal_send(link.fd, header, body)
+        except SecurityError as exc:
+            self._fail(link, TransportError(f"the link to {link.where()} is unusable: {exc}"))
+            self._raise(link)
+        except OSError as exc:
+            self._broken(link, exc)
+            return True
+        if rest is not None:
+            link.out.append(memoryview(rest))
+            link.out_bytes += len(rest)
+        return True
 
     def write_more(self, dst: int, src: memoryview | bytes) -> int:
         """:meth:`write`, holding a small piece back so that it leaves with the next
@@ -405,18 +430,32 @@ class TcpEndpoint(Endpoint):
         if link is None:
             link = self._link(src)
         inbox = link.inbox
-        if inbox.size < HEADER_SIZE:
-            self._pull(link)
+        if inbox.size:
             if inbox.size < HEADER_SIZE:
-                return None
-        elif link.out:
-            self._flush(link)
-        head = inbox.chunks[0]
+                self._pull(link)
+                if inbox.size < HEADER_SIZE:
+                    return None
+            elif link.out:
+                self._flush(link)
+            head = inbox.chunks[0]
+            taken = False
+        else:
+            got = self._open_next(link)
+            if type(got) is not bytes:
+                if inbox.size < HEADER_SIZE:
+                    return None
+                head = inbox.chunks[0]
+                taken = False
+            else:
+                head, taken = got, True
         if inbox.offset or type(head) is not bytes:
             return None  # a frame cut across payloads, or a pooled one: the general path
         kind, flags, nparts, mtag, mctx, seq, stamp, length = _FIELDS(head)
         if (kind != DATA or mctx != ctx or (tag != -1 and mtag != tag) or length > limit
                 or HEADER_SIZE + length != len(head)):
+            if taken:  # (not this receive's: it waits in the inbox like any other)
+                inbox.chunks.append(head)
+                inbox.size += len(head)
             return None
         payload = memoryview(head)[HEADER_SIZE:]
         body: memoryview | None = payload
@@ -429,9 +468,47 @@ class TcpEndpoint(Endpoint):
                     target = target.cast("B")
                 target[:length] = payload
                 body = None  # (a body that does not fit stays: the engine says so)
-        inbox.chunks.popleft()
-        inbox.size -= len(head)
+        if not taken:
+            inbox.chunks.popleft()
+            inbox.size -= len(head)
         return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length, body, kind)
+
+    def _open_next(self, link: _Link) -> bytes | None:
+        """With an empty inbox: the next message's plaintext, read and opened in one call
+        by the compiled record core when it came alone in one whole frame; otherwise
+        None, after :meth:`_pull` (whatever was read is in the inbox)."""
+        recv_open = link.recv_open
+        if (recv_open is None or link.out or link.partial is not None
+                or link.failure is not None or link.eof or link.channel._parts):
+            self._pull(link)
+            return None
+        if not link.ready:
+            if _clock() - self._checked < _RECHECK:
+                return None
+            self._check()
+            if not link.ready:
+                return None
+        view = self._recv_view
+        try:
+            got = recv_open(link.fd, view, link.whole_limit)
+        except OSError:
+            self._pull_all(link)  # (it meets the error again and says so)
+            return None
+        if type(got) is bytes:
+            return got
+        if got > 0:  # more or less than one whole small frame: the record layer's work
+            link.ready = got == RECV_BYTES
+            with view[:got] as data:
+                self._received(link, data)
+            if link.failure is not None:
+                self._pull_all(link)
+        elif got == 0:
+            self._at_eof(link)
+            if link.failure is not None:
+                self._pull_all(link)
+        else:
+            link.ready = False
+        return None
 
     def read_into(self, src: int, dest: memoryview, n: int) -> None:
         self._link(src).inbox.read_into(dest, n)

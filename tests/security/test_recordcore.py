@@ -1,0 +1,199 @@
+"""The compiled record core (shoal.security._recordcore): the same frames as the pure
+record layer, byte for byte, and nothing opened that the pure layer would refuse."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from shoal.security import ChannelError, IntegrityError, SecureChannel, Suite
+from shoal.security import channel as channel_module
+from shoal.security.channel import HEADER_SIZE, OVERHEAD
+
+pytestmark = [
+    pytest.mark.timeout(30),
+    pytest.mark.skipif(channel_module._CDirection is None,
+                       reason="the compiled record core is not built (no OpenSSL headers?)"),
+]
+
+SUITES = [Suite.AES_256_GCM, Suite.CHACHA20_POLY1305]
+LIMIT = 1 << 20
+
+
+def ends(suite: Suite, pure: bool, monkeypatch: pytest.MonkeyPatch, secrets: tuple[bytes, bytes],
+         **options: int) -> tuple[SecureChannel, SecureChannel]:
+    """Two channel ends with the given secrets, compiled or pure."""
+    if pure:
+        monkeypatch.setenv("SHOAL_PURE_PYTHON", "1")
+    else:
+        monkeypatch.delenv("SHOAL_PURE_PYTHON", raising=False)
+    a_to_b, b_to_a = secrets
+    made = (SecureChannel(suite, a_to_b, b_to_a, **options),
+            SecureChannel(suite, b_to_a, a_to_b, **options))
+    monkeypatch.delenv("SHOAL_PURE_PYTHON", raising=False)
+    return made
+
+
+@pytest.fixture
+def secrets() -> tuple[bytes, bytes]:
+    return os.urandom(32), os.urandom(32)
+
+
+def test_the_switch_picks_the_compiled_or_the_pure_directions(monkeypatch, secrets) -> None:
+    compiled, _ = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    pure, _ = ends(Suite.AES_256_GCM, True, monkeypatch, secrets)
+    assert hasattr(compiled._send, "seal_send") and hasattr(compiled._recv, "recv_open")
+    assert not hasattr(pure._send, "seal_send")
+    monkeypatch.setenv("SHOAL_PURE_PYTHON", "1")
+    assert channel_module.compiled() is False
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_compiled_frames_are_the_pure_frames_byte_for_byte(monkeypatch, secrets, suite) -> None:
+    compiled, _ = ends(suite, False, monkeypatch, secrets)
+    pure, _ = ends(suite, True, monkeypatch, secrets)
+    for size in (0, 1, 15, 16, 17, 48, 1000, 16 * 1024):
+        payload = os.urandom(size)
+        split = size // 3
+        frame = compiled._send.seal(payload[:split], payload[split:])
+        assert frame == pure.seal(payload)
+        assert len(frame) == size + OVERHEAD
+    assert compiled._send.seq == pure._send.seq == 8
+    assert compiled._send.epoch_bytes == pure._send.epoch_bytes
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_each_side_opens_what_the_other_sealed(monkeypatch, secrets, suite) -> None:
+    c_send, c_recv = ends(suite, False, monkeypatch, secrets)
+    p_send, p_recv = ends(suite, True, monkeypatch, secrets)
+    # The first frame of a session is always the pure layer's to read (it may be a
+    # handshake ALERT): open() leaves it, counting nothing.
+    first = p_send.seal(b"first")
+    assert c_recv._recv.open(first, LIMIT) is None and c_recv._recv.seq == 0
+    assert c_recv.receive_data(first) == [b"first"]
+    assert p_recv.receive_data(c_send.seal(b"first")) == [b"first"]
+    for i in range(1, 50):
+        message = os.urandom(i * 37)
+        assert c_recv._recv.open(p_send.seal(message), LIMIT) == message
+        assert p_recv.receive_data(c_send._send.seal(message[:5], message[5:])) == [message]
+    # The two layers share one count: frames opened either way follow each other.
+    assert c_recv.receive_data(p_send.seal(b"by python")) == [b"by python"]
+    assert c_recv._recv.open(p_send.seal(b"by C"), LIMIT) == b"by C"
+    assert c_recv._recv.seq == p_send._send.seq == 52
+
+
+def test_open_refuses_what_the_pure_layer_refuses_and_counts_nothing(monkeypatch,
+                                                                        secrets) -> None:
+    send, recv = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    recv.receive_data(send.seal(b"first"))
+    good = send.seal(b"x" * 100)
+    opener = recv._recv
+    for bad in (
+        good[:-1] + bytes([good[-1] ^ 1]),                         # a flipped tag bit
+        good[:20] + bytes([good[20] ^ 0x80]) + good[21:],          # a flipped ciphertext bit
+        good[:5] + b"\x01" + good[6:],                             # MORE set: not whole
+        good + b"\x00",                                            # more than one frame
+        good[:-1],                                                 # less than one frame
+    ):
+        assert opener.open(bad, LIMIT) is None
+        assert opener.seq == 1
+    assert opener.open(good, 50) is None  # longer than the limit given
+    assert opener.open(good, LIMIT) == b"x" * 100
+    assert opener.open(good, LIMIT) is None  # a replay: frame 1 again where 2 is next
+    assert opener.seq == 2
+    # What open() left is the pure layer's, which says what is wrong.
+    flipped = send.seal(b"y" * 10)
+    flipped = flipped[:-1] + bytes([flipped[-1] ^ 1])
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        recv.receive_data(flipped)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_the_compiled_count_moves_to_the_next_key_where_the_pure_one_does(monkeypatch, secrets,
+                                                                           suite) -> None:
+    c_send, c_recv = ends(suite, False, monkeypatch, secrets, rekey_bytes=500)
+    p_send, p_recv = ends(suite, True, monkeypatch, secrets, rekey_bytes=500)
+    c_recv.receive_data(p_send.seal(b"first"))
+    p_recv.receive_data(c_send.seal(b"first"))
+    keys = []  # (the AEAD objects themselves: ids of freed ones may repeat)
+    for i in range(40):
+        message = bytes([i]) * 100  # 132 counted a frame: a new key every fourth frame
+        assert p_recv.receive_data(c_send._send.seal(b"", message)) == [message]
+        assert c_recv._recv.open(p_send.seal(message), LIMIT) == message
+        if c_send._send.aead not in keys:
+            keys.append(c_send._send.aead)
+    assert len(keys) >= 10 and c_send._send.epoch_bytes == p_send._send.epoch_bytes
+
+
+def test_a_used_up_sequence_is_refused_by_both(monkeypatch, secrets) -> None:
+    for pure in (False, True):
+        send, _ = ends(Suite.AES_256_GCM, pure, monkeypatch, secrets)
+        send._send.seq = (1 << 64) - 1
+        with pytest.raises(ChannelError, match="used up"):
+            send.seal(b"the last number")
+        assert send._send.seq == 1 << 64
+        with pytest.raises(ChannelError, match="used up"):
+            if pure:
+                send._send.advance(0)
+            else:
+                send._send.seal(b"", b"no more")
+    compiled, _ = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    with pytest.raises(OverflowError):
+        compiled._send.seq = (1 << 64) + 1
+
+
+def test_seal_send_sends_a_frame_or_hands_back_what_the_socket_did_not_take(monkeypatch,
+                                                                            secrets) -> None:
+    send, recv = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    try:
+        assert send._send.seal_send(left.fileno(), b"head:", b"body") is None
+        assert recv.receive_data(right.recv(1024)) == [b"head:body"]
+        # Fill the socket: each call then gives back the unsent rest of its frame, whole
+        # (nothing of it was sent) once the socket takes nothing.
+        rests = []
+        for i in range(200):
+            rest = send._send.seal_send(left.fileno(), b"", bytes([i]) * 1000)
+            if rest is not None:
+                rests.append((i, rest))
+        assert rests, "the socket never filled"
+        i, rest = rests[-1]
+        assert len(rest) == 1000 + OVERHEAD
+        with pytest.raises(ValueError, match="at most"):
+            send._send.seal_send(left.fileno(), b"", bytes(70_000))
+    finally:
+        left.close()
+        right.close()
+
+
+def test_recv_open_reads_once_and_opens_only_one_whole_frame(monkeypatch, secrets) -> None:
+    send, recv = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    left, right = socket.socketpair()
+    buffer = memoryview(bytearray(1 << 16))
+    fd = right.fileno()
+    try:
+        assert recv._recv.recv_open(fd, buffer, LIMIT) == -1  # nothing there
+        left.sendall(send.seal(b"first"))
+        n = recv._recv.recv_open(fd, buffer, LIMIT)  # frame 0: the pure layer's
+        assert n == 5 + OVERHEAD and recv.open_frames(buffer[:n], out := []) == n
+        assert out == [b"first"]
+        left.sendall(send.seal(b"second"))
+        assert recv._recv.recv_open(fd, buffer, LIMIT) == b"second"
+        two = send.seal(b"third") + send.seal(b"fourth")
+        left.sendall(two)
+        n = recv._recv.recv_open(fd, buffer, LIMIT)  # two frames in one read: left whole
+        assert n == len(two) and bytes(buffer[:n]) == two
+        assert recv._recv.seq == 2
+        assert recv.open_frames(buffer[:n], out := []) == n and out == [b"third", b"fourth"]
+        left.sendall(send.seal(b"fifth")[:HEADER_SIZE + 2])  # a cut frame: left
+        assert recv._recv.recv_open(fd, buffer, LIMIT) == HEADER_SIZE + 2
+        left.close()
+        assert recv._recv.recv_open(fd, buffer, LIMIT) == 0  # the end of the stream
+        with pytest.raises(BufferError):
+            recv._recv.recv_open(fd, b"read-only", LIMIT)
+    finally:
+        left.close()
+        right.close()
