@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import pytest
 
 from shoal.spmd.engine import Engine
 from shoal.spmd.matching import ANY_SOURCE, PostedReceive
 from shoal.transport.shm import PyRings, ShmEndpoint, ShmJob
-from shoal.wire.header import SYNC
+from shoal.wire.header import SYNC, WAITS
 
 try:
     from shoal.transport._shmcore import Rings as CompiledRings
@@ -222,6 +223,62 @@ def test_a_signal_reaches_a_rank_asleep_in_a_receive(kind) -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        for engine in (a, b):
+            engine.close()
+        job.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("writes", ["allowed", "refused"])
+def test_a_large_message_from_a_waiting_sender_is_copied_by_both_ranks_at_once(
+        kind, writes, monkeypatch) -> None:
+    from shoal.spmd import engine as engine_module
+    from shoal.transport import cma
+
+    job, (a, b) = engines(kind)
+    try:
+        if a._split == engine_module._NEVER:
+            pytest.skip("process_vm_readv cannot be used here")
+        if writes == "refused":  # as if the kernel refused process_vm_writev: b copies it all
+            monkeypatch.setattr(cma, "write", lambda *args: False)
+        served = []
+        serve = a._serve_put
+
+        def spy(frame):
+            served.append(frame.seq)
+            serve(frame)
+
+        a._serve_put = spy
+        size = (3 << 20) + 12345  # an odd size: the halves meet on a page boundary
+        payload = (bytes(range(251)) * (size // 251 + 1))[:size]
+
+        def exchange(flags: int, target: bytearray | None) -> Any:
+            got = []
+
+            def send() -> None:
+                outgoing = a.send(1, 0, 7, [payload], flags)
+                a.wait_until(lambda: outgoing.done, DESCRIBE)
+
+            def receive() -> None:
+                got.append(b.receive(0, 0, 7, None if target is None else memoryview(target),
+                                     DESCRIBE))
+
+            run_threads(send, receive)
+            return got[0]
+
+        # A blocking send (WAITS): the receiver asks the sender to write the second half.
+        target = bytearray(size + 100)
+        message = exchange(WAITS, target)
+        assert message.length == size and target[:size] == payload and target[size:] == bytes(100)
+        assert len(served) == 1
+        # Into a new body (no buffer), and through a synchronous send.
+        message = exchange(WAITS | SYNC, None)
+        assert bytes(message.body) == payload and len(served) == 2
+        # A sender that may not be waiting (Isend): the receiver copies it all alone.
+        target = bytearray(size)
+        exchange(0, target)
+        assert target == payload and len(served) == 2
+    finally:
         for engine in (a, b):
             engine.close()
         job.close()

@@ -32,7 +32,7 @@ from shoal.spmd.handles import Handle, Record
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message, PostedReceive
 from shoal.spmd.objcodec import PICKLE
 from shoal.spmd.request import Status, _fill
-from shoal.wire.header import split_parts
+from shoal.wire.header import WAITS, split_parts
 
 PROC_NULL = C.PROC_NULL
 UNDEFINED = C.UNDEFINED
@@ -236,7 +236,9 @@ class CommBase(Handle):
 
     def _send_parts(self, parts: list[Any], dest: int, tag: int, flags: int, ctx: int,
                     call: str) -> None:
-        outgoing = self._start_send(parts, dest, tag, flags, ctx)
+        # WAITS: this rank waits for the send, so it makes progress (and may be asked to
+        # write half of a large message into the receiver itself: engine._pull_halves).
+        outgoing = self._start_send(parts, dest, tag, flags | WAITS, ctx)
         if not outgoing.done:
             world.engine().wait_until(lambda: outgoing.done, self._describe(call, dest, tag))
 

@@ -36,14 +36,20 @@ from shoal.errors import CommunicationError
 from shoal.spmd import singlecopy, spinning
 from shoal.spmd.matching import Matcher, Message, PostedReceive
 from shoal.spmd.spinning import Spin
+from shoal.transport import cma
 from shoal.transport.base import Endpoint
 from shoal.wire.header import (
     ACK,
     DATA,
+    FAILED,
     HEADER,
     HEADER_SIZE,
+    PUT,
+    PUT_BODY,
+    PUT_DONE,
     RTS,
     SYNC,
+    WAITS,
     body_length,
     padded,
     parse_rts,
@@ -130,6 +136,9 @@ class Engine:
         self._rendezvous = singlecopy.threshold() if (
             endpoint is not None and any(map(endpoint.is_local, self._peers))
             and singlecopy.usable()) else _NEVER
+        # ... and from this size (one part, its sender waiting), by both ranks at once.
+        self._split = singlecopy.split_threshold() if self._rendezvous != _NEVER else _NEVER
+        self._puts: dict[tuple[int, int], bool | None] = {}  # (source, seq): PUT_DONE's news
         # THREAD_MULTIPLE: the lock guards all of the above; waiting threads release it.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -626,12 +635,65 @@ class Engine:
 
     def _pull(self, message: Message, buffer: memoryview | None) -> None:
         """Copy a rendezvous message out of its sender (into ``buffer`` if given)."""
-        if not singlecopy.copy_out(message, buffer):
+        if (message.flags & WAITS and message.nparts == 1 and message.length >= self._split
+                and message.source != self.rank):
+            copied = self._pull_halves(message, buffer)
+        else:
+            copied = singlecopy.copy_out(message, buffer)
+        if not copied:
             raise CommunicationError(
                 f"rank {self.rank} could not copy a {message.length}-byte message out of rank "
                 f"{message.source} (process_vm_readv was refused); run with SHOAL_CMA=0 to "
                 "send large messages through shared memory instead")
         self._acknowledge(message)
+
+    def _pull_halves(self, message: Message, buffer: memoryview | None) -> bool:
+        """Copy a large one-part message with two cores: ask its sender (which waits in a
+        blocking send, so makes progress) to write the second half into place (PUT) while
+        this rank reads the first, then wait for the sender's PUT_DONE.  Under the lock,
+        as the whole copy is; the wait reads the sender's stream and sends what is queued,
+        and answers PUTs itself, so two ranks waiting on each other both go on."""
+        assert message.remote is not None
+        pid, ((address, length),) = message.remote
+        message.remote = None
+        source, seq = message.source, message.seq
+        target = singlecopy.one_part_target(message, buffer)
+        half = singlecopy.split_point(length)
+        key = (source, seq)
+        self._puts[key] = None
+        put = HEADER.pack(PUT, 0, 0, 0, 0, 0, seq, 0, PUT_BODY.size) + PUT_BODY.pack(
+            os.getpid(), cma.address(target) + half, half, length - half)
+        self._enqueue(OutgoingSend(source, [memoryview(put)], False, 0))
+        copied = cma.read(pid, [(address, half)], [target[:half]])
+        # The sender's answer, whatever became of our half: until it comes, it may still
+        # write into the target.
+        endpoint = self.endpoint
+        assert endpoint is not None
+        parking, self._parking = self._parking, -1  # (nothing may park in front of it)
+        try:
+            while self._puts[key] is None:
+                for dst in tuple(self._busy):
+                    self._pump(dst)
+                self._read(source)
+                if self._puts[key] is None:
+                    endpoint.wait(source, self._busy, _SPIN_QUANTUM_NS,
+                                  self._spinning.yield_rounds)
+        finally:
+            self._parking = parking
+        if not self._puts.pop(key):  # the sender could not write: read that half too
+            copied = copied and cma.read(pid, [(address + half, length - half)],
+                                         [target[half:]])
+        return copied
+
+    def _serve_put(self, frame: Message) -> None:
+        """A receiver asks for the second half of a large message of ours (PUT): write
+        it into its memory, and say so (PUT_DONE, with FAILED if that could not be)."""
+        pid, address, offset, length = PUT_BODY.unpack_from(frame.body or b"")
+        outgoing = self._awaiting_ack.get(frame.seq)
+        done = bool(outgoing is not None and outgoing.hold and cma.write(
+            pid, [(address, length)], [outgoing.hold[0][offset:offset + length]]))
+        answer = HEADER.pack(PUT_DONE, 0 if done else FAILED, 0, 0, 0, 0, frame.seq, 0, 0)
+        self._enqueue(OutgoingSend(frame.source, [memoryview(answer)], False, 0))
 
     def _acknowledge(self, message: Message) -> None:
         if message.source == self.rank:
@@ -707,6 +769,13 @@ class Engine:
             if waiting is not None:
                 waiting.done = True
                 waiting.hold = None
+            return
+        if kind == PUT:
+            self._serve_put(frame)
+            return
+        if kind == PUT_DONE:
+            if (frame.source, frame.seq) in self._puts:
+                self._puts[frame.source, frame.seq] = not frame.flags & FAILED
             return
         if kind == RTS:
             pid, frame.length, pieces = parse_rts(frame.body, frame.nparts)

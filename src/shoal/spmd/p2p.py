@@ -29,7 +29,7 @@ from shoal.spmd.request import (
     _Result,
     proc_null_request,
 )
-from shoal.wire.header import PICKLED, SYNC
+from shoal.wire.header import PICKLED, SYNC, WAITS
 
 _LIST_SPECS = (list, tuple)
 
@@ -77,7 +77,7 @@ class PointToPoint(CommBase):
                                      ) from None
         if len(parts) == 1 and engine.send_fast(target, self._ctx, tag, parts[0], PICKLED):
             return
-        outgoing = engine.send(target, self._ctx, tag, parts, PICKLED)
+        outgoing = engine.send(target, self._ctx, tag, parts, PICKLED | WAITS)
         if not outgoing.done:
             engine.wait_until(lambda: outgoing.done, self._describe("send", dest, tag))
 

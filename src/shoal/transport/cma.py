@@ -1,4 +1,5 @@
-"""Cross-memory attach: copy a large message straight out of the sender's memory.
+"""Cross-memory attach: copy a large message straight out of the sender's memory
+(or, for part of it, straight into the receiver's: :func:`write`).
 
 Linux's ``process_vm_readv`` copies from another process's address space in
 one pass, so a large message costs one copy instead of the two of a ring
@@ -40,12 +41,12 @@ class _PyBuffer(ctypes.Structure):
     ]
 
 
-def _load() -> Any:
+def _load(name: str) -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.process_vm_readv
+        function = getattr(libc, name)
     except (OSError, AttributeError):
         return None
     function.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
@@ -54,7 +55,8 @@ def _load() -> Any:
     return function
 
 
-_process_vm_readv = _load()
+_process_vm_readv = _load("process_vm_readv")
+_process_vm_writev = _load("process_vm_writev")
 _get_buffer = ctypes.pythonapi.PyObject_GetBuffer
 _get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
 _release_buffer = ctypes.pythonapi.PyBuffer_Release
@@ -95,7 +97,18 @@ def read(pid: int, remote: list[tuple[int, int]], local: list[memoryview]) -> bo
     The pieces and views are consumed in order, as one stream of bytes on each
     side.  False if the kernel refused (permission) or copied short.
     """
-    if _process_vm_readv is None:
+    return _copy(_process_vm_readv, pid, remote, local)
+
+
+def write(pid: int, remote: list[tuple[int, int]], local: list[memoryview]) -> bool:
+    """Copy the ``local`` views into the ``remote`` (address, length) pieces of ``pid``
+    (``process_vm_writev``; the same rules as :func:`read`)."""
+    return _copy(_process_vm_writev, pid, remote, local)
+
+
+def _copy(function: Any, pid: int, remote: list[tuple[int, int]],
+          local: list[memoryview]) -> bool:
+    if function is None:
         return False
     wanted = sum(length for _, length in remote)
     local_iov = [(address(view), view.nbytes) for view in local if view.nbytes]
@@ -107,7 +120,7 @@ def read(pid: int, remote: list[tuple[int, int]], local: list[memoryview]) -> bo
         lvec, rvec = _window(local_iov, skip), _window(remote_iov, skip)
         local_array = (_IOVec * len(lvec))(*[_IOVec(a, n) for a, n in lvec])
         remote_array = (_IOVec * len(rvec))(*[_IOVec(a, n) for a, n in rvec])
-        n = _process_vm_readv(pid, local_array, len(lvec), remote_array, len(rvec), 0)
+        n = function(pid, local_array, len(lvec), remote_array, len(rvec), 0)
         if n <= 0:
             return False
         done += n

@@ -6,9 +6,15 @@ Every message on a rank-to-rank stream is a 48-byte header followed by a body::
     0      1     kind      1 = DATA, 2 = ACK (a synchronous send was matched, or a
                            rendezvous message was copied: the sender may reuse its buffers),
                            3 = RTS (a large message by rendezvous: the body describes where
-                           the data is in the sender's memory, see below)
+                           the data is in the sender's memory, see below),
+                           4 = PUT (receiver to sender of an RTS: copy the second part
+                           of the message into my memory yourself, see below),
+                           5 = PUT_DONE (sender to receiver: the PUT's copy is done; flag
+                           bit 0 set: it failed, copy that part yourself)
     1      1     flags     bit 0 PICKLED (body is pickle protocol 5 + out-of-band buffers)
                            bit 1 SYNC    (the sender waits for an ACK: ssend/issend)
+                           bit 2 WAITS   (the sender waits in a blocking send: it makes
+                                         progress, so it may be asked to PUT)
     2      2     nparts    number of body parts (1 for raw bytes or an in-band pickle)
     4      4     reserved  zero
     8      8     tag       signed 64-bit; klyng string subjects are hashed into it
@@ -31,6 +37,13 @@ carrying ``seq``.  With ``nparts > 1`` the body starts with ``nparts``
 little-endian u64 part lengths, then the parts, each padded with zeros to a
 multiple of 8 bytes so numpy arrays decoded in place stay aligned.  The
 source rank is not in the header: each stream connects exactly one pair.
+
+Two cores copy a large message: when an RTS has WAITS and one part, the receiver
+may send a PUT (``seq``: the RTS's; body ``u64 pid, u64 address, u64 offset, u64
+length``: the receiver's process, where in it the bytes from ``offset`` of the
+message go, and how many), copy the bytes before ``offset`` itself while the
+sender writes the rest with ``process_vm_writev``, and wait for the sender's
+PUT_DONE (``seq`` again, no body) before it acknowledges with the ACK.
 """
 
 from __future__ import annotations
@@ -48,14 +61,19 @@ LENGTH_OFFSET = 40  # where the body length sits
 DATA = 1
 ACK = 2
 RTS = 3
+PUT = 4
+PUT_DONE = 5
 
 PICKLED = 0x01
 SYNC = 0x02
+WAITS = 0x04
+FAILED = 0x01  # PUT_DONE's flag
 
 ALIGN = 8
 
 
 RTS_HEAD = struct.Struct("<QQ")
+PUT_BODY = struct.Struct("<QQQQ")  # pid, address, offset, length
 
 
 def rts_body(pid: int, length: int, pieces: list[tuple[int, int]]) -> bytes:

@@ -42,6 +42,17 @@ elif rank == 1:
     check(out, N16, 1, "16 MiB Send 0 -> 1")
     world.Ssend(pattern(N16, 2), dest=0, tag=2)
 
+# --- an odd size into a larger buffer (a blocking send's message is copied in two halves) ---
+if rank == 0:
+    world.Send(pattern(N4 + 4097, 3), dest=1, tag=6)
+elif rank == 1:
+    out = np.zeros(N4 + 5000)
+    status = MPI.Status()
+    world.Recv(out, source=0, tag=6, status=status)
+    assert status.Get_count(MPI.DOUBLE) == N4 + 4097
+    check(out[:N4 + 4097], N4 + 4097, 3, "odd-sized Send 0 -> 1")
+    assert not out[N4 + 4097:].any(), "bytes written past the message"
+
 # --- every rank exchanges 16 MiB with both neighbours at once: Sendrecv must not deadlock -----
 out = np.empty(N16)
 world.Sendrecv(pattern(N16, rank), dest=right, sendtag=3, recvbuf=out, source=left, recvtag=3)
