@@ -651,8 +651,8 @@ class Engine:
         """Copy a large one-part message with two cores: ask its sender (which waits in a
         blocking send, so makes progress) to write the second half into place (PUT) while
         this rank reads the first, then wait for the sender's PUT_DONE.  Under the lock,
-        as the whole copy is; the wait reads the sender's stream and sends what is queued,
-        and answers PUTs itself, so two ranks waiting on each other both go on."""
+        as the whole copy is; the wait makes progress on every stream (sending what is
+        queued, answering PUTs), so ranks waiting on each other all go on."""
         assert message.remote is not None
         pid, ((address, length),) = message.remote
         message.remote = None
@@ -672,12 +672,11 @@ class Engine:
         parking, self._parking = self._parking, -1  # (nothing may park in front of it)
         try:
             while self._puts[key] is None:
-                for dst in tuple(self._busy):
-                    self._pump(dst)
-                self._read(source)
+                # Every stream: a PUT from any rank is answered meanwhile (threads of
+                # three ranks each waiting here on the next one would otherwise wait forever).
+                self._progress()
                 if self._puts[key] is None:
-                    endpoint.wait(source, self._busy, _SPIN_QUANTUM_NS,
-                                  self._spinning.yield_rounds)
+                    endpoint.wait(-1, self._busy, _SPIN_QUANTUM_NS, self._spinning.yield_rounds)
         finally:
             self._parking = parking
         if not self._puts.pop(key):  # the sender could not write: read that half too

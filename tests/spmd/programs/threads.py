@@ -8,6 +8,8 @@
   the order they were sent (MPI's non-overtaking rule holds per thread).
 * A thread blocked in a receive is woken by another thread of the same rank that sends
   to it (a message to self), and a rank's threads can wait on requests at once.
+* Each rank's threads send a large message to the next rank and receive one from the
+  previous at the same time.
 """
 
 import os
@@ -108,6 +110,30 @@ def requests_from_many_threads() -> None:
     assert results == {t: ("req", (before - 1) % size, t) for t in range(THREADS)}, results
 
 
+def large_both_ways_at_once() -> None:
+    """Every rank's thread sends a large message to the next rank while another receives
+    one from the previous: with blocking sends, each large message is copied in two
+    halves, the sender writing one, so every rank must answer the next one's request
+    while it waits for the previous one's (no cycle of waits)."""
+    n = (4 << 20) + 24  # float64 elements: 32 MiB
+    right, left = (rank + 1) % size, (rank - 1) % size
+    got = np.zeros(n)
+
+    def send() -> None:
+        comm.Send(np.arange(n, dtype=np.float64) + rank, dest=right, tag=77)
+
+    def receive() -> None:
+        comm.Recv(got, source=left, tag=77)
+
+    pair = [guarded(send), guarded(receive)]
+    for thread in pair:
+        thread.start()
+    for thread in pair:
+        thread.join(120)
+    assert not any(t.is_alive() for t in pair), "a large send or receive is stuck"
+    assert np.array_equal(got, np.arange(n, dtype=np.float64) + left), "a large message differs"
+
+
 threads = [guarded(ping_pong, t) for t in range(THREADS)]
 threads += [guarded(ordered_sender), guarded(ordered_receiver)]
 for thread in threads:
@@ -120,6 +146,10 @@ if failures:
 woken_by_a_sibling()
 comm.Barrier()
 requests_from_many_threads()
+if failures:
+    raise failures[0]
+comm.Barrier()
+large_both_ways_at_once()
 if failures:
     raise failures[0]
 comm.Barrier()
