@@ -448,8 +448,13 @@ class TcpEndpoint(Endpoint):
                 taken = False
             else:
                 head, taken = got, True
-        if inbox.offset or type(head) is not bytes:
+        if not taken and (inbox.offset or type(head) is not bytes):
             return None  # a frame cut across payloads, or a pooled one: the general path
+        if len(head) < HEADER_SIZE:  # (the start of a frame cut across payloads)
+            if taken:
+                inbox.chunks.append(head)
+                inbox.size += len(head)
+            return None
         kind, flags, nparts, mtag, mctx, seq, stamp, length = _FIELDS(head)
         if (kind != DATA or mctx != ctx or (tag != -1 and mtag != tag) or length > limit
                 or HEADER_SIZE + length != len(head)):
