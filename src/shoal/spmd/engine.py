@@ -36,7 +36,6 @@ from shoal.errors import CommunicationError
 from shoal.spmd import singlecopy, spinning
 from shoal.spmd.matching import Matcher, Message, PostedReceive
 from shoal.spmd.spinning import Spin
-from shoal.transport import cma
 from shoal.transport.base import Endpoint
 from shoal.wire.header import (
     ACK,
@@ -45,7 +44,6 @@ from shoal.wire.header import (
     HEADER,
     HEADER_SIZE,
     PUT,
-    PUT_BODY,
     PUT_DONE,
     RTS,
     SYNC,
@@ -661,10 +659,9 @@ class Engine:
         half = singlecopy.split_point(length)
         key = (source, seq)
         self._puts[key] = None
-        put = HEADER.pack(PUT, 0, 0, 0, 0, 0, seq, 0, PUT_BODY.size) + PUT_BODY.pack(
-            os.getpid(), cma.address(target) + half, half, length - half)
+        put = singlecopy.put_frame(seq, target, half)
         self._enqueue(OutgoingSend(source, [memoryview(put)], False, 0))
-        copied = cma.read(pid, [(address, half)], [target[:half]])
+        copied = singlecopy.read_part(pid, address, target, 0, half)
         # The sender's answer, whatever became of our half: until it comes, it may still
         # write into the target.
         endpoint = self.endpoint
@@ -680,18 +677,14 @@ class Engine:
         finally:
             self._parking = parking
         if not self._puts.pop(key):  # the sender could not write: read that half too
-            copied = copied and cma.read(pid, [(address + half, length - half)],
-                                         [target[half:]])
+            copied = copied and singlecopy.read_part(pid, address, target, half, length)
         return copied
 
     def _serve_put(self, frame: Message) -> None:
         """A receiver asks for the second half of a large message of ours (PUT): write
         it into its memory, and say so (PUT_DONE, with FAILED if that could not be)."""
-        pid, address, offset, length = PUT_BODY.unpack_from(frame.body or b"")
         outgoing = self._awaiting_ack.get(frame.seq)
-        done = bool(outgoing is not None and outgoing.hold and cma.write(
-            pid, [(address, length)], [outgoing.hold[0][offset:offset + length]]))
-        answer = HEADER.pack(PUT_DONE, 0 if done else FAILED, 0, 0, 0, 0, frame.seq, 0, 0)
+        answer = singlecopy.serve_put(frame, None if outgoing is None else outgoing.hold)
         self._enqueue(OutgoingSend(frame.source, [memoryview(answer)], False, 0))
 
     def _acknowledge(self, message: Message) -> None:

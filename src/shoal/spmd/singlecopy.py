@@ -19,7 +19,16 @@ from typing import Any
 
 from shoal.spmd.matching import Message
 from shoal.transport import cma
-from shoal.wire.header import padded, part_table, split_parts
+from shoal.wire.header import (
+    FAILED,
+    HEADER,
+    PUT,
+    PUT_BODY,
+    PUT_DONE,
+    padded,
+    part_table,
+    split_parts,
+)
 
 _ZEROS = bytes(8)
 _numpy: Any = None
@@ -130,3 +139,26 @@ def copy_out(message: Message, buffer: memoryview | None) -> bool:
         offset = end
     message.body = body
     return cma.read(pid, pieces, targets)
+
+
+def put_frame(seq: int, target: memoryview, half: int) -> bytes:
+    """The PUT that asks the sender of message ``seq`` to write its bytes from ``half`` on
+    into ``target`` (this process's memory) itself."""
+    return HEADER.pack(PUT, 0, 0, 0, 0, 0, seq, 0, PUT_BODY.size) + PUT_BODY.pack(
+        os.getpid(), cma.address(target) + half, half, target.nbytes - half)
+
+
+def read_part(pid: int, address: int, target: memoryview, start: int, end: int) -> bool:
+    """Read bytes ``start:end`` of a one-part message at ``address`` in ``pid`` into the
+    same bytes of ``target``."""
+    return cma.read(pid, [(address + start, end - start)], [target[start:end]])
+
+
+def serve_put(frame: Message, hold: list[memoryview] | None) -> bytes:
+    """Write what a PUT asks for out of ``hold`` (the one part of the message it names;
+    None: no such message waits here) into the receiver's memory; the PUT_DONE that says
+    so (with FAILED where it could not be done: the receiver then reads that part)."""
+    pid, address, offset, length = PUT_BODY.unpack_from(frame.body or b"")
+    done = hold is not None and len(hold) == 1 and cma.write(
+        pid, [(address, length)], [hold[0][offset:offset + length]])
+    return HEADER.pack(PUT_DONE, 0 if done else FAILED, 0, 0, 0, 0, frame.seq, 0, 0)
