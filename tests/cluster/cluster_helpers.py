@@ -38,14 +38,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out by itself (to port 0 and to connections)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_pair() -> int:
-    """A port P with P + 1 and P + 2 free as well (the master's REST, worker and task ports)."""
-    for _ in range(50):
-        port = free_port()
+    """A port P with P + 1 and P + 2 free as well (the master's REST, worker and task ports).
+
+    Chosen below the kernel's ephemeral range: nothing holds the three ports between this
+    check and the master's bind, and a port from that range may meanwhile go to any
+    connection or port-0 listener of the tests running beside (seen once: "address already
+    in use" for P + 1 while the TCP transport's tests built their meshes)."""
+    import random
+
+    high = _ephemeral_low() - 3
+    for _ in range(200):
+        # (a machine whose ephemeral range starts low: a port from it, as before)
+        port = random.randrange(10_000, high) if high > 11_000 else free_port()
         try:
-            for other in (port + 1, port + 2):
+            for candidate in (port, port + 1, port + 2):
                 with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", other))
+                    sock.bind(("127.0.0.1", candidate))
         except OSError:
             continue
         return port
