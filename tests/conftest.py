@@ -132,6 +132,22 @@ def _browser_service(proc: psutil.Process, before: set[int]) -> bool:
         return False
 
 
+@pytest.fixture(params=["compiled", "python"])
+def record_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Secure channels made in the test use the compiled record core, or its pure twin
+    (the switch is SHOAL_PURE_PYTHON, read when a channel is made): the channel and TCP
+    tests run on both."""
+    from shoal.security import channel
+
+    if request.param == "compiled":
+        if channel._CDirection is None:
+            pytest.skip("the compiled record core is not built (no OpenSSL headers?)")
+        monkeypatch.delenv("SHOAL_PURE_PYTHON", raising=False)
+    else:
+        monkeypatch.setenv("SHOAL_PURE_PYTHON", "1")
+    return str(request.param)
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a process running or a shared-memory file behind."""

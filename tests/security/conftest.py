@@ -18,17 +18,3 @@ else:
     @pytest.fixture(scope="session")
     def server_identity() -> Identity:
         return Identity.generate("beacon@node7")
-
-    from shoal.security import channel as _channel
-
-    @pytest.fixture(params=["compiled", "python"])
-    def record_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-        """Channels made in the test use the compiled record core, or its pure twin (the
-        switch is SHOAL_PURE_PYTHON, read when a channel is made)."""
-        if request.param == "compiled":
-            if _channel._CDirection is None:
-                pytest.skip("the compiled record core is not built (no OpenSSL headers?)")
-            monkeypatch.delenv("SHOAL_PURE_PYTHON", raising=False)
-        else:
-            monkeypatch.setenv("SHOAL_PURE_PYTHON", "1")
-        return str(request.param)

@@ -16,24 +16,12 @@ from transport_helpers import close_all, in_threads
 
 from shoal.errors import CommunicationError, PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
-from shoal.security import channel as channel_module
 from shoal.spmd.engine import Engine
 from shoal.transport.tcp import SEND_BOUND, TcpEndpoint, listen, loopback_mesh
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True, params=["compiled", "python"])
-def record_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test on both record layers: the links' small frames sealed and opened by the
-    compiled record core, and by the pure Python one (SHOAL_PURE_PYTHON=1)."""
-    if request.param == "compiled":
-        if channel_module._CDirection is None:
-            pytest.skip("the compiled record core is not built (no OpenSSL headers?)")
-        monkeypatch.delenv("SHOAL_PURE_PYTHON", raising=False)
-    else:
-        monkeypatch.setenv("SHOAL_PURE_PYTHON", "1")
-    return str(request.param)
+# Every test on both record layers: the links' small frames sealed and opened by the
+# compiled record core, and by the pure Python one (the record_core fixture, conftest.py).
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("record_core")]
 
 
 def send(engine: Engine, dst: int, payload: bytes, tag: int = 0) -> None:
