@@ -414,11 +414,13 @@ class SecureChannel:
         For a transport that keeps its own receive buffers: it passes what it
         has, keeps the unused tail, and asks :meth:`frame_size` how long the
         unfinished frame there will be.  With ``into``, a payload of
-        :data:`OPEN_INTO_MIN` bytes or more is decrypted into ``into(n)`` (a
-        writable memoryview of exactly its ``n`` bytes), which is what
-        ``messages`` then gets: plaintext is only ever written there by a
-        decryption that authenticated (a failed one raises, and the buffer is
-        the caller's to drop).  Errors are :meth:`receive_data`'s (the messages
+        :data:`OPEN_INTO_MIN` bytes or more that is a whole message (one DATA frame
+        without MORE) is decrypted into ``into(n)`` (a writable memoryview of
+        exactly its ``n`` bytes), which is then the next entry of ``messages``, in
+        the order of the stream: an entry of ``messages`` is a view ``into`` gave
+        only when it is that frame's.  A decryption that fails authentication
+        raises, and may have written into that view already: the buffer is the
+        caller's to drop.  Errors are :meth:`receive_data`'s (the messages
         before a bad frame are appended first).
         """
         if self._failure is not None or self.peer_closed or self._buffer:
@@ -491,7 +493,8 @@ class SecureChannel:
                 sealed, header = view[pos + HEADER_SIZE:end], view[pos:pos + HEADER_SIZE]
                 payload: bytes | memoryview
                 try:
-                    if into is None or length < _INTO_MIN_LENGTH:
+                    if (into is None or length < _INTO_MIN_LENGTH or kind_flags != _WHOLE_DATA
+                            or self._parts):
                         payload = recv.aead.decrypt((recv.iv ^ seq).to_bytes(12, "big"),
                                                     sealed, header)
                     else:

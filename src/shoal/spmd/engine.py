@@ -486,6 +486,11 @@ class Engine:
             started = time.perf_counter()
             deadline = started + spin.seconds
             watch = source if 0 <= source != self.rank else -1
+            # From another host a large body comes in the stream itself: once its frame is
+            # next, post, so that the body goes straight into the buffer (read in here it
+            # would go into a new one, then be copied).  Locally a large body is copied by
+            # rendezvous once matched, and reading its offer in here matches it at once.
+            stream = watch >= 0 and not endpoint.is_local(watch)
             mask = spin.yield_mask
             spins = 0
             while True:
@@ -493,7 +498,7 @@ class Engine:
                     spins = -1  # something arrived: look at once
                 lock.acquire()
                 try:
-                    message = self._try_receive(ctx, source, tag, buffer)
+                    message = self._try_receive(ctx, source, tag, buffer, stream)
                     if message is None:
                         if watch >= 0 and endpoint.readable(watch) >= HEADER_SIZE:
                             break  # a large frame: post so it streams into place
@@ -573,7 +578,7 @@ class Engine:
                         endpoint.sleep(self._nap())
                 finally:
                     endpoint.set_sleeping(False)
-                message = self._try_receive(ctx, source, tag, buffer)
+                message = self._try_receive(ctx, source, tag, buffer, True)  # (as above)
                 if message is not None:
                     return message
                 if endpoint.readable(source) >= HEADER_SIZE:
@@ -713,8 +718,8 @@ class Engine:
                     # A large frame (or a part of a small one) is next: park it for the
                     # blocking receive that follows (see __init__).
                     return progressed
-            available = endpoint.readable(src)
             if reading is None:
+                available = endpoint.readable(src)
                 if available < HEADER_SIZE:
                     return progressed
                 kind, flags, nparts, _, tag, ctx, seq, stamp, length = HEADER.unpack(
@@ -733,11 +738,12 @@ class Engine:
                     reading = _Reading(message, memoryview(bytearray(length)), None)
                     reading.kind = kind
                 self._reading[src] = reading
-            if not available:
+            # The body: what has arrived, straight into its place where the transport can.
+            got = endpoint.receive_into(src, reading.target, reading.got,
+                                        reading.message.length)
+            if got == reading.got:
                 return progressed
-            n = min(available, reading.message.length - reading.got)
-            endpoint.read_into(src, reading.target[reading.got:], n)
-            reading.got += n
+            reading.got = got
             if reading.got < reading.message.length:
                 return progressed
             self._reading[src] = None

@@ -67,6 +67,19 @@ class Endpoint(ABC):
     def read_bytes(self, src: int, n: int) -> bytes:
         """Take exactly ``n`` readable bytes from ``src``."""
 
+    def receive_into(self, src: int, target: memoryview, start: int, end: int) -> int:
+        """``target[start:end]`` (``target`` a writable memoryview of unsigned bytes) are
+        the next bytes from ``src``, the body of a large message: move what has arrived
+        there; how far ``target`` is filled now (``start`` or more).  The caller passes the
+        same ``target`` and ``end`` until it is full, each time with ``start`` the last
+        answer.  A transport that can place arriving bytes straight there (TCP:
+        decrypting into it) does; the default is :meth:`readable` and :meth:`read_into`.
+        """
+        n = min(self.readable(src), end - start)
+        if n:
+            self.read_into(src, target[start:start + n], n)
+        return start + n
+
     def take_frame(self, src: int, header_size: int, length_offset: int,
                    limit: int) -> bytes | None:
         """Take a whole small frame (header and body) from ``src`` in one step, if one waits.

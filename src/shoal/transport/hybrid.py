@@ -69,6 +69,10 @@ class HybridEndpoint(Endpoint):
         endpoint, peer = self._route[src]
         endpoint.read_into(peer, dest, n)
 
+    def receive_into(self, src: int, target: memoryview, start: int, end: int) -> int:
+        endpoint, peer = self._route[src]
+        return endpoint.receive_into(peer, target, start, end)
+
     def read_bytes(self, src: int, n: int) -> bytes:
         endpoint, peer = self._route[src]
         return endpoint.read_bytes(peer, n)

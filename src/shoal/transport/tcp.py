@@ -117,7 +117,7 @@ class _Link:
     __slots__ = ("peer", "host", "sock", "fd", "channel", "out", "out_bytes", "out_offset",
                  "want_out", "inbox", "failure", "peer_closed", "eof", "ready", "partial",
                  "partial_got", "partial_size", "cut", "rcvtimeo", "seal_send", "recv_open",
-                 "whole_limit")
+                 "whole_limit", "sink", "sink_pos", "sink_end")
 
     def __init__(self, peer: int, host: str, sock: socket.socket,
                  channel: SecureChannel, pool: Pool) -> None:
@@ -148,6 +148,11 @@ class _Link:
         self.seal_send = getattr(channel._send, "seal_send", None)
         self.recv_open = getattr(channel._recv, "recv_open", None)
         self.whole_limit = channel._whole_limit  # a frame this long is one whole message
+        # The body being received (see receive_into): sink[sink_pos:sink_end] are the bytes
+        # that come next in the stream, where large frames are decrypted in place.
+        self.sink: memoryview | None = None
+        self.sink_pos = 0
+        self.sink_end = 0
 
     def where(self) -> str:
         return f"rank {self.peer} on {self.host}"
@@ -461,6 +466,49 @@ class TcpEndpoint(Endpoint):
     def read_into(self, src: int, dest: memoryview, n: int) -> None:
         self._link(src).inbox.read_into(dest, n)
 
+    def receive_into(self, src: int, target: memoryview, start: int, end: int) -> int:
+        """``target[start:end]`` are the next bytes from ``src`` (see
+        :meth:`Endpoint.receive_into`): what the inbox holds is copied there, and until
+        ``end`` is reached the link keeps ``target`` as where the large frames that come
+        next are decrypted, by whichever read takes them in (this one, a sleep's, a
+        poll's): no pooled payload, no copy out of the inbox.
+
+        Should a frame fail authentication, its part of ``target`` may hold what the
+        failed decryption wrote; it is not counted, and the link fails (the receive
+        raises its error)."""
+        link = self.links[src]
+        if link is None:
+            link = self._link(src)
+        if link.sink is not target:
+            link.sink, link.sink_end = target, end
+            link.sink_pos = start
+        inbox = link.inbox
+        if inbox.size:
+            self._drain(link, inbox)
+        if link.sink_pos < end:
+            try:
+                self._pull(link)
+            except TransportError:
+                if link.sink_pos == start:
+                    raise
+                return link.sink_pos  # what came before the failure first; the error next
+            if inbox.size:
+                self._drain(link, inbox)
+        pos = link.sink_pos
+        if pos >= end:
+            link.sink = None
+        return pos
+
+    @staticmethod
+    def _drain(link: _Link, inbox: Inbox) -> None:
+        """Move what the inbox holds, up to the sink's end, into the sink."""
+        pos = link.sink_pos
+        n = min(inbox.size, link.sink_end - pos)
+        if n:
+            assert link.sink is not None
+            inbox.read_into(link.sink[pos:pos + n], n)
+            link.sink_pos = pos + n
+
     def read_bytes(self, src: int, n: int) -> bytes:
         return self._link(src).inbox.read_bytes(n)
 
@@ -656,8 +704,24 @@ class TcpEndpoint(Endpoint):
         """Open the whole frames at the start of ``data``; keep a cut one's start."""
         channel = link.channel
         opened: list[bytes | memoryview] = []
+        into = self._take
+        direct = 0  # opened[:direct] were decrypted into the sink: not the inbox's
+        last = 0  # where the last of them starts there
+        if link.sink is not None and not link.inbox.size:
+            take, sink = self._take, link.sink
+
+            def into(n: int) -> memoryview:
+                nonlocal direct, last
+                start = link.sink_pos
+                if len(opened) == direct and start + n <= link.sink_end:  # next in the stream
+                    direct += 1
+                    last, link.sink_pos = start, start + n
+                    return sink[start:start + n]
+                return take(n)
+
+        used = -1
         try:
-            used = channel.open_frames(data, opened, self._take)
+            used = channel.open_frames(data, opened, into)
             rest = len(data) - used
             if rest:
                 if rest < SIZE_PREFIX:
@@ -670,13 +734,18 @@ class TcpEndpoint(Endpoint):
                     partial[:rest] = data[used:]
                     link.partial, link.partial_got, link.partial_size = partial, rest, size
         except SecurityError as exc:
-            # Frames that authenticated before the bad one are genuine: deliver them first.
-            for genuine in exc.messages:
-                link.inbox.append(genuine)
+            # Frames that authenticated before the bad one are genuine: deliver them first
+            # (all that opened, when it is the length of the cut frame that is bad).
+            genuine = opened if used >= 0 else list(exc.messages)
+            if direct > len(genuine):  # the bad frame was being opened in place
+                direct -= 1
+                link.sink_pos = last
+            for message in genuine[direct:]:
+                link.inbox.append(message)
             self._fail(link, self._security_failure(link, exc))
             return
         inbox = link.inbox
-        for message in opened:
+        for message in opened[direct:] if direct else opened:
             inbox.chunks.append(message)
             inbox.size += len(message)
         if channel.peer_closed:
