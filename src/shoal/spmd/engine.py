@@ -34,6 +34,8 @@ from typing import Any
 
 from shoal.errors import CommunicationError
 from shoal.spmd import singlecopy, spinning
+from shoal.spmd.inflight import SENT as _SENT
+from shoal.spmd.inflight import OutgoingSend, Reading
 from shoal.spmd.matching import Matcher, Message, PostedReceive
 from shoal.spmd.spinning import Spin
 from shoal.transport.base import Endpoint
@@ -67,41 +69,6 @@ _DIRECT_SLEEPS = 4  # sleeps of a receive's fast path (see Engine._sleep_for) be
 _SPIN_QUANTUM_NS = 50_000  # a spinning thread looks at the engine's state this often
 
 
-class OutgoingSend:
-    """A send in flight: the chunks still to write and whether it is complete."""
-
-    __slots__ = ("dst", "chunks", "index", "offset", "done", "sync", "seq", "hold")
-
-    def __init__(self, dst: int, chunks: list[memoryview], sync: bool, seq: int) -> None:
-        self.hold: list[memoryview] | None = None  # buffers a receiver copies by rendezvous
-        self.dst = dst
-        self.chunks = chunks
-        self.index = 0
-        self.offset = 0
-        self.done = False
-        self.sync = sync
-        self.seq = seq
-
-
-# What a completed standard send returns: nothing about it is ever needed again.
-_SENT = OutgoingSend(-1, [], False, 0)
-_SENT.done = True
-
-
-class _Reading:
-    """A message whose body is still arriving."""
-
-    __slots__ = ("message", "target", "got", "receive", "kind")
-
-    def __init__(self, message: Message, target: memoryview,
-                 receive: PostedReceive | None) -> None:
-        self.kind = DATA
-        self.message = message
-        self.target = target
-        self.got = 0
-        self.receive = receive
-
-
 _yield = getattr(os, "sched_yield", lambda: None)
 
 
@@ -116,7 +83,7 @@ class Engine:
         self._peers = [p for p in range(size) if p != rank]
         self._queues: list[deque[OutgoingSend]] = [deque() for _ in range(size)]
         self._busy: set[int] = set()  # destinations with queued sends
-        self._reading: list[_Reading | None] = [None] * size
+        self._reading: list[Reading | None] = [None] * size
         self._awaiting_ack: dict[int, OutgoingSend] = {}
         # A blocking receive into a buffer from this source is under way: once it has its
         # message, a large frame behind it is left in the stream (parked) rather than read
@@ -735,7 +702,7 @@ class Engine:
                 if kind == DATA:
                     reading = self._start_body(message)
                 else:  # a control frame whose body is still on its way
-                    reading = _Reading(message, memoryview(bytearray(length)), None)
+                    reading = Reading(message, memoryview(bytearray(length)), None)
                     reading.kind = kind
                 self._reading[src] = reading
             # The body: what has arrived, straight into its place where the transport can.
@@ -788,7 +755,7 @@ class Engine:
         if receive is not None:
             self._complete(receive, frame)
 
-    def _start_body(self, message: Message) -> _Reading:
+    def _start_body(self, message: Message) -> Reading:
         """Choose where a large body goes: the matching receive's buffer, or a new one."""
         receive = None
         posted = self.matcher.posted.get(message.ctx)
@@ -799,10 +766,10 @@ class Engine:
                     break
         if (receive is not None and receive.buffer is not None
                 and message.length <= receive.buffer.nbytes):
-            return _Reading(message, receive.buffer, receive)
-        return _Reading(message, memoryview(bytearray(message.length)), receive)
+            return Reading(message, receive.buffer, receive)
+        return Reading(message, memoryview(bytearray(message.length)), receive)
 
-    def _finish_body(self, reading: _Reading) -> None:
+    def _finish_body(self, reading: Reading) -> None:
         message = reading.message
         if reading.kind != DATA:
             message.kind = reading.kind
