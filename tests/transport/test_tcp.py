@@ -355,7 +355,7 @@ def test_with_no_spin_a_receive_waiting_on_tcp_sleeps_at_once(monkeypatch) -> No
 
 
 def test_a_tcp_rank_spins_unless_its_host_has_more_ranks_than_cores() -> None:
-    from shoal.transport.tcp import _same_machine
+    from shoal.transport.tcp_mesh import same_machine as _same_machine
 
     cores = len(os.sched_getaffinity(0))
     # Every rank on this machine (loopback addresses, one or several), more of them than

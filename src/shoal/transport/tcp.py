@@ -1,11 +1,8 @@
 """TCP transport between ranks on different hosts, encrypted and authenticated per link.
 
-Every pair of ranks that talks over TCP has one connection: the lower rank
-connects to the higher one's listening socket, and both run the ``JOB``
-handshake of :mod:`shoal.security` with the job's key (so only ranks that
-hold the key join, and each end learns the other's rank from the
-authenticated transcript, never from the network).  The bytes of the
-engine's stream then travel in :class:`~shoal.security.SecureChannel` AEAD
+Every pair of ranks that talks over TCP has one connection, authenticated
+with the job's key (:mod:`shoal.transport.tcp_mesh` builds them).  The bytes
+of the engine's stream travel in :class:`~shoal.security.SecureChannel` AEAD
 frames with sequence numbers: a frame that was altered, forged, replayed,
 reordered or dropped, or a connection that ends without an authenticated
 CLOSE, ends the link with a :class:`~shoal.errors.TransportError` naming the
@@ -34,7 +31,8 @@ The engine's contract is a non-blocking byte stream per peer, so:
   own (one per link, reused), into which the rest of it is read; no byte of
   ciphertext is copied in user space.  The plaintext of each frame is kept as
   it came (an inbox per link), so it is copied once more only, into the
-  engine's buffer.
+  engine's buffer; the large frames of a body whose place is known
+  (:meth:`TcpEndpoint.receive_into`) are decrypted there, not copied at all.
 * large frames are sealed into, and large payloads opened into, buffers that
   are reused (:mod:`shoal.transport.tcp_buffers`): fresh ones would cost a
   page fault per 4 KiB every time (measured: 146 faults and 0.9 ms of system
@@ -63,7 +61,6 @@ The engine's contract is a non-blocking byte stream per peer, so:
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import select
 import socket
@@ -74,11 +71,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
 from shoal.errors import PeerLostError, TransportError
-from shoal.security import JobKey, SecureChannel, SecurityError, TruncationError
+from shoal.security import HandshakeResult, JobKey, SecureChannel, SecurityError, TruncationError
 from shoal.security.channel import OVERHEAD, SIZE_PREFIX
-from shoal.security.sockets import handshake_socket
 from shoal.transport.base import Endpoint
 from shoal.transport.tcp_buffers import Inbox, Pool
+from shoal.transport.tcp_mesh import HANDSHAKE_TIMEOUT, Address, connect_mesh, listen, same_machine
 from shoal.wire.frame import Frame
 from shoal.wire.header import DATA, FIELDS, HEADER, HEADER_SIZE
 
@@ -86,8 +83,6 @@ FRAME_BYTES = 128 * 1024  # plaintext per AEAD frame: amortizes a frame, still p
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
 RECV_LOW = 64 * 1024  # read the socket only while less plaintext than this waits
 RECV_BYTES = 1024 * 1024  # one recv_into at most this much
-_SOCKET_BUFFER = 4 * 1024 * 1024
-_HANDSHAKE_TIMEOUT = 30.0
 _CLOSE_LINGER = float(os.environ.get("SHOAL_TCP_LINGER", "2.0"))
 _MAX_IOV = 64  # buffers per sendmsg
 _SEAL_ALONE = 16 * 1024 + 64  # larger writes are sealed into pooled buffers
@@ -107,8 +102,6 @@ _EPOLL = hasattr(select, "epoll")
 _IN = select.EPOLLIN if _EPOLL else select.POLLIN
 _OUT = select.EPOLLOUT if _EPOLL else select.POLLOUT
 _AWAKE = _IN | (select.EPOLLERR | select.EPOLLHUP if _EPOLL else select.POLLERR | select.POLLHUP)
-
-Address = tuple[str, int]
 
 
 class _Link:
@@ -158,41 +151,6 @@ class _Link:
         return f"rank {self.peer} on {self.host}"
 
 
-def _tune(sock: socket.socket) -> None:
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # frames are latency-bound
-    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
-
-
-def listen(host: str, port: int = 0, backlog: int = 128) -> socket.socket:
-    """A listening socket on ``host`` (an ephemeral port unless ``port`` is given)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    return sock
-
-
-def _same_machine(host: str, other: str) -> bool:
-    """Whether two listening addresses are known to be on one machine."""
-    if host == other:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback and ipaddress.ip_address(other).is_loopback
-    except ValueError:  # a name, not an address
-        return False
-
-
-def _wait_readable(sock: socket.socket, timeout: float) -> bool:
-    """Whether ``sock`` became readable within ``timeout`` seconds (any descriptor
-    number: ``select.select`` fails from 1024 on)."""
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(max(0.0, timeout) * 1000.0))
-
-
 class TcpEndpoint(Endpoint):
     """A rank's authenticated TCP links to ``peers`` (default: every other rank).
 
@@ -212,14 +170,14 @@ class TcpEndpoint(Endpoint):
 
     def __init__(self, rank: int, size: int, key: JobKey, listener: socket.socket,
                  addresses: Sequence[Address], peers: Iterable[int] | None = None,
-                 timeout: float = _HANDSHAKE_TIMEOUT) -> None:
+                 timeout: float = HANDSHAKE_TIMEOUT) -> None:
         self.rank = rank
         self.size = size
         self.key = key
         # Ranks that listen on this rank's address share its host (and its cores), as do
         # all ranks on loopback addresses (127.0.0.0/8 is this machine, whatever the address).
         here = addresses[rank][0]
-        self.ranks_here = sum(1 for host, _ in addresses if _same_machine(host, here))
+        self.ranks_here = sum(1 for host, _ in addresses if same_machine(host, here))
         wanted = sorted(set(range(size) if peers is None else peers) - {rank})
         self.links: list[_Link | None] = [None] * size
         self._recv_view = memoryview(bytearray(RECV_BYTES))
@@ -235,7 +193,8 @@ class TcpEndpoint(Endpoint):
         self._checked = 0.0  # when the links' readiness was last asked (perf_counter)
         self._closed = False
         try:
-            self._connect_mesh(listener, addresses, wanted, timeout)
+            connect_mesh(rank, key, listener, addresses, wanted, timeout, FRAME_BYTES,
+                         self._connected)
         except BaseException:
             self._close_sockets()
             raise
@@ -244,64 +203,19 @@ class TcpEndpoint(Endpoint):
 
     # -- building the mesh ------------------------------------------------------
 
-    def _connect_mesh(self, listener: socket.socket, addresses: Sequence[Address],
-                      wanted: list[int], timeout: float) -> None:
-        # Lower ranks connect to higher ones.  A rank first connects upwards,
-        # then accepts: the highest rank accepts at once, so by induction every
-        # connect finds its server accepting and the mesh cannot deadlock.
-        deadline = time.monotonic() + timeout
-        for peer in (p for p in wanted if p > self.rank):
-            host, port = addresses[peer]
-            left = max(0.1, deadline - time.monotonic())
-            try:
-                sock = socket.create_connection((host, port), timeout=left)
-            except OSError as exc:
-                raise PeerLostError(f"rank {self.rank} could not reach rank {peer} at "
-                                    f"{host}:{port}: {exc}") from None
-            self._handshake(sock, peer, host, deadline)
-        lower = {p for p in wanted if p < self.rank}
-        while lower:
-            left = deadline - time.monotonic()
-            if left <= 0 or not _wait_readable(listener, left):
-                missing = ", ".join(str(p) for p in sorted(lower))
-                raise PeerLostError(f"rank {self.rank}: rank(s) {missing} did not connect "
-                                    f"within {timeout:g} s")
-            sock, address = listener.accept()
-            accepted = self._handshake(sock, None, str(address[0]), deadline)
-            if accepted is not None:
-                lower.discard(accepted)
-
-    def _handshake(self, sock: socket.socket, peer: int | None, host: str,
-                   deadline: float) -> int | None:
-        """Authenticate ``sock``; as a server, the peer's rank (None: not one we wait for)."""
-        _tune(sock)
-        config = (self.key.client_config(self.rank, peer, max_frame=FRAME_BYTES)
-                  if peer is not None else self.key.server_config(self.rank,
-                                                                   max_frame=FRAME_BYTES))
-        left = max(0.1, deadline - time.monotonic())
-        try:
-            session = handshake_socket(sock, config, timeout=left)
-            got = self.key.peer_rank(session)
-        except Exception as exc:
-            sock.close()
-            if peer is None:
-                return None  # a stranger (or a wrong key) knocking: keep waiting for ranks
-            raise TransportError(f"rank {self.rank} could not authenticate its link to rank "
-                                 f"{peer} on {host}: {exc}") from exc
-        if peer is None and not (0 <= got < self.rank and self.links[got] is None):
-            sock.close()  # a rank that should not connect here, or a second time
-            return None
+    def _connected(self, peer: int, host: str, sock: socket.socket,
+                   session: HandshakeResult) -> None:
+        """An authenticated connection to ``peer``: its link."""
         if _DONTWAIT:
             sock.settimeout(None)  # blocking: sleep() may wait in recv (see _sleep_in_recv)
         else:
             sock.setblocking(False)
-        link = _Link(got, host, sock, session.channel(), self._payloads)
-        self.links[got] = link
+        link = _Link(peer, host, sock, session.channel(), self._payloads)
+        self.links[peer] = link
         self._by_fd[link.fd] = link
         self._poller.register(link.fd, _IN)
         if session.leftover:
             self._received(link, memoryview(session.leftover))
-        return got
 
     # -- the engine's byte streams ----------------------------------------------
 
