@@ -705,3 +705,26 @@ def test_a_blocking_receive_waiting_for_a_large_message_from_another_host_posts_
     in_threads(sender, lambda: b.receive(0, 0, 3, target, lambda: "recv"))
     assert bytes(target) == message
     assert places == [True]
+
+
+def test_a_rank_refuses_a_connection_from_a_rank_it_does_not_link_to() -> None:
+    # Rank 2 links to rank 1 only; rank 0 holds the job's key but is not among its peers
+    # (a misconfiguration: rank 0 may see its link fail, or cut once it is made).
+    key = JobKey.generate()
+    listeners = [listen("127.0.0.1") for _ in range(3)]
+    addresses = [s.getsockname()[:2] for s in listeners]
+    peers = [{2}, {2}, {1}]
+    made: list = [None] * 3
+
+    def build(rank: int) -> None:
+        with contextlib.suppress(TransportError):
+            made[rank] = TcpEndpoint(rank, 3, key, listeners[rank], addresses, peers[rank],
+                                     timeout=10)
+
+    in_threads(*(lambda r=r: build(r) for r in range(3)))
+    try:
+        two = made[2]
+        assert two is not None and made[1] is not None
+        assert [link.peer for link in two.links if link is not None] == [1]
+    finally:
+        close_all([endpoint for endpoint in made if endpoint is not None])
