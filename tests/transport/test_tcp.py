@@ -566,6 +566,28 @@ def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,
     assert recv(b, 0, tag=2) == b"two" and recv(b, 0, tag=1) == b"one"
 
 
+def _fill(a: Engine, b: Engine, target: memoryview, size: int) -> None:
+    """Fill ``target[:size]`` with the next bytes from rank 0 on rank 1, through
+    receive_into() (a first call with this target may have made it the sink already)."""
+    got = 0
+    deadline = time.monotonic() + 10
+    while got < size:
+        now = b.endpoint.receive_into(0, target, got, size)
+        assert got <= now <= size
+        if now == got:
+            assert time.monotonic() < deadline, "the frames did not arrive"
+            a.endpoint.readable(1)  # a's queued ciphertext goes out
+            b.endpoint.wait(0, (), 1_000_000, 0)
+        got = now
+
+
+def _receive_body(a: Engine, b: Engine, size: int) -> bytes:
+    """The next ``size`` bytes from rank 0 on rank 1, through receive_into()."""
+    target = memoryview(bytearray(size))
+    _fill(a, b, target, size)
+    return bytes(target)
+
+
 def test_a_large_body_is_decrypted_straight_into_the_receive_buffer(pair) -> None:
     a, b = pair
     taken = []
@@ -584,16 +606,11 @@ def test_a_large_body_is_decrypted_straight_into_the_receive_buffer(pair) -> Non
     assert b.endpoint.receive_into(0, target, 0, size) == 0
     assert a.endpoint.write(1, body) == size
     assert a.endpoint.write(1, b"after") == 5
-    got = 0
-    deadline = time.monotonic() + 10
-    while got < size:
-        assert time.monotonic() < deadline, "the frames did not arrive"
-        a.endpoint.readable(1)  # a's queued ciphertext goes out
-        b.endpoint.wait(0, (), 1_000_000, 0)
-        got = b.endpoint.receive_into(0, target, got, size)
+    _fill(a, b, target, size)
     assert bytes(target[:size]) == body and bytes(target[size:]) == bytes(100)
     assert taken == []
     # What follows the body in the stream stays whole, in order, for the next reader.
+    deadline = time.monotonic() + 10
     while b.endpoint.readable(0) < 5:
         assert time.monotonic() < deadline, "the frames did not arrive"
         b.endpoint.wait(0, (), 1_000_000, 0)
@@ -617,22 +634,6 @@ def test_a_large_message_lands_whole_in_a_larger_buffer_and_the_next_one_follows
     in_threads(sender, receive)
     assert target[:len(message)] == message and target[len(message):] == bytes(100)
     assert recv(b, 0, tag=4) == message[:70_000] and recv(b, 0, tag=5) == b"after"
-
-
-def _receive_body(a: Engine, b: Engine, size: int) -> bytes:
-    """The next ``size`` bytes from rank 0 on rank 1, through receive_into()."""
-    target = memoryview(bytearray(size))
-    got = 0
-    deadline = time.monotonic() + 10
-    while got < size:
-        now = b.endpoint.receive_into(0, target, got, size)
-        assert got <= now <= size
-        if now == got:
-            assert time.monotonic() < deadline, "the frames did not arrive"
-            a.endpoint.readable(1)  # a's queued ciphertext goes out
-            b.endpoint.wait(0, (), 1_000_000, 0)
-        got = now
-    return bytes(target)
 
 
 def test_a_body_smaller_than_the_frames_around_it_takes_only_its_own_bytes(pair) -> None:
