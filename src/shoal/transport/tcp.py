@@ -151,6 +151,16 @@ class _Link:
         return f"rank {self.peer} on {self.host}"
 
 
+def _drain(link: _Link) -> None:
+    """Move what the link's inbox holds, up to its sink's end, into the sink."""
+    pos = link.sink_pos
+    n = min(link.inbox.size, link.sink_end - pos)
+    if n:
+        assert link.sink is not None
+        link.inbox.read_into(link.sink[pos:pos + n], n)
+        link.sink_pos = pos + n
+
+
 class TcpEndpoint(Endpoint):
     """A rank's authenticated TCP links to ``peers`` (default: every other rank).
 
@@ -396,9 +406,8 @@ class TcpEndpoint(Endpoint):
         if link.sink is not target:
             link.sink, link.sink_end = target, end
             link.sink_pos = start
-        inbox = link.inbox
-        if inbox.size:
-            self._drain(link, inbox)
+        if link.inbox.size:
+            _drain(link)
         if link.sink_pos < end:
             try:
                 self._pull(link)
@@ -406,22 +415,12 @@ class TcpEndpoint(Endpoint):
                 if link.sink_pos == start:
                     raise
                 return link.sink_pos  # what came before the failure first; the error next
-            if inbox.size:
-                self._drain(link, inbox)
+            if link.inbox.size:
+                _drain(link)
         pos = link.sink_pos
         if pos >= end:
             link.sink = None
         return pos
-
-    @staticmethod
-    def _drain(link: _Link, inbox: Inbox) -> None:
-        """Move what the inbox holds, up to the sink's end, into the sink."""
-        pos = link.sink_pos
-        n = min(inbox.size, link.sink_end - pos)
-        if n:
-            assert link.sink is not None
-            inbox.read_into(link.sink[pos:pos + n], n)
-            link.sink_pos = pos + n
 
     def read_bytes(self, src: int, n: int) -> bytes:
         return self._link(src).inbox.read_bytes(n)
