@@ -27,6 +27,15 @@ _PR_SET_CHILD_SUBREAPER = 36
 _GRACE = 20.0  # seconds for a test's processes to finish dying (a loaded machine is slow to)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--mpi4py-ranks", default=None, metavar="N[,N...]",
+        help="run mpi4py's own suite (tests/mpi4py_suite) at these rank counts only "
+             "(default: every count figures.json records, 1-4); a file recorded at none "
+             "of them runs at its smallest. .ci/run gives 2 to one of the two Pythons "
+             "that run the whole suite")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allow_leftover_processes: skip the check that a test leaves no processes")

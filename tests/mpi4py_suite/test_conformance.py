@@ -41,8 +41,17 @@ TALKING_NAMES = ("COMM_WORLD", "Intracomm", "Intercomm", "Create_group", "Create
                  "Spawn", "Connect", "Accept", "mpi4py.futures", "Get_parent")
 
 
-def _ci_ranks(case: conformance.Case) -> tuple[int, ...]:
-    return CI_RANKS.get(case.key, case.ranks)
+def _ci_ranks(case: conformance.Case, chosen: str | None = None) -> tuple[int, ...]:
+    """The rank counts CI runs ``case`` at; ``chosen`` is ``--mpi4py-ranks`` ("2,4")."""
+    ranks = CI_RANKS.get(case.key, case.ranks)
+    if not chosen:
+        return ranks
+    try:
+        wanted = {int(n) for n in chosen.split(",")}
+    except ValueError:
+        raise pytest.UsageError(
+            f"--mpi4py-ranks={chosen}: give rank counts as numbers, e.g. 2 or 1,2") from None
+    return tuple(n for n in ranks if n in wanted) or ranks[:1]
 
 FIGURES = conformance.load_figures()
 
@@ -73,9 +82,9 @@ def _cases() -> list[object]:
 
 
 @pytest.mark.parametrize("case", _cases())
-def test_shoal_passes_at_least_the_recorded_mpi4py_tests(mpi4py_tests, case):
+def test_shoal_passes_at_least_the_recorded_mpi4py_tests(mpi4py_tests, case, request):
     shortfalls = []
-    for ranks in _ci_ranks(case):
+    for ranks in _ci_ranks(case, request.config.getoption("mpi4py_ranks")):
         floor = _floor(case.key, ranks)
         run = conformance.run_file("shoal", ranks, mpi4py_tests, case.module, _timeout(case),
                                    case)
@@ -216,3 +225,15 @@ def test_the_readme_table_gives_shoal_beside_mpich_per_file_and_rank_count_with_
     assert lines[2] == r"| `test_a` | 3 \| 4 | 0 (timeout) \| 4 |"
     assert lines[3] == r"| `test_b` | - \| - | - \| - |"
     assert lines[4] == r"| all files | **3 \| 4** | **0 \| 4** |"
+
+
+def test_mpi4py_ranks_narrows_each_file_to_the_counts_given_or_its_smallest():
+    talking = next(case for case in conformance.CASES if case.key == "test_p2p_obj")
+    local = next(case for case in conformance.CASES if case.key == "test_util_dtlib")
+    assert _ci_ranks(talking) == talking.ranks == (1, 2, 3, 4)
+    assert _ci_ranks(talking, "2") == (2,)
+    assert _ci_ranks(talking, "4,2") == (2, 4)
+    assert _ci_ranks(local) == (1,)
+    assert _ci_ranks(local, "2") == (1,)  # recorded at none of them: its smallest
+    with pytest.raises(pytest.UsageError, match="--mpi4py-ranks=two"):
+        _ci_ranks(talking, "two")
