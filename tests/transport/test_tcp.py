@@ -486,6 +486,26 @@ def test_wait_on_tcp_says_when_the_awaited_link_became_readable(pair) -> None:
     assert recv(b, 0) == b"ping"
 
 
+def test_waiting_for_one_link_peeks_at_its_socket_when_compiled(pair, record_core) -> None:
+    a, b = pair
+    link = b.endpoint.links[0]
+    if record_core == "python":
+        assert link.spin_readable is None  # (the epoll loop above)
+        return
+    peeks = []
+    spin_readable = link.spin_readable
+    link.spin_readable = lambda fd, ns: peeks.append(ns) or spin_readable(fd, ns)
+    assert b.endpoint.wait(0, (), 1_000_000, 0) is False and peeks == [1_000_000]
+    send(a, 1, b"peeked, not taken")
+    assert b.endpoint.wait(0, (), 5_000_000_000, 0) is True and link.ready
+    assert recv(b, 0) == b"peeked, not taken"  # the peek took nothing from the stream
+    # Busy links or yielding need epoll (writability, sched_yield): no peek then.
+    assert b.endpoint.wait(0, (), 1_000_000, 1) is False and len(peeks) == 2
+    # A peer that hangs up makes the socket readable too (its end).
+    a.endpoint.close()
+    assert b.endpoint.wait(0, (), 5_000_000_000, 0) is True
+
+
 def test_the_engine_takes_its_python_one_step_paths_on_tcp(pair) -> None:
     a, b = pair
     assert a.send_fast == a._send_fast and b.receive_fast == b._receive_fast
@@ -564,6 +584,80 @@ def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,
     assert opened.count(bytes) == before + 1 and b.endpoint.readable(0) == 48 + 3
     a.send_fast(1, 0, 2, b"two", 0)
     assert recv(b, 0, tag=2) == b"two" and recv(b, 0, tag=1) == b"one"
+
+
+def _counting_takes(link) -> list:
+    """Wrap ``link.recv_take``: the kinds of what each call returned (True: taken)."""
+    calls: list = []
+    recv_take = link.recv_take
+
+    def counting(*args):
+        got = recv_take(*args)
+        calls.append(True if got is True else type(got))
+        return got
+
+    link.recv_take = counting
+    return calls
+
+
+def test_a_small_message_into_a_buffer_is_decrypted_straight_there_when_compiled(
+        pair, record_core) -> None:
+    a, b = pair
+    link = b.endpoint.links[0]
+    if record_core == "python":
+        assert link.recv_take is None
+        return
+    send(a, 1, b"hello")  # (the first frame of each direction is the record layer's)
+    assert recv(b, 0) == b"hello"
+    taken = _counting_takes(link)
+    for i in range(20):
+        payload = bytes([i]) * i  # the first one empty
+        assert a.send_fast(1, 0, 7, payload, 0) is True
+        into = bytearray(b"-" * 32)
+        frame = b.receive_fast(0, 0, 7 if i % 2 else -1, into, 2_000_000_000)
+        assert frame is not None and frame.body is None
+        assert (frame.source, frame.tag, frame.ctx, frame.length) == (0, 7, 0, i)
+        assert into == payload + b"-" * (32 - i)  # nothing past the message touched
+    assert taken.count(True) == 20, repr(taken)
+    # Another tag, another context: opened into the inbox (the buffer untouched), where
+    # the general path finds it.
+    for tag, ctx in ((1, 0), (2, 5)):
+        assert a.send_fast(1, ctx, tag, b"vvv", 0) is True
+        assert b.endpoint.wait(0, (), 5_000_000_000, 0)
+        into = bytearray(b"-" * 32)
+        assert b.endpoint.take_match(0, 0, 2, 1 << 14, into) is None
+        assert into == b"-" * 32 and taken[-1] is bytes
+        assert b.endpoint.readable(0) == 48 + 3
+        assert bytes(b.receive(ctx, 0, tag, None, lambda: "recv").body) == b"vvv"
+    # A body larger than the buffer: opened as a whole, the buffer untouched (the engine
+    # says it would be truncated).
+    assert a.send_fast(1, 0, 2, b"w" * 40, 0) is True
+    assert b.endpoint.wait(0, (), 5_000_000_000, 0)
+    into = bytearray(b"-" * 32)
+    frame = b.endpoint.take_match(0, 0, 2, 1 << 14, into)
+    assert frame.length == 40 and bytes(frame.body) == b"w" * 40
+    assert into == b"-" * 32 and taken[-1] is bytes
+
+
+def test_a_forged_small_frame_taken_straight_into_a_buffer_fails_the_link(
+        record_core) -> None:
+    (a, b), _ = proxied_pair(flip=True, after=2000)  # a byte of a data frame, past the handshake
+    payload = bytes(range(100))
+    got = 0
+    try:
+        with pytest.raises(TransportError, match="integrity") as caught:
+            for _ in range(100):
+                in_threads(lambda: send(a, 1, payload, tag=3), lambda: None)
+                into = bytearray(100)
+                frame = b.receive_fast(0, 0, 3, into, 2_000_000_000)
+                if frame is None:  # (the first frames go the record layer's way)
+                    frame = b.receive(0, 0, 3, memoryview(into), lambda: "recv")
+                assert bytes(into) == payload  # every message before the forged one intact
+                got += 1
+        assert isinstance(caught.value.__cause__, IntegrityError)
+        assert got < 100
+    finally:
+        close_all([a.endpoint, b.endpoint])
 
 
 def _fill(a: Engine, b: Engine, target: memoryview, size: int) -> None:

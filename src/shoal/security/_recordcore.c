@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -312,6 +313,116 @@ static PyObject *Direction_recv_open(Direction *self, PyObject *const *args, Py_
     return result;
 }
 
+#define TAKE_PREFIX_MOST 64
+
+/* recv_take(fd, buffer, limit, want, mask, length_at, head, into) -> bool, bytes or int
+ * recv_open() for a receive that knows what it waits for: when the read holds exactly one
+ * frame that open() takes, its plaintext is a prefix of len(want) bytes and a body, and
+ * the prefix matches (prefix & mask == want, byte by byte) and holds the body's length
+ * (u64, little-endian) at length_at (-1: no such field), and the body fits into:
+ * the prefix goes into head (writable, len(want) bytes), the body into into, straight
+ * from the decryption, and True is returned.  Otherwise what recv_open() returns (the
+ * whole plaintext as bytes, or the bytes read, -1 when none waited); into is then left
+ * as it was, except when the frame fails to authenticate after its body was opened
+ * there (the bytes read are returned, unopened: the caller opens them again and fails). */
+static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "recv_take(fd, buffer, limit, want, mask, length_at, head, into)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) return NULL;
+    unsigned long long limit = PyLong_AsUnsignedLongLong(args[2]);
+    if (limit == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    long length_at = PyLong_AsLong(args[5]);
+    if (length_at == -1 && PyErr_Occurred()) return NULL;
+    if (!PyBytes_Check(args[3]) || !PyBytes_Check(args[4])
+            || PyBytes_GET_SIZE(args[3]) != PyBytes_GET_SIZE(args[4])
+            || PyBytes_GET_SIZE(args[3]) > TAKE_PREFIX_MOST
+            || (length_at >= 0 && length_at + 8 > PyBytes_GET_SIZE(args[3]))) {
+        PyErr_SetString(PyExc_ValueError, "recv_take: want and mask are bytes of one length "
+                        "(at most 64), and length_at + 8 within it");
+        return NULL;
+    }
+    Py_ssize_t plen_prefix = PyBytes_GET_SIZE(args[3]);
+    const unsigned char *want = (const unsigned char *)PyBytes_AS_STRING(args[3]);
+    const unsigned char *mask = (const unsigned char *)PyBytes_AS_STRING(args[4]);
+    Py_buffer buffer, head, into;
+    if (PyObject_GetBuffer(args[6], &head, PyBUF_WRITABLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[7], &into, PyBUF_WRITABLE) < 0) {  /* before any read */
+        PyBuffer_Release(&head);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &buffer, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&into);
+        PyBuffer_Release(&head);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (head.len != plen_prefix) {
+        PyErr_SetString(PyExc_ValueError, "recv_take: head must be len(want) bytes");
+        goto done;
+    }
+    ssize_t n = recv((int)fd, buffer.buf, (size_t)buffer.len, MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            result = PyLong_FromLong(-1);
+        else
+            PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    const unsigned char *data = buffer.buf;
+    Py_ssize_t plen = n - OVERHEAD;
+    uint32_t length = n >= 4 ? get_be32(data) : 0;
+    if (n < HEADER_SIZE + TAG_SIZE || self->dec == NULL || self->seq == 0 || self->used_up
+            || (Py_ssize_t)length + 4 != n || length < MIN_LENGTH || length > limit
+            || data[4] != FRAME_DATA || data[5] != 0 || get_be64(data + 6) != self->seq
+            || plen < plen_prefix || plen - plen_prefix > into.len) {
+        goto fallback;  /* not the plain case: as recv_open */
+    }
+    unsigned char nonce[12], prefix[TAKE_PREFIX_MOST], tag[TAG_SIZE];
+    int outl;
+    make_nonce(self, self->seq, nonce);
+    if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
+            || EVP_DecryptUpdate(self->dec, NULL, &outl, data, HEADER_SIZE) != 1
+            || EVP_DecryptUpdate(self->dec, prefix, &outl, data + HEADER_SIZE,
+                                 (int)plen_prefix) != 1) {
+        goto fallback;
+    }
+    for (Py_ssize_t i = 0; i < plen_prefix; i++) {
+        if ((prefix[i] & mask[i]) != want[i]) goto fallback;
+    }
+    if (length_at >= 0) {
+        uint64_t said = 0;
+        for (int i = 7; i >= 0; i--) said = (said << 8) | prefix[length_at + i];
+        if (said != (uint64_t)(plen - plen_prefix)) goto fallback;
+    }
+    memcpy(tag, data + n - TAG_SIZE, TAG_SIZE);
+    if ((plen > plen_prefix && EVP_DecryptUpdate(self->dec, into.buf, &outl,
+                                                 data + HEADER_SIZE + plen_prefix,
+                                                 (int)(plen - plen_prefix)) != 1)
+            || EVP_CIPHER_CTX_ctrl(self->dec, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) != 1
+            || EVP_DecryptFinal_ex(self->dec, prefix + plen_prefix, &outl) != 1) {
+        /* (nothing counted: Python opens the bytes again and says what is wrong) */
+        result = PyLong_FromSsize_t(n);
+        goto done;
+    }
+    if (advance(self, (unsigned long long)length + 6) < 0) goto done;  /* (as open_one) */
+    memcpy(head.buf, prefix, (size_t)plen_prefix);
+    result = Py_True;
+    Py_INCREF(result);
+    goto done;
+fallback:
+    result = n ? open_one(self, data, n, limit) : NULL;
+    if (result == NULL && !PyErr_Occurred()) result = PyLong_FromSsize_t(n);
+done:
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&into);
+    PyBuffer_Release(&head);
+    return result;
+}
+
 static PyObject *Direction_get_seq(Direction *self, void *closure) {
     if (self->used_up) {
         Py_INCREF(seq_limit);
@@ -343,6 +454,40 @@ static int Direction_set_seq(Direction *self, PyObject *value, void *closure) {
     return 0;
 }
 
+/* spin_readable(fd, spin_ns) -> bool: whether a byte waits on the socket fd (or it is at
+ * its end, or failed), asked without waiting over and over, the GIL released, until one
+ * does or spin_ns pass.  Nothing is read: any thread may call it beside one that reads.
+ * (No state of the direction: it is the receiving side's wait, kept beside recv_take.) */
+static PyObject *Direction_spin_readable(Direction *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "spin_readable(fd, spin_ns)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    long long spin = PyLong_AsLongLong(args[1]);
+    if (PyErr_Occurred()) return NULL;
+    int ready = 0;
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long deadline = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + spin;
+    for (unsigned long round = 1;; round++) {
+        char byte;
+        ssize_t n = recv((int)fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            ready = 1;
+            break;
+        }
+        if ((round & 3) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((long long)now.tv_sec * 1000000000LL + now.tv_nsec >= deadline) break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(ready);
+}
+
 static PyMethodDef Direction_methods[] = {
     {"set_key", (PyCFunction)Direction_set_key, METH_VARARGS,
      "set_key(suite, key, iv): the AEAD (1 AES-256-GCM, 2 ChaCha20-Poly1305) and its iv"},
@@ -358,6 +503,14 @@ static PyMethodDef Direction_methods[] = {
      "recv_open(fd, buffer, limit) -> bytes or int: one read into buffer without waiting; the "
      "plaintext when it read exactly one frame that open() takes, else the bytes read (0: "
      "the end of the stream, -1: none waited), left in buffer unopened"},
+    {"spin_readable", (PyCFunction)(void (*)(void))Direction_spin_readable, METH_FASTCALL,
+     "spin_readable(fd, spin_ns) -> bool: a byte waits on the socket (or it ended), looked "
+     "at without reading (the receiving direction's wait), the GIL released, for up to "
+     "spin_ns"},
+    {"recv_take", (PyCFunction)(void (*)(void))Direction_recv_take, METH_FASTCALL,
+     "recv_take(fd, buffer, limit, want, mask, length_at, head, into) -> True, bytes or "
+     "int: recv_open() that, when the one frame's plaintext starts with a prefix matching "
+     "want under mask, puts the prefix into head and the rest straight into into (True)"},
     {NULL}
 };
 

@@ -104,13 +104,24 @@ _OUT = select.EPOLLOUT if _EPOLL else select.POLLOUT
 _AWAKE = _IN | (select.EPOLLERR | select.EPOLLHUP if _EPOLL else select.POLLERR | select.POLLHUP)
 
 
+_LENGTH_AT = 40  # the header's body length (u64 LE: shoal.wire.header), for recv_take
+
+
+def _match_bytes(ctx: int, tag: int) -> tuple[bytes, bytes]:
+    """recv_take's ``want`` and ``mask`` for a DATA frame on ``ctx`` with ``tag`` (-1:
+    any): the header's kind, tag and ctx bytes, the rest left out."""
+    want = _HEADER(DATA, 0, 0, 0, 0 if tag == -1 else tag, ctx, 0, 0, 0)
+    mask = _HEADER(0xFF, 0, 0, 0, 0 if tag == -1 else -1, -1, 0, 0, 0)
+    return want, mask
+
+
 class _Link:
     """One authenticated connection to one peer, and its buffers."""
 
     __slots__ = ("peer", "host", "sock", "fd", "channel", "out", "out_bytes", "out_offset",
                  "want_out", "inbox", "failure", "peer_closed", "eof", "ready", "partial",
                  "partial_got", "partial_size", "cut", "rcvtimeo", "seal_send", "recv_open",
-                 "whole_limit", "sink", "sink_pos", "sink_end")
+                 "recv_take", "spin_readable", "whole_limit", "sink", "sink_pos", "sink_end")
 
     def __init__(self, peer: int, host: str, sock: socket.socket,
                  channel: SecureChannel, pool: Pool) -> None:
@@ -140,6 +151,8 @@ class _Link:
         # _pull): None where the channel seals in Python.
         self.seal_send = getattr(channel._send, "seal_send", None)
         self.recv_open = getattr(channel._recv, "recv_open", None)
+        self.recv_take: Any = getattr(channel._recv, "recv_take", None)  # (checked by take_match)
+        self.spin_readable = getattr(channel._recv, "spin_readable", None)
         self.whole_limit = channel._whole_limit  # a frame this long is one whole message
         # The body being received (see receive_into): sink[sink_pos:sink_end] are the bytes
         # that come next in the stream, where large frames are decrypted in place.
@@ -191,6 +204,8 @@ class TcpEndpoint(Endpoint):
         wanted = sorted(set(range(size) if peers is None else peers) - {rank})
         self.links: list[_Link | None] = [None] * size
         self._recv_view = memoryview(bytearray(RECV_BYTES))
+        self._head = bytearray(HEADER_SIZE)  # a header recv_take matched (see take_match)
+        self._wanted: dict[tuple[int, int], tuple[bytes, bytes]] = {}  # (ctx, tag): its match
         # Large plaintext payloads (decrypted into these) and large ciphertext frames.
         self._payloads = Pool(FRAME_BYTES)
         self._frames = Pool(FRAME_BYTES + OVERHEAD)
@@ -360,7 +375,14 @@ class TcpEndpoint(Endpoint):
             link = self._link(src)
         inbox = link.inbox
         if inbox.size < HEADER_SIZE:
-            self._pull(link)
+            if (buffer is not None and link.recv_take is not None and not inbox.size
+                    and not (link.out or link.partial is not None or link.failure is not None
+                             or link.eof or link.sink is not None or link.channel._parts)):
+                taken = self._take_straight(link, ctx, tag, buffer)  # (_pull's plain case)
+                if taken is not None:
+                    return taken
+            else:
+                self._pull(link)
             if inbox.size < HEADER_SIZE:
                 return None
         elif link.out:
@@ -386,6 +408,49 @@ class TcpEndpoint(Endpoint):
         inbox.chunks.popleft()
         inbox.size -= len(head)
         return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length, body, kind)
+
+    def _take_straight(self, link: _Link, ctx: int, tag: int, buffer: Any) -> Frame | None:
+        """take_match's compiled case, the inbox empty: one read (``recv_take``) that, when
+        it brings exactly the awaited message in one frame, decrypts its header into
+        ``self._head`` and its body straight into ``buffer``.  What else it reads goes to
+        the inbox as a read by :meth:`_pull` would (and None is returned).  The link is
+        in the plain state (nothing queued, cut, failed, ended or being received into)."""
+        if not link.ready:
+            if _clock() - self._checked < _RECHECK:
+                return None
+            self._check()
+            if not link.ready:
+                return None
+        wanted = self._wanted.get((ctx, tag))
+        if wanted is None:
+            wanted = self._wanted[(ctx, tag)] = _match_bytes(ctx, tag)
+        view = self._recv_view
+        try:
+            got = link.recv_take(link.fd, view, link.whole_limit, wanted[0], wanted[1],
+                                 _LENGTH_AT, self._head, buffer)
+        except (BlockingIOError, InterruptedError):
+            link.ready = False
+            return None
+        except OSError as exc:  # (the _pull that follows raises it)
+            self._fail(link, PeerLostError(f"the connection to {link.where()} broke: {exc}"))
+            return None
+        if got is True:
+            link.ready = False  # (one frame, shorter than the buffer: the socket is drained)
+            kind, flags, nparts, mtag, mctx, seq, stamp, length = _FIELDS(self._head)
+            return Frame(link.peer, mtag, mctx, flags, nparts, seq, stamp, length, None, kind)
+        if type(got) is bytes:  # one whole frame, not this receive's: the inbox's
+            link.ready = False
+            link.inbox.chunks.append(got)
+            link.inbox.size += len(got)
+        elif got < 0:
+            link.ready = False
+        elif got:
+            link.ready = got == RECV_BYTES
+            with view[:got] as data:
+                self._received(link, data)
+        else:
+            self._at_eof(link)
+        return None
 
     def read_into(self, src: int, dest: memoryview, n: int) -> None:
         self._link(src).inbox.read_into(dest, n)
@@ -526,7 +591,10 @@ class TcpEndpoint(Endpoint):
                     # Compiled: one read, and a small message that came alone in one whole
                     # frame opened in the same call; anything else is left in the buffer.
                     got = link.recv_open(link.fd, view, link.whole_limit)
-                    if type(got) is bytes:  # (readiness stays: the peer may have sent more)
+                    if type(got) is bytes:
+                        # One frame, shorter than the buffer: the read drained the socket
+                        # (as below); what the peer sends next makes it readable again.
+                        link.ready = False
                         link.inbox.chunks.append(got)
                         link.inbox.size += len(got)
                         return
@@ -711,7 +779,9 @@ class TcpEndpoint(Endpoint):
     def wait(self, src: int, busy: Any, timeout_ns: int, yield_every: int) -> bool:
         """Poll the sockets (one ``epoll_wait`` without waiting a round) until ``src``'s
         (any link's, for -1) is readable, a link towards a ``busy`` rank can take its
-        queued bytes, or ``timeout_ns`` pass; True if one did.
+        queued bytes, or ``timeout_ns`` pass; True if one did.  For one ``src`` alone
+        (nothing ``busy``, no yielding), the compiled record core's ``spin_readable``
+        peeks at its socket instead, the GIL released.
 
         The engine calls this without its lock, so it only looks: it marks links
         readable (the reads happen under the lock) and sends nothing.
@@ -720,6 +790,13 @@ class TcpEndpoint(Endpoint):
             link = self.links[src]
             if link is None or link.inbox.size or link.failure is not None or link.eof:
                 return True
+            if link.spin_readable is not None and not busy and not yield_every:
+                # Compiled: ask the one socket itself (a peek, the GIL released), not
+                # epoll: the peer's send then wakes no epoll, and one look less a message.
+                if link.spin_readable(link.fd, timeout_ns):
+                    link.ready = True  # (only this link was asked: _checked stays)
+                    return True
+                return False
         deadline = _clock() + timeout_ns * 1e-9
         by_fd = self._by_fd
         poll = self._poll
