@@ -144,6 +144,16 @@ def test_a_rank_alone_on_its_host_waits_on_its_sockets_as_tcp_does() -> None:
         alone = HybridEndpoint(0, 2, [0], None, tcp[0])
         assert alone.spin is tcp[0].spin is None  # the engine's adaptive spin, as on TCP
         assert alone.ranks_here == 1
+        # Its data path is TCP's own (no routing step), and it carries messages both ways.
+        assert alone.take_match == tcp[0].take_match and alone.wait == tcp[0].wait
+        a, b = Engine(0, 2, alone), Engine(1, 2, tcp[1])
+        assert a.send_fast(1, 0, 3, b"there", 0)
+        assert bytes(b.receive(0, 0, 3, None, lambda: "recv").body) == b"there"
+        b.send(0, 0, 4, [b"and back"])
+        into = bytearray(8)
+        frame = a.receive_fast(1, 0, 4, into, 2_000_000_000) or a.receive(
+            0, 1, 4, memoryview(into), lambda: "recv")
+        assert frame.length == 8 and into == b"and back"
     finally:
         in_threads(*(endpoint.close for endpoint in tcp))
 

@@ -53,6 +53,12 @@ class HybridEndpoint(Endpoint):
             else:
                 self._route.append((tcp, peer))
         self._local = [peer in local for peer in range(size)]
+        if shm is None:
+            # This rank alone on its host: every peer is TCP's, under its own number, so
+            # the data path is TCP's own methods, with no routing step per call.
+            for name in ("write", "readable", "read_into", "receive_into", "read_bytes",
+                         "take_frame", "send_frame", "take_match", "wait"):
+                setattr(self, name, getattr(tcp, name))
 
     def is_local(self, peer: int) -> bool:
         return self._local[peer]
