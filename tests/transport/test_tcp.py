@@ -18,6 +18,7 @@ from shoal.errors import CommunicationError, PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
 from shoal.spmd import engine as engine_module
 from shoal.spmd.engine import Engine
+from shoal.transport import tcp as tcp_module
 from shoal.transport.tcp import SEND_BOUND, TcpEndpoint, listen, loopback_mesh
 
 # Every test on both record layers: the links' small frames sealed and opened by the
@@ -506,9 +507,14 @@ def test_waiting_for_one_link_peeks_at_its_socket_when_compiled(pair, record_cor
     assert b.endpoint.wait(0, (), 5_000_000_000, 0) is True
 
 
-def test_the_engine_takes_its_python_one_step_paths_on_tcp(pair) -> None:
+def test_the_engine_takes_its_one_step_paths_on_tcp(pair, record_core) -> None:
+    # Compiled (the record core's calls under _tcpcore's) or in Python: the same steps.
     a, b = pair
-    assert a.send_fast == a._send_fast and b.receive_fast == b._receive_fast
+    if record_core == "python" or tcp_module._Fast is None:
+        assert a.send_fast == a._send_fast and b.receive_fast == b._receive_fast
+    else:
+        assert type(a.send_fast.__self__) is tcp_module._Fast
+        assert type(b.receive_fast.__self__) is tcp_module._Fast
     assert a.send_fast(1, 0, 3, b"one step", 0) is True
     frame = b.receive_fast(0, 0, 3, None, 2_000_000_000)  # spins until it is there
     assert frame is not None and bytes(frame.body) == b"one step" and frame.tag == 3
@@ -526,6 +532,45 @@ def test_the_engine_takes_its_python_one_step_paths_on_tcp(pair) -> None:
         b.receive(0, 0, 5, memoryview(bytearray(8)), lambda: "recv")
 
 
+def test_the_one_step_paths_answer_what_the_general_path_would(pair) -> None:
+    # On both paths (the compiled one hands every case but the plain one to Python's).
+    a, b = pair
+    send(a, 1, b"hello")  # (the first frame of each direction is the record layer's)
+    assert recv(b, 0) == b"hello"
+    send(b, 0, b"hello")
+    assert recv(a, 1) == b"hello"
+    # A synchronous send's frame taken by the one-step receive is acknowledged.
+    outgoing = a.send(1, 0, 5, [b"sync"], 0x02)
+    into = bytearray(4)
+    frame = b.receive_fast(0, 0, 5, into, 2_000_000_000)
+    assert frame is not None and frame.flags & 0x02 and into == b"sync"
+    a.wait_until(lambda: outgoing.done, lambda: "the acknowledgement")
+    # Another tag first: it waits (in the inbox), the awaited one comes after it.
+    assert a.send_fast(1, 0, 1, b"one", 0) and a.send_fast(1, 0, 2, b"two", 0)
+    assert b.endpoint.wait(0, (), 5_000_000_000, 0)
+    into = bytearray(3)
+    frame = b.receive_fast(0, 0, 2, into, 50_000_000)
+    if frame is None:  # (the first is not its answer: the general path)
+        b.receive(0, 0, 2, memoryview(into), lambda: "recv")
+    assert into == b"two" and recv(b, 0, tag=1) == b"one"
+    # A read-only buffer: the general path's to refuse.
+    a.send_fast(1, 0, 3, b"three", 0)
+    assert b.receive_fast(0, 0, 3, b"read-only", 2_000_000_000) is None
+    assert recv(b, 0, tag=3) == b"three"
+    # Bytes queued on the link go first: no one-step send past them.
+    link = a.endpoint.links[1]
+    link.out.append(memoryview(b""))
+    assert a.send_fast(1, 0, 4, b"later", 0) is False
+    link.out.clear()
+    # A peer that closed (cleanly): nothing comes, and sending to it is the error.
+    a.endpoint.close()
+    for _ in range(20):
+        assert b.receive_fast(0, 0, 6, bytearray(8), 5_000_000) is None
+    assert b.endpoint.links[0].peer_closed
+    with pytest.raises(PeerLostError, match="closed its link"):
+        b.send_fast(0, 0, 6, b"anyone there?", 0) or send(b, 0, b"anyone there?")
+
+
 def test_the_python_one_step_paths_step_aside_whenever_order_or_kind_needs_the_engine(
         pair) -> None:
     import numpy as np
@@ -540,17 +585,19 @@ def test_the_python_one_step_paths_step_aside_whenever_order_or_kind_needs_the_e
     # A receive posted earlier on the context comes first: the one-step path waits.
     from shoal.spmd.matching import PostedReceive
 
-    earlier = PostedReceive(0, 0, 9, None)
-    b.post(earlier)
-    send(a, 1, b"for the earlier receive", tag=9)
-    assert b.receive_fast(0, 0, 9, None, 50_000_000) is None
-    b.wait_until(lambda: earlier.done, lambda: "earlier")
-    assert bytes(earlier.message.body) == b"for the earlier receive"
+    for into in (None, bytearray(32)):  # (with a buffer: the compiled path's own look)
+        earlier = PostedReceive(0, 0, 9, None)
+        b.post(earlier)
+        send(a, 1, b"for the earlier receive", tag=9)
+        assert b.receive_fast(0, 0, 9, into, 50_000_000) is None
+        b.wait_until(lambda earlier=earlier: earlier.done, lambda: "earlier")
+        assert bytes(earlier.message.body) == b"for the earlier receive"
     # Another thread inside the engine: the one-step paths do not wait for it.
     with a._lock:
         assert a.send_fast(1, 0, 0, b"busy", 0) is False
     with b._lock:
         assert b.receive_fast(0, 0, 0, None, 0) is None
+        assert b.receive_fast(0, 0, 0, bytearray(8), 0) is None
 
 
 def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,

@@ -122,6 +122,13 @@ class Engine:
         elif endpoint is not None and endpoint.python_fast_paths:
             self.send_fast = self._send_fast  # type: ignore[method-assign]
             self.receive_fast = self._receive_fast  # type: ignore[method-assign]
+            # Between hosts, the same steps compiled where they are built (TCP's
+            # bind_fast_paths), the Python ones answering what they leave.
+            paths = getattr(endpoint, "bind_fast_paths", lambda *_: None)(
+                self._lock, self.matcher.posted, self.matcher.unexpected, self._queues,
+                self._reading, self._acknowledge, self._receive_fast)
+            if paths is not None:
+                self.send_fast, self.receive_fast = paths  # type: ignore[method-assign]
         # A receive's first spin for its message, inside receive_fast (no spin when the
         # host has more ranks than cores: the rank we wait for needs this core).
         self.fast_spin_ns = self._spinning.fast_ns

@@ -57,7 +57,8 @@ class HybridEndpoint(Endpoint):
             # This rank alone on its host: every peer is TCP's, under its own number, so
             # the data path is TCP's own methods, with no routing step per call.
             for name in ("write", "readable", "read_into", "receive_into", "read_bytes",
-                         "take_frame", "send_frame", "take_match", "wait"):
+                         "take_frame", "send_frame", "take_match", "wait",
+                         "bind_fast_paths"):
                 setattr(self, name, getattr(tcp, name))
 
     def is_local(self, peer: int) -> bool:

@@ -104,6 +104,15 @@ _OUT = select.EPOLLOUT if _EPOLL else select.POLLOUT
 _AWAKE = _IN | (select.EPOLLERR | select.EPOLLHUP if _EPOLL else select.POLLERR | select.POLLHUP)
 
 
+try:  # the engine's one-call paths in C (see bind_fast_paths)
+    from shoal.transport._tcpcore import Fast as _Fast
+except ImportError:  # not built: the engine's Python one-step paths
+    _Fast = None
+try:  # what a received message is made as there: the compiled frame where it is built
+    from shoal.transport._shmcore import Frame as _FastFrame
+except ImportError:
+    _FastFrame = Frame
+
 _LENGTH_AT = 40  # the header's body length (u64 LE: shoal.wire.header), for recv_take
 
 
@@ -435,7 +444,13 @@ class TcpEndpoint(Endpoint):
             link.ready = False  # (one frame, shorter than the buffer: the socket is drained)
             kind, flags, nparts, mtag, mctx, seq, stamp, length = _FIELDS(self._head)
             return Frame(link.peer, mtag, mctx, flags, nparts, seq, stamp, length, None, kind)
-        if type(got) is bytes:  # one whole frame, not this receive's: the inbox's
+        self._took(link, got)
+        return None
+
+    def _took(self, link: _Link, got: bytes | int) -> None:
+        """What a ``recv_take`` that did not take its message read, handled as a read by
+        :meth:`_pull` would be (here and for the compiled one-call receive)."""
+        if isinstance(got, bytes):  # one whole frame, not this receive's: the inbox's
             link.ready = False
             link.inbox.chunks.append(got)
             link.inbox.size += len(got)
@@ -443,11 +458,40 @@ class TcpEndpoint(Endpoint):
             link.ready = False
         elif got:
             link.ready = got == RECV_BYTES
-            with view[:got] as data:
+            with self._recv_view[:got] as data:
                 self._received(link, data)
         else:
             self._at_eof(link)
-        return None
+
+    # -- the engine's one-call paths, compiled ---------------------------------------
+
+    def bind_fast_paths(self, lock: Any, posted: dict, unexpected: dict, queues: list,
+                        reading: list, acknowledge: Any, fallback: Any) -> tuple | None:
+        """The engine's ``send_fast`` and ``receive_fast`` in C (``_tcpcore.Fast``, over
+        the compiled record core's calls), or None where either is missing (the engine
+        keeps its Python one-step paths); ``fallback`` is the Python receive's, which
+        answers whenever the link is not in its plain state."""
+        if _Fast is None or not any(
+                link is not None and link.recv_take is not None for link in self.links):
+            return None
+        fast = _Fast(self.links, self._recv_view, self._head, _FastFrame, self,
+                             lock, posted, unexpected, queues, reading, acknowledge, fallback)
+        return fast.send_fast, fast.receive_fast
+
+    def _queue_rest(self, link: _Link, rest: bytes) -> None:
+        """The part of a frame ``seal_send`` could not send: it goes first, later."""
+        link.out.append(memoryview(rest))
+        link.out_bytes += len(rest)
+
+    def _send_error(self, link: _Link, exc: BaseException) -> None:
+        """``seal_send`` failed: as :meth:`send_frame` handles it."""
+        if isinstance(exc, SecurityError):
+            self._fail(link, TransportError(f"the link to {link.where()} is unusable: {exc}"))
+            self._raise(link)
+        if isinstance(exc, OSError):
+            self._broken(link, exc)
+            return
+        raise exc
 
     def read_into(self, src: int, dest: memoryview, n: int) -> None:
         self._link(src).inbox.read_into(dest, n)
