@@ -31,6 +31,8 @@ from shoal.spmd.ops import SUM, Op
 from shoal.spmd.p2p import PointToPoint
 from shoal.wire.header import PICKLED, split_parts
 
+_NOTHING = bytearray()  # where a barrier's empty messages are received
+
 _RING_THRESHOLD = 64 * 1024  # bytes: above this a commutative Allreduce uses the ring
 
 
@@ -141,11 +143,20 @@ class ObjectCollectives(PointToPoint):
         self._engine_free_check()
         n, r = self._size, self._rank
         tag = self._tag()
+        engine = world._engine or world.engine()
+        ctx, ranks = self._cctx, self._ranks
         step = 1
         while step < n:
-            out = self._csend([b""], (r + step) % n, tag)
-            self._crecv_message((r - step) % n, tag, "Barrier")
-            self._cwait(out, "Barrier")
+            # Each round's empty message by the engine's one-step paths where they can
+            # (one call each way, as Send/Recv), else the general ones.
+            dest, source = (r + step) % n, (r - step) % n
+            out = None
+            if not engine.send_fast(ranks[dest], ctx, tag, b"", 0):
+                out = self._csend([b""], dest, tag)
+            if engine.receive_fast(ranks[source], ctx, tag, _NOTHING, engine.fast_spin_ns) is None:
+                self._crecv_message(source, tag, "Barrier")
+            if out is not None:
+                self._cwait(out, "Barrier")
             step <<= 1
 
     barrier = Barrier
