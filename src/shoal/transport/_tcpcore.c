@@ -34,7 +34,7 @@
 #define LENGTH_AT 40     /* the body's length in the header */
 #define KIND_DATA 1
 #define FLAG_SYNC 0x02
-#define SEND_MOST (16 * 1024 + 64 - HEADER_SIZE)  /* tcp.py's _SEAL_ALONE less a header */
+#define SEND_MOST (16 * 1024)  /* the engine's _SMALL: larger sends take its general path */
 
 typedef struct {
     PyObject_HEAD

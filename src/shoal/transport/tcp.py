@@ -77,7 +77,7 @@ from shoal.transport.base import Endpoint
 from shoal.transport.tcp_buffers import Inbox, Pool
 from shoal.transport.tcp_mesh import HANDSHAKE_TIMEOUT, Address, connect_mesh, listen, same_machine
 from shoal.wire.frame import Frame
-from shoal.wire.header import DATA, FIELDS, HEADER, HEADER_SIZE
+from shoal.wire.header import DATA, FIELDS, HEADER, HEADER_SIZE, LENGTH_OFFSET
 
 FRAME_BYTES = 128 * 1024  # plaintext per AEAD frame: amortizes a frame, still pipelines
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
@@ -112,9 +112,6 @@ try:  # what a received message is made as there: the compiled frame where it is
     from shoal.transport._shmcore import Frame as _FastFrame
 except ImportError:
     _FastFrame = Frame
-
-_LENGTH_AT = 40  # the header's body length (u64 LE: shoal.wire.header), for recv_take
-
 
 def _match_bytes(ctx: int, tag: int) -> tuple[bytes, bytes]:
     """recv_take's ``want`` and ``mask`` for a DATA frame on ``ctx`` with ``tag`` (-1:
@@ -433,7 +430,7 @@ class TcpEndpoint(Endpoint):
         view = self._recv_view
         try:
             got = link.recv_take(link.fd, view, link.whole_limit, wanted[0], wanted[1],
-                                 _LENGTH_AT, self._head, buffer)
+                                 LENGTH_OFFSET, self._head, buffer)
         except (BlockingIOError, InterruptedError):
             link.ready = False
             return None
