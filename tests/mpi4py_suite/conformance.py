@@ -39,7 +39,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,11 +271,12 @@ def mpiexec() -> str | None:
 
 
 def command(runtime: str, ranks: int, testdir: Path, module: str, outdir: Path,
-            timeout: float, futures_main: bool = False) -> list[str]:
+            timeout: float, futures_main: bool = False,
+            shoal_options: Sequence[str] = ()) -> list[str]:
     driver = [str(DRIVER), str(testdir), module, str(outdir)]
     futures = ["-m", "mpi4py.futures"] if futures_main else []
     if runtime == "shoal":
-        return [sys.executable, "-m", "shoal", "run", "-n", str(ranks),
+        return [sys.executable, "-m", "shoal", "run", "-n", str(ranks), *shoal_options,
                 "--timeout", f"{timeout:g}", *futures, *driver]
     if runtime == "mpich":
         launcher = mpiexec()
@@ -316,10 +317,12 @@ def _read(outdir: Path, ranks: int, run: FileRun) -> bool:
 
 
 def run_file(runtime: str, ranks: int, testdir: Path, module: str,
-             timeout: float = DEFAULT_TIMEOUT, case: Case | None = None) -> FileRun:
+             timeout: float = DEFAULT_TIMEOUT, case: Case | None = None,
+             shoal_options: Sequence[str] = ()) -> FileRun:
     """Run one test file on ``ranks`` ranks; never longer than ``timeout`` (+ a grace).
 
-    ``testdir`` is the sdist's ``test/`` folder (``case.folder`` is found beside it).
+    ``testdir`` is the sdist's ``test/`` folder (``case.folder`` is found beside it);
+    ``shoal_options`` go to ``shoal run`` (e.g. ``--transport tcp``).
     """
     case = case or Case(module, module)
     folder = testdir.parent / case.folder if case.folder != "test" else testdir
@@ -327,7 +330,8 @@ def run_file(runtime: str, ranks: int, testdir: Path, module: str,
     with tempfile.TemporaryDirectory(prefix="mpi4py-suite-") as tmp:
         outdir = Path(tmp) / "out"
         outdir.mkdir()
-        argv = command(runtime, ranks, folder, case.module, outdir, timeout, case.futures_main)
+        argv = command(runtime, ranks, folder, case.module, outdir, timeout, case.futures_main,
+                       shoal_options)
         env = _clean_env(runtime)
         env["SHOAL_SUITE_TESTDIR"] = str(folder)
         if case.as_main:

@@ -110,6 +110,32 @@ def test_shoal_passes_at_least_the_recorded_mpi4py_tests(mpi4py_tests, case, req
     assert not shortfalls, "\n".join(shortfalls)
 
 
+# Files whose tests are message passing through and through: run once more between
+# ranks that talk over TCP (`shoal run --transport tcp`: the encrypted links, and their
+# compiled one-call paths where built, that ranks on two hosts use), at 2 ranks.
+OVER_TCP = ("test_p2p_buf", "test_p2p_obj", "test_p2p_buf_matched", "test_cco_buf",
+            "test_request", "test_msgzero", "test_threads")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(len(OVER_TCP) * (CI_FILE_TIMEOUT + 20) + 60)
+def test_the_message_passing_files_pass_as_many_tests_over_tcp(mpi4py_tests):
+    shortfalls = []
+    for case in conformance.CASES:
+        if case.key not in OVER_TCP:
+            continue
+        floor = _floor(case.key, 2)
+        run = conformance.run_file("shoal", 2, mpi4py_tests, case.module, _timeout(case),
+                                   case, ("--transport", "tcp"))
+        got = run.counts()
+        if got.passed < floor["passed"]:
+            lost = [f"  {outcome} {test}" for test, outcome, _ in run.problems()]
+            shortfalls.append(f"{case.key} over TCP: {got.passed} passed, "
+                              f"{floor['passed']} on shared memory (status {run.status})\n"
+                              + "\n".join(lost[:20]))
+    assert not shortfalls, "\n".join(shortfalls)
+
+
 @pytest.mark.slow
 def test_the_files_ci_runs_at_fewer_ranks_talk_to_no_other_rank(mpi4py_tests):
     """CI_RANKS may only shorten files whose tests are local to each rank."""
