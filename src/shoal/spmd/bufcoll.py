@@ -88,11 +88,11 @@ def _short_ufunc(op: Any, fmt: str) -> Any:
 _short_plans: dict[tuple[str, Any], Any] = {}  # (format, a predefined op's info) -> plan
 
 
-def _short_plan(op: Op, fmt: str) -> tuple[Any, Any, Any, int] | None:
+def _short_plan(op: Op, fmt: str) -> tuple[Any, Any, Any, int, int] | None:
     """How a short Allreduce reduces elements of format ``fmt`` with the predefined
     ``op``: (datatype, numpy ufunc, the op's Python function where a few elements reduce
-    faster in plain Python (else None), the bits an integer wraps at (else 0)); None:
-    the general path decides. Worked out once per format and op."""
+    faster in plain Python (else None), the bits an integer wraps at (else 0), the
+    element's extent); None: the general path decides. Worked out once per format and op."""
     info = op._info
     key = (fmt, info)
     plan = _short_plans.get(key)
@@ -108,7 +108,7 @@ def _short_plan(op: Op, fmt: str) -> tuple[Any, Any, Any, int] | None:
         scalar = ((fmt in ("d", "f") and name in _SCALAR_FLOAT_OPS)
                   or (integer and name in _SCALAR_INT_OPS))
         plan = (datatype, ufunc, info.pyfunc if scalar else None,
-                8 * datatype.extent if integer else 0)
+                8 * datatype.extent if integer else 0, datatype.extent)
     _short_plans[key] = plan
     return plan
 
@@ -260,11 +260,11 @@ class BufferCollectives(ObjectCollectives):
             out[:] = given[0]
         if n == 1:
             return True
-        datatype, ufunc, func, bits = plan
+        datatype, ufunc, func, bits, extent = plan
         incoming = bytearray(out.nbytes)
         mine: Any
         theirs: Any
-        scalar = func is not None and out.nbytes // datatype.extent <= _SCALAR_COUNT
+        scalar = func is not None and out.nbytes // extent <= _SCALAR_COUNT
         if scalar:
             cast: Any = memoryview.cast  # fmt is only known at run time
             mine, theirs = cast(out, fmt), cast(memoryview(incoming), fmt)

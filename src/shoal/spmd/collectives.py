@@ -83,10 +83,7 @@ class ObjectCollectives(PointToPoint):
     # -- plumbing ---------------------------------------------------------------
 
     def _tag(self) -> int:
-        record = self._info
-        with record.lock:
-            record.coll_seq += 1
-            return record.coll_seq & 0x3FFFFFFF
+        return next(self._info.coll_seq) & 0x3FFFFFFF
 
     def _csend(self, parts: list[Any], dest: int, tag: int, flags: int = 0) -> Any:
         return self._start_send(parts, dest, tag, flags, self._cctx)

@@ -15,6 +15,7 @@ cost nothing per message.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
@@ -56,7 +57,9 @@ class CommRecord(Record):
         self.ctx = ctx
         self.name = name
         self.serial = 0  # communicators derived from this one so far
-        self.coll_seq = 0  # collectives started on this one so far
+        # The next collective's number on this one: count's next() is one step under the
+        # GIL, so threads starting collectives at once each get their own without a lock.
+        self.coll_seq = itertools.count(1)
         self.attrs: dict[int, Any] = {}
         self.hints: dict[str, str] = {}
         self.errhandler: Any = None
