@@ -113,6 +113,7 @@ try:  # what a received message is made as there: the compiled frame where it is
 except ImportError:
     _FastFrame = Frame
 
+
 def _match_bytes(ctx: int, tag: int) -> tuple[bytes, bytes]:
     """recv_take's ``want`` and ``mask`` for a DATA frame on ``ctx`` with ``tag`` (-1:
     any): the header's kind, tag and ctx bytes, the rest left out."""
@@ -302,15 +303,11 @@ class TcpEndpoint(Endpoint):
             return True  # (what the socket did not take is queued on the link, and goes next)
         try:  # compiled: sealed and sent in one call
             rest = seal_send(link.fd, header, body)
-        except SecurityError as exc:
-            self._fail(link, TransportError(f"the link to {link.where()} is unusable: {exc}"))
-            self._raise(link)
-        except OSError as exc:
-            self._broken(link, exc)
+        except (SecurityError, OSError) as exc:
+            self._send_error(link, exc)
             return True
         if rest is not None:
-            link.out.append(memoryview(rest))
-            link.out_bytes += len(rest)
+            self._queue_rest(link, rest)
         return True
 
     def write_more(self, dst: int, src: memoryview | bytes) -> int:
@@ -445,9 +442,11 @@ class TcpEndpoint(Endpoint):
         return None
 
     def _took(self, link: _Link, got: bytes | int) -> None:
-        """What a ``recv_take`` that did not take its message read, handled as a read by
-        :meth:`_pull` would be (here and for the compiled one-call receive)."""
-        if isinstance(got, bytes):  # one whole frame, not this receive's: the inbox's
+        """What one read of the socket into the shared buffer brought, handled: a whole
+        frame already opened (``recv_open``'s or ``recv_take``'s bytes: one frame, shorter
+        than the buffer, so the socket is drained), nothing (-1), the bytes read, or the
+        end (0).  For :meth:`_pull`, :meth:`_take_straight` and the compiled receive."""
+        if isinstance(got, bytes):  # (what the peer sends next makes it readable again)
             link.ready = False
             link.inbox.chunks.append(got)
             link.inbox.size += len(got)
@@ -471,17 +470,20 @@ class TcpEndpoint(Endpoint):
         if _Fast is None or not any(
                 link is not None and link.recv_take is not None for link in self.links):
             return None
-        fast = _Fast(self.links, self._recv_view, self._head, _FastFrame, self,
-                             lock, posted, unexpected, queues, reading, acknowledge, fallback)
+        fast = _Fast(self.links, self._recv_view, self._head, _FastFrame, self, lock, posted,
+                     unexpected, queues, reading, acknowledge, fallback)
         return fast.send_fast, fast.receive_fast
 
     def _queue_rest(self, link: _Link, rest: bytes) -> None:
-        """The part of a frame ``seal_send`` could not send: it goes first, later."""
+        """The part of a frame ``seal_send`` could not send: it goes first, later (for
+        :meth:`send_frame` and the compiled send)."""
         link.out.append(memoryview(rest))
         link.out_bytes += len(rest)
 
     def _send_error(self, link: _Link, exc: BaseException) -> None:
-        """``seal_send`` failed: as :meth:`send_frame` handles it."""
+        """``seal_send`` failed (for :meth:`send_frame` and the compiled send): a
+        SecurityError fails the link and raises; an OSError marks it broken (the send is
+        then done, as a lost peer's is)."""
         if isinstance(exc, SecurityError):
             self._fail(link, TransportError(f"the link to {link.where()} is unusable: {exc}"))
             self._raise(link)
@@ -623,38 +625,20 @@ class TcpEndpoint(Endpoint):
                 self._check()
                 if not link.ready:
                     return
-            view = self._recv_view
+            got: bytes | int | None
             try:
                 if link.recv_open is not None and not link.channel._parts:
                     # Compiled: one read, and a small message that came alone in one whole
                     # frame opened in the same call; anything else is left in the buffer.
-                    got = link.recv_open(link.fd, view, link.whole_limit)
-                    if type(got) is bytes:
-                        # One frame, shorter than the buffer: the read drained the socket
-                        # (as below); what the peer sends next makes it readable again.
-                        link.ready = False
-                        link.inbox.chunks.append(got)
-                        link.inbox.size += len(got)
-                        return
-                    if got < 0:  # nothing waited
-                        link.ready = False
-                        return
-                    n = got
+                    got = link.recv_open(link.fd, self._recv_view, link.whole_limit)
                 else:
-                    n = link.sock.recv_into(view, 0, _DONTWAIT)
+                    got = link.sock.recv_into(self._recv_view, 0, _DONTWAIT)
             except (BlockingIOError, InterruptedError):
-                link.ready = False
-                return
+                got = -1
             except OSError:
-                n = -1
-            if n > 0:
-                link.ready = n == RECV_BYTES
-                with view[:n] as data:
-                    self._received(link, data)
-                if link.failure is None:
-                    return
-            elif not n:
-                self._at_eof(link)
+                got = None  # (_pull_all reads again and says what broke)
+            if got is not None:
+                self._took(link, got)
                 if link.failure is None:
                     return
         self._pull_all(link)
