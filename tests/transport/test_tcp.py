@@ -600,6 +600,21 @@ def test_the_python_one_step_paths_step_aside_whenever_order_or_kind_needs_the_e
         assert b.receive_fast(0, 0, 0, bytearray(8), 0) is None
 
 
+def _counting(link, name: str) -> list:
+    """Wrap the link's compiled read ``name`` (recv_open, recv_take): the kinds of what
+    each call returned (True: taken into the buffer)."""
+    calls: list = []
+    read = getattr(link, name)
+
+    def counting(*args):
+        got = read(*args)
+        calls.append(True if got is True else type(got))
+        return got
+
+    setattr(link, name, counting)
+    return calls
+
+
 def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,
                                                                          record_core) -> None:
     a, b = pair
@@ -607,15 +622,7 @@ def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,
     if record_core == "python":
         assert link.recv_open is None and a.endpoint.links[1].seal_send is None
         return
-    opened = []
-    recv_open = link.recv_open
-
-    def counting(*args):
-        got = recv_open(*args)
-        opened.append(type(got))
-        return got
-
-    link.recv_open = counting
+    opened = _counting(link, "recv_open")
     send(a, 1, b"hello")  # (the first frame of each direction is the record layer's)
     assert recv(b, 0) == b"hello"
     for i in range(20):
@@ -633,18 +640,6 @@ def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,
     assert recv(b, 0, tag=2) == b"two" and recv(b, 0, tag=1) == b"one"
 
 
-def _counting_takes(link) -> list:
-    """Wrap ``link.recv_take``: the kinds of what each call returned (True: taken)."""
-    calls: list = []
-    recv_take = link.recv_take
-
-    def counting(*args):
-        got = recv_take(*args)
-        calls.append(True if got is True else type(got))
-        return got
-
-    link.recv_take = counting
-    return calls
 
 
 def test_a_small_message_into_a_buffer_is_decrypted_straight_there_when_compiled(
@@ -656,7 +651,7 @@ def test_a_small_message_into_a_buffer_is_decrypted_straight_there_when_compiled
         return
     send(a, 1, b"hello")  # (the first frame of each direction is the record layer's)
     assert recv(b, 0) == b"hello"
-    taken = _counting_takes(link)
+    taken = _counting(link, "recv_take")
     for i in range(20):
         payload = bytes([i]) * i  # the first one empty
         assert a.send_fast(1, 0, 7, payload, 0) is True
