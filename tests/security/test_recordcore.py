@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 import pytest
 
@@ -163,7 +164,7 @@ def test_seal_send_sends_a_frame_or_hands_back_what_the_socket_did_not_take(monk
         i, rest = rests[-1]
         assert len(rest) == 1000 + OVERHEAD
         with pytest.raises(ValueError, match="at most"):
-            send._send.seal_send(left.fileno(), b"", bytes(70_000))
+            send._send.seal_send(left.fileno(), b"", bytes(140_000))
     finally:
         left.close()
         right.close()
@@ -194,6 +195,83 @@ def test_recv_open_reads_once_and_opens_only_one_whole_frame(monkeypatch, secret
         assert recv._recv.recv_open(fd, buffer, LIMIT) == 0  # the end of the stream
         with pytest.raises(BufferError):
             recv._recv.recv_open(fd, b"read-only", LIMIT)
+    finally:
+        left.close()
+        right.close()
+
+
+@pytest.fixture
+def rest_spin():
+    """Set how long recv_take waits for more of a cut frame; put back after the test."""
+    from shoal.security import _recordcore
+
+    previous = _recordcore.set_rest_spin(200_000)
+    yield _recordcore.set_rest_spin
+    _recordcore.set_rest_spin(previous)
+
+
+def _take_args(size: int) -> tuple[bytes, bytes, bytearray, bytearray]:
+    """recv_take's want, mask, head and into for a 2-byte prefix b"ok" and ``size`` bytes."""
+    return b"ok", b"\xff\xff", bytearray(2), bytearray(size)
+
+
+def test_recv_take_reads_the_rest_of_a_frame_its_read_cut(monkeypatch, secrets,
+                                                          rest_spin) -> None:
+    send, recv = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    left, right = socket.socketpair()
+    # A small send buffer: the peer cannot put the whole frame there before this end
+    # reads, so the first read takes only its start and the rest follows as it reads.
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    buffer = memoryview(bytearray(1 << 18))
+    fd = right.fileno()
+    want, mask, head, into = _take_args(100_000)
+    rest_spin(5_000_000_000)  # (a byte at least every 5 s: the test's machine may be busy)
+    try:
+        left.sendall(send.seal(b"first"))  # frame 0: the pure layer's
+        n = recv._recv.recv_open(fd, buffer, LIMIT)
+        assert recv.open_frames(buffer[:n], []) == n
+        body = os.urandom(100_000)
+        frame = send._send.seal(b"ok", body)
+        sender = threading.Thread(target=left.sendall, args=(frame,))
+        sender.start()
+        try:
+            got = recv._recv.recv_take(fd, buffer, LIMIT, want, mask, -1, head, into)
+        finally:
+            sender.join(10)
+        assert got is True and head == b"ok" and bytes(into) == body
+        assert recv._recv.seq == 2
+    finally:
+        left.close()
+        right.close()
+
+
+def test_recv_take_hands_back_a_cut_frame_whose_rest_does_not_come(monkeypatch, secrets,
+                                                                    rest_spin) -> None:
+    send, recv = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    left, right = socket.socketpair()
+    buffer = memoryview(bytearray(1 << 18))
+    fd = right.fileno()
+    want, mask, head, into = _take_args(1000)
+    rest_spin(1_000_000)
+    try:
+        left.sendall(send.seal(b"first"))
+        n = recv._recv.recv_open(fd, buffer, LIMIT)
+        assert recv.open_frames(buffer[:n], []) == n
+        frame = send._send.seal(b"ok", b"x" * 1000)
+        left.sendall(frame[:600])
+        # What came is handed back unopened, nothing counted, into untouched; the caller
+        # keeps it, and opens the frame once the rest comes.
+        assert recv._recv.recv_take(fd, buffer, LIMIT, want, mask, -1, head, into) == 600
+        assert recv._recv.seq == 1 and into == bytearray(1000) and head == bytearray(2)
+        cut = bytes(buffer[:600])
+        left.sendall(frame[600:])
+        assert recv.open_frames(cut + right.recv(4096), out := []) == len(frame)
+        assert out == [b"ok" + b"x" * 1000]
+        # A cut frame whose body would not fit into is not waited for either.
+        rest_spin(60_000_000_000)  # (were it waited for, the test would time out)
+        frame = send._send.seal(b"ok", b"y" * 2000)
+        left.sendall(frame[:600])
+        assert recv._recv.recv_take(fd, buffer, LIMIT, want, mask, -1, head, into) == 600
     finally:
         left.close()
         right.close()

@@ -403,7 +403,7 @@ def test_the_header_of_a_large_message_leaves_with_its_first_frame(pair) -> None
     a, b = pair
     counting = CountingSocket(a.endpoint.links[1].sock)
     a.endpoint.links[1].sock = counting
-    message = os.urandom(100_000)
+    message = os.urandom(300_000)  # (over a link's one_frame: a header, then body frames)
     _, got = in_threads(lambda: send(a, 1, message), lambda: recv(b, 0))
     assert got == message
     header_frame = 48 + 30  # the engine's header, sealed

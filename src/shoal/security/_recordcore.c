@@ -36,7 +36,8 @@
 #define FRAME_DATA 0x10
 #define SUITE_AES_256_GCM 0x01
 #define SUITE_CHACHA20_POLY1305 0x02
-#define SEAL_LIMIT (64 * 1024) /* seal_send's plaintext at most: small messages only */
+#define SEAL_LIMIT (128 * 1024) /* seal_send's plaintext at most: a message up to it is one frame */
+#define SEAL_ON_STACK (16 * 1024) /* seal_send seals up to this much on the stack */
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -51,6 +52,7 @@ typedef struct {
     int used_up;          /* the sequence number reached 2**64 (seq reads so) */
     unsigned long long epoch_bytes;
     unsigned long long rekey_bytes;
+    unsigned char *scratch;  /* seal_send's frame when it is over SEAL_ON_STACK (made once) */
 } Direction;
 
 static PyObject *str_turn;
@@ -111,6 +113,7 @@ static int Direction_init(Direction *self, PyObject *args, PyObject *kwds) {
 static void Direction_dealloc(Direction *self) {
     if (self->enc) EVP_CIPHER_CTX_free(self->enc);
     if (self->dec) EVP_CIPHER_CTX_free(self->dec);
+    PyMem_Free(self->scratch);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -215,11 +218,22 @@ static PyObject *Direction_seal_send(Direction *self, PyObject *const *args, Py_
         return NULL;
     }
     PyObject *result = NULL;
-    unsigned char frame[OVERHEAD + SEAL_LIMIT];
+    unsigned char small[OVERHEAD + SEAL_ON_STACK];
+    unsigned char *frame = small;
     Py_ssize_t size = OVERHEAD + prefix.len + body.len;
     if (prefix.len + body.len > SEAL_LIMIT) {
         PyErr_Format(PyExc_ValueError, "seal_send() takes at most %d bytes", SEAL_LIMIT);
         goto done;
+    }
+    if (prefix.len + body.len > SEAL_ON_STACK) {  /* (the GIL is held until it is sent) */
+        if (self->scratch == NULL) {
+            self->scratch = PyMem_Malloc(OVERHEAD + SEAL_LIMIT);
+            if (self->scratch == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+        frame = self->scratch;
     }
     if (seal_into(self, prefix.buf, prefix.len, body.buf, body.len, frame) < 0) goto done;
     ssize_t sent = send((int)fd, frame, (size_t)size, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -314,6 +328,38 @@ static PyObject *Direction_recv_open(Direction *self, PyObject *const *args, Py_
 }
 
 #define TAKE_PREFIX_MOST 64
+/* How long recv_take waits for more of a cut frame (set_rest_spin). */
+static long long rest_spin_ns = 200000;
+
+/* The read got the start of one frame, [0:got] of [0:whole]: its rest was sent with it
+ * (a frame leaves in one send), so read it as it comes, the GIL released, while no more
+ * than rest_spin_ns pass without a byte.  Returns the bytes now in buf: whole, or fewer
+ * (the caller hands what came to Python, which keeps a cut frame and reads on; a read
+ * that fails, or the end, is Python's next read's to find again). */
+static Py_ssize_t read_rest(long fd, unsigned char *buf, Py_ssize_t got, Py_ssize_t whole) {
+    long long wait_ns = rest_spin_ns;  /* (read with the GIL held) */
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long deadline = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + wait_ns;
+    for (unsigned long round = 1; got < whole; round++) {
+        ssize_t n = recv((int)fd, buf + got, (size_t)(whole - got), MSG_DONTWAIT);
+        if (n > 0) {
+            got += n;
+            clock_gettime(CLOCK_MONOTONIC, &now);  /* (it is coming: wait as long again) */
+            deadline = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + wait_ns;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            break;
+        if ((round & 3) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((long long)now.tv_sec * 1000000000LL + now.tv_nsec >= deadline) break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return got;
+}
 
 /* recv_take(fd, buffer, limit, want, mask, length_at, head, into) -> bool, bytes or int
  * recv_open() for a receive that knows what it waits for: when the read holds exactly one
@@ -324,7 +370,10 @@ static PyObject *Direction_recv_open(Direction *self, PyObject *const *args, Py_
  * from the decryption, and True is returned.  Otherwise what recv_open() returns (the
  * whole plaintext as bytes, or the bytes read, -1 when none waited); into is then left
  * as it was, except when the frame fails to authenticate after its body was opened
- * there (the bytes read are returned, unopened: the caller opens them again and fails). */
+ * there (the bytes read are returned, unopened: the caller opens them again and fails).
+ * A read that holds only the start of the next DATA frame, one that fits buffer and
+ * whose body would fit into, reads its rest first (read_rest): a message larger than a
+ * read of the socket finds at once is still taken in this one call. */
 static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 8) {
         PyErr_SetString(PyExc_TypeError,
@@ -373,8 +422,13 @@ static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_
         goto done;
     }
     const unsigned char *data = buffer.buf;
-    Py_ssize_t plen = n - OVERHEAD;
     uint32_t length = n >= 4 ? get_be32(data) : 0;
+    if (n >= HEADER_SIZE && (Py_ssize_t)length + 4 > n && (Py_ssize_t)length + 4 <= buffer.len
+            && length <= limit && data[4] == FRAME_DATA && self->seq != 0
+            && get_be64(data + 6) == self->seq && (Py_ssize_t)length + 4 - OVERHEAD
+                                                       - plen_prefix <= into.len)
+        n = read_rest(fd, buffer.buf, n, (Py_ssize_t)length + 4);
+    Py_ssize_t plen = n - OVERHEAD;
     if (n < HEADER_SIZE + TAG_SIZE || self->dec == NULL || self->seq == 0 || self->used_up
             || (Py_ssize_t)length + 4 != n || length < MIN_LENGTH || length > limit
             || data[4] != FRAME_DATA || data[5] != 0 || get_be64(data + 6) != self->seq
@@ -542,11 +596,31 @@ static PyTypeObject DirectionType = {
     .tp_getset = Direction_getset,
 };
 
+static PyObject *set_rest_spin(PyObject *module, PyObject *arg) {
+    long long ns = PyLong_AsLongLong(arg);
+    if (ns == -1 && PyErr_Occurred()) return NULL;
+    if (ns < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_rest_spin: a number of nanoseconds, >= 0");
+        return NULL;
+    }
+    long long previous = rest_spin_ns;
+    rest_spin_ns = ns;
+    return PyLong_FromLongLong(previous);
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_rest_spin", set_rest_spin, METH_O,
+     "set_rest_spin(ns) -> int: how long recv_take waits for more of a frame its read cut "
+     "(while no byte comes; 200 us unless set); the previous value"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "shoal.security._recordcore",
-    .m_doc = "The secure channel's small-frame hot path, compiled (see channel.py).",
+    .m_doc = "The secure channel's hot path, compiled (see channel.py).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__recordcore(void) {

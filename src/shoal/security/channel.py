@@ -195,11 +195,15 @@ class _PyDirection(_Schedule):
 
 
 _CDirection: type[_Schedule] | None = None
+SEAL_SEND_LIMIT = 0  # the most plaintext the compiled seal_send takes (0: not built)
 try:
+    from shoal.security._recordcore import SEAL_LIMIT as _SEAL_LIMIT
     from shoal.security._recordcore import Direction as _CoreDirection
 except ImportError:  # not built (no compiler, or no OpenSSL headers): Python seals every frame
     pass
 else:
+    SEAL_SEND_LIMIT = _SEAL_LIMIT
+
     class _CDirectionClass(_Schedule, _CoreDirection):
         __slots__ = ("suite", "iv", "aead", "_secret")
 

@@ -34,7 +34,7 @@
 #define LENGTH_AT 40     /* the body's length in the header */
 #define KIND_DATA 1
 #define FLAG_SYNC 0x02
-#define SEND_MOST (16 * 1024)  /* the engine's _SMALL: larger sends take its general path */
+#define SEND_MOST (128 * 1024 - HEADER_SIZE)  /* seal_send's most; the link's one_frame says */
 
 typedef struct {
     PyObject_HEAD
@@ -55,7 +55,7 @@ typedef struct {
 static PyObject *s_out, *s_failure, *s_peer_closed, *s_eof, *s_partial, *s_sink, *s_inbox,
     *s_size, *s_channel, *s_parts, *s_sendable, *s_seal_send, *s_recv_take,
     *s_spin_readable, *s_fd, *s_whole_limit, *s_ready, *s_acquire, *s_release, *s_took,
-    *s_queue_rest, *s_send_error;
+    *s_queue_rest, *s_send_error, *s_one_frame;
 
 static inline uint64_t now_ns(void) {
     struct timespec ts;
@@ -202,6 +202,13 @@ static PyObject *Fast_send_fast(Fast *self, PyObject *const *args, Py_ssize_t na
     PyObject *queue = PyList_GetItem(self->queues, dst); /* borrowed */
     int ok = queue == NULL ? -1 : !PyObject_IsTrue(queue);
     if (ok == 1) ok = link_sendable(link);
+    if (ok == 1) {  /* the most this link sends in one frame */
+        PyObject *most = PyObject_GetAttr(link, s_one_frame);
+        Py_ssize_t one_frame = most == NULL ? -1 : PyLong_AsSsize_t(most);
+        Py_XDECREF(most);
+        if (one_frame == -1 && PyErr_Occurred()) ok = -1;
+        else if (payload.len > one_frame) ok = 0;
+    }
     PyObject *seal_send = NULL, *fd = NULL, *header = NULL;
     if (ok == 1) {
         seal_send = PyObject_GetAttr(link, s_seal_send);
@@ -597,6 +604,7 @@ PyMODINIT_FUNC PyInit__tcpcore(void) {
         {&s_spin_readable, "spin_readable"}, {&s_fd, "fd"}, {&s_whole_limit, "whole_limit"},
         {&s_ready, "ready"}, {&s_acquire, "acquire"}, {&s_release, "release"},
         {&s_took, "_took"}, {&s_queue_rest, "_queue_rest"}, {&s_send_error, "_send_error"},
+        {&s_one_frame, "one_frame"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);

@@ -97,7 +97,10 @@ class Endpoint(ABC):
         and it all fits now, and return True; else write nothing and return False.
 
         The fast path of small sends: the engine frames and queues the message
-        itself when this returns False, which the default always does.  A payload
+        itself when this returns False, which the default always does.  ``limit`` is
+        the engine's small; a transport whose one frame costs the same at any size
+        may take more (TCP with the compiled record core: up to a link's
+        ``one_frame``).  A payload
         that is not contiguous bytes raises (BufferError or TypeError), writing nothing.
         """
         return False
