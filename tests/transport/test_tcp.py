@@ -16,10 +16,11 @@ from transport_helpers import close_all, in_threads
 
 from shoal.errors import CommunicationError, PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
+from shoal.security.channel import OVERHEAD
 from shoal.spmd import engine as engine_module
 from shoal.spmd.engine import Engine
 from shoal.transport import tcp as tcp_module
-from shoal.transport.tcp import SEND_BOUND, TcpEndpoint, listen, loopback_mesh
+from shoal.transport.tcp import SEND_BOUND, SEND_STEP, TcpEndpoint, listen, loopback_mesh
 
 # Every test on both record layers: the links' small frames sealed and opened by the
 # compiled record core, and by the pure Python one (the record_core fixture, conftest.py).
@@ -432,6 +433,12 @@ def test_the_inbox_hands_out_copies_of_pooled_payloads_and_recycles_their_buffer
     target = bytearray(12)
     inbox.read_into(memoryview(target), 12)
     assert target == b"abcdefghijkl" and len(inbox) == 0 and len(pool.spare) == 1
+    # A payload larger than the pool's buffers (a large one-frame message) gets a buffer
+    # of its own, which the pool does not keep.
+    large = pool.take(40)
+    assert len(large) == 40 and large.obj is not reused.obj and len(pool.spare) == 1
+    inbox.append(large)
+    assert len(inbox.read_bytes(40)) == 40 and len(pool.spare) == 1
 
 
 def _arrived(endpoint: TcpEndpoint, src: int, n: int) -> None:
@@ -785,7 +792,7 @@ def test_a_body_smaller_than_the_frames_around_it_takes_only_its_own_bytes(pair)
 
 
 def test_a_forged_frame_inside_a_body_read_in_place_is_never_counted_as_received() -> None:
-    flip_at = 2000 + 300_000  # past the handshake, inside the third 128 KiB frame
+    flip_at = 2000 + 300_000  # past the handshake, inside the tenth frame of SEND_STEP
     (a, b), _ = proxied_pair(flip=True, after=flip_at)
     size = 1024 * 1024
     body = os.urandom(size)
@@ -802,9 +809,9 @@ def test_a_forged_frame_inside_a_body_read_in_place_is_never_counted_as_received
                     a.endpoint.readable(1)  # a's queued ciphertext goes out
                 b.endpoint.wait(0, (), 1_000_000, 0)
                 got = b.endpoint.receive_into(0, target, got, size)
-        # Counted as received: the two frames before the forged one, which was decrypted
+        # Counted as received: the frames before the forged one, which was decrypted
         # into the same buffer, but failed, and is not counted.
-        assert got == 2 * 128 * 1024
+        assert got == 300_000 // (SEND_STEP + OVERHEAD) * SEND_STEP
         assert bytes(target[:got]) == body[:got]
     finally:
         close_all([a.endpoint, b.endpoint])

@@ -20,7 +20,10 @@ class Pool:
         self.spare: list[bytearray] = []
 
     def take(self, n: int) -> memoryview:
-        """A writable view of ``n`` (at most ``size``) bytes."""
+        """A writable view of ``n`` bytes: of a spare buffer when ``n`` is at most
+        ``size``, else of a new one of its own (which :meth:`give` does not keep)."""
+        if n > self.size:
+            return memoryview(bytearray(n))
         return memoryview(self.spare.pop() if self.spare else bytearray(self.size))[:n]
 
     def give(self, view: memoryview) -> None:
