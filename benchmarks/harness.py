@@ -298,6 +298,22 @@ def script(program: Callable[[list[str]], None], measure: Callable[[bool], Repor
     return main_for(measure)
 
 
+def plain_options(doc: str | None, allowed: Sequence[str] = ("--quick",)) -> bool:
+    """The options of a benchmark that takes only flags: with ``-h``/``--help`` print its
+    ``doc`` and exit; an option it does not take exits with a one-line error (before
+    anything is measured); whether ``--quick`` was given."""
+    name = Path(sys.argv[0]).name
+    for arg in sys.argv[1:]:
+        if arg in ("-h", "--help"):
+            print(doc or f"usage: {name} [{' | '.join(allowed)}]")
+            raise SystemExit(0)
+        if arg not in allowed:
+            print(f"{name}: unknown option {arg!r} (it takes {', '.join(allowed)}; "
+                  "--help says more)", file=sys.stderr)
+            raise SystemExit(2)
+    return "--quick" in sys.argv[1:]
+
+
 def main_for(measure: Callable[[bool], Report], argv: Sequence[str] | None = None) -> int:
     """The ``python benchmarks/X.py [--quick]`` entry point shared by every benchmark."""
     import argparse

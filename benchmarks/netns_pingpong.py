@@ -288,6 +288,9 @@ def measure(quick: bool, rounds: int | None = None, baseline: Path | None = None
 
 def main() -> int:
     argv = sys.argv[1:]
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0
     if argv[:1] == ["--plain-server"]:
         plain_server(int(argv[1]))
         return 0
@@ -313,6 +316,15 @@ def main() -> int:
             return 2
         baseline = Path(argv[at + 1]).resolve()
         del argv[at:at + 2]
+    rest = [a for i, a in enumerate(argv) if a != "--quick" and argv[i - 1:i] != ["--json"]]
+    if argv[-1:] == ["--json"]:
+        print("netns_pingpong: --json takes a file to write, e.g. --json netns.json",
+              file=sys.stderr)
+        return 2
+    if rest:
+        print(f"netns_pingpong: unknown option {rest[0]!r} (it takes --quick, --rounds N, "
+              "--baseline DIR, --json FILE; --help says more)", file=sys.stderr)
+        return 2
     report = measure("--quick" in argv, rounds, baseline)
     if "skipped" in report.raw:
         print(f"netns_pingpong skipped: {report.raw['skipped']}")

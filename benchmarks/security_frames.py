@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import harness
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from shoal.security import (
@@ -124,7 +125,7 @@ def handshake(client_config: ClientConfig, server_config: ServerConfig) -> None:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = harness.plain_options(__doc__)
     budget = (32 if quick else 256) << 20
     names = ("seal", "seal into", "open", "open_frames", "AEAD")
     print("microseconds per frame (AEAD: one encrypt and one decrypt, halved), and the "

@@ -32,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import harness
+
 from shoal.security import JobKey
 from shoal.spmd.engine import Engine
 from shoal.transport.base import Endpoint
@@ -165,7 +167,7 @@ def shm_maker() -> object:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = harness.plain_options(__doc__)
     sizes = SIZES[:-1] if quick else SIZES
     rows = {"tcp (AES-GCM)": measure(tcp_maker(), sizes, quick),
             "plain sockets": measure(plain_maker(), sizes, quick),
