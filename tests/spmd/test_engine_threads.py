@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from shoal.spmd import engine as engine_module
 from shoal.spmd.engine import Engine
 from shoal.spmd.matching import ANY_SOURCE, PostedReceive
 from shoal.transport.shm import PyRings, ShmEndpoint, ShmJob
@@ -169,6 +170,65 @@ def test_the_compiled_fast_paths_stand_aside_while_the_engine_is_busy() -> None:
         assert not a.send_fast(1, 0, 9, b"sync", SYNC)
         # A payload that is not contiguous bytes is the general path's to judge.
         assert not a.send_fast(1, 0, 9, memoryview(bytes(8))[::2], 0)
+    finally:
+        for engine in (a, b):
+            engine.close()
+        job.close()
+
+
+def test_the_compiled_rings_take_an_eager_message_whole_in_one_step() -> None:
+    # Up to the limit the engine binds the rings to (a MiB, or less where a single copy
+    # takes over sooner) a message that fits in the ring now is written and read in one
+    # call each; one at the rendezvous threshold, and one that does not fit, take the
+    # general path, with the same result.
+    if CompiledRings is None:
+        pytest.skip("the compiled rings were not built")
+    job, (a, b) = engines(CompiledRings, ring_bytes=1024 * 1024)
+    rendezvous = 700 * 1024
+    try:
+        for engine in (a, b):  # (as an engine with single copies from 700 KiB binds them)
+            engine._rendezvous = rendezvous
+            engine.endpoint.bind_engine(engine._lock.locked, engine.matcher.posted,
+                                        engine.matcher.unexpected, engine._queues,
+                                        engine._reading, rendezvous - 1)
+        for size in (16 * 1024 + 1, 100_000, rendezvous - 1):
+            payload = os.urandom(size)
+            into = bytearray(size)
+            assert a.send_fast(1, 0, 4, payload, 0), size
+            frame = b.receive_fast(0, 0, 4, into, 0)
+            assert frame is not None and frame.body is None and frame.length == size
+            assert into == payload
+        assert not a.send_fast(1, 0, 4, bytes(rendezvous), 0)
+        # Larger than the ring's free space: the general path, in order.
+        first, second = os.urandom(600_000), os.urandom(600_000)
+        assert a.send_fast(1, 0, 5, first, 0)
+        assert not a.send_fast(1, 0, 5, second, 0)
+        outgoing = a.send(1, 0, 5, [second])
+        got: list = []
+        run_threads(lambda: got.extend(b.receive(0, 0, 5, None, DESCRIBE) for _ in range(2)),
+                    lambda: a.wait_until(lambda: outgoing.done, lambda: "send"))
+        assert [bytes(m.body) for m in got] == [first, second]
+        with pytest.raises(ValueError):
+            a.endpoint.bind_engine(a._lock.locked, a.matcher.posted, a.matcher.unexpected,
+                                   a._queues, a._reading, -1)
+    finally:
+        for engine in (a, b):
+            engine.close()
+        job.close()
+
+
+def test_the_engine_binds_the_rings_to_its_eager_limit() -> None:
+    if CompiledRings is None:
+        pytest.skip("the compiled rings were not built")
+    job, (a, b) = engines(CompiledRings, ring_bytes=4 * 1024 * 1024)
+    try:
+        # A MiB, or less where a single copy takes over sooner.
+        limit = min(engine_module._ONE_STEP_LOCAL, a._rendezvous - 1)
+        assert limit >= 1024 * 1024 - 1
+        payload = os.urandom(limit)
+        assert a.send_fast(1, 0, 6, payload, 0)
+        assert bytes(b.receive_fast(0, 0, 6, None, 0).body) == payload
+        assert not a.send_fast(1, 0, 6, payload + b"!", 0)  # one byte more: not in one step
     finally:
         for engine in (a, b):
             engine.close()

@@ -44,7 +44,8 @@
 #endif
 
 #define HEADER_SIZE 48
-#define FAST_LIMIT (16 * 1024) /* bodies the one-call fast paths take (the engine's _SMALL) */
+#define FAST_SMALL (16 * 1024)  /* bodies the one-call fast paths take until bind_engine */
+#define FAST_MOST (1024 * 1024) /* ... and at most, whatever the engine asks */
 #define RING_CONTROL 128
 #define SLEEP_STRIDE 8 /* u64s between two ranks' sleep flags (64 bytes) */
 
@@ -90,6 +91,7 @@ typedef struct {
     PyObject *unexpected;/* matcher.unexpected: ctx -> list of waiting messages */
     PyObject *queues;    /* engine._queues: list (per rank) of deques of queued sends */
     PyObject *reading;   /* engine._reading: list (per rank) of a body being read, or None */
+    uint64_t fast_limit; /* the largest body the one-call fast paths take (bind_engine) */
 } Rings;
 
 static inline uint64_t load_acquire(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -322,6 +324,7 @@ static int Rings_init(Rings *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->has_view = 1;
+    self->fast_limit = FAST_SMALL;
     uint64_t total = rings_off + (uint64_t)size * (uint64_t)(size - 1) * (RING_CONTROL + ring_bytes);
     if ((uint64_t)self->view.len < total || (uint64_t)self->view.len < sleep_off + (uint64_t)size * 64) {
         Py_DECREF(fds);
@@ -656,7 +659,8 @@ static PyObject *Rings_send_fast(Rings *self, PyObject *const *args, Py_ssize_t 
     ring_t *r = &self->out[dst];
     uint64_t tail = r->pos;
     uint64_t total = HEADER_SIZE + (uint64_t)payload.len;
-    if (queued != 0 || payload.len > FAST_LIMIT || r->cap - (tail - load_acquire(r->head)) < total) {
+    if (queued != 0 || (uint64_t)payload.len > self->fast_limit
+            || r->cap - (tail - load_acquire(r->head)) < total) {
         PyBuffer_Release(&payload);
         if (queued < 0) return NULL;
         Py_RETURN_FALSE;
@@ -670,13 +674,14 @@ static PyObject *Rings_send_fast(Rings *self, PyObject *const *args, Py_ssize_t 
 }
 
 /* Whether the frame at the head of ring `src` is a whole DATA frame for (ctx, tag) that the
- * fast path may take: not synchronous, body at most FAST_LIMIT (and, with a buffer, at
- * most its size).  Fills h. */
-static int fast_candidate(ring_t *r, long long ctx, long long tag, Py_ssize_t room, header_t *h) {
+ * fast path may take: not synchronous, body at most `limit` (and, with a buffer, at most
+ * its size).  Fills h. */
+static int fast_candidate(ring_t *r, long long ctx, long long tag, Py_ssize_t room,
+                          uint64_t limit, header_t *h) {
     uint64_t available = load_acquire(r->tail) - r->pos;
     if (!peek_header(r, available, h)) return 0;
     return h->kind == 1 && h->ctx == ctx && (tag == -1 || h->tag == tag) && !(h->flags & 0x02) &&
-           h->length <= FAST_LIMIT && HEADER_SIZE + h->length <= available &&
+           h->length <= limit && HEADER_SIZE + h->length <= available &&
            (room < 0 || (uint64_t)room >= h->length);
 }
 
@@ -696,8 +701,8 @@ static int engine_allows(Rings *self, int src, long long ctx) {
 /* receive_fast(src, ctx, tag, buffer, spin_ns) -> Frame | None
  * The fast path of a blocking receive from one source: spin (GIL released) up to spin_ns
  * for a whole frame from src, then take it if it is the answer: a DATA frame on ctx with
- * tag (-1: any), not synchronous, small, and nothing else posted or waiting on ctx (MPI's
- * order).  With a buffer (writable contiguous bytes) the body is copied into it (the
+ * tag (-1: any), not synchronous, its body within bind_engine's limit, and nothing else
+ * posted or waiting on ctx (MPI's order).  With a buffer (writable contiguous bytes) the body is copied into it (the
  * frame's body is then None) and must fit.  None: the engine's receive does the rest. */
 static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) return PyErr_Format(PyExc_TypeError, "receive_fast(src, ctx, tag, buffer, spin_ns)");
@@ -719,6 +724,7 @@ static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize
         has_dest = 1;
     }
     Py_ssize_t room = has_dest ? dest.len : -1;
+    uint64_t limit = self->fast_limit;
     header_t h;
     PyObject *result = NULL;
     /* What the engine holds goes first (a message it already took out of the ring waits
@@ -726,7 +732,7 @@ static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize
     int allowed_now = engine_allows(self, (int)src, ctx);
     if (allowed_now < 0) goto done;
     if (!allowed_now) goto none;
-    if (!fast_candidate(r, ctx, tag, room, &h) && spin > 0) {
+    if (!fast_candidate(r, ctx, tag, room, limit, &h) && spin > 0) {
         /* Wait for a whole frame at the head (or anything that is not one: then the
          * general path looks). */
         self->waiting++;
@@ -737,7 +743,7 @@ static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize
             if (available >= HEADER_SIZE) {
                 header_t peek;
                 ring_get(r, load_relaxed(&r->pos), &peek, HEADER_SIZE);
-                if (HEADER_SIZE + peek.length <= available || peek.length > FAST_LIMIT) break;
+                if (HEADER_SIZE + peek.length <= available || peek.length > limit) break;
             }
             CPU_RELAX();
             if ((round & 15) == 0 && now_ns() >= deadline) break;
@@ -745,7 +751,7 @@ static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize
         Py_END_ALLOW_THREADS
         self->waiting--;
     }
-    if (!fast_candidate(r, ctx, tag, room, &h)) goto none;
+    if (!fast_candidate(r, ctx, tag, room, limit, &h)) goto none;
     /* Allocate first (that may run Python code: the collector), then check again. */
     uint64_t pos = r->pos;
     PyObject *body = Py_None;
@@ -763,7 +769,7 @@ static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize
         Py_DECREF(frame);
         goto done;
     }
-    if (!allowed || r->pos != pos || !fast_candidate(r, ctx, tag, room, &again) ||
+    if (!allowed || r->pos != pos || !fast_candidate(r, ctx, tag, room, limit, &again) ||
         again.seq != h.seq || again.stamp != h.stamp || again.length != h.length) {
         Py_DECREF(frame);
         goto none;
@@ -782,10 +788,15 @@ done:
     return result;
 }
 
-/* bind_engine(locked, posted, unexpected, queues, reading): what the fast paths check. */
+/* bind_engine(locked, posted, unexpected, queues, reading, limit): what the fast paths check,
+ * and the largest body they take (at most FAST_MOST: the engine's eager messages). */
 static PyObject *Rings_bind_engine(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5)
-        return PyErr_Format(PyExc_TypeError, "bind_engine(locked, posted, unexpected, queues, reading)");
+    if (nargs != 6)
+        return PyErr_Format(PyExc_TypeError,
+                            "bind_engine(locked, posted, unexpected, queues, reading, limit)");
+    long long limit = PyLong_AsLongLong(args[5]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (limit < 0) return PyErr_Format(PyExc_ValueError, "bind_engine: a limit >= 0");
     if (!PyCallable_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
         !PyList_Check(args[3]) || !PyList_Check(args[4]) ||
         PyList_GET_SIZE(args[3]) != self->size || PyList_GET_SIZE(args[4]) != self->size)
@@ -801,6 +812,7 @@ static PyObject *Rings_bind_engine(Rings *self, PyObject *const *args, Py_ssize_
     Py_XSETREF(self->queues, args[3]);
     Py_INCREF(args[4]);
     Py_XSETREF(self->reading, args[4]);
+    self->fast_limit = (uint64_t)limit < FAST_MOST ? (uint64_t)limit : FAST_MOST;
     Py_RETURN_NONE;
 }
 
@@ -979,8 +991,8 @@ static PyMethodDef Rings_methods[] = {
      "receive_fast(src, ctx, tag, buffer, spin_ns) -> Frame or None: spin for and take the "
      "next message from src if it is the receive's answer and the engine allows."},
     {"bind_engine", (PyCFunction)(void (*)(void))Rings_bind_engine, METH_FASTCALL,
-     "bind_engine(locked, posted, unexpected, queues, reading): the engine state that the "
-     "fast paths respect."},
+     "bind_engine(locked, posted, unexpected, queues, reading, limit): the engine state that the "
+     "fast paths respect, and the largest body they take (at most 1 MiB)."},
     {"wait", (PyCFunction)(void (*)(void))Rings_wait, METH_FASTCALL,
      "wait(src, busy, timeout_ns, yield_every) -> bool: spin (GIL released) until data "
      "from src (-1: any), space towards a busy rank, or the timeout."},
