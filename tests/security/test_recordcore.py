@@ -4,6 +4,7 @@ record layer, byte for byte, and nothing opened that the pure layer would refuse
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 
@@ -235,6 +236,7 @@ def test_recv_take_reads_the_rest_of_a_frame_its_read_cut(monkeypatch, secrets,
         sender = threading.Thread(target=left.sendall, args=(frame,))
         sender.start()
         try:
+            assert select.select([right], [], [], 10)[0], "the frame did not start to come"
             got = recv._recv.recv_take(fd, buffer, LIMIT, want, mask, -1, head, into)
         finally:
             sender.join(10)
