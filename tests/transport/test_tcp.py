@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from transport_helpers import close_all, in_threads
+from transport_helpers import close_all, counting, in_threads
 
 from shoal.errors import CommunicationError, PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
@@ -35,14 +35,6 @@ def send(engine: Engine, dst: int, payload: bytes, tag: int = 0) -> None:
 def recv(engine: Engine, src: int, tag: int = 0) -> bytes:
     message = engine.receive(0, src, tag, None, lambda: "recv")
     return bytes(message.body)
-
-
-@pytest.fixture
-def pair():
-    endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
-    engines = [Engine(rank, 2, endpoint) for rank, endpoint in enumerate(endpoints)]
-    yield engines
-    close_all([engine.endpoint for engine in engines])
 
 
 def test_large_messages_cross_in_both_directions_at_once(pair) -> None:
@@ -607,21 +599,6 @@ def test_the_python_one_step_paths_step_aside_whenever_order_or_kind_needs_the_e
         assert b.receive_fast(0, 0, 0, bytearray(8), 0) is None
 
 
-def _counting(link, name: str) -> list:
-    """Wrap the link's compiled read ``name`` (recv_open, recv_take): the kinds of what
-    each call returned (True: taken into the buffer)."""
-    calls: list = []
-    read = getattr(link, name)
-
-    def counting(*args):
-        got = read(*args)
-        calls.append(True if got is True else type(got))
-        return got
-
-    setattr(link, name, counting)
-    return calls
-
-
 def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,
                                                                          record_core) -> None:
     a, b = pair
@@ -629,7 +606,7 @@ def test_a_small_message_between_hosts_is_one_call_each_way_when_compiled(pair,
     if record_core == "python":
         assert link.recv_open is None and a.endpoint.links[1].seal_send is None
         return
-    opened = _counting(link, "recv_open")
+    opened = counting(link, "recv_open")
     send(a, 1, b"hello")  # (the first frame of each direction is the record layer's)
     assert recv(b, 0) == b"hello"
     for i in range(20):
@@ -658,7 +635,7 @@ def test_a_small_message_into_a_buffer_is_decrypted_straight_there_when_compiled
         return
     send(a, 1, b"hello")  # (the first frame of each direction is the record layer's)
     assert recv(b, 0) == b"hello"
-    taken = _counting(link, "recv_take")
+    taken = counting(link, "recv_take")
     for i in range(20):
         payload = bytes([i]) * i  # the first one empty
         assert a.send_fast(1, 0, 7, payload, 0) is True

@@ -8,36 +8,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from transport_helpers import close_all
+from transport_helpers import counting
 
 from shoal.security.channel import SEAL_SEND_LIMIT
 from shoal.spmd.engine import Engine
-from shoal.transport.tcp import loopback_mesh
 from shoal.wire.header import HEADER_SIZE
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("record_core")]
-
-
-@pytest.fixture
-def pair():
-    endpoints = loopback_mesh(2, hosts=["127.0.0.1", "127.0.0.2"])
-    engines = [Engine(rank, 2, endpoint) for rank, endpoint in enumerate(endpoints)]
-    yield engines
-    close_all([engine.endpoint for engine in engines])
-
-
-def _counting(link) -> list:
-    """Wrap the link's recv_take: what each call returned (True: taken into the buffer)."""
-    calls: list = []
-    read = link.recv_take
-
-    def counting(*args):
-        got = read(*args)
-        calls.append(True if got is True else type(got))
-        return got
-
-    link.recv_take = counting
-    return calls
 
 
 def _send(a: Engine, payload: bytes, tag: int) -> None:
@@ -70,7 +47,7 @@ def test_a_message_up_to_one_frame_is_one_call_each_way(pair, record_core) -> No
             assert _exchange(a, b, payload, 2) == (False, payload)
         return
     assert link.one_frame == min(SEAL_SEND_LIMIT, link.channel.send_max_frame) - HEADER_SIZE
-    taken = _counting(b.endpoint.links[0])
+    taken = counting(b.endpoint.links[0], "recv_take")
     sizes = (16 * 1024 + 1, 64 * 1024, 100_000, link.one_frame)
     for size in sizes:
         payload = os.urandom(size)

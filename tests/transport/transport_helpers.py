@@ -32,3 +32,18 @@ def in_threads(*jobs: Callable[[], Any], timeout: float = 20.0) -> list[Any]:
 def close_all(endpoints: Any) -> None:
     """Close endpoints at once, not one by one: each waits briefly for its peers' CLOSE."""
     in_threads(*(endpoint.close for endpoint in endpoints if endpoint is not None))
+
+
+def counting(link: Any, name: str) -> list[Any]:
+    """Wrap the link's compiled read ``name`` (recv_open, recv_take): the kinds of what
+    each call returned (True: taken into the buffer)."""
+    calls: list[Any] = []
+    read = getattr(link, name)
+
+    def wrapped(*args: Any) -> Any:
+        got = read(*args)
+        calls.append(True if got is True else type(got))
+        return got
+
+    setattr(link, name, wrapped)
+    return calls
