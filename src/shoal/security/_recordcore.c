@@ -328,6 +328,14 @@ static PyObject *Direction_recv_open(Direction *self, PyObject *const *args, Py_
 }
 
 #define TAKE_PREFIX_MOST 64
+
+/* CLOCK_MONOTONIC in nanoseconds: the spins' deadlines. */
+static long long mono_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
 /* How long recv_take waits for more of a cut frame (set_rest_spin). */
 static long long rest_spin_ns = 200000;
 
@@ -339,23 +347,17 @@ static long long rest_spin_ns = 200000;
 static Py_ssize_t read_rest(long fd, unsigned char *buf, Py_ssize_t got, Py_ssize_t whole) {
     long long wait_ns = rest_spin_ns;  /* (read with the GIL held) */
     Py_BEGIN_ALLOW_THREADS
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long deadline = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + wait_ns;
+    long long deadline = mono_ns() + wait_ns;
     for (unsigned long round = 1; got < whole; round++) {
         ssize_t n = recv((int)fd, buf + got, (size_t)(whole - got), MSG_DONTWAIT);
         if (n > 0) {
             got += n;
-            clock_gettime(CLOCK_MONOTONIC, &now);  /* (it is coming: wait as long again) */
-            deadline = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + wait_ns;
+            deadline = mono_ns() + wait_ns;  /* (it is coming: wait as long again) */
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             break;
-        if ((round & 3) == 0) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if ((long long)now.tv_sec * 1000000000LL + now.tv_nsec >= deadline) break;
-        }
+        if ((round & 3) == 0 && mono_ns() >= deadline) break;
     }
     Py_END_ALLOW_THREADS
     return got;
@@ -523,9 +525,7 @@ static PyObject *Direction_spin_readable(Direction *self, PyObject *const *args,
     if (PyErr_Occurred()) return NULL;
     int ready = 0;
     Py_BEGIN_ALLOW_THREADS
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long deadline = (long long)now.tv_sec * 1000000000LL + now.tv_nsec + spin;
+    long long deadline = mono_ns() + spin;
     for (unsigned long round = 1;; round++) {
         char byte;
         ssize_t n = recv((int)fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -533,10 +533,7 @@ static PyObject *Direction_spin_readable(Direction *self, PyObject *const *args,
             ready = 1;
             break;
         }
-        if ((round & 3) == 0) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if ((long long)now.tv_sec * 1000000000LL + now.tv_nsec >= deadline) break;
-        }
+        if ((round & 3) == 0 && mono_ns() >= deadline) break;
     }
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(ready);

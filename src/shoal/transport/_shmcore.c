@@ -45,7 +45,6 @@
 
 #define HEADER_SIZE 48
 #define FAST_SMALL (16 * 1024)  /* bodies the one-call fast paths take until bind_engine */
-#define FAST_MOST (1024 * 1024) /* ... and at most, whatever the engine asks */
 #define RING_CONTROL 128
 #define SLEEP_STRIDE 8 /* u64s between two ranks' sleep flags (64 bytes) */
 
@@ -702,8 +701,9 @@ static int engine_allows(Rings *self, int src, long long ctx) {
  * The fast path of a blocking receive from one source: spin (GIL released) up to spin_ns
  * for a whole frame from src, then take it if it is the answer: a DATA frame on ctx with
  * tag (-1: any), not synchronous, its body within bind_engine's limit, and nothing else
- * posted or waiting on ctx (MPI's order).  With a buffer (writable contiguous bytes) the body is copied into it (the
- * frame's body is then None) and must fit.  None: the engine's receive does the rest. */
+ * posted or waiting on ctx (MPI's order).  With a buffer (writable contiguous bytes) the
+ * body is copied into it (the frame's body is then None) and must fit.  None: the
+ * engine's receive does the rest. */
 static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) return PyErr_Format(PyExc_TypeError, "receive_fast(src, ctx, tag, buffer, spin_ns)");
     if (!self->has_view || !engine_bound(self)) Py_RETURN_NONE;
@@ -789,7 +789,7 @@ done:
 }
 
 /* bind_engine(locked, posted, unexpected, queues, reading, limit): what the fast paths check,
- * and the largest body they take (at most FAST_MOST: the engine's eager messages). */
+ * and the largest body they take (the engine decides: its eager messages, up to a MiB). */
 static PyObject *Rings_bind_engine(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6)
         return PyErr_Format(PyExc_TypeError,
@@ -812,7 +812,7 @@ static PyObject *Rings_bind_engine(Rings *self, PyObject *const *args, Py_ssize_
     Py_XSETREF(self->queues, args[3]);
     Py_INCREF(args[4]);
     Py_XSETREF(self->reading, args[4]);
-    self->fast_limit = (uint64_t)limit < FAST_MOST ? (uint64_t)limit : FAST_MOST;
+    self->fast_limit = (uint64_t)limit;
     Py_RETURN_NONE;
 }
 
@@ -992,7 +992,7 @@ static PyMethodDef Rings_methods[] = {
      "next message from src if it is the receive's answer and the engine allows."},
     {"bind_engine", (PyCFunction)(void (*)(void))Rings_bind_engine, METH_FASTCALL,
      "bind_engine(locked, posted, unexpected, queues, reading, limit): the engine state that the "
-     "fast paths respect, and the largest body they take (at most 1 MiB)."},
+     "fast paths respect, and the largest body they take."},
     {"wait", (PyCFunction)(void (*)(void))Rings_wait, METH_FASTCALL,
      "wait(src, busy, timeout_ns, yield_every) -> bool: spin (GIL released) until data "
      "from src (-1: any), space towards a busy rank, or the timeout."},
