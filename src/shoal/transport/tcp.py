@@ -69,15 +69,15 @@ import select
 import socket
 import struct
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
 from shoal.errors import PeerLostError, TransportError
-from shoal.security import HandshakeResult, JobKey, SecureChannel, SecurityError, TruncationError
-from shoal.security.channel import OVERHEAD, SEAL_SEND_LIMIT, SIZE_PREFIX
+from shoal.security import HandshakeResult, JobKey, SecurityError, TruncationError
+from shoal.security.channel import OVERHEAD, SIZE_PREFIX
 from shoal.transport.base import Endpoint
-from shoal.transport.tcp_buffers import Inbox, Pool
+from shoal.transport.tcp_buffers import Pool
+from shoal.transport.tcp_link import Link, drain, match_bytes
 from shoal.transport.tcp_mesh import HANDSHAKE_TIMEOUT, Address, connect_mesh, listen, same_machine
 from shoal.wire.frame import Frame
 from shoal.wire.header import DATA, FIELDS, HEADER, HEADER_SIZE, LENGTH_OFFSET
@@ -122,79 +122,6 @@ except ImportError:
     _FastFrame = Frame
 
 
-def _match_bytes(ctx: int, tag: int) -> tuple[bytes, bytes]:
-    """recv_take's ``want`` and ``mask`` for a DATA frame on ``ctx`` with ``tag`` (-1:
-    any): the header's kind, tag and ctx bytes, the rest left out."""
-    want = _HEADER(DATA, 0, 0, 0, 0 if tag == -1 else tag, ctx, 0, 0, 0)
-    mask = _HEADER(0xFF, 0, 0, 0, 0 if tag == -1 else -1, -1, 0, 0, 0)
-    return want, mask
-
-
-class _Link:
-    """One authenticated connection to one peer, and its buffers."""
-
-    __slots__ = ("peer", "host", "sock", "fd", "channel", "out", "out_bytes", "out_offset",
-                 "want_out", "inbox", "failure", "peer_closed", "eof", "ready", "partial",
-                 "partial_got", "partial_size", "cut", "rcvtimeo", "seal_send", "recv_open",
-                 "recv_take", "spin_readable", "whole_limit", "one_frame", "sink", "sink_pos",
-                 "sink_end")
-
-    def __init__(self, peer: int, host: str, sock: socket.socket,
-                 channel: SecureChannel, pool: Pool) -> None:
-        self.peer = peer
-        self.host = host
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.channel = channel
-        self.out: deque[memoryview] = deque()  # ciphertext frames not yet sent
-        self.out_bytes = 0
-        self.out_offset = 0  # how much of out[0] was sent
-        self.want_out = False  # registered for writability (ciphertext waits)
-        self.inbox = Inbox(pool)  # decrypted bytes the engine has not taken
-        self.failure: TransportError | None = None  # raised once the inbox is drained
-        self.peer_closed = False  # the peer sent its authenticated CLOSE
-        self.eof = False
-        self.ready = True  # the socket may hold bytes (until a read finds it drained)
-        # The start of a frame the last read cut: its bytes so far (in ``cut``, this
-        # link's buffer for one whole frame, reused), and its whole size (0 while
-        # fewer than SIZE_PREFIX bytes of it came: then ``partial`` is those bytes).
-        self.partial: memoryview | bytes | None = None
-        self.partial_got = 0
-        self.partial_size = 0
-        self.cut: bytearray | None = None
-        self.rcvtimeo = 0.0  # the socket's SO_RCVTIMEO in seconds (0: none, reads may block)
-        # The compiled record core's one-call paths for a small message (see send_frame and
-        # _pull): None where the channel seals in Python.
-        self.seal_send = getattr(channel._send, "seal_send", None)
-        self.recv_open = getattr(channel._recv, "recv_open", None)
-        self.recv_take: Any = getattr(channel._recv, "recv_take", None)  # (checked by take_match)
-        self.spin_readable = getattr(channel._recv, "spin_readable", None)
-        self.whole_limit = channel._whole_limit  # a frame this long is one whole message
-        # The longest body that seal_send sends in one frame with its header (a message up
-        # to it is read whole in one recv_take at the other end: no frame of its own for
-        # the header, no general path on either side).
-        self.one_frame = (min(SEAL_SEND_LIMIT, channel.send_max_frame) - HEADER_SIZE
-                          if self.seal_send is not None else 0)
-        # The body being received (see receive_into): sink[sink_pos:sink_end] are the bytes
-        # that come next in the stream, where large frames are decrypted in place.
-        self.sink: memoryview | None = None
-        self.sink_pos = 0
-        self.sink_end = 0
-
-    def where(self) -> str:
-        return f"rank {self.peer} on {self.host}"
-
-
-def _drain(link: _Link) -> None:
-    """Move what the link's inbox holds, up to its sink's end, into the sink."""
-    pos = link.sink_pos
-    n = min(link.inbox.size, link.sink_end - pos)
-    if n:
-        assert link.sink is not None
-        link.inbox.read_into(link.sink[pos:pos + n], n)
-        link.sink_pos = pos + n
-
-
 class TcpEndpoint(Endpoint):
     """A rank's authenticated TCP links to ``peers`` (default: every other rank).
 
@@ -223,7 +150,7 @@ class TcpEndpoint(Endpoint):
         here = addresses[rank][0]
         self.ranks_here = sum(1 for host, _ in addresses if same_machine(host, here))
         wanted = sorted(set(range(size) if peers is None else peers) - {rank})
-        self.links: list[_Link | None] = [None] * size
+        self.links: list[Link | None] = [None] * size
         self._recv_view = memoryview(bytearray(RECV_BYTES))
         self._head = bytearray(HEADER_SIZE)  # a header recv_take matched (see take_match)
         self._wanted: dict[tuple[int, int], tuple[bytes, bytes]] = {}  # (ctx, tag): its match
@@ -234,7 +161,7 @@ class TcpEndpoint(Endpoint):
         self._poller: Any = select.epoll() if _EPOLL else select.poll()
         self._poll = self._poller.poll
         self._scale = 1.0 if _EPOLL else 1000.0  # epoll waits in seconds, poll in ms
-        self._by_fd: dict[int, _Link] = {}
+        self._by_fd: dict[int, Link] = {}
         self._extra: set[int] = set()  # other descriptors sleep_with() waits on
         self._checked = 0.0  # when the links' readiness was last asked (perf_counter)
         self._closed = False
@@ -256,7 +183,7 @@ class TcpEndpoint(Endpoint):
             sock.settimeout(None)  # blocking: sleep() may wait in recv (see _sleep_in_recv)
         else:
             sock.setblocking(False)
-        link = _Link(peer, host, sock, session.channel(), self._payloads)
+        link = Link(peer, host, sock, session.channel(), self._payloads)
         self.links[peer] = link
         self._by_fd[link.fd] = link
         self._poller.register(link.fd, _IN)
@@ -268,7 +195,7 @@ class TcpEndpoint(Endpoint):
     def is_local(self, peer: int) -> bool:
         return False
 
-    def _link(self, peer: int) -> _Link:
+    def _link(self, peer: int) -> Link:
         link = self.links[peer]
         if link is None:
             raise TransportError(f"rank {self.rank} has no TCP link to rank {peer}")
@@ -346,7 +273,7 @@ class TcpEndpoint(Endpoint):
         link.out_bytes += len(frame)
         return n
 
-    def _write_frames(self, link: _Link, src: memoryview | bytes, n: int) -> int:
+    def _write_frames(self, link: Link, src: memoryview | bytes, n: int) -> int:
         """Seal up to :data:`SEND_BOUND` of ``src`` frame by frame, sending each at once."""
         if link.out_bytes >= SEND_BOUND:
             self._flush(link)
@@ -429,7 +356,7 @@ class TcpEndpoint(Endpoint):
         inbox.size -= len(head)
         return Frame(src, mtag, mctx, flags, nparts, seq, stamp, length, body, kind)
 
-    def _take_straight(self, link: _Link, ctx: int, tag: int, buffer: Any) -> Frame | None:
+    def _take_straight(self, link: Link, ctx: int, tag: int, buffer: Any) -> Frame | None:
         """take_match's compiled case, the inbox empty: one read (``recv_take``) that, when
         it brings exactly the awaited message in one frame, decrypts its header into
         ``self._head`` and its body straight into ``buffer``.  What else it reads goes to
@@ -440,7 +367,7 @@ class TcpEndpoint(Endpoint):
         # Else read at once: a read that finds nothing costs what asking epoll would.
         wanted = self._wanted.get((ctx, tag))
         if wanted is None:
-            wanted = self._wanted[(ctx, tag)] = _match_bytes(ctx, tag)
+            wanted = self._wanted[(ctx, tag)] = match_bytes(ctx, tag)
         view = self._recv_view
         try:
             got = link.recv_take(link.fd, view, link.whole_limit, wanted[0], wanted[1],
@@ -458,7 +385,7 @@ class TcpEndpoint(Endpoint):
         self._took(link, got)
         return None
 
-    def _took(self, link: _Link, got: bytes | int) -> None:
+    def _took(self, link: Link, got: bytes | int) -> None:
         """What one read of the socket into the shared buffer brought, handled: a whole
         frame already opened (``recv_open``'s or ``recv_take``'s bytes: one frame, shorter
         than the buffer, so the socket is drained), nothing (-1), the bytes read, or the
@@ -491,13 +418,13 @@ class TcpEndpoint(Endpoint):
                      unexpected, queues, reading, acknowledge, fallback)
         return fast.send_fast, fast.receive_fast
 
-    def _queue_rest(self, link: _Link, rest: bytes) -> None:
+    def _queue_rest(self, link: Link, rest: bytes) -> None:
         """The part of a frame ``seal_send`` could not send: it goes first, later (for
         :meth:`send_frame` and the compiled send)."""
         link.out.append(memoryview(rest))
         link.out_bytes += len(rest)
 
-    def _send_error(self, link: _Link, exc: BaseException) -> None:
+    def _send_error(self, link: Link, exc: BaseException) -> None:
         """``seal_send`` failed (for :meth:`send_frame` and the compiled send): a
         SecurityError fails the link and raises; an OSError marks it broken (the send is
         then done, as a lost peer's is)."""
@@ -529,7 +456,7 @@ class TcpEndpoint(Endpoint):
             link.sink, link.sink_end = target, end
             link.sink_pos = start
         if link.inbox.size:
-            _drain(link)
+            drain(link)
         if link.sink_pos < end:
             try:
                 self._pull(link)
@@ -538,7 +465,7 @@ class TcpEndpoint(Endpoint):
                     raise
                 return link.sink_pos  # what came before the failure first; the error next
             if link.inbox.size:
-                _drain(link)
+                drain(link)
         pos = link.sink_pos
         if pos >= end:
             link.sink = None
@@ -582,7 +509,7 @@ class TcpEndpoint(Endpoint):
 
     # -- moving ciphertext --------------------------------------------------------
 
-    def _flush(self, link: _Link) -> None:
+    def _flush(self, link: Link) -> None:
         """Send queued ciphertext until the socket would block."""
         out = link.out
         while out:
@@ -614,7 +541,7 @@ class TcpEndpoint(Endpoint):
             if not link.eof:
                 self._poller.modify(link.fd, _IN)
 
-    def _broken(self, link: _Link, exc: OSError) -> None:
+    def _broken(self, link: Link, exc: OSError) -> None:
         link.out.clear()
         link.out_bytes = 0
         self._fail(link, PeerLostError(
@@ -632,7 +559,7 @@ class TcpEndpoint(Endpoint):
                 if events & _OUT and link.out:
                     self._flush(link)
 
-    def _pull(self, link: _Link) -> None:
+    def _pull(self, link: Link) -> None:
         """Read and open what the socket holds now; raise a dead link's error."""
         if not (link.out or link.partial is not None or link.failure is not None
                 or link.eof):  # the usual case, in short
@@ -660,7 +587,7 @@ class TcpEndpoint(Endpoint):
                     return
         self._pull_all(link)
 
-    def _pull_all(self, link: _Link) -> None:
+    def _pull_all(self, link: Link) -> None:
         """:meth:`_pull` in every case: queued output, a cut frame, a failed link."""
         if link.out:
             self._flush(link)
@@ -687,7 +614,7 @@ class TcpEndpoint(Endpoint):
         if link.failure is not None and not link.inbox:
             self._raise(link)
 
-    def _read(self, link: _Link, flags: int = _DONTWAIT) -> None:
+    def _read(self, link: Link, flags: int = _DONTWAIT) -> None:
         """One or two reads: the rest of a cut frame into its own buffer, then whatever
         else waits into the shared buffer.  ``flags`` are the first read's."""
         partial = link.partial
@@ -720,7 +647,7 @@ class TcpEndpoint(Endpoint):
             with view[:n] as data:
                 self._received(link, data)
 
-    def _received(self, link: _Link, data: memoryview) -> None:
+    def _received(self, link: Link, data: memoryview) -> None:
         """Open the whole frames at the start of ``data``; keep a cut one's start."""
         channel = link.channel
         opened: list[bytes | memoryview] = []
@@ -771,7 +698,7 @@ class TcpEndpoint(Endpoint):
         if channel.peer_closed:
             link.peer_closed = True
 
-    def _security_failure(self, link: _Link, exc: SecurityError) -> TransportError:
+    def _security_failure(self, link: Link, exc: SecurityError) -> TransportError:
         if isinstance(exc, TruncationError):
             error: TransportError = PeerLostError(
                 f"the connection to {link.where()} ended without an authenticated close "
@@ -782,7 +709,7 @@ class TcpEndpoint(Endpoint):
         error.__cause__ = exc
         return error
 
-    def _at_eof(self, link: _Link) -> None:
+    def _at_eof(self, link: Link) -> None:
         link.eof = True
         link.ready = False
         with contextlib.suppress(KeyError, ValueError, OSError):
@@ -794,7 +721,7 @@ class TcpEndpoint(Endpoint):
         except SecurityError as exc:
             self._fail(link, self._security_failure(link, exc))
 
-    def _fail(self, link: _Link, error: TransportError) -> None:
+    def _fail(self, link: Link, error: TransportError) -> None:
         if link.failure is None:
             link.failure = error
             link.eof = True
@@ -807,7 +734,7 @@ class TcpEndpoint(Endpoint):
             with contextlib.suppress(OSError):
                 link.sock.close()
 
-    def _raise(self, link: _Link) -> NoReturn:
+    def _raise(self, link: Link) -> NoReturn:
         if link.failure is not None:
             raise link.failure
         raise PeerLostError(f"{link.where()} closed its link; rank {self.rank} cannot send "
@@ -902,7 +829,7 @@ class TcpEndpoint(Endpoint):
                 self._flush(ready)
         return woke
 
-    def _sleep_in_recv(self, link: _Link, timeout: float) -> None:
+    def _sleep_in_recv(self, link: Link, timeout: float) -> None:
         """Sleep in a read of the one link (with the kernel's receive timeout): waking
         and reading are then one system call, as for a plain blocking socket."""
         if timeout != link.rcvtimeo:
