@@ -11,15 +11,15 @@ order its thread sent it.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import pytest
+from engine_pair import engines, run_threads
 
 from shoal.spmd import engine as engine_module
 from shoal.spmd.engine import Engine
 from shoal.spmd.matching import ANY_SOURCE, PostedReceive
-from shoal.transport.shm import PyRings, ShmEndpoint, ShmJob
+from shoal.transport.shm import PyRings
 from shoal.wire.header import SYNC, WAITS
 
 try:
@@ -37,37 +37,6 @@ KINDS = [
 THREADS = 4
 MESSAGES = 400
 DESCRIBE = lambda *what: "test"  # noqa: E731
-
-
-def engines(kind: type, ring_bytes: int = 64 * 1024) -> tuple[ShmJob, list[Engine]]:
-    job = ShmJob.create(2, ring_bytes=ring_bytes)
-    made = []
-    for rank in range(2):
-        endpoint = ShmEndpoint(rank, 2, os.dup(job._fd), os.dup(job._doorbells[rank][0]),
-                               [os.dup(w) for _, w in job._doorbells], rings=kind)
-        made.append(Engine(rank, 2, endpoint))
-    return job, made
-
-
-def run_threads(*targets) -> None:
-    failures: list[BaseException] = []
-
-    def guard(target):
-        def run():
-            try:
-                target()
-            except BaseException as exc:
-                failures.append(exc)
-        return run
-
-    threads = [threading.Thread(target=guard(t)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(90)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
-    if failures:
-        raise failures[0]
 
 
 @pytest.mark.parametrize("kind", KINDS)

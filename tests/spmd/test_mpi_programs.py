@@ -61,6 +61,15 @@ def test_buffer_collectives_give_mpi4py_results_for_every_op_datatype_and_in_pla
     run_ok(backend, ranks, "collectives_buffers.py")
 
 
+@pytest.mark.parametrize("ranks", [1, 2, 3, 4])
+def test_a_short_allreduce_is_bitwise_the_general_paths_on_every_type_and_op_and_path_mix(
+        run_ok, backend, ranks):
+    # On shoal at 2 and 4 ranks, the compiled rings' one-call Allreduce (and the Python
+    # steps it leaves to when a partner is late); at 3, the general path; at every count
+    # an op not defined for the type fails on every rank (it hung at 3 ranks).
+    run_ok(backend, ranks, "allreduce_short.py")
+
+
 @pytest.mark.parametrize("ranks", [1, 3, 4])
 def test_vector_collectives_honour_counts_displacements_and_in_place(run_ok, backend, ranks):
     run_ok(backend, ranks, "collectives_vector.py")

@@ -18,11 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.spmd import constants as C
+from shoal.spmd import ops as _ops
 from shoal.spmd import world
 from shoal.spmd.buffers import BufferSpec, parse_buffer, parse_wspec
 from shoal.spmd.collectives import ObjectCollectives, _commutes
 from shoal.spmd.datatypes import _typedict, as_numpy
-from shoal.spmd.ops import SUM, Op, _wrap_integer, apply_buffers
+from shoal.spmd.ops import SUM, Op, _wrap_integer, apply_buffers, check_op
 
 _RING_BYTES = 64 * 1024  # a commutative Allreduce at least this large goes round a ring
 # A Bcast or Allreduce of a plain buffer (one contiguous array of a predefined type, not a
@@ -64,17 +65,23 @@ def _plain_format(buf: Any, writable: bool) -> tuple[memoryview, str] | None:
     return (view if view.ndim == 1 and fmt == "B" else view.cast("B")), fmt
 
 
+def _short_reducible(op: Any, fmt: str) -> bool:
+    """Whether the short paths reduce elements of format ``fmt`` with ``op``: a predefined
+    op that numpy has a ufunc for, on a type it is defined for (not chars: the general
+    path decides those, as it does user ops and MAXLOC)."""
+    if type(op) is not Op:
+        return False
+    info = op._info
+    category = _typedict[fmt].category
+    return bool(info.ufunc and info.user is None and category != "char"
+                and info.categories is not None and category in info.categories)
+
+
 def _short_ufunc(op: Any, fmt: str) -> Any:
     """The numpy ufunc that reduces elements of format ``fmt`` with the predefined ``op``,
     or None when the general path must decide (user ops, MAXLOC, chars, no numpy)."""
     global _numpy
-    if type(op) is not Op:
-        return None
-    info = op._info
-    datatype = _typedict[fmt]
-    category = datatype.category
-    if (not info.ufunc or info.user is not None or category == "char"
-            or info.categories is None or category not in info.categories):
+    if not _short_reducible(op, fmt):
         return None
     if _numpy is None:
         try:
@@ -82,7 +89,29 @@ def _short_ufunc(op: Any, fmt: str) -> Any:
         except ImportError:
             return None
         _numpy = numpy
-    return getattr(_numpy, info.ufunc)
+    return getattr(_numpy, op._info.ufunc)
+
+
+# The compiled rings' one-call Allreduce (``allreduce_fast``): the codes of the ops it
+# applies, and the formats it takes (C's own number types).  Floats take SUM and PROD
+# only: numpy's maximum and minimum have their own rules for NaN and signed zeros.
+# (The codes are the C enum's: SUM 1, PROD 2 ... BXOR 10.)
+_C_OPS = {getattr(_ops, name)._info: code for code, name in enumerate(
+    ("SUM", "PROD", "MAX", "MIN", "LAND", "LOR", "LXOR", "BAND", "BOR", "BXOR"), 1)}
+_C_FORMATS = "bBhHiIlLqQfd"
+
+
+def _c_reductions() -> dict[str, tuple[int, ...]]:
+    """What ``allreduce_fast`` may reduce: format -> the op codes, the pairs the short
+    path takes (:func:`_short_reducible`), which C does exactly as it does."""
+    table = {}
+    for fmt in _C_FORMATS:
+        codes = tuple(code for info, code in _C_OPS.items()
+                      if _short_reducible(Op._wrap(info), fmt)
+                      and (fmt not in "fd" or info.name in _SCALAR_FLOAT_OPS))
+        if codes:
+            table[fmt] = codes
+    return table
 
 
 _short_plans: dict[tuple[str, Any], Any] = {}  # (format, a predefined op's info) -> plan
@@ -179,6 +208,7 @@ class BufferCollectives(ObjectCollectives):
             raise C.Exception(C.ERR_BUFFER, "Reduce: IN_PLACE is only valid at the root")
         else:
             spec = parse_buffer(sendbuf, readonly=True)
+        check_op(op, spec.datatype)
         tag = self._tag()
         acc = bytearray(spec.view)
         if root != 0 and not _commutes(op):
@@ -218,7 +248,29 @@ class BufferCollectives(ObjectCollectives):
 
     def Allreduce(self, sendbuf: Any, recvbuf: Any, op: Any = SUM) -> None:
         self._engine_free_check()
-        if self._short_allreduce(sendbuf, recvbuf, op):
+        # Every path takes the collective's one tag (self._tag()) once, so that partners
+        # on different paths (a plain buffer here, a [buf, count, type] list there) meet.
+        tag = -1
+        partners = self._partners
+        if partners and type(op) is Op:
+            engine = world._engine or world.engine()
+            fast = engine.allreduce_fast
+            if fast is None and engine.can_reduce:
+                engine.bind_reductions(_c_reductions())
+                fast = engine.allreduce_fast
+            code = _C_OPS.get(op._info)
+            if fast is not None and code is not None:
+                tag = self._tag()
+                done = fast(partners, self._cctx, tag, None if _in_place(sendbuf) else sendbuf,
+                            recvbuf, code, engine.fast_spin_ns)
+                if done >= 0:
+                    if done < 2 * len(partners):  # (sendbuf is in recvbuf now)
+                        found = _plain_format(recvbuf, True)
+                        assert found is not None  # (the rings took it)
+                        self._short_steps(found[0], found[1], op, tag, 1 << done // 2,
+                                          done & 1 == 1)
+                    return
+        if self._short_allreduce(sendbuf, recvbuf, op, tag):
             return
         spec = parse_buffer(recvbuf, readonly=False)
         view = spec.view
@@ -226,23 +278,26 @@ class BufferCollectives(ObjectCollectives):
             source = parse_buffer(sendbuf, readonly=True)
             _check_match(source, spec, "Allreduce")
             view[:] = source.view
+        check_op(op, spec.datatype)
         n = self._size
         if n > 1:
-            if _commutes(op) and view.nbytes >= _RING_BYTES and spec.count >= n:
-                self._ring_allreduce(view, spec.count, spec.unit, spec.datatype, op)
-            elif n & (n - 1) == 0:
-                self._doubling_allreduce(view, spec.datatype, op)
-            else:
+            if tag == -1:
                 tag = self._tag()
+            if _commutes(op) and view.nbytes >= _RING_BYTES and spec.count >= n:
+                self._ring_allreduce(view, spec.count, spec.unit, spec.datatype, op, tag)
+            elif n & (n - 1) == 0:
+                self._doubling_allreduce(view, spec.datatype, op, tag)
+            else:
                 result = self._reduce_buffers(bytearray(view), spec.datatype, op, 0, tag)
                 if self._rank == 0:
                     view[:] = result
                 self._bcast_bytes(view, 0)
         spec.commit()
 
-    def _short_allreduce(self, sendbuf: Any, recvbuf: Any, op: Any) -> bool:
-        """Recursive doubling on a small plain buffer with a predefined op; False: the
-        general path does it (it also says what is wrong, if anything is)."""
+    def _short_allreduce(self, sendbuf: Any, recvbuf: Any, op: Any, tag: int) -> bool:
+        """Recursive doubling on a small plain buffer with a predefined op, with the
+        collective's ``tag`` (-1: not taken yet); False: the general path does it (it
+        also says what is wrong, if anything is)."""
         n = self._size
         if n & (n - 1) or type(op) is not Op:
             return False
@@ -250,44 +305,58 @@ class BufferCollectives(ObjectCollectives):
         if found is None:
             return False
         out, fmt = found
-        plan = _short_plan(op, fmt)
-        if plan is None:
+        if _short_plan(op, fmt) is None:
             return False
         if not _in_place(sendbuf):
             given = _plain_format(sendbuf, False)
             if given is None or given[1] != fmt or given[0].nbytes != out.nbytes:
                 return False
             out[:] = given[0]
-        if n == 1:
-            return True
-        datatype, ufunc, func, bits, extent = plan
+        if n > 1:
+            self._short_steps(out, fmt, op, self._tag() if tag == -1 else tag, 1, False)
+        return True
+
+    def _short_steps(self, out: memoryview, fmt: str, op: Op, tag: int, mask: int,
+                     sent: bool) -> None:
+        """The steps of a short Allreduce from the one with partner ``rank ^ mask`` on
+        (its send already gone if ``sent``: the compiled rings' Allreduce stopped there),
+        ``out`` (flat bytes of format ``fmt``) reduced in place."""
+        n = self._size
+        plan = _short_plan(op, fmt)
         incoming = bytearray(out.nbytes)
         mine: Any
         theirs: Any
-        scalar = func is not None and out.nbytes // extent <= _SCALAR_COUNT
+        func: Any
+        if plan is None:  # (no numpy: the rings' Allreduce went on without it)
+            datatype, ufunc, func, bits, extent = _typedict[fmt], None, None, 0, 1
+            scalar = False
+        else:
+            datatype, ufunc, func, bits, extent = plan
+            scalar = func is not None and out.nbytes // extent <= _SCALAR_COUNT
         if scalar:
             cast: Any = memoryview.cast  # fmt is only known at run time
             mine, theirs = cast(out, fmt), cast(memoryview(incoming), fmt)
-        else:
+        elif ufunc is not None:
             mine = as_numpy(out, datatype)
             theirs = as_numpy(memoryview(incoming), datatype)
         engine = world._engine or world.engine()
-        tag = self._tag()
         ctx, ranks, r = self._cctx, self._ranks, self._rank
-        mask = 1
         while mask < n:
             partner = r ^ mask
             target = ranks[partner]
             sending = None
-            if not engine.send_fast(target, ctx, tag, out, 0):
+            if not sent and not engine.send_fast(target, ctx, tag, out, 0):
                 sending = self._csend([out], partner, tag)
+            sent = False
             if engine.receive_fast(target, ctx, tag, incoming, engine.fast_spin_ns) is None:
                 self._crecv_message(partner, tag, "Allreduce", memoryview(incoming))
             if sending is not None:
                 self._cwait(sending, "Allreduce")
             # The predefined ops commute exactly (IEEE a + b == b + a), so both partners
             # hold the same bits after this, whichever side each operand is on.
-            if not scalar:
+            if ufunc is None:
+                apply_buffers(op, memoryview(incoming), out, datatype)
+            elif not scalar:
                 ufunc(theirs, mine, out=mine)
             elif bits:
                 for k in range(len(mine)):
@@ -296,10 +365,8 @@ class BufferCollectives(ObjectCollectives):
                 for k in range(len(mine)):
                     mine[k] = func(theirs[k], mine[k])
             mask <<= 1
-        return True
 
-    def _doubling_allreduce(self, view: memoryview, datatype: Any, op: Any) -> None:
-        tag = self._tag()
+    def _doubling_allreduce(self, view: memoryview, datatype: Any, op: Any, tag: int) -> None:
         r = self._rank
         incoming = bytearray(view.nbytes)
         mask = 1
@@ -314,9 +381,8 @@ class BufferCollectives(ObjectCollectives):
             mask <<= 1
 
     def _ring_allreduce(self, view: memoryview, count: int, itemsize: int, datatype: Any,
-                        op: Any) -> None:
+                        op: Any, tag: int) -> None:
         n, r = self._size, self._rank
-        tag = self._tag()
         bounds = [(i * count // n) * itemsize for i in range(n + 1)]
         chunk = [view[bounds[i]:bounds[i + 1]] for i in range(n)]
         right, left = (r + 1) % n, (r - 1) % n
@@ -341,6 +407,7 @@ class BufferCollectives(ObjectCollectives):
             whole = parse_buffer(sendbuf, readonly=True, blocks=n)
             _check_match(whole, out_spec, "Reduce_scatter_block")
             data = bytearray(whole.view)
+        check_op(op, whole.datatype)
         blocks = _even(whole, n)
         block = blocks[0][1]
         tag = self._tag()
@@ -381,6 +448,7 @@ class BufferCollectives(ObjectCollectives):
             raise C.ValueErrorException(C.ERR_COUNT, f"Reduce_scatter: mismatch in receive "
                                         f"count {out_spec.count} and sum(counts) "
                                         f"{sum(counts)}")
+        check_op(op, spec.datatype)
         blocks = _blocks(counts, None, spec.unit)
         data = bytearray(spec.view)
         tag = self._tag()
@@ -401,6 +469,7 @@ class BufferCollectives(ObjectCollectives):
             _check_match(source, spec, "Scan" if not exclusive else "Exscan")
             mine = bytes(source.view)
         datatype = spec.datatype
+        check_op(op, datatype)
         r, n = self._rank, self._size
         tag = self._tag()
         partial = bytearray(mine)

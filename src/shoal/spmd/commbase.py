@@ -103,6 +103,7 @@ class CommBase(Handle):
     _ctx: int
     _cctx: int
     _freed: bool
+    _partners: tuple[int, ...]
 
     def __new__(cls, comm: Any = None) -> Any:
         obj = Handle.__new__(cls, comm)
@@ -126,6 +127,14 @@ class CommBase(Handle):
         self._ctx = record.ctx
         self._cctx = record.ctx + 1
         self._freed = record is _NULL_COMM
+        # Each step's partner (world rank) of a recursive doubling among all members,
+        # where the size is a power of two (short Allreduce): () where there is none.
+        size, rank = self._size, self._rank
+        if size > 1 and not size & (size - 1) and 0 <= rank < size:
+            steps = range(size.bit_length() - 1)
+            self._partners = tuple(record.ranks[rank ^ (1 << k)] for k in steps)
+        else:
+            self._partners = ()
 
     @classmethod
     def _make(cls, ranks: tuple[int, ...], ctx: int, name: str = "") -> Any:

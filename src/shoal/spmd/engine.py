@@ -136,6 +136,18 @@ class Engine:
         # A receive's first spin for its message, inside receive_fast (no spin when the
         # host has more ranks than cores: the rank we wait for needs this core).
         self.fast_spin_ns = self._spinning.fast_ns
+        # A short Allreduce in one call, where the compiled rings offer it: None until
+        # the collectives say which reductions it may do (bind_reductions).
+        self.allreduce_fast: Callable[..., int] | None = None
+        self.can_reduce = bind is not None and hasattr(endpoint, "set_reductions")
+
+    def bind_reductions(self, table: dict[str, tuple[int, ...]]) -> None:
+        """Hand the compiled rings the (format, op codes) pairs their one-call Allreduce
+        takes (the collectives' choice, :func:`shoal.spmd.bufcoll._c_reductions`), and
+        offer it as :attr:`allreduce_fast`."""
+        endpoint: Any = self.endpoint
+        endpoint.set_reductions(table)
+        self.allreduce_fast = endpoint.allreduce_fast
 
     # -- sending ---------------------------------------------------------------
 

@@ -231,6 +231,23 @@ NO_OP = _define("NO_OP", lambda x, y: x, "", None, commute=False)
 # -- the operations on buffers --------------------------------------------------
 
 
+def check_op(op: Op, datatype: Datatype) -> None:
+    """MPI's error for an op that cannot reduce elements of ``datatype`` (``OP_NULL``, or
+    a predefined op not defined for their kind).  The collectives ask on every rank before
+    anything travels, as MPICH does: a rank that only sends would otherwise go on and
+    wait for ranks that raised."""
+    if not isinstance(op, Op):
+        raise TypeError(f"a reduction's op must be an MPI.Op, not {type(op).__name__}")
+    info = op._info
+    if info is _NULL_INFO:
+        raise C.Exception(C.ERR_OP, "MPI.OP_NULL (or a freed Op) cannot reduce")
+    if info.user is None and info.categories is not None:
+        category = datatype.category
+        if category not in info.categories:
+            raise C.Exception(C.ERR_OP, f"MPI.{info.name} is not defined for "
+                              f"{datatype.name or 'this datatype'} ({category} elements)")
+
+
 def apply_buffers(op: Op, invec: memoryview, inoutvec: memoryview, datatype: Datatype) -> None:
     """``inoutvec = invec op inoutvec``, element by element, in place.
 
@@ -238,9 +255,8 @@ def apply_buffers(op: Op, invec: memoryview, inoutvec: memoryview, datatype: Dat
     matters to non-commutative user Ops).  Both are byte views of the same
     length holding elements of ``datatype``.
     """
+    check_op(op, datatype)
     info = op._info
-    if info is _NULL_INFO:
-        raise C.Exception(C.ERR_OP, "MPI.OP_NULL (or a freed Op) cannot reduce")
     if inoutvec.readonly:
         raise C.Exception(C.ERR_BUFFER, "the in-out buffer of a reduction is read-only")
     if invec.nbytes != inoutvec.nbytes:
@@ -259,11 +275,6 @@ def apply_buffers(op: Op, invec: memoryview, inoutvec: memoryview, datatype: Dat
     if info.name == "REPLACE":
         inoutvec[:] = invec
         return
-    category = datatype.category
-    assert info.categories is not None
-    if category not in info.categories:
-        raise C.Exception(C.ERR_OP, f"MPI.{info.name} is not defined for "
-                          f"{datatype.name or 'this datatype'} ({category} elements)")
     try:
         import numpy  # noqa: F401
     except ImportError:

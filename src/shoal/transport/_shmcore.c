@@ -91,6 +91,7 @@ typedef struct {
     PyObject *queues;    /* engine._queues: list (per rank) of deques of queued sends */
     PyObject *reading;   /* engine._reading: list (per rank) of a body being read, or None */
     uint64_t fast_limit; /* the largest body the one-call fast paths take (bind_engine) */
+    uint32_t reductions[128]; /* allreduce_fast: format character -> a bit per op code */
 } Rings;
 
 static inline uint64_t load_acquire(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -816,6 +817,259 @@ static PyObject *Rings_bind_engine(Rings *self, PyObject *const *args, Py_ssize_
     Py_RETURN_NONE;
 }
 
+/* -- a short Allreduce in one call ----------------------------------------------------------
+ *
+ * Recursive doubling on a small contiguous buffer of C numbers with a predefined op: each
+ * step is send_fast's frame to the partner, receive_fast's take of the partner's frame and
+ * the reduction, all here.  Which (element type, op) pairs are taken is Python's choice,
+ * handed over once by set_reductions (shoal.spmd.bufcoll: the pairs its short path reduces
+ * exactly as the general path does); the frames, tags and tree are the short path's, so
+ * a partner on any path meets them. */
+
+#define REDUCE_MOST 4096 /* the largest buffer taken (the short path's, bufcoll._SHORT_BYTES) */
+
+enum { R_SUM = 1, R_PROD, R_MAX, R_MIN, R_LAND, R_LOR, R_LXOR, R_BAND, R_BOR, R_BXOR, R_OPS };
+
+/* set_reductions({format: (op code, ...)}): the (element type, op) pairs allreduce_fast takes. */
+static PyObject *Rings_set_reductions(Rings *self, PyObject *table) {
+    if (!PyDict_Check(table)) return PyErr_Format(PyExc_TypeError, "set_reductions(dict)");
+    uint32_t fresh[128] = {0};
+    PyObject *key, *codes;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(table, &pos, &key, &codes)) {
+        const char *fmt = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        if (fmt == NULL || strlen(fmt) != 1 || strchr("bBhHiIlLqQfd", fmt[0]) == NULL) {
+            PyErr_Clear();
+            return PyErr_Format(PyExc_ValueError, "set_reductions: %R is not one of the formats "
+                                "bBhHiIlLqQfd", key);
+        }
+        PyObject *seq = PySequence_Fast(codes, "set_reductions: a sequence of op codes");
+        if (seq == NULL) return NULL;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            long code = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+            if (code < R_SUM || code >= R_OPS) {
+                Py_DECREF(seq);
+                if (!PyErr_Occurred())
+                    PyErr_Format(PyExc_ValueError, "set_reductions: op code %ld", code);
+                return NULL;
+            }
+            if ((fmt[0] == 'f' || fmt[0] == 'd') && code != R_SUM && code != R_PROD) {
+                Py_DECREF(seq);
+                return PyErr_Format(PyExc_ValueError, "set_reductions: floats take SUM and "
+                                    "PROD only (NaN and signed zeros)");
+            }
+            fresh[(unsigned char)fmt[0]] |= 1u << code;
+        }
+        Py_DECREF(seq);
+    }
+    memcpy(self->reductions, fresh, sizeof fresh);
+    Py_RETURN_NONE;
+}
+
+/* Integers: arithmetic in unsigned 64 bits, cut to the type (it wraps as C's does). */
+#define REDUCE_INT(T, U)                                                                     \
+    do {                                                                                     \
+        T *o = (T *)out;                                                                     \
+        const T *in = (const T *)theirs;                                                     \
+        for (Py_ssize_t k = 0; k < count; k++) {                                             \
+            T a = in[k], b = o[k];                                                           \
+            uint64_t x = (uint64_t)(U)a, y = (uint64_t)(U)b;                                 \
+            switch (op) {                                                                    \
+            case R_SUM: o[k] = (T)(U)(x + y); break;                                         \
+            case R_PROD: o[k] = (T)(U)(x * y); break;                                        \
+            case R_MAX: o[k] = a > b ? a : b; break;                                         \
+            case R_MIN: o[k] = a < b ? a : b; break;                                         \
+            case R_LAND: o[k] = (T)((a != 0) & (b != 0)); break;                             \
+            case R_LOR: o[k] = (T)((a != 0) | (b != 0)); break;                              \
+            case R_LXOR: o[k] = (T)((a != 0) ^ (b != 0)); break;                             \
+            case R_BAND: o[k] = (T)(U)(x & y); break;                                        \
+            case R_BOR: o[k] = (T)(U)(x | y); break;                                         \
+            case R_BXOR: o[k] = (T)(U)(x ^ y); break;                                        \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
+#define REDUCE_FLOAT(T)                                                                      \
+    do {                                                                                     \
+        T *o = (T *)out;                                                                     \
+        const T *in = (const T *)theirs;                                                     \
+        if (op == R_SUM)                                                                     \
+            for (Py_ssize_t k = 0; k < count; k++) o[k] = in[k] + o[k];                      \
+        else                                                                                 \
+            for (Py_ssize_t k = 0; k < count; k++) o[k] = in[k] * o[k];                      \
+    } while (0)
+
+/* out = theirs op out, element by element. */
+static void reduce_into(char type, int op, void *out, const void *theirs, Py_ssize_t count) {
+    switch (type) {
+    case 'b': REDUCE_INT(signed char, unsigned char); break;
+    case 'B': REDUCE_INT(unsigned char, unsigned char); break;
+    case 'h': REDUCE_INT(short, unsigned short); break;
+    case 'H': REDUCE_INT(unsigned short, unsigned short); break;
+    case 'i': REDUCE_INT(int, unsigned int); break;
+    case 'I': REDUCE_INT(unsigned int, unsigned int); break;
+    case 'l': REDUCE_INT(long, unsigned long); break;
+    case 'L': REDUCE_INT(unsigned long, unsigned long); break;
+    case 'q': REDUCE_INT(long long, unsigned long long); break;
+    case 'Q': REDUCE_INT(unsigned long long, unsigned long long); break;
+    case 'f': REDUCE_FLOAT(float); break;
+    case 'd': REDUCE_FLOAT(double); break;
+    }
+}
+
+static Py_ssize_t c_itemsize(char type) {
+    switch (type) {
+    case 'b': case 'B': return 1;
+    case 'h': case 'H': return (Py_ssize_t)sizeof(short);
+    case 'i': case 'I': return (Py_ssize_t)sizeof(int);
+    case 'l': case 'L': return (Py_ssize_t)sizeof(long);
+    case 'q': case 'Q': return (Py_ssize_t)sizeof(long long);
+    case 'f': return (Py_ssize_t)sizeof(float);
+    case 'd': return (Py_ssize_t)sizeof(double);
+    }
+    return 0;
+}
+
+/* The element type of a buffer allreduce_fast takes (a single format character it was
+ * given a reduction for, native size), or 0. */
+static char reduce_type(Rings *self, const Py_buffer *b, int op) {
+    const char *fmt = b->format != NULL ? b->format : "B";
+    char type = fmt[0];
+    if (type == '\0' || fmt[1] != '\0' || (unsigned char)type >= 128) return 0;
+    if (!(self->reductions[(unsigned char)type] & (1u << op))) return 0;
+    return b->itemsize == c_itemsize(type) ? type : 0;
+}
+
+/* One step's send: send_fast's frame of `data` to `dst`, if nothing is queued before it
+ * and it fits now.  1 sent, 0 not, -1 error. */
+static int step_send(Rings *self, int dst, long long ctx, long long tag, const void *data,
+                     Py_ssize_t n) {
+    int queued = queue_busy(self, dst);
+    if (queued != 0) return queued < 0 ? -1 : 0;
+    ring_t *r = &self->out[dst];
+    uint64_t tail = r->pos;
+    uint64_t total = HEADER_SIZE + (uint64_t)n;
+    if ((uint64_t)n > self->fast_limit || r->cap - (tail - load_acquire(r->head)) < total) return 0;
+    header_t h = {1 /* DATA */, 0, 1, 0, tag, ctx, 0, now_ns(), (uint64_t)n};
+    ring_put(r, tail, &h, HEADER_SIZE);
+    if (n) ring_put(r, tail + HEADER_SIZE, data, (uint64_t)n);
+    publish_tail(self, dst, r, tail + total);
+    return 1;
+}
+
+/* One step's receive: receive_fast's take of src's frame (DATA on ctx with tag, exactly n
+ * bytes) into `into`, spinning up to spin_ns (GIL released) for it.  1 taken, 0 not (the
+ * caller's general receive takes it), -1 error. */
+static int step_receive(Rings *self, int src, long long ctx, long long tag, void *into,
+                        Py_ssize_t n, long long spin) {
+    ring_t *r = &self->in[src];
+    uint64_t limit = self->fast_limit;
+    header_t h;
+    int allowed = engine_allows(self, src, ctx);
+    if (allowed <= 0) return allowed;
+    if (!fast_candidate(r, ctx, tag, n, limit, &h) && spin > 0) {
+        self->waiting++;
+        Py_BEGIN_ALLOW_THREADS
+        uint64_t deadline = now_ns() + (uint64_t)spin;
+        for (unsigned long round = 1;; round++) {
+            uint64_t available = load_acquire(r->tail) - load_relaxed(&r->pos);
+            if (available >= HEADER_SIZE) {
+                header_t peek;
+                ring_get(r, load_relaxed(&r->pos), &peek, HEADER_SIZE);
+                if (HEADER_SIZE + peek.length <= available || peek.length > limit) break;
+            }
+            CPU_RELAX();
+            if ((round & 15) == 0 && now_ns() >= deadline) break;
+        }
+        Py_END_ALLOW_THREADS
+        self->waiting--;
+        /* Another thread may have used the engine meanwhile: ask again. */
+        allowed = engine_allows(self, src, ctx);
+        if (allowed <= 0) return allowed;
+    }
+    if (!fast_candidate(r, ctx, tag, n, limit, &h) || h.length != (uint64_t)n) return 0;
+    /* No Python code runs from here until the frame is consumed. */
+    uint64_t pos = r->pos;
+    if (n) ring_get(r, pos + HEADER_SIZE, into, (uint64_t)n);
+    publish_head(self, src, r, pos + HEADER_SIZE + (uint64_t)n);
+    return 1;
+}
+
+/* allreduce_fast(partners, ctx, tag, sendbuf, recvbuf, op, spin_ns) -> int
+ * A recursive-doubling Allreduce of recvbuf (sendbuf None: in place; else sendbuf is
+ * copied into it first) with the op of code `op`, partners[k] being step k's partner (a
+ * rank of this segment).  -1: not taken (a buffer or op it does not take, or not bound
+ * to an engine): nothing was done, another path does it all.  Else 2 * the steps done,
+ * plus 1 if the next step's send went: 2 * len(partners) is the whole Allreduce;
+ * anything less, the caller goes on from that step on recvbuf (in place). */
+static PyObject *Rings_allreduce_fast(Rings *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7)
+        return PyErr_Format(PyExc_TypeError,
+                            "allreduce_fast(partners, ctx, tag, sendbuf, recvbuf, op, spin_ns)");
+    if (!PyTuple_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "allreduce_fast: partners is a tuple of ranks");
+    long long ctx = PyLong_AsLongLong(args[1]);
+    long long tag = PyLong_AsLongLong(args[2]);
+    long op = PyLong_AsLong(args[5]);
+    long long spin = PyLong_AsLongLong(args[6]);
+    if (PyErr_Occurred()) return NULL;
+    if (!self->has_view || !engine_bound(self) || op < R_SUM || op >= R_OPS)
+        return PyLong_FromLong(-1);
+    Py_ssize_t steps = PyTuple_GET_SIZE(args[0]);
+    Py_buffer out, in;
+    if (PyObject_GetBuffer(args[4], &out, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return PyLong_FromLong(-1); /* the other paths say what is wrong with it */
+    }
+    long result = -1;
+    int has_in = 0;
+    char type = reduce_type(self, &out, (int)op);
+    if (type == 0 || out.len > REDUCE_MOST) goto done;
+    if (args[3] != Py_None) {
+        if (PyObject_GetBuffer(args[3], &in, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+            PyErr_Clear();
+            goto done;
+        }
+        has_in = 1;
+        if (reduce_type(self, &in, (int)op) != type || in.len != out.len) goto done;
+    }
+    int partners[64];
+    if (steps > 64) goto done;
+    for (Py_ssize_t k = 0; k < steps; k++) {
+        long p = PyLong_AsLong(PyTuple_GET_ITEM(args[0], k));
+        if (p < 0 || p >= self->size || p == self->rank) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "allreduce_fast: rank %ld is no partner", p);
+            result = -2;
+            goto done;
+        }
+        partners[k] = (int)p;
+    }
+    if (has_in && in.buf != out.buf) memmove(out.buf, in.buf, (size_t)out.len);
+    Py_ssize_t count = out.len / out.itemsize;
+    unsigned char theirs[REDUCE_MOST];
+    result = 0;
+    for (Py_ssize_t k = 0; k < steps; k++) {
+        int sent = step_send(self, partners[k], ctx, tag, out.buf, out.len);
+        if (sent <= 0) {
+            result = sent < 0 ? -2 : 2 * (long)k;
+            goto done;
+        }
+        int got = step_receive(self, partners[k], ctx, tag, theirs, out.len, spin);
+        if (got <= 0) {
+            result = got < 0 ? -2 : 2 * (long)k + 1;
+            goto done;
+        }
+        reduce_into(type, (int)op, out.buf, theirs, count);
+        result = 2 * (long)(k + 1);
+    }
+done:
+    if (has_in) PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    if (result == -2) return NULL;
+    return PyLong_FromLong(result);
+}
+
 /* -- waiting ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -990,6 +1244,11 @@ static PyMethodDef Rings_methods[] = {
     {"receive_fast", (PyCFunction)(void (*)(void))Rings_receive_fast, METH_FASTCALL,
      "receive_fast(src, ctx, tag, buffer, spin_ns) -> Frame or None: spin for and take the "
      "next message from src if it is the receive's answer and the engine allows."},
+    {"allreduce_fast", (PyCFunction)(void (*)(void))Rings_allreduce_fast, METH_FASTCALL,
+     "allreduce_fast(partners, ctx, tag, sendbuf, recvbuf, op, spin_ns) -> int: a short "
+     "Allreduce by recursive doubling, -1 if not taken, else 2 * steps done + next sent"},
+    {"set_reductions", (PyCFunction)Rings_set_reductions, METH_O,
+     "set_reductions({format: (op code, ...)}): the pairs allreduce_fast takes"},
     {"bind_engine", (PyCFunction)(void (*)(void))Rings_bind_engine, METH_FASTCALL,
      "bind_engine(locked, posted, unexpected, queues, reading, limit): the engine state that the "
      "fast paths respect, and the largest body they take."},

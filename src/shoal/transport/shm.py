@@ -507,7 +507,8 @@ class ShmEndpoint(Endpoint):
             setattr(self, name, getattr(rings, name))
         # The compiled rings also offer the engine one-step fast paths (the engine finds
         # them by ``bind_engine``); the Python rings cannot act in one step.
-        for name in ("bind_engine", "send_fast", "receive_fast"):
+        for name in ("bind_engine", "send_fast", "receive_fast", "allreduce_fast",
+                     "set_reductions"):
             if hasattr(rings, name):
                 setattr(self, name, getattr(rings, name))
 
