@@ -31,9 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--mpi4py-ranks", default=None, metavar="N[,N...]",
         help="run mpi4py's own suite (tests/mpi4py_suite) at these rank counts only "
-             "(default: every count figures.json records, 1-4); a file recorded at none "
-             "of them runs at its smallest. .ci/run gives 2 to one of the two Pythons "
-             "that run the whole suite")
+             "(default: every count figures.json records, 1-4); what runs at none of them "
+             "is deselected. .ci/run gives 2 to one of the two Pythons that run the whole "
+             "suite and 1,3,4 to the other")
 
 
 def pytest_configure(config: pytest.Config) -> None:

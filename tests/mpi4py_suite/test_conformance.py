@@ -16,6 +16,7 @@ When shoal passes more than recorded, raise the floor:
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -23,35 +24,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 import conformance  # (the folder is not a package)
+from ci_ranks import CI_RANKS, TALKING_NAMES, ci_ranks
 
 CI_FILE_TIMEOUT = 60.0  # seconds one file may run before it counts as failed (shoal takes < 10)
-
-# Files whose tests talk to no other rank (they name no communicator, or only COMM_SELF,
-# and never the size of the world): every rank runs the same local work, so more ranks
-# sharing CI's 2 cores add minutes (test_util_dtlib alone is some 25 CPU-seconds a rank)
-# and no coverage.  CI runs them at 1 rank; the table (conformance.py) still measures and
-# records all four rank counts.
-CI_RANKS = {"test_util_dtlib": (1,), "test_datatype": (1,), "test_pack": (1,)}
-# What a file that talks to other ranks, or asks how many there are, must name.
-TALKING_NAMES = ("COMM_WORLD", "Intracomm", "Intercomm", "Create_group", "Create_intercomm",
-                 "Create_cart", "Create_graph", "Create_dist_graph", "Split", "Merge",
-                 "Spawn", "Connect", "Accept", "mpi4py.futures", "Get_parent")
-
-
-def _ci_ranks(case: conformance.Case, chosen: str | None = None) -> tuple[int, ...]:
-    """The rank counts CI runs ``case`` at; ``chosen`` is ``--mpi4py-ranks`` ("2,4")."""
-    ranks = CI_RANKS.get(case.key, case.ranks)
-    if not chosen:
-        return ranks
-    try:
-        wanted = {int(n) for n in chosen.split(",")}
-    except ValueError:
-        raise pytest.UsageError(
-            f"--mpi4py-ranks={chosen}: give rank counts as numbers, e.g. 2 or 1,2") from None
-    return tuple(n for n in ranks if n in wanted) or ranks[:1]
 
 FIGURES = conformance.load_figures()
 
@@ -78,13 +57,13 @@ def _cases() -> list[object]:
     # Each rank count may run twice (a retry), each run its timeout plus the grace.
     # All cases together take minutes: `slow`, so the fast tests leave them out.
     return [pytest.param(case, id=case.key, marks=[pytest.mark.slow, pytest.mark.timeout(
-        len(_ci_ranks(case)) * 2 * (_timeout(case) + 20) + 60)]) for case in conformance.CASES]
+        len(ci_ranks(case)) * 2 * (_timeout(case) + 20) + 60)]) for case in conformance.CASES]
 
 
 @pytest.mark.parametrize("case", _cases())
 def test_shoal_passes_at_least_the_recorded_mpi4py_tests(mpi4py_tests, case, request):
     shortfalls = []
-    for ranks in _ci_ranks(case, request.config.getoption("mpi4py_ranks")):
+    for ranks in ci_ranks(case, request.config.getoption("mpi4py_ranks")):
         floor = _floor(case.key, ranks)
         run = conformance.run_file("shoal", ranks, mpi4py_tests, case.module, _timeout(case),
                                    case)
@@ -118,6 +97,7 @@ OVER_TCP = ("test_p2p_buf", "test_p2p_obj", "test_p2p_buf_matched", "test_cco_bu
 
 
 @pytest.mark.slow
+@pytest.mark.mpi4py_ranks(2)
 @pytest.mark.timeout(len(OVER_TCP) * (CI_FILE_TIMEOUT + 20) + 60)
 def test_the_message_passing_files_pass_as_many_tests_over_tcp(mpi4py_tests):
     shortfalls = []
@@ -253,13 +233,44 @@ def test_the_readme_table_gives_shoal_beside_mpich_per_file_and_rank_count_with_
     assert lines[4] == r"| all files | **3 \| 4** | **0 \| 4** |"
 
 
-def test_mpi4py_ranks_narrows_each_file_to_the_counts_given_or_its_smallest():
+def test_mpi4py_ranks_narrows_each_file_to_the_counts_given():
     talking = next(case for case in conformance.CASES if case.key == "test_p2p_obj")
     local = next(case for case in conformance.CASES if case.key == "test_util_dtlib")
-    assert _ci_ranks(talking) == talking.ranks == (1, 2, 3, 4)
-    assert _ci_ranks(talking, "2") == (2,)
-    assert _ci_ranks(talking, "4,2") == (2, 4)
-    assert _ci_ranks(local) == (1,)
-    assert _ci_ranks(local, "2") == (1,)  # recorded at none of them: its smallest
+    assert ci_ranks(talking) == talking.ranks == (1, 2, 3, 4)
+    assert ci_ranks(talking, "2") == (2,)
+    assert ci_ranks(talking, "4,2") == (2, 4)
+    assert ci_ranks(local) == (1,)
+    assert ci_ranks(local, "2") == ()  # CI runs it at none of them: not in this run
     with pytest.raises(pytest.UsageError, match="--mpi4py-ranks=two"):
-        _ci_ranks(talking, "two")
+        ci_ranks(talking, "two")
+
+
+def test_the_two_runs_of_ci_run_each_file_at_each_of_its_counts_once():
+    # .ci/run: --mpi4py-ranks=2 on one Python, 1,3,4 on the other.
+    for case in conformance.CASES:
+        both = ci_ranks(case, "2") + ci_ranks(case, "1,3,4")
+        assert sorted(both) == sorted(ci_ranks(case)), case.key
+
+
+def test_a_run_at_other_rank_counts_deselects_what_it_does_not_run():
+    # The folder's conftest drops the cases, and the tests marked with the rank counts
+    # they run at, that a run's --mpi4py-ranks leaves out: deselected, never skipped.
+    def collected(*options: str) -> set[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+             "-p", "no:xdist", *options, str(HERE / "test_conformance.py"),
+             str(HERE / "test_demos.py")],
+            capture_output=True, text=True, timeout=120, cwd=HERE.parent.parent)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return {line.split("::", 1)[1] for line in done.stdout.splitlines() if "::" in line}
+
+    case = "test_shoal_passes_at_least_the_recorded_mpi4py_tests[{}]".format
+    tcp = "test_the_message_passing_files_pass_as_many_tests_over_tcp"
+    demo = "test_mpi4py_demo_runs_unchanged_under_shoal_run[helloworld]"
+    every = collected()
+    at_two, at_others = collected("--mpi4py-ranks=2"), collected("--mpi4py-ranks=1,3,4")
+    assert {case("test_util_dtlib"), case("test_p2p_obj"), tcp, demo} <= every
+    assert case("test_util_dtlib") in at_others - at_two  # CI runs it at 1 rank only
+    assert case("test_p2p_obj") in at_two & at_others
+    assert {tcp, demo} <= at_two - at_others  # (at 2 ranks)
+    assert at_two | at_others == every  # nothing lost between the two runs

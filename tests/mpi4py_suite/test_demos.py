@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import conformance  # (the folder is not a package)
 
-pytestmark = pytest.mark.slow  # a minute or so in all
+# A minute or so in all.  The demos run at 2 ranks but for a few (5 and 7): in CI they go
+# with the run that has mpi4py's suite at 2 ranks (ci_ranks.py).
+pytestmark = [pytest.mark.slow, pytest.mark.mpi4py_ranks(2)]
 
 SHOAL_RUN = [sys.executable, "-m", "shoal", "run"]
 
