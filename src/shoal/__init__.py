@@ -32,15 +32,24 @@ from shoal.errors import (
     ShoalError,
     TransportError,
 )
-from shoal.spmd.klyng import ANY_SOURCE, ANY_TAG, end, init, rank, recv, send, size
 
 if TYPE_CHECKING:
     from shoal import MPI, stream
+    from shoal.spmd.klyng import ANY_SOURCE, ANY_TAG, end, init, rank, recv, send, size
     from shoal.stream.reporting import report
     from shoal.tasks import Executor, Task, TaskSystem, remote
 
 
+_KLYNG = frozenset({"ANY_SOURCE", "ANY_TAG", "end", "init", "rank", "recv", "send", "size"})
+
+
 def __getattr__(name: str) -> Any:
+    # The klyng-style API on first use: `shoal run`'s launcher imports this package and
+    # never sends (the runtime's imports cost its start-up some 12 ms; hashlib's OpenSSL).
+    if name in _KLYNG:
+        from shoal.spmd import klyng
+
+        return getattr(klyng, name)
     # Importing MPI decides between shoal's runtime and a real MPI, so it is
     # done only when a program asks for it.
     if name == "MPI":
