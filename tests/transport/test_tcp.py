@@ -17,7 +17,7 @@ from transport_helpers import close_all, counting, in_threads
 from shoal.errors import CommunicationError, PeerLostError, TransportError
 from shoal.security import IntegrityError, JobKey
 from shoal.security.channel import OVERHEAD
-from shoal.spmd import engine as engine_module
+from shoal.spmd import waiting
 from shoal.spmd.engine import Engine
 from shoal.transport import tcp as tcp_module
 from shoal.transport.tcp import SEND_BOUND, SEND_STEP, TcpEndpoint, listen, loopback_mesh
@@ -806,7 +806,7 @@ def test_a_blocking_receive_waiting_for_a_large_message_from_another_host_posts_
         b._spinning.seconds = 10.0
     else:
         b._spinning.seconds = 0.0
-        monkeypatch.setattr(engine_module, "_DIRECT_SLEEPS", 1000)
+        monkeypatch.setattr(waiting, "_DIRECT_SLEEPS", 1000)
     places = []
     start_body = b._start_body
 

@@ -23,7 +23,7 @@ from typing import Any
 from shoal.spmd import constants as C
 from shoal.spmd.bufcoll import BufferCollectives, _blocks, _check_match, _even, _in_place
 from shoal.spmd.buffers import BufferSpec, parse_buffer, parse_wspec
-from shoal.spmd.ops import SUM, apply_buffers
+from shoal.spmd.ops import SUM, apply_buffers, check_op
 from shoal.spmd.request import Prequest, Request
 
 
@@ -259,7 +259,9 @@ class NonblockingCollectives(BufferCollectives):
         if self._rank != root:
             if _in_place(sendbuf):
                 raise C.Exception(C.ERR_BUFFER, "Ireduce: IN_PLACE is only valid at the root")
-            schedule.send(parse_buffer(sendbuf, readonly=True).view, root)
+            given = parse_buffer(sendbuf, readonly=True)
+            check_op(op, given.datatype)  # (every rank, as the blocking collectives do)
+            schedule.send(given.view, root)
             return schedule.request()
         out = parse_buffer(recvbuf, readonly=False)
         if _in_place(sendbuf):
@@ -268,6 +270,7 @@ class NonblockingCollectives(BufferCollectives):
             spec = parse_buffer(sendbuf, readonly=True)
             _check_match(spec, out, "Ireduce")
             data = spec.view
+        check_op(op, out.datatype)
         parts = self._contributions(schedule, data, range(self._size))
 
         def finish() -> None:
@@ -285,6 +288,7 @@ class NonblockingCollectives(BufferCollectives):
             spec = parse_buffer(sendbuf, readonly=True)
             _check_match(spec, out, "Iallreduce")
             data = spec.view
+        check_op(op, out.datatype)
         schedule = _Schedule(self, "Iallreduce")
         for peer in range(self._size):
             if peer != self._rank:
@@ -307,6 +311,7 @@ class NonblockingCollectives(BufferCollectives):
             spec = parse_buffer(sendbuf, readonly=True)
             _check_match(spec, out, what)
             data = spec.view
+        check_op(op, out.datatype)
         r = self._rank
         schedule = _Schedule(self, what)
         for peer in range(r + 1, self._size):
@@ -338,6 +343,7 @@ class NonblockingCollectives(BufferCollectives):
             whole = parse_buffer(sendbuf, readonly=True, blocks=n)
             _check_match(whole, out, "Ireduce_scatter_block")
             data = whole.view
+        check_op(op, whole.datatype)
         return self._ireduce_scatter(data, _even(whole, n), out, op, "Ireduce_scatter_block")
 
     def Ireduce_scatter(self, sendbuf: Any, recvbuf: Any, recvcounts: Any = None,
@@ -355,6 +361,7 @@ class NonblockingCollectives(BufferCollectives):
         if len(counts) != self._size or spec.count != sum(counts):
             raise C.ValueErrorException(C.ERR_COUNT, f"Ireduce_scatter: the counts {counts} "
                                         f"do not add up to the {spec.count} elements sent")
+        check_op(op, spec.datatype)
         data = memoryview(bytes(spec.view)) if in_place else spec.view
         return self._ireduce_scatter(data, _blocks(counts, None, spec.unit), out, op,
                                      "Ireduce_scatter")

@@ -66,9 +66,15 @@ checked = 0
 for fmt in FORMATS:
     for opname in OPS:
         if not defined(opname, fmt):
-            for form in ("plain", "spec"):
+            mine, out, op = values(rank, fmt, 2), np.zeros(2, dtype=fmt), getattr(MPI, opname)
+            calls = {"plain": lambda: run(opname, fmt, 2, "plain"),  # noqa: B023
+                     "spec": lambda: run(opname, fmt, 2, "spec"),  # noqa: B023
+                     "Reduce": lambda: world.Reduce(mine, out, op=op),  # noqa: B023
+                     "Ireduce": lambda: world.Ireduce(mine, out, op=op).Wait(),  # noqa: B023
+                     "Iallreduce": lambda: world.Iallreduce(mine, out, op=op).Wait()}  # noqa: B023
+            for form, call in calls.items():  # every rank raises, none waits for another
                 try:
-                    run(opname, fmt, 2, form)
+                    call()
                 except MPI.Exception as exc:
                     assert exc.Get_error_class() == MPI.ERR_OP, (opname, fmt, form, exc)
                 else:
