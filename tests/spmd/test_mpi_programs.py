@@ -70,6 +70,12 @@ def test_a_short_allreduce_is_bitwise_the_general_paths_on_every_type_and_op_and
     run_ok(backend, ranks, "allreduce_short.py")
 
 
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_a_short_allreduce_left_part_way_by_the_rings_goes_on_in_python_without_numpy(
+        run_ok, ranks):
+    run_ok("shoal", ranks, "allreduce_steps_without_numpy.py")
+
+
 @pytest.mark.parametrize("ranks", [1, 3, 4])
 def test_vector_collectives_honour_counts_displacements_and_in_place(run_ok, backend, ranks):
     run_ok(backend, ranks, "collectives_vector.py")
