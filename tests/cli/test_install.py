@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -166,14 +167,18 @@ def _tasks(python: Path, home: Path) -> None:
 
 
 def _free_port_triple() -> int:
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+    """Three free ports in a row, below the kernel's ephemeral range: a port the kernel
+    gave out and took back could go to another test's outgoing connection before the
+    master binds it (it happened: a link port "already in use")."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(10000, max(10003, low - 3))
         try:
-            for other in (port + 1, port + 2):
+            for each in (port, port + 1, port + 2):
                 with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", other))
+                    sock.bind(("0.0.0.0", each))
         except OSError:
             continue
         return port
