@@ -698,6 +698,26 @@ static int engine_allows(Rings *self, int src, long long ctx) {
     return 1;
 }
 
+/* Spin (GIL released) up to spin_ns for a whole frame at the head of ring r, or for
+ * anything that is not one (a body over `limit`: then the general path looks). */
+static void spin_for_frame(Rings *self, ring_t *r, uint64_t limit, long long spin) {
+    self->waiting++;
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t deadline = now_ns() + (uint64_t)spin;
+    for (unsigned long round = 1;; round++) {
+        uint64_t available = load_acquire(r->tail) - load_relaxed(&r->pos);
+        if (available >= HEADER_SIZE) {
+            header_t peek;
+            ring_get(r, load_relaxed(&r->pos), &peek, HEADER_SIZE);
+            if (HEADER_SIZE + peek.length <= available || peek.length > limit) break;
+        }
+        CPU_RELAX();
+        if ((round & 15) == 0 && now_ns() >= deadline) break;
+    }
+    Py_END_ALLOW_THREADS
+    self->waiting--;
+}
+
 /* receive_fast(src, ctx, tag, buffer, spin_ns) -> Frame | None
  * The fast path of a blocking receive from one source: spin (GIL released) up to spin_ns
  * for a whole frame from src, then take it if it is the answer: a DATA frame on ctx with
@@ -733,25 +753,8 @@ static PyObject *Rings_receive_fast(Rings *self, PyObject *const *args, Py_ssize
     int allowed_now = engine_allows(self, (int)src, ctx);
     if (allowed_now < 0) goto done;
     if (!allowed_now) goto none;
-    if (!fast_candidate(r, ctx, tag, room, limit, &h) && spin > 0) {
-        /* Wait for a whole frame at the head (or anything that is not one: then the
-         * general path looks). */
-        self->waiting++;
-        Py_BEGIN_ALLOW_THREADS
-        uint64_t deadline = now_ns() + (uint64_t)spin;
-        for (unsigned long round = 1;; round++) {
-            uint64_t available = load_acquire(r->tail) - load_relaxed(&r->pos);
-            if (available >= HEADER_SIZE) {
-                header_t peek;
-                ring_get(r, load_relaxed(&r->pos), &peek, HEADER_SIZE);
-                if (HEADER_SIZE + peek.length <= available || peek.length > limit) break;
-            }
-            CPU_RELAX();
-            if ((round & 15) == 0 && now_ns() >= deadline) break;
-        }
-        Py_END_ALLOW_THREADS
-        self->waiting--;
-    }
+    if (!fast_candidate(r, ctx, tag, room, limit, &h) && spin > 0)
+        spin_for_frame(self, r, limit, spin);
     if (!fast_candidate(r, ctx, tag, room, limit, &h)) goto none;
     /* Allocate first (that may run Python code: the collector), then check again. */
     uint64_t pos = r->pos;
@@ -968,21 +971,7 @@ static int step_receive(Rings *self, int src, long long ctx, long long tag, void
     int allowed = engine_allows(self, src, ctx);
     if (allowed <= 0) return allowed;
     if (!fast_candidate(r, ctx, tag, n, limit, &h) && spin > 0) {
-        self->waiting++;
-        Py_BEGIN_ALLOW_THREADS
-        uint64_t deadline = now_ns() + (uint64_t)spin;
-        for (unsigned long round = 1;; round++) {
-            uint64_t available = load_acquire(r->tail) - load_relaxed(&r->pos);
-            if (available >= HEADER_SIZE) {
-                header_t peek;
-                ring_get(r, load_relaxed(&r->pos), &peek, HEADER_SIZE);
-                if (HEADER_SIZE + peek.length <= available || peek.length > limit) break;
-            }
-            CPU_RELAX();
-            if ((round & 15) == 0 && now_ns() >= deadline) break;
-        }
-        Py_END_ALLOW_THREADS
-        self->waiting--;
+        spin_for_frame(self, r, limit, spin);
         /* Another thread may have used the engine meanwhile: ask again. */
         allowed = engine_allows(self, src, ctx);
         if (allowed <= 0) return allowed;
