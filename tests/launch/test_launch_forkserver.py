@@ -4,15 +4,19 @@ would have been, and leave as they do."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
 from launch_helpers import PROGRAMS, Running, RunShoal, clean_env, rank_processes
 
 from shoal.launch import forkserver
+from shoal.launch.options import LaunchOptions
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,3 +98,81 @@ def test_the_server_is_used_where_it_helps_and_can_be_turned_off(
     monkeypatch.delattr("os.pidfd_open")
     monkeypatch.setenv(forkserver.ENV_VAR, "1")
     assert not forkserver.wanted()
+
+
+def test_a_job_whose_descriptors_take_several_messages_gets_each_at_its_number(
+        run_shoal: RunShoal) -> None:
+    # Every rank's three pipes and doorbell, the segment: 5 * 60 + 1 descriptors go to
+    # the server in two messages; each rank finds its own at the numbers it was told.
+    ranks = 60
+    assert 5 * ranks + 1 > forkserver.FDS_PER_MESSAGE
+    done = run_shoal("run", "-n", str(ranks), "ring_all.py", timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = sorted(done.stdout.splitlines(), key=lambda line: int(line.split()[0]))
+    total = sum(range(ranks))
+    assert lines == [f"{r} got {(r - 1) % ranks} sum {total}" for r in range(ranks)]
+
+
+def test_a_server_started_early_goes_when_the_job_never_comes() -> None:
+    # The command line starts the server before the launcher sets the job up; where the
+    # set-up fails, closing the server ends it at once, with nothing left behind.
+    server = forkserver.start_for(LaunchOptions(2, program="whoami.py"))
+    assert server is not None
+    assert forkserver.start_for(LaunchOptions(1, program="whoami.py")) is None
+    started = time.monotonic()
+    server.close()
+    assert server.proc.returncode == 0
+    assert time.monotonic() - started < 10
+    assert not psutil.pid_exists(server.proc.pid)
+
+
+def test_a_server_that_cannot_take_the_descriptors_says_so() -> None:
+    server = forkserver.ForkServer(clean_env(), ["whoami.py"])
+    pipes = [os.pipe() for _ in range(40)]
+    try:
+        # The server waits for the job before taking any descriptor, so its limit,
+        # lowered now, is the one it meets.
+        psutil.Process(server.proc.pid).rlimit(psutil.RLIMIT_NOFILE, (24, 24))
+        fds = [fd for pair in pipes for fd in pair]
+        spec = {"rank": 0, "argv": ["--", "whoami.py"], "env": {}, "stdin": False,
+                "stdout": fds[1], "stderr": fds[3], "keep": fds[4:]}
+        with pytest.raises(forkserver.ForkServerError,
+                           match="could not take the job's descriptors"):
+            server.start_ranks([spec], [], fds)
+    finally:
+        server.kill()
+        server.close()
+        for pair in pipes:
+            for fd in pair:
+                os.close(fd)
+
+
+@pytest.mark.parametrize(("program", "preload", "preloaded"), [
+    ("modules_at_start.py", "", False),       # the runtime alone needs no numpy
+    ("names_numpy.py", "", True),             # the program's file names it
+    ("modules_at_start.py", "numpy", True),   # SHOAL_PRELOAD lists it
+])
+def test_the_server_preloads_numpy_only_for_a_program_that_uses_it(
+        run_shoal: RunShoal, program: str, preload: str, preloaded: bool) -> None:
+    done = run_shoal("run", "-n", "2", program,
+                     env=clean_env(WATCH_MODULE="numpy", SHOAL_PRELOAD=preload))
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(records) == 2
+    # Point-to-point and object collectives never import numpy in the rank either.
+    assert all(r["at_start"] is preloaded and r["after_mpi"] is preloaded for r in records)
+
+
+def test_the_program_modules_to_preload_are_read_from_its_files(tmp_path: Path) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text("import numpy as np\n")
+    plain = tmp_path / "plain.py"
+    plain.write_text("print('hello')\n")
+    assert forkserver.program_preloads([str(script), "x"]) == ["numpy"]
+    assert forkserver.program_preloads([str(plain), str(script)]) == ["numpy"]  # an argument
+    assert forkserver.program_preloads([str(plain), "numpy"]) == []   # a word, not a file
+    assert forkserver.program_preloads(["-m", "mpi4py.futures", str(script)]) == ["numpy"]
+    assert forkserver.program_preloads(["-m", "package.module"]) == []
+    assert forkserver.program_preloads([str(tmp_path / "missing.py")], " scipy, ,pandas") \
+        == ["scipy", "pandas"]
+    assert forkserver.program_preloads([str(script)], "numpy") == ["numpy"]

@@ -14,7 +14,7 @@ from shoal.cli import CliParser, command, usage_error
 from shoal.cli._types import seconds
 
 if TYPE_CHECKING:
-    from shoal.launch.local import LaunchOptions
+    from shoal.launch.options import LaunchOptions
 
 PROG = "shoal run"
 # Options that take a value; the first word after the options that is not one
@@ -184,7 +184,7 @@ def main(argv: list[str]) -> int:
         _check_program(program)
 
     # Imported here so that `shoal --help` stays quick.
-    from shoal.launch.local import LaunchOptions, run_job
+    from shoal.launch.options import LaunchOptions
 
     env = dict(parsed.env)
     if parsed.real_mpi4py:
@@ -199,7 +199,18 @@ def main(argv: list[str]) -> int:
         from shoal.launch.mpi import run_with_mpiexec
 
         return run_with_mpiexec(options)
-    return run_job(options).status
+    from shoal.launch import forkserver
+
+    # Started before the launcher imports the rest of itself: the server's own start-up
+    # (an interpreter, the ranks' runtime) runs beside the launcher's.
+    server = forkserver.start_for(options)
+    try:
+        from shoal.launch.local import run_job
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
+    return run_job(options, server=server).status
 
 
 def _run_on_hosts(parsed: argparse.Namespace, program: str | None, module: str | None,

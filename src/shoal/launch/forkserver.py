@@ -8,14 +8,17 @@ cores than ranks, that is most of a small job's wall time.  Instead the launcher
 
 once (the program is named only so that ``ps`` and ``pkill -f prog.py`` find the
 server and its ranks, whose command line is the server's), with the environment
-every rank shares, and hands it the job (one JSON line on the ``REQUESTS`` pipe).
-The server imports :data:`PRELOAD` meanwhile, then forks one child per rank; each
-child becomes what ``python -m shoal.launch.bootstrap -- prog.py`` would have been:
+every rank shares, as soon as the command line is parsed: the server imports
+:data:`PRELOAD` while the launcher imports its own modules and sets the job up (its
+shared memory, every rank's pipes).  Then the launcher hands it the job on the
+``REQUESTS`` socket: the job's descriptors (``SCM_RIGHTS``, up to
+:data:`FDS_PER_MESSAGE` on each NUL byte), then one JSON line that names them by the
+launcher's numbers.  The server forks one child per rank; each child becomes what
+``python -m shoal.launch.bootstrap -- prog.py`` would have been:
 
 * a session of its own (``setsid``), stdin from the launcher (rank 0) or /dev/null,
-  stdout and stderr on its own pipes, only its own descriptors open, at the numbers
-  its environment names (every descriptor came through ``pass_fds``, so the numbers
-  are the launcher's);
+  stdout and stderr on its own pipes, only its own descriptors open, each at the
+  launcher's number for it, which its environment names;
 * its own variables (``SHOAL_RANK``, its control and doorbell descriptors) on top of
   the shared environment the server itself was started with, so everything the
   interpreter reads at start-up (``PYTHON*`` variables, ``-X`` options) is what a
@@ -42,11 +45,13 @@ it: a death by signal N is -N), after killing what the rank left in its process
 group.  An ended rank stays unreaped (a zombie keeps its pid, so the launcher never
 signals a stranger) until the launcher, having taken note, writes ``reap RANK`` on
 ``REQUESTS``.  When the launcher closes ``REQUESTS`` the server kills what is left,
-reaps everything and exits.
+reaps everything and exits (at once, where that comes before the job: the launcher
+could not set the job up).
 
-:class:`ForkServer` is the launcher's side.  ``SHOAL_FORK_SERVER=0`` turns the server
-off (every rank is then its own ``python -m shoal.launch.bootstrap``); it is off where
-Linux's ``pidfd_open`` is missing, and a one-rank job does without it.
+:class:`ForkServer` is the launcher's side; :func:`start_for` starts one for a job.
+``SHOAL_FORK_SERVER=0`` turns the server off (every rank is then its own
+``python -m shoal.launch.bootstrap``); it is off where Linux's ``pidfd_open`` is
+missing, and a one-rank job does without it.
 """
 
 from __future__ import annotations
@@ -55,18 +60,28 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from shoal.launch.options import LaunchOptions, raise_fd_limit
+
 ENV_VAR = "SHOAL_FORK_SERVER"
 # What a rank of an MPI program imports, and nothing that reads SHOAL_RANK at import.
 PRELOAD = ("shoal.launch.bootstrap", "shoal.spmd.world", "shoal.spmd.backend",
            "shoal.spmd.topo", "shoal.spmd.intercomm", "shoal.spmd.absent", "shoal.spmd.klyng",
            "shoal.spmd.environment", "shoal.compat.hook", "socket")
+# The program's own modules to import once for every rank: numpy where the program's
+# file names it (some 40 ms a rank, and as much CPU again in its BLAS threads), and
+# what this variable lists ("scipy,pandas"): modules that read nothing of the rank.
+PRELOAD_VAR = "SHOAL_PRELOAD"
+SCANNED = ("numpy",)
+SCAN_BYTES = 1 << 20   # of each program file
 START_TIMEOUT = 60.0   # seconds for the server to start every rank
+FDS_PER_MESSAGE = 250  # descriptors on one NUL byte (the kernel takes 253 at most)
 
 
 def wanted(nprocs: int = 2) -> bool:
@@ -78,6 +93,25 @@ def wanted(nprocs: int = 2) -> bool:
         and hasattr(os, "P_PIDFD")
 
 
+def program_preloads(target: Sequence[str], listed: str = "") -> list[str]:
+    """The program's modules the server imports beside :data:`PRELOAD`: those of
+    :data:`SCANNED` that its files (the script, and ``.py`` files among its arguments, as
+    in ``-m mpi4py.futures prog.py``) name, and the comma-separated ``listed``."""
+    words = list(target[2:] if target[:1] == ["-m"] else target)
+    names = [name.strip() for name in listed.split(",") if name.strip()]
+    for position, word in enumerate(words):
+        if position and not word.endswith(".py"):
+            continue
+        try:
+            with open(word, "rb") as file:
+                text = file.read(SCAN_BYTES)
+        except OSError:
+            continue  # a folder, a missing file: the rank says so itself
+        names.extend(name for name in SCANNED
+                     if name.encode() in text and name not in names)
+    return names
+
+
 # -- the launcher's side ---------------------------------------------------------------
 
 
@@ -85,25 +119,46 @@ class ForkServerError(Exception):
     """The fork server could not start a rank (or died); the message says why."""
 
 
+def shared_env(options: LaunchOptions) -> dict[str, str]:
+    """The environment every rank of ``options``' job starts from, known before the job
+    is set up: this process's, unbuffered output, the user's ``--env``, the job's size
+    and the launcher's pid.  The launcher adds what each rank has of its own."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"  # output streams live; a user --env may override
+    env.update(options.env)
+    env.update(SHOAL_SIZE=str(options.nprocs), SHOAL_LAUNCHER_PID=str(os.getpid()))
+    return env
+
+
+def start_for(options: LaunchOptions) -> ForkServer | None:
+    """A fork server for the job of ``options``, started now so that its imports run
+    beside the launcher's; None where the job does without one (:func:`wanted`)."""
+    if not wanted(options.nprocs):
+        return None
+    raise_fd_limit(options.nprocs)  # before the server starts: it inherits the limit
+    return ForkServer(shared_env(options), options.target_argv())
+
+
 class ForkServer:
     """A running fork server, as the launcher sees it."""
 
-    def __init__(self, env: Mapping[str, str], pass_fds: Sequence[int],
-                 target: Sequence[str] = ()) -> None:
-        requests_read, self._requests = os.pipe()
+    def __init__(self, env: Mapping[str, str], target: Sequence[str] = ()) -> None:
+        self.env = dict(env)  # what every rank starts from
+        self._channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._requests = self._channel.fileno()
         self.reports, reports_write = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shoal.launch.forkserver", str(requests_read),
+                [sys.executable, "-m", "shoal.launch.forkserver", str(theirs.fileno()),
                  str(reports_write), "--", *target],
-                env=dict(env), stdin=None, stdout=subprocess.DEVNULL, stderr=None,
-                start_new_session=True, pass_fds=(requests_read, reports_write, *pass_fds))
+                env=self.env, stdin=None, stdout=subprocess.DEVNULL, stderr=None,
+                start_new_session=True, pass_fds=(theirs.fileno(), reports_write))
         except BaseException:
-            for fd in (self._requests, self.reports):
-                os.close(fd)
+            self._channel.close()
+            os.close(self.reports)
             raise
         finally:
-            os.close(requests_read)
+            theirs.close()
             os.close(reports_write)
         self.returncodes: dict[int, int] = {}
         self._released: set[int] = set()
@@ -111,19 +166,23 @@ class ForkServer:
         self._pending = b""
         self._closed = False
 
-    def start_ranks(self, ranks: Sequence[Mapping[str, Any]],
-                    shared: Sequence[int] = ()) -> dict[int, int]:
+    def start_ranks(self, ranks: Sequence[Mapping[str, Any]], shared: Sequence[int] = (),
+                    fds: Sequence[int] = ()) -> dict[int, int]:
         """Ask for every rank at once; their pids by rank once all are started.
 
-        Each rank is ``{"rank", "argv", "env" (its own variables), "stdin" (True: the
-        launcher's), "stdout", "stderr", "keep" (descriptors it keeps)}``; every rank
-        keeps ``shared`` as well.
+        Each rank is ``{"rank", "argv", "env" (its variables beyond :attr:`env`),
+        "stdin" (True: the launcher's), "stdout", "stderr", "keep" (descriptors it
+        keeps)}``; every rank keeps ``shared`` as well.  ``fds`` are every descriptor
+        the ranks name, by this process's numbers, each rank gets its own at the same
+        numbers.
         """
-        message = json.dumps({"ranks": list(ranks), "shared": list(shared)}).encode() + b"\n"
+        fds = list(fds)
+        message = json.dumps({"ranks": list(ranks), "shared": list(shared),
+                              "fds": fds}).encode() + b"\n"
         try:
-            view = memoryview(message)
-            while view:
-                view = view[os.write(self._requests, view):]
+            for first in range(0, len(fds), FDS_PER_MESSAGE):
+                socket.send_fds(self._channel, [b"\0"], fds[first:first + FDS_PER_MESSAGE])
+            self._channel.sendall(message)
         except OSError as exc:
             raise ForkServerError(f"the fork server is gone ({exc})") from None
         pids: dict[int, int] = {}
@@ -194,7 +253,7 @@ class ForkServer:
         if self._closed:
             return
         self._closed = True
-        os.close(self._requests)
+        self._channel.close()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -238,20 +297,41 @@ def _report(fd: int, **fields: Any) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read_job(fd: int) -> dict[str, Any] | None:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return None
-        data += chunk
-    job: dict[str, Any] = json.loads(data)
-    return job
+def _read_job(requests: int) -> tuple[dict[str, Any], dict[int, int]] | None:
+    """The job, and its descriptors: the launcher's number -> this process's; None when
+    the launcher closed ``requests`` first."""
+    channel = socket.socket(fileno=requests)
+    received: list[int] = []
+    try:
+        while True:  # the descriptors, a NUL byte each batch, then the JSON line
+            data, fds, flags, _ = socket.recv_fds(channel, 1, FDS_PER_MESSAGE)
+            received.extend(fds)
+            if flags & socket.MSG_CTRUNC:
+                raise OSError("could not take the job's descriptors (too many open files?)")
+            if data != b"\0":
+                break
+        while data and not data.endswith(b"\n"):
+            chunk = channel.recv(1 << 20)
+            if not chunk:
+                data = b""
+            data += chunk
+        job: dict[str, Any] | None = json.loads(data) if data else None
+        if job is None or len(job["fds"]) != len(received):
+            for fd in received:
+                os.close(fd)
+            return None  # the launcher changed its mind (or died)
+        return job, dict(zip(job["fds"], received, strict=True))
+    finally:
+        channel.detach()  # the fd stays open: the server watches it for "reap" lines
 
 
 def _become_rank(spec: Mapping[str, Any], shared: Sequence[int], server: int,
-                 fds: Sequence[int]) -> None:
-    """In the child: the process a fresh ``python -m shoal.launch.bootstrap`` would be."""
+                 fds: Mapping[int, int], close: Sequence[int]) -> None:
+    """In the child: the process a fresh ``python -m shoal.launch.bootstrap`` would be,
+    with its descriptors (``fds``: the launcher's number -> ours) at the launcher's
+    numbers and nothing else of ``close`` open."""
+    import fcntl
+
     from shoal.launch import bootstrap, control
 
     os.setsid()
@@ -260,15 +340,20 @@ def _become_rank(spec: Mapping[str, Any], shared: Sequence[int], server: int,
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-    os.dup2(spec["stdout"], 1)
-    os.dup2(spec["stderr"], 2)
-    keep = {0, 1, 2, *spec["keep"], *shared}
-    for fd in fds:  # every descriptor of the job and the server's pipes
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    wanted = {1: fds[spec["stdout"]], 2: fds[spec["stderr"]],
+              **{number: fds[number] for number in (*spec["keep"], *shared)}}
+    # Out of the way of every number first (a wanted number may be one of ours), ...
+    above = max((*wanted, *close, 2)) + 1
+    moved = {number: fcntl.fcntl(have, fcntl.F_DUPFD_CLOEXEC, above)
+             for number, have in wanted.items()}
+    for fd in close:  # the job's descriptors as we hold them, the server's own
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    for number, have in moved.items():  # ... then each at its number, inheritable
+        os.dup2(have, number)
+        os.close(have)
     os.environ.update(spec["env"])
     control._forget()
 
@@ -276,12 +361,16 @@ def _become_rank(spec: Mapping[str, Any], shared: Sequence[int], server: int,
 def _serve(requests: int, reports: int) -> tuple[list[str], int] | int:
     """Run the server; in a forked child, return (the rank's bootstrap arguments, server)."""
     server = os.getpid()
-    job = _read_job(requests)
-    if job is None:
+    try:
+        received = _read_job(requests)
+    except (OSError, ValueError) as exc:
+        _report(reports, failed=0, error=str(exc))
+        return 1
+    if received is None:
         return 0  # the launcher changed its mind
+    job, fds = received
     specs, shared = job["ranks"], job["shared"]
-    own = {*shared, *(fd for spec in specs
-                      for fd in (spec["stdout"], spec["stderr"], *spec["keep"]))}
+    own = sorted(fds.values())
     children: dict[int, tuple[int, int]] = {}   # pidfd -> (rank, pid)
     for spec in specs:
         try:
@@ -291,8 +380,8 @@ def _serve(requests: int, reports: int) -> tuple[list[str], int] | int:
             break
         if pid == 0:
             try:
-                _become_rank(spec, shared, server,
-                             sorted(own | {requests, reports, *children}))
+                _become_rank(spec, shared, server, fds,
+                             [*own, requests, reports, *children])
                 return list(spec["argv"]), server
             except BaseException as exc:  # never run the server's loop in a child
                 try:
@@ -374,11 +463,12 @@ def main(argv: Sequence[str]) -> int:
     from shoal.launch import bootstrap
 
     bootstrap.die_with_parent()  # the launcher: SHOAL_LAUNCHER_PID
-    for name in PRELOAD:
+    target = argv[3:] if argv[2:3] == ["--"] else argv[2:]
+    for name in (*PRELOAD, *program_preloads(target, os.environ.get(PRELOAD_VAR, ""))):
         try:
             importlib.import_module(name)
-        except ImportError:
-            pass  # only slower: the rank imports what it needs itself
+        except Exception:  # only slower: the rank imports it itself
+            pass
     gc.freeze()
     result = _serve(requests, reports)
     if isinstance(result, int):

@@ -33,13 +33,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from shoal.errors import ConfigurationError, LaunchError
+from shoal.errors import LaunchError
 from shoal.launch import control, forkserver, triage
 from shoal.launch.bytecode import ensure_compiled
+from shoal.launch.options import LaunchOptions, raise_fd_limit
 from shoal.launch.output import LineStream, Sink
 from shoal.transport.shm import ShmJob
 
@@ -55,39 +56,7 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "S
                       if hasattr(signal, name))
 
 
-# Plain classes, not dataclasses, here and in control.py: importing dataclasses costs the
-# launcher some 7 ms before it can start a single rank (benchmarks/startup.py).
-
-
-class LaunchOptions:
-    """What to run and how: the parsed form of ``shoal run``."""
-
-    __slots__ = ("nprocs", "program", "module", "args", "tag_output", "timeout", "env",
-                 "transport")
-
-    def __init__(self, nprocs: int, program: str | None = None, module: str | None = None,
-                 args: Sequence[str] = (), tag_output: bool = False,
-                 timeout: float | None = None, env: Mapping[str, str] | None = None,
-                 transport: str = "shm") -> None:
-        self.nprocs = nprocs
-        self.program = program          # a script path, or None with ``module``
-        self.module = module            # ``-m module``
-        self.args = args
-        self.tag_output = tag_output
-        self.timeout = timeout
-        self.env: Mapping[str, str] = dict(env or {})
-        self.transport = transport      # or "tcp": encrypted links over 127.0.0.1
-        if self.nprocs < 1:
-            raise ConfigurationError(f"-n must be at least 1, not {self.nprocs}")
-        if (self.program is None) == (self.module is None):
-            raise ConfigurationError("give a program or a module (-m), not both or neither")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigurationError(f"--timeout must be positive, not {self.timeout}")
-
-    def target_argv(self) -> list[str]:
-        """What follows ``python`` to run the program: ``prog.py args`` or ``-m mod args``."""
-        head = ["-m", self.module] if self.module is not None else [str(self.program)]
-        return [*head, *self.args]
+__all__ = ["JobResult", "LaunchOptions", "LocalJob", "exit_status", "run_job"]
 
 
 class JobResult:
@@ -216,7 +185,8 @@ class _Pipes:
 class LocalJob:
     """One run of :class:`LaunchOptions`; use :func:`run_job`."""
 
-    def __init__(self, options: LaunchOptions, stdout: BinaryIO, stderr: BinaryIO) -> None:
+    def __init__(self, options: LaunchOptions, stdout: BinaryIO, stderr: BinaryIO,
+                 server: forkserver.ForkServer | None = None) -> None:
         self.options = options
         self.out = Sink(stdout)
         self.err = Sink(stderr)
@@ -230,7 +200,7 @@ class LocalJob:
         self._kill_at: float | None = None            # when to SIGKILL what is left
         self._stacks_at: float | None = None          # when to print the --timeout report
         self._blocked: dict[int, tuple[str, float]] = {}
-        self._server: forkserver.ForkServer | None = None
+        self._server = server  # started early by the caller, or by _fork_ranks
         self._signal: int | None = None
         self._signals_seen = 0
         self._start_time = time.monotonic()
@@ -239,7 +209,7 @@ class LocalJob:
     # -- starting ----------------------------------------------------------------
 
     def start(self) -> None:
-        _raise_fd_limit(self.options.nprocs)
+        raise_fd_limit(self.options.nprocs)
         ensure_compiled()
         self._shm = ShmJob.create(self.options.nprocs)
         if self.options.transport == "tcp":
@@ -251,7 +221,7 @@ class LocalJob:
         pipes: list[_Pipes] = []
         try:
             pipes = [self._open_pipes() for _ in range(self.options.nprocs)]
-            if forkserver.wanted(self.options.nprocs):
+            if self._server is not None or forkserver.wanted(self.options.nprocs):
                 self._fork_ranks(pipes)
             else:
                 for rank, rank_pipes in enumerate(pipes):
@@ -274,12 +244,9 @@ class LocalJob:
         self._start_time = time.monotonic()
 
     def _common_env(self) -> dict[str, str]:
-        """The environment every rank shares (a fork server is started with it)."""
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"  # output streams live; a user --env may override
-        env.update(self.options.env)
-        env.update(SHOAL_SIZE=str(self.options.nprocs), SHOAL_JOB_ID=self.job_id,
-                   SHOAL_LAUNCHER_PID=str(os.getpid()))
+        """The environment every rank shares."""
+        env = forkserver.shared_env(self.options)
+        env["SHOAL_JOB_ID"] = self.job_id
         if self._rendezvous is not None:
             env.update(SHOAL_TRANSPORT="tcp", SHOAL_RENDEZVOUS=self._rendezvous.address_text,
                        SHOAL_TCP_HOST="127.0.0.1")
@@ -336,7 +303,13 @@ class LocalJob:
         """Start every rank through a fork server."""
         assert self._shm is not None
         n = self.options.nprocs
-        common = self._common_env()
+        if self._server is None:
+            try:
+                self._server = forkserver.ForkServer(forkserver.shared_env(self.options),
+                                                     self.options.target_argv())
+            except OSError as exc:
+                raise LaunchError(f"could not start the ranks: {exc}") from exc
+        common = self._server.env
         keeps = [(*pipes[r].rank_ends()[2:], *self._shm.rank_fds(r)) for r in range(n)]
         shared = set(keeps[0]).intersection(*keeps[1:])
         specs = []
@@ -351,8 +324,7 @@ class LocalJob:
         every = sorted({fd for keep in keeps for fd in keep}
                        | {fd for p in pipes for fd in p.rank_ends()[:2]})
         try:
-            self._server = forkserver.ForkServer(common, every, self.options.target_argv())
-            pids = self._server.start_ranks(specs, sorted(shared))
+            pids = self._server.start_ranks(specs, sorted(shared), every)
         except (OSError, forkserver.ForkServerError) as exc:
             raise LaunchError(f"could not start the ranks: {exc}") from exc
         for rank in range(n):
@@ -715,27 +687,15 @@ class LocalJob:
 
 
 def run_job(options: LaunchOptions, stdout: BinaryIO | None = None,
-            stderr: BinaryIO | None = None) -> JobResult:
-    """Run a job to its end; output goes to ``stdout``/``stderr`` (default: this process's)."""
-    job = LocalJob(options, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
+            stderr: BinaryIO | None = None,
+            server: forkserver.ForkServer | None = None) -> JobResult:
+    """Run a job to its end; output goes to ``stdout``/``stderr`` (default: this process's).
+
+    ``server``: a fork server started early for this job (:func:`forkserver.start_for`);
+    the job owns it from here, and closes it whether it uses it or not."""
+    job = LocalJob(options, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, server)
     job.start()
     return job.wait()
-
-
-def _raise_fd_limit(nprocs: int) -> None:
-    """Make room for the pipes of a big job: about 5 per rank here, N + 4 in each rank."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 6 * nprocs + 64
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        except (ValueError, OSError):
-            pass  # then spawning fails with a clear LaunchError instead
 
 
 def _without_bootstrap_frames(dump: bytes) -> bytes:

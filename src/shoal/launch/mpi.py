@@ -17,7 +17,8 @@ import time
 from types import FrameType
 
 from shoal.errors import ConfigurationError
-from shoal.launch.local import KILL_AFTER, LaunchOptions, exit_status
+from shoal.launch.local import KILL_AFTER, exit_status
+from shoal.launch.options import LaunchOptions
 
 # Variables of a surrounding `shoal run`: they would make shoal.MPI pick
 # shoal's own runtime instead of mpi4py.

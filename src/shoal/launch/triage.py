@@ -18,13 +18,15 @@ Nothing here does I/O or reads a clock of its own: the caller passes ``now``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 GRACE = 1.5  # seconds a lost-peer report waits for the report of its cause
 
+# A NamedTuple and a plain class, not dataclasses: the launcher imports this module
+# before it starts a rank, and importing dataclasses costs it some 7 ms.
 
-@dataclass(frozen=True)
-class Held:
+
+class Held(NamedTuple):
     """One rank's error report that is probably a consequence."""
 
     rank: int
@@ -35,12 +37,14 @@ class Held:
     since: float
 
 
-@dataclass
 class Triage:
     """Lost-peer reports waiting for their cause; ``grace`` seconds each at most."""
 
-    grace: float = GRACE
-    held: list[Held] = field(default_factory=list)
+    __slots__ = ("grace", "held")
+
+    def __init__(self, grace: float = GRACE) -> None:
+        self.grace = grace
+        self.held: list[Held] = []
 
     def hold(self, report: Held) -> None:
         self.held.append(report)

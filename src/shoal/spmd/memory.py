@@ -8,6 +8,10 @@ released.  It exports the buffer protocol: through ``__buffer__`` on Python
 3.12 and later, and on older Pythons by being a one-dimensional ``uint8``
 numpy array when numpy is installed (without numpy there, shoal's own calls
 still accept it, but ``memoryview(buf)`` does not).
+
+The class is made when first asked for (``MPI.buffer``, this module's ``buffer``):
+importing numpy costs a rank some 40 ms and, with its BLAS threads, as much CPU again,
+which a program that never touches ``MPI.buffer`` (nor numpy) need not pay.
 """
 
 from __future__ import annotations
@@ -17,12 +21,6 @@ import sys
 from typing import Any
 
 from shoal.spmd import constants as C
-
-_np: Any
-try:
-    import numpy as _np
-except ImportError:  # pragma: no cover - numpy is optional
-    _np = None
 
 
 def _address(view: memoryview) -> int:
@@ -161,23 +159,34 @@ def _check_index(item: Any, length: int) -> Any:
 # Two forms of MPI.buffer, both defined on every Python (and tested there); ``buffer``
 # is the one this Python uses (see the end of the module).
 
-if _np is not None:
+_made: dict[str, Any] = {}   # "array": _ArrayBuffer or None, "buffer": MPI.buffer
 
-    class _ArrayBuffer(_BufferAPI, _np.ndarray):
+
+def _array_buffer() -> Any:
+    """``MPI.buffer`` as a ``uint8`` numpy array (None without numpy), made on first use."""
+    if "array" in _made:
+        return _made["array"]
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is optional
+        _made["array"] = None
+        return None
+
+    class _ArrayBuffer(_BufferAPI, np.ndarray):
         """``MPI.buffer``: a byte view on memory (a ``uint8`` array on this Python)."""
 
         __module__ = "shoal.MPI"
 
-        def __new__(cls, obj: Any = _EMPTY) -> buffer:
+        def __new__(cls, obj: Any = _EMPTY) -> Any:
             if obj is _EMPTY:
                 return cls._make(None, 0, False)
             view = _raw_view(obj, False)
             return cls._make(obj, view.nbytes, view.readonly)
 
         @classmethod
-        def _make(cls, raw: Any, nbytes: int, readonly: bool) -> buffer:
+        def _make(cls, raw: Any, nbytes: int, readonly: bool) -> Any:
             base = _raw_view(raw if raw is not None else bytearray(), False)
-            obj = _np.ndarray.__new__(cls, (nbytes,), _np.uint8, buffer=base[:nbytes])
+            obj = np.ndarray.__new__(cls, (nbytes,), np.uint8, buffer=base[:nbytes])
             if readonly:
                 obj.flags.writeable = False
             obj._obj = raw if not isinstance(raw, ctypes.Array) else None
@@ -191,33 +200,33 @@ if _np is not None:
             self._released = False
 
         def _bytes(self) -> memoryview:
-            array: Any = self.view(_np.ndarray)
+            array: Any = self.view(np.ndarray)
             return memoryview(array)
 
         @property
         def nbytes(self) -> int:
-            return 0 if self._released else int(_np.ndarray.__len__(self))
+            return 0 if self._released else int(np.ndarray.__len__(self))
 
         @property
         def readonly(self) -> bool:
             return False if self._released else not self.flags.writeable
 
         def __len__(self) -> int:
-            return 0 if self._released else int(_np.ndarray.__len__(self))
+            return 0 if self._released else int(np.ndarray.__len__(self))
 
         def __getitem__(self, item: Any) -> Any:
             self._host()
-            return _np.ndarray.__getitem__(self, _check_index(item, len(self)))
+            return np.ndarray.__getitem__(self, _check_index(item, len(self)))
 
         def __setitem__(self, item: Any, value: Any) -> None:
             self._host()
             if not self.flags.writeable:
                 raise TypeError("cannot modify a read-only MPI.buffer")
             if isinstance(value, _BufferAPI):
-                value = _np.asarray(value)
-            elif not isinstance(value, (int, _np.integer)):
-                value = _np.frombuffer(memoryview(value).cast("B"), dtype=_np.uint8)
-            _np.ndarray.__setitem__(self, _check_index(item, len(self)), value)
+                value = np.asarray(value)
+            elif not isinstance(value, (int, np.integer)):
+                value = np.frombuffer(memoryview(value).cast("B"), dtype=np.uint8)
+            np.ndarray.__setitem__(self, _check_index(item, len(self)), value)
 
         def __delitem__(self, item: Any) -> None:
             raise NotImplementedError("cannot delete items of an MPI.buffer")
@@ -230,7 +239,11 @@ if _np is not None:
             self._released = True
 
         def __reduce__(self) -> Any:
-            return (buffer.frombuffer, (bytearray(self._bytes()),))
+            return (_buffer_class().frombuffer, (bytearray(self._bytes()),))
+
+    _ArrayBuffer.__name__ = _ArrayBuffer.__qualname__ = "buffer"
+    _made["array"] = _ArrayBuffer
+    return _ArrayBuffer
 
 
 class _PlainBuffer(_BufferAPI):
@@ -249,7 +262,7 @@ class _PlainBuffer(_BufferAPI):
             self._obj, self._view, self._released = obj, view, False
 
     @classmethod
-    def _make(cls, raw: Any, nbytes: int, readonly: bool) -> buffer:
+    def _make(cls, raw: Any, nbytes: int, readonly: bool) -> Any:
         obj = cls.__new__(cls)
         view = _raw_view(raw, False)[:nbytes]  # (DLPack and interface objects too)
         obj._view = view.toreadonly() if readonly else view
@@ -312,23 +325,38 @@ class _PlainBuffer(_BufferAPI):
         self._released = True
 
     def __reduce__(self) -> Any:
-        return (buffer.frombuffer, (bytearray(self._view),))
+        return (_buffer_class().frombuffer, (bytearray(self._view),))
 
 
 _PlainBuffer.__name__ = _PlainBuffer.__qualname__ = "buffer"
-if _np is not None:
-    _ArrayBuffer.__name__ = _ArrayBuffer.__qualname__ = "buffer"
 
-# Before Python 3.12 a class written in Python can only lend its memory (memoryview(buf),
-# numpy, struct ...) by being an array: numpy's, when it is here.
-buffer: Any = _ArrayBuffer if _np is not None and sys.version_info < (3, 12) else _PlainBuffer
-memory = buffer
+
+def _buffer_class() -> Any:
+    """``MPI.buffer`` on this Python.  Before 3.12 a class written in Python can only lend
+    its memory (memoryview(buf), numpy, struct ...) by being an array: numpy's, when it is
+    here."""
+    made = _made.get("buffer")
+    if made is None:
+        made = _made["buffer"] = (sys.version_info < (3, 12) and _array_buffer()) \
+            or _PlainBuffer
+    return made
+
+
+LAZY = frozenset({"buffer", "memory"})   # names made on first use (``MPI.memory`` too)
+
+
+def __getattr__(name: str) -> Any:
+    if name in LAZY:
+        return _buffer_class()
+    if name == "_ArrayBuffer" and _array_buffer() is not None:
+        return _array_buffer()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def Alloc_mem(size: int, info: Any = None) -> Any:
     """Memory for one-sided and buffered communication (here: ordinary memory)."""
     try:
-        return buffer.allocate(size)
+        return _buffer_class().allocate(size)
     except MemoryError:
         raise C.Exception(C.ERR_NO_MEM, f"cannot allocate {size} bytes") from None
 
@@ -377,5 +405,5 @@ def Aint_diff(addr1: int, addr2: int) -> int:
     return int(addr1) - int(addr2)
 
 
-__all__ = ["buffer", "memory", "Alloc_mem", "Free_mem", "Get_address", "Aint_add",
-           "Aint_diff"]
+# ``buffer`` and ``memory`` (LAZY) are not here: ``from memory import *`` would make them.
+__all__ = ["Alloc_mem", "Free_mem", "Get_address", "Aint_add", "Aint_diff"]

@@ -61,6 +61,7 @@ from shoal.spmd.handles import sizeof as _sizeof
 from shoal.spmd.info import *
 from shoal.spmd.intercomm import *
 from shoal.spmd.memory import *
+from shoal.spmd.memory import LAZY as _LAZY
 from shoal.spmd.message import MESSAGE_NO_PROC, MESSAGE_NULL, Message
 from shoal.spmd.objcodec import PICKLE as pickle
 from shoal.spmd.objcodec import Pickle
@@ -143,4 +144,17 @@ __all__ = [name for name in dir() if not name.startswith("_") and name not in (
     "annotations", "world", "bsend", "Any", "CommRecord")] + [
     "_typedict", "_typedict_c", "_typedict_f", "_typecode", "_typealign", "_datatype_create",
     "_datatype_decode", "_sizeof", "_addressof", "_handleof", "_comm_lock",
-    "_comm_lock_table", "_commctx_intra", "_commctx_inter"]
+    "_comm_lock_table", "_commctx_intra", "_commctx_inter", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    """``buffer`` and ``memory``, made on first use (:mod:`shoal.spmd.memory`)."""
+    if name in _LAZY:
+        from shoal.spmd import memory
+
+        return getattr(memory, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
