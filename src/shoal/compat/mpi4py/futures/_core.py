@@ -219,15 +219,28 @@ def client_exec(pool: Pool, link: Any, options: dict[str, Any], workers: Any) ->
     stop = False
     while True:
         progressed = False
-        while not stop and queue and workers:
-            item = queue.popleft()
+        while not stop and queue:
+            # Take the worker first, in one step: under ``-m mpi4py.futures`` other
+            # executors' managers take from the same ``workers`` at the same time, and a
+            # check then a pop could lose the last one to them (and this manager its
+            # task); the main thread may empty ``queue`` too (shutdown's cancel).
+            try:
+                worker = workers.popleft()
+            except IndexError:
+                break
+            try:
+                item = queue.popleft()
+            except IndexError:
+                workers.appendleft(worker)
+                break
             if item is None:
+                workers.appendleft(worker)
                 stop = True
                 break
             future, task = item
             if not future.set_running_or_notify_cancel():
+                workers.appendleft(worker)
                 continue
-            worker = workers.popleft()
             try:
                 link.send(worker, ("task", *task))
             except _links.WorkersLost as exc:
