@@ -103,6 +103,40 @@ def test_executors_sharing_the_pool_at_once_never_lose_a_worker_or_a_task(tmp_pa
     assert lines[-1] == "rounds 30"
 
 
+def test_a_manager_thread_that_fails_breaks_its_executor_and_the_job_still_ends(tmp_path):
+    # A fault injected into the manager's link (its fourth poll raises): the futures
+    # fail with the reason instead of waiting forever, the thread's traceback is
+    # printed, and the shared worker, left sending a reply nobody takes, still stops.
+    done = run(tmp_path, """
+    from mpi4py import futures
+    from mpi4py.futures import _core
+
+    if __name__ == "__main__":
+        calls = []
+        real_poll = _core._links.MpiClient.poll
+
+        def poll(self, timeout):
+            calls.append(1)
+            if len(calls) > 3:
+                raise RuntimeError("boom")
+            return real_poll(self, timeout)
+
+        _core._links.MpiClient.poll = poll
+        executor = futures.MPIPoolExecutor(1)
+        fs = [executor.submit(abs, -i) for i in range(20)]
+        done, not_done = futures.wait(fs, timeout=20)
+        failed = [f.exception() for f in done if f.exception() is not None]
+        print("pending", len(not_done), "failed", len(failed), flush=True)
+        print(sorted({f"{type(e).__name__}: {e}" for e in failed}), flush=True)
+    """, "-n", "2", "-m", "mpi4py.futures")
+    lines = ok(done)
+    assert lines[0].startswith("pending 0 failed ") and lines[0] != "pending 0 failed 0"
+    assert lines[1] == str(["BrokenExecutor: the executor's manager thread failed: "
+                            "RuntimeError: boom"])
+    assert "Exception in thread mpi4py.futures manager" in done.stderr
+    assert "RuntimeError: boom" in done.stderr
+
+
 def test_mpicommexecutor_serves_the_root_from_the_other_ranks(tmp_path):
     lines = ok(run(tmp_path, WORK + """
     from mpi4py.futures import MPICommExecutor

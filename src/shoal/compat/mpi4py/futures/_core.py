@@ -113,6 +113,16 @@ else:  # pragma: no cover
     atexit.register(join_managers)
 
 
+def _run_manager(manager: Any, pool: Pool, *args: Any) -> None:
+    """Run a pool's manager; should it fail, the executor is broken (its futures fail
+    with the reason rather than wait forever) and the thread's traceback is printed."""
+    try:
+        manager(pool, *args)
+    except BaseException as exc:
+        pool.broken(f"the executor's manager thread failed: {type(exc).__name__}: {exc}")
+        raise
+
+
 class Pool:
     """The executor's queue of ``(future, task)`` (``None`` ends it) and its manager."""
 
@@ -129,7 +139,8 @@ class Pool:
                 wake.notify_all()
 
         self.exref = weakref.ref(executor, forgotten)
-        self.thread = threading.Thread(target=manager, args=(self, executor._options, *args),
+        self.thread = threading.Thread(target=_run_manager,
+                                       args=(manager, self, executor._options, *args),
                                        name="mpi4py.futures manager")
         setup_mpi_threads()
         self.thread.daemon = not hasattr(threading, "_register_atexit")
@@ -213,9 +224,21 @@ def _complete(future: Future, reply: Any) -> None:
 def client_exec(pool: Pool, link: Any, options: dict[str, Any], workers: Any) -> None:
     """Hand queued tasks to idle ``workers`` (maybe shared with other executors) and
     complete their futures, until the end marker and every task in flight is back."""
+    pending: dict[int, Future] = {}
+    try:
+        _exec(pool, link, options, workers, pending)
+    except BaseException as exc:  # the tasks in flight fail with it, as the queued ones
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(BrokenExecutor(f"the executor's manager thread "
+                                                    f"failed: {type(exc).__name__}: {exc}"))
+        raise
+
+
+def _exec(pool: Pool, link: Any, options: dict[str, Any], workers: Any,
+          pending: dict[int, Future]) -> None:
     backoff = _links.Backoff(_backoff(options))
     queue = pool.queue
-    pending: dict[int, Future] = {}
     stop = False
     while True:
         progressed = False
@@ -446,10 +469,12 @@ class _CommWorkers:
         return link, ok
 
     def stop(self) -> None:
+        """Every executor's manager has ended: tell the workers to stop.  A reply left
+        by a manager that failed is dropped meanwhile, so that its worker gets there."""
         link = self.link(0)
         for worker in self.ranks:
             link.send(worker, None)
-        link.finish()
+        link.finish(drop_replies=True)
 
 
 def _manager_comm(pool: Pool, options: dict[str, Any], shared: _CommWorkers,

@@ -130,11 +130,25 @@ class MpiClient:
             self._reap()
         return got
 
-    def finish(self) -> None:
-        with serialized_lock.held():
-            for request in self.pending:
-                request.wait()
-        self.pending = []
+    def finish(self, drop_replies: bool = False) -> None:
+        """Wait for what this link sent.  ``drop_replies``: meanwhile take and drop any
+        message a worker sends, on any tag (the reply to a manager that died: the worker
+        waits in its synchronous send until someone takes it)."""
+        if not drop_replies:
+            with serialized_lock.held():
+                for request in self.pending:
+                    request.wait()
+            self.pending = []
+            return
+        while self.pending:
+            with serialized_lock.held():
+                while self.comm.iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, self.status):
+                    source, tag = self.status.Get_source(), self.status.Get_tag()
+                    with contextlib.suppress(Exception):  # unpicklable: dropped all the same
+                        self.comm.recv(None, source, tag)
+            self._reap()
+            if self.pending:
+                time.sleep(0.0005)
 
     def close(self) -> None:
         self.finish()
