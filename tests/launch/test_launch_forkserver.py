@@ -172,7 +172,29 @@ def test_the_program_modules_to_preload_are_read_from_its_files(tmp_path: Path) 
     assert forkserver.program_preloads([str(plain), str(script)]) == ["numpy"]  # an argument
     assert forkserver.program_preloads([str(plain), "numpy"]) == []   # a word, not a file
     assert forkserver.program_preloads(["-m", "mpi4py.futures", str(script)]) == ["numpy"]
-    assert forkserver.program_preloads(["-m", "package.module"]) == []
+    assert forkserver.program_preloads(["-m", "no_such_package.module"]) == []
     assert forkserver.program_preloads([str(tmp_path / "missing.py")], " scipy, ,pandas") \
         == ["scipy", "pandas"]
     assert forkserver.program_preloads([str(script)], "numpy") == ["numpy"]
+
+
+def test_the_file_of_a_module_or_folder_program_is_read_without_importing_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "solver_pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise SystemExit('imported')\n")  # never run
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "solve.py").write_text("import numpy\n")
+    (package / "__main__.py").write_text("from numpy import zeros\n")
+    (tmp_path / "plain.py").write_text("x = 1\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text("import numpy\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert forkserver.program_preloads(["-m", "solver_pkg.sub.solve"]) == ["numpy"]
+    assert forkserver.program_preloads(["-m", "solver_pkg"]) == ["numpy"]   # its __main__
+    assert forkserver.program_preloads([str(app)]) == ["numpy"]             # a folder
+    assert forkserver.program_preloads(["-m", "plain"]) == []
+    assert forkserver.program_preloads(["-m", "plain.sub"]) == []   # a module has no parts
+    assert forkserver.program_preloads(["-m"]) == []
+    assert "solver_pkg" not in sys.modules
