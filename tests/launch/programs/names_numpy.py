@@ -1,21 +1,10 @@
-"""Print, as JSON, whether the module named by $WATCH_MODULE was imported when this
-program started and after it used MPI: what the fork server preloaded, and what shoal's
-runtime imports by itself.  This file names numpy (so the server preloads it)."""
+"""modules_at_start.py's checks from a file that names numpy (so the fork server preloads
+it): the checks run first, before this file's own import of numpy."""
 
-import json
 import os
-import sys
+import runpy
 
-watched = os.environ["WATCH_MODULE"]
-at_start = watched in sys.modules
-
-from shoal import MPI
-
-comm = MPI.COMM_WORLD
-comm.sendrecv(comm.rank, dest=(comm.rank + 1) % comm.size, source=(comm.rank - 1) % comm.size)
-comm.allreduce(comm.rank)
-comm.Barrier()
-print(json.dumps({"rank": comm.rank, "at_start": at_start,
-                  "after_mpi": watched in sys.modules}))
+runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules_at_start.py"),
+               run_name="__main__")
 
 import numpy  # noqa: F401
