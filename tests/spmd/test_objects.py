@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import array
 import mmap
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,6 +117,37 @@ def test_both_forms_of_mpi_buffer_take_every_kind_of_memory(form: str) -> None:
     np.frombuffer(parse_buffer(device, readonly=False).view, dtype="i")[0] = 7
     assert data[0] == 7  # messages reach the same memory, not a copy
     assert type(cls.allocate(3)) is cls and len(cls.allocate(3)) == 3
+
+
+def test_mpi_buffer_is_made_once_on_first_use_even_by_threads_at_once() -> None:
+    # A fresh process: MPI.buffer is made when first asked for (numpy imported then, not
+    # with MPI); eight threads asking at once (a 1 us switch interval interleaves them)
+    # all get the one class (eight classes were made before it was made under a lock).
+    code = textwrap.dedent("""
+        import sys, threading
+        sys.setswitchinterval(1e-6)
+        from shoal import MPI
+        assert "numpy" not in sys.modules
+        barrier = threading.Barrier(8)
+        seen = []
+        def ask():
+            barrier.wait()
+            seen.append(MPI.buffer)
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        made = {id(c) for c in seen}
+        buf = MPI.buffer(bytearray(3))
+        print(len(made), MPI.buffer is seen[0], isinstance(buf, seen[-1]))
+    """)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env.update(SHOAL_RANK="0", SHOAL_SIZE="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "True", "True"]
 
 
 def test_attached_buffers_must_be_writable_and_fit() -> None:

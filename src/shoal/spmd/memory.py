@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 from typing import Any
 
 from shoal.spmd import constants as C
@@ -160,16 +161,25 @@ def _check_index(item: Any, length: int) -> Any:
 # is the one this Python uses (see the end of the module).
 
 _made: dict[str, Any] = {}   # "array": _ArrayBuffer or None, "buffer": MPI.buffer
+# Made once even when threads ask at once (THREAD_MULTIPLE): two classes named MPI.buffer
+# would fail each other's isinstance checks.
+_making = threading.RLock()
 
 
 def _array_buffer() -> Any:
     """``MPI.buffer`` as a ``uint8`` numpy array (None without numpy), made on first use."""
     if "array" in _made:
         return _made["array"]
+    with _making:
+        if "array" not in _made:
+            _made["array"] = _make_array_buffer()
+    return _made["array"]
+
+
+def _make_array_buffer() -> Any:
     try:
         import numpy as np
     except ImportError:  # pragma: no cover - numpy is optional
-        _made["array"] = None
         return None
 
     class _ArrayBuffer(_BufferAPI, np.ndarray):
@@ -242,7 +252,6 @@ def _array_buffer() -> Any:
             return (_buffer_class().frombuffer, (bytearray(self._bytes()),))
 
     _ArrayBuffer.__name__ = _ArrayBuffer.__qualname__ = "buffer"
-    _made["array"] = _ArrayBuffer
     return _ArrayBuffer
 
 
@@ -337,8 +346,11 @@ def _buffer_class() -> Any:
     here."""
     made = _made.get("buffer")
     if made is None:
-        made = _made["buffer"] = (sys.version_info < (3, 12) and _array_buffer()) \
-            or _PlainBuffer
+        with _making:
+            made = _made.get("buffer")
+            if made is None:
+                made = _made["buffer"] = (sys.version_info < (3, 12) and _array_buffer()) \
+                    or _PlainBuffer
     return made
 
 
