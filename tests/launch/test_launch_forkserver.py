@@ -15,7 +15,7 @@ import psutil
 import pytest
 from launch_helpers import PROGRAMS, Running, RunShoal, clean_env, rank_processes
 
-from shoal.launch import forkserver
+from shoal.launch import forkserver, preload
 from shoal.launch.options import LaunchOptions
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,14 +168,14 @@ def test_the_program_modules_to_preload_are_read_from_its_files(tmp_path: Path) 
     script.write_text("import numpy as np\n")
     plain = tmp_path / "plain.py"
     plain.write_text("print('hello')\n")
-    assert forkserver.program_preloads([str(script), "x"]) == ["numpy"]
-    assert forkserver.program_preloads([str(plain), str(script)]) == ["numpy"]  # an argument
-    assert forkserver.program_preloads([str(plain), "numpy"]) == []   # a word, not a file
-    assert forkserver.program_preloads(["-m", "mpi4py.futures", str(script)]) == ["numpy"]
-    assert forkserver.program_preloads(["-m", "no_such_package.module"]) == []
-    assert forkserver.program_preloads([str(tmp_path / "missing.py")], " scipy, ,pandas") \
+    assert preload.program_preloads([str(script), "x"]) == ["numpy"]
+    assert preload.program_preloads([str(plain), str(script)]) == ["numpy"]  # an argument
+    assert preload.program_preloads([str(plain), "numpy"]) == []   # a word, not a file
+    assert preload.program_preloads(["-m", "mpi4py.futures", str(script)]) == ["numpy"]
+    assert preload.program_preloads(["-m", "no_such_package.module"]) == []
+    assert preload.program_preloads([str(tmp_path / "missing.py")], " scipy, ,pandas") \
         == ["scipy", "pandas"]
-    assert forkserver.program_preloads([str(script)], "numpy") == ["numpy"]
+    assert preload.program_preloads([str(script)], "numpy") == ["numpy"]
 
 
 def test_the_file_of_a_module_or_folder_program_is_read_without_importing_it(
@@ -191,10 +191,10 @@ def test_the_file_of_a_module_or_folder_program_is_read_without_importing_it(
     app.mkdir()
     (app / "__main__.py").write_text("import numpy\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert forkserver.program_preloads(["-m", "solver_pkg.sub.solve"]) == ["numpy"]
-    assert forkserver.program_preloads(["-m", "solver_pkg"]) == ["numpy"]   # its __main__
-    assert forkserver.program_preloads([str(app)]) == ["numpy"]             # a folder
-    assert forkserver.program_preloads(["-m", "plain"]) == []
-    assert forkserver.program_preloads(["-m", "plain.sub"]) == []   # a module has no parts
-    assert forkserver.program_preloads(["-m"]) == []
+    assert preload.program_preloads(["-m", "solver_pkg.sub.solve"]) == ["numpy"]
+    assert preload.program_preloads(["-m", "solver_pkg"]) == ["numpy"]   # its __main__
+    assert preload.program_preloads([str(app)]) == ["numpy"]             # a folder
+    assert preload.program_preloads(["-m", "plain"]) == []
+    assert preload.program_preloads(["-m", "plain.sub"]) == []   # a module has no parts
+    assert preload.program_preloads(["-m"]) == []
     assert "solver_pkg" not in sys.modules

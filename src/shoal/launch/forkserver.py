@@ -74,12 +74,6 @@ ENV_VAR = "SHOAL_FORK_SERVER"
 PRELOAD = ("shoal.launch.bootstrap", "shoal.spmd.world", "shoal.spmd.backend",
            "shoal.spmd.topo", "shoal.spmd.intercomm", "shoal.spmd.absent", "shoal.spmd.klyng",
            "shoal.spmd.environment", "shoal.compat.hook", "socket")
-# The program's own modules to import once for every rank: numpy where the program's
-# file names it (some 40 ms a rank, and as much CPU again in its BLAS threads), and
-# what this variable lists ("scipy,pandas"): modules that read nothing of the rank.
-PRELOAD_VAR = "SHOAL_PRELOAD"
-SCANNED = ("numpy",)
-SCAN_BYTES = 1 << 20   # of each program file
 START_TIMEOUT = 60.0   # seconds for the server to start every rank
 FDS_PER_MESSAGE = 250  # descriptors on one NUL byte (the kernel takes 253 at most)
 
@@ -91,55 +85,6 @@ def wanted(nprocs: int = 2) -> bool:
         return False
     return sys.platform.startswith("linux") and hasattr(os, "pidfd_open") \
         and hasattr(os, "P_PIDFD")
-
-
-def program_preloads(target: Sequence[str], listed: str = "") -> list[str]:
-    """The program's modules the server imports beside :data:`PRELOAD`: those of
-    :data:`SCANNED` that its files name (the script, a folder's ``__main__.py``, the file
-    of ``-m module``, and ``.py`` files among its arguments, as in ``-m mpi4py.futures
-    prog.py``), and the comma-separated ``listed``."""
-    names = [name.strip() for name in listed.split(",") if name.strip()]
-    for path in _program_files(target):
-        try:
-            with open(path, "rb") as file:
-                text = file.read(SCAN_BYTES)
-        except OSError:
-            continue  # a missing file: the rank says so itself
-        names.extend(name for name in SCANNED
-                     if name.encode() in text and name not in names)
-    return names
-
-
-def _program_files(target: Sequence[str]) -> list[str]:
-    if target[:1] == ["-m"]:
-        module = _module_file(target[1]) if len(target) > 1 else None
-        first, rest = [module] if module else [], target[2:]
-    else:
-        first, rest = list(target[:1]), target[1:]
-    files = [os.path.join(path, "__main__.py") if os.path.isdir(path) else path
-             for path in first]
-    return files + [word for word in rest if word.endswith(".py")]
-
-
-def _module_file(name: str) -> str | None:
-    """The file ``python -m name`` runs, found without importing anything (a package's
-    ``__init__`` may do anything): None where it is not a plain file on ``sys.path``."""
-    from importlib.machinery import PathFinder
-
-    path = None
-    spec = None
-    for part in name.split("."):
-        if spec is not None and path is None:
-            return None  # a module has no submodules
-        spec = PathFinder.find_spec(part, path)
-        if spec is None:
-            return None
-        path = spec.submodule_search_locations
-    if spec is None or not spec.origin or not spec.has_location:
-        return None
-    if path is not None:  # a package: python -m runs its __main__
-        return os.path.join(os.path.dirname(spec.origin), "__main__.py")
-    return spec.origin
 
 
 # -- the launcher's side ---------------------------------------------------------------
@@ -493,6 +438,8 @@ def main(argv: Sequence[str]) -> int:
     from shoal.launch import bootstrap
 
     bootstrap.die_with_parent()  # the launcher: SHOAL_LAUNCHER_PID
+    from shoal.launch.preload import PRELOAD_VAR, program_preloads
+
     target = argv[3:] if argv[2:3] == ["--"] else argv[2:]
     for name in (*PRELOAD, *program_preloads(target, os.environ.get(PRELOAD_VAR, ""))):
         try:
