@@ -30,6 +30,26 @@ def test_a_bad_rank_count_is_one_line_and_status_two(run_shoal: RunShoal, ranks:
     assert "-n" in line and "whole number of ranks" in line
 
 
+@pytest.mark.parametrize(("setting", "value"), [
+    ("SHOAL_RENDEZVOUS_BYTES", "abc"), ("SHOAL_SPLIT_BYTES", "1M"), ("SHOAL_SPIN_US", "fast"),
+    ("SHOAL_SPIN_US", "-5"), ("SHOAL_TCP_LINGER", "nan"), ("SHOAL_SHM_RING_BYTES", "4.5"),
+])
+def test_a_bad_numeric_setting_is_one_line_before_any_rank_starts(
+        run_shoal: RunShoal, setting: str, value: str) -> None:
+    # In the environment or given with --env: the ranks would have failed one by one,
+    # each with a traceback.
+    for done in (run_shoal("run", "-n", "2", "whoami.py", env=clean_env(**{setting: value})),
+                 run_shoal("run", "-n", "2", "--env", f"{setting}={value}", "whoami.py")):
+        line = _one_error_line(done)
+        assert f"{setting} must be" in line and repr(value) in line and "unset it" in line
+
+
+def test_an_empty_numeric_setting_means_the_default(run_shoal: RunShoal) -> None:
+    done = run_shoal("run", "-n", "2", "whoami.py",
+                     env=clean_env(SHOAL_SHM_RING_BYTES="", SHOAL_SPIN_US=" "))
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_missing_program_is_one_line_and_status_two(run_shoal: RunShoal) -> None:
     line = _one_error_line(run_shoal("run", "-n", "2", "no_such_program.py"))
     assert "no such program: 'no_such_program.py'" in line

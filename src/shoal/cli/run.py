@@ -193,6 +193,13 @@ def main(argv: list[str]) -> int:
                             args=tuple(args), tag_output=parsed.tag_output,
                             timeout=parsed.timeout, env=env,
                             transport=parsed.transport)
+    from shoal import tunables
+    from shoal.errors import ConfigurationError
+
+    try:  # the ranks' numeric settings, before any rank starts (theirs: this and --env)
+        tunables.check({**os.environ, **env})
+    except ConfigurationError as exc:
+        usage_error(PROG, str(exc))
     if parsed.hostfile or parsed.host:
         return _run_on_hosts(parsed, program, module, args, options)
     if parsed.mpi:

@@ -81,7 +81,9 @@ class Pickle:
 
     def dumps_oob(self, obj: Any) -> tuple[bytes, list[Any]]:
         """The pickle stream and the out-of-band buffers of at least ``THRESHOLD`` bytes."""
-        from shoal.spmd.memory import buffer
+        from shoal.spmd.memory import _buffer_class
+
+        buffer = _buffer_class()
 
         protocol = max(self._protocol if self._protocol is not None else _PROTOCOL, 5)
         buffers: list[Any] = []

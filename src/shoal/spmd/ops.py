@@ -263,7 +263,9 @@ def apply_buffers(op: Op, invec: memoryview, inoutvec: memoryview, datatype: Dat
         raise C.Exception(C.ERR_COUNT, f"reduction operands differ in length: "
                           f"{invec.nbytes} and {inoutvec.nbytes} bytes")
     if info.user is not None:
-        from shoal.spmd.memory import buffer
+        from shoal.spmd.memory import _buffer_class
+
+        buffer = _buffer_class()
 
         # mpi4py hands user functions byte buffers over the operands and a Datatype
         # handle of their elements.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from shoal import tunables
 from shoal.spmd.matching import Message
 from shoal.transport import cma
 from shoal.wire.header import (
@@ -38,7 +39,7 @@ def threshold() -> int:
     """The size from which a message to a rank on this host goes by a single copy."""
     # Measured here: below ~1 MiB two pipelined ring copies beat process_vm_readv,
     # which pins every page it copies; above it one copy wins (2x at 16 MiB).
-    return int(os.environ.get("SHOAL_RENDEZVOUS_BYTES", str(1024 * 1024)))
+    return int(tunables.read("SHOAL_RENDEZVOUS_BYTES", 1024 * 1024))
 
 
 def split_threshold() -> int:
@@ -46,7 +47,7 @@ def split_threshold() -> int:
     copied by both ranks at once: the receiver reads the first half while the sender
     writes the second (``PUT``, see :mod:`shoal.wire.header`).  One copy of 16 MiB ran at
     5.8-6 GB/s here, two halves at once at 12 GB/s."""
-    return int(os.environ.get("SHOAL_SPLIT_BYTES", str(1024 * 1024)))
+    return int(tunables.read("SHOAL_SPLIT_BYTES", 1024 * 1024))
 
 
 def split_point(length: int) -> int:

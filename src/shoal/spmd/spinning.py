@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import os
 
+from shoal import tunables
+
 DEFAULT_SECONDS = 0.002  # the configured most, where neither SHOAL_SPIN_US nor a transport says
 FLOOR = 2e-6  # seconds: the shortest an adapted spin gets (it can grow back from it)
 NEAR_MISS = 4  # a wait that ends within this many spins (from its start) was a near miss
@@ -37,9 +39,8 @@ FAST_MOST_NS = 100_000  # the one-step receive spins at most this long for its m
 def configured(transport_spin: float | None) -> float:
     """The most a wait spins, in seconds: ``SHOAL_SPIN_US`` if set, else what the
     transport says (None: :data:`DEFAULT_SECONDS`)."""
-    value = os.environ.get("SHOAL_SPIN_US")
-    if value:
-        return max(0.0, float(value)) / 1e6
+    if os.environ.get("SHOAL_SPIN_US", "").strip():
+        return tunables.read("SHOAL_SPIN_US", 0.0) / 1e6
     if transport_spin is not None:
         return max(0.0, transport_spin)
     return DEFAULT_SECONDS

@@ -51,6 +51,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from shoal import tunables
 from shoal.errors import ConfigurationError
 from shoal.transport.base import Endpoint
 from shoal.wire.frame import Frame, parse
@@ -138,7 +139,7 @@ class ShmJob:
     def create(cls, size: int, ring_bytes: int | None = None) -> ShmJob:
         if size < 1:
             raise ConfigurationError(f"a job needs at least one rank, not {size}")
-        ring = ring_bytes or int(os.environ.get("SHOAL_SHM_RING_BYTES", "0")) \
+        ring = ring_bytes or int(tunables.read("SHOAL_SHM_RING_BYTES", 0)) \
             or default_ring_bytes(size)
         if ring < 4096 or ring % 64:
             raise ConfigurationError(

@@ -72,6 +72,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
+from shoal import tunables
 from shoal.errors import PeerLostError, TransportError
 from shoal.security import HandshakeResult, JobKey, SecurityError, TruncationError
 from shoal.security.channel import OVERHEAD, SIZE_PREFIX
@@ -91,7 +92,7 @@ SEND_STEP = 32 * 1024
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
 RECV_LOW = 64 * 1024  # read the socket only while less plaintext than this waits
 RECV_BYTES = 1024 * 1024  # one recv_into at most this much
-_CLOSE_LINGER = float(os.environ.get("SHOAL_TCP_LINGER", "2.0"))
+_CLOSE_LINGER = float(tunables.read("SHOAL_TCP_LINGER", 2.0))
 _MAX_IOV = 64  # buffers per sendmsg
 _SEAL_ALONE = 16 * 1024 + 64  # larger writes are sealed into pooled buffers
 _HOLD = 64 * 1024  # write_more() holds back small frames up to this much queued
