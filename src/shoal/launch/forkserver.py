@@ -108,8 +108,11 @@ def shared_env(options: LaunchOptions) -> dict[str, str]:
 def start_for(options: LaunchOptions) -> ForkServer | None:
     """A fork server for the job of ``options``, started now so that its imports run
     beside the launcher's; None where the job does without one (:func:`wanted`)."""
-    if not wanted(options.nprocs):
-        return None
+    return start(options) if wanted(options.nprocs) else None
+
+
+def start(options: LaunchOptions) -> ForkServer:
+    """A fork server for the job of ``options``."""
     raise_fd_limit(options.nprocs)  # before the server starts: it inherits the limit
     return ForkServer(shared_env(options), options.target_argv())
 
@@ -287,9 +290,7 @@ def _read_job(requests: int) -> tuple[dict[str, Any], dict[int, int]] | None:
                 break
         while data and not data.endswith(b"\n"):
             chunk = channel.recv(1 << 20)
-            if not chunk:
-                data = b""
-            data += chunk
+            data = data + chunk if chunk else b""
         job: dict[str, Any] | None = json.loads(data) if data else None
         if job is None or len(job["fds"]) != len(received):
             for fd in received:

@@ -305,8 +305,7 @@ class LocalJob:
         n = self.options.nprocs
         if self._server is None:
             try:
-                self._server = forkserver.ForkServer(forkserver.shared_env(self.options),
-                                                     self.options.target_argv())
+                self._server = forkserver.start(self.options)
             except OSError as exc:
                 raise LaunchError(f"could not start the ranks: {exc}") from exc
         common = self._server.env

@@ -160,7 +160,7 @@ def _check_index(item: Any, length: int) -> Any:
 # Two forms of MPI.buffer, both defined on every Python (and tested there); ``buffer``
 # is the one this Python uses (see the end of the module).
 
-_made: dict[str, Any] = {}   # "array": _ArrayBuffer or None, "buffer": MPI.buffer
+_made: dict[str, Any] = {}   # "array": _ArrayBuffer, or None without numpy
 # Made once even when threads ask at once (THREAD_MULTIPLE): two classes named MPI.buffer
 # would fail each other's isinstance checks.
 _making = threading.RLock()
@@ -344,14 +344,7 @@ def _buffer_class() -> Any:
     """``MPI.buffer`` on this Python.  Before 3.12 a class written in Python can only lend
     its memory (memoryview(buf), numpy, struct ...) by being an array: numpy's, when it is
     here."""
-    made = _made.get("buffer")
-    if made is None:
-        with _making:
-            made = _made.get("buffer")
-            if made is None:
-                made = _made["buffer"] = (sys.version_info < (3, 12) and _array_buffer()) \
-                    or _PlainBuffer
-    return made
+    return (sys.version_info < (3, 12) and _array_buffer()) or _PlainBuffer
 
 
 LAZY = frozenset({"buffer", "memory"})   # names made on first use (``MPI.memory`` too)

@@ -39,8 +39,9 @@ FAST_MOST_NS = 100_000  # the one-step receive spins at most this long for its m
 def configured(transport_spin: float | None) -> float:
     """The most a wait spins, in seconds: ``SHOAL_SPIN_US`` if set, else what the
     transport says (None: :data:`DEFAULT_SECONDS`)."""
-    if os.environ.get("SHOAL_SPIN_US", "").strip():
-        return tunables.read("SHOAL_SPIN_US", 0.0) / 1e6
+    value = tunables.read("SHOAL_SPIN_US", -1.0)  # (a set value is never negative)
+    if value >= 0:
+        return value / 1e6
     if transport_spin is not None:
         return max(0.0, transport_spin)
     return DEFAULT_SECONDS
