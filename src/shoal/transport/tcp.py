@@ -64,22 +64,23 @@ The engine's contract is a non-blocking byte stream per peer, so:
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import socket
 import struct
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from shoal import tunables
 from shoal.errors import PeerLostError, TransportError
-from shoal.security import HandshakeResult, JobKey, SecurityError, TruncationError
-from shoal.security.channel import OVERHEAD, SIZE_PREFIX
+from shoal.security import HandshakeResult, JobKey, SecurityError
+from shoal.security.channel import OVERHEAD
 from shoal.transport.base import Endpoint
 from shoal.transport.tcp_buffers import Pool
 from shoal.transport.tcp_link import Link, drain, match_bytes
 from shoal.transport.tcp_mesh import HANDSHAKE_TIMEOUT, Address, connect_mesh, listen, same_machine
+from shoal.transport.tcp_sockets import _DONTWAIT, _EPOLL, _IN, _RECHECK, RECV_BYTES, _clock
+from shoal.transport.tcp_waiting import TcpWaiting
 from shoal.wire.frame import Frame
 from shoal.wire.header import DATA, FIELDS, HEADER, HEADER_SIZE, LENGTH_OFFSET
 
@@ -91,26 +92,13 @@ FRAME_BYTES = 128 * 1024  # the most plaintext per AEAD frame each end accepts
 SEND_STEP = 32 * 1024
 SEND_BOUND = 4 * 1024 * 1024  # ciphertext queued per link before write() returns 0
 RECV_LOW = 64 * 1024  # read the socket only while less plaintext than this waits
-RECV_BYTES = 1024 * 1024  # one recv_into at most this much
 _CLOSE_LINGER = float(tunables.read("SHOAL_TCP_LINGER", 2.0))
-_MAX_IOV = 64  # buffers per sendmsg
 _SEAL_ALONE = 16 * 1024 + 64  # larger writes are sealed into pooled buffers
 _HOLD = 64 * 1024  # write_more() holds back small frames up to this much queued
-_RECHECK = 20e-6  # readiness this fresh is not asked again (see _pull)
-_clock = time.perf_counter
-# Reads and writes never block; a socket is left blocking only so that sleep() can wait
-# in a read.  Where MSG_DONTWAIT is missing, sockets are non-blocking and sleep() polls.
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-_TIMEVAL = struct.Struct("@ll")
 _U64 = struct.Struct("<Q")
 _FIELDS = FIELDS.unpack_from
 _HEADER = HEADER.pack
 _monotonic_ns = time.monotonic_ns
-_yield = getattr(os, "sched_yield", lambda: None)
-_EPOLL = hasattr(select, "epoll")
-_IN = select.EPOLLIN if _EPOLL else select.POLLIN
-_OUT = select.EPOLLOUT if _EPOLL else select.POLLOUT
-_AWAKE = _IN | (select.EPOLLERR | select.EPOLLHUP if _EPOLL else select.POLLERR | select.POLLHUP)
 
 
 try:  # the engine's one-call paths in C (see bind_fast_paths)
@@ -123,7 +111,7 @@ except ImportError:
     _FastFrame = Frame
 
 
-class TcpEndpoint(Endpoint):
+class TcpEndpoint(TcpWaiting, Endpoint):
     """A rank's authenticated TCP links to ``peers`` (default: every other rank).
 
     ``addresses[r]`` is where rank ``r`` listens; ``listener`` is this rank's
@@ -386,24 +374,6 @@ class TcpEndpoint(Endpoint):
         self._took(link, got)
         return None
 
-    def _took(self, link: Link, got: bytes | int) -> None:
-        """What one read of the socket into the shared buffer brought, handled: a whole
-        frame already opened (``recv_open``'s or ``recv_take``'s bytes: one frame, shorter
-        than the buffer, so the socket is drained), nothing (-1), the bytes read, or the
-        end (0).  For :meth:`_pull`, :meth:`_take_straight` and the compiled receive."""
-        if isinstance(got, bytes):  # (what the peer sends next makes it readable again)
-            link.ready = False
-            link.inbox.chunks.append(got)
-            link.inbox.size += len(got)
-        elif got < 0:
-            link.ready = False
-        elif got:
-            link.ready = got == RECV_BYTES
-            with self._recv_view[:got] as data:
-                self._received(link, data)
-        else:
-            self._at_eof(link)
-
     # -- the engine's one-call paths, compiled ---------------------------------------
 
     def bind_fast_paths(self, lock: Any, posted: dict, unexpected: dict, queues: list,
@@ -507,345 +477,6 @@ class TcpEndpoint(Endpoint):
             inbox.size -= total
             return head
         return inbox.read_bytes(total)
-
-    # -- moving ciphertext --------------------------------------------------------
-
-    def _flush(self, link: Link) -> None:
-        """Send queued ciphertext until the socket would block."""
-        out = link.out
-        while out:
-            try:
-                if len(out) == 1:
-                    sent = link.sock.send(out[0][link.out_offset:] if link.out_offset
-                                          else out[0], _DONTWAIT)
-                else:
-                    buffers = [out[0][link.out_offset:]] if link.out_offset else [out[0]]
-                    buffers.extend(out[i] for i in range(1, min(len(out), _MAX_IOV)))
-                    sent = link.sock.sendmsg(buffers, (), _DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._broken(link, exc)
-                return
-            link.out_bytes -= sent
-            while sent:
-                head = len(out[0]) - link.out_offset
-                if sent >= head:
-                    sent -= head
-                    self._frames.give(out.popleft())
-                    link.out_offset = 0
-                else:
-                    link.out_offset += sent
-                    sent = 0
-        if link.want_out:
-            link.want_out = False
-            if not link.eof:
-                self._poller.modify(link.fd, _IN)
-
-    def _broken(self, link: Link, exc: OSError) -> None:
-        link.out.clear()
-        link.out_bytes = 0
-        self._fail(link, PeerLostError(
-            f"the connection to {link.where()} broke while sending: {exc}"))
-
-    def _check(self) -> None:
-        """Mark the links whose sockets are readable now (one system call for all)."""
-        by_fd = self._by_fd
-        self._checked = _clock()
-        for fd, events in self._poll(0):
-            link = by_fd.get(fd)
-            if link is not None:
-                if events & _AWAKE:
-                    link.ready = True
-                if events & _OUT and link.out:
-                    self._flush(link)
-
-    def _pull(self, link: Link) -> None:
-        """Read and open what the socket holds now; raise a dead link's error."""
-        if not (link.out or link.partial is not None or link.failure is not None
-                or link.eof):  # the usual case, in short
-            if not link.ready:
-                if _clock() - self._checked < _RECHECK:
-                    return
-                self._check()
-                if not link.ready:
-                    return
-            got: bytes | int | None
-            try:
-                if link.recv_open is not None and not link.channel._parts:
-                    # Compiled: one read, and a small message that came alone in one whole
-                    # frame opened in the same call; anything else is left in the buffer.
-                    got = link.recv_open(link.fd, self._recv_view, link.whole_limit)
-                else:
-                    got = link.sock.recv_into(self._recv_view, 0, _DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                got = -1
-            except OSError:
-                got = None  # (_pull_all reads again and says what broke)
-            if got is not None:
-                self._took(link, got)
-                if link.failure is None:
-                    return
-        self._pull_all(link)
-
-    def _pull_all(self, link: Link) -> None:
-        """:meth:`_pull` in every case: queued output, a cut frame, a failed link."""
-        if link.out:
-            self._flush(link)
-        if link.failure is not None:
-            if not link.inbox:
-                self._raise(link)
-            return
-        if link.eof:
-            return
-        if not link.ready:
-            # The engine looks at every stream several times before it sleeps, and
-            # sleep() waits for real: an answer a few microseconds old is enough.
-            if _clock() - self._checked < _RECHECK:
-                return
-            self._check()
-            if not link.ready:
-                return
-        try:
-            self._read(link)
-        except (BlockingIOError, InterruptedError):
-            link.ready = False
-        except OSError as exc:
-            self._fail(link, PeerLostError(f"the connection to {link.where()} broke: {exc}"))
-        if link.failure is not None and not link.inbox:
-            self._raise(link)
-
-    def _read(self, link: Link, flags: int = _DONTWAIT) -> None:
-        """One or two reads: the rest of a cut frame into its own buffer, then whatever
-        else waits into the shared buffer.  ``flags`` are the first read's."""
-        partial = link.partial
-        if partial is not None and link.partial_size:
-            assert type(partial) is memoryview
-            n = link.sock.recv_into(partial[link.partial_got:], 0, flags)
-            if not n:
-                self._at_eof(link)
-                return
-            link.partial_got += n
-            if link.partial_got < link.partial_size:
-                link.ready = False  # a short read: the socket is drained
-                return
-            link.partial = None
-            self._received(link, partial)
-            if link.failure is not None or link.eof:
-                return
-            flags = _DONTWAIT
-        view = self._recv_view
-        n = link.sock.recv_into(view, 0, flags)
-        if not n:
-            self._at_eof(link)
-            return
-        link.ready = n == len(view)
-        if link.partial is not None:  # fewer than SIZE_PREFIX bytes of a frame came before
-            data = memoryview(bytes(link.partial) + view[:n])
-            link.partial = None
-            self._received(link, data)
-        else:
-            with view[:n] as data:
-                self._received(link, data)
-
-    def _received(self, link: Link, data: memoryview) -> None:
-        """Open the whole frames at the start of ``data``; keep a cut one's start."""
-        channel = link.channel
-        opened: list[bytes | memoryview] = []
-        into = self._take
-        direct = 0  # opened[:direct] were decrypted into the sink: not the inbox's
-        last = 0  # where the last of them starts there
-        if link.sink is not None and not link.inbox.size:
-            take, sink = self._take, link.sink
-
-            def into(n: int) -> memoryview:
-                nonlocal direct, last
-                start = link.sink_pos
-                if len(opened) == direct and start + n <= link.sink_end:  # next in the stream
-                    direct += 1
-                    last, link.sink_pos = start, start + n
-                    return sink[start:start + n]
-                return take(n)
-
-        used = -1
-        try:
-            used = channel.open_frames(data, opened, into)
-            rest = len(data) - used
-            if rest:
-                if rest < SIZE_PREFIX:
-                    link.partial, link.partial_size = bytes(data[used:]), 0
-                else:
-                    size = channel.frame_size(data[used:])
-                    if link.cut is None:
-                        link.cut = bytearray(channel.max_frame + OVERHEAD)
-                    partial = memoryview(link.cut)[:size]
-                    partial[:rest] = data[used:]
-                    link.partial, link.partial_got, link.partial_size = partial, rest, size
-        except SecurityError as exc:
-            # Frames that authenticated before the bad one are genuine: deliver them first
-            # (all that opened, when it is the length of the cut frame that is bad).
-            genuine = opened if used >= 0 else list(exc.messages)
-            if direct > len(genuine):  # the bad frame was being opened in place
-                direct -= 1
-                link.sink_pos = last
-            for message in genuine[direct:]:
-                link.inbox.append(message)
-            self._fail(link, self._security_failure(link, exc))
-            return
-        inbox = link.inbox
-        for message in opened[direct:] if direct else opened:
-            inbox.chunks.append(message)
-            inbox.size += len(message)
-        if channel.peer_closed:
-            link.peer_closed = True
-
-    def _security_failure(self, link: Link, exc: SecurityError) -> TransportError:
-        if isinstance(exc, TruncationError):
-            error: TransportError = PeerLostError(
-                f"the connection to {link.where()} ended without an authenticated close "
-                "(the rank died or the connection was cut)")
-        else:
-            error = TransportError(f"the link to {link.where()} failed its integrity check, "
-                                   f"so it was closed: {exc}")
-        error.__cause__ = exc
-        return error
-
-    def _at_eof(self, link: Link) -> None:
-        link.eof = True
-        link.ready = False
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self._poller.unregister(link.fd)
-        if link.peer_closed:
-            return
-        try:
-            link.channel.receive_eof()
-        except SecurityError as exc:
-            self._fail(link, self._security_failure(link, exc))
-
-    def _fail(self, link: Link, error: TransportError) -> None:
-        if link.failure is None:
-            link.failure = error
-            link.eof = True
-            link.ready = False
-            link.partial = None
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._poller.unregister(link.fd)
-            # The descriptor number may be reused once closed: forget it first.
-            self._by_fd.pop(link.fd, None)
-            with contextlib.suppress(OSError):
-                link.sock.close()
-
-    def _raise(self, link: Link) -> NoReturn:
-        if link.failure is not None:
-            raise link.failure
-        raise PeerLostError(f"{link.where()} closed its link; rank {self.rank} cannot send "
-                            "to it any more")
-
-    # -- spinning and sleeping ----------------------------------------------------
-
-    def wait(self, src: int, busy: Any, timeout_ns: int, yield_every: int) -> bool:
-        """Poll the sockets (one ``epoll_wait`` without waiting a round) until ``src``'s
-        (any link's, for -1) is readable, a link towards a ``busy`` rank can take its
-        queued bytes, or ``timeout_ns`` pass; True if one did.  For one ``src`` alone
-        (nothing ``busy``, no yielding), the compiled record core's ``spin_readable``
-        peeks at its socket instead, the GIL released.
-
-        The engine calls this without its lock, so it only looks: it marks links
-        readable (the reads happen under the lock) and sends nothing.
-        """
-        if src >= 0:
-            link = self.links[src]
-            if link is None or link.inbox.size or link.failure is not None or link.eof:
-                return True
-            if link.spin_readable is not None and not busy and not yield_every:
-                # Compiled: ask the one socket itself (a peek, the GIL released), not
-                # epoll: the peer's send then wakes no epoll, and one look less a message.
-                if link.spin_readable(link.fd, timeout_ns):
-                    link.ready = True  # (only this link was asked: _checked stays)
-                    return True
-                return False
-        deadline = _clock() + timeout_ns * 1e-9
-        by_fd = self._by_fd
-        poll = self._poll
-        rounds = 0
-        while True:
-            events = poll(0)
-            if events:
-                self._checked = _clock()
-                woke = False
-                for fd, event in events:
-                    ready = by_fd.get(fd)
-                    if ready is None:
-                        continue
-                    if event & _AWAKE:
-                        ready.ready = True
-                        woke = woke or src < 0 or ready.peer == src
-                    if event & _OUT and busy and ready.peer in busy:
-                        woke = True
-                if woke:
-                    return True
-            rounds += 1
-            if yield_every and not rounds % yield_every:
-                _yield()
-            if _clock() >= deadline:
-                return False
-
-    # -- sleeping -----------------------------------------------------------------
-
-    def set_sleeping(self, flag: bool) -> None:
-        pass  # a peer's bytes arriving on the socket are the wake-up
-
-    def sleep(self, timeout: float) -> None:
-        self.sleep_with((), timeout)
-
-    def sleep_with(self, extra: Sequence[int], timeout: float) -> list[int]:
-        """Wait on every link (and the readable fds ``extra``, which stay registered
-        from then on); the ``extra`` fds that woke."""
-        if not extra and not self._extra and len(self._by_fd) == 1 and _DONTWAIT:
-            for link in self._by_fd.values():
-                if not link.out and not link.eof and timeout > 0:
-                    self._sleep_in_recv(link, timeout)
-                    return []
-        poller = self._poller
-        for fd in extra:
-            if fd not in self._extra:
-                poller.register(fd, _IN)
-                self._extra.add(fd)
-        for link in self._by_fd.values():
-            if link.out and not link.want_out and not link.eof:
-                poller.modify(link.fd, _IN | _OUT)
-                link.want_out = True
-        events = self._poll(max(0.0, timeout) * self._scale)
-        self._checked = _clock()
-        woke: list[int] = []
-        for fd, event in events:
-            ready = self._by_fd.get(fd)
-            if ready is None:
-                if fd in self._extra:
-                    woke.append(fd)
-                continue
-            if event & _AWAKE:
-                ready.ready = True
-            if event & _OUT and ready.out:
-                self._flush(ready)
-        return woke
-
-    def _sleep_in_recv(self, link: Link, timeout: float) -> None:
-        """Sleep in a read of the one link (with the kernel's receive timeout): waking
-        and reading are then one system call, as for a plain blocking socket."""
-        if timeout != link.rcvtimeo:
-            seconds = int(timeout)
-            micros = max(0 if seconds else 1, round((timeout - seconds) * 1e6))  # 0: forever
-            link.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                                 _TIMEVAL.pack(seconds, micros))
-            link.rcvtimeo = timeout
-        try:
-            self._read(link, 0)
-        except (BlockingIOError, InterruptedError):
-            link.ready = False  # the timeout passed
-        except OSError as exc:
-            self._fail(link, PeerLostError(f"the connection to {link.where()} broke: {exc}"))
-        self._checked = _clock()
 
     # -- the end --------------------------------------------------------------------
 
