@@ -34,6 +34,7 @@ from typing import Any
 
 from shoal.errors import CommunicationError
 from shoal.spmd import singlecopy, spinning
+from shoal.spmd.incoming import SMALL, Incoming
 from shoal.spmd.inflight import SENT as _SENT
 from shoal.spmd.inflight import OutgoingSend, Reading
 from shoal.spmd.matching import Matcher, Message, PostedReceive
@@ -43,31 +44,23 @@ from shoal.transport.base import Endpoint
 from shoal.wire.header import (
     ACK,
     DATA,
-    FAILED,
     HEADER,
     HEADER_SIZE,
-    PUT,
-    PUT_DONE,
     RTS,
     SYNC,
     WAITS,
     body_length,
     padded,
-    parse_rts,
     part_table,
     rts_body,
 )
 
-# Messages up to this size are written with one copy into the stream when
-# they fit, and read with one copy out of it.
-_SMALL = 16 * 1024
 _ONE_STEP_LOCAL = 1024 * 1024  # the most a compiled ring's one-step path takes
 _ZEROS = bytes(8)
 _NO_CHUNKS: list[memoryview] = []
 
 
-
-class Engine(Waiting):
+class Engine(Incoming, Waiting):
     """One process's progress engine (see the module docstring); thread-safe."""
 
     def __init__(self, rank: int, size: int, endpoint: Endpoint | None) -> None:
@@ -154,7 +147,7 @@ class Engine(Waiting):
             seq = self._seq
             if (len(parts) == 1 and dst != self.rank and not self._queues[dst]
                     and self.endpoint.send_frame(  # type: ignore[union-attr]
-                        dst, DATA, flags, 1, tag, ctx, seq, parts[0], _SMALL)):
+                        dst, DATA, flags, 1, tag, ctx, seq, parts[0], SMALL)):
                 # The common case, in one call: a whole small frame went into the stream.
                 if not flags & SYNC:
                     return _SENT
@@ -202,7 +195,7 @@ class Engine(Waiting):
             if self._queues[dst]:
                 return False
             return self.endpoint.send_frame(  # type: ignore[union-attr]
-                dst, DATA, flags, 1, tag, ctx, 0, payload, _SMALL)
+                dst, DATA, flags, 1, tag, ctx, 0, payload, SMALL)
         except (BufferError, TypeError, ValueError):
             return False
         finally:
@@ -219,7 +212,7 @@ class Engine(Waiting):
             return None
         endpoint = self.endpoint
         assert endpoint is not None
-        limit = _SMALL
+        limit = SMALL
         if buffer is not None:
             try:  # (one view, which the transport copies into too)
                 if type(buffer) is not memoryview:
@@ -257,7 +250,7 @@ class Engine(Waiting):
                 and not self.fast):  # (with the fast paths a frame is written whole or queued)
             part = parts[0]
             length = len(part) if type(part) is bytes else memoryview(part).nbytes
-            if length <= _SMALL:
+            if length <= SMALL:
                 frame = HEADER.pack(DATA, flags, 1, 0, tag, ctx, seq, time.monotonic_ns(),
                                     length) + part
                 written = self.endpoint.write(dst, frame)  # type: ignore[union-attr]
@@ -418,7 +411,7 @@ class Engine(Waiting):
                         # Nothing waits on this context: the next frame from the source
                         # is the answer if it matches (its body straight into the buffer,
                         # however large, when the whole frame is in the stream already).
-                        limit = _SMALL if buffer is None else max(_SMALL, buffer.nbytes)
+                        limit = SMALL if buffer is None else max(SMALL, buffer.nbytes)
                         direct = endpoint.take_match(source, ctx, tag, limit, buffer)
                         if direct is not None:
                             if direct.flags & SYNC:
@@ -642,130 +635,6 @@ class Engine(Waiting):
         ack = HEADER.pack(ACK, 0, 0, 0, 0, 0, message.seq, 0, 0)
         self._enqueue(OutgoingSend(message.source, [memoryview(ack)], False, 0))
 
-    def _read(self, src: int) -> bool:
-        """Take what has arrived from ``src``; True if a message or ack completed."""
-        endpoint = self.endpoint
-        assert endpoint is not None
-        progressed = False
-        while True:
-            reading = self._reading[src]
-            if reading is None:
-                frame = endpoint.take_message(src, _SMALL)
-                if frame is not None:
-                    self._on_frame(frame)
-                    progressed = True
-                    continue
-                if self._parking == src and not self._wanted_from(src):
-                    # A large frame (or a part of a small one) is next: park it for the
-                    # blocking receive that follows (see __init__).
-                    return progressed
-            if reading is None:
-                available = endpoint.readable(src)
-                if available < HEADER_SIZE:
-                    return progressed
-                kind, flags, nparts, _, tag, ctx, seq, stamp, length = HEADER.unpack(
-                    endpoint.read_bytes(src, HEADER_SIZE))
-                available -= HEADER_SIZE
-                if length <= available and length <= _SMALL:
-                    body = endpoint.read_bytes(src, length) if length else b""
-                    self._on_frame(Message(src, tag, ctx, flags, nparts, seq, stamp, length,
-                                           body, kind))
-                    progressed = True
-                    continue
-                message = Message(src, tag, ctx, flags, nparts, seq, stamp, length)
-                if kind == DATA:
-                    reading = self._start_body(message)
-                else:  # a control frame whose body is still on its way
-                    reading = Reading(message, memoryview(bytearray(length)), None)
-                    reading.kind = kind
-                self._reading[src] = reading
-            # The body: what has arrived, straight into its place where the transport can.
-            got = endpoint.receive_into(src, reading.target, reading.got,
-                                        reading.message.length)
-            if got == reading.got:
-                return progressed
-            reading.got = got
-            if reading.got < reading.message.length:
-                return progressed
-            self._reading[src] = None
-            self._finish_body(reading)
-            progressed = True
-
-    def _wanted_from(self, src: int) -> bool:
-        """Whether a posted receive may match a message from ``src``, or a send of ours
-        awaits an acknowledgement from it: then what ``src`` sent must be read on."""
-        for receives in self.matcher.posted.values():
-            for receive in receives:
-                if receive.source == src or receive.source < 0:
-                    return True
-        return any(o.dst == src for o in self._awaiting_ack.values())
-
-    def _on_frame(self, frame: Message) -> None:
-        """A whole frame with a small body: an ack, a message, or a rendezvous offer."""
-        kind = frame.kind
-        if kind == ACK:
-            waiting = self._awaiting_ack.pop(frame.seq, None)
-            if waiting is not None:
-                waiting.done = True
-                waiting.hold = None
-            return
-        if kind == PUT:
-            self._serve_put(frame)
-            return
-        if kind == PUT_DONE:
-            if (frame.source, frame.seq) in self._puts:
-                self._puts[frame.source, frame.seq] = not frame.flags & FAILED
-            return
-        if kind == RTS:
-            pid, frame.length, pieces = parse_rts(frame.body, frame.nparts)
-            frame.body = None
-            frame.remote = (pid, pieces)
-            frame.kind = DATA
-        elif kind != DATA:
-            raise CommunicationError(
-                f"rank {self.rank} got a frame of unknown kind {kind} from rank "
-                f"{frame.source}; are both ends the same shoal version?")
-        receive = self.matcher.arrive(frame)
-        if receive is not None:
-            self._complete(receive, frame)
-
-    def _start_body(self, message: Message) -> Reading:
-        """Choose where a large body goes: the matching receive's buffer, or a new one."""
-        receive = None
-        posted = self.matcher.posted.get(message.ctx)
-        if posted:
-            for index, candidate in enumerate(posted):
-                if candidate.matches(message):
-                    receive = posted.pop(index)
-                    break
-        if (receive is not None and receive.buffer is not None
-                and message.length <= receive.buffer.nbytes):
-            return Reading(message, receive.buffer, receive)
-        return Reading(message, memoryview(bytearray(message.length)), receive)
-
-    def _finish_body(self, reading: Reading) -> None:
-        message = reading.message
-        if reading.kind != DATA:
-            message.kind = reading.kind
-            message.body = bytes(reading.target)
-            self._on_frame(message)
-            return
-        receive = reading.receive
-        if receive is not None and reading.target is receive.buffer:
-            message.body = None
-            receive.message = message
-            if message.flags & SYNC:
-                self._acknowledge(message)
-            receive.done = True
-            return
-        message.body = reading.target.obj  # the bytearray itself
-        if receive is not None:
-            self._complete(receive, message)
-            return
-        late = self.matcher.arrive(message)
-        if late is not None:
-            self._complete(late, message)
-
     # -- progress and waiting ---------------------------------------------------
 
     def progress(self) -> None:
@@ -803,7 +672,7 @@ class Engine(Waiting):
 
 
 _NEVER = 1 << 62
-_MAX_PARTS = 1000  # an RTS body stays under _SMALL bytes
+_MAX_PARTS = 1000  # an RTS body stays under SMALL bytes
 
 
 def into_buffer(message: Message, buffer: memoryview | None) -> Message:
