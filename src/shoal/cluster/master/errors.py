@@ -2,11 +2,11 @@
 
 ``{"error": {"code": "<machine_code>", "message": "<what to do>"}}``: a
 :class:`~shoal.cluster.errors.ClusterError` keeps its status and code; a request
-that fails validation is 422 ``invalid_request`` with the first problem spelled
-out; an unknown path is 404; a request body over ``limits.MAX_BODY`` is 413
-``body_too_large`` and a master too busy is 503 (:mod:`.admission` decides,
-this module words them); anything unexpected is logged and is a 500
-``internal`` (never the traceback).
+that fails validation, or whose body cannot be read as JSON at all, is 422
+``invalid_request`` with the first problem spelled out; an unknown path is 404;
+a request body over ``limits.MAX_BODY`` is 413 ``body_too_large`` and a master
+too busy is 503 (:mod:`.admission` decides, this module words them); anything
+unexpected is logged and is a 500 ``internal`` (never the traceback).
 """
 
 from __future__ import annotations
@@ -83,6 +83,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI could not read the body at all ("There was an error parsing the
+            # body": bytes that are no UTF-8, say); a bad body is a validation failure.
+            return error_response(
+                400 if _pcci(request) else 422, "invalid_request",
+                f"the request body could not be read as JSON ({exc.__cause__}); send UTF-8 "
+                "JSON as the API's schema says", pcci=_pcci(request))
         code = _HTTP_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), pcci=_pcci(request))
 
