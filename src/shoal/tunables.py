@@ -3,8 +3,9 @@
 ``SHOAL_SPIN_US`` (microseconds a waiting rank spins before it sleeps),
 ``SHOAL_SHM_RING_BYTES`` (the ring per pair of ranks), ``SHOAL_RENDEZVOUS_BYTES`` and
 ``SHOAL_SPLIT_BYTES`` (message sizes from which one copy, or two halves at once, are
-used) and ``SHOAL_TCP_LINGER`` (seconds an ending rank's TCP links get to send what they
-hold and see the peer's end).  Unset or empty means the default.  A bad value is a
+used), ``SHOAL_TCP_LINGER`` (seconds an ending rank's TCP links get to send what they
+hold and see the peer's end) and ``SHOAL_TASKS_SPIN_US`` (microseconds the local task
+cluster's loop spins before it sleeps).  Unset or empty means the default.  A bad value is a
 :class:`ConfigurationError` whose one line names the variable, what it takes and what it
 got: ``shoal run`` checks every one before it starts a rank (its ``--env`` included), and
 a rank reading one checks it again, for ranks started some other way.
@@ -25,6 +26,7 @@ SETTINGS = {
     "SHOAL_RENDEZVOUS_BYTES": ("bytes", True),
     "SHOAL_SPLIT_BYTES": ("bytes", True),
     "SHOAL_TCP_LINGER": ("seconds", False),
+    "SHOAL_TASKS_SPIN_US": ("microseconds", False),
 }
 
 

@@ -37,7 +37,7 @@ from shoal.errors import ConfigurationError, TransportError
 from shoal.security import ClientConfig, HostKeyVerifier, Identity, connect_secure_stream
 from shoal.tasks import protocol
 from shoal.tasks.framing import FrameReader, frame
-from shoal.tasks.links import Link, LinkClosed, StreamLink, small_reads
+from shoal.tasks.links import Link, LinkClosed, StreamLink, in_one_turn, small_reads
 from shoal.tasks.worker import MARK
 
 log = logging.getLogger("shoal.tasks.agent")
@@ -105,6 +105,9 @@ class _Pipe(asyncio.Protocol):
         self.agent._feed()
 
     def data_received(self, data: bytes) -> None:
+        in_one_turn(self._take, data)  # (the agent's and the service's answers, at once)
+
+    def _take(self, data: bytes) -> None:
         for message in self.frames.feed(data):
             if message[0] == "done":
                 self.agent._results(self.proc, message[1])
@@ -243,6 +246,10 @@ class TaskAgent:
 
     def pids(self) -> list[int]:
         return [proc.popen.pid for proc in self.processes]
+
+    def busy(self) -> int:
+        """How many worker processes hold tasks now (running or queued there)."""
+        return sum(1 for proc in self.processes if proc.outstanding)
 
     # -- worker processes ------------------------------------------------------------
 

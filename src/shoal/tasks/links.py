@@ -11,7 +11,9 @@ in the service's own process without pickling at all.  :meth:`Link.serve`
 hands each batch that arrives to a function; the local links call it straight
 from the event loop's callback (bytes arriving, or a post in this process)
 instead of waking a task that waits in :meth:`Link.recv`: one hop less per
-message.
+message.  What a local socket's bytes set off is one turn (:func:`in_one_turn`):
+the posts their handling makes on in-process links are delivered before the
+callback returns, not in another pass of the loop each.
 """
 
 from __future__ import annotations
@@ -19,14 +21,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from shoal.errors import PeerLostError
 from shoal.security import ChannelError, SecureStream, SecurityError
 from shoal.tasks.framing import READ_SIZE, FrameReader, framed
 from shoal.tasks.protocol import Message, pack, unpack
+
+_turn = threading.local()  # .due: the in-process links to deliver to before the turn ends
+
+
+def in_one_turn(handle: Callable[[Any], None], arg: Any) -> None:
+    """``handle(arg)``, then what it posted on in-process links (:class:`MemoryLink`)
+    delivered, and what those deliveries post in turn, before returning: the service's
+    and the agent's answers to one event in one pass of the event loop, where a
+    ``call_soon`` per hop would take a pass each.  Each delivery still comes after the
+    poster's call has returned (never inside a scheduler step).  Nested turns are the
+    outer one's."""
+    if getattr(_turn, "due", None) is not None:
+        handle(arg)
+        return
+    due: deque[MemoryLink] = deque()
+    _turn.due = due
+    try:
+        handle(arg)
+        while due:
+            due.popleft()._arrive()
+    finally:
+        _turn.due = None
+        for link in due:  # (handle or a delivery raised: the rest go in the next pass)
+            asyncio.get_running_loop().call_soon(link._arrive)
 
 
 class LinkClosed(PeerLostError):
@@ -179,6 +207,9 @@ class SocketLink(_Dispatching, asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        in_one_turn(self._take, data)
+
+    def _take(self, data: bytes) -> None:
         try:
             for payload in self._reader.payloads(data):
                 self._inbox.append(unpack(payload))
@@ -242,7 +273,8 @@ class MemoryLink(_Dispatching):
 
     Posts made in one pass of the loop reach the other end as one batch, in a
     callback at its end (never inside the poster's own call, which may be in
-    the middle of a scheduler step).
+    the middle of a scheduler step): at the end of the current turn when there
+    is one (:func:`in_one_turn`), else in the loop's next pass.
     """
 
     def __init__(self, peer: str) -> None:
@@ -261,7 +293,11 @@ class MemoryLink(_Dispatching):
         other._pending.append(message)
         if not other._scheduled:
             other._scheduled = True
-            asyncio.get_running_loop().call_soon(other._arrive)
+            due = getattr(_turn, "due", None)
+            if due is not None:  # delivered at the end of this turn (see in_one_turn)
+                due.append(other)
+            else:
+                asyncio.get_running_loop().call_soon(other._arrive)
 
     def _arrive(self) -> None:
         self._scheduled = False

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 
+from shoal.tasks import spinning
 from shoal.tasks.framing import FramedSocket
 
 START_TIMEOUT = 60.0
@@ -36,6 +37,7 @@ class LocalCluster:
     address = "local"
 
     def __init__(self, workers: int, scheduler: str, heartbeat_timeout: float = 10.0) -> None:
+        spin = spinning.configured()  # (a bad SHOAL_TASKS_SPIN_US: one line, here)
         env = dict(os.environ)
         # Workers import functions by reference as this process would: same path, same folder.
         paths = [p or os.getcwd() for p in sys.path]
@@ -54,7 +56,7 @@ class LocalCluster:
         try:
             assert self.proc.stdin is not None
             config = {"workers": workers, "scheduler": scheduler,
-                      "heartbeat_timeout": heartbeat_timeout}
+                      "heartbeat_timeout": heartbeat_timeout, "spin": spin}
             self.proc.stdin.write(json.dumps(config).encode() + b"\n")
             self.proc.stdin.flush()
         except BaseException:
@@ -81,7 +83,8 @@ class LocalCluster:
         self.channel.close()
 
 
-async def _serve(config: dict[str, object], fd: int) -> None:
+async def _serve(config: dict[str, object], fd: int,
+                 selector: spinning.SpinningSelector) -> None:
     from shoal.tasks.agent import TaskAgent
     from shoal.tasks.service import TaskService
 
@@ -91,6 +94,8 @@ async def _serve(config: dict[str, object], fd: int) -> None:
     loop = asyncio.get_running_loop()
     agent = TaskAgent(link=service.attach_local_agent("local"), slots=int(config["workers"]),  # type: ignore[call-overload]
                       name="local")
+    cores = spinning.cores()
+    selector.allowed = lambda: agent.busy() < cores  # (see spinning: a core free for it)
     agent_task = loop.create_task(agent.run())
     # The executor is answered once the worker processes exist: Executor() returns with
     # its cluster whole (and a task submitted at once does not wait for a process to fork).
@@ -122,8 +127,31 @@ def main(argv: list[str]) -> int:
     line = sys.stdin.buffer.readline()
     if not line or len(argv) != 1:
         return 1
-    asyncio.run(_serve(json.loads(line), int(argv[0])))
+    config = json.loads(line)
+    # The loop's waits spin first (see spinning); otherwise what asyncio.run does.
+    selector = spinning.SpinningSelector(float(config.get("spin", 0.0)))
+    loop = asyncio.SelectorEventLoop(selector)
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve(config, int(argv[0]), selector))
+    finally:
+        try:
+            _cancel_remaining(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
     return 0
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending and let them end, as ``asyncio.run`` does."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 if __name__ == "__main__":
