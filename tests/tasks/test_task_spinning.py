@@ -13,7 +13,7 @@ import pytest
 
 from shoal.errors import ConfigurationError
 from shoal.tasks import Executor, spinning
-from shoal.tasks.links import in_one_turn, memory_pair
+from shoal.tasks.links import after_turn, in_one_turn, memory_pair
 from shoal.tasks.spinning import FLOOR, Spin, SpinningSelector
 
 MOST = 200e-6
@@ -214,6 +214,28 @@ def test_posts_of_a_turn_whose_handler_raised_still_arrive() -> None:
         ours.post(("run", 2))  # the link still works after
         await asyncio.sleep(0)
         assert got == [("run", 1), ("run", 2)]
+        serving.cancel()
+
+    asyncio.run(main())
+
+
+def test_work_put_off_to_the_end_of_a_turn_runs_after_what_was_posted_before_it() -> None:
+    # The agent feeds its processes after the service has had their results (after_turn).
+    async def main() -> None:
+        ours, theirs = memory_pair("agent", "service")
+        order: list[object] = []
+        serving = asyncio.ensure_future(theirs.serve(lambda batch: order.extend(batch) or True))
+        await asyncio.sleep(0)
+
+        def event(_: object) -> None:
+            ours.post(("done", 1))
+            after_turn(lambda: order.append("fed"))
+            assert order == []
+
+        in_one_turn(event, None)
+        assert order == [("done", 1), "fed"]
+        after_turn(lambda: order.append("at once"))  # no turn: now
+        assert order[-1] == "at once"
         serving.cancel()
 
     asyncio.run(main())

@@ -37,7 +37,7 @@ from shoal.errors import ConfigurationError, TransportError
 from shoal.security import ClientConfig, HostKeyVerifier, Identity, connect_secure_stream
 from shoal.tasks import protocol
 from shoal.tasks.framing import FrameReader, frame
-from shoal.tasks.links import Link, LinkClosed, StreamLink, in_one_turn, small_reads
+from shoal.tasks.links import Link, LinkClosed, StreamLink, after_turn, in_one_turn, small_reads
 from shoal.tasks.worker import MARK
 
 log = logging.getLogger("shoal.tasks.agent")
@@ -279,7 +279,9 @@ class TaskAgent:
                 0.7 * self.mean_duration + 0.3 * mean)
             assert self.link is not None
             self.link.post(("done", done))
-        self._feed()
+            after_turn(self._feed)  # the results reach the service (and go on) first
+        else:
+            self._feed()
 
     async def _died(self, proc: _Process) -> None:
         loop = asyncio.get_running_loop()
@@ -351,9 +353,10 @@ class TaskAgent:
         return per_process, max(held, per_process * 2)
 
     def _feed(self) -> None:
-        per_process, _ = self._depths()
+        per_process, held = self._depths()
         # The least busy first: tasks given back by a busy process must go elsewhere.
-        for proc in sorted(self.processes, key=lambda p: len(p.outstanding)):
+        for proc in sorted(self.processes, key=lambda p: len(p.outstanding)) if self.queue \
+                else ():
             if not self.queue:
                 break
             if proc.writer is None or proc.popen.returncode is not None:
@@ -376,7 +379,7 @@ class TaskAgent:
             proc.writer.write(frame(messages))
         if not self.queue:
             self._steal()
-        self._ask()
+        self._ask(held)
 
     def _steal(self) -> None:
         """Idle processes while others hold several tasks: ask those to give some back."""
@@ -391,9 +394,11 @@ class TaskAgent:
                 proc.writer.write(frame([("steal", len(proc.outstanding) // 2)]))
                 idle -= 1
 
-    def _ask(self) -> None:
-        """Ask the service for enough tasks to keep every process busy a while (pull)."""
-        _, held = self._depths()
+    def _ask(self, held: int | None = None) -> None:
+        """Ask the service for enough tasks to keep every process busy a while (pull);
+        ``held``: the tasks to hold per process (:meth:`_depths`), if known already."""
+        if held is None:
+            _, held = self._depths()
         target = held * len(self.processes or range(self.slots))
         have = len(self.queue) + self.wanted + sum(len(p.outstanding) for p in self.processes)
         if have < target and (have <= target // 2 or self.wanted == 0) and self.link is not None:

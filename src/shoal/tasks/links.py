@@ -32,7 +32,7 @@ from shoal.security import ChannelError, SecureStream, SecurityError
 from shoal.tasks.framing import READ_SIZE, FrameReader, framed
 from shoal.tasks.protocol import Message, pack, unpack
 
-_turn = threading.local()  # .due: the in-process links to deliver to before the turn ends
+_turn = threading.local()  # .due: what runs before the current turn ends (see in_one_turn)
 
 
 def in_one_turn(handle: Callable[[Any], None], arg: Any) -> None:
@@ -40,21 +40,33 @@ def in_one_turn(handle: Callable[[Any], None], arg: Any) -> None:
     delivered, and what those deliveries post in turn, before returning: the service's
     and the agent's answers to one event in one pass of the event loop, where a
     ``call_soon`` per hop would take a pass each.  Each delivery still comes after the
-    poster's call has returned (never inside a scheduler step).  Nested turns are the
-    outer one's."""
+    poster's call has returned (never inside a scheduler step), in the order they were
+    posted, with what :func:`after_turn` put off among them.  Nested turns are the outer
+    one's."""
     if getattr(_turn, "due", None) is not None:
         handle(arg)
         return
-    due: deque[MemoryLink] = deque()
+    due: deque[Callable[[], None]] = deque()
     _turn.due = due
     try:
         handle(arg)
         while due:
-            due.popleft()._arrive()
+            due.popleft()()
     finally:
         _turn.due = None
-        for link in due:  # (handle or a delivery raised: the rest go in the next pass)
-            asyncio.get_running_loop().call_soon(link._arrive)
+        for later in due:  # (handle or a delivery raised: the rest go in the next pass)
+            asyncio.get_running_loop().call_soon(later)
+
+
+def after_turn(work: Callable[[], None]) -> None:
+    """``work()`` after what was posted so far in this turn is delivered (at once when
+    there is no turn): e.g. the agent feeds its processes after the service has had their
+    results, so the results leave first."""
+    due = getattr(_turn, "due", None)
+    if due is None:
+        work()
+    else:
+        due.append(work)
 
 
 class LinkClosed(PeerLostError):
@@ -295,7 +307,7 @@ class MemoryLink(_Dispatching):
             other._scheduled = True
             due = getattr(_turn, "due", None)
             if due is not None:  # delivered at the end of this turn (see in_one_turn)
-                due.append(other)
+                due.append(other._arrive)
             else:
                 asyncio.get_running_loop().call_soon(other._arrive)
 
