@@ -35,11 +35,18 @@ _ZEROS = bytes(8)
 _numpy: Any = None
 
 
+THRESHOLD = (1 << 20) + 1  # over 1 MiB: what the compiled ring takes in one call stays there
+
+
 def threshold() -> int:
     """The size from which a message to a rank on this host goes by a single copy."""
-    # Measured here: below ~1 MiB two pipelined ring copies beat process_vm_readv,
-    # which pins every page it copies; above it one copy wins (2x at 16 MiB).
-    return int(tunables.read("SHOAL_RENDEZVOUS_BYTES", 1024 * 1024))
+    # process_vm_readv pins every page it copies; the compiled ring takes a message of up
+    # to 1 MiB whole in one call each way, and larger ones stream through it in Python.
+    # Measured on the 2-core VM (2026-12-07, 16 MiB bursts / ping-pong one way): 1 MiB
+    # through the ring 14.5-15.6 GB/s / 133-135 us, by single copy 9.3-9.8 GB/s / 145-190
+    # us; 1.5 MiB 10.2-10.4 against 9.5-9.8 GB/s; 2 MiB 9.6 against 9.8 GB/s, 512-519
+    # against 262-268 us; 4 MiB 6.8 against 11.9 GB/s, 16 MiB 6.9 against 19.9.
+    return int(tunables.read("SHOAL_RENDEZVOUS_BYTES", THRESHOLD))
 
 
 def split_threshold() -> int:
