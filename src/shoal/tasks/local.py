@@ -9,7 +9,8 @@ with a pipe, since nobody else holds either end.  The configuration goes over
 the child's stdin, and the cluster lives as long as that stdin stays open: the
 executor closing it, or dying, stops the cluster and kills every worker
 process (they die with it in any case, ``PR_SET_PDEATHSIG``), so nothing is
-left behind.  A start that fails anywhere stops what it started.
+left behind.  A start that fails anywhere stops what it started.  Its event loop
+spins briefly before it sleeps while a core is free for it (:mod:`.spinning`).
 """
 
 from __future__ import annotations
