@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 
-from shoal.tasks import spinning
+from shoal.tasks import protocol, spinning
 from shoal.tasks.framing import FramedSocket
 
 START_TIMEOUT = 60.0
@@ -95,7 +95,7 @@ async def _serve(config: dict[str, object], fd: int,
     loop = asyncio.get_running_loop()
     agent = TaskAgent(link=service.attach_local_agent("local"), slots=int(config["workers"]),  # type: ignore[call-overload]
                       name="local")
-    cores = spinning.cores()
+    cores = protocol.default_slots()  # (one per core this process may use)
     selector.allowed = lambda: agent.busy() < cores  # (see spinning: a core free for it)
     agent_task = loop.create_task(agent.run())
     # The executor is answered once the worker processes exist: Executor() returns with

@@ -24,10 +24,9 @@ spins for at most one spin after its last event.  ``SHOAL_TASKS_SPIN_US`` sets t
 
 from __future__ import annotations
 
-import os
 import selectors
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shoal import tunables
@@ -37,17 +36,10 @@ FLOOR = 2e-6  # seconds: the shortest an adapted spin gets (it can grow back fro
 _clock = time.perf_counter
 
 
-def configured(env: Any = None) -> float:
+def configured(env: Mapping[str, str] | None = None) -> float:
     """The most a spin lasts, in seconds (``SHOAL_TASKS_SPIN_US``; a bad value raises
     :class:`~shoal.errors.ConfigurationError` in one line)."""
     return tunables.read("SHOAL_TASKS_SPIN_US", DEFAULT_US, env) / 1e6
-
-
-def cores() -> int:
-    """How many CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 class Spin:
