@@ -7,6 +7,7 @@ import asyncio
 import socket
 import threading
 import time
+from typing import Any
 
 import psutil
 import pytest
@@ -155,6 +156,16 @@ def test_the_local_cluster_runs_tasks_spinning_or_not(monkeypatch, spin_us: str)
 
 # -- one turn --------------------------------------------------------------------------
 
+async def _pair_collecting(first: str, second: str) -> tuple[Any, list[object], Any]:
+    """An in-process pair; what reaches the second end is collected, in order, while the
+    returned task serves it."""
+    ours, theirs = memory_pair(first, second)
+    got: list[object] = []
+    serving = asyncio.ensure_future(theirs.serve(lambda batch: got.extend(batch) or True))
+    await asyncio.sleep(0)  # serve() now
+    return ours, got, serving
+
+
 def test_what_one_event_posts_in_process_is_delivered_before_its_turn_ends() -> None:
     async def main() -> None:
         service_end, agent_end = memory_pair("service", "agent")
@@ -197,10 +208,7 @@ def test_what_one_event_posts_in_process_is_delivered_before_its_turn_ends() -> 
 
 def test_posts_of_a_turn_whose_handler_raised_still_arrive() -> None:
     async def main() -> None:
-        ours, theirs = memory_pair("a", "b")
-        got: list[object] = []
-        serving = asyncio.ensure_future(theirs.serve(lambda batch: got.extend(batch) or True))
-        await asyncio.sleep(0)
+        ours, got, serving = await _pair_collecting("a", "b")
 
         def failing(_: object) -> None:
             ours.post(("run", 1))
@@ -222,10 +230,7 @@ def test_posts_of_a_turn_whose_handler_raised_still_arrive() -> None:
 def test_work_put_off_to_the_end_of_a_turn_runs_after_what_was_posted_before_it() -> None:
     # The agent feeds its processes after the service has had their results (after_turn).
     async def main() -> None:
-        ours, theirs = memory_pair("agent", "service")
-        order: list[object] = []
-        serving = asyncio.ensure_future(theirs.serve(lambda batch: order.extend(batch) or True))
-        await asyncio.sleep(0)
+        ours, order, serving = await _pair_collecting("agent", "service")
 
         def event(_: object) -> None:
             ours.post(("done", 1))
