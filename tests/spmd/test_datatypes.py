@@ -571,3 +571,14 @@ def test_the_quick_list_view_takes_the_common_lists_and_leaves_the_rest():
     assert list_view([a, 2, "d"], True) is None  # a type code
     assert list_view([a[::2], 2, D.DOUBLE], True) is None  # strided
     assert list_view([a, 2, D.DOUBLE.Dup()], True) is None  # a duplicate
+
+
+def test_an_empty_array_with_a_zero_in_its_shape_is_an_empty_buffer() -> None:
+    # (a memoryview cannot be cast when its shape has a zero: mpi4py's inter tests pass
+    # (remote_size, 0) arrays)
+    for readonly in (True, False):
+        spec = parse_buffer(np.zeros((3, 0), dtype="i"), readonly=readonly)
+        assert spec.view.nbytes == 0 and spec.count == 0
+        assert spec.datatype == D.INT
+    spec = parse_buffer(np.zeros((4, 0), dtype="d"), readonly=False, blocks=4)
+    assert spec.count == 0 and spec.view.nbytes == 0

@@ -258,6 +258,8 @@ def _flat_view(buf: Any, readonly: bool) -> tuple[memoryview, str | None]:
             f"the receive buffer ({type(buf).__name__}) is read-only: pass a writable "
             "buffer such as a bytearray or a writable numpy array")
     if mv.c_contiguous:
+        if not mv.nbytes and mv.ndim > 1:  # (a shape with a zero in it cannot be cast)
+            return memoryview(bytearray()), mv.format
         return (mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")), mv.format
     if mv.f_contiguous:
         # Fortran-order arrays are contiguous memory too (mpi4py accepts them);
@@ -399,7 +401,12 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
         else:
             datatype = _typedict.get(mv.format)
             if datatype is not None and mv.c_contiguous and (readonly or not mv.readonly):
-                flat = mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")
+                if mv.ndim == 1 and mv.format == "B":
+                    flat = mv
+                elif mv.nbytes or mv.ndim < 2:
+                    flat = mv.cast("B")
+                else:  # (a shape with a zero in it cannot be cast)
+                    flat = memoryview(bytearray())
                 return BufferSpec(flat, flat.nbytes // datatype.extent, datatype)
     if spec is C.IN_PLACE or spec is C.BOTTOM:
         return BufferSpec(memoryview(bytearray()), 0, BYTE, marker=spec)
