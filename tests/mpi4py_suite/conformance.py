@@ -67,6 +67,8 @@ FILES = (
     "test_cco_pr_vec", "test_cco_pr_ngh_buf", "test_p2p_buf_part", "test_pack",
     "test_address", "test_attributes", "test_buffer", "test_mpimem", "test_grequest",
     "test_info", "test_errhandler", "test_ulfm", "test_subclass",
+    # intercommunicators between groups of a job's ranks
+    "test_comm_inter", "test_cco_obj_inter", "test_cco_buf_inter", "test_cco_vec_inter",
 )
 RANKS = (1, 2, 3, 4)
 RUNTIMES = ("shoal", "mpich")

@@ -98,6 +98,14 @@ def test_traffic_on_different_communicators_never_mixes(run_ok, backend, ranks):
     run_ok(backend, ranks, "comm_isolation.py")
 
 
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_intercommunicators_join_two_groups_as_in_mpi(run_ok, backend, ranks):
+    """Create_intercomm and Create_from_groups, point-to-point to the remote group, every
+    collective from group to group (MPI.ROOT / PROC_NULL), nonblocking and persistent
+    forms, Merge, Split, Create, Dup; at 4 ranks the groups are uneven (1 and 3)."""
+    run_ok(backend, ranks, "intercomms.py")
+
+
 @pytest.mark.parametrize("ranks", [1, 2, 3])
 def test_errors_raise_mpi_exception_with_the_right_error_class_and_never_hang(run_ok, backend,
                                                                              ranks):

@@ -27,11 +27,11 @@ from shoal.spmd.ulfm import FaultTolerance
 
 
 def no_dynamic_processes(call: str) -> NotImplementedError:
-    """What a call that needs dynamic processes or intercommunicators raises."""
+    """What a call that needs dynamic processes raises."""
     return NotImplementedError(
-        f"{call}: shoal has no dynamic processes: new ranks cannot join a running job, so "
-        "there are no intercommunicators (see the README's list of unsupported MPI "
-        "features; mpi4py.futures works without them)")
+        f"{call}: shoal has no dynamic processes: new ranks cannot join a running job "
+        "(see the README's list of unsupported MPI features; mpi4py.futures works without "
+        "them, and Intracomm.Create_intercomm joins groups of the job's own ranks)")
 
 
 class Comm(FaultTolerance):
@@ -99,7 +99,11 @@ class Intracomm(Comm):
 
     __module__ = "shoal.MPI"
 
-    # -- dynamic processes: not built (see intercomm.py) ----------------------------
+    @classmethod
+    def _accepts(cls, record: Any) -> bool:
+        return not record.inter
+
+    # -- dynamic processes: not built; intercommunicators of the job's ranks (intercomm.py) --
 
     def Spawn(self, command: Any, args: Any = None, maxprocs: int = 1, info: Any = None,
               root: int = 0, errcodes: Any = None) -> Any:
@@ -117,7 +121,11 @@ class Intracomm(Comm):
 
     def Create_intercomm(self, local_leader: int, peer_comm: Any, remote_leader: int,
                          tag: int = 0) -> Any:
-        raise no_dynamic_processes("Intracomm.Create_intercomm")
+        """An intercommunicator joining this group to the one whose leader is
+        ``remote_leader`` on ``peer_comm`` (see intercomm.py)."""
+        from shoal.spmd.intercomm import create_intercomm
+
+        return create_intercomm(self, local_leader, peer_comm, remote_leader, tag)
 
     # -- topologies (see topo.py) ---------------------------------------------------
 
@@ -202,7 +210,15 @@ def _commctx_intra(comm: Any) -> tuple[Any, int]:
 
 
 def _commctx_inter(comm: Any) -> tuple[Any, int, Any, bool]:
-    raise no_dynamic_processes("MPI._commctx_inter")
+    """A private duplicate of the intercommunicator ``comm``, a fresh tag on it, the local
+    group's intracommunicator and whether this is the low group (``MPI._commctx_inter``;
+    see intercomm.py)."""
+    from shoal.spmd.intercomm import commctx_inter
+
+    info = getattr(comm, "_info", None)
+    if info is None or not info.inter:
+        raise C.Exception(C.ERR_COMM, "_commctx_inter: not an intercommunicator")
+    return commctx_inter(comm)
 
 
 __all__ = ["Comm", "Intracomm", "no_dynamic_processes", "processor_name", "_comm_lock",

@@ -47,6 +47,8 @@ def _error(error_class: int, text: str) -> C.Exception:
 class CommRecord(Record):
     """The shared state behind equal communicator handles."""
 
+    inter = False  # an intercommunicator's (intercomm.InterRecord) says True
+
     __slots__ = ("ranks", "index", "ctx", "name", "serial", "coll_seq", "attrs", "hints",
                  "errhandler", "bsend", "lock", "locks", "commctx", "topo", "agree")
 
@@ -92,6 +94,7 @@ class CommBase(Handle):
     _NULL = _NULL_COMM
     _INTRA: ClassVar[type]  # the class of communicators made from groups (set by comm.py)
     _COMM: ClassVar[type]  # the class of COMM_NULL (set by comm.py)
+    _INTER: ClassVar[type]  # the class of intercommunicators (set by intercomm.py)
     _TOPOLOGIES: ClassVar[dict[int, type]] = {}  # topology kind -> class (set by topo.py)
     _tag_bound = TAG_UPPER_BOUND
     _info: CommRecord
@@ -146,7 +149,8 @@ class CommBase(Handle):
 
     @classmethod
     def _from_record(cls, record: Any) -> Any:
-        kind = cls._COMM if record is _NULL_COMM else cls._INTRA
+        kind = (cls._COMM if record is _NULL_COMM else cls._INTER if record.inter
+                else cls._INTRA)
         if record.topo is not None:
             kind = cls._TOPOLOGIES[record.topo.kind]
         obj: Any = Handle.__new__(kind)
@@ -317,9 +321,16 @@ class CommBase(Handle):
         comm._engine_free_check()
         if self._info is comm._info:
             return C.IDENT
-        if self._ranks == comm._ranks:
+        if self._info.inter != comm._info.inter:
+            return C.UNEQUAL
+        mine: tuple[tuple[int, ...], ...] = (self._ranks,)
+        theirs: tuple[tuple[int, ...], ...] = (comm._ranks,)
+        record: Any = self._info
+        if record.inter:  # both groups of both intercommunicators (intercomm.py)
+            mine, theirs = (record.local, *mine), (comm._info.local, *theirs)
+        if mine == theirs:
             return C.CONGRUENT
-        if sorted(self._ranks) == sorted(comm._ranks):
+        if [sorted(g) for g in mine] == [sorted(g) for g in theirs]:
             return C.SIMILAR
         return C.UNEQUAL
 
