@@ -431,13 +431,33 @@ def WorkerPool(executor: Any) -> Pool:
 
 # -- pools over a communicator ------------------------------------------------------
 
-def comm_split(comm: Any, root: int) -> tuple[Any, Any]:
-    """(the root's view, the workers' communicator): what mpi4py's comm_split gives,
-    here a private duplicate of ``comm`` (root and workers) and the workers' own."""
+def _private_split(comm: Any, root: int) -> tuple[Any, Any]:
+    """(a private duplicate of ``comm``: root and workers, the workers' own
+    communicator): how the pools here reach their workers by ``comm``'s ranks."""
     private = comm.Dup()
     color = MPI.UNDEFINED if comm.Get_rank() == root else 0
     workers = comm.Split(color, 0)
     return private, workers
+
+
+def comm_split(comm: Any, root: int) -> tuple[Any, Any]:
+    """mpi4py's helper: (an intercommunicator between ``root`` and the other ranks of
+    ``comm``, the others' intracommunicator, ``COMM_NULL`` at the root)."""
+    if comm.Is_inter():
+        comm = comm.Merge()
+    rank = comm.Get_rank()
+    everyone = comm.Get_group()
+    group = everyone.Incl([root]) if rank == root else everyone.Excl([root])
+    everyone.Free()
+    intracomm = comm.Create(group)
+    group.Free()
+    # the other side's leader, a rank of comm: the root, or the lowest rank besides it
+    remote_leader = (1 if root == 0 else 0) if rank == root else root
+    intercomm = intracomm.Create_intercomm(0, comm, remote_leader, tag=0)
+    if rank == root:
+        intracomm.Free()
+        intracomm = MPI.COMM_NULL
+    return intercomm, intracomm
 
 
 class _CommWorkers:
@@ -524,7 +544,7 @@ class SharedPoolCtx:
         world = MPI.COMM_WORLD
         self.on_root = world.Get_rank() == 0
         if world.Get_size() > 1:
-            self.comm, self.workers_comm = comm_split(world, 0)
+            self.comm, self.workers_comm = _private_split(world, 0)
             if self.on_root:
                 self.shared = _CommWorkers(self.comm, 0)
         SharedPool = self
@@ -567,7 +587,7 @@ def comm_executor_pool(executor: Any, comm: Any, root: int) -> Pool | None:
             return None
         executor._options["max_workers"] = 1
         return Pool(executor, _manager_self)
-    private, workers_comm = comm_split(comm, root)
+    private, workers_comm = _private_split(comm, root)
     if comm.Get_rank() != root:
         set_comm_server(workers_comm)
         try:
