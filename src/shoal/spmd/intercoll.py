@@ -28,6 +28,7 @@ Peers are addressed by their rank in the remote group (the communicator's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shoal.spmd import constants as C
@@ -105,42 +106,39 @@ class InterCollectives(Comm):
         return schedule.request()
 
     def Igather(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> Request:
-        return self._inter_gather(sendbuf, recvbuf, root, False, "Igather")
+        return self._inter_rooted(sendbuf, recvbuf, root, False, "Igather", gather=True)
 
     def Igatherv(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> Request:
-        return self._inter_gather(sendbuf, recvbuf, root, True, "Igatherv")
-
-    def _inter_gather(self, sendbuf: Any, recvbuf: Any, root: int, vector: bool,
-                 what: str) -> Request:
-        role = self._role(root, what)
-        schedule = _Schedule(self, what)
-        if role == _ROOT:
-            spec, blocks = self._split(recvbuf, vector, readonly=False)
-            for peer, (a, b) in enumerate(blocks):
-                schedule.receive(peer, spec.view[a:b])
-            return schedule.request(spec.commit)
-        if role == _MEMBER:
-            schedule.send(parse_buffer(sendbuf, readonly=True).view, root)
-        return schedule.request()
+        return self._inter_rooted(sendbuf, recvbuf, root, True, "Igatherv", gather=True)
 
     def Iscatter(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> Request:
-        return self._inter_scatter(sendbuf, recvbuf, root, False, "Iscatter")
+        return self._inter_rooted(recvbuf, sendbuf, root, False, "Iscatter", gather=False)
 
     def Iscatterv(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> Request:
-        return self._inter_scatter(sendbuf, recvbuf, root, True, "Iscatterv")
+        return self._inter_rooted(recvbuf, sendbuf, root, True, "Iscatterv", gather=False)
 
-    def _inter_scatter(self, sendbuf: Any, recvbuf: Any, root: int, vector: bool,
-                  what: str) -> Request:
+    def _inter_rooted(self, mine: Any, whole: Any, root: int, vector: bool, what: str,
+                      gather: bool) -> Request:
+        """Gather (the root receives each remote process's ``mine`` into its block of
+        ``whole``) or scatter (the root sends each remote process its block of ``whole``,
+        which lands in that process's ``mine``)."""
         role = self._role(root, what)
         schedule = _Schedule(self, what)
         if role == _ROOT:
-            spec, blocks = self._split(sendbuf, vector, readonly=True)
+            spec, blocks = self._split(whole, vector, readonly=not gather)
             for peer, (a, b) in enumerate(blocks):
-                schedule.send(spec.view[a:b], peer)
-        elif role == _MEMBER:
-            out = parse_buffer(recvbuf, readonly=False)
-            schedule.receive(root, out.view)
-            return schedule.request(out.commit)
+                if gather:
+                    schedule.receive(peer, spec.view[a:b])
+                else:
+                    schedule.send(spec.view[a:b], peer)
+            return schedule.request(spec.commit if gather else None)
+        if role == _MEMBER:
+            if gather:
+                schedule.send(parse_buffer(mine, readonly=True).view, root)
+            else:
+                out = parse_buffer(mine, readonly=False)
+                schedule.receive(root, out.view)
+                return schedule.request(out.commit)
         return schedule.request()
 
     def _split(self, buf: Any, vector: bool, readonly: bool
@@ -153,38 +151,32 @@ class InterCollectives(Comm):
         return spec, _even(spec, self._size)
 
     def Iallgather(self, sendbuf: Any, recvbuf: Any) -> Request:
-        return self._inter_allgather(sendbuf, recvbuf, False, "Iallgather")
+        return self._inter_exchange(sendbuf, recvbuf, False, "Iallgather", each=False)
 
     def Iallgatherv(self, sendbuf: Any, recvbuf: Any) -> Request:
-        return self._inter_allgather(sendbuf, recvbuf, True, "Iallgatherv")
-
-    def _inter_allgather(self, sendbuf: Any, recvbuf: Any, vector: bool, what: str) -> Request:
-        self._engine_free_check()
-        self._no_in_place(sendbuf, what)
-        spec, blocks = self._split(recvbuf, vector, readonly=False)
-        mine = parse_buffer(sendbuf, readonly=True).view
-        schedule = _Schedule(self, what)
-        for peer, (a, b) in enumerate(blocks):
-            schedule.send(mine, peer)
-            schedule.receive(peer, spec.view[a:b])
-        return schedule.request(spec.commit)
+        return self._inter_exchange(sendbuf, recvbuf, True, "Iallgatherv", each=False)
 
     def Ialltoall(self, sendbuf: Any, recvbuf: Any) -> Request:
-        return self._inter_alltoall(sendbuf, recvbuf, False, "Ialltoall")
+        return self._inter_exchange(sendbuf, recvbuf, False, "Ialltoall", each=True)
 
     def Ialltoallv(self, sendbuf: Any, recvbuf: Any) -> Request:
-        return self._inter_alltoall(sendbuf, recvbuf, True, "Ialltoallv")
+        return self._inter_exchange(sendbuf, recvbuf, True, "Ialltoallv", each=True)
 
-    def _inter_alltoall(self, sendbuf: Any, recvbuf: Any, vector: bool, what: str) -> Request:
+    def _inter_exchange(self, sendbuf: Any, recvbuf: Any, vector: bool, what: str,
+                        each: bool) -> Request:
+        """Every process sends to each remote process (``each``: its own block of
+        ``sendbuf``; else all of ``sendbuf``) and receives each one's block of ``recvbuf``."""
         self._engine_free_check()
         self._no_in_place(sendbuf, what)
         recv, recv_blocks = self._split(recvbuf, vector, readonly=False)
-        send, send_blocks = self._split(sendbuf, vector, readonly=True)
+        if each:
+            send, send_blocks = self._split(sendbuf, vector, readonly=True)
+            pieces = [send.view[a:b] for a, b in send_blocks]
+        else:
+            pieces = [parse_buffer(sendbuf, readonly=True).view] * self._size
         schedule = _Schedule(self, what)
-        for peer in self._remote():
-            a, b = send_blocks[peer]
-            c, d = recv_blocks[peer]
-            schedule.send(send.view[a:b], peer)
+        for peer, (c, d) in enumerate(recv_blocks):
+            schedule.send(pieces[peer], peer)
             schedule.receive(peer, recv.view[c:d])
         return schedule.request(recv.commit)
 
@@ -242,16 +234,8 @@ class InterCollectives(Comm):
         spec = parse_buffer(sendbuf, readonly=True)
         _check_match(spec, out, "Iallreduce")
         check_op(op, out.datatype)
-        schedule = _Schedule(self, "Iallreduce")
-        for peer in self._remote():
-            schedule.send(spec.view, peer)
-        parts = self._from_remote(schedule, out.view.nbytes)
-
-        def finish() -> None:
-            _reduce_in_order(parts, out.view, out.datatype, op)
-            out.commit()
-
-        return schedule.request(finish)
+        whole = [(0, spec.view.nbytes)] * self._size  # (all of it to every remote process)
+        return self._inter_reduce_scatter(spec.view, whole, out, op, "Iallreduce")
 
     def Ireduce_scatter_block(self, sendbuf: Any, recvbuf: Any, op: Any = SUM) -> Request:
         """This group's data, reduced over its processes, is scattered over the remote
@@ -263,7 +247,7 @@ class InterCollectives(Comm):
         whole = parse_buffer(sendbuf, readonly=True, blocks=self._size)
         check_op(op, whole.datatype)
         return self._inter_reduce_scatter(whole.view, _even(whole, self._size), out, op,
-                                     "Ireduce_scatter_block")
+                                          "Ireduce_scatter_block")
 
     def Ireduce_scatter(self, sendbuf: Any, recvbuf: Any, recvcounts: Any = None,
                         op: Any = SUM) -> Request:
@@ -287,11 +271,13 @@ class InterCollectives(Comm):
                                         f"counts {remote_counts} do not add up to the "
                                         f"{spec.count} elements sent")
         check_op(op, spec.datatype)
-        return self._inter_reduce_scatter(spec.view, _blocks(remote_counts, None, spec.unit), out,
-                                     op, "Ireduce_scatter")
+        blocks = _blocks(remote_counts, None, spec.unit)
+        return self._inter_reduce_scatter(spec.view, blocks, out, op, "Ireduce_scatter")
 
     def _inter_reduce_scatter(self, data: memoryview, blocks: list[tuple[int, int]],
-                         out: BufferSpec, op: Any, what: str) -> Request:
+                              out: BufferSpec, op: Any, what: str) -> Request:
+        """Send block ``j`` of ``data`` to remote process ``j``; ``out`` is the reduction of
+        what the remote processes send here, in their rank order."""
         schedule = _Schedule(self, what)
         for peer, (a, b) in enumerate(blocks):
             schedule.send(data[a:b], peer)
@@ -384,16 +370,24 @@ class InterCollectives(Comm):
         self.Barrier()
 
     def bcast(self, obj: Any, root: int = 0) -> Any:
-        role = self._role(root, "bcast")
-        schedule = _Schedule(self, "bcast")
+        return self._scatter_values(root, "bcast", lambda: [obj] * self._size, same=True)
+
+    def scatter(self, sendobj: Any, root: int = 0) -> Any:
+        return self._scatter_values(root, "scatter",
+                                    lambda: _items(sendobj, self._size, "scatter"))
+
+    def _scatter_values(self, root: int, what: str, values: Callable[[], list[Any]],
+                        same: bool = False) -> Any:
+        """The root sends ``values()[j]`` to remote process ``j``, which returns it."""
+        role = self._role(root, what)
+        schedule = _Schedule(self, what)
+        receives = []
         if role == _ROOT:
-            self._send_values(schedule, [obj] * self._size, same=True)
+            self._send_values(schedule, values(), same)
         elif role == _MEMBER:
             receives = self._receive_values(schedule, [root])
-            schedule.request().Wait()
-            return self._values(receives)[0]
         schedule.request().Wait()
-        return None
+        return self._values(receives)[0] if receives else None
 
     def gather(self, sendobj: Any, root: int = 0) -> Any:
         role = self._role(root, "gather")
@@ -408,30 +402,17 @@ class InterCollectives(Comm):
         schedule.request().Wait()
         return None
 
-    def scatter(self, sendobj: Any, root: int = 0) -> Any:
-        role = self._role(root, "scatter")
-        schedule = _Schedule(self, "scatter")
-        if role == _ROOT:
-            self._send_values(schedule, _items(sendobj, self._size, "scatter"))
-        elif role == _MEMBER:
-            receives = self._receive_values(schedule, [root])
-            schedule.request().Wait()
-            return self._values(receives)[0]
-        schedule.request().Wait()
-        return None
-
     def allgather(self, sendobj: Any) -> list[Any]:
-        self._engine_free_check()
-        schedule = _Schedule(self, "allgather")
-        self._send_values(schedule, [sendobj] * self._size, same=True)
-        receives = self._receive_values(schedule, self._remote())
-        schedule.request().Wait()
-        return self._values(receives)
+        return self._exchange_values("allgather", [sendobj] * self._size, same=True)
 
     def alltoall(self, sendobj: Any) -> list[Any]:
+        return self._exchange_values("alltoall", _items(sendobj, self._size, "alltoall"))
+
+    def _exchange_values(self, what: str, values: list[Any], same: bool = False) -> list[Any]:
+        """Send ``values[j]`` to remote process ``j``; what each remote process sent here."""
         self._engine_free_check()
-        schedule = _Schedule(self, "alltoall")
-        self._send_values(schedule, _items(sendobj, self._size, "alltoall"))
+        schedule = _Schedule(self, what)
+        self._send_values(schedule, values, same)
         receives = self._receive_values(schedule, self._remote())
         schedule.request().Wait()
         return self._values(receives)
