@@ -122,6 +122,18 @@ block = np.zeros(rsize, dtype="i")
 inter.Reduce_scatter_block(np.arange(whole, dtype="i") + 1000 * lrank, block, op=MPI.SUM)
 expected = rsize * np.arange(whole)[lrank * rsize:(lrank + 1) * rsize] + 1000 * sum(range(rsize))
 assert block.tolist() == expected.tolist(), (block, expected)
+# Reduce_scatter: each group gives its own processes' counts (uneven here), both groups'
+# counts add up to the same, and the remote group splits its data by this group's counts
+mine_counts = [rsize] * lsize
+if lsize > 1:
+    mine_counts[0] += 1
+    mine_counts[-1] -= 1
+offset = sum(mine_counts[:lrank])
+piece = np.zeros(mine_counts[lrank], dtype="i")
+inter.Reduce_scatter(np.arange(whole, dtype="i") + 1000 * lrank, piece, mine_counts, op=MPI.SUM)
+expected = (rsize * np.arange(whole)[offset:offset + mine_counts[lrank]]
+            + 1000 * sum(range(rsize)))
+assert piece.tolist() == expected.tolist(), (piece, expected)
 counts = inter.allgather(1)
 assert counts == [1] * rsize
 vector_out = np.zeros(sum(range(1, rsize + 1)), dtype="i")
