@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from shoal.errors import CommunicationError
 from shoal.spmd import constants as C
 from shoal.spmd import datatypes as D
-from shoal.spmd.buffers import BufferSpec, parse_buffer
+from shoal.spmd.buffers import BufferSpec, buffer_view, parse_buffer
 
 np = pytest.importorskip("numpy")
 
@@ -582,3 +582,5 @@ def test_an_empty_array_with_a_zero_in_its_shape_is_an_empty_buffer() -> None:
         assert spec.datatype == D.INT
     spec = parse_buffer(np.zeros((4, 0), dtype="d"), readonly=False, blocks=4)
     assert spec.count == 0 and spec.view.nbytes == 0
+    # and so it is for a point-to-point buffer
+    assert buffer_view(np.zeros((3, 0), dtype="i"), readonly=False).nbytes == 0

@@ -224,6 +224,14 @@ def _pair(value: Any) -> tuple[Any, Any]:
     return value[0], value[1]
 
 
+def _cast_flat(mv: memoryview) -> memoryview:
+    """A C-contiguous view as flat unsigned bytes: a shape with a zero in it (numpy's
+    (3, 0)), which ``memoryview.cast`` refuses, holds no bytes at all."""
+    if mv.nbytes or mv.ndim < 2:
+        return mv.cast("B")
+    return memoryview(bytearray())
+
+
 def _flat_view(buf: Any, readonly: bool) -> tuple[memoryview, str | None]:
     """A flat 'B' view over ``buf`` and the buffer's own format."""
     if buf is None:
@@ -258,9 +266,7 @@ def _flat_view(buf: Any, readonly: bool) -> tuple[memoryview, str | None]:
             f"the receive buffer ({type(buf).__name__}) is read-only: pass a writable "
             "buffer such as a bytearray or a writable numpy array")
     if mv.c_contiguous:
-        if not mv.nbytes and mv.ndim > 1:  # (a shape with a zero in it cannot be cast)
-            return memoryview(bytearray()), mv.format
-        return (mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")), mv.format
+        return (mv if mv.ndim == 1 and mv.format == "B" else _cast_flat(mv)), mv.format
     if mv.f_contiguous:
         # Fortran-order arrays are contiguous memory too (mpi4py accepts them);
         # their transpose is C-contiguous over the very same bytes.
@@ -350,7 +356,7 @@ def list_view(spec: list[Any] | tuple[Any, ...], readonly: bool) -> memoryview |
     if not mv.c_contiguous or (mv.readonly and not readonly):
         return None
     try:
-        flat = mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")
+        flat = mv if mv.ndim == 1 and mv.format == "B" else _cast_flat(mv)
     except (TypeError, ValueError):  # a format memoryview cannot cast
         return None
     if count < 0:
@@ -376,7 +382,7 @@ def buffer_view(spec: Any, *, readonly: bool) -> memoryview:
             pass
         else:
             if mv.c_contiguous and (readonly or not mv.readonly):
-                return mv if mv.ndim == 1 and mv.format == "B" else mv.cast("B")
+                return mv if mv.ndim == 1 and mv.format == "B" else _cast_flat(mv)
     return parse_buffer(spec, readonly=readonly).view
 
 
@@ -401,12 +407,7 @@ def parse_buffer(spec: Any, *, readonly: bool, vector: bool = False,
         else:
             datatype = _typedict.get(mv.format)
             if datatype is not None and mv.c_contiguous and (readonly or not mv.readonly):
-                if mv.ndim == 1 and mv.format == "B":
-                    flat = mv
-                elif mv.nbytes or mv.ndim < 2:
-                    flat = mv.cast("B")
-                else:  # (a shape with a zero in it cannot be cast)
-                    flat = memoryview(bytearray())
+                flat = mv if mv.ndim == 1 and mv.format == "B" else _cast_flat(mv)
                 return BufferSpec(flat, flat.nbytes // datatype.extent, datatype)
     if spec is C.IN_PLACE or spec is C.BOTTOM:
         return BufferSpec(memoryview(bytearray()), 0, BYTE, marker=spec)
