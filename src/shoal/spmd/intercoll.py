@@ -356,8 +356,11 @@ class InterCollectives(Comm):
         are one value, pickled once."""
         parts = self._encode(values[0], 0) if same and values else None
         for peer, value in enumerate(values):
-            encoded = parts if parts is not None else self._encode(value, peer)
-            schedule.sends.append(self._csend(encoded, peer, schedule.tag, PICKLED))
+            self._send_pickled(schedule, parts or self._encode(value, peer), peer)
+
+    def _send_pickled(self, schedule: _Schedule, parts: list[Any], peer: int) -> None:
+        """Start sending a value's pickled ``parts`` to remote process ``peer``."""
+        schedule.sends.append(self._csend(parts, peer, schedule.tag, PICKLED))
 
     def _receive_values(self, schedule: _Schedule, peers: list[int] | range) -> list[Any]:
         """Post a receive of one value from each of ``peers``; their receives."""
@@ -397,8 +400,7 @@ class InterCollectives(Comm):
             schedule.request().Wait()
             return self._values(receives)
         if role == _MEMBER:
-            schedule.sends.append(self._csend(self._encode(sendobj, root), root, schedule.tag,
-                                              PICKLED))
+            self._send_pickled(schedule, self._encode(sendobj, root), root)
         schedule.request().Wait()
         return None
 

@@ -143,16 +143,16 @@ class Intercomm(InterCollectives):
 
     # -- new communicators -----------------------------------------------------------------
 
-    def _like(self, local: tuple[int, ...], remote: tuple[int, ...], ctx: int) -> Intercomm:
-        obj = type(self).__new__(type(self))
-        obj._info = InterRecord(local, remote, ctx, _low(local, remote))
-        obj._load()
-        return obj
+    def _like(self, ctx: int, local: tuple[int, ...] | None = None,
+              remote: tuple[int, ...] | None = None) -> Intercomm:
+        """One of this class on context ``ctx``, of this one's groups or those given."""
+        return type(self)._create(self._info.local if local is None else local,
+                                  self._ranks if remote is None else remote, ctx)
 
     def Dup(self, info: Any = None) -> Any:
         self._engine_free_check()
         record = self._info
-        comm = self._like(record.local, self._ranks, self._next_context())
+        comm = self._like(self._next_context())
         comm._info.attrs = attrs.copy_attrs(self, record.attrs)
         comm._info.hints = dict(record.hints) if info is None else as_record(info)
         comm._info.errhandler = record.errhandler
@@ -201,7 +201,7 @@ class Intercomm(InterCollectives):
         remote = members(remote_table, self._ranks)
         if not remote:
             return type(self)()
-        return self._like(local, remote, world.derive_context(context, 1, salt=color))
+        return self._like(world.derive_context(context, 1, salt=color), local, remote)
 
     def Create(self, group: Any) -> Any:
         """An intercommunicator of ``group`` (part of the local group) against the part of
@@ -216,7 +216,7 @@ class Intercomm(InterCollectives):
         remote = tuple(self._exchange(ranks, "Create"))
         if world.world_rank() not in ranks or not remote:
             return type(self)()
-        return self._like(ranks, remote, world.derive_context(context, 1))
+        return self._like(world.derive_context(context, 1), ranks, remote)
 
     def Create_group(self, group: Any, tag: int = 0) -> Any:
         self._engine_free_check()
@@ -231,7 +231,7 @@ class Intercomm(InterCollectives):
         record = self._info
         if record.agree is None:
             ctx = world.derive_context(self._ctx, -1, _AGREE_SALT)
-            record.agree = self._like(record.local, self._ranks, ctx)
+            record.agree = self._like(ctx)
         return record.agree
 
     def Iagree(self, flag: Any) -> Request:
@@ -244,7 +244,7 @@ class Intercomm(InterCollectives):
     def Shrink(self) -> Any:
         """No process of a running shoal job has failed: both groups, on a new context."""
         self._engine_free_check()
-        comm = self._like(self._info.local, self._ranks, self._next_context())
+        comm = self._like(self._next_context())
         comm._info.errhandler = self._info.errhandler
         return comm
 
@@ -315,7 +315,7 @@ def commctx_inter(comm: Intercomm) -> tuple[Intercomm, int, Intracomm, bool]:
     with comm._lock("@commctx_inter"):
         if record.commctx is None:
             ctx = world.derive_context(comm._ctx, -2, salt=_PRIVATE_SALT)
-            dup = comm._like(record.local, comm._ranks, ctx)
+            dup = comm._like(ctx)
             local, remote = len(record.local), len(comm._ranks)
             low = record.low if local == remote else local < remote
             record.commctx = [dup, 0, comm._local_comm(), low]
