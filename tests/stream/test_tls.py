@@ -69,7 +69,12 @@ def test_a_volunteer_trusts_a_self_signed_coordinator_only_with_cafile(
             url = wait_for_url(err, proc, scheme="https")
             refused = volunteer(url, "--secret", "hunter2")
             trusted = volunteer(url, "--secret", "hunter2", "--cafile", pem["cert"])
-            out, _ = proc.communicate(timeout=LIVENESS)
+            try:
+                out, _ = proc.communicate(timeout=LIVENESS)
+            except subprocess.TimeoutExpired:  # say what the volunteers saw, then fail
+                pytest.fail(f"the stream did not end in {LIVENESS} s; the trusted volunteer "
+                            f"exited {trusted.returncode}: {trusted.stderr[-2000:]}\n"
+                            f"--- the stream's stderr ---\n{err.read_text()[-2000:]}")
         finally:
             stop(proc)
     assert refused.returncode == 1
