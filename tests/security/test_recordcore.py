@@ -22,6 +22,20 @@ pytestmark = [
 
 SUITES = [Suite.AES_256_GCM, Suite.CHACHA20_POLY1305]
 LIMIT = 1 << 20
+BULK = channel_module.BULK_MIN
+# Sizes on both sides of the bulk AEAD's threshold, up to seal_send's most.
+LARGE = (BULK - 47, BULK, 64 * 1024, channel_module.SEAL_SEND_LIMIT)
+
+
+@pytest.fixture(autouse=True, params=["evp", "bulk"])
+def aead_path(request, monkeypatch) -> str:
+    """Every test twice: large frames sealed and opened by the core's own EVP calls, and
+    through cryptography's AEAD (set_bulk), whichever this machine would choose."""
+    if request.param == "bulk" and not (channel_module._HAS_ENCRYPT_INTO
+                                        and channel_module._HAS_DECRYPT_INTO):
+        pytest.skip("this cryptography has no encrypt_into / decrypt_into")
+    monkeypatch.setattr(channel_module, "_BULK", request.param == "bulk")
+    return request.param
 
 
 def ends(suite: Suite, pure: bool, monkeypatch: pytest.MonkeyPatch, secrets: tuple[bytes, bytes],
@@ -56,13 +70,16 @@ def test_the_switch_picks_the_compiled_or_the_pure_directions(monkeypatch, secre
 def test_compiled_frames_are_the_pure_frames_byte_for_byte(monkeypatch, secrets, suite) -> None:
     compiled, _ = ends(suite, False, monkeypatch, secrets)
     pure, _ = ends(suite, True, monkeypatch, secrets)
-    for size in (0, 1, 15, 16, 17, 48, 1000, 16 * 1024):
+    sizes = (0, 1, 15, 16, 17, 48, 1000, *LARGE)
+    for size in sizes:
         payload = os.urandom(size)
         split = size // 3
         frame = compiled._send.seal(payload[:split], payload[split:])
         assert frame == pure.seal(payload)
         assert len(frame) == size + OVERHEAD
-    assert compiled._send.seq == pure._send.seq == 8
+    frame = compiled._send.seal(b"", payload)  # no prefix: the body alone is the plaintext
+    assert frame == pure.seal(payload)
+    assert compiled._send.seq == pure._send.seq == len(sizes) + 1
     assert compiled._send.epoch_bytes == pure._send.epoch_bytes
 
 
@@ -76,21 +93,23 @@ def test_each_side_opens_what_the_other_sealed(monkeypatch, secrets, suite) -> N
     assert c_recv._recv.open(first, LIMIT) is None and c_recv._recv.seq == 0
     assert c_recv.receive_data(first) == [b"first"]
     assert p_recv.receive_data(c_send.seal(b"first")) == [b"first"]
-    for i in range(1, 50):
-        message = os.urandom(i * 37)
+    sizes = [i * 37 for i in range(1, 50)] + list(LARGE)
+    for size in sizes:
+        message = os.urandom(size)
         assert c_recv._recv.open(p_send.seal(message), LIMIT) == message
         assert p_recv.receive_data(c_send._send.seal(message[:5], message[5:])) == [message]
     # The two layers share one count: frames opened either way follow each other.
     assert c_recv.receive_data(p_send.seal(b"by python")) == [b"by python"]
     assert c_recv._recv.open(p_send.seal(b"by C"), LIMIT) == b"by C"
-    assert c_recv._recv.seq == p_send._send.seq == 52
+    assert c_recv._recv.seq == p_send._send.seq == len(sizes) + 3
 
 
-def test_open_refuses_what_the_pure_layer_refuses_and_counts_nothing(monkeypatch,
-                                                                        secrets) -> None:
+@pytest.mark.parametrize("size", [100, BULK, 64 * 1024])
+def test_open_refuses_what_the_pure_layer_refuses_and_counts_nothing(monkeypatch, secrets,
+                                                                        size) -> None:
     send, recv = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
     recv.receive_data(send.seal(b"first"))
-    good = send.seal(b"x" * 100)
+    good = send.seal(b"x" * size)
     opener = recv._recv
     for bad in (
         good[:-1] + bytes([good[-1] ^ 1]),                         # a flipped tag bit
@@ -102,7 +121,7 @@ def test_open_refuses_what_the_pure_layer_refuses_and_counts_nothing(monkeypatch
         assert opener.open(bad, LIMIT) is None
         assert opener.seq == 1
     assert opener.open(good, 50) is None  # longer than the limit given
-    assert opener.open(good, LIMIT) == b"x" * 100
+    assert opener.open(good, LIMIT) == b"x" * size
     assert opener.open(good, LIMIT) is None  # a replay: frame 1 again where 2 is next
     assert opener.seq == 2
     # What open() left is the pure layer's, which says what is wrong.
@@ -277,3 +296,66 @@ def test_recv_take_hands_back_a_cut_frame_whose_rest_does_not_come(monkeypatch, 
     finally:
         left.close()
         right.close()
+
+
+@pytest.mark.parametrize("size", [1000, BULK, 100_000])
+def test_recv_take_takes_a_matching_frame_and_opens_any_other_whole(monkeypatch, secrets,
+                                                                    size) -> None:
+    send, recv = ends(Suite.AES_256_GCM, False, monkeypatch, secrets)
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    buffer = memoryview(bytearray(1 << 18))
+    fd = right.fileno()
+    want, mask, head, into = _take_args(size)
+    length_at = 2  # (the prefix below: b"ok" and the body's length, u64 little-endian)
+    want, mask, head = b"ok" + bytes(8), b"\xff\xff" + bytes(8), bytearray(10)
+    try:
+        left.sendall(send.seal(b"first"))
+        n = recv._recv.recv_open(fd, buffer, LIMIT)
+        assert recv.open_frames(buffer[:n], []) == n
+
+        def take(prefix: bytes, body: bytes) -> object:
+            left.sendall(send._send.seal(prefix, body))
+            assert select.select([right], [], [], 10)[0]
+            return recv._recv.recv_take(fd, buffer, LIMIT, want, mask, length_at, head, into)
+
+        body = os.urandom(size)
+        assert take(b"ok" + size.to_bytes(8, "little"), body) is True
+        assert head == b"ok" + size.to_bytes(8, "little") and bytes(into) == body
+        # Not the awaited message (another prefix, or a length that is not the body's):
+        # opened all the same, counted, and its plaintext handed back; into is not touched.
+        into[:] = bytes(size)
+        other = b"no" + size.to_bytes(8, "little")
+        assert take(other, body) == other + body
+        wrong = b"ok" + (size + 1).to_bytes(8, "little")
+        assert take(wrong, body) == wrong + body
+        assert into == bytearray(size) and recv._recv.seq == 4
+        # A forged frame: handed back unopened, nothing counted; the pure layer says why.
+        frame = send._send.seal(b"ok" + size.to_bytes(8, "little"), body)
+        forged = frame[:-1] + bytes([frame[-1] ^ 1])
+        left.sendall(forged)
+        assert select.select([right], [], [], 10)[0]
+        got = recv._recv.recv_take(fd, buffer, LIMIT, want, mask, length_at, head, into)
+        assert got == len(forged) and recv._recv.seq == 4
+        with pytest.raises(IntegrityError, match="failed authentication"):
+            recv.open_frames(buffer[:got], [])
+    finally:
+        left.close()
+        right.close()
+
+
+def test_large_frames_go_through_cryptography_only_where_its_openssl_is_newer(
+        monkeypatch) -> None:
+    from cryptography.hazmat.backends.openssl.backend import backend
+
+    from shoal.security import _recordcore
+
+    ours = _recordcore.OPENSSL_VERSION_NUMBER
+    assert ours >> 28 >= 1  # (OpenSSL's number: the major release in the top bits)
+    cases = [(ours, False), (ours + 0x1000, False),  # the same release, a later patch
+             (ours + 0x100000, True), (ours + 0x10000000, True)]  # a later minor, major
+    for theirs, bulk in cases:
+        monkeypatch.setattr(channel_module, "_BULK", None)  # (decided again, as at start)
+        monkeypatch.setattr(backend, "openssl_version_number", lambda theirs=theirs: theirs)
+        assert channel_module._bulk_aead() is (bulk and channel_module._HAS_ENCRYPT_INTO
+                                               and channel_module._HAS_DECRYPT_INTO)

@@ -14,6 +14,15 @@
  * calls around cryptography's.  Anything but the plain case (a read holding more or less
  * than one whole frame, a frame that fails to open, the first frame of a session) is left
  * to the Python record layer untouched: recv_open then says how many bytes it read.
+ *
+ * The bulk AEAD (set_bulk): this module links the system's OpenSSL, which may be older and
+ * slower than the one `cryptography` carries (Debian 12's 3.0 seals AES-256-GCM at 5.8 GB/s
+ * on a 32 KiB frame where cryptography's 4.1 takes 12 here).  Where channel.py finds
+ * cryptography's newer, it hands this direction cryptography's AEAD object under the same
+ * key, and frames of bulk_min bytes of plaintext or more are sealed and opened through its
+ * encrypt_into/decrypt_into (a method call costs about a microsecond; a frame's prefix and
+ * body are joined first, or its plaintext split after, with memcpy); smaller ones by EVP.
+ * The bytes are the same either way.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -27,6 +36,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #define HEADER_SIZE 14 /* length u32, type u8, flags u8, sequence u64: big-endian */
@@ -53,9 +63,14 @@ typedef struct {
     unsigned long long epoch_bytes;
     unsigned long long rekey_bytes;
     unsigned char *scratch;  /* seal_send's frame when it is over SEAL_ON_STACK (made once) */
+    PyObject *bulk;          /* cryptography's AEAD under the same key, or NULL (set_bulk) */
+    Py_ssize_t bulk_min;     /* frames of this much plaintext or more go through it */
+    unsigned char *plain;    /* the bulk path's joined or opened plaintext (grown as asked) */
+    Py_ssize_t plain_size;
 } Direction;
 
-static PyObject *str_turn;
+static PyObject *str_turn, *str_encrypt_into, *str_decrypt_into;
+static PyObject *invalid_tag; /* cryptography.exceptions.InvalidTag (set_bulk imports it) */
 static PyObject *seq_limit; /* 2**64 */
 
 static void put_be32(unsigned char *p, uint32_t v) {
@@ -114,6 +129,8 @@ static void Direction_dealloc(Direction *self) {
     if (self->enc) EVP_CIPHER_CTX_free(self->enc);
     if (self->dec) EVP_CIPHER_CTX_free(self->dec);
     PyMem_Free(self->scratch);
+    PyMem_Free(self->plain);
+    Py_CLEAR(self->bulk);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -155,6 +172,72 @@ done:
     return result;
 }
 
+/* set_bulk(aead, min_bytes): see the top of this file; aead None: EVP for every frame. */
+static PyObject *Direction_set_bulk(Direction *self, PyObject *args) {
+    PyObject *aead;
+    Py_ssize_t min_bytes;
+    if (!PyArg_ParseTuple(args, "On:set_bulk", &aead, &min_bytes)) return NULL;
+    if (aead != Py_None && invalid_tag == NULL) {
+        PyObject *exceptions = PyImport_ImportModule("cryptography.exceptions");
+        if (exceptions == NULL) return NULL;
+        invalid_tag = PyObject_GetAttrString(exceptions, "InvalidTag");
+        Py_DECREF(exceptions);
+        if (invalid_tag == NULL) return NULL;
+    }
+    PyObject *previous = self->bulk;
+    self->bulk = aead == Py_None ? NULL : aead;
+    Py_XINCREF(self->bulk);
+    Py_XDECREF(previous);
+    self->bulk_min = min_bytes < 1 ? 1 : min_bytes;
+    Py_RETURN_NONE;
+}
+
+/* The bulk path's plaintext buffer, at least size bytes; NULL (MemoryError) on failure. */
+static unsigned char *plain_buffer(Direction *self, Py_ssize_t size) {
+    if (size > self->plain_size) {
+        unsigned char *grown = PyMem_Realloc(self->plain, (size_t)size);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        self->plain = grown;
+        self->plain_size = size;
+    }
+    return self->plain;
+}
+
+/* aead.<method>(nonce, data[0:len], the frame's header as associated data, out[0:out_len])
+ * through the bulk AEAD: 0; 1 when decrypt_into found the frame forged (InvalidTag,
+ * cleared); -1 with any other exception set. */
+static int bulk_call(Direction *self, PyObject *method, const unsigned char nonce[12],
+                     const unsigned char *data, Py_ssize_t len, const unsigned char *header,
+                     unsigned char *out, Py_ssize_t out_len) {
+    PyObject *n = PyBytes_FromStringAndSize((const char *)nonce, 12);
+    PyObject *d = PyMemoryView_FromMemory((char *)data, len, PyBUF_READ);
+    PyObject *a = PyMemoryView_FromMemory((char *)header, HEADER_SIZE, PyBUF_READ);
+    PyObject *o = PyMemoryView_FromMemory((char *)out, out_len, PyBUF_WRITE);
+    PyObject *r = NULL;
+    if (n != NULL && d != NULL && a != NULL && o != NULL)
+        r = PyObject_CallMethodObjArgs(self->bulk, method, n, d, a, o, NULL);
+    Py_XDECREF(n);
+    Py_XDECREF(d);
+    Py_XDECREF(a);
+    Py_XDECREF(o);
+    if (r != NULL) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (method == str_decrypt_into && PyErr_ExceptionMatches(invalid_tag)) {
+        PyErr_Clear();
+        return 1;
+    }
+    return -1;
+}
+
+static int use_bulk(const Direction *self, Py_ssize_t plen) {
+    return self->bulk != NULL && plen >= self->bulk_min;
+}
+
 /* Seal the DATA frame of prefix || body into out (OVERHEAD + plen bytes); 0 or -1. */
 static int seal_into(Direction *self, const unsigned char *prefix, Py_ssize_t prefix_len,
                      const unsigned char *body, Py_ssize_t body_len, unsigned char *out) {
@@ -179,6 +262,19 @@ static int seal_into(Direction *self, const unsigned char *prefix, Py_ssize_t pr
     put_be64(out + 6, self->seq);
     make_nonce(self, self->seq, nonce);
     unsigned char *c = out + HEADER_SIZE;
+    if (use_bulk(self, plen)) {
+        const unsigned char *plain = body;
+        if (prefix_len) {  /* one plaintext for encrypt_into: prefix || body */
+            unsigned char *joined = plain_buffer(self, plen);
+            if (joined == NULL) return -1;
+            memcpy(joined, prefix, (size_t)prefix_len);
+            if (body_len) memcpy(joined + prefix_len, body, (size_t)body_len);
+            plain = joined;
+        }
+        if (bulk_call(self, str_encrypt_into, nonce, plain, plen, out, c, plen + TAG_SIZE) != 0)
+            return -1;
+        return advance(self, (unsigned long long)plen + 32);
+    }
     if (EVP_EncryptInit_ex(self->enc, NULL, NULL, NULL, nonce) != 1
             || EVP_EncryptUpdate(self->enc, NULL, &n, out, HEADER_SIZE) != 1
             || (prefix_len && EVP_EncryptUpdate(self->enc, c, &n, prefix, (int)prefix_len) != 1)
@@ -273,6 +369,15 @@ static PyObject *open_one(Direction *self, const unsigned char *data, Py_ssize_t
     PyObject *plain = PyBytes_FromStringAndSize(NULL, plen);
     if (plain == NULL) return NULL;
     unsigned char *p = (unsigned char *)PyBytes_AS_STRING(plain);
+    if (use_bulk(self, plen)) {
+        int failed = bulk_call(self, str_decrypt_into, nonce, data + HEADER_SIZE, plen + TAG_SIZE,
+                               data, p, plen);
+        if (failed != 0 || advance(self, (unsigned long long)length + 6) < 0) {
+            Py_DECREF(plain);  /* (forged: Python opens it again and says what is wrong) */
+            return NULL;
+        }
+        return plain;
+    }
     unsigned char tag[TAG_SIZE];
     memcpy(tag, data + n - TAG_SIZE, TAG_SIZE);
     if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
@@ -440,6 +545,35 @@ static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_
     unsigned char nonce[12], prefix[TAKE_PREFIX_MOST], tag[TAG_SIZE];
     int outl;
     make_nonce(self, self->seq, nonce);
+    if (use_bulk(self, plen)) {  /* the whole plaintext, then prefix and body apart */
+        unsigned char *p = plain_buffer(self, plen);
+        if (p == NULL) goto done;
+        int failed = bulk_call(self, str_decrypt_into, nonce, data + HEADER_SIZE,
+                               plen + TAG_SIZE, data, p, plen);
+        if (failed < 0) goto done;
+        if (failed) {  /* (nothing counted: Python opens the bytes again and says why) */
+            result = PyLong_FromSsize_t(n);
+            goto done;
+        }
+        if (advance(self, (unsigned long long)length + 6) < 0) goto done;
+        int match = 1;
+        for (Py_ssize_t i = 0; i < plen_prefix && match; i++)
+            match = (p[i] & mask[i]) == want[i];
+        if (match && length_at >= 0) {
+            uint64_t said = 0;
+            for (int i = 7; i >= 0; i--) said = (said << 8) | p[length_at + i];
+            match = said == (uint64_t)(plen - plen_prefix);
+        }
+        if (!match) {  /* opened, not taken: the plaintext, as open() gives it */
+            result = PyBytes_FromStringAndSize((const char *)p, plen);
+            goto done;
+        }
+        memcpy(head.buf, p, (size_t)plen_prefix);
+        if (plen > plen_prefix) memcpy(into.buf, p + plen_prefix, (size_t)(plen - plen_prefix));
+        result = Py_True;
+        Py_INCREF(result);
+        goto done;
+    }
     if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
             || EVP_DecryptUpdate(self->dec, NULL, &outl, data, HEADER_SIZE) != 1
             || EVP_DecryptUpdate(self->dec, prefix, &outl, data + HEADER_SIZE,
@@ -542,6 +676,10 @@ static PyObject *Direction_spin_readable(Direction *self, PyObject *const *args,
 static PyMethodDef Direction_methods[] = {
     {"set_key", (PyCFunction)Direction_set_key, METH_VARARGS,
      "set_key(suite, key, iv): the AEAD (1 AES-256-GCM, 2 ChaCha20-Poly1305) and its iv"},
+    {"set_bulk", (PyCFunction)Direction_set_bulk, METH_VARARGS,
+     "set_bulk(aead, min_bytes): seal and open frames of min_bytes of plaintext or more "
+     "through aead (cryptography's AEAD under this key: encrypt_into, decrypt_into); "
+     "None: through EVP, every frame"},
     {"seal", (PyCFunction)Direction_seal, METH_VARARGS,
      "seal(prefix, body) -> bytes: the DATA frame of prefix + body, counted"},
     {"seal_send", (PyCFunction)(void (*)(void))Direction_seal_send, METH_FASTCALL,
@@ -623,7 +761,9 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__recordcore(void) {
     if (PyType_Ready(&DirectionType) < 0) return NULL;
     str_turn = PyUnicode_InternFromString("turn");
-    if (str_turn == NULL) return NULL;
+    str_encrypt_into = PyUnicode_InternFromString("encrypt_into");
+    str_decrypt_into = PyUnicode_InternFromString("decrypt_into");
+    if (str_turn == NULL || str_encrypt_into == NULL || str_decrypt_into == NULL) return NULL;
     seq_limit = PyLong_FromString("18446744073709551616", NULL, 10);
     if (seq_limit == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
@@ -634,7 +774,9 @@ PyMODINIT_FUNC PyInit__recordcore(void) {
         Py_DECREF(m);
         return NULL;
     }
-    if (PyModule_AddIntConstant(m, "SEAL_LIMIT", SEAL_LIMIT) < 0) {
+    if (PyModule_AddIntConstant(m, "SEAL_LIMIT", SEAL_LIMIT) < 0
+            || PyModule_AddObject(m, "OPENSSL_VERSION_NUMBER",
+                                  PyLong_FromUnsignedLong(OpenSSL_version_num())) < 0) {
         Py_DECREF(m);
         return NULL;
     }

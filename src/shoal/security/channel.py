@@ -209,8 +209,39 @@ else:
 
         def _keyed(self, key: bytes, iv: bytes) -> None:
             self.set_key(int(self.suite), key, iv)
+            if _bulk_aead():
+                self.set_bulk(self.aead, BULK_MIN)
 
     _CDirection = _CDirectionClass
+
+
+# The compiled core seals and opens frames of this much plaintext or more through
+# cryptography's AEAD object (see _bulk_aead): measured per 64 KiB frame on this
+# project's 2-core VM, EVP of Debian 12's OpenSSL 3.0 11.4 us; cryptography's 4.1
+# 5.5 us, plus the join or split of the frame's prefix (~2 us) and the call (~1 us).
+BULK_MIN = 16 * 1024
+_BULK: bool | None = None
+
+
+def _bulk_aead() -> bool:
+    """Whether the compiled core's large frames go through cryptography's AEAD: where
+    cryptography carries a newer OpenSSL (major.minor) than the one the core links, and
+    has ``encrypt_into`` / ``decrypt_into``.  OpenSSL's newer releases have the faster
+    AES-GCM code (VAES and AVX-512: twice the speed here); with the same release the
+    core's own EVP calls are as fast and need no copy."""
+    global _BULK
+    if _BULK is None:
+        from shoal.security._recordcore import OPENSSL_VERSION_NUMBER
+
+        try:
+            from cryptography.hazmat.backends.openssl.backend import backend
+
+            theirs = backend.openssl_version_number()
+        except (ImportError, AttributeError):  # (no such call in this release)
+            theirs = 0
+        _BULK = (_HAS_ENCRYPT_INTO and _HAS_DECRYPT_INTO
+                 and theirs >> 20 > OPENSSL_VERSION_NUMBER >> 20)
+    return _BULK
 
 
 def compiled() -> bool:
