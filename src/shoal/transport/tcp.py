@@ -21,8 +21,11 @@ The engine's contract is a non-blocking byte stream per peer, so:
   ``write_more`` (the engine's write of a piece that the rest of its message
   follows at once) holds a small frame back, so that a large message's header
   leaves with its first frame: one send, one read, one wake-up.
-* ``readable``/``take_frame`` read the socket only when it is readable and
-  little plaintext waits (:data:`RECV_LOW`).  Readiness comes from one
+* ``readable`` reads the socket only when less than a header's worth of
+  plaintext waits, ``take_frame`` when no whole frame does and less than
+  :data:`RECV_LOW`: the frames behind a large message's header stay in the
+  socket until its receive says where they go (``receive_into``), so they are
+  decrypted there, not into the inbox and copied out of it again.  Readiness comes from one
   ``epoll`` (``poll`` where there is none) over every link, asked without
   waiting, because a ``recv`` that finds nothing costs several times more;
   an answer a few microseconds old is not asked again.  Frames are opened
@@ -296,7 +299,7 @@ class TcpEndpoint(TcpWaiting, Endpoint):
         link = self.links[src]
         if link is None:
             link = self._link(src)
-        if link.inbox.size < RECV_LOW:
+        if link.inbox.size < HEADER_SIZE:
             self._pull(link)
         return link.inbox.size
 

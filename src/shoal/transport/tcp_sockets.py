@@ -122,7 +122,7 @@ class TcpSockets:
                 if link.recv_open is not None and not link.channel._parts:
                     # Compiled: one read, and a small message that came alone in one whole
                     # frame opened in the same call; anything else is left in the buffer.
-                    got = link.recv_open(link.fd, self._recv_view, link.whole_limit)
+                    got = link.recv_open(link.fd, self._recv_view, link.open_limit)
                 else:
                     got = link.sock.recv_into(self._recv_view, 0, _DONTWAIT)
             except (BlockingIOError, InterruptedError):
