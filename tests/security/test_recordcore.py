@@ -359,3 +359,73 @@ def test_large_frames_go_through_cryptography_only_where_its_openssl_is_newer(
         monkeypatch.setattr(backend, "openssl_version_number", lambda theirs=theirs: theirs)
         assert channel_module._bulk_aead() is (bulk and channel_module._HAS_ENCRYPT_INTO
                                                and channel_module._HAS_DECRYPT_INTO)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_seal_send_many_sends_the_frames_seal_makes_and_hands_back_a_partial_send(
+        monkeypatch, secrets, suite) -> None:
+    compiled, _ = ends(suite, False, monkeypatch, secrets)
+    pure, opener = ends(suite, True, monkeypatch, secrets)
+    left, right = socket.socketpair()
+    try:
+        head = compiled.seal(b"the header")  # (a held frame: sealed by the record layer)
+        assert pure.seal(b"the header") == head
+        body = os.urandom(100_000)
+        step = 32 * 1024
+        taken, rest = compiled._send.seal_send_many(left.fileno(), head, body, step)
+        assert (taken, rest) == (len(body), None)
+        expected = head + b"".join(pure.seal(body[i:i + step])
+                                   for i in range(0, len(body), step))
+        got = b""
+        while len(got) < len(expected):
+            got += right.recv(1 << 20)
+        assert got == expected and compiled._send.seq == pure._send.seq == 5
+        assert opener.receive_data(got) == [b"the header"] + [
+            body[i:i + step] for i in range(0, len(body), step)]
+        # A socket that takes only part of a send: the frames sealed so far count, and
+        # what the socket did not take comes back, to go first.
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        left.setblocking(False)
+        big = os.urandom(4 << 20)
+        taken, rest = compiled._send.seal_send_many(left.fileno(), b"", big, step)
+        assert 0 < taken < len(big) and taken % step == 0 and isinstance(rest, bytes)
+        assert compiled._send.seq == 5 + taken // step
+        with pytest.raises(ValueError):
+            compiled._send.seal_send_many(left.fileno(), b"x" * 2000, body, step)
+        with pytest.raises(ValueError):
+            compiled._send.seal_send_many(left.fileno(), b"", body, 0)
+    finally:
+        left.close()
+        right.close()
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_open_into_opens_whole_frames_in_place_and_stops_where_python_must_look(
+        monkeypatch, secrets, suite) -> None:
+    send, recv = ends(suite, False, monkeypatch, secrets)
+    recv.receive_data(send.seal(b"first"))  # (frame 0 is the pure layer's)
+    step = 32 * 1024
+    body = os.urandom(5 * step)
+    frames = [send.seal(body[i:i + step]) for i in range(0, len(body), step)]
+    into = bytearray(len(body))
+    # Two whole frames and the start of a third: the two are opened, the cut one is left.
+    data = frames[0] + frames[1] + frames[2][:100]
+    assert recv._recv.open_into(data, into, LIMIT) == (len(frames[0]) * 2, 2 * step)
+    assert into[:2 * step] == body[:2 * step] and recv._recv.seq == 3
+    # A forged frame stops it, nothing counted; the pure layer says what is wrong.
+    forged = frames[2][:-1] + bytes([frames[2][-1] ^ 1])
+    view = memoryview(into)[2 * step:]
+    assert recv._recv.open_into(forged + frames[3], view, LIMIT) == (0, 0)
+    assert recv._recv.seq == 3
+    assert recv._recv.open_into(frames[2] + frames[3], view, LIMIT) == (
+        2 * len(frames[2]), 2 * step)
+    # One that does not fit what is left of into, or is longer than the limit, is left.
+    assert recv._recv.open_into(frames[4], memoryview(into)[:step - 1], LIMIT) == (0, 0)
+    assert recv._recv.open_into(frames[4], memoryview(into)[4 * step:], 1000) == (0, 0)
+    assert recv._recv.open_into(frames[4], memoryview(into)[4 * step:], LIMIT) == (
+        len(frames[4]), step)
+    assert bytes(into) == body and recv._recv.seq == 6
+    # A replayed frame (out of sequence) is left too.
+    assert recv._recv.open_into(frames[4], bytearray(step), LIMIT) == (0, 0)
+    with pytest.raises(IntegrityError, match="replayed, reordered or dropped"):
+        recv.open_frames(memoryview(frames[4]), [])

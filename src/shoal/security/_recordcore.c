@@ -67,6 +67,8 @@ typedef struct {
     Py_ssize_t bulk_min;     /* frames of this much plaintext or more go through it */
     unsigned char *plain;    /* the bulk path's joined or opened plaintext (grown as asked) */
     Py_ssize_t plain_size;
+    unsigned char *many;     /* seal_send_many's held head and one frame (grown as asked) */
+    Py_ssize_t many_size;
 } Direction;
 
 static PyObject *str_turn, *str_encrypt_into, *str_decrypt_into;
@@ -130,6 +132,7 @@ static void Direction_dealloc(Direction *self) {
     if (self->dec) EVP_CIPHER_CTX_free(self->dec);
     PyMem_Free(self->scratch);
     PyMem_Free(self->plain);
+    PyMem_Free(self->many);
     Py_CLEAR(self->bulk);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -349,6 +352,156 @@ static PyObject *Direction_seal_send(Direction *self, PyObject *const *args, Py_
 done:
     PyBuffer_Release(&prefix);
     PyBuffer_Release(&body);
+    return result;
+}
+
+/* seal_send_many(fd, head, body, step) -> (taken, rest)
+ * A large message's body, sealed and sent in one call: body[0:step], body[step:2*step], ...
+ * each its own DATA frame (the bytes SecureChannel.seal makes), each sent without waiting
+ * as soon as it is sealed, so that the peer opens one while this end seals the next; head
+ * (ciphertext sealed already, at most HEAD_MOST bytes: the message's header frame that
+ * write_more held; b"" for none) leaves with the first frame, in one send.  Stops after
+ * the first send the socket does not take whole: taken is the plaintext sealed so far (all
+ * of body when every send went), rest the ciphertext the socket did not take (None when
+ * it took all), for the link's queue, which goes first. */
+#define HEAD_MOST 1024
+static PyObject *Direction_seal_send_many(Direction *self, PyObject *const *args,
+                                          Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "seal_send_many(fd, head, body, step)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t step = PyLong_AsSsize_t(args[3]);
+    if (step == -1 && PyErr_Occurred()) return NULL;
+    if (step < 1 || step > SEAL_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "seal_send_many() seals frames of 1 to %d bytes",
+                     SEAL_LIMIT);
+        return NULL;
+    }
+    Py_buffer head, body;
+    if (PyObject_GetBuffer(args[1], &head, PyBUF_SIMPLE) < 0) return NULL;
+    if (head.len > HEAD_MOST) {
+        PyBuffer_Release(&head);
+        PyErr_Format(PyExc_ValueError, "seal_send_many() sends at most %d bytes of head",
+                     HEAD_MOST);
+        return NULL;
+    }
+    Py_ssize_t need = HEAD_MOST + OVERHEAD + step;
+    if (need > self->many_size) {
+        unsigned char *grown = PyMem_Realloc(self->many, (size_t)need);
+        if (grown == NULL) {
+            PyBuffer_Release(&head);
+            return PyErr_NoMemory();
+        }
+        self->many = grown;
+        self->many_size = need;
+    }
+    if (PyObject_GetBuffer(args[2], &body, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&head);
+        return NULL;
+    }
+    PyObject *result = NULL, *rest = NULL;
+    const unsigned char *src = body.buf;
+    Py_ssize_t taken = 0, size = head.len;
+    memcpy(self->many, head.buf, (size_t)head.len);
+    while (taken < body.len || size) {
+        if (taken < body.len) {
+            Py_ssize_t n = body.len - taken < step ? body.len - taken : step;
+            if (seal_into(self, NULL, 0, src + taken, n, self->many + size) < 0)
+                goto done;  /* (a frame sealed, not sent: the link fails either way) */
+            taken += n;
+            size += OVERHEAD + n;
+        }
+        ssize_t sent = send((int)fd, self->many, (size_t)size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                goto done;
+            }
+            sent = 0;
+        }
+        if (sent < size) {
+            rest = PyBytes_FromStringAndSize((const char *)self->many + sent, size - sent);
+            if (rest == NULL) goto done;
+            break;
+        }
+        size = 0;
+    }
+    if (rest == NULL) {
+        rest = Py_None;
+        Py_INCREF(rest);
+    }
+    result = Py_BuildValue("(nN)", taken, rest);
+done:
+    PyBuffer_Release(&body);
+    PyBuffer_Release(&head);
+    return result;
+}
+
+/* open_into(data, into, limit) -> (used, written)
+ * The whole plain DATA frames at the start of data (each the next in sequence, of at most
+ * limit bytes by its length field), opened one after the other straight into into: the
+ * first one's plaintext at into[0:], the next right after it.  Stops at the first frame
+ * that is cut, is no plain DATA frame, is out of sequence, does not fit what is left of
+ * into, or fails to authenticate (that one's part of into may hold what its failed
+ * decryption wrote; it is not counted, and Python's record layer opens it again and says
+ * what is wrong).  used: the bytes of data the opened frames took; written: their
+ * plaintext's. */
+static PyObject *Direction_open_into(Direction *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "open_into(data, into, limit)");
+        return NULL;
+    }
+    unsigned long long limit = PyLong_AsUnsignedLongLong(args[2]);
+    if (limit == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    Py_buffer data, into;
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[1], &into, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const unsigned char *d = data.buf;
+    unsigned char *out = into.buf;
+    Py_ssize_t used = 0, written = 0;
+    while (self->dec != NULL && self->seq != 0 && !self->used_up
+           && data.len - used >= HEADER_SIZE + TAG_SIZE) {
+        const unsigned char *f = d + used;
+        uint32_t length = get_be32(f);
+        Py_ssize_t n = (Py_ssize_t)length + 4, plen = n - OVERHEAD;
+        if (length < MIN_LENGTH || length > limit || n > data.len - used
+                || f[4] != FRAME_DATA || f[5] != 0 || get_be64(f + 6) != self->seq
+                || plen > into.len - written)
+            break;
+        unsigned char nonce[12];
+        make_nonce(self, self->seq, nonce);
+        if (use_bulk(self, plen)) {
+            int failed = bulk_call(self, str_decrypt_into, nonce, f + HEADER_SIZE,
+                                   plen + TAG_SIZE, f, out + written, plen);
+            if (failed < 0) goto done;
+            if (failed) break;
+        } else {
+            unsigned char tag[TAG_SIZE], last[16];
+            int outl;
+            memcpy(tag, f + n - TAG_SIZE, TAG_SIZE);
+            if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
+                    || EVP_DecryptUpdate(self->dec, NULL, &outl, f, HEADER_SIZE) != 1
+                    || (plen && EVP_DecryptUpdate(self->dec, out + written, &outl,
+                                                  f + HEADER_SIZE, (int)plen) != 1)
+                    || EVP_CIPHER_CTX_ctrl(self->dec, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) != 1
+                    || EVP_DecryptFinal_ex(self->dec, last, &outl) != 1)
+                break;
+        }
+        if (advance(self, (unsigned long long)length + 6) < 0) goto done;
+        used += n;
+        written += plen;
+    }
+    result = Py_BuildValue("(nn)", used, written);
+done:
+    PyBuffer_Release(&into);
+    PyBuffer_Release(&data);
     return result;
 }
 
@@ -685,6 +838,15 @@ static PyMethodDef Direction_methods[] = {
     {"seal_send", (PyCFunction)(void (*)(void))Direction_seal_send, METH_FASTCALL,
      "seal_send(fd, prefix, body) -> None or bytes: seal the DATA frame of prefix + body "
      "and send it without waiting; None when all of it went, else what did not"},
+    {"seal_send_many", (PyCFunction)(void (*)(void))Direction_seal_send_many, METH_FASTCALL,
+     "seal_send_many(fd, head, body, step) -> (taken, rest): head, then body sealed into "
+     "DATA frames of step bytes, each sent as it is sealed, without waiting, until the "
+     "socket does not take a send whole; the plaintext sealed, and what the socket did not "
+     "take of the last send (None: nothing)"},
+    {"open_into", (PyCFunction)(void (*)(void))Direction_open_into, METH_FASTCALL,
+     "open_into(data, into, limit) -> (used, written): open the whole plain DATA frames at "
+     "the start of data one after the other straight into into, while they fit; the bytes "
+     "of data they took and of into they filled"},
     {"open", (PyCFunction)Direction_open, METH_VARARGS,
      "open(frame, limit) -> bytes or None: the plaintext of one whole frame, counted, or None "
      "when it is not the next plain DATA frame that authenticates (nothing counted)"},

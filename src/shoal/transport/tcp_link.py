@@ -36,7 +36,7 @@ class Link:
                  "want_out", "inbox", "failure", "peer_closed", "eof", "ready", "partial",
                  "partial_got", "partial_size", "cut", "rcvtimeo", "seal_send", "recv_open",
                  "recv_take", "spin_readable", "whole_limit", "open_limit", "one_frame", "sink",
-                 "sink_pos", "sink_end")
+                 "sink_pos", "sink_end", "seal_send_many", "open_into")
 
     def __init__(self, peer: int, host: str, sock: socket.socket,
                  channel: SecureChannel, pool: Pool) -> None:
@@ -68,6 +68,10 @@ class Link:
         self.recv_open = getattr(channel._recv, "recv_open", None)
         self.recv_take: Any = getattr(channel._recv, "recv_take", None)  # (checked by take_match)
         self.spin_readable = getattr(channel._recv, "spin_readable", None)
+        # ... and for a large one (see _write_frames and _received): its frames sealed and
+        # sent in one call, and a read's whole frames opened straight into its body's place.
+        self.seal_send_many: Any = getattr(channel._send, "seal_send_many", None)
+        self.open_into: Any = getattr(channel._recv, "open_into", None)
         self.whole_limit = channel._whole_limit  # a frame this long is one whole message
         # recv_open's limit (see _pull): a frame read alone is opened there only when it is
         # shorter than those open_frames() decrypts in place (OPEN_INTO_MIN of plaintext; the

@@ -198,6 +198,19 @@ class TcpSockets:
         last = 0  # where the last of them starts there
         if link.sink is not None and not link.inbox.size:
             take, sink = self._take, link.sink
+            if (link.open_into is not None and not channel._parts and not channel.peer_closed
+                    and channel._failure is None):
+                # Compiled: the whole frames that are the body's next bytes, opened into
+                # their place in one call; what follows them (the next message's header,
+                # a cut frame, a frame that fails) is the record layer's, below.
+                start = link.sink_pos
+                with sink[start:link.sink_end] as place:
+                    used, written = link.open_into(data, place, link.whole_limit)
+                if used:
+                    link.sink_pos = start + written
+                    if used == len(data):
+                        return
+                    data = data[used:]
 
             def into(n: int) -> memoryview:
                 nonlocal direct, last
