@@ -316,7 +316,8 @@ def main() -> int:
             return 2
         baseline = Path(argv[at + 1]).resolve()
         del argv[at:at + 2]
-    rest = [a for i, a in enumerate(argv) if a != "--quick" and argv[i - 1:i] != ["--json"]]
+    rest = [a for i, a in enumerate(argv)
+            if a not in ("--quick", "--json") and argv[i - 1:i] != ["--json"]]
     if argv[-1:] == ["--json"]:
         print("netns_pingpong: --json takes a file to write, e.g. --json netns.json",
               file=sys.stderr)
