@@ -32,7 +32,15 @@ from shoal.security import ChannelError, SecureStream, SecurityError
 from shoal.tasks.framing import READ_SIZE, FrameReader, framed
 from shoal.tasks.protocol import Message, pack, unpack
 
-_turn = threading.local()  # .due: what runs before the current turn ends (see in_one_turn)
+
+class _Turn(threading.local):
+    """This thread's turn (see :func:`in_one_turn`): ``due``, what runs before it ends, or
+    None outside one."""
+
+    due: deque[Callable[[], None]] | None = None
+
+
+_turn = _Turn()
 
 
 def in_one_turn(handle: Callable[[Any], None], arg: Any) -> None:
@@ -43,7 +51,7 @@ def in_one_turn(handle: Callable[[Any], None], arg: Any) -> None:
     poster's call has returned (never inside a scheduler step), in the order they were
     posted, with what :func:`after_turn` put off among them.  Nested turns are the outer
     one's."""
-    if getattr(_turn, "due", None) is not None:
+    if _turn.due is not None:
         handle(arg)
         return
     due: deque[Callable[[], None]] = deque()
@@ -62,7 +70,7 @@ def after_turn(work: Callable[[], None]) -> None:
     """``work()`` after what was posted so far in this turn is delivered (at once when
     there is no turn): e.g. the agent feeds its processes after the service has had their
     results, so the results leave first."""
-    due = getattr(_turn, "due", None)
+    due = _turn.due
     if due is None:
         work()
     else:
@@ -305,7 +313,7 @@ class MemoryLink(_Dispatching):
         other._pending.append(message)
         if not other._scheduled:
             other._scheduled = True
-            due = getattr(_turn, "due", None)
+            due = _turn.due
             if due is not None:  # delivered at the end of this turn (see in_one_turn)
                 due.append(other._arrive)
             else:
