@@ -89,7 +89,7 @@ def _parser() -> CliParser:
 
 
 def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
-    from shoal.stream.local import cores
+    from shoal.cores import usable_cores
     from shoal.stream.session import Options
 
     def pick(name: str, fallback: Any) -> Any:
@@ -102,7 +102,7 @@ def options_from(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
         module=args.module, items=list(args.items), stdin=args.stdin, as_json=args.as_json,
         strings=pick("strings", False),
         local=args.local, unordered=pick("unordered", False), on_error=pick("on_error", "stop"),
-        workers=pick("workers", cores()), start_idle=pick("start_idle", False),
+        workers=pick("workers", usable_cores()), start_idle=pick("start_idle", False),
         batch=pick("batch", 1), port=pick("port", 0), bind=pick("bind", None),
         server=pick("server", None), secret=pick("secret", None),
         volunteer_secret=pick("volunteer_secret", None), degree=pick("degree", 10),

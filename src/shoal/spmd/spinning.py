@@ -25,9 +25,8 @@ found (:meth:`Spin.spun`, :meth:`Spin.slept`); ``configured`` and
 
 from __future__ import annotations
 
-import os
-
 from shoal import tunables
+from shoal.cores import usable_cores
 
 DEFAULT_SECONDS = 0.002  # the configured most, where neither SHOAL_SPIN_US nor a transport says
 FLOOR = 2e-6  # seconds: the shortest an adapted spin gets (it can grow back from it)
@@ -51,8 +50,7 @@ def yield_mask(ranks_here: int) -> int:
     """Spin rounds between two ``sched_yield`` calls (a power of two, minus one), for a
     host running ``ranks_here`` of the job's ranks: 0 (every round) with more ranks than
     cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 31 if ranks_here <= (cores or 1) else 0
+    return 31 if ranks_here <= usable_cores() else 0
 
 
 class Spin:

@@ -53,6 +53,7 @@ from typing import Any
 
 from shoal import ports
 from shoal._version import __version__
+from shoal.cores import usable_cores
 from shoal.errors import ConfigurationError
 from shoal.tasks.errors import TaskError
 
@@ -131,10 +132,7 @@ def env_password() -> tuple[str | None, str | None]:
 
 def default_slots() -> int:
     """One worker process per core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def python_executable() -> str:
