@@ -241,6 +241,30 @@ static int use_bulk(const Direction *self, Py_ssize_t plen) {
     return self->bulk != NULL && plen >= self->bulk_min;
 }
 
+/* Open the whole frame f (the next in sequence: its plaintext is plen bytes) into out,
+ * through the bulk AEAD or EVP; nothing counted.  0; 1 when it does not authenticate
+ * (Python's record layer opens it again and says what is wrong); -1 with an exception
+ * set (the bulk AEAD raised something else). */
+static int open_frame(Direction *self, const unsigned char *f, Py_ssize_t plen,
+                      unsigned char *out) {
+    unsigned char nonce[12];
+    make_nonce(self, self->seq, nonce);
+    if (use_bulk(self, plen))
+        return bulk_call(self, str_decrypt_into, nonce, f + HEADER_SIZE, plen + TAG_SIZE, f,
+                         out, plen);
+    unsigned char tag[TAG_SIZE], last[16];
+    int outl;
+    memcpy(tag, f + HEADER_SIZE + plen, TAG_SIZE);
+    if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
+            || EVP_DecryptUpdate(self->dec, NULL, &outl, f, HEADER_SIZE) != 1
+            || (plen && EVP_DecryptUpdate(self->dec, out, &outl, f + HEADER_SIZE,
+                                          (int)plen) != 1)
+            || EVP_CIPHER_CTX_ctrl(self->dec, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) != 1
+            || EVP_DecryptFinal_ex(self->dec, last, &outl) != 1)
+        return 1;
+    return 0;
+}
+
 /* Seal the DATA frame of prefix || body into out (OVERHEAD + plen bytes); 0 or -1. */
 static int seal_into(Direction *self, const unsigned char *prefix, Py_ssize_t prefix_len,
                      const unsigned char *body, Py_ssize_t body_len, unsigned char *out) {
@@ -475,25 +499,9 @@ static PyObject *Direction_open_into(Direction *self, PyObject *const *args, Py_
                 || f[4] != FRAME_DATA || f[5] != 0 || get_be64(f + 6) != self->seq
                 || plen > into.len - written)
             break;
-        unsigned char nonce[12];
-        make_nonce(self, self->seq, nonce);
-        if (use_bulk(self, plen)) {
-            int failed = bulk_call(self, str_decrypt_into, nonce, f + HEADER_SIZE,
-                                   plen + TAG_SIZE, f, out + written, plen);
-            if (failed < 0) goto done;
-            if (failed) break;
-        } else {
-            unsigned char tag[TAG_SIZE], last[16];
-            int outl;
-            memcpy(tag, f + n - TAG_SIZE, TAG_SIZE);
-            if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
-                    || EVP_DecryptUpdate(self->dec, NULL, &outl, f, HEADER_SIZE) != 1
-                    || (plen && EVP_DecryptUpdate(self->dec, out + written, &outl,
-                                                  f + HEADER_SIZE, (int)plen) != 1)
-                    || EVP_CIPHER_CTX_ctrl(self->dec, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) != 1
-                    || EVP_DecryptFinal_ex(self->dec, last, &outl) != 1)
-                break;
-        }
+        int failed = open_frame(self, f, plen, out + written);
+        if (failed < 0) goto done;
+        if (failed) break;
         if (advance(self, (unsigned long long)length + 6) < 0) goto done;
         used += n;
         written += plen;
@@ -516,33 +524,11 @@ static PyObject *open_one(Direction *self, const unsigned char *data, Py_ssize_t
             || data[4] != FRAME_DATA || data[5] != 0 || get_be64(data + 6) != self->seq)
         return NULL;
     Py_ssize_t plen = n - OVERHEAD;
-    unsigned char nonce[12];
-    int outl;
-    make_nonce(self, self->seq, nonce);
     PyObject *plain = PyBytes_FromStringAndSize(NULL, plen);
     if (plain == NULL) return NULL;
-    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(plain);
-    if (use_bulk(self, plen)) {
-        int failed = bulk_call(self, str_decrypt_into, nonce, data + HEADER_SIZE, plen + TAG_SIZE,
-                               data, p, plen);
-        if (failed != 0 || advance(self, (unsigned long long)length + 6) < 0) {
-            Py_DECREF(plain);  /* (forged: Python opens it again and says what is wrong) */
-            return NULL;
-        }
-        return plain;
-    }
-    unsigned char tag[TAG_SIZE];
-    memcpy(tag, data + n - TAG_SIZE, TAG_SIZE);
-    if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
-            || EVP_DecryptUpdate(self->dec, NULL, &outl, data, HEADER_SIZE) != 1
-            || (plen && EVP_DecryptUpdate(self->dec, p, &outl, data + HEADER_SIZE,
-                                          (int)plen) != 1)
-            || EVP_CIPHER_CTX_ctrl(self->dec, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) != 1
-            || EVP_DecryptFinal_ex(self->dec, p + plen, &outl) != 1) {
-        Py_DECREF(plain);  /* Python opens it again and says what is wrong */
-        return NULL;
-    }
-    if (advance(self, (unsigned long long)length + 6) < 0) {
+    /* (one that does not open: Python opens it again and says what is wrong) */
+    if (open_frame(self, data, plen, (unsigned char *)PyBytes_AS_STRING(plain)) != 0
+            || advance(self, (unsigned long long)length + 6) < 0) {
         Py_DECREF(plain);
         return NULL;
     }
@@ -701,8 +687,7 @@ static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_
     if (use_bulk(self, plen)) {  /* the whole plaintext, then prefix and body apart */
         unsigned char *p = plain_buffer(self, plen);
         if (p == NULL) goto done;
-        int failed = bulk_call(self, str_decrypt_into, nonce, data + HEADER_SIZE,
-                               plen + TAG_SIZE, data, p, plen);
+        int failed = open_frame(self, data, plen, p);
         if (failed < 0) goto done;
         if (failed) {  /* (nothing counted: Python opens the bytes again and says why) */
             result = PyLong_FromSsize_t(n);
