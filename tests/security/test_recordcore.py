@@ -429,3 +429,42 @@ def test_open_into_opens_whole_frames_in_place_and_stops_where_python_must_look(
     assert recv._recv.open_into(frames[4], bytearray(step), LIMIT) == (0, 0)
     with pytest.raises(IntegrityError, match="replayed, reordered or dropped"):
         recv.open_frames(memoryview(frames[4]), [])
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_the_one_call_paths_move_to_the_next_key_between_frames(monkeypatch, secrets,
+                                                                suite) -> None:
+    # A key lasts rekey_bytes: in one seal_send_many or open_into call the key changes
+    # every few frames (turn() runs from inside the C loop), and both ends agree.
+    options = {"rekey_bytes": 100_000}
+    c_send, c_recv = ends(suite, False, monkeypatch, secrets, **options)
+    p_send, p_recv = ends(suite, True, monkeypatch, secrets, **options)
+    c_recv.receive_data(p_send.seal(b"first"))
+    p_recv.receive_data(c_send.seal(b"first"))
+    step = 32 * 1024
+    body = os.urandom(20 * step)
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    right.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    try:
+        keys = c_send._send.aead
+        sent: list[object] = []
+        sender = threading.Thread(target=lambda: sent.append(
+            c_send._send.seal_send_many(left.fileno(), b"", body, step)))
+        sender.start()
+        got = b""
+        while len(got) < len(body) + 20 * OVERHEAD:
+            got += right.recv(1 << 20)
+        sender.join(10)
+        assert sent == [(len(body), None)]
+        assert c_send._send.aead is not keys  # (the key did change on the way)
+        assert p_recv.receive_data(got) == [body[i:i + step] for i in range(0, len(body), step)]
+    finally:
+        left.close()
+        right.close()
+    frames = b"".join(p_send.seal(body[i:i + step]) for i in range(0, len(body), step))
+    into = bytearray(len(body))
+    keys = c_recv._recv.aead
+    assert c_recv._recv.open_into(frames, into, LIMIT) == (len(frames), len(body))
+    assert bytes(into) == body and c_recv._recv.aead is not keys
+    assert c_recv._recv.seq == p_send._send.seq == 21
