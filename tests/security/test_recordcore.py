@@ -425,6 +425,12 @@ def test_open_into_opens_whole_frames_in_place_and_stops_where_python_must_look(
     assert recv._recv.open_into(frames[4], memoryview(into)[4 * step:], LIMIT) == (
         len(frames[4]), step)
     assert bytes(into) == body and recv._recv.seq == 6
+    # Once into is full, nothing more is opened, not even an empty frame: what follows a
+    # body is the next message's.
+    empty = send.seal(b"")
+    assert recv._recv.open_into(empty, bytearray(0), LIMIT) == (0, 0)
+    assert recv._recv.open_into(empty, bytearray(1), LIMIT) == (len(empty), 0)
+    assert recv._recv.seq == 7
     # A replayed frame (out of sequence) is left too.
     assert recv._recv.open_into(frames[4], bytearray(step), LIMIT) == (0, 0)
     with pytest.raises(IntegrityError, match="replayed, reordered or dropped"):

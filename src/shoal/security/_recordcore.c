@@ -469,10 +469,10 @@ done:
  * limit bytes by its length field), opened one after the other straight into into: the
  * first one's plaintext at into[0:], the next right after it.  Stops at the first frame
  * that is cut, is no plain DATA frame, is out of sequence, does not fit what is left of
- * into, or fails to authenticate (that one's part of into may hold what its failed
- * decryption wrote; it is not counted, and Python's record layer opens it again and says
- * what is wrong).  used: the bytes of data the opened frames took; written: their
- * plaintext's. */
+ * into (nothing is opened once into is full, not even an empty frame), or fails to
+ * authenticate (that one's part of into may hold what its failed decryption wrote; it is
+ * not counted, and Python's record layer opens it again and says what is wrong).  used:
+ * the bytes of data the opened frames took; written: their plaintext's. */
 static PyObject *Direction_open_into(Direction *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "open_into(data, into, limit)");
@@ -490,7 +490,8 @@ static PyObject *Direction_open_into(Direction *self, PyObject *const *args, Py_
     const unsigned char *d = data.buf;
     unsigned char *out = into.buf;
     Py_ssize_t used = 0, written = 0;
-    while (self->dec != NULL && self->seq != 0 && !self->used_up
+    /* (once into is full, what follows is the next message's) */
+    while (self->dec != NULL && self->seq != 0 && !self->used_up && written < into.len
            && data.len - used >= HEADER_SIZE + TAG_SIZE) {
         const unsigned char *f = d + used;
         uint32_t length = get_be32(f);
