@@ -608,6 +608,22 @@ static Py_ssize_t read_rest(long fd, unsigned char *buf, Py_ssize_t got, Py_ssiz
     return got;
 }
 
+/* Whether a decrypted prefix is the awaited one: prefix & mask == want, byte by byte, and
+ * (length_at >= 0) the u64 little-endian there says body_len. */
+static int prefix_matches(const unsigned char *prefix, const unsigned char *want,
+                          const unsigned char *mask, Py_ssize_t plen_prefix, long length_at,
+                          Py_ssize_t body_len) {
+    for (Py_ssize_t i = 0; i < plen_prefix; i++) {
+        if ((prefix[i] & mask[i]) != want[i]) return 0;
+    }
+    if (length_at >= 0) {
+        uint64_t said = 0;
+        for (int i = 7; i >= 0; i--) said = (said << 8) | prefix[length_at + i];
+        if (said != (uint64_t)body_len) return 0;
+    }
+    return 1;
+}
+
 /* recv_take(fd, buffer, limit, want, mask, length_at, head, into) -> bool, bytes or int
  * recv_open() for a receive that knows what it waits for: when the read holds exactly one
  * frame that open() takes, its plaintext is a prefix of len(want) bytes and a body, and
@@ -684,7 +700,6 @@ static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_
     }
     unsigned char nonce[12], prefix[TAKE_PREFIX_MOST], tag[TAG_SIZE];
     int outl;
-    make_nonce(self, self->seq, nonce);
     if (use_bulk(self, plen)) {  /* the whole plaintext, then prefix and body apart */
         unsigned char *p = plain_buffer(self, plen);
         if (p == NULL) goto done;
@@ -695,15 +710,8 @@ static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_
             goto done;
         }
         if (advance(self, (unsigned long long)length + 6) < 0) goto done;
-        int match = 1;
-        for (Py_ssize_t i = 0; i < plen_prefix && match; i++)
-            match = (p[i] & mask[i]) == want[i];
-        if (match && length_at >= 0) {
-            uint64_t said = 0;
-            for (int i = 7; i >= 0; i--) said = (said << 8) | p[length_at + i];
-            match = said == (uint64_t)(plen - plen_prefix);
-        }
-        if (!match) {  /* opened, not taken: the plaintext, as open() gives it */
+        if (!prefix_matches(p, want, mask, plen_prefix, length_at, plen - plen_prefix)) {
+            /* opened, not taken: the plaintext, as open() gives it */
             result = PyBytes_FromStringAndSize((const char *)p, plen);
             goto done;
         }
@@ -713,19 +721,14 @@ static PyObject *Direction_recv_take(Direction *self, PyObject *const *args, Py_
         Py_INCREF(result);
         goto done;
     }
+    make_nonce(self, self->seq, nonce);
     if (EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) != 1
             || EVP_DecryptUpdate(self->dec, NULL, &outl, data, HEADER_SIZE) != 1
             || EVP_DecryptUpdate(self->dec, prefix, &outl, data + HEADER_SIZE,
-                                 (int)plen_prefix) != 1) {
+                                 (int)plen_prefix) != 1
+            || !prefix_matches(prefix, want, mask, plen_prefix, length_at,
+                               plen - plen_prefix)) {
         goto fallback;
-    }
-    for (Py_ssize_t i = 0; i < plen_prefix; i++) {
-        if ((prefix[i] & mask[i]) != want[i]) goto fallback;
-    }
-    if (length_at >= 0) {
-        uint64_t said = 0;
-        for (int i = 7; i >= 0; i--) said = (said << 8) | prefix[length_at + i];
-        if (said != (uint64_t)(plen - plen_prefix)) goto fallback;
     }
     memcpy(tag, data + n - TAG_SIZE, TAG_SIZE);
     if ((plen > plen_prefix && EVP_DecryptUpdate(self->dec, into.buf, &outl,
