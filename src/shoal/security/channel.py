@@ -197,6 +197,7 @@ class _PyDirection(_Schedule):
 _CDirection: type[_Schedule] | None = None
 SEAL_SEND_LIMIT = 0  # the most plaintext the compiled seal_send takes (0: not built)
 try:
+    from shoal.security._recordcore import OPENSSL_VERSION_NUMBER as _CORE_OPENSSL
     from shoal.security._recordcore import SEAL_LIMIT as _SEAL_LIMIT
     from shoal.security._recordcore import Direction as _CoreDirection
 except ImportError:  # not built (no compiler, or no OpenSSL headers): Python seals every frame
@@ -231,8 +232,6 @@ def _bulk_aead() -> bool:
     core's own EVP calls are as fast and need no copy."""
     global _BULK
     if _BULK is None:
-        from shoal.security._recordcore import OPENSSL_VERSION_NUMBER
-
         try:
             from cryptography.hazmat.backends.openssl.backend import backend
 
@@ -240,7 +239,7 @@ def _bulk_aead() -> bool:
         except (ImportError, AttributeError):  # (no such call in this release)
             theirs = 0
         _BULK = (_HAS_ENCRYPT_INTO and _HAS_DECRYPT_INTO
-                 and theirs >> 20 > OPENSSL_VERSION_NUMBER >> 20)
+                 and theirs >> 20 > _CORE_OPENSSL >> 20)
     return _BULK
 
 
