@@ -399,6 +399,48 @@ def test_seal_send_many_sends_the_frames_seal_makes_and_hands_back_a_partial_sen
         right.close()
 
 
+@pytest.mark.parametrize("group_frames", [1, 3, 8, 40])
+def test_seal_send_many_in_groups_sends_the_same_frames(monkeypatch, secrets,
+                                                        group_frames) -> None:
+    # Several frames sealed before each send(): the bytes on the wire are the same frames,
+    # in the same order, whatever the group (40 frames: more than the body has).
+    suite = SUITES[0]
+    compiled, _ = ends(suite, False, monkeypatch, secrets)
+    pure, opener = ends(suite, True, monkeypatch, secrets)
+    left, right = socket.socketpair()
+    try:
+        step = 16 * 1024
+        body = os.urandom(10 * step + 123)
+        head = compiled.seal(b"the header")
+        assert pure.seal(b"the header") == head
+        taken, rest = compiled._send.seal_send_many(left.fileno(), head, body, step,
+                                                    group_frames * step)
+        assert (taken, rest) == (len(body), None)
+        pieces = [body[i:i + step] for i in range(0, len(body), step)]
+        expected = head + b"".join(pure.seal(piece) for piece in pieces)
+        got = b""
+        while len(got) < len(expected):
+            got += right.recv(1 << 20)
+        assert got == expected and compiled._send.seq == pure._send.seq == 1 + len(pieces)
+        assert opener.receive_data(got) == [b"the header", *pieces]
+        # A socket that takes part of a group: the frames sealed so far count (a whole
+        # number of groups), and what it did not take comes back.
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        left.setblocking(False)
+        big = os.urandom(4 << 20)
+        taken, rest = compiled._send.seal_send_many(left.fileno(), b"", big, step,
+                                                    group_frames * step)
+        assert 0 < taken < len(big) and taken % (group_frames * step) == 0
+        assert isinstance(rest, bytes) and len(rest) <= group_frames * (step + OVERHEAD)
+        with pytest.raises(ValueError):  # less than one frame
+            compiled._send.seal_send_many(left.fileno(), b"", body, step, step - 1)
+        with pytest.raises(ValueError):  # more than the core's bound
+            compiled._send.seal_send_many(left.fileno(), b"", body, step, 64 << 20)
+    finally:
+        left.close()
+        right.close()
+
+
 @pytest.mark.parametrize("suite", SUITES)
 def test_open_into_opens_whole_frames_in_place_and_stops_where_python_must_look(
         monkeypatch, secrets, suite) -> None:

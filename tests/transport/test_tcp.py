@@ -323,9 +323,9 @@ def test_the_header_of_a_large_message_leaves_with_its_first_frame(pair) -> None
     if link.seal_send_many is not None:
         compiled = link.seal_send_many
 
-        def seal_send_many(fd, head, body, step):  # type: ignore[no-untyped-def]
+        def seal_send_many(fd, head, body, step, group):  # type: ignore[no-untyped-def]
             heads.append(len(head))
-            return compiled(fd, head, body, step)
+            return compiled(fd, head, body, step, group)
 
         link.seal_send_many = seal_send_many
     message = os.urandom(300_000)  # (over a link's one_frame: a header, then body frames)

@@ -379,20 +379,22 @@ done:
     return result;
 }
 
-/* seal_send_many(fd, head, body, step) -> (taken, rest)
+/* seal_send_many(fd, head, body, step[, group]) -> (taken, rest)
  * A large message's body, sealed and sent in one call: body[0:step], body[step:2*step], ...
- * each its own DATA frame (the bytes SecureChannel.seal makes), each sent without waiting
- * as soon as it is sealed, so that the peer opens one while this end seals the next; head
+ * each its own DATA frame (the bytes SecureChannel.seal makes), sent without waiting as
+ * soon as group bytes of plaintext (a whole number of frames, at least one; default one
+ * frame) are sealed, so that the peer opens those while this end seals the next; head
  * (ciphertext sealed already, at most HEAD_MOST bytes: the message's header frame that
- * write_more held; b"" for none) leaves with the first frame, in one send.  Stops after
+ * write_more held; b"" for none) leaves with the first frames, in one send.  Stops after
  * the first send the socket does not take whole: taken is the plaintext sealed so far (all
  * of body when every send went), rest the ciphertext the socket did not take (None when
  * it took all), for the link's queue, which goes first. */
 #define HEAD_MOST 1024
+#define GROUP_MOST (4 * 1024 * 1024)
 static PyObject *Direction_seal_send_many(Direction *self, PyObject *const *args,
                                           Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "seal_send_many(fd, head, body, step)");
+    if (nargs != 4 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "seal_send_many(fd, head, body, step[, group])");
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
@@ -404,6 +406,16 @@ static PyObject *Direction_seal_send_many(Direction *self, PyObject *const *args
                      SEAL_LIMIT);
         return NULL;
     }
+    Py_ssize_t group = step;
+    if (nargs == 5) {
+        group = PyLong_AsSsize_t(args[4]);
+        if (group == -1 && PyErr_Occurred()) return NULL;
+        if (group < step || group > GROUP_MOST) {
+            PyErr_Format(PyExc_ValueError, "seal_send_many() sends from one frame to %d "
+                         "bytes of plaintext at once", GROUP_MOST);
+            return NULL;
+        }
+    }
     Py_buffer head, body;
     if (PyObject_GetBuffer(args[1], &head, PyBUF_SIMPLE) < 0) return NULL;
     if (head.len > HEAD_MOST) {
@@ -412,7 +424,8 @@ static PyObject *Direction_seal_send_many(Direction *self, PyObject *const *args
                      HEAD_MOST);
         return NULL;
     }
-    Py_ssize_t need = HEAD_MOST + OVERHEAD + step;
+    Py_ssize_t frames = group / step;  /* sealed before each send */
+    Py_ssize_t need = HEAD_MOST + frames * (OVERHEAD + step);
     if (need > self->many_size) {
         unsigned char *grown = PyMem_Realloc(self->many, (size_t)need);
         if (grown == NULL) {
@@ -431,7 +444,7 @@ static PyObject *Direction_seal_send_many(Direction *self, PyObject *const *args
     Py_ssize_t taken = 0, size = head.len;
     memcpy(self->many, head.buf, (size_t)head.len);
     while (taken < body.len || size) {
-        if (taken < body.len) {
+        for (Py_ssize_t k = 0; k < frames && taken < body.len; k++) {
             Py_ssize_t n = body.len - taken < step ? body.len - taken : step;
             if (seal_into(self, NULL, 0, src + taken, n, self->many + size) < 0)
                 goto done;  /* (a frame sealed, not sent: the link fails either way) */
@@ -828,8 +841,9 @@ static PyMethodDef Direction_methods[] = {
      "seal_send(fd, prefix, body) -> None or bytes: seal the DATA frame of prefix + body "
      "and send it without waiting; None when all of it went, else what did not"},
     {"seal_send_many", (PyCFunction)(void (*)(void))Direction_seal_send_many, METH_FASTCALL,
-     "seal_send_many(fd, head, body, step) -> (taken, rest): head, then body sealed into "
-     "DATA frames of step bytes, each sent as it is sealed, without waiting, until the "
+     "seal_send_many(fd, head, body, step[, group]) -> (taken, rest): head, then body "
+     "sealed into DATA frames of step bytes, sent group bytes of plaintext at a time "
+     "(default: each frame) as they are sealed, without waiting, until the "
      "socket does not take a send whole; the plaintext sealed, and what the socket did not "
      "take of the last send (None: nothing)"},
     {"open_into", (PyCFunction)(void (*)(void))Direction_open_into, METH_FASTCALL,
