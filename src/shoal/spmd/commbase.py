@@ -32,6 +32,7 @@ from shoal.spmd.group import Group
 from shoal.spmd.handles import Handle, Record
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message, PostedReceive
 from shoal.spmd.objcodec import PICKLE
+from shoal.spmd.objpath import ObjectPath
 from shoal.spmd.request import Status, _fill
 from shoal.wire.header import WAITS, split_parts
 
@@ -106,6 +107,7 @@ class CommBase(Handle):
     _ctx: int
     _cctx: int
     _freed: bool
+    _path: Any  # an ObjectPath or None (see shoal.spmd.objpath)
     _partners: tuple[int, ...]
 
     def __new__(cls, comm: Any = None) -> Any:
@@ -130,6 +132,10 @@ class CommBase(Handle):
         self._ctx = record.ctx
         self._cctx = record.ctx + 1
         self._freed = record is _NULL_COMM
+        # send and recv of a plain value in one step, where compiled (once freed, it has
+        # no ranks: it declines everything)
+        self._path = (None if ObjectPath is None else
+                      ObjectPath(record.ranks, record.ctx, self._tag_bound, world, PICKLE))
         # Each step's partner (world rank) of a recursive doubling among all members,
         # where the size is a power of two (short Allreduce): () where there is none.
         size, rank = self._size, self._rank

@@ -21,6 +21,7 @@ from shoal.spmd.commbase import PROC_NULL, CommBase, _blocked_in, as_rank
 from shoal.spmd.matching import ANY_SOURCE, ANY_TAG, Message
 from shoal.spmd.message import Message as MatchedMessage
 from shoal.spmd.objcodec import PICKLE
+from shoal.spmd.objpath import NOT_TAKEN, Taken
 from shoal.spmd.request import (
     Prequest,
     Request,
@@ -46,7 +47,11 @@ class PointToPoint(CommBase):
     # -- object API --------------------------------------------------------------
 
     def send(self, obj: Any, dest: int, tag: int = 0) -> None:
-        # The hot path of the object API, written out flat on purpose.
+        # A plain value in one step (see shoal.spmd.objpath); then the general path,
+        # written out flat on purpose.
+        path = self._path
+        if path is not None and path.send(obj, dest, tag):
+            return
         if self._freed or not (0 <= dest < self._size and 0 <= tag <= self._tag_bound):
             if dest == PROC_NULL and not self._freed:
                 return
@@ -124,6 +129,11 @@ class PointToPoint(CommBase):
 
     def recv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG,
              status: Status | None = None) -> Any:
+        path = self._path
+        if path is not None and buf is None and status is None:  # see shoal.spmd.objpath
+            got = path.recv(source, tag)
+            if got is not NOT_TAKEN:
+                return self._decode(got.message) if type(got) is Taken else got
         if buf is not None:
             _warn_buf()
         if source == PROC_NULL:
