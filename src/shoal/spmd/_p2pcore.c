@@ -209,7 +209,10 @@ static PyObject *ObjectPath_send(ObjectPath *self, PyObject *const *args, Py_ssi
     }
     PyObject *send_args[5] = {PyTuple_GET_ITEM(self->ranks, dest), self->ctx, args[2], head,
                               pickled_flag};
-    PyObject *sent = PyObject_Vectorcall(self->send_fast, send_args, 5, NULL);
+    PyObject *send_fast = self->send_fast; /* (held: another thread may bind a new engine's) */
+    Py_INCREF(send_fast);
+    PyObject *sent = PyObject_Vectorcall(send_fast, send_args, 5, NULL);
+    Py_DECREF(send_fast);
     Py_DECREF(head);
     return sent;
 }
@@ -238,7 +241,12 @@ static PyObject *ObjectPath_recv(ObjectPath *self, PyObject *const *args, Py_ssi
     if (spin == NULL) return NULL;
     PyObject *receive_args[5] = {PyTuple_GET_ITEM(self->ranks, source), self->ctx, args[1],
                                  Py_None, spin};
-    PyObject *message = PyObject_Vectorcall(self->receive_fast, receive_args, 5, NULL);
+    /* (held: the GIL is released while it spins, and another thread may bind a new
+     * engine's paths meanwhile) */
+    PyObject *receive_fast = self->receive_fast;
+    Py_INCREF(receive_fast);
+    PyObject *message = PyObject_Vectorcall(receive_fast, receive_args, 5, NULL);
+    Py_DECREF(receive_fast);
     Py_DECREF(spin);
     if (message == NULL) return NULL;
     if (message == Py_None) {
