@@ -52,9 +52,9 @@ def paths(kind, made, codec=None, ranks=(0, 1)):
 @needs_fast
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("value", [b"x", b"", "text", 12, -3, 2**70, 1.5, True, False, None,
-                                   b"y" * 10_000])
+                                   b"y" * 10_000, b"z" * 64 * 1024, "\u00e9" * 64 * 1024])
 def test_a_plain_value_goes_in_one_step_and_comes_out_equal(kind, value) -> None:
-    with engine_pair(CompiledRings) as made:
+    with engine_pair(CompiledRings, ring_bytes=1 << 20) as made:
         (a, b), _ = paths(kind, made)
         assert a.send(value, 1, 5) is True
         got = b.recv(0, 5)
@@ -72,6 +72,8 @@ def test_what_it_declines_is_left_untouched_for_the_general_path(kind) -> None:
         not_taken = kind[2]
         for value in ([1, 2], (1,), {"a": 1}, np.zeros(3), bytearray(b"x"), 1 + 2j):
             assert a.send(value, 1, 5) is False  # (may hold buffers out of band)
+        for value in (b"x" * (64 * 1024 + 1), "y" * (64 * 1024 + 1)):
+            assert a.send(value, 1, 5) is False  # (comm.send would pickle it twice)
         for dest in (-1, 2, 1.0, True, None, -2, 2**80):
             assert a.send(b"x", dest, 5) is False
         for tag in (-1, -2, TAG_BOUND + 1, 1.0, None):

@@ -173,15 +173,20 @@ static int tag_ok(ObjectPath *self, PyObject *tag, int any) {
     return !overflow && ((t >= 0 && t <= self->tag_bound) || (any && t == ANY_TAG));
 }
 
-/* What a plain value is: nothing in it can go out of band. */
+/* A plain value this path takes: nothing in it can go out of band, and a bytes or str is
+ * at most PLAIN_MOST long (a longer one is likely too large for the engine's one-step
+ * send, and comm.send would pickle it a second time). */
+#define PLAIN_MOST (64 * 1024)
 static int plain(PyObject *obj) {
-    return PyBytes_CheckExact(obj) || PyUnicode_CheckExact(obj) || PyLong_CheckExact(obj) ||
-           PyFloat_CheckExact(obj) || PyBool_Check(obj) || obj == Py_None;
+    if (PyBytes_CheckExact(obj)) return PyBytes_GET_SIZE(obj) <= PLAIN_MOST;
+    if (PyUnicode_CheckExact(obj)) return PyUnicode_GET_LENGTH(obj) <= PLAIN_MOST;
+    return PyLong_CheckExact(obj) || PyFloat_CheckExact(obj) || PyBool_Check(obj) ||
+           obj == Py_None;
 }
 
 /* send(obj, dest, tag) -> bool
- * Send obj to dest with tag in one step, if it is a plain value (bytes, str, int, float,
- * bool, None), dest and tag are plain ints in range, the codec is the standard pickle and
+ * Send obj to dest with tag in one step, if it is a plain value (bytes or str of at most
+ * PLAIN_MOST, int, float, bool, None), dest and tag are plain ints in range, the codec is the standard pickle and
  * the engine's send_fast takes it; else False, nothing sent (comm.send does the rest and
  * says what is wrong, if anything is). */
 static PyObject *ObjectPath_send(ObjectPath *self, PyObject *const *args, Py_ssize_t nargs) {
