@@ -10,10 +10,11 @@ from shoal.wire.header import DATA
 class OutgoingSend:
     """A send in flight: the chunks still to write and whether it is complete."""
 
-    __slots__ = ("dst", "chunks", "index", "offset", "done", "sync", "seq", "hold")
+    __slots__ = ("dst", "chunks", "index", "offset", "done", "sync", "seq", "hold", "whole")
 
     def __init__(self, dst: int, chunks: list[memoryview], sync: bool, seq: int) -> None:
         self.hold: list[memoryview] | None = None  # buffers a receiver copies by rendezvous
+        self.whole = False  # [header, body], written as one frame once it fits (see _pump)
         self.dst = dst
         self.chunks = chunks
         self.index = 0

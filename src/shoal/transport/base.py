@@ -34,6 +34,11 @@ class Endpoint(ABC):
     #: Compiled rings have their own (``bind_engine``); elsewhere the general path
     #: is as quick.
     python_fast_paths: bool = False
+    #: The most a message may be for the engine to write it into the stream to a peer
+    #: as one whole frame, waiting for room rather than writing it a piece at a time
+    #: (0: never; see ``Engine._whole``).  Rings whose reader takes a whole frame
+    #: straight into the receive's buffer in one step say so.
+    whole_frames: int = 0
     #: Whether :meth:`sleep` may run while another thread of the rank uses the endpoint
     #: (the engine then sleeps without its lock).  A sleep that only waits on a doorbell
     #: may; one that reads the streams (TCP) may not, and the engine sleeps holding it.

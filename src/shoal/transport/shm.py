@@ -527,6 +527,11 @@ class ShmEndpoint(Endpoint):
 
     sleeps_unlocked = True  # its sleep only waits on the doorbell
 
+    @property
+    def whole_frames(self) -> int:  # type: ignore[override]
+        """Half a ring: a frame up to it is written whole (see Endpoint.whole_frames)."""
+        return self.layout.ring_bytes // 2
+
     def is_local(self, peer: int) -> bool:
         return True
 
