@@ -36,7 +36,10 @@ def mark_and_sleep(folder: str, name: str, seconds: float, again: float = 0.0) -
     """
     base = Path(folder)
     attempt = len(list(base.glob(f"{name}.*"))) + 1
-    (base / f"{name}.{attempt}").write_text(str(os.getpid()))
+    # Written whole, then named: a test that sees the file reads the pid, never "".
+    partial = base / f".{name}.{os.getpid()}.partial"
+    partial.write_text(str(os.getpid()))
+    os.replace(partial, base / f"{name}.{attempt}")
     time.sleep(seconds if attempt == 1 else again)
     return f"{name} ran {attempt} time(s)"
 
