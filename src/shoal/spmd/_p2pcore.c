@@ -186,9 +186,9 @@ static int plain(PyObject *obj) {
 
 /* send(obj, dest, tag) -> bool
  * Send obj to dest with tag in one step, if it is a plain value (bytes or str of at most
- * PLAIN_MOST, int, float, bool, None), dest and tag are plain ints in range, the codec is the standard pickle and
- * the engine's send_fast takes it; else False, nothing sent (comm.send does the rest and
- * says what is wrong, if anything is). */
+ * PLAIN_MOST, int, float, bool, None), dest and tag are plain ints in range, the codec is
+ * the standard pickle and the engine's send_fast takes it; else False, nothing sent
+ * (comm.send does the rest and says what is wrong, if anything is). */
 static PyObject *ObjectPath_send(ObjectPath *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) return PyErr_Format(PyExc_TypeError, "send(obj, dest, tag)");
     PyObject *obj = args[0];

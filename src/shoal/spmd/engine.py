@@ -91,14 +91,16 @@ class Engine(Incoming, Waiting):
             and singlecopy.usable()) else _NEVER
         # ... and from this size (one part, its sender waiting), by both ranks at once.
         self._split = singlecopy.split_threshold() if self._rendezvous != _NEVER else _NEVER
+        # The most a message takes the one-step paths here (never one that goes by
+        # rendezvous).
+        one_step = min(_ONE_STEP_LOCAL, self._rendezvous - 1)
         # A one-part message up to this size goes into the stream as one whole frame,
         # written once it fits, not a piece at a time as room frees up: the reader then
         # takes it straight into its buffer in one step.  Written in pieces, a reader
         # that has fallen behind takes each piece in Python, stays behind, and the
         # stream never leaves that pace (measured, 2 ranks, back-to-back 1 MiB Bcasts:
         # 340-770 us each, against 43 us whole).
-        self._whole = 0 if endpoint is None else min(
-            endpoint.whole_frames, _ONE_STEP_LOCAL, self._rendezvous - 1)
+        self._whole = 0 if endpoint is None else min(endpoint.whole_frames, one_step)
         self._puts: dict[tuple[int, int], bool | None] = {}  # (source, seq): PUT_DONE's news
         # THREAD_MULTIPLE: the lock guards all of the above; waiting threads release it.
         self._lock = threading.Lock()
@@ -115,7 +117,7 @@ class Engine(Incoming, Waiting):
             # ranks: 64 KiB streamed 8.6 -> 15.0 GB/s, a ping-pong of 64 KiB 21.0 -> 8.4
             # us, of 1 MiB 209 -> 122), and never one that goes by rendezvous.
             bind(self._lock.locked, self.matcher.posted, self.matcher.unexpected, self._queues,
-                 self._reading, min(_ONE_STEP_LOCAL, self._rendezvous - 1))
+                 self._reading, one_step)
             self.send_fast = endpoint.send_fast  # type: ignore[union-attr,method-assign]
             self.receive_fast = endpoint.receive_fast  # type: ignore[union-attr,method-assign]
         elif endpoint is not None and endpoint.python_fast_paths:
